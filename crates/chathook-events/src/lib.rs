@@ -1,0 +1,18 @@
+//! The domain events of chathook and the durable event log they are appended to.
+//!
+//! This crate owns the one typed [`Event`] enum (presence changes, messages, group changes, profile
+//! changes), the [`Message`] it carries, and the [`EventLog`] trait: the consumer API (read from a
+//! position, acknowledge up to a position, wait for new events) that the webhook engine reads through.
+//! It knows nothing of storage engines, gateways or webhooks: the store implements the trait, the IM core
+//! produces events, the webhook engine consumes them.
+
+mod event;
+mod log;
+mod message;
+
+pub use event::{
+    Event, GroupChange, GroupRef, LiveMemberStatus, OfflineMessage, PresenceChange, PresenceReason,
+    ProfileChange,
+};
+pub use log::{EventLog, EventLogError, LoggedEvent, StartAt};
+pub use message::{ChannelType, Message, MessageHeader};

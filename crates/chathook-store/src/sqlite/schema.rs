@@ -1,0 +1,57 @@
+//! The tables of the embedded store, created on open.
+
+use rusqlite::{Connection, OptionalExtension};
+
+use crate::StoreError;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS tokens (
+    uid TEXT NOT NULL, device_flag INTEGER NOT NULL, token_hash BLOB NOT NULL, device_level INTEGER NOT NULL,
+    PRIMARY KEY (uid, device_flag)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS profiles (
+    uid TEXT PRIMARY KEY, name TEXT NOT NULL, avatar TEXT NOT NULL, custom TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS channels (
+    channel_id TEXT NOT NULL, channel_type INTEGER NOT NULL, large INTEGER NOT NULL, ban INTEGER NOT NULL,
+    disband INTEGER NOT NULL, live INTEGER NOT NULL, PRIMARY KEY (channel_id, channel_type)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS subscribers (
+    channel_id TEXT NOT NULL, channel_type INTEGER NOT NULL, uid TEXT NOT NULL,
+    UNIQUE (channel_id, channel_type, uid));
+CREATE TABLE IF NOT EXISTS blacklist (
+    channel_id TEXT NOT NULL, channel_type INTEGER NOT NULL, uid TEXT NOT NULL,
+    UNIQUE (channel_id, channel_type, uid));
+CREATE TABLE IF NOT EXISTS messages (
+    channel_key TEXT NOT NULL, channel_type INTEGER NOT NULL, message_seq INTEGER NOT NULL,
+    message_id INTEGER NOT NULL, client_msg_no TEXT NOT NULL, from_uid TEXT NOT NULL,
+    channel_id TEXT NOT NULL, header INTEGER NOT NULL, setting INTEGER NOT NULL, expire INTEGER NOT NULL,
+    timestamp INTEGER NOT NULL, payload BLOB NOT NULL,
+    PRIMARY KEY (channel_key, channel_type, message_seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS client_msgs (
+    from_uid TEXT NOT NULL, client_msg_no TEXT NOT NULL, created_at INTEGER NOT NULL,
+    message_id INTEGER NOT NULL, message_seq INTEGER NOT NULL,
+    PRIMARY KEY (from_uid, client_msg_no)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS client_msgs_created ON client_msgs(created_at);
+CREATE TABLE IF NOT EXISTS events (
+    position INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS consumers (name TEXT PRIMARY KEY, position INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS connections (
+    conn_id INTEGER PRIMARY KEY, uid TEXT NOT NULL, device_flag INTEGER NOT NULL,
+    connected_at INTEGER NOT NULL);
+";
+
+/// Creates the tables that are missing.
+pub(crate) fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch(SCHEMA)?;
+    Ok(())
+}
+
+/// The AUTOINCREMENT high-water mark of `table` (positions are never reused, even after retention).
+pub(crate) fn sequence_of(conn: &Connection, table: &str) -> Result<i64, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT seq FROM sqlite_sequence WHERE name = ?1",
+            [table],
+            |r| r.get::<_, i64>(0),
+        )
+        .optional()?
+        .unwrap_or(0))
+}

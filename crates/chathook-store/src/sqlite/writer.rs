@@ -1,0 +1,163 @@
+//! The single writer: one thread owns the write connection and commits every queued job in one
+//! transaction (group commit), so throughput is not capped by one fsync per write.
+//!
+//! A job runs inside its own savepoint: a job that fails rolls back alone and the others in the batch
+//! still commit. Replies are sent only after the commit is durable. In-memory state (sequence numbers,
+//! the id generator, the event head) is changed by a job only after its SQL succeeded, and the cache is
+//! dropped when a commit fails.
+
+use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use chathook_events::Event;
+use rusqlite::{params, Connection};
+use tokio::sync::{mpsc, watch};
+
+use crate::{Snowflake, StoreError};
+
+/// What a job hands back: called once with the commit's result.
+pub(crate) type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+/// A unit of work for the writer.
+pub(crate) type Job = Box<dyn FnOnce(&mut WriteCtx<'_>) -> Reply + Send>;
+
+/// State the writer keeps between commits.
+pub(crate) struct WriterState {
+    /// Last sequence number per (channel key, channel type), loaded on first use.
+    pub seqs: HashMap<(String, u8), u64>,
+    pub ids: Snowflake,
+    /// Position of the newest event written in the current batch.
+    pub pending_head: Option<u64>,
+}
+
+/// What a job may touch.
+pub(crate) struct WriteCtx<'a> {
+    pub conn: &'a Connection,
+    pub state: &'a mut WriterState,
+}
+
+impl WriteCtx<'_> {
+    /// Appends events and returns the position of the last one.
+    pub fn append_events(&mut self, events: &[Event]) -> Result<Option<u64>, StoreError> {
+        if events.is_empty() {
+            return Ok(None);
+        }
+        let at_ms = now_ms();
+        let mut stmt = self
+            .conn
+            .prepare_cached("INSERT INTO events(at_ms, body) VALUES (?1, ?2)")?;
+        let mut last = 0;
+        for event in events {
+            let body = serde_json::to_string(event)
+                .map_err(|e| StoreError::Storage(format!("event not serializable: {e}")))?;
+            stmt.execute(params![at_ms, body])?;
+            last = self.conn.last_insert_rowid() as u64;
+        }
+        Ok(Some(last))
+    }
+
+    /// Notes that the batch wrote events up to `position` (call once the job's SQL succeeded).
+    pub fn note_head(&mut self, position: Option<u64>) {
+        if let Some(p) = position {
+            self.state.pending_head = Some(self.state.pending_head.map_or(p, |h| h.max(p)));
+        }
+    }
+}
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Runs `job` in a savepoint and turns its result into a reply for after the commit.
+pub(crate) fn in_savepoint<R: Send + 'static>(
+    ctx: &mut WriteCtx<'_>,
+    job: impl FnOnce(&mut WriteCtx<'_>) -> Result<R, StoreError>,
+) -> Result<R, StoreError> {
+    ctx.conn.execute_batch("SAVEPOINT job")?;
+    let saved_head = ctx.state.pending_head;
+    match job(ctx) {
+        Ok(r) => {
+            ctx.conn.execute_batch("RELEASE job")?;
+            Ok(r)
+        }
+        Err(e) => {
+            ctx.state.pending_head = saved_head;
+            if let Err(rollback) = ctx.conn.execute_batch("ROLLBACK TO job; RELEASE job") {
+                tracing::error!(error = %rollback, "savepoint rollback failed");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Counters of the writer, shared with `/metrics`.
+#[derive(Clone, Default)]
+pub struct WriterMetrics {
+    pub commits: prometheus_client::metrics::counter::Counter,
+    pub jobs: prometheus_client::metrics::counter::Counter,
+    pub failed_commits: prometheus_client::metrics::counter::Counter,
+}
+
+/// The writer loop; runs on its own thread until every sender is dropped.
+pub(crate) fn run(
+    conn: Connection,
+    mut state: WriterState,
+    mut jobs: mpsc::Receiver<Job>,
+    head: watch::Sender<u64>,
+    max_batch: usize,
+    metrics: WriterMetrics,
+) {
+    let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
+    let mut replies: Vec<Reply> = Vec::with_capacity(max_batch);
+    while let Some(first) = jobs.blocking_recv() {
+        batch.push(first);
+        while batch.len() < max_batch {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        metrics.jobs.inc_by(batch.len() as u64);
+        let begun = conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(StoreError::from);
+        if let Err(e) = begun {
+            tracing::error!(error = %e, "cannot begin a write transaction");
+            metrics.failed_commits.inc();
+            // Dropping the jobs closes their reply channels: each caller gets `NotCommitted`.
+            batch.clear();
+            continue;
+        }
+        state.pending_head = None;
+        {
+            let mut ctx = WriteCtx {
+                conn: &conn,
+                state: &mut state,
+            };
+            for job in batch.drain(..) {
+                replies.push(job(&mut ctx));
+            }
+        }
+        let committed = conn.execute_batch("COMMIT").map_err(StoreError::from);
+        match &committed {
+            Ok(()) => {
+                metrics.commits.inc();
+                if let Some(h) = state.pending_head.take() {
+                    head.send_replace(h);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "commit failed; the batch is rolled back");
+                metrics.failed_commits.inc();
+                let _ = conn.execute_batch("ROLLBACK");
+                state.seqs.clear();
+                state.pending_head = None;
+            }
+        }
+        for reply in replies.drain(..) {
+            reply(committed.clone());
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! Plain records passed across the storage traits.
+
+use std::collections::BTreeMap;
+
+use chathook_events::{Message, MessageHeader};
+
+/// A device token, stored as a hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub uid: String,
+    pub device_flag: u8,
+    /// SHA-256 of the token.
+    pub token_hash: Vec<u8>,
+    /// 1 primary, 0 secondary.
+    pub device_level: u8,
+}
+
+/// A user's profile (chathook's extension; WuKongIM keeps none).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Profile {
+    pub uid: String,
+    pub name: String,
+    pub avatar: String,
+    pub custom: BTreeMap<String, String>,
+}
+
+/// A channel's flags as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelFlags {
+    pub channel_id: String,
+    pub channel_type: u8,
+    pub large: bool,
+    pub ban: bool,
+    pub disband: bool,
+    /// Members' online changes become `group.member_online_status` events.
+    pub live: bool,
+}
+
+/// A stored channel with its lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelRecord {
+    pub flags: ChannelFlags,
+    pub subscribers: Vec<String>,
+    pub blacklist: Vec<String>,
+}
+
+/// How a write changes a channel's subscribers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubscriberChange {
+    /// Add these uids; with `reset`, they replace the existing subscribers.
+    Add { uids: Vec<String>, reset: bool },
+    Remove { uids: Vec<String> },
+}
+
+/// How a write changes a uid list (blacklist).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListChange {
+    Add(Vec<String>),
+    Remove(Vec<String>),
+    Set(Vec<String>),
+}
+
+/// What a channel write did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelDiff {
+    /// The channel did not exist before.
+    pub created: bool,
+    /// `disband` went from false to true.
+    pub dismissed: bool,
+    /// Subscribers that were not members before.
+    pub added: Vec<String>,
+    /// Members that are gone.
+    pub removed: Vec<String>,
+    /// The channel after the write.
+    pub channel: ChannelRecord,
+}
+
+/// A message before the store gives it an id, a sequence number and a timestamp.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMessage {
+    /// The storage key of the channel: the group id, or the two uids of a person channel joined by `@`.
+    pub channel_key: String,
+    pub channel_id: String,
+    pub channel_type: u8,
+    pub client_msg_no: String,
+    pub from_uid: String,
+    pub header: MessageHeader,
+    pub setting: u8,
+    pub expire: u32,
+    pub payload: Vec<u8>,
+}
+
+/// The store's answer to an append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppendOutcome {
+    /// The message was accepted (and stored unless `no_persist`).
+    Stored(Message),
+    /// The sender already sent this `client_msg_no`: the first message's ids, nothing new written.
+    Duplicate {
+        message_id: i64,
+        message_seq: u64,
+        client_msg_no: String,
+    },
+}
+
+/// WuKongIM's `pull_mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PullMode {
+    /// 0: from `start` towards older messages.
+    Down,
+    /// 1: from `start` towards newer messages.
+    Up,
+}
+
+/// One page request of a channel's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncQuery {
+    pub channel_key: String,
+    pub channel_type: u8,
+    /// Included in the page (0 = from the newest, or from the oldest when pulling up).
+    pub start_seq: u64,
+    /// Excluded from the page (0 = no bound).
+    pub end_seq: u64,
+    pub limit: usize,
+    pub pull_mode: PullMode,
+    /// Unix seconds used to hide expired messages.
+    pub now: i64,
+}
+
+/// One page of history, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncPage {
+    pub messages: Vec<Message>,
+    /// More messages lie beyond this page in the pull direction.
+    pub more: bool,
+}
+
+/// A connection recorded as online.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnRecord {
+    pub conn_id: u64,
+    pub uid: String,
+    pub device_flag: u8,
+    /// Unix milliseconds.
+    pub connected_at_ms: i64,
+}
+
+/// The storage key of the person channel between two users: the same whichever of them sends.
+pub fn person_channel_key(a: &str, b: &str) -> String {
+    if a <= b {
+        format!("{a}@{b}")
+    } else {
+        format!("{b}@{a}")
+    }
+}
