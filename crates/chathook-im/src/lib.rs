@@ -1,0 +1,182 @@
+//! The IM core of chathook: the WebSocket JSON-RPC gateway, presence, messaging and the WuKongIM REST API.
+//!
+//! Data flows one way: `gateway` (frames, auth, limits, sessions) and `api` (backend REST calls) call
+//! into [`Im`], which owns `presence` (who is online), `channels` (group cache) and `messaging` (ids,
+//! persistence with events, fan-out). Every state change appends its events to the store's event log
+//! before it is acknowledged. This crate produces events and never consumes them: it knows nothing of
+//! webhooks.
+
+pub mod api;
+mod channels;
+pub mod config;
+pub mod error;
+pub mod gateway;
+mod groups;
+mod messaging;
+pub mod metrics;
+pub mod presence;
+mod users;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use chathook_events::{Event, LiveMemberStatus, PresenceChange, PresenceReason};
+use chathook_store::{ConnRecord, Store, StoreError};
+use tokio::sync::{watch, Semaphore};
+
+pub use channels::Channels;
+pub use config::{GatewayConfig, ImConfig, Limits, MessagesConfig};
+pub use error::{ChannelError, SendError};
+pub use groups::valid_channel_id;
+pub use messaging::{Origin, SendAck, SendRequest};
+pub use metrics::ImMetrics;
+pub use presence::Presence;
+pub use users::DEVICE_LEVEL_PRIMARY;
+
+/// The IM core's shared state. Cloning is cheap and shares it.
+#[derive(Clone)]
+pub struct Im {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    presence: Presence,
+    channels: Channels,
+    config: ImConfig,
+    metrics: ImMetrics,
+    next_conn_id: AtomicU64,
+    /// Flipped to true when the server shuts down; sessions watch it.
+    shutdown: watch::Sender<bool>,
+    /// One permit per WebSocket session (the connection cap); all permits back = all sessions ended.
+    sessions: Arc<Semaphore>,
+}
+
+impl Im {
+    /// Starts the IM core on `store`: connections the store still records as online (the server
+    /// stopped without reporting them) are reported offline with reason `server_restart`.
+    pub async fn start(
+        store: Arc<dyn Store>,
+        config: ImConfig,
+        metrics: ImMetrics,
+    ) -> Result<Im, StoreError> {
+        let channels = Channels::default();
+        channels.load_live(&store.live_channels().await?);
+        let im = Im {
+            inner: Arc::new(Inner {
+                store,
+                presence: Presence::default(),
+                channels,
+                next_conn_id: AtomicU64::new(1),
+                shutdown: watch::channel(false).0,
+                sessions: Arc::new(Semaphore::new(config.limits.max_connections)),
+                config,
+                metrics,
+            }),
+        };
+        let recovering = im.clone();
+        let recovered = im
+            .store()
+            .recover_connections(Box::new(move |conns: &Vec<ConnRecord>| {
+                recovering.restart_events(conns)
+            }))
+            .await?;
+        if let Some(max) = recovered.iter().map(|c| c.conn_id).max() {
+            im.inner.next_conn_id.store(max + 1, Ordering::Relaxed);
+        }
+        if !recovered.is_empty() {
+            tracing::info!(
+                connections = recovered.len(),
+                "reported connections left online by the previous run as offline"
+            );
+        }
+        Ok(im)
+    }
+
+    /// Offline events for connections that were online when the server stopped, counts falling to 0.
+    fn restart_events(&self, conns: &[ConnRecord]) -> Vec<Event> {
+        let mut events = Vec::new();
+        for (i, conn) in conns.iter().enumerate() {
+            let rest = conns[i + 1..].iter().filter(|c| c.uid == conn.uid);
+            let (device, total) = rest.fold((0u32, 0u32), |(d, t), c| {
+                (d + u32::from(c.device_flag == conn.device_flag), t + 1)
+            });
+            events.extend(self.presence_events(
+                PresenceChange {
+                    uid: conn.uid.clone(),
+                    device_flag: conn.device_flag,
+                    conn_id: conn.conn_id,
+                    device_online_count: device,
+                    total_online_count: total,
+                    reason: PresenceReason::ServerRestart,
+                },
+                false,
+            ));
+        }
+        self.metrics().count_events(&events);
+        events
+    }
+
+    /// The events of one presence change: the user's, and the live groups' the user is in.
+    pub(crate) fn presence_events(&self, change: PresenceChange, online: bool) -> Vec<Event> {
+        let mut events = Vec::with_capacity(1);
+        for group in self.channels().live_groups_of(&change.uid) {
+            events.push(Event::GroupMemberOnlineStatus(LiveMemberStatus {
+                channel_id: group,
+                uid: change.uid.clone(),
+                device_flag: change.device_flag,
+                online,
+            }));
+        }
+        events.insert(
+            0,
+            if online {
+                Event::UserOnline(change)
+            } else {
+                Event::UserOffline(change)
+            },
+        );
+        events
+    }
+
+    pub fn store(&self) -> &dyn Store {
+        &*self.inner.store
+    }
+
+    pub fn presence(&self) -> &Presence {
+        &self.inner.presence
+    }
+
+    pub fn channels(&self) -> &Channels {
+        &self.inner.channels
+    }
+
+    pub fn config(&self) -> &ImConfig {
+        &self.inner.config
+    }
+
+    pub fn metrics(&self) -> &ImMetrics {
+        &self.inner.metrics
+    }
+
+    pub(crate) fn next_conn_id(&self) -> u64 {
+        self.inner.next_conn_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn sessions(&self) -> &Arc<Semaphore> {
+        &self.inner.sessions
+    }
+
+    pub(crate) fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.inner.shutdown.subscribe()
+    }
+
+    /// Tells every session to disconnect its client and waits until each has reported its user offline.
+    pub async fn shutdown(&self) {
+        self.inner.shutdown.send_replace(true);
+        let all = self.config().limits.max_connections as u32;
+        if let Ok(permits) = self.inner.sessions.acquire_many(all).await {
+            permits.forget();
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! JSON bodies whose errors name the field: `serde_path_to_error` gives the path of the value that
+//! failed; missing and unknown fields are named by serde's message.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
+
+use super::error::{ApiError, V1Error};
+
+/// A JSON body for WuKongIM routes; errors come in WuKongIM's shape.
+pub struct WkJson<T>(pub T);
+
+/// A JSON body for `/v1` routes; errors come in DESIGN's shape.
+pub struct V1Json<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for WkJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| ApiError {
+            status: if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                StatusCode::PAYLOAD_TOO_LARGE
+            } else {
+                StatusCode::BAD_REQUEST
+            },
+            code: if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                "body_too_large"
+            } else {
+                "body_unreadable"
+            },
+            message: format!("{e} (limits.max_http_body_bytes)"),
+            field: None,
+        })?;
+        parse(&bytes).map(WkJson)
+    }
+}
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for V1Json<T> {
+    type Rejection = V1Error;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        WkJson::from_request(req, state)
+            .await
+            .map(|WkJson(v)| V1Json(v))
+            .map_err(V1Error)
+    }
+}
+
+/// Parses a JSON body, naming the offending field on error.
+pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.is_empty() {
+        return Err(ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code: "body_missing",
+            message: "a JSON body is required".into(),
+            field: None,
+        });
+    }
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        let message = inner.to_string();
+        let named = backticked(&message);
+        let field = match (path.as_str(), named) {
+            (".", Some(name)) => Some(name.to_string()),
+            (".", None) => None,
+            (p, Some(name)) if message.starts_with("missing field") || message.starts_with("unknown field") => {
+                Some(format!("{p}.{name}"))
+            }
+            (p, _) => Some(p.to_string()),
+        };
+        let code = if inner.is_syntax() || inner.is_eof() {
+            "json_invalid"
+        } else if message.starts_with("missing field") {
+            "field_missing"
+        } else if message.starts_with("unknown field") {
+            "field_unknown"
+        } else {
+            "field_invalid"
+        };
+        let message = match &field {
+            Some(f) if code == "field_invalid" => format!("{f}: {message}"),
+            _ => message,
+        };
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code,
+            message,
+            field,
+        }
+    })
+}
+
+fn backticked(message: &str) -> Option<&str> {
+    let start = message.find('`')? + 1;
+    let len = message[start..].find('`')?;
+    Some(&message[start..start + len])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Req {
+        uid: String,
+        #[serde(default)]
+        device_flag: u8,
+        #[serde(default)]
+        inner: Option<Inner>,
+    }
+
+    #[derive(serde::Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct Inner {
+        n: u8,
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = parse::<Req>(br#"{"device_flag":0}"#).unwrap_err();
+        assert_eq!((e.code, e.field.as_deref()), ("field_missing", Some("uid")));
+        let e = parse::<Req>(br#"{"uid":"a","device_flag":"x"}"#).unwrap_err();
+        assert_eq!((e.code, e.field.as_deref()), ("field_invalid", Some("device_flag")));
+        let e = parse::<Req>(br#"{"uid":"a","device_flag":300}"#).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("device_flag"));
+        let e = parse::<Req>(br#"{"uid":"a","inner":{"n":-1}}"#).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("inner.n"));
+        let e = parse::<Req>(br#"{"uid":"a","x":1}"#).unwrap_err();
+        assert_eq!((e.code, e.field.as_deref()), ("field_unknown", Some("x")));
+        let e = parse::<Req>(b"{not json").unwrap_err();
+        assert_eq!(e.code, "json_invalid");
+    }
+}

@@ -1,0 +1,82 @@
+//! The REST API a business backend calls: WuKongIM's routes and bodies (`users`, `channels`,
+//! `messages`) and chathook's `/v1` profile routes. Authentication is the binary's job: it wraps this
+//! router with the admin-key check.
+
+mod channels;
+pub mod error;
+pub mod extract;
+mod messages;
+mod users;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use serde::{Deserialize, Deserializer};
+use serde_json::{json, Value};
+
+use crate::Im;
+use error::ApiError;
+
+/// Every IM route (admin-key protected by the caller).
+pub fn router(im: Im) -> Router {
+    let body_limit = im.config().limits.max_http_body_bytes;
+    Router::new()
+        .route("/user/token", post(users::update_token))
+        .route("/user/device_quit", post(users::device_quit))
+        .route("/user/onlinestatus", post(users::online_status))
+        .route(
+            "/v1/users/{uid}/profile",
+            get(users::get_profile).put(users::put_profile),
+        )
+        .route("/channel", post(channels::upsert))
+        .route("/channel/subscriber_add", post(channels::subscriber_add))
+        .route("/channel/subscriber_remove", post(channels::subscriber_remove))
+        .route("/channel/delete", post(channels::delete))
+        .route("/channel/blacklist_add", post(channels::blacklist_add))
+        .route("/channel/blacklist_remove", post(channels::blacklist_remove))
+        .route("/channel/blacklist_set", post(channels::blacklist_set))
+        .route("/message/send", post(messages::send))
+        .route("/channel/messagesync", post(messages::sync))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(im)
+}
+
+/// `{"status":200}`.
+pub(crate) fn ok() -> axum::Json<Value> {
+    axum::Json(json!({"status": 200}))
+}
+
+/// `{"status":200,"data":...}`.
+pub(crate) fn ok_data(data: Value) -> axum::Json<Value> {
+    axum::Json(json!({"status": 200, "data": data}))
+}
+
+/// WuKongIM's 0/1 integer flags; anything else is refused with the field named by the caller.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Flag(pub bool);
+
+impl<'de> Deserialize<'de> for Flag {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match u8::deserialize(d)? {
+            0 => Ok(Flag(false)),
+            1 => Ok(Flag(true)),
+            n => Err(serde::de::Error::custom(format!("must be 0 or 1, got {n}"))),
+        }
+    }
+}
+
+/// User ids: non-empty, at most 128 bytes, no `@` (it joins the two users of a person channel's
+/// storage key) and no whitespace or control characters.
+pub(crate) fn check_uid(field: &str, uid: &str) -> Result<(), ApiError> {
+    if uid.is_empty() {
+        return Err(ApiError::field(field, "uid_empty", format!("{field} must not be empty")));
+    }
+    if uid.len() > 128 || uid.chars().any(|c| c == '@' || c.is_whitespace() || c.is_control()) {
+        return Err(ApiError::field(
+            field,
+            "uid_invalid",
+            format!("{field} must be at most 128 bytes without '@', spaces or control characters"),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,140 @@
+//! `/user/*` (WuKongIM) and `/v1/users/{uid}/profile` (chathook).
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::error::{ApiError, V1Error};
+use super::extract::{V1Json, WkJson};
+use super::{check_uid, ok, ok_data};
+use crate::Im;
+
+#[derive(Deserialize)]
+pub(super) struct UpdateTokenReq {
+    uid: String,
+    token: String,
+    #[serde(default)]
+    device_flag: u8,
+    #[serde(default)]
+    device_level: u8,
+}
+
+pub(super) async fn update_token(
+    State(im): State<Im>,
+    WkJson(req): WkJson<UpdateTokenReq>,
+) -> Result<Json<Value>, ApiError> {
+    check_uid("uid", &req.uid)?;
+    if req.token.is_empty() {
+        return Err(ApiError::field("token", "token_empty", "token must not be empty"));
+    }
+    if req.device_level > 1 {
+        return Err(ApiError::field(
+            "device_level",
+            "device_level_invalid",
+            "device_level must be 0 (secondary) or 1 (primary)",
+        ));
+    }
+    im.set_token(&req.uid, &req.token, req.device_flag, req.device_level)
+        .await?;
+    Ok(ok())
+}
+
+#[derive(Deserialize)]
+pub(super) struct DeviceQuitReq {
+    uid: String,
+    /// -1 = every device.
+    #[serde(default)]
+    device_flag: i16,
+}
+
+pub(super) async fn device_quit(
+    State(im): State<Im>,
+    WkJson(req): WkJson<DeviceQuitReq>,
+) -> Result<Json<Value>, ApiError> {
+    check_uid("uid", &req.uid)?;
+    let flag = match req.device_flag {
+        -1 => None,
+        f @ 0..=255 => Some(f as u8),
+        _ => {
+            return Err(ApiError::field(
+                "device_flag",
+                "device_flag_invalid",
+                "device_flag must be -1 (all devices) or 0..=255",
+            ))
+        }
+    };
+    im.device_quit(&req.uid, flag).await?;
+    Ok(ok())
+}
+
+/// Body: a JSON array of uids. Answer: one entry per online device of each online uid.
+pub(super) async fn online_status(
+    State(im): State<Im>,
+    WkJson(uids): WkJson<Vec<String>>,
+) -> Result<Json<Value>, ApiError> {
+    let mut out = Vec::new();
+    for (uid, devices) in im.online_status(&uids) {
+        let total: u32 = devices.iter().map(|d| d.connections).sum();
+        for d in devices {
+            out.push(json!({"uid": uid, "device_flag": d.device_flag, "online": 1,
+                            "device_online_count": d.connections, "total_online_count": total}));
+        }
+    }
+    Ok(ok_data(Value::Array(out)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ProfileReq {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    avatar: String,
+    #[serde(default)]
+    custom: BTreeMap<String, String>,
+}
+
+const MAX_PROFILE_FIELD: usize = 4096;
+
+fn profile_json(p: &chathook_store::Profile) -> Value {
+    json!({"uid": p.uid, "name": p.name, "avatar": p.avatar, "custom": p.custom})
+}
+
+pub(super) async fn get_profile(
+    State(im): State<Im>,
+    Path(uid): Path<String>,
+) -> Result<Json<Value>, V1Error> {
+    check_uid("uid", &uid)?;
+    match im.profile(&uid).await? {
+        Some(p) => Ok(Json(profile_json(&p))),
+        None => Err(ApiError::not_found("profile_not_found", format!("{uid} has no profile")).v1()),
+    }
+}
+
+pub(super) async fn put_profile(
+    State(im): State<Im>,
+    Path(uid): Path<String>,
+    V1Json(req): V1Json<ProfileReq>,
+) -> Result<Json<Value>, V1Error> {
+    check_uid("uid", &uid)?;
+    for (field, value) in [("name", &req.name), ("avatar", &req.avatar)] {
+        if value.len() > MAX_PROFILE_FIELD {
+            return Err(ApiError::field(field, "field_too_long", format!("{field} is longer than {MAX_PROFILE_FIELD} bytes")).v1());
+        }
+    }
+    if req.custom.len() > 64
+        || req.custom.iter().any(|(k, v)| k.len() > 64 || v.len() > MAX_PROFILE_FIELD)
+    {
+        return Err(ApiError::field(
+            "custom",
+            "field_too_long",
+            format!("custom holds at most 64 keys of at most 64 bytes, values of at most {MAX_PROFILE_FIELD}"),
+        )
+        .v1());
+    }
+    let profile = im.set_profile(&uid, req.name, req.avatar, req.custom).await?;
+    Ok(Json(profile_json(&profile)))
+}

@@ -1,0 +1,83 @@
+//! Channels as the message path sees them: a read-through cache of stored groups and the index of
+//! live-group memberships.
+//!
+//! The cache is invalidated (never patched) after a write, and a load that raced with a write does not
+//! fill the cache, so a stale record cannot outlive the write that replaced it.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use dashmap::DashMap;
+
+use chathook_store::{ChannelRecord, Store, StoreError};
+
+/// Read-through cache of stored channels.
+#[derive(Default)]
+pub struct Channels {
+    cache: DashMap<(String, u8), Option<Arc<ChannelRecord>>>,
+    generation: AtomicU64,
+    /// uid -> live groups the user belongs to.
+    live: RwLock<HashMap<String, BTreeSet<String>>>,
+}
+
+impl Channels {
+    /// The channel, from the cache or the store (`None` when it does not exist).
+    pub async fn get(
+        &self,
+        store: &dyn Store,
+        id: &str,
+        channel_type: u8,
+    ) -> Result<Option<Arc<ChannelRecord>>, StoreError> {
+        let key = (id.to_string(), channel_type);
+        if let Some(hit) = self.cache.get(&key) {
+            return Ok(hit.clone());
+        }
+        let generation = self.generation.load(Ordering::Acquire);
+        let loaded = store.channel(id, channel_type).await?.map(Arc::new);
+        if self.generation.load(Ordering::Acquire) == generation {
+            self.cache.insert(key, loaded.clone());
+        }
+        Ok(loaded)
+    }
+
+    /// Forgets a channel after a write and updates the live index from the written record.
+    pub fn invalidate(&self, id: &str, channel_type: u8, after: Option<&ChannelRecord>) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.cache.remove(&(id.to_string(), channel_type));
+        if channel_type == chathook_events::ChannelType::Group.as_u8() {
+            self.index_live(id, after);
+        }
+    }
+
+    /// Rebuilds the live index from every live group (at start).
+    pub fn load_live(&self, live: &[ChannelRecord]) {
+        for ch in live {
+            self.index_live(&ch.flags.channel_id, Some(ch));
+        }
+    }
+
+    fn index_live(&self, id: &str, record: Option<&ChannelRecord>) {
+        let Ok(mut live) = self.live.write() else {
+            return;
+        };
+        live.retain(|_, groups| {
+            groups.remove(id);
+            !groups.is_empty()
+        });
+        if let Some(ch) = record.filter(|c| c.flags.live && !c.flags.disband) {
+            for uid in &ch.subscribers {
+                live.entry(uid.clone()).or_default().insert(id.to_string());
+            }
+        }
+    }
+
+    /// The live groups `uid` belongs to.
+    pub fn live_groups_of(&self, uid: &str) -> Vec<String> {
+        self.live
+            .read()
+            .ok()
+            .and_then(|l| l.get(uid).map(|g| g.iter().cloned().collect()))
+            .unwrap_or_default()
+    }
+}

@@ -1,0 +1,104 @@
+//! The IM core's settings: limits and timings, each with a default (see the README's table).
+
+use serde::{Deserialize, Serialize};
+
+/// Limits on what clients and backends may send. Every one has a test at its edge.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest WebSocket frame (and message) a client may send, in bytes.
+    pub max_frame_bytes: usize,
+    /// Largest message payload, in bytes (after base64 or JSON decoding).
+    pub max_payload_bytes: usize,
+    /// Sends per second per connection (a token bucket with this burst).
+    pub sends_per_sec: u32,
+    /// Simultaneous connections of one user, all devices together.
+    pub connections_per_user: usize,
+    /// Simultaneous WebSocket connections of the whole server.
+    pub max_connections: usize,
+    /// Most subscribers a group may have.
+    pub group_max_members: usize,
+    /// Largest `limit` of `/channel/messagesync`.
+    pub sync_max_limit: usize,
+    /// Time a new WebSocket has to send `connect`, in milliseconds.
+    pub connect_timeout_ms: u64,
+    /// Frames waiting to be written to one connection; a client that lets it fill is disconnected.
+    pub outbound_queue: usize,
+    /// `recv`s a connection may leave unacknowledged before it is disconnected.
+    pub max_unacked: usize,
+    /// `send`s of one connection being processed at once; reading pauses beyond it.
+    pub max_inflight_sends: usize,
+    /// Largest HTTP request body, in bytes.
+    pub max_http_body_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_frame_bytes: 1024 * 1024,
+            max_payload_bytes: 512 * 1024,
+            sends_per_sec: 200,
+            connections_per_user: 32,
+            max_connections: 100_000,
+            group_max_members: 10_000,
+            sync_max_limit: 10_000,
+            connect_timeout_ms: 2_000,
+            outbound_queue: 1_024,
+            max_unacked: 1_024,
+            max_inflight_sends: 64,
+            max_http_body_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+/// Timings of the WebSocket gateway.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// A connection that sends no frame for this long is closed (reason: heartbeat timeout).
+    pub heartbeat_timeout_ms: u64,
+    /// A `recv` not acknowledged within this time is sent again.
+    pub ack_timeout_ms: u64,
+    /// How many times an unacknowledged `recv` is sent again before the server stops trying.
+    pub max_resends: u32,
+    /// A write to a client that takes longer than this closes the connection.
+    pub write_timeout_ms: u64,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            heartbeat_timeout_ms: 90_000,
+            ack_timeout_ms: 10_000,
+            max_resends: 3,
+            write_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// Message handling.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MessagesConfig {
+    /// A `client_msg_no` reused by the same sender within this many seconds returns the first message.
+    pub dedup_window_secs: u64,
+}
+
+impl Default for MessagesConfig {
+    fn default() -> Self {
+        MessagesConfig {
+            dedup_window_secs: 24 * 3600,
+        }
+    }
+}
+
+/// Everything the IM core is configured with.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ImConfig {
+    pub limits: Limits,
+    pub gateway: GatewayConfig,
+    pub messages: MessagesConfig,
+    /// Version string reported to clients in `connect` results.
+    pub server_version: String,
+    pub node_id: u16,
+}

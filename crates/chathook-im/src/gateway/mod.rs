@@ -1,0 +1,60 @@
+//! The WebSocket gateway: accepts connections (under the server-wide cap), and runs one session per
+//! connection speaking WuKongIM's JSON-RPC protocol (`protocol`, `session`).
+//!
+//! The gateway turns frames into calls on [`crate::Im`] and messages queued for a connection into
+//! frames; it holds no state of its own beyond each session.
+
+pub mod protocol;
+mod session;
+
+use std::future::Future;
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use axum::Router;
+use tokio::net::TcpListener;
+
+use crate::Im;
+
+/// The WebSocket router: any path upgrades (WuKongIM clients connect to the root).
+pub fn router(im: Im) -> Router {
+    Router::new()
+        .route("/", any(upgrade))
+        .fallback(upgrade)
+        .with_state(im)
+}
+
+/// Serves the gateway on `listener` until `shutdown` completes; sessions are ended by [`Im::shutdown`].
+pub async fn serve(
+    listener: TcpListener,
+    im: Im,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(im))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn upgrade(State(im): State<Im>, ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>) -> Response {
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => return rejection.into_response(),
+    };
+    if *im.shutdown_signal().borrow() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "the server is shutting down").into_response();
+    }
+    let Ok(permit) = im.sessions().clone().try_acquire_owned() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many connections: limits.max_connections reached",
+        )
+            .into_response();
+    };
+    let max = im.config().limits.max_frame_bytes;
+    ws.max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| session::run(socket, im, permit))
+}

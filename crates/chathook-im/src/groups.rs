@@ -1,0 +1,182 @@
+//! Group management for backends: create or update, subscribers, blacklist, delete. Each write
+//! appends its group events in the same commit and refreshes the channel cache.
+
+use chathook_events::{ChannelType, Event, GroupChange, GroupRef};
+use chathook_store::{ChannelDiff, ChannelFlags, ChannelRecord, ListChange, SubscriberChange};
+
+use crate::error::ChannelError;
+use crate::Im;
+
+/// Channel ids: non-empty, and only characters that are safe in URLs and keys.
+pub fn valid_channel_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '@' | ':'))
+}
+
+fn group_events(diff: &ChannelDiff) -> Vec<Event> {
+    if diff.channel.flags.channel_type != ChannelType::Group.as_u8() {
+        return Vec::new();
+    }
+    let id = &diff.channel.flags.channel_id;
+    let mut events = Vec::new();
+    if diff.created {
+        events.push(Event::GroupCreated(GroupChange {
+            channel_id: id.clone(),
+            uids: diff.channel.subscribers.clone(),
+        }));
+    } else if !diff.added.is_empty() {
+        events.push(Event::GroupMemberAdded(GroupChange {
+            channel_id: id.clone(),
+            uids: diff.added.clone(),
+        }));
+    }
+    if !diff.removed.is_empty() {
+        events.push(Event::GroupMemberRemoved(GroupChange {
+            channel_id: id.clone(),
+            uids: diff.removed.clone(),
+        }));
+    }
+    if diff.dismissed {
+        events.push(Event::GroupDismissed(GroupRef {
+            channel_id: id.clone(),
+        }));
+    }
+    events
+}
+
+impl Im {
+    fn check_channel(&self, id: &str, channel_type: u8) -> Result<(), ChannelError> {
+        if !valid_channel_id(id) {
+            return Err(ChannelError::BadChannelId);
+        }
+        if channel_type != ChannelType::Group.as_u8() {
+            return Err(ChannelError::UnsupportedChannelType(channel_type));
+        }
+        Ok(())
+    }
+
+    async fn check_size(
+        &self,
+        id: &str,
+        channel_type: u8,
+        change: &SubscriberChange,
+    ) -> Result<(), ChannelError> {
+        let SubscriberChange::Add { uids, reset } = change else {
+            return Ok(());
+        };
+        let limit = self.config().limits.group_max_members;
+        let mut members: std::collections::HashSet<&str> = uids.iter().map(String::as_str).collect();
+        let current = if *reset {
+            None
+        } else {
+            self.channels().get(self.store(), id, channel_type).await?
+        };
+        if let Some(ch) = &current {
+            members.extend(ch.subscribers.iter().map(String::as_str));
+        }
+        if members.len() > limit {
+            return Err(ChannelError::TooManyMembers {
+                size: members.len(),
+                limit,
+            });
+        }
+        Ok(())
+    }
+
+    fn after_write(&self, diff: &ChannelDiff) {
+        let f = &diff.channel.flags;
+        self.channels()
+            .invalidate(&f.channel_id, f.channel_type, Some(&diff.channel));
+        self.metrics().count_events(&group_events(diff));
+    }
+
+    /// `POST /channel`: creates or updates a group with its subscribers.
+    pub async fn upsert_channel(
+        &self,
+        flags: ChannelFlags,
+        subscribers: Vec<String>,
+        reset: bool,
+    ) -> Result<ChannelDiff, ChannelError> {
+        self.check_channel(&flags.channel_id, flags.channel_type)?;
+        let change = SubscriberChange::Add {
+            uids: subscribers,
+            reset,
+        };
+        self.check_size(&flags.channel_id, flags.channel_type, &change)
+            .await?;
+        let diff = self
+            .store()
+            .upsert_channel(flags, change, Box::new(group_events))
+            .await?;
+        self.after_write(&diff);
+        Ok(diff)
+    }
+
+    /// `POST /channel/subscriber_add|_remove`.
+    pub async fn change_subscribers(
+        &self,
+        id: &str,
+        channel_type: u8,
+        change: SubscriberChange,
+    ) -> Result<ChannelDiff, ChannelError> {
+        self.check_channel(id, channel_type)?;
+        let (SubscriberChange::Add { uids, .. } | SubscriberChange::Remove { uids }) = &change;
+        if uids.is_empty() {
+            return Err(ChannelError::NoSubscribers);
+        }
+        self.check_size(id, channel_type, &change).await?;
+        let diff = self
+            .store()
+            .change_subscribers(id, channel_type, change, Box::new(group_events))
+            .await?
+            .ok_or(ChannelError::NotFound)?;
+        self.after_write(&diff);
+        Ok(diff)
+    }
+
+    /// `POST /channel/blacklist_add|_remove|_set`.
+    pub async fn change_blacklist(
+        &self,
+        id: &str,
+        channel_type: u8,
+        change: ListChange,
+    ) -> Result<ChannelRecord, ChannelError> {
+        self.check_channel(id, channel_type)?;
+        let record = self
+            .store()
+            .change_blacklist(id, channel_type, change)
+            .await?
+            .ok_or(ChannelError::NotFound)?;
+        self.channels().invalidate(id, channel_type, Some(&record));
+        Ok(record)
+    }
+
+    /// `POST /channel/delete`: the group, its members and lists are removed; history stays.
+    pub async fn delete_channel(&self, id: &str, channel_type: u8) -> Result<(), ChannelError> {
+        self.check_channel(id, channel_type)?;
+        let deleted = self
+            .store()
+            .delete_channel(
+                id,
+                channel_type,
+                Box::new(|ch: &ChannelRecord| {
+                    vec![Event::GroupDismissed(GroupRef {
+                        channel_id: ch.flags.channel_id.clone(),
+                    })]
+                }),
+            )
+            .await?;
+        if !deleted {
+            return Err(ChannelError::NotFound);
+        }
+        self.channels().invalidate(id, channel_type, None);
+        self.metrics()
+            .events
+            .get_or_create(&vec![("type".into(), "group.dismissed".into())])
+            .inc();
+        Ok(())
+    }
+}

@@ -1,0 +1,197 @@
+//! Who is online: every authenticated connection, per user and device flag.
+//!
+//! Owns the live connection handles (each with its bounded outbound queue and control channel) and the
+//! counts WuKongIM's `user.onlinestatus` carries. Lookups take one shard lock of a concurrent map; there
+//! is no global lock on the message path. Presence never writes to storage: the gateway does that.
+
+use std::sync::{Arc, OnceLock};
+
+use axum::extract::ws::Utf8Bytes;
+use dashmap::DashMap;
+use tokio::sync::mpsc;
+
+use chathook_events::{Message, PresenceReason};
+
+/// A frame queued for one connection.
+#[derive(Debug, Clone)]
+pub enum Outbound {
+    /// A message to deliver as a `recv` notification.
+    Recv(Arc<Delivery>),
+}
+
+/// A message as a group of recipients sees it, shared between their connections. The gateway renders
+/// the frame once, on first use, whatever the number of connections.
+#[derive(Debug)]
+pub struct Delivery {
+    pub message: Arc<Message>,
+    /// The channel id these recipients see (for a person channel, the other party).
+    pub channel_id: String,
+    /// The rendered `recv` frame.
+    pub frame: OnceLock<Utf8Bytes>,
+}
+
+/// An order to close a connection, with the reason the client and the event log are told.
+#[derive(Debug, Clone)]
+pub struct Kick {
+    pub reason_code: u8,
+    pub reason: String,
+    pub presence_reason: PresenceReason,
+}
+
+/// One authenticated connection as the rest of the server sees it.
+#[derive(Debug)]
+pub struct ConnHandle {
+    pub conn_id: u64,
+    pub uid: String,
+    pub device_flag: u8,
+    pub device_level: u8,
+    pub outbound: mpsc::Sender<Outbound>,
+    pub control: mpsc::Sender<Kick>,
+}
+
+impl ConnHandle {
+    /// Asks the connection to close; a second order while one is pending is ignored.
+    pub fn kick(&self, kick: Kick) {
+        let _ = self.control.try_send(kick);
+    }
+}
+
+/// Connection counts of one user after a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    pub device: u32,
+    pub total: u32,
+}
+
+/// The registry of online connections.
+#[derive(Debug, Default)]
+pub struct Presence {
+    users: DashMap<String, Vec<Arc<ConnHandle>>>,
+}
+
+/// One device of an online user, as `/user/onlinestatus` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceStatus {
+    pub device_flag: u8,
+    pub connections: u32,
+}
+
+impl Presence {
+    /// Adds a connection unless the user already has `max_per_user`; returns the counts after.
+    pub fn add(&self, handle: Arc<ConnHandle>, max_per_user: usize) -> Option<Counts> {
+        let mut conns = self.users.entry(handle.uid.clone()).or_default();
+        if conns.len() >= max_per_user {
+            return None;
+        }
+        let flag = handle.device_flag;
+        conns.push(handle);
+        Some(counts_of(&conns, flag))
+    }
+
+    /// Removes a connection; returns the counts after, or `None` if it was not registered.
+    pub fn remove(&self, uid: &str, conn_id: u64, device_flag: u8) -> Option<Counts> {
+        let mut counts = None;
+        self.users.remove_if_mut(uid, |_, conns| {
+            if let Some(i) = conns.iter().position(|c| c.conn_id == conn_id) {
+                conns.swap_remove(i);
+                counts = Some(counts_of(conns, device_flag));
+            }
+            conns.is_empty()
+        });
+        counts
+    }
+
+    /// Calls `f` with each connection of `uid` (under the user's shard lock: `f` must not block).
+    pub fn for_each(&self, uid: &str, mut f: impl FnMut(&Arc<ConnHandle>)) {
+        if let Some(conns) = self.users.get(uid) {
+            conns.iter().for_each(&mut f);
+        }
+    }
+
+    /// The connections of `uid` (cloned handles).
+    pub fn connections(&self, uid: &str) -> Vec<Arc<ConnHandle>> {
+        self.users.get(uid).map(|c| c.clone()).unwrap_or_default()
+    }
+
+    pub fn is_online(&self, uid: &str) -> bool {
+        self.users.contains_key(uid)
+    }
+
+    /// Devices of an online user, `None` when offline.
+    pub fn devices(&self, uid: &str) -> Option<Vec<DeviceStatus>> {
+        let conns = self.users.get(uid)?;
+        let mut out: Vec<DeviceStatus> = Vec::new();
+        for c in conns.iter() {
+            match out.iter_mut().find(|d| d.device_flag == c.device_flag) {
+                Some(d) => d.connections += 1,
+                None => out.push(DeviceStatus {
+                    device_flag: c.device_flag,
+                    connections: 1,
+                }),
+            }
+        }
+        out.sort_by_key(|d| d.device_flag);
+        Some(out)
+    }
+
+    /// Every connection (for shutdown).
+    pub fn all(&self) -> Vec<Arc<ConnHandle>> {
+        self.users
+            .iter()
+            .flat_map(|e| e.value().clone())
+            .collect()
+    }
+}
+
+fn counts_of(conns: &[Arc<ConnHandle>], device_flag: u8) -> Counts {
+    Counts {
+        device: conns.iter().filter(|c| c.device_flag == device_flag).count() as u32,
+        total: conns.len() as u32,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn handle(conn_id: u64, uid: &str, flag: u8) -> Arc<ConnHandle> {
+        let (tx, _) = mpsc::channel(1);
+        let (ctl, _) = mpsc::channel(1);
+        Arc::new(ConnHandle {
+            conn_id,
+            uid: uid.into(),
+            device_flag: flag,
+            device_level: 0,
+            outbound: tx,
+            control: ctl,
+        })
+    }
+
+    #[test]
+    fn counts_follow_adds_and_removes() {
+        let p = Presence::default();
+        assert_eq!(p.add(handle(1, "a", 0), 8), Some(Counts { device: 1, total: 1 }));
+        assert_eq!(p.add(handle(2, "a", 1), 8), Some(Counts { device: 1, total: 2 }));
+        assert_eq!(p.add(handle(3, "a", 0), 8), Some(Counts { device: 2, total: 3 }));
+        assert_eq!(p.remove("a", 1, 0), Some(Counts { device: 1, total: 2 }));
+        assert_eq!(p.remove("a", 1, 0), None);
+        assert_eq!(
+            p.devices("a").unwrap(),
+            vec![
+                DeviceStatus { device_flag: 0, connections: 1 },
+                DeviceStatus { device_flag: 1, connections: 1 }
+            ]
+        );
+        p.remove("a", 2, 1);
+        p.remove("a", 3, 0);
+        assert!(!p.is_online("a"));
+    }
+
+    #[test]
+    fn per_user_limit_is_enforced() {
+        let p = Presence::default();
+        assert!(p.add(handle(1, "a", 0), 1).is_some());
+        assert!(p.add(handle(2, "a", 0), 1).is_none());
+        assert!(p.add(handle(3, "b", 0), 1).is_some());
+    }
+}

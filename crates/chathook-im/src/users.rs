@@ -1,0 +1,139 @@
+//! Users: device tokens (stored hashed), logins and kicks, device quits, online status and profiles.
+
+use std::collections::BTreeMap;
+
+use chathook_events::{Event, PresenceReason, ProfileChange};
+use chathook_store::{Profile, StoreError, TokenRecord};
+use sha2::{Digest, Sha256};
+
+use crate::error::reason;
+use crate::presence::{DeviceStatus, Kick};
+use crate::Im;
+
+/// The primary device level: a login kicks the user's other connections with the same device flag.
+pub const DEVICE_LEVEL_PRIMARY: u8 = 1;
+
+fn hash_token(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+/// Compares two byte strings in time independent of where they differ.
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl Im {
+    /// Stores a device token. A primary device's new token kicks that device flag's connections.
+    pub async fn set_token(
+        &self,
+        uid: &str,
+        token: &str,
+        device_flag: u8,
+        device_level: u8,
+    ) -> Result<(), StoreError> {
+        self.store()
+            .set_token(TokenRecord {
+                uid: uid.to_string(),
+                device_flag,
+                token_hash: hash_token(token),
+                device_level,
+            })
+            .await?;
+        if device_level == DEVICE_LEVEL_PRIMARY {
+            self.kick_device(uid, Some(device_flag), None, kicked("the device's token changed"));
+        }
+        Ok(())
+    }
+
+    /// The device level of a valid token, `None` when the token is wrong or unknown.
+    pub async fn verify_token(
+        &self,
+        uid: &str,
+        token: &str,
+        device_flag: u8,
+    ) -> Result<Option<u8>, StoreError> {
+        let stored = self.store().token(uid, device_flag).await?;
+        Ok(stored
+            .filter(|t| same_bytes(&t.token_hash, &hash_token(token)))
+            .map(|t| t.device_level))
+    }
+
+    /// Logs a device (or, with `None`, every device) out: its tokens are removed and its connections closed.
+    pub async fn device_quit(&self, uid: &str, device_flag: Option<u8>) -> Result<(), StoreError> {
+        self.store().remove_tokens(uid, device_flag).await?;
+        self.kick_device(
+            uid,
+            device_flag,
+            None,
+            Kick {
+                reason_code: reason::CONNECT_KICK,
+                reason: "the device was logged out".into(),
+                presence_reason: PresenceReason::Logout,
+            },
+        );
+        Ok(())
+    }
+
+    /// Closes `uid`'s connections with `device_flag` (all when `None`), except `keep`.
+    pub(crate) fn kick_device(&self, uid: &str, device_flag: Option<u8>, keep: Option<u64>, kick: Kick) {
+        self.presence().for_each(uid, |conn| {
+            if device_flag.is_none_or(|f| f == conn.device_flag) && Some(conn.conn_id) != keep {
+                conn.kick(kick.clone());
+            }
+        });
+    }
+
+    /// The online devices of each online uid among `uids`.
+    pub fn online_status(&self, uids: &[String]) -> Vec<(String, Vec<DeviceStatus>)> {
+        uids.iter()
+            .filter_map(|u| self.presence().devices(u).map(|d| (u.clone(), d)))
+            .collect()
+    }
+
+    pub async fn profile(&self, uid: &str) -> Result<Option<Profile>, StoreError> {
+        self.store().profile(uid).await
+    }
+
+    /// Replaces a profile and appends `user.profile_changed` in the same commit.
+    pub async fn set_profile(
+        &self,
+        uid: &str,
+        name: String,
+        avatar: String,
+        custom: BTreeMap<String, String>,
+    ) -> Result<Profile, StoreError> {
+        let profile = Profile {
+            uid: uid.to_string(),
+            name,
+            avatar,
+            custom,
+        };
+        self.store()
+            .set_profile(
+                profile.clone(),
+                Box::new(|p: &Profile| {
+                    vec![Event::ProfileChanged(ProfileChange {
+                        uid: p.uid.clone(),
+                        name: p.name.clone(),
+                        avatar: p.avatar.clone(),
+                        custom: p.custom.clone(),
+                    })]
+                }),
+            )
+            .await?;
+        self.metrics()
+            .events
+            .get_or_create(&vec![("type".into(), "user.profile_changed".into())])
+            .inc();
+        Ok(profile)
+    }
+}
+
+/// A kick by a newer login or token.
+pub(crate) fn kicked(why: &str) -> Kick {
+    Kick {
+        reason_code: reason::CONNECT_KICK,
+        reason: why.to_string(),
+        presence_reason: PresenceReason::Kicked,
+    }
+}
