@@ -43,7 +43,8 @@ pub trait EventLog: Send + Sync {
     async fn append(&self, events: Vec<Event>) -> Result<u64, EventLogError>;
 
     /// Up to `limit` events with positions greater than `after`, in order.
-    async fn read_after(&self, after: u64, limit: usize) -> Result<Vec<LoggedEvent>, EventLogError>;
+    async fn read_after(&self, after: u64, limit: usize)
+        -> Result<Vec<LoggedEvent>, EventLogError>;
 
     /// Registers a consumer (idempotent) and returns the position it has acknowledged up to.
     async fn register_consumer(&self, name: &str, start: StartAt) -> Result<u64, EventLogError>;

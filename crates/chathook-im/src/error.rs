@@ -53,9 +53,9 @@ impl SendError {
     /// The WuKongIM reason code a `send` result carries.
     pub fn reason_code(&self) -> u8 {
         match self {
-            SendError::EmptyPayload | SendError::PayloadTooLarge { .. } | SendError::BadPayload(_) => {
-                reason::PAYLOAD_DECODE_ERROR
-            }
+            SendError::EmptyPayload
+            | SendError::PayloadTooLarge { .. }
+            | SendError::BadPayload(_) => reason::PAYLOAD_DECODE_ERROR,
             SendError::UnsupportedChannelType(_) => reason::NOT_SUPPORT_CHANNEL_TYPE,
             SendError::EmptyChannelId => reason::CHANNEL_ID_ERROR,
             SendError::ChannelNotFound => reason::CHANNEL_NOT_EXIST,
@@ -90,9 +90,9 @@ impl SendError {
     /// The request field the error is about, when there is one.
     pub fn field(&self) -> Option<&'static str> {
         match self {
-            SendError::EmptyPayload | SendError::PayloadTooLarge { .. } | SendError::BadPayload(_) => {
-                Some("payload")
-            }
+            SendError::EmptyPayload
+            | SendError::PayloadTooLarge { .. }
+            | SendError::BadPayload(_) => Some("payload"),
             SendError::UnsupportedChannelType(_) => Some("channel_type"),
             SendError::EmptyChannelId | SendError::ChannelNotFound => Some("channel_id"),
             SendError::NotMember | SendError::Blacklisted => Some("from_uid"),

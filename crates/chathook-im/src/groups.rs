@@ -68,7 +68,8 @@ impl Im {
             return Ok(());
         };
         let limit = self.config().limits.group_max_members;
-        let mut members: std::collections::HashSet<&str> = uids.iter().map(String::as_str).collect();
+        let mut members: std::collections::HashSet<&str> =
+            uids.iter().map(String::as_str).collect();
         let current = if *reset {
             None
         } else {

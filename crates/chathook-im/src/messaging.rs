@@ -19,7 +19,8 @@ use crate::Im;
 pub enum Origin {
     /// A client connection: the message is not echoed to it.
     Connection(u64),
-    /// A backend through the REST API.
+    /// A backend through the REST API: the message is not echoed to the sender's connections (the
+    /// sender's client did not send it; the acceptance checks pin this).
     Backend,
 }
 
@@ -193,6 +194,7 @@ impl Im {
             Origin::Connection(id) => Some(id),
             Origin::Backend => None,
         };
+        let skip_sender = origin == Origin::Backend;
         // A person channel is seen under two names: the sender's uid by the peer, the peer's by the sender.
         let mut deliveries: Vec<Arc<Delivery>> = Vec::with_capacity(2);
         let mut delivery_for = |viewer: &str| -> Arc<Delivery> {
@@ -210,7 +212,7 @@ impl Im {
         };
         let mut delivered = 0u64;
         for uid in recipients {
-            if !self.presence().is_online(uid) {
+            if (skip_sender && *uid == message.from_uid) || !self.presence().is_online(uid) {
                 continue;
             }
             let delivery = delivery_for(uid);

@@ -136,16 +136,16 @@ impl Presence {
 
     /// Every connection (for shutdown).
     pub fn all(&self) -> Vec<Arc<ConnHandle>> {
-        self.users
-            .iter()
-            .flat_map(|e| e.value().clone())
-            .collect()
+        self.users.iter().flat_map(|e| e.value().clone()).collect()
     }
 }
 
 fn counts_of(conns: &[Arc<ConnHandle>], device_flag: u8) -> Counts {
     Counts {
-        device: conns.iter().filter(|c| c.device_flag == device_flag).count() as u32,
+        device: conns
+            .iter()
+            .filter(|c| c.device_flag == device_flag)
+            .count() as u32,
         total: conns.len() as u32,
     }
 }
@@ -170,16 +170,46 @@ mod tests {
     #[test]
     fn counts_follow_adds_and_removes() {
         let p = Presence::default();
-        assert_eq!(p.add(handle(1, "a", 0), 8), Some(Counts { device: 1, total: 1 }));
-        assert_eq!(p.add(handle(2, "a", 1), 8), Some(Counts { device: 1, total: 2 }));
-        assert_eq!(p.add(handle(3, "a", 0), 8), Some(Counts { device: 2, total: 3 }));
-        assert_eq!(p.remove("a", 1, 0), Some(Counts { device: 1, total: 2 }));
+        assert_eq!(
+            p.add(handle(1, "a", 0), 8),
+            Some(Counts {
+                device: 1,
+                total: 1
+            })
+        );
+        assert_eq!(
+            p.add(handle(2, "a", 1), 8),
+            Some(Counts {
+                device: 1,
+                total: 2
+            })
+        );
+        assert_eq!(
+            p.add(handle(3, "a", 0), 8),
+            Some(Counts {
+                device: 2,
+                total: 3
+            })
+        );
+        assert_eq!(
+            p.remove("a", 1, 0),
+            Some(Counts {
+                device: 1,
+                total: 2
+            })
+        );
         assert_eq!(p.remove("a", 1, 0), None);
         assert_eq!(
             p.devices("a").unwrap(),
             vec![
-                DeviceStatus { device_flag: 0, connections: 1 },
-                DeviceStatus { device_flag: 1, connections: 1 }
+                DeviceStatus {
+                    device_flag: 0,
+                    connections: 1
+                },
+                DeviceStatus {
+                    device_flag: 1,
+                    connections: 1
+                }
             ]
         );
         p.remove("a", 2, 1);

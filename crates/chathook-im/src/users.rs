@@ -40,7 +40,12 @@ impl Im {
             })
             .await?;
         if device_level == DEVICE_LEVEL_PRIMARY {
-            self.kick_device(uid, Some(device_flag), None, kicked("the device's token changed"));
+            self.kick_device(
+                uid,
+                Some(device_flag),
+                None,
+                kicked("the device's token changed"),
+            );
         }
         Ok(())
     }
@@ -75,7 +80,13 @@ impl Im {
     }
 
     /// Closes `uid`'s connections with `device_flag` (all when `None`), except `keep`.
-    pub(crate) fn kick_device(&self, uid: &str, device_flag: Option<u8>, keep: Option<u64>, kick: Kick) {
+    pub(crate) fn kick_device(
+        &self,
+        uid: &str,
+        device_flag: Option<u8>,
+        keep: Option<u64>,
+        kick: Kick,
+    ) {
         self.presence().for_each(uid, |conn| {
             if device_flag.is_none_or(|f| f == conn.device_flag) && Some(conn.conn_id) != keep {
                 conn.kick(kick.clone());

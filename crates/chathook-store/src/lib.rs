@@ -55,13 +55,21 @@ pub trait UserStore: Send + Sync {
     /// Removes the tokens of one device flag, or of all when `device_flag` is `None`.
     async fn remove_tokens(&self, uid: &str, device_flag: Option<u8>) -> Result<(), StoreError>;
     async fn profile(&self, uid: &str) -> Result<Option<Profile>, StoreError>;
-    async fn set_profile(&self, profile: Profile, events: EventsFor<Profile>) -> Result<(), StoreError>;
+    async fn set_profile(
+        &self,
+        profile: Profile,
+        events: EventsFor<Profile>,
+    ) -> Result<(), StoreError>;
 }
 
 /// Groups (and any other stored channel): flags, subscribers, blacklist.
 #[async_trait]
 pub trait ChannelStore: Send + Sync {
-    async fn channel(&self, id: &str, channel_type: u8) -> Result<Option<ChannelRecord>, StoreError>;
+    async fn channel(
+        &self,
+        id: &str,
+        channel_type: u8,
+    ) -> Result<Option<ChannelRecord>, StoreError>;
     /// Every stored channel marked live, with its subscribers.
     async fn live_channels(&self) -> Result<Vec<ChannelRecord>, StoreError>;
     /// Creates or updates a channel's flags and changes its subscribers in one commit.

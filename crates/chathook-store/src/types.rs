@@ -48,8 +48,13 @@ pub struct ChannelRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SubscriberChange {
     /// Add these uids; with `reset`, they replace the existing subscribers.
-    Add { uids: Vec<String>, reset: bool },
-    Remove { uids: Vec<String> },
+    Add {
+        uids: Vec<String>,
+        reset: bool,
+    },
+    Remove {
+        uids: Vec<String>,
+    },
 }
 
 /// How a write changes a uid list (blacklist).

@@ -1,0 +1,178 @@
+//! The chathook server binary's library: configuration, wiring and the HTTP edges (`/health`,
+//! `/metrics`, admin-key auth). It owns no domain logic: the IM core lives in `chathook-im`, storage in
+//! `chathook-store`, events in `chathook-events`.
+//!
+//! [`run`] takes its listeners and a shutdown future (as mini-redis does), so tests start the real
+//! server on ephemeral loopback ports and stop it the way a signal would.
+
+pub mod auth;
+pub mod config;
+
+use std::future::{Future, IntoFuture};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use chathook_events::EventLog;
+use chathook_im::{Im, ImConfig, ImMetrics};
+use chathook_store::{SqliteOptions, SqliteStore};
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use config::Config;
+
+/// State of the `/metrics` handler.
+#[derive(Clone)]
+struct MetricsState {
+    registry: Arc<Registry>,
+    store: SqliteStore,
+    event_log_head: Gauge,
+}
+
+async fn metrics(State(state): State<MetricsState>) -> impl IntoResponse {
+    state.event_log_head.set(state.store.head() as i64);
+    let mut text = String::new();
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &state.registry) {
+        tracing::error!(error = %e, "cannot encode metrics");
+    }
+    (
+        [(
+            CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+}
+
+async fn health() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// Runs the server until `shutdown` completes, then disconnects every client, reports them offline,
+/// lets every pending write commit, and returns.
+pub async fn run(
+    config: Config,
+    api_listener: TcpListener,
+    ws_listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let admin_key = auth::resolve_admin_key(config.admin_key.as_deref(), &config.data_dir)
+        .context("cannot set up the admin key")?;
+    let mut options = SqliteOptions::new(&config.data_dir);
+    options.node_id = config.node_id;
+    options.max_batch = config.store.max_batch;
+    options.queue_capacity = config.store.queue_capacity;
+    let store = SqliteStore::open(options).context("cannot open the store")?;
+    tracing::info!(path = %store.path().display(), "store open");
+
+    let mut registry = Registry::with_prefix("chathook");
+    let im_metrics = ImMetrics::default();
+    im_metrics.register(&mut registry);
+    let writer = store.metrics();
+    registry.register(
+        "store_commits",
+        "Durable commits of the store's writer",
+        writer.commits,
+    );
+    registry.register(
+        "store_writes",
+        "Writes committed (several per commit)",
+        writer.jobs,
+    );
+    registry.register(
+        "store_failed_commits",
+        "Commits that failed",
+        writer.failed_commits,
+    );
+    let event_log_head = Gauge::default();
+    registry.register(
+        "event_log_head",
+        "Position of the newest event",
+        event_log_head.clone(),
+    );
+
+    let im_config = ImConfig {
+        limits: config.limits.clone(),
+        gateway: config.gateway.clone(),
+        messages: config.messages.clone(),
+        server_version: env!("CARGO_PKG_VERSION").to_string(),
+        node_id: config.node_id,
+    };
+    let im = Im::start(Arc::new(store.clone()), im_config, im_metrics)
+        .await
+        .context("cannot start the IM core")?;
+
+    let protected =
+        chathook_im::api::router(im.clone()).layer(axum::middleware::from_fn_with_state(
+            auth::AdminKey(admin_key.into()),
+            auth::require_admin_key,
+        ));
+    let api = Router::new()
+        .route("/health", get(health))
+        .route(
+            "/metrics",
+            get(metrics).with_state(MetricsState {
+                registry: Arc::new(registry),
+                store: store.clone(),
+                event_log_head,
+            }),
+        )
+        .merge(protected);
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    tracing::info!(api = %api_listener.local_addr()?, ws = %ws_listener.local_addr()?, "chathook is serving");
+    let api_task = tokio::spawn(
+        axum::serve(api_listener, api)
+            .with_graceful_shutdown(stopped(stop_rx.clone()))
+            .into_future(),
+    );
+    let ws_task = tokio::spawn(chathook_im::gateway::serve(
+        ws_listener,
+        im.clone(),
+        stopped(stop_rx.clone()),
+    ));
+    let pruner = tokio::spawn(prune_loop(store.clone(), config.clone(), stop_rx.clone()));
+
+    shutdown.await;
+    tracing::info!("shutting down: disconnecting clients");
+    im.shutdown().await;
+    stop_tx.send_replace(true);
+    let _ = tokio::time::timeout(Duration::from_secs(10), api_task).await;
+    let _ = tokio::time::timeout(Duration::from_secs(10), ws_task).await;
+    let _ = pruner.await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Removes expired idempotency keys and acknowledged old events, periodically.
+async fn prune_loop(store: SqliteStore, config: Config, mut stop: watch::Receiver<bool>) {
+    let every = Duration::from_secs(config.events.prune_interval_secs);
+    let retention_ms = (config.events.retention_hours as i64).saturating_mul(3_600_000);
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        match store
+            .prune(config.messages.dedup_window_secs, retention_ms)
+            .await
+        {
+            Ok((keys, events)) if keys + events > 0 => {
+                tracing::debug!(keys, events, "pruned");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "pruning failed"),
+        }
+    }
+}

@@ -47,7 +47,8 @@ pub(super) async fn upsert(
         disband: req.disband.0,
         live: req.live.0,
     };
-    im.upsert_channel(flags, req.subscribers, req.reset.0).await?;
+    im.upsert_channel(flags, req.subscribers, req.reset.0)
+        .await?;
     Ok(ok())
 }
 
@@ -120,7 +121,11 @@ async fn blacklist(
     allow_empty: bool,
 ) -> Result<Json<Value>, ApiError> {
     if req.uids.is_empty() && !allow_empty {
-        return Err(ApiError::field("uids", "uids_empty", "uids must not be empty"));
+        return Err(ApiError::field(
+            "uids",
+            "uids_empty",
+            "uids must not be empty",
+        ));
     }
     check_uids("uids", &req.uids)?;
     im.change_blacklist(&req.channel_id, req.channel_type, change(req.uids))

@@ -110,7 +110,9 @@ impl From<ChannelError> for ApiError {
     fn from(e: ChannelError) -> Self {
         let (code, field) = match &e {
             ChannelError::BadChannelId => ("channel_id_invalid", Some("channel_id")),
-            ChannelError::UnsupportedChannelType(_) => ("channel_type_unsupported", Some("channel_type")),
+            ChannelError::UnsupportedChannelType(_) => {
+                ("channel_type_unsupported", Some("channel_type"))
+            }
             ChannelError::NotFound => ("channel_not_found", Some("channel_id")),
             ChannelError::TooManyMembers { .. } => ("group_too_large", Some("subscribers")),
             ChannelError::NoSubscribers => ("subscribers_empty", Some("subscribers")),

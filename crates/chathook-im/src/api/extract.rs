@@ -18,20 +18,22 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for WkJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| ApiError {
-            status: if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                StatusCode::PAYLOAD_TOO_LARGE
-            } else {
-                StatusCode::BAD_REQUEST
-            },
-            code: if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                "body_too_large"
-            } else {
-                "body_unreadable"
-            },
-            message: format!("{e} (limits.max_http_body_bytes)"),
-            field: None,
-        })?;
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError {
+                status: if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    StatusCode::PAYLOAD_TOO_LARGE
+                } else {
+                    StatusCode::BAD_REQUEST
+                },
+                code: if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    "body_too_large"
+                } else {
+                    "body_unreadable"
+                },
+                message: format!("{e} (limits.max_http_body_bytes)"),
+                field: None,
+            })?;
         parse(&bytes).map(WkJson)
     }
 }
@@ -66,9 +68,7 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let field = match (path.as_str(), named) {
             (".", Some(name)) => Some(name.to_string()),
             (".", None) => None,
-            (p, Some(name)) if message.starts_with("missing field") || message.starts_with("unknown field") => {
-                Some(format!("{p}.{name}"))
-            }
+            (p, Some(name)) if message.starts_with("missing field") => Some(format!("{p}.{name}")),
             (p, _) => Some(p.to_string()),
         };
         let code = if inner.is_syntax() || inner.is_eof() {
@@ -125,7 +125,10 @@ mod tests {
         let e = parse::<Req>(br#"{"device_flag":0}"#).unwrap_err();
         assert_eq!((e.code, e.field.as_deref()), ("field_missing", Some("uid")));
         let e = parse::<Req>(br#"{"uid":"a","device_flag":"x"}"#).unwrap_err();
-        assert_eq!((e.code, e.field.as_deref()), ("field_invalid", Some("device_flag")));
+        assert_eq!(
+            (e.code, e.field.as_deref()),
+            ("field_invalid", Some("device_flag"))
+        );
         let e = parse::<Req>(br#"{"uid":"a","device_flag":300}"#).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("device_flag"));
         let e = parse::<Req>(br#"{"uid":"a","inner":{"n":-1}}"#).unwrap_err();

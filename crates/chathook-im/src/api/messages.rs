@@ -59,7 +59,11 @@ pub(super) async fn send(
         check_uid("channel_id", &req.channel_id)?;
     }
     let payload = STANDARD.decode(req.payload.as_bytes()).map_err(|e| {
-        ApiError::field("payload", "payload_not_base64", format!("payload must be standard base64: {e}"))
+        ApiError::field(
+            "payload",
+            "payload_not_base64",
+            format!("payload must be standard base64: {e}"),
+        )
     })?;
     let client_msg_no = if req.client_msg_no.is_empty() {
         // WuKongIM makes one: a UUID and a trailing 0.
@@ -85,8 +89,10 @@ pub(super) async fn send(
             origin: Origin::Backend,
         })
         .await?;
-    Ok(ok_data(json!({"message_id": ack.message_id, "client_msg_no": ack.client_msg_no,
-                      "message_seq": ack.message_seq})))
+    Ok(ok_data(
+        json!({"message_id": ack.message_id, "client_msg_no": ack.client_msg_no,
+                      "message_seq": ack.message_seq}),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -113,7 +119,11 @@ pub(super) async fn sync(
 ) -> Result<Json<Value>, ApiError> {
     check_uid("login_uid", &req.login_uid)?;
     if req.channel_id.is_empty() {
-        return Err(ApiError::field("channel_id", "channel_id_empty", "channel_id must not be empty"));
+        return Err(ApiError::field(
+            "channel_id",
+            "channel_id_empty",
+            "channel_id must not be empty",
+        ));
     }
     let channel_key = match ChannelType::from_u8(req.channel_type) {
         Some(ChannelType::Person) => person_channel_key(&req.login_uid, &req.channel_id),
@@ -122,7 +132,10 @@ pub(super) async fn sync(
             return Err(ApiError::field(
                 "channel_type",
                 "channel_type_unsupported",
-                format!("channel_type {} is not supported (1 person, 2 group)", req.channel_type),
+                format!(
+                    "channel_type {} is not supported (1 person, 2 group)",
+                    req.channel_type
+                ),
             ))
         }
     };

@@ -30,10 +30,16 @@ pub fn router(im: Im) -> Router {
         )
         .route("/channel", post(channels::upsert))
         .route("/channel/subscriber_add", post(channels::subscriber_add))
-        .route("/channel/subscriber_remove", post(channels::subscriber_remove))
+        .route(
+            "/channel/subscriber_remove",
+            post(channels::subscriber_remove),
+        )
         .route("/channel/delete", post(channels::delete))
         .route("/channel/blacklist_add", post(channels::blacklist_add))
-        .route("/channel/blacklist_remove", post(channels::blacklist_remove))
+        .route(
+            "/channel/blacklist_remove",
+            post(channels::blacklist_remove),
+        )
         .route("/channel/blacklist_set", post(channels::blacklist_set))
         .route("/message/send", post(messages::send))
         .route("/channel/messagesync", post(messages::sync))
@@ -69,9 +75,17 @@ impl<'de> Deserialize<'de> for Flag {
 /// storage key) and no whitespace or control characters.
 pub(crate) fn check_uid(field: &str, uid: &str) -> Result<(), ApiError> {
     if uid.is_empty() {
-        return Err(ApiError::field(field, "uid_empty", format!("{field} must not be empty")));
+        return Err(ApiError::field(
+            field,
+            "uid_empty",
+            format!("{field} must not be empty"),
+        ));
     }
-    if uid.len() > 128 || uid.chars().any(|c| c == '@' || c.is_whitespace() || c.is_control()) {
+    if uid.len() > 128
+        || uid
+            .chars()
+            .any(|c| c == '@' || c.is_whitespace() || c.is_control())
+    {
         return Err(ApiError::field(
             field,
             "uid_invalid",

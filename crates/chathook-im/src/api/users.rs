@@ -28,7 +28,11 @@ pub(super) async fn update_token(
 ) -> Result<Json<Value>, ApiError> {
     check_uid("uid", &req.uid)?;
     if req.token.is_empty() {
-        return Err(ApiError::field("token", "token_empty", "token must not be empty"));
+        return Err(ApiError::field(
+            "token",
+            "token_empty",
+            "token must not be empty",
+        ));
     }
     if req.device_level > 1 {
         return Err(ApiError::field(
@@ -79,8 +83,10 @@ pub(super) async fn online_status(
     for (uid, devices) in im.online_status(&uids) {
         let total: u32 = devices.iter().map(|d| d.connections).sum();
         for d in devices {
-            out.push(json!({"uid": uid, "device_flag": d.device_flag, "online": 1,
-                            "device_online_count": d.connections, "total_online_count": total}));
+            out.push(
+                json!({"uid": uid, "device_flag": d.device_flag, "online": 1,
+                            "device_online_count": d.connections, "total_online_count": total}),
+            );
         }
     }
     Ok(ok_data(Value::Array(out)))
@@ -122,11 +128,19 @@ pub(super) async fn put_profile(
     check_uid("uid", &uid)?;
     for (field, value) in [("name", &req.name), ("avatar", &req.avatar)] {
         if value.len() > MAX_PROFILE_FIELD {
-            return Err(ApiError::field(field, "field_too_long", format!("{field} is longer than {MAX_PROFILE_FIELD} bytes")).v1());
+            return Err(ApiError::field(
+                field,
+                "field_too_long",
+                format!("{field} is longer than {MAX_PROFILE_FIELD} bytes"),
+            )
+            .v1());
         }
     }
     if req.custom.len() > 64
-        || req.custom.iter().any(|(k, v)| k.len() > 64 || v.len() > MAX_PROFILE_FIELD)
+        || req
+            .custom
+            .iter()
+            .any(|(k, v)| k.len() > 64 || v.len() > MAX_PROFILE_FIELD)
     {
         return Err(ApiError::field(
             "custom",
@@ -135,6 +149,8 @@ pub(super) async fn put_profile(
         )
         .v1());
     }
-    let profile = im.set_profile(&uid, req.name, req.avatar, req.custom).await?;
+    let profile = im
+        .set_profile(&uid, req.name, req.avatar, req.custom)
+        .await?;
     Ok(Json(profile_json(&profile)))
 }

@@ -38,13 +38,20 @@ pub async fn serve(
         .await
 }
 
-async fn upgrade(State(im): State<Im>, ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>) -> Response {
+async fn upgrade(
+    State(im): State<Im>,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Response {
     let ws = match ws {
         Ok(ws) => ws,
         Err(rejection) => return rejection.into_response(),
     };
     if *im.shutdown_signal().borrow() {
-        return (StatusCode::SERVICE_UNAVAILABLE, "the server is shutting down").into_response();
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the server is shutting down",
+        )
+            .into_response();
     }
     let Ok(permit) = im.sessions().clone().try_acquire_owned() else {
         return (

@@ -228,7 +228,8 @@ mod tests {
 
     #[test]
     fn json_payload_is_embedded_and_binary_is_base64() {
-        let f: Value = serde_json::from_str(&recv_frame(&message(br#"{"type":1}"#), "alice")).unwrap();
+        let f: Value =
+            serde_json::from_str(&recv_frame(&message(br#"{"type":1}"#), "alice")).unwrap();
         assert_eq!(f["method"], "recv");
         assert_eq!(f["params"]["payload"], serde_json::json!({"type": 1}));
         assert_eq!(f["params"]["messageId"], "42");
@@ -242,6 +243,9 @@ mod tests {
     fn send_payload_forms() {
         assert_eq!(payload_bytes(&serde_json::json!({"a": 1})), br#"{"a":1}"#);
         assert_eq!(payload_bytes(&Value::String(STANDARD.encode("{}"))), b"{}");
-        assert_eq!(payload_bytes(&Value::String("héllo!".into())), "héllo!".as_bytes());
+        assert_eq!(
+            payload_bytes(&Value::String("héllo!".into())),
+            "héllo!".as_bytes()
+        );
     }
 }

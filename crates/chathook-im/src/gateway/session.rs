@@ -84,7 +84,13 @@ pub(super) async fn run(socket: WebSocket, im: Im, _permit: OwnedSemaphorePermit
     if let Err(e) = im.store().record_online(record, events).await {
         tracing::error!(error = %e, "cannot record a connection as online");
         im.presence().remove(&login.uid, conn_id, login.device_flag);
-        refuse(&mut sink, &login.id, reason::SYSTEM_ERROR, "the server cannot record the login").await;
+        refuse(
+            &mut sink,
+            &login.id,
+            reason::SYSTEM_ERROR,
+            "the server cannot record the login",
+        )
+        .await;
         return;
     }
     im.metrics().count_events(&counted);
@@ -112,7 +118,10 @@ pub(super) async fn run(socket: WebSocket, im: Im, _permit: OwnedSemaphorePermit
     let counts = im
         .presence()
         .remove(&login.uid, conn_id, login.device_flag)
-        .unwrap_or(Counts { device: 0, total: 0 });
+        .unwrap_or(Counts {
+            device: 0,
+            total: 0,
+        });
     let events = im.presence_events(change(&login, conn_id, counts, reason), false);
     im.metrics().count_events(&events);
     if let Err(e) = im.store().record_offline(conn_id, events).await {
@@ -185,24 +194,40 @@ async fn authenticate(
     };
     let id = frame.id.clone().unwrap_or(Value::Null);
     if frame.method.as_deref() != Some("connect") {
-        close(sink, close_code::POLICY, "the first request must be connect").await;
+        close(
+            sink,
+            close_code::POLICY,
+            "the first request must be connect",
+        )
+        .await;
         return None;
     }
     let params: ConnectParams = match frame.params.map(serde_json::from_value) {
         Some(Ok(p)) => p,
         Some(Err(e)) => {
             let why = format!("invalid connect params: {e}");
-            let _ = write_text(sink, protocol::error_frame(&id, rpc_code::INVALID_PARAMS, &why)).await;
+            let _ = write_text(
+                sink,
+                protocol::error_frame(&id, rpc_code::INVALID_PARAMS, &why),
+            )
+            .await;
             close(sink, close_code::POLICY, "invalid connect params").await;
             return None;
         }
         None => {
-            let _ = write_text(sink, protocol::error_frame(&id, rpc_code::INVALID_PARAMS, "connect needs params")).await;
+            let _ = write_text(
+                sink,
+                protocol::error_frame(&id, rpc_code::INVALID_PARAMS, "connect needs params"),
+            )
+            .await;
             close(sink, close_code::POLICY, "connect needs params").await;
             return None;
         }
     };
-    match im.verify_token(&params.uid, &params.token, params.device_flag).await {
+    match im
+        .verify_token(&params.uid, &params.token, params.device_flag)
+        .await
+    {
         Ok(Some(device_level)) => Some(Login {
             id,
             uid: params.uid,
@@ -211,12 +236,24 @@ async fn authenticate(
             client_timestamp: params.client_timestamp,
         }),
         Ok(None) => {
-            refuse(sink, &id, reason::AUTH_FAIL, "authentication failed: wrong uid, token or device flag").await;
+            refuse(
+                sink,
+                &id,
+                reason::AUTH_FAIL,
+                "authentication failed: wrong uid, token or device flag",
+            )
+            .await;
             None
         }
         Err(e) => {
             tracing::error!(error = %e, "token lookup failed");
-            refuse(sink, &id, reason::SYSTEM_ERROR, "the server cannot check the token").await;
+            refuse(
+                sink,
+                &id,
+                reason::SYSTEM_ERROR,
+                "the server cannot check the token",
+            )
+            .await;
             None
         }
     }
@@ -322,7 +359,9 @@ impl Session {
         mut outbound: mpsc::Receiver<Outbound>,
         mut control: mpsc::Receiver<Kick>,
     ) -> PresenceReason {
-        let end = self.frame_loop(&mut stream, &mut outbound, &mut control).await;
+        let end = self
+            .frame_loop(&mut stream, &mut outbound, &mut control)
+            .await;
         match end {
             End::Quiet(r) => r,
             End::Close(r, code, why) => {
@@ -331,7 +370,9 @@ impl Session {
             }
             End::Disconnect(r, reason_code, why, code) => {
                 let _ = self
-                    .write(WsMessage::Text(protocol::disconnect_frame(reason_code, &why).into()))
+                    .write(WsMessage::Text(
+                        protocol::disconnect_frame(reason_code, &why).into(),
+                    ))
                     .await;
                 close(&mut self.sink, code, &why).await;
                 r
@@ -477,10 +518,13 @@ impl Session {
         inflight: &mut FuturesOrdered<PendingReply>,
     ) -> Result<(), End> {
         let text = match frame {
-            None | Some(Ok(WsMessage::Close(_))) => return Err(End::Quiet(PresenceReason::LinkClosed)),
+            None | Some(Ok(WsMessage::Close(_))) => {
+                return Err(End::Quiet(PresenceReason::LinkClosed))
+            }
             Some(Err(e)) => {
                 let limit = self.im.config().limits.max_frame_bytes;
-                let too_big = e.to_string().contains("too long") || e.to_string().contains("Space limit");
+                let too_big =
+                    e.to_string().contains("too long") || e.to_string().contains("Space limit");
                 return Err(if too_big {
                     End::Close(
                         PresenceReason::ProtocolError,
@@ -501,7 +545,10 @@ impl Session {
             Some(Ok(WsMessage::Text(t))) => t,
         };
         let Ok(frame) = serde_json::from_str::<InFrame>(text.as_str()) else {
-            return Err(protocol_error(close_code::POLICY, "malformed JSON-RPC frame"));
+            return Err(protocol_error(
+                close_code::POLICY,
+                "malformed JSON-RPC frame",
+            ));
         };
         let id = frame.id.unwrap_or(Value::Null);
         match frame.method.as_deref() {
@@ -509,19 +556,32 @@ impl Session {
                 let params = match frame.params.map(serde_json::from_value::<SendParams>) {
                     Some(Ok(p)) => p,
                     Some(Err(e)) => {
-                        return self.reply(protocol::error_frame(&id, rpc_code::INVALID_PARAMS,
-                            &format!("invalid send params: {e}"))).await;
+                        return self
+                            .reply(protocol::error_frame(
+                                &id,
+                                rpc_code::INVALID_PARAMS,
+                                &format!("invalid send params: {e}"),
+                            ))
+                            .await;
                     }
                     None => {
-                        return self.reply(protocol::error_frame(&id, rpc_code::INVALID_PARAMS,
-                            "send needs params")).await;
+                        return self
+                            .reply(protocol::error_frame(
+                                &id,
+                                rpc_code::INVALID_PARAMS,
+                                "send needs params",
+                            ))
+                            .await;
                     }
                 };
                 if !self.bucket.take() {
                     let limit = self.im.config().limits.sends_per_sec;
                     let e = crate::SendError::RateLimited(limit);
-                    self.im.metrics().sends_refused
-                        .get_or_create(&vec![("reason".to_string(), e.code().to_string())]).inc();
+                    self.im
+                        .metrics()
+                        .sends_refused
+                        .get_or_create(&vec![("reason".to_string(), e.code().to_string())])
+                        .inc();
                     return self.reply(send_refusal(&id, &e)).await;
                 }
                 inflight.push_back(self.send(id, params));
@@ -541,11 +601,16 @@ impl Session {
             Some(other) => {
                 let why = format!("unknown method {:?}", truncate(other, 40));
                 if !id.is_null() {
-                    let _ = self.reply(protocol::error_frame(&id, rpc_code::METHOD_NOT_FOUND, &why)).await;
+                    let _ = self
+                        .reply(protocol::error_frame(&id, rpc_code::METHOD_NOT_FOUND, &why))
+                        .await;
                 }
                 Err(protocol_error(close_code::POLICY, &why))
             }
-            None => Err(protocol_error(close_code::POLICY, "a JSON-RPC frame needs a method")),
+            None => Err(protocol_error(
+                close_code::POLICY,
+                "a JSON-RPC frame needs a method",
+            )),
         }
     }
 
@@ -616,9 +681,18 @@ fn truncate(s: &str, max: usize) -> &str {
 fn render(delivery: &Delivery) -> Utf8Bytes {
     delivery
         .frame
-        .get_or_init(|| Utf8Bytes::from(protocol::recv_frame(&delivery.message, &delivery.channel_id)))
+        .get_or_init(|| {
+            Utf8Bytes::from(protocol::recv_frame(
+                &delivery.message,
+                &delivery.channel_id,
+            ))
+        })
         .clone()
 }
 
 #[allow(dead_code)]
-const _CODES: [u16; 3] = [close_code::NORMAL, close_code::INTERNAL, close_code::TOO_BIG];
+const _CODES: [u16; 3] = [
+    close_code::NORMAL,
+    close_code::INTERNAL,
+    close_code::TOO_BIG,
+];

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use chathook_events::{Event, EventLog, EventLogError, LoggedEvent, Message, MessageHeader, StartAt};
+use chathook_events::{
+    Event, EventLog, EventLogError, LoggedEvent, Message, MessageHeader, StartAt,
+};
 use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -77,11 +79,10 @@ impl SqliteStore {
             [],
             |r| r.get(0),
         )?;
-        let head: i64 = conn.query_row(
-            "SELECT COALESCE(MAX(position), 0) FROM events",
-            [],
-            |r| r.get(0),
-        )?;
+        let head: i64 =
+            conn.query_row("SELECT COALESCE(MAX(position), 0) FROM events", [], |r| {
+                r.get(0)
+            })?;
         let head = head.max(schema::sequence_of(&conn, "events")?) as u64;
         let (head_tx, head_rx) = watch::channel(head);
         let (jobs_tx, jobs_rx) = mpsc::channel(options.queue_capacity.max(1));
@@ -135,9 +136,8 @@ impl SqliteStore {
             .send(boxed)
             .await
             .map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| {
-            StoreError::Unwritable("the write transaction could not begin".into())
-        })?
+        rx.await
+            .map_err(|_| StoreError::Unwritable("the write transaction could not begin".into()))?
     }
 
     /// Runs `f` on a pooled read connection off the async threads.
@@ -393,7 +393,11 @@ impl UserStore for SqliteStore {
         .await
     }
 
-    async fn set_profile(&self, profile: Profile, events: EventsFor<Profile>) -> Result<(), StoreError> {
+    async fn set_profile(
+        &self,
+        profile: Profile,
+        events: EventsFor<Profile>,
+    ) -> Result<(), StoreError> {
         self.write(move |ctx| {
             let custom = serde_json::to_string(&profile.custom)
                 .map_err(|e| StoreError::Storage(e.to_string()))?;
@@ -413,7 +417,11 @@ impl UserStore for SqliteStore {
 
 #[async_trait]
 impl ChannelStore for SqliteStore {
-    async fn channel(&self, id: &str, channel_type: u8) -> Result<Option<ChannelRecord>, StoreError> {
+    async fn channel(
+        &self,
+        id: &str,
+        channel_type: u8,
+    ) -> Result<Option<ChannelRecord>, StoreError> {
         let id = id.to_string();
         self.read(move |conn| load_channel(conn, &id, channel_type))
             .await
@@ -458,8 +466,12 @@ impl ChannelStore for SqliteStore {
                     flags.live
                 ],
             )?;
-            let (added, removed) =
-                apply_subscribers(ctx.conn, &flags.channel_id, flags.channel_type, &subscribers)?;
+            let (added, removed) = apply_subscribers(
+                ctx.conn,
+                &flags.channel_id,
+                flags.channel_type,
+                &subscribers,
+            )?;
             let channel = load_channel(ctx.conn, &flags.channel_id, flags.channel_type)?
                 .ok_or_else(|| StoreError::Storage("channel vanished during upsert".into()))?;
             let diff = ChannelDiff {
@@ -813,7 +825,11 @@ impl EventLog for SqliteStore {
         .map_err(log_err)
     }
 
-    async fn read_after(&self, after: u64, limit: usize) -> Result<Vec<LoggedEvent>, EventLogError> {
+    async fn read_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<LoggedEvent>, EventLogError> {
         let rows = self
             .read(move |conn| {
                 let mut stmt = conn.prepare_cached(

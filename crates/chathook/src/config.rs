@@ -1,0 +1,319 @@
+//! The server's configuration: embedded defaults, then an optional TOML file, then `CHATHOOK_*`
+//! environment variables (nested keys joined by `__`), then command-line flags. Unknown keys and bad
+//! values stop the start with a message naming the key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use chathook_im::{GatewayConfig, Limits, MessagesConfig};
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// Top-level keys; environment variables naming anything else are ignored with a warning.
+const TOP_LEVEL_KEYS: [&str; 10] = [
+    "api_addr",
+    "ws_addr",
+    "data_dir",
+    "admin_key",
+    "node_id",
+    "limits",
+    "gateway",
+    "messages",
+    "events",
+    "store",
+];
+
+/// Every setting of the server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// HTTP API (WuKongIM's port 5001).
+    pub api_addr: SocketAddr,
+    /// WebSocket JSON-RPC gateway (WuKongIM's port 5200).
+    pub ws_addr: SocketAddr,
+    /// Where the embedded store (and a generated admin key) live.
+    pub data_dir: PathBuf,
+    /// The key server API calls must carry; generated into `data_dir/admin.key` when unset.
+    pub admin_key: Option<String>,
+    /// Node id encoded in message ids (0..=1023).
+    pub node_id: u16,
+    pub limits: Limits,
+    pub gateway: GatewayConfig,
+    pub messages: MessagesConfig,
+    pub events: EventsConfig,
+    pub store: StoreConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            api_addr: SocketAddr::from(([127, 0, 0, 1], 5001)),
+            ws_addr: SocketAddr::from(([127, 0, 0, 1], 5200)),
+            data_dir: PathBuf::from("./chathook-data"),
+            admin_key: None,
+            node_id: 1,
+            limits: Limits::default(),
+            gateway: GatewayConfig::default(),
+            messages: MessagesConfig::default(),
+            events: EventsConfig::default(),
+            store: StoreConfig::default(),
+        }
+    }
+}
+
+/// The event log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventsConfig {
+    /// Events older than this are removed once every registered consumer has acknowledged them.
+    pub retention_hours: u64,
+    /// How often retention (and expiry of idempotency keys) runs.
+    pub prune_interval_secs: u64,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        EventsConfig {
+            retention_hours: 7 * 24,
+            prune_interval_secs: 60,
+        }
+    }
+}
+
+/// The embedded store's writer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Most writes grouped into one durable commit.
+    pub max_batch: usize,
+    /// Writes that may queue for the writer before callers wait.
+    pub queue_capacity: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            max_batch: 2048,
+            queue_capacity: 16_384,
+        }
+    }
+}
+
+/// Flags given on the command line (each overrides the same key from every other source).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub api_addr: Option<String>,
+    pub ws_addr: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub node_id: Option<u16>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {0} does not exist")]
+    MissingFile(PathBuf),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Loads the effective configuration from every source.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError::MissingFile(path.to_path_buf()));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        let env = Env::prefixed("CHATHOOK_").split("__").filter(|key| {
+            let top = key.as_str().split('.').next().unwrap_or_default();
+            let known = TOP_LEVEL_KEYS.iter().any(|k| top.eq_ignore_ascii_case(k));
+            if !known {
+                tracing::warn!(variable = %key, "ignoring an environment variable that names no setting");
+            }
+            known
+        });
+        figment = figment.merge(env);
+        if let Some(v) = &overrides.api_addr {
+            figment = figment.merge(("api_addr", v));
+        }
+        if let Some(v) = &overrides.ws_addr {
+            figment = figment.merge(("ws_addr", v));
+        }
+        if let Some(v) = &overrides.data_dir {
+            figment = figment.merge(("data_dir", v));
+        }
+        if let Some(v) = overrides.node_id {
+            figment = figment.merge(("node_id", v));
+        }
+        let config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError::Invalid(describe(e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks the values serde cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, why: &str| Err(ConfigError::Invalid(format!("{key}: {why}")));
+        if self.node_id > 1023 {
+            return bad("node_id", "must be at most 1023");
+        }
+        if self
+            .admin_key
+            .as_deref()
+            .is_some_and(|k| k.trim().len() < 8)
+        {
+            return bad("admin_key", "must be at least 8 characters when set");
+        }
+        let l = &self.limits;
+        for (key, value) in [
+            ("limits.max_frame_bytes", l.max_frame_bytes),
+            ("limits.max_payload_bytes", l.max_payload_bytes),
+            ("limits.connections_per_user", l.connections_per_user),
+            ("limits.max_connections", l.max_connections),
+            ("limits.group_max_members", l.group_max_members),
+            ("limits.sync_max_limit", l.sync_max_limit),
+            ("limits.outbound_queue", l.outbound_queue),
+            ("limits.max_unacked", l.max_unacked),
+            ("limits.max_inflight_sends", l.max_inflight_sends),
+            ("limits.max_http_body_bytes", l.max_http_body_bytes),
+            ("store.max_batch", self.store.max_batch),
+            ("store.queue_capacity", self.store.queue_capacity),
+        ] {
+            if value == 0 {
+                return bad(key, "must be greater than 0");
+            }
+        }
+        if l.max_connections > u32::MAX as usize >> 4 {
+            return bad("limits.max_connections", "is too large");
+        }
+        for (key, value) in [
+            ("limits.connect_timeout_ms", l.connect_timeout_ms),
+            (
+                "gateway.heartbeat_timeout_ms",
+                self.gateway.heartbeat_timeout_ms,
+            ),
+            ("gateway.ack_timeout_ms", self.gateway.ack_timeout_ms),
+            ("gateway.write_timeout_ms", self.gateway.write_timeout_ms),
+            (
+                "events.prune_interval_secs",
+                self.events.prune_interval_secs,
+            ),
+        ] {
+            if value == 0 {
+                return bad(key, "must be greater than 0");
+            }
+        }
+        Ok(())
+    }
+
+    /// The configuration as TOML with secrets masked.
+    pub fn to_masked_toml(&self) -> String {
+        let mut shown = self.clone();
+        if shown.admin_key.is_some() {
+            shown.admin_key = Some("********".into());
+        }
+        toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+}
+
+/// Figment's error, one line per problem, each naming the key.
+fn describe(error: figment::Error) -> String {
+    error
+        .into_iter()
+        .map(|e| {
+            let key = e.path.join(".");
+            let source = e
+                .metadata
+                .as_ref()
+                .map(|m| format!(" (from {})", m.name))
+                .unwrap_or_default();
+            if key.is_empty() {
+                format!("{}{source}", e.kind)
+            } else {
+                format!("{key}: {}{source}", e.kind)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_wukongim_ports() {
+        let c = Config::default();
+        assert_eq!(c.api_addr.port(), 5001);
+        assert_eq!(c.ws_addr.port(), 5200);
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn file_env_and_flags_layer_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "api_addr = \"127.0.0.1:7001\"\nnode_id = 3\n[limits]\nsync_max_limit = 50\n",
+        )
+        .unwrap();
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("CHATHOOK_NODE_ID", "4");
+            jail.set_env("CHATHOOK_LIMITS__MAX_FRAME_BYTES", "1234");
+            jail.set_env("CHATHOOK_BINARY", "/not/a/setting");
+            let c = Config::load(Some(&file), &Overrides::default()).unwrap();
+            assert_eq!(c.api_addr.port(), 7001);
+            assert_eq!(c.node_id, 4);
+            assert_eq!(c.limits.max_frame_bytes, 1234);
+            assert_eq!(c.limits.sync_max_limit, 50);
+            let flags = Overrides {
+                api_addr: Some("127.0.0.1:9001".into()),
+                ..Default::default()
+            };
+            let c = Config::load(Some(&file), &flags).unwrap();
+            assert_eq!(c.api_addr.port(), 9001);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "[limits]\nmax_frame_bites = 1\n").unwrap();
+        let err = Config::load(Some(&file), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max_frame_bites"), "{err}");
+        std::fs::write(&file, "api_addr = \"not an address\"\n").unwrap();
+        let err = Config::load(Some(&file), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("api_addr"), "{err}");
+        std::fs::write(&file, "node_id = 5000\n").unwrap();
+        let err = Config::load(Some(&file), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("node_id"), "{err}");
+        let err =
+            Config::load(Some(&dir.path().join("none.toml")), &Overrides::default()).unwrap_err();
+        assert!(matches!(err, ConfigError::MissingFile(_)));
+    }
+
+    #[test]
+    fn masked_config_hides_the_admin_key() {
+        let c = Config {
+            admin_key: Some("super-secret-key".into()),
+            ..Default::default()
+        };
+        let shown = c.to_masked_toml();
+        assert!(!shown.contains("super-secret-key"));
+        assert!(shown.contains("********"));
+        assert!(shown.contains("api_addr"));
+    }
+}
