@@ -4,7 +4,7 @@
 //! The cache is invalidated (never patched) after a write, and a load that raced with a write does not
 //! fill the cache, so a stale record cannot outlive the write that replaced it.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -12,10 +12,36 @@ use dashmap::DashMap;
 
 use chathook_store::{ChannelRecord, Store, StoreError};
 
+/// A stored channel with its lists indexed for the message path's membership checks.
+#[derive(Debug)]
+pub struct CachedChannel {
+    pub record: ChannelRecord,
+    members: HashSet<String>,
+    blacklisted: HashSet<String>,
+}
+
+impl CachedChannel {
+    fn new(record: ChannelRecord) -> Self {
+        CachedChannel {
+            members: record.subscribers.iter().cloned().collect(),
+            blacklisted: record.blacklist.iter().cloned().collect(),
+            record,
+        }
+    }
+
+    pub fn is_member(&self, uid: &str) -> bool {
+        self.members.contains(uid)
+    }
+
+    pub fn is_blacklisted(&self, uid: &str) -> bool {
+        self.blacklisted.contains(uid)
+    }
+}
+
 /// Read-through cache of stored channels.
 #[derive(Default)]
 pub struct Channels {
-    cache: DashMap<(String, u8), Option<Arc<ChannelRecord>>>,
+    cache: DashMap<(String, u8), Option<Arc<CachedChannel>>>,
     generation: AtomicU64,
     /// uid -> live groups the user belongs to.
     live: RwLock<HashMap<String, BTreeSet<String>>>,
@@ -28,13 +54,16 @@ impl Channels {
         store: &dyn Store,
         id: &str,
         channel_type: u8,
-    ) -> Result<Option<Arc<ChannelRecord>>, StoreError> {
+    ) -> Result<Option<Arc<CachedChannel>>, StoreError> {
         let key = (id.to_string(), channel_type);
         if let Some(hit) = self.cache.get(&key) {
             return Ok(hit.clone());
         }
         let generation = self.generation.load(Ordering::Acquire);
-        let loaded = store.channel(id, channel_type).await?.map(Arc::new);
+        let loaded = store
+            .channel(id, channel_type)
+            .await?
+            .map(|r| Arc::new(CachedChannel::new(r)));
         if self.generation.load(Ordering::Acquire) == generation {
             self.cache.insert(key, loaded.clone());
         }

@@ -76,7 +76,7 @@ impl Im {
             self.channels().get(self.store(), id, channel_type).await?
         };
         if let Some(ch) = &current {
-            members.extend(ch.subscribers.iter().map(String::as_str));
+            members.extend(ch.record.subscribers.iter().map(String::as_str));
         }
         if members.len() > limit {
             return Err(ChannelError::TooManyMembers {

@@ -41,6 +41,21 @@ pub struct SendRequest {
     pub origin: Origin,
 }
 
+/// Who receives a message: a group's subscribers (shared with the cache, not copied) or a list.
+enum Recipients {
+    Group(Arc<crate::channels::CachedChannel>),
+    Listed(Vec<String>),
+}
+
+impl Recipients {
+    fn uids(&self) -> &[String] {
+        match self {
+            Recipients::Group(channel) => &channel.record.subscribers,
+            Recipients::Listed(uids) => uids,
+        }
+    }
+}
+
 /// What the sender is told.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SendAck {
@@ -84,7 +99,10 @@ impl Im {
                 if !req.from_uid.is_empty() && req.from_uid != req.channel_id {
                     r.push(req.from_uid.clone());
                 }
-                (person_channel_key(&req.from_uid, &req.channel_id), r)
+                (
+                    person_channel_key(&req.from_uid, &req.channel_id),
+                    Recipients::Listed(r),
+                )
             }
             ChannelType::Group => {
                 let channel = self
@@ -92,28 +110,29 @@ impl Im {
                     .get(self.store(), &req.channel_id, req.channel_type)
                     .await?
                     .ok_or(SendError::ChannelNotFound)?;
-                if channel.flags.disband {
+                if channel.record.flags.disband {
                     return Err(SendError::Disbanded);
                 }
-                if channel.flags.ban {
+                if channel.record.flags.ban {
                     return Err(SendError::Banned);
                 }
                 // An empty from_uid is the system speaking through the REST API.
                 if !req.from_uid.is_empty() {
-                    if channel.blacklist.iter().any(|u| *u == req.from_uid) {
+                    if channel.is_blacklisted(&req.from_uid) {
                         return Err(SendError::Blacklisted);
                     }
-                    if !channel.subscribers.iter().any(|u| *u == req.from_uid) {
+                    if !channel.is_member(&req.from_uid) {
                         return Err(SendError::NotMember);
                     }
                 }
-                (req.channel_id.clone(), channel.subscribers.clone())
+                (req.channel_id.clone(), Recipients::Group(channel))
             }
         };
         if let Some(only) = req.subscribers.take() {
-            recipients = only;
+            recipients = Recipients::Listed(only);
         }
         let offline: Vec<String> = recipients
+            .uids()
             .iter()
             .filter(|u| **u != req.from_uid && !self.presence().is_online(u))
             .cloned()
@@ -182,7 +201,7 @@ impl Im {
                     message_seq: message.message_seq,
                     client_msg_no: message.client_msg_no.clone(),
                 };
-                self.fan_out(Arc::new(message), &recipients, req.origin);
+                self.fan_out(Arc::new(message), recipients.uids(), req.origin);
                 Ok(ack)
             }
         }

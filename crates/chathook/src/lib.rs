@@ -64,95 +64,141 @@ pub async fn run(
     ws_listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    let admin_key = auth::resolve_admin_key(config.admin_key.as_deref(), &config.data_dir)
-        .context("cannot set up the admin key")?;
-    let mut options = SqliteOptions::new(&config.data_dir);
-    options.node_id = config.node_id;
-    options.max_batch = config.store.max_batch;
-    options.queue_capacity = config.store.queue_capacity;
-    let store = SqliteStore::open(options).context("cannot open the store")?;
-    tracing::info!(path = %store.path().display(), "store open");
-
-    let mut registry = Registry::with_prefix("chathook");
-    let im_metrics = ImMetrics::default();
-    im_metrics.register(&mut registry);
-    let writer = store.metrics();
-    registry.register(
-        "store_commits",
-        "Durable commits of the store's writer",
-        writer.commits,
-    );
-    registry.register(
-        "store_writes",
-        "Writes committed (several per commit)",
-        writer.jobs,
-    );
-    registry.register(
-        "store_failed_commits",
-        "Commits that failed",
-        writer.failed_commits,
-    );
-    let event_log_head = Gauge::default();
-    registry.register(
-        "event_log_head",
-        "Position of the newest event",
-        event_log_head.clone(),
-    );
-
-    let im_config = ImConfig {
-        limits: config.limits.clone(),
-        gateway: config.gateway.clone(),
-        messages: config.messages.clone(),
-        server_version: env!("CARGO_PKG_VERSION").to_string(),
-        node_id: config.node_id,
-    };
-    let im = Im::start(Arc::new(store.clone()), im_config, im_metrics)
-        .await
-        .context("cannot start the IM core")?;
-
-    let protected =
-        chathook_im::api::router(im.clone()).layer(axum::middleware::from_fn_with_state(
-            auth::AdminKey(admin_key.into()),
-            auth::require_admin_key,
-        ));
-    let api = Router::new()
-        .route("/health", get(health))
-        .route(
-            "/metrics",
-            get(metrics).with_state(MetricsState {
-                registry: Arc::new(registry),
-                store: store.clone(),
-                event_log_head,
-            }),
-        )
-        .merge(protected);
-
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let stopped = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
-    tracing::info!(api = %api_listener.local_addr()?, ws = %ws_listener.local_addr()?, "chathook is serving");
-    let api_task = tokio::spawn(
-        axum::serve(api_listener, api)
-            .with_graceful_shutdown(stopped(stop_rx.clone()))
-            .into_future(),
-    );
-    let ws_task = tokio::spawn(chathook_im::gateway::serve(
-        ws_listener,
-        im.clone(),
-        stopped(stop_rx.clone()),
-    ));
-    let pruner = tokio::spawn(prune_loop(store.clone(), config.clone(), stop_rx.clone()));
-
+    let server = Server::start(config, api_listener, ws_listener).await?;
     shutdown.await;
-    tracing::info!("shutting down: disconnecting clients");
-    im.shutdown().await;
-    stop_tx.send_replace(true);
-    let _ = tokio::time::timeout(Duration::from_secs(10), api_task).await;
-    let _ = tokio::time::timeout(Duration::from_secs(10), ws_task).await;
-    let _ = pruner.await;
-    tracing::info!("stopped");
+    server.stop().await;
     Ok(())
+}
+
+/// A running server.
+pub struct Server {
+    im: Im,
+    store: SqliteStore,
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Server {
+    /// Opens the store, starts the IM core and serves the API and the gateway on the given listeners.
+    pub async fn start(
+        config: Config,
+        api_listener: TcpListener,
+        ws_listener: TcpListener,
+    ) -> anyhow::Result<Server> {
+        let admin_key = auth::resolve_admin_key(config.admin_key.as_deref(), &config.data_dir)
+            .context("cannot set up the admin key")?;
+        let mut options = SqliteOptions::new(&config.data_dir);
+        options.node_id = config.node_id;
+        options.max_batch = config.store.max_batch;
+        options.queue_capacity = config.store.queue_capacity;
+        let store = SqliteStore::open(options).context("cannot open the store")?;
+        tracing::info!(path = %store.path().display(), "store open");
+
+        let mut registry = Registry::with_prefix("chathook");
+        let im_metrics = ImMetrics::default();
+        im_metrics.register(&mut registry);
+        let writer = store.metrics();
+        registry.register(
+            "store_commits",
+            "Durable commits of the store's writer",
+            writer.commits,
+        );
+        registry.register(
+            "store_writes",
+            "Writes committed (several per commit)",
+            writer.jobs,
+        );
+        registry.register(
+            "store_failed_commits",
+            "Commits that failed",
+            writer.failed_commits,
+        );
+        let event_log_head = Gauge::default();
+        registry.register(
+            "event_log_head",
+            "Position of the newest event",
+            event_log_head.clone(),
+        );
+
+        let im_config = ImConfig {
+            limits: config.limits.clone(),
+            gateway: config.gateway.clone(),
+            messages: config.messages.clone(),
+            server_version: env!("CARGO_PKG_VERSION").to_string(),
+            node_id: config.node_id,
+        };
+        let im = Im::start(Arc::new(store.clone()), im_config, im_metrics)
+            .await
+            .context("cannot start the IM core")?;
+
+        let protected =
+            chathook_im::api::router(im.clone()).layer(axum::middleware::from_fn_with_state(
+                auth::AdminKey(admin_key.into()),
+                auth::require_admin_key,
+            ));
+        let api = Router::new()
+            .route("/health", get(health))
+            .route(
+                "/metrics",
+                get(metrics).with_state(MetricsState {
+                    registry: Arc::new(registry),
+                    store: store.clone(),
+                    event_log_head,
+                }),
+            )
+            .merge(protected);
+
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let stopped = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        tracing::info!(api = %api_listener.local_addr()?, ws = %ws_listener.local_addr()?, "chathook is serving");
+        let api_task = axum::serve(api_listener, api)
+            .with_graceful_shutdown(stopped(stop_rx.clone()))
+            .into_future();
+        let ws_task =
+            chathook_im::gateway::serve(ws_listener, im.clone(), stopped(stop_rx.clone()));
+        let tasks = vec![
+            tokio::spawn(async move {
+                if let Err(e) = api_task.await {
+                    tracing::error!(error = %e, "the API server failed");
+                }
+            }),
+            tokio::spawn(async move {
+                if let Err(e) = ws_task.await {
+                    tracing::error!(error = %e, "the gateway failed");
+                }
+            }),
+            tokio::spawn(prune_loop(store.clone(), config.clone(), stop_rx)),
+        ];
+        Ok(Server {
+            im,
+            store,
+            stop: stop_tx,
+            tasks,
+        })
+    }
+
+    /// The store (the event log's consumer API is on it).
+    pub fn store(&self) -> &SqliteStore {
+        &self.store
+    }
+
+    /// The IM core.
+    pub fn im(&self) -> &Im {
+        &self.im
+    }
+
+    /// Disconnects every client (each is reported offline), stops serving, and waits for the tasks.
+    pub async fn stop(self) {
+        tracing::info!("shutting down: disconnecting clients");
+        self.im.shutdown().await;
+        self.stop.send_replace(true);
+        for task in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        }
+        tracing::info!("stopped");
+    }
 }
 
 /// Removes expired idempotency keys and acknowledged old events, periodically.

@@ -1,0 +1,163 @@
+//! The REST API: admin-key auth on every route, WuKongIM's envelopes, errors that name the field,
+//! online status, profiles, health and metrics.
+
+use serde_json::{json, Value};
+
+use crate::util::*;
+
+const ROUTES: [(&str, &str); 14] = [
+    ("POST", "/user/token"),
+    ("POST", "/user/device_quit"),
+    ("POST", "/user/onlinestatus"),
+    ("GET", "/v1/users/alice/profile"),
+    ("PUT", "/v1/users/alice/profile"),
+    ("POST", "/channel"),
+    ("POST", "/channel/subscriber_add"),
+    ("POST", "/channel/subscriber_remove"),
+    ("POST", "/channel/delete"),
+    ("POST", "/channel/blacklist_add"),
+    ("POST", "/channel/blacklist_remove"),
+    ("POST", "/channel/blacklist_set"),
+    ("POST", "/message/send"),
+    ("POST", "/channel/messagesync"),
+];
+
+#[tokio::test]
+async fn every_route_needs_the_admin_key() {
+    let s = TestServer::start().await;
+    for (method, path) in ROUTES {
+        for key in [None, Some("wrong-key")] {
+            let (st, body) = s.call(method, path, Some(json!({})), key).await;
+            assert_eq!(st, 401, "{method} {path} with {key:?}");
+            assert_eq!(body["code"], "unauthorized");
+            assert_eq!(body["status"], 401);
+        }
+    }
+    // Authorization: Bearer works as well as the token header
+    let resp = reqwest::Client::new()
+        .post(format!("{}/user/onlinestatus", s.api))
+        .bearer_auth(ADMIN)
+        .json(&json!(["alice"]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    // health and metrics are open
+    assert_eq!(s.call("GET", "/health", None, None).await.0, 200);
+}
+
+#[tokio::test]
+async fn bad_requests_are_400_naming_the_field() {
+    let s = TestServer::start().await;
+    let cases: Vec<(&str, Value, &str, &str)> = vec![
+        ("/user/token", json!({"token": "x"}), "uid", "field_missing"),
+        ("/user/token", json!({"uid": "", "token": "x"}), "uid", "uid_empty"),
+        ("/user/token", json!({"uid": "a@b", "token": "x"}), "uid", "uid_invalid"),
+        ("/user/token", json!({"uid": "a", "token": ""}), "token", "token_empty"),
+        ("/user/token", json!({"uid": "a", "token": "x", "device_flag": "web"}), "device_flag", "field_invalid"),
+        ("/user/token", json!({"uid": "a", "token": "x", "device_level": 2}), "device_level", "device_level_invalid"),
+        ("/user/device_quit", json!({"uid": "a", "device_flag": -5}), "device_flag", "device_flag_invalid"),
+        ("/channel", json!({"channel_type": 2}), "channel_id", "field_missing"),
+        ("/channel", json!({"channel_id": "g", "channel_type": 2, "ban": 2}), "ban", "field_invalid"),
+        ("/channel", json!({"channel_id": "g/x", "channel_type": 2}), "channel_id", "channel_id_invalid"),
+        ("/channel", json!({"channel_id": "g", "channel_type": 1}), "channel_type", "channel_type_unsupported"),
+        ("/channel/subscriber_add", json!({"channel_id": "nope", "channel_type": 2, "subscribers": ["a"]}), "channel_id", "channel_not_found"),
+        ("/channel/subscriber_add", json!({"channel_id": "nope", "channel_type": 2, "subscribers": []}), "subscribers", "subscribers_empty"),
+        ("/channel/blacklist_add", json!({"channel_id": "nope", "channel_type": 2, "uids": []}), "uids", "uids_empty"),
+        ("/message/send", json!({"channel_id": "b", "channel_type": 1, "from_uid": "a"}), "payload", "field_missing"),
+        ("/message/send", json!({"channel_id": "b", "channel_type": 1, "from_uid": "a", "payload": "%%%"}), "payload", "payload_not_base64"),
+        ("/message/send", json!({"channel_id": "b", "channel_type": 1, "payload": "e30="}), "from_uid", "uid_empty"),
+        ("/message/send", json!({"channel_id": "b", "channel_type": 9, "from_uid": "a", "payload": "e30="}), "channel_type", "channel_type_unsupported"),
+        ("/message/send", json!({"channel_id": "b", "channel_type": 1, "from_uid": "a", "payload": "e30=", "header": {"red_dot": true}}), "header.red_dot", "field_invalid"),
+        ("/channel/messagesync", json!({"login_uid": "a", "channel_id": "b", "channel_type": 1, "pull_mode": 3}), "pull_mode", "pull_mode_invalid"),
+        ("/channel/messagesync", json!({"channel_id": "b", "channel_type": 1}), "login_uid", "field_missing"),
+        ("/user/onlinestatus", json!({"uids": ["a"]}), "", "field_invalid"),
+    ];
+    for (path, body, field, code) in cases {
+        let (st, reply) = s.post(path, body.clone()).await;
+        assert_eq!(st, 400, "{path} {body} -> {reply}");
+        assert_eq!(reply["status"], 400, "{reply}");
+        assert!(reply["msg"].as_str().is_some_and(|m| !m.is_empty()), "{reply}");
+        assert_eq!(reply["code"], code, "{path} {body} -> {reply}");
+        if !field.is_empty() {
+            assert_eq!(reply["field"], field, "{path} {body} -> {reply}");
+        }
+    }
+    // not JSON at all
+    let resp = reqwest::Client::new()
+        .post(format!("{}/user/token", s.api))
+        .header("token", ADMIN)
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["code"], "json_invalid");
+    // nothing partial was written by the refused group
+    let (st, _) = s.post("/channel/subscriber_add", json!({"channel_id": "g", "channel_type": 2, "subscribers": ["a"]})).await;
+    assert_eq!(st, 400, "the refused /channel calls created nothing");
+}
+
+#[tokio::test]
+async fn online_status_lists_online_users_with_devices() {
+    let s = TestServer::start().await;
+    let _a = s.login("alice", 0).await;
+    let _b = s.login("alice", 1).await;
+    let _c = s.login("bob", 0).await;
+    let (st, body) = s.post("/user/onlinestatus", json!(["alice", "bob", "dave"])).await;
+    assert_eq!(st, 200);
+    assert_eq!(body["status"], 200);
+    let mut rows: Vec<(String, u64, u64, u64)> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            assert_eq!(r["online"], 1);
+            (r["uid"].as_str().unwrap().to_string(), r["device_flag"].as_u64().unwrap(),
+             r["device_online_count"].as_u64().unwrap(), r["total_online_count"].as_u64().unwrap())
+        })
+        .collect();
+    rows.sort();
+    assert_eq!(rows, vec![("alice".into(), 0, 1, 2), ("alice".into(), 1, 1, 2), ("bob".into(), 0, 1, 1)]);
+}
+
+#[tokio::test]
+async fn profiles_round_trip_with_v1_errors() {
+    let s = TestServer::start().await;
+    let (st, body) = s.call("GET", "/v1/users/alice/profile", None, Some(ADMIN)).await;
+    assert_eq!(st, 404);
+    assert_eq!(body["error"]["code"], "profile_not_found");
+    let put = json!({"name": "Alice", "avatar": "a.png", "custom": {"lang": "fr"}});
+    let (st, body) = s.call("PUT", "/v1/users/alice/profile", Some(put), Some(ADMIN)).await;
+    assert_eq!(st, 200, "{body}");
+    let (st, body) = s.call("GET", "/v1/users/alice/profile", None, Some(ADMIN)).await;
+    assert_eq!(st, 200);
+    assert_eq!(body, json!({"uid": "alice", "name": "Alice", "avatar": "a.png", "custom": {"lang": "fr"}}));
+    let (st, body) = s.call("PUT", "/v1/users/alice/profile", Some(json!({"custom": {"n": 1}})), Some(ADMIN)).await;
+    assert_eq!(st, 400);
+    assert_eq!(body["error"]["field"], "custom.n");
+    let (st, body) = s.call("PUT", "/v1/users/alice/profile", Some(json!({"nick": "x"})), Some(ADMIN)).await;
+    assert_eq!((st, body["error"]["code"].as_str()), (400, Some("field_unknown")));
+    let (st, body) = s.call("PUT", "/v1/users/alice/profile", Some(json!({"name": "x".repeat(5000)})), Some(ADMIN)).await;
+    assert_eq!((st, body["error"]["field"].as_str()), (400, Some("name")));
+}
+
+#[tokio::test]
+async fn metrics_count_connections_messages_and_events() {
+    let s = TestServer::start().await;
+    let mut a = s.login("alice", 0).await;
+    a.send_msg("bob", 1, "m1", "x").await;
+    let text = reqwest::get(format!("{}/metrics", s.api)).await.unwrap().text().await.unwrap();
+    for needle in [
+        "chathook_connections 1",
+        "chathook_messages_sent_total{channel_type=\"1\"} 1",
+        "chathook_events_total{type=\"message.sent\"} 1",
+        "chathook_events_total{type=\"message.offline\"} 1",
+        "chathook_events_total{type=\"user.online\"} 1",
+        "chathook_store_commits_total",
+        "chathook_event_log_head",
+    ] {
+        assert!(text.contains(needle), "missing {needle} in\n{text}");
+    }
+}

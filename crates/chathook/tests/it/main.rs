@@ -1,0 +1,12 @@
+//! Integration tests: the real server in-process on ephemeral loopback ports (or the real binary where a
+//! process must die), driven by a real HTTP client and real WebSocket clients. One test binary, as
+//! svix and meilisearch do, for link time.
+
+mod util;
+
+mod api;
+mod events;
+mod gateway;
+mod limits;
+mod lifecycle;
+mod messaging;

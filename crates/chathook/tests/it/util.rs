@@ -1,0 +1,322 @@
+//! Test harness: a server on port 0 with a temporary data dir, a REST helper and a JSON-RPC client.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine;
+use chathook::{Config, Server};
+use chathook_events::{EventLog, LoggedEvent};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub const ADMIN: &str = "test-admin-key-123";
+
+pub struct TestServer {
+    pub server: Option<Server>,
+    pub api: String,
+    pub ws: String,
+    pub dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    http: reqwest::Client,
+}
+
+/// A config for tests: a fresh data dir, the test admin key.
+pub fn test_config(dir: &Path) -> Config {
+    Config {
+        data_dir: dir.to_path_buf(),
+        admin_key: Some(ADMIN.into()),
+        ..Config::default()
+    }
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tune: impl FnOnce(&mut Config)) -> TestServer {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().to_path_buf();
+        let mut s = Self::start_in(&dir, tune).await;
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// Starts a server on an existing data dir (for restarts).
+    pub async fn start_in(dir: &Path, tune: impl FnOnce(&mut Config)) -> TestServer {
+        let mut config = test_config(dir);
+        tune(&mut config);
+        let api = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let ws = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let api_addr = api.local_addr().unwrap();
+        let ws_addr = ws.local_addr().unwrap();
+        let server = Server::start(config, api, ws).await.expect("server starts");
+        TestServer {
+            server: Some(server),
+            api: format!("http://{api_addr}"),
+            ws: format!("ws://{ws_addr}"),
+            dir: dir.to_path_buf(),
+            _tmp: None,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn server(&self) -> &Server {
+        self.server.as_ref().expect("running")
+    }
+
+    /// Graceful stop; keeps the data dir.
+    pub async fn stop(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.stop().await;
+        }
+    }
+
+    /// Stops and starts again on the same data dir.
+    pub async fn restart(mut self, tune: impl FnOnce(&mut Config)) -> TestServer {
+        self.stop().await;
+        let tmp = self._tmp.take();
+        let mut s = Self::start_in(&self.dir, tune).await;
+        s._tmp = tmp;
+        s
+    }
+
+    /// POST with the admin key; returns the status and the JSON body (Null when not JSON).
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.call("POST", path, Some(body), Some(ADMIN)).await
+    }
+
+    pub async fn call(&self, method: &str, path: &str, body: Option<Value>, key: Option<&str>) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method.parse().unwrap(), format!("{}{}", self.api, path));
+        if let Some(k) = key {
+            req = req.header("token", k);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("http");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    pub async fn token(&self, uid: &str, token: &str, flag: u8, level: u8) {
+        let (st, body) = self
+            .post("/user/token", json!({"uid": uid, "token": token, "device_flag": flag, "device_level": level}))
+            .await;
+        assert_eq!(st, 200, "{body}");
+    }
+
+    /// Registers a token and connects.
+    pub async fn login(&self, uid: &str, flag: u8) -> Client {
+        self.token(uid, &format!("tok-{uid}-{flag}"), flag, 0).await;
+        let mut c = Client::open(&self.ws).await;
+        let r = c.connect(uid, &format!("tok-{uid}-{flag}"), flag).await;
+        assert_eq!(r["result"]["reasonCode"], 1, "{r}");
+        c
+    }
+
+    pub async fn group(&self, id: &str, members: &[&str]) {
+        let (st, body) = self
+            .post("/channel", json!({"channel_id": id, "channel_type": 2, "subscribers": members}))
+            .await;
+        assert_eq!(st, 200, "{body}");
+    }
+
+    pub async fn rest_send(&self, from: &str, channel: &str, channel_type: u8, text: &str) -> (u16, Value) {
+        self.post(
+            "/message/send",
+            json!({"from_uid": from, "channel_id": channel, "channel_type": channel_type,
+                   "payload": b64(&json!({"type": 1, "content": text}).to_string())}),
+        )
+        .await
+    }
+
+    pub async fn sync(&self, login: &str, channel: &str, channel_type: u8, start: u64, end: u64, limit: u64, pull: u8) -> Value {
+        let (st, body) = self
+            .post(
+                "/channel/messagesync",
+                json!({"login_uid": login, "channel_id": channel, "channel_type": channel_type,
+                       "start_message_seq": start, "end_message_seq": end, "limit": limit, "pull_mode": pull}),
+            )
+            .await;
+        assert_eq!(st, 200, "{body}");
+        body["data"].clone()
+    }
+
+    /// Every event in the log so far.
+    pub async fn events(&self) -> Vec<LoggedEvent> {
+        self.server().store().read_after(0, 100_000).await.unwrap()
+    }
+
+    /// Waits until the log holds an event matching `pred`.
+    pub async fn wait_event(&self, what: &str, pred: impl Fn(&LoggedEvent) -> bool) -> LoggedEvent {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(e) = self.events().await.into_iter().find(|e| pred(e)) {
+                return e;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no event: {what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+pub fn b64(s: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A WuKongIM JSON-RPC client.
+pub struct Client {
+    pub ws: Ws,
+    next_id: u64,
+    /// Frames that arrived while waiting for something else.
+    pub inbox: Vec<Value>,
+}
+
+/// How a connection ended, as the client saw it.
+#[derive(Debug)]
+pub struct Closed {
+    pub disconnect: Option<Value>,
+    pub code: Option<CloseCode>,
+    pub reason: String,
+}
+
+impl Client {
+    pub async fn open(url: &str) -> Client {
+        let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("ws connect");
+        Client { ws, next_id: 0, inbox: Vec::new() }
+    }
+
+    pub async fn connect(&mut self, uid: &str, token: &str, flag: u8) -> Value {
+        self.request("connect", json!({"uid": uid, "token": token, "deviceFlag": flag})).await
+    }
+
+    pub async fn send_text(&mut self, text: impl Into<String>) {
+        self.ws.send(Message::Text(text.into().into())).await.expect("ws send");
+    }
+
+    /// Sends a request and waits for the response with its id.
+    pub async fn request(&mut self, method: &str, params: Value) -> Value {
+        self.next_id += 1;
+        let id = self.next_id.to_string();
+        self.send_text(json!({"jsonrpc": "2.0", "method": method, "params": params, "id": id}).to_string())
+            .await;
+        self.wait_for(|f| f["id"] == id.as_str()).await.expect("a response")
+    }
+
+    pub async fn notify(&mut self, method: &str, params: Value) {
+        self.send_text(json!({"jsonrpc": "2.0", "method": method, "params": params}).to_string())
+            .await;
+    }
+
+    pub async fn send_msg(&mut self, channel: &str, channel_type: u8, client_msg_no: &str, content: &str) -> Value {
+        self.request(
+            "send",
+            json!({"clientMsgNo": client_msg_no, "channelId": channel, "channelType": channel_type,
+                   "payload": {"type": 1, "content": content}}),
+        )
+        .await
+    }
+
+    /// The next text frame (from the inbox first), or None on close or after `timeout`.
+    pub async fn next_frame(&mut self, timeout: Duration) -> Option<Value> {
+        if !self.inbox.is_empty() {
+            return Some(self.inbox.remove(0));
+        }
+        self.read(timeout).await
+    }
+
+    async fn read(&mut self, timeout: Duration) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(left, self.ws.next()).await {
+                Ok(Some(Ok(Message::Text(t)))) => return serde_json::from_str(&t).ok(),
+                Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+                _ => return None,
+            }
+        }
+    }
+
+    /// Waits for a frame matching `pred`, keeping the others in the inbox.
+    pub async fn wait_for(&mut self, pred: impl Fn(&Value) -> bool) -> Option<Value> {
+        if let Some(i) = self.inbox.iter().position(&pred) {
+            return Some(self.inbox.remove(i));
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let frame = self.read(left).await?;
+            if pred(&frame) {
+                return Some(frame);
+            }
+            self.inbox.push(frame);
+        }
+    }
+
+    /// The next `recv` notification within `timeout`, acknowledged when `ack`.
+    pub async fn recv(&mut self, timeout: Duration, ack: bool) -> Option<Value> {
+        let frame = if let Some(i) = self.inbox.iter().position(|f| f["method"] == "recv") {
+            Some(self.inbox.remove(i))
+        } else {
+            let deadline = tokio::time::Instant::now() + timeout;
+            loop {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                match self.read(left).await {
+                    None => break None,
+                    Some(f) if f["method"] == "recv" => break Some(f),
+                    Some(f) => self.inbox.push(f),
+                }
+            }
+        }?;
+        if ack {
+            let p = &frame["params"];
+            self.notify("recvack", json!({"messageId": p["messageId"], "messageSeq": p["messageSeq"]}))
+                .await;
+        }
+        Some(frame)
+    }
+
+    /// Reads until the server closes; returns the disconnect notification and the close frame.
+    pub async fn closed(&mut self, timeout: Duration) -> Closed {
+        let mut disconnect = self.inbox.iter().find(|f| f["method"] == "disconnect").cloned();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(left, self.ws.next()).await {
+                Ok(Some(Ok(Message::Text(t)))) => {
+                    let v: Value = serde_json::from_str(&t).unwrap_or(Value::Null);
+                    if v["method"] == "disconnect" {
+                        disconnect = Some(v);
+                    }
+                }
+                Ok(Some(Ok(Message::Close(frame)))) => {
+                    return Closed {
+                        disconnect,
+                        code: frame.as_ref().map(|f| f.code),
+                        reason: frame.map(|f| f.reason.to_string()).unwrap_or_default(),
+                    }
+                }
+                Ok(Some(Ok(_))) => continue,
+                Ok(Some(Err(_))) | Ok(None) => {
+                    return Closed { disconnect, code: None, reason: String::new() }
+                }
+                Err(_) => panic!("the server did not close the connection within {timeout:?}"),
+            }
+        }
+    }
+}
+
+pub const SHORT: Duration = Duration::from_millis(300);
+pub const LONG: Duration = Duration::from_secs(5);
