@@ -104,7 +104,10 @@ async fn start_server(bin: &PathBuf) -> anyhow::Result<Server> {
         .spawn()?;
     let api = format!("http://127.0.0.1:{api_port}");
     for _ in 0..100 {
-        if reqwest::get(format!("{api}/health")).await.is_ok_and(|r| r.status() == 200) {
+        if reqwest::get(format!("{api}/health"))
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
             return Ok(Server {
                 child,
                 api,
@@ -136,7 +139,12 @@ fn percentile(sorted: &[u64], p: f64) -> Option<f64> {
     Some(sorted[i] as f64 / 1000.0)
 }
 
-async fn connect(ws: &str, uid: &str) -> anyhow::Result<tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>> {
+async fn connect(
+    ws: &str,
+    uid: &str,
+) -> anyhow::Result<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+> {
     let (mut socket, _) = tokio_tungstenite::connect_async(ws).await?;
     socket
         .send(Message::Text(
@@ -158,7 +166,13 @@ async fn ws_scenario(bin: &PathBuf, args: &Args) -> anyhow::Result<Figures> {
     let http = reqwest::Client::new();
     for i in 0..args.clients {
         for uid in [format!("s{i}"), format!("r{i}")] {
-            post(&http, &server.api, "/user/token", json!({"uid": uid, "token": uid, "device_flag": 0})).await?;
+            post(
+                &http,
+                &server.api,
+                "/user/token",
+                json!({"uid": uid, "token": uid, "device_flag": 0}),
+            )
+            .await?;
         }
     }
     let start = Instant::now();
@@ -251,7 +265,8 @@ async fn rest_scenario(bin: &PathBuf, args: &Args) -> anyhow::Result<Figures> {
     let server = start_server(bin).await?;
     let start = Instant::now();
     let deadline = start + Duration::from_secs(args.seconds);
-    let payload = base64::engine::general_purpose::STANDARD.encode(r#"{"type":1,"content":"bench"}"#);
+    let payload =
+        base64::engine::general_purpose::STANDARD.encode(r#"{"type":1,"content":"bench"}"#);
     let mut tasks = Vec::new();
     for i in 0..args.clients {
         let api = server.api.clone();
@@ -297,19 +312,28 @@ async fn main() -> anyhow::Result<()> {
     if matches!(args.scenario, Scenario::Rest | Scenario::All) {
         figures.push(rest_scenario(&bin, &args).await?);
     }
-    println!("{:<32} {:>12} {:>10} {:>10} {:>10}", "scenario", "messages/s", "p50 ms", "p99 ms", "total");
+    println!(
+        "{:<32} {:>12} {:>10} {:>10} {:>10}",
+        "scenario", "messages/s", "p50 ms", "p99 ms", "total"
+    );
     let fmt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
     for f in &figures {
         println!(
             "{:<32} {:>12.0} {:>10} {:>10} {:>10}",
-            f.name, f.messages_per_sec, fmt(f.p50_ms), fmt(f.p99_ms), f.total
+            f.name,
+            f.messages_per_sec,
+            fmt(f.p50_ms),
+            fmt(f.p99_ms),
+            f.total
         );
     }
     let line: Vec<Value> = figures
         .iter()
-        .map(|f| json!({"scenario": f.name, "messages_per_sec": f.messages_per_sec.round(),
+        .map(|f| {
+            json!({"scenario": f.name, "messages_per_sec": f.messages_per_sec.round(),
                         "p50_ms": f.p50_ms, "p99_ms": f.p99_ms, "total": f.total,
-                        "clients": args.clients, "seconds": args.seconds}))
+                        "clients": args.clients, "seconds": args.seconds})
+        })
         .collect();
     println!("{}", json!({"chathook_bench": line}));
     Ok(())

@@ -51,33 +51,141 @@ async fn bad_requests_are_400_naming_the_field() {
     let s = TestServer::start().await;
     let cases: Vec<(&str, Value, &str, &str)> = vec![
         ("/user/token", json!({"token": "x"}), "uid", "field_missing"),
-        ("/user/token", json!({"uid": "", "token": "x"}), "uid", "uid_empty"),
-        ("/user/token", json!({"uid": "a@b", "token": "x"}), "uid", "uid_invalid"),
-        ("/user/token", json!({"uid": "a", "token": ""}), "token", "token_empty"),
-        ("/user/token", json!({"uid": "a", "token": "x", "device_flag": "web"}), "device_flag", "field_invalid"),
-        ("/user/token", json!({"uid": "a", "token": "x", "device_level": 2}), "device_level", "device_level_invalid"),
-        ("/user/device_quit", json!({"uid": "a", "device_flag": -5}), "device_flag", "device_flag_invalid"),
-        ("/channel", json!({"channel_type": 2}), "channel_id", "field_missing"),
-        ("/channel", json!({"channel_id": "g", "channel_type": 2, "ban": 2}), "ban", "field_invalid"),
-        ("/channel", json!({"channel_id": "g/x", "channel_type": 2}), "channel_id", "channel_id_invalid"),
-        ("/channel", json!({"channel_id": "g", "channel_type": 1}), "channel_type", "channel_type_unsupported"),
-        ("/channel/subscriber_add", json!({"channel_id": "nope", "channel_type": 2, "subscribers": ["a"]}), "channel_id", "channel_not_found"),
-        ("/channel/subscriber_add", json!({"channel_id": "nope", "channel_type": 2, "subscribers": []}), "subscribers", "subscribers_empty"),
-        ("/channel/blacklist_add", json!({"channel_id": "nope", "channel_type": 2, "uids": []}), "uids", "uids_empty"),
-        ("/message/send", json!({"channel_id": "b", "channel_type": 1, "from_uid": "a"}), "payload", "field_missing"),
-        ("/message/send", json!({"channel_id": "b", "channel_type": 1, "from_uid": "a", "payload": "%%%"}), "payload", "payload_not_base64"),
-        ("/message/send", json!({"channel_id": "b", "channel_type": 1, "payload": "e30="}), "from_uid", "uid_empty"),
-        ("/message/send", json!({"channel_id": "b", "channel_type": 9, "from_uid": "a", "payload": "e30="}), "channel_type", "channel_type_unsupported"),
-        ("/message/send", json!({"channel_id": "b", "channel_type": 1, "from_uid": "a", "payload": "e30=", "header": {"red_dot": true}}), "header.red_dot", "field_invalid"),
-        ("/channel/messagesync", json!({"login_uid": "a", "channel_id": "b", "channel_type": 1, "pull_mode": 3}), "pull_mode", "pull_mode_invalid"),
-        ("/channel/messagesync", json!({"channel_id": "b", "channel_type": 1}), "login_uid", "field_missing"),
-        ("/user/onlinestatus", json!({"uids": ["a"]}), "", "field_invalid"),
+        (
+            "/user/token",
+            json!({"uid": "", "token": "x"}),
+            "uid",
+            "uid_empty",
+        ),
+        (
+            "/user/token",
+            json!({"uid": "a@b", "token": "x"}),
+            "uid",
+            "uid_invalid",
+        ),
+        (
+            "/user/token",
+            json!({"uid": "a", "token": ""}),
+            "token",
+            "token_empty",
+        ),
+        (
+            "/user/token",
+            json!({"uid": "a", "token": "x", "device_flag": "web"}),
+            "device_flag",
+            "field_invalid",
+        ),
+        (
+            "/user/token",
+            json!({"uid": "a", "token": "x", "device_level": 2}),
+            "device_level",
+            "device_level_invalid",
+        ),
+        (
+            "/user/device_quit",
+            json!({"uid": "a", "device_flag": -5}),
+            "device_flag",
+            "device_flag_invalid",
+        ),
+        (
+            "/channel",
+            json!({"channel_type": 2}),
+            "channel_id",
+            "field_missing",
+        ),
+        (
+            "/channel",
+            json!({"channel_id": "g", "channel_type": 2, "ban": 2}),
+            "ban",
+            "field_invalid",
+        ),
+        (
+            "/channel",
+            json!({"channel_id": "g/x", "channel_type": 2}),
+            "channel_id",
+            "channel_id_invalid",
+        ),
+        (
+            "/channel",
+            json!({"channel_id": "g", "channel_type": 1}),
+            "channel_type",
+            "channel_type_unsupported",
+        ),
+        (
+            "/channel/subscriber_add",
+            json!({"channel_id": "nope", "channel_type": 2, "subscribers": ["a"]}),
+            "channel_id",
+            "channel_not_found",
+        ),
+        (
+            "/channel/subscriber_add",
+            json!({"channel_id": "nope", "channel_type": 2, "subscribers": []}),
+            "subscribers",
+            "subscribers_empty",
+        ),
+        (
+            "/channel/blacklist_add",
+            json!({"channel_id": "nope", "channel_type": 2, "uids": []}),
+            "uids",
+            "uids_empty",
+        ),
+        (
+            "/message/send",
+            json!({"channel_id": "b", "channel_type": 1, "from_uid": "a"}),
+            "payload",
+            "field_missing",
+        ),
+        (
+            "/message/send",
+            json!({"channel_id": "b", "channel_type": 1, "from_uid": "a", "payload": "%%%"}),
+            "payload",
+            "payload_not_base64",
+        ),
+        (
+            "/message/send",
+            json!({"channel_id": "b", "channel_type": 1, "payload": "e30="}),
+            "from_uid",
+            "uid_empty",
+        ),
+        (
+            "/message/send",
+            json!({"channel_id": "b", "channel_type": 9, "from_uid": "a", "payload": "e30="}),
+            "channel_type",
+            "channel_type_unsupported",
+        ),
+        (
+            "/message/send",
+            json!({"channel_id": "b", "channel_type": 1, "from_uid": "a", "payload": "e30=", "header": {"red_dot": true}}),
+            "header.red_dot",
+            "field_invalid",
+        ),
+        (
+            "/channel/messagesync",
+            json!({"login_uid": "a", "channel_id": "b", "channel_type": 1, "pull_mode": 3}),
+            "pull_mode",
+            "pull_mode_invalid",
+        ),
+        (
+            "/channel/messagesync",
+            json!({"channel_id": "b", "channel_type": 1}),
+            "login_uid",
+            "field_missing",
+        ),
+        (
+            "/user/onlinestatus",
+            json!({"uids": ["a"]}),
+            "",
+            "field_invalid",
+        ),
     ];
     for (path, body, field, code) in cases {
         let (st, reply) = s.post(path, body.clone()).await;
         assert_eq!(st, 400, "{path} {body} -> {reply}");
         assert_eq!(reply["status"], 400, "{reply}");
-        assert!(reply["msg"].as_str().is_some_and(|m| !m.is_empty()), "{reply}");
+        assert!(
+            reply["msg"].as_str().is_some_and(|m| !m.is_empty()),
+            "{reply}"
+        );
         assert_eq!(reply["code"], code, "{path} {body} -> {reply}");
         if !field.is_empty() {
             assert_eq!(reply["field"], field, "{path} {body} -> {reply}");
@@ -95,7 +203,12 @@ async fn bad_requests_are_400_naming_the_field() {
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["code"], "json_invalid");
     // nothing partial was written by the refused group
-    let (st, _) = s.post("/channel/subscriber_add", json!({"channel_id": "g", "channel_type": 2, "subscribers": ["a"]})).await;
+    let (st, _) = s
+        .post(
+            "/channel/subscriber_add",
+            json!({"channel_id": "g", "channel_type": 2, "subscribers": ["a"]}),
+        )
+        .await;
     assert_eq!(st, 400, "the refused /channel calls created nothing");
 }
 
@@ -105,7 +218,9 @@ async fn online_status_lists_online_users_with_devices() {
     let _a = s.login("alice", 0).await;
     let _b = s.login("alice", 1).await;
     let _c = s.login("bob", 0).await;
-    let (st, body) = s.post("/user/onlinestatus", json!(["alice", "bob", "dave"])).await;
+    let (st, body) = s
+        .post("/user/onlinestatus", json!(["alice", "bob", "dave"]))
+        .await;
     assert_eq!(st, 200);
     assert_eq!(body["status"], 200);
     let mut rows: Vec<(String, u64, u64, u64)> = body["data"]
@@ -114,32 +229,76 @@ async fn online_status_lists_online_users_with_devices() {
         .iter()
         .map(|r| {
             assert_eq!(r["online"], 1);
-            (r["uid"].as_str().unwrap().to_string(), r["device_flag"].as_u64().unwrap(),
-             r["device_online_count"].as_u64().unwrap(), r["total_online_count"].as_u64().unwrap())
+            (
+                r["uid"].as_str().unwrap().to_string(),
+                r["device_flag"].as_u64().unwrap(),
+                r["device_online_count"].as_u64().unwrap(),
+                r["total_online_count"].as_u64().unwrap(),
+            )
         })
         .collect();
     rows.sort();
-    assert_eq!(rows, vec![("alice".into(), 0, 1, 2), ("alice".into(), 1, 1, 2), ("bob".into(), 0, 1, 1)]);
+    assert_eq!(
+        rows,
+        vec![
+            ("alice".into(), 0, 1, 2),
+            ("alice".into(), 1, 1, 2),
+            ("bob".into(), 0, 1, 1)
+        ]
+    );
 }
 
 #[tokio::test]
 async fn profiles_round_trip_with_v1_errors() {
     let s = TestServer::start().await;
-    let (st, body) = s.call("GET", "/v1/users/alice/profile", None, Some(ADMIN)).await;
+    let (st, body) = s
+        .call("GET", "/v1/users/alice/profile", None, Some(ADMIN))
+        .await;
     assert_eq!(st, 404);
     assert_eq!(body["error"]["code"], "profile_not_found");
     let put = json!({"name": "Alice", "avatar": "a.png", "custom": {"lang": "fr"}});
-    let (st, body) = s.call("PUT", "/v1/users/alice/profile", Some(put), Some(ADMIN)).await;
+    let (st, body) = s
+        .call("PUT", "/v1/users/alice/profile", Some(put), Some(ADMIN))
+        .await;
     assert_eq!(st, 200, "{body}");
-    let (st, body) = s.call("GET", "/v1/users/alice/profile", None, Some(ADMIN)).await;
+    let (st, body) = s
+        .call("GET", "/v1/users/alice/profile", None, Some(ADMIN))
+        .await;
     assert_eq!(st, 200);
-    assert_eq!(body, json!({"uid": "alice", "name": "Alice", "avatar": "a.png", "custom": {"lang": "fr"}}));
-    let (st, body) = s.call("PUT", "/v1/users/alice/profile", Some(json!({"custom": {"n": 1}})), Some(ADMIN)).await;
+    assert_eq!(
+        body,
+        json!({"uid": "alice", "name": "Alice", "avatar": "a.png", "custom": {"lang": "fr"}})
+    );
+    let (st, body) = s
+        .call(
+            "PUT",
+            "/v1/users/alice/profile",
+            Some(json!({"custom": {"n": 1}})),
+            Some(ADMIN),
+        )
+        .await;
     assert_eq!(st, 400);
     assert_eq!(body["error"]["field"], "custom.n");
-    let (st, body) = s.call("PUT", "/v1/users/alice/profile", Some(json!({"nick": "x"})), Some(ADMIN)).await;
-    assert_eq!((st, body["error"]["code"].as_str()), (400, Some("field_unknown")));
-    let (st, body) = s.call("PUT", "/v1/users/alice/profile", Some(json!({"name": "x".repeat(5000)})), Some(ADMIN)).await;
+    let (st, body) = s
+        .call(
+            "PUT",
+            "/v1/users/alice/profile",
+            Some(json!({"nick": "x"})),
+            Some(ADMIN),
+        )
+        .await;
+    assert_eq!(
+        (st, body["error"]["code"].as_str()),
+        (400, Some("field_unknown"))
+    );
+    let (st, body) = s
+        .call(
+            "PUT",
+            "/v1/users/alice/profile",
+            Some(json!({"name": "x".repeat(5000)})),
+            Some(ADMIN),
+        )
+        .await;
     assert_eq!((st, body["error"]["field"].as_str()), (400, Some("name")));
 }
 
@@ -148,7 +307,12 @@ async fn metrics_count_connections_messages_and_events() {
     let s = TestServer::start().await;
     let mut a = s.login("alice", 0).await;
     a.send_msg("bob", 1, "m1", "x").await;
-    let text = reqwest::get(format!("{}/metrics", s.api)).await.unwrap().text().await.unwrap();
+    let text = reqwest::get(format!("{}/metrics", s.api))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     for needle in [
         "chathook_connections 1",
         "chathook_messages_sent_total{channel_type=\"1\"} 1",

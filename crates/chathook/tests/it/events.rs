@@ -22,16 +22,29 @@ async fn presence_events_carry_wukongim_counts() {
         .await
         .into_iter()
         .filter_map(|e| match e.event {
-            Event::UserOnline(c) => Some((c.device_flag, c.device_online_count, c.total_online_count, c.reason)),
+            Event::UserOnline(c) => Some((
+                c.device_flag,
+                c.device_online_count,
+                c.total_online_count,
+                c.reason,
+            )),
             _ => None,
         })
         .collect();
     assert_eq!(
         online,
-        vec![(0, 1, 1, PresenceReason::Login), (0, 2, 2, PresenceReason::Login), (1, 1, 3, PresenceReason::Login)]
+        vec![
+            (0, 1, 1, PresenceReason::Login),
+            (0, 2, 2, PresenceReason::Login),
+            (1, 1, 3, PresenceReason::Login)
+        ]
     );
     drop(a1);
-    s.wait_event("first offline", |e| matches!(&e.event, Event::UserOffline(c) if c.total_online_count == 2)).await;
+    s.wait_event(
+        "first offline",
+        |e| matches!(&e.event, Event::UserOffline(c) if c.total_online_count == 2),
+    )
+    .await;
     let off = s
         .events()
         .await
@@ -41,7 +54,14 @@ async fn presence_events_carry_wukongim_counts() {
             _ => None,
         })
         .unwrap();
-    assert_eq!((off.device_flag, off.device_online_count, off.total_online_count), (0, 1, 2));
+    assert_eq!(
+        (
+            off.device_flag,
+            off.device_online_count,
+            off.total_online_count
+        ),
+        (0, 1, 2)
+    );
     assert_eq!(off.reason, PresenceReason::LinkClosed);
     drop((a2, w));
 }
@@ -57,11 +77,22 @@ async fn messages_append_sent_and_offline_events_before_the_ack() {
     // the ack came after the commit: the events are already readable
     let after = s.server().store().read_after(before, 100).await.unwrap();
     assert_eq!(names(&after), vec!["message.sent", "message.offline"]);
-    let Event::MessageSent(m) = &after[0].event else { panic!() };
-    assert_eq!(m.message_id.to_string(), ack["result"]["messageId"].as_str().unwrap());
+    let Event::MessageSent(m) = &after[0].event else {
+        panic!()
+    };
+    assert_eq!(
+        m.message_id.to_string(),
+        ack["result"]["messageId"].as_str().unwrap()
+    );
     assert_eq!(m.payload, br#"{"content":"hello","type":1}"#.to_vec());
-    let Event::MessageOffline(o) = &after[1].event else { panic!() };
-    assert_eq!(o.to_uids, vec!["carol".to_string()], "only members with no connection, never the sender");
+    let Event::MessageOffline(o) = &after[1].event else {
+        panic!()
+    };
+    assert_eq!(
+        o.to_uids,
+        vec!["carol".to_string()],
+        "only members with no connection, never the sender"
+    );
     assert_eq!(o.message, *m);
 
     // everyone online: no offline event
@@ -81,14 +112,35 @@ async fn group_profile_and_live_group_events() {
     let s = TestServer::start().await;
     let (st, _) = s.post("/channel", json!({"channel_id": "live1", "channel_type": 2, "live": 1, "subscribers": ["alice", "bob"]})).await;
     assert_eq!(st, 200);
-    s.post("/channel/subscriber_add", json!({"channel_id": "live1", "channel_type": 2, "subscribers": ["bob", "carol"]})).await;
-    s.post("/channel/subscriber_remove", json!({"channel_id": "live1", "channel_type": 2, "subscribers": ["alice", "zed"]})).await;
+    s.post(
+        "/channel/subscriber_add",
+        json!({"channel_id": "live1", "channel_type": 2, "subscribers": ["bob", "carol"]}),
+    )
+    .await;
+    s.post(
+        "/channel/subscriber_remove",
+        json!({"channel_id": "live1", "channel_type": 2, "subscribers": ["alice", "zed"]}),
+    )
+    .await;
     let bob = s.login("bob", 1).await;
     drop(bob);
-    s.wait_event("bob offline", |e| matches!(&e.event, Event::UserOffline(c) if c.uid == "bob")).await;
-    s.post("/channel/delete", json!({"channel_id": "live1", "channel_type": 2})).await;
+    s.wait_event(
+        "bob offline",
+        |e| matches!(&e.event, Event::UserOffline(c) if c.uid == "bob"),
+    )
+    .await;
+    s.post(
+        "/channel/delete",
+        json!({"channel_id": "live1", "channel_type": 2}),
+    )
+    .await;
     let (st, body) = s
-        .call("PUT", "/v1/users/bob/profile", Some(json!({"name": "Bob", "avatar": "https://x/b.png", "custom": {"team": "blue"}})), Some(ADMIN))
+        .call(
+            "PUT",
+            "/v1/users/bob/profile",
+            Some(json!({"name": "Bob", "avatar": "https://x/b.png", "custom": {"team": "blue"}})),
+            Some(ADMIN),
+        )
         .await;
     assert_eq!(st, 200, "{body}");
 
@@ -100,7 +152,10 @@ async fn group_profile_and_live_group_events() {
             Event::GroupMemberAdded(g) => format!("added {:?}", g.uids),
             Event::GroupMemberRemoved(g) => format!("removed {:?}", g.uids),
             Event::GroupDismissed(g) => format!("dismissed {}", g.channel_id),
-            Event::GroupMemberOnlineStatus(l) => format!("live {} {} {} {}", l.channel_id, l.uid, l.device_flag, l.online),
+            Event::GroupMemberOnlineStatus(l) => format!(
+                "live {} {} {} {}",
+                l.channel_id, l.uid, l.device_flag, l.online
+            ),
             Event::ProfileChanged(p) => format!("profile {} {} {:?}", p.uid, p.name, p.custom),
             Event::UserOnline(c) => format!("online {}", c.uid),
             Event::UserOffline(c) => format!("offline {}", c.uid),
@@ -133,9 +188,23 @@ async fn consumer_cursor_ack_wait_and_retention() {
     let log = s.server().store().clone();
     s.rest_send("alice", "bob", 1, "before").await;
     let head = log.head();
-    assert_eq!(log.register_consumer("late", StartAt::Head).await.unwrap(), head);
-    assert_eq!(log.register_consumer("early", StartAt::Beginning).await.unwrap(), 0);
-    assert_eq!(log.register_consumer("late", StartAt::Beginning).await.unwrap(), head, "registration is idempotent");
+    assert_eq!(
+        log.register_consumer("late", StartAt::Head).await.unwrap(),
+        head
+    );
+    assert_eq!(
+        log.register_consumer("early", StartAt::Beginning)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        log.register_consumer("late", StartAt::Beginning)
+            .await
+            .unwrap(),
+        head,
+        "registration is idempotent"
+    );
 
     // wait_beyond wakes on the next commit
     let waiter = {
@@ -145,7 +214,10 @@ async fn consumer_cursor_ack_wait_and_retention() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(!waiter.is_finished());
     s.rest_send("alice", "bob", 1, "after").await;
-    tokio::time::timeout(Duration::from_secs(2), waiter).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(2), waiter)
+        .await
+        .unwrap()
+        .unwrap();
 
     let page = log.read_after(head, 10).await.unwrap();
     assert!(page.iter().all(|e| e.position > head));
@@ -155,7 +227,11 @@ async fn consumer_cursor_ack_wait_and_retention() {
     log.ack("late", positions[0]).await.unwrap();
     assert_eq!(log.consumer_position("late").await.unwrap(), positions[0]);
     log.ack("late", 1).await.unwrap();
-    assert_eq!(log.consumer_position("late").await.unwrap(), positions[0], "acks never go back");
+    assert_eq!(
+        log.consumer_position("late").await.unwrap(),
+        positions[0],
+        "acks never go back"
+    );
     assert!(log.ack("nobody", 1).await.is_err());
 
     // retention keeps what "early" has not acknowledged, even when old

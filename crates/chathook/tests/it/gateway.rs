@@ -27,7 +27,11 @@ async fn login_succeeds_with_the_right_token_and_fails_otherwise() {
         assert_eq!(r["result"]["reasonCode"], 2, "{what}: {r}");
         let closed = c.closed(LONG).await;
         assert_eq!(closed.code, Some(CloseCode::Policy), "{what}");
-        assert!(closed.reason.contains("authentication failed"), "{what}: {}", closed.reason);
+        assert!(
+            closed.reason.contains("authentication failed"),
+            "{what}: {}",
+            closed.reason
+        );
     }
 }
 
@@ -40,12 +44,19 @@ async fn connect_must_come_first_and_within_the_deadline() {
     assert!(closed.reason.contains("within 200 ms"), "{}", closed.reason);
 
     let mut early = Client::open(&s.ws).await;
-    early.send_text(json!({"method": "ping", "id": "1"}).to_string()).await;
+    early
+        .send_text(json!({"method": "ping", "id": "1"}).to_string())
+        .await;
     let closed = early.closed(LONG).await;
-    assert!(closed.reason.contains("first request must be connect"), "{}", closed.reason);
+    assert!(
+        closed.reason.contains("first request must be connect"),
+        "{}",
+        closed.reason
+    );
 
     let mut bad = Client::open(&s.ws).await;
-    bad.send_text(json!({"method": "connect", "id": "1", "params": {"uid": 5}}).to_string()).await;
+    bad.send_text(json!({"method": "connect", "id": "1", "params": {"uid": 5}}).to_string())
+        .await;
     let err = bad.next_frame(LONG).await.expect("an error response");
     assert_eq!(err["error"]["code"], -32602, "{err}");
 }
@@ -53,11 +64,28 @@ async fn connect_must_come_first_and_within_the_deadline() {
 #[tokio::test]
 async fn malformed_frames_unknown_methods_and_binary_close_with_a_reason() {
     let s = TestServer::start().await;
-    let cases: Vec<(&str, Box<dyn Fn() -> tokio_tungstenite::tungstenite::Message>)> = vec![
-        ("malformed JSON-RPC frame", Box::new(|| tokio_tungstenite::tungstenite::Message::Text("{not json".into()))),
-        ("unknown method", Box::new(|| tokio_tungstenite::tungstenite::Message::Text(r#"{"method":"fly","id":"9"}"#.into()))),
-        ("binary frames are not supported", Box::new(|| tokio_tungstenite::tungstenite::Message::Binary(vec![1, 2, 3].into()))),
-        ("needs a method", Box::new(|| tokio_tungstenite::tungstenite::Message::Text(r#"{"id":"3"}"#.into()))),
+    let cases: Vec<(
+        &str,
+        Box<dyn Fn() -> tokio_tungstenite::tungstenite::Message>,
+    )> = vec![
+        (
+            "malformed JSON-RPC frame",
+            Box::new(|| tokio_tungstenite::tungstenite::Message::Text("{not json".into())),
+        ),
+        (
+            "unknown method",
+            Box::new(|| {
+                tokio_tungstenite::tungstenite::Message::Text(r#"{"method":"fly","id":"9"}"#.into())
+            }),
+        ),
+        (
+            "binary frames are not supported",
+            Box::new(|| tokio_tungstenite::tungstenite::Message::Binary(vec![1, 2, 3].into())),
+        ),
+        (
+            "needs a method",
+            Box::new(|| tokio_tungstenite::tungstenite::Message::Text(r#"{"id":"3"}"#.into())),
+        ),
     ];
     for (expect, frame) in cases {
         let mut c = s.login("alice", 0).await;
@@ -65,8 +93,18 @@ async fn malformed_frames_unknown_methods_and_binary_close_with_a_reason() {
         c.ws.send(frame()).await.unwrap();
         let closed = c.closed(LONG).await;
         let disconnect = closed.disconnect.expect("a disconnect notification first");
-        assert!(disconnect["params"]["reason"].as_str().unwrap().contains(expect), "{disconnect}");
-        assert!(closed.reason.contains(expect), "{expect}: {}", closed.reason);
+        assert!(
+            disconnect["params"]["reason"]
+                .as_str()
+                .unwrap()
+                .contains(expect),
+            "{disconnect}"
+        );
+        assert!(
+            closed.reason.contains(expect),
+            "{expect}: {}",
+            closed.reason
+        );
     }
     // the server still serves
     let mut c = s.login("alice", 0).await;
@@ -81,9 +119,18 @@ async fn invalid_send_params_get_an_error_and_keep_the_connection() {
     let mut c = s.login("alice", 0).await;
     let r = c.request("send", json!({"channelId": "bob"})).await;
     assert_eq!(r["error"]["code"], -32602, "{r}");
-    assert!(r["error"]["message"].as_str().unwrap().contains("channelType"), "{r}");
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("channelType"),
+        "{r}"
+    );
     let r = c.send_msg("bob", 7, "x1", "hi").await;
-    assert_eq!(r["result"]["reasonCode"], 23, "unsupported channel type: {r}");
+    assert_eq!(
+        r["result"]["reasonCode"], 23,
+        "unsupported channel type: {r}"
+    );
     let r = c.send_msg("bob", 1, "x2", "hi").await;
     assert_eq!(r["result"]["reasonCode"], 1, "{r}");
 }
@@ -94,14 +141,26 @@ async fn a_primary_login_kicks_the_same_device_flag_only() {
     s.token("alice", "t-web", 1, 1).await;
     s.token("alice", "t-app", 0, 0).await;
     let mut web1 = Client::open(&s.ws).await;
-    assert_eq!(web1.connect("alice", "t-web", 1).await["result"]["reasonCode"], 1);
+    assert_eq!(
+        web1.connect("alice", "t-web", 1).await["result"]["reasonCode"],
+        1
+    );
     let mut app = Client::open(&s.ws).await;
-    assert_eq!(app.connect("alice", "t-app", 0).await["result"]["reasonCode"], 1);
+    assert_eq!(
+        app.connect("alice", "t-app", 0).await["result"]["reasonCode"],
+        1
+    );
     let mut web2 = Client::open(&s.ws).await;
-    assert_eq!(web2.connect("alice", "t-web", 1).await["result"]["reasonCode"], 1);
+    assert_eq!(
+        web2.connect("alice", "t-web", 1).await["result"]["reasonCode"],
+        1
+    );
 
     let closed = web1.closed(LONG).await;
-    assert_eq!(closed.disconnect.expect("disconnect")["params"]["reasonCode"], 12);
+    assert_eq!(
+        closed.disconnect.expect("disconnect")["params"]["reasonCode"],
+        12
+    );
     // the app connection and the new web connection live on
     assert_eq!(app.request("ping", json!({})).await["method"], "pong");
     assert_eq!(web2.request("ping", json!({})).await["method"], "pong");
@@ -110,7 +169,9 @@ async fn a_primary_login_kicks_the_same_device_flag_only() {
             matches!(&e.event, chathook_events::Event::UserOffline(c) if c.reason == chathook_events::PresenceReason::Kicked)
         })
         .await;
-    let chathook_events::Event::UserOffline(c) = ev.event else { unreachable!() };
+    let chathook_events::Event::UserOffline(c) = ev.event else {
+        unreachable!()
+    };
     assert_eq!((c.uid.as_str(), c.device_flag), ("alice", 1));
 }
 
@@ -123,7 +184,12 @@ async fn a_new_primary_token_and_device_quit_close_connections() {
     let closed = web.closed(LONG).await;
     assert_eq!(closed.disconnect.unwrap()["params"]["reasonCode"], 12);
 
-    let (st, _) = s.post("/user/device_quit", json!({"uid": "alice", "device_flag": -1})).await;
+    let (st, _) = s
+        .post(
+            "/user/device_quit",
+            json!({"uid": "alice", "device_flag": -1}),
+        )
+        .await;
     assert_eq!(st, 200);
     app.closed(LONG).await;
     s.wait_event("logout", |e| {
@@ -132,7 +198,10 @@ async fn a_new_primary_token_and_device_quit_close_connections() {
     .await;
     // the quit device's token is gone
     let mut again = Client::open(&s.ws).await;
-    assert_eq!(again.connect("alice", "tok-alice-0", 0).await["result"]["reasonCode"], 2);
+    assert_eq!(
+        again.connect("alice", "tok-alice-0", 0).await["result"]["reasonCode"],
+        2
+    );
 }
 
 #[tokio::test]
@@ -141,7 +210,13 @@ async fn an_idle_connection_times_out() {
     let mut c = s.login("alice", 0).await;
     let closed = c.closed(LONG).await;
     let d = closed.disconnect.expect("disconnect");
-    assert!(d["params"]["reason"].as_str().unwrap().contains("heartbeat"), "{d}");
+    assert!(
+        d["params"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("heartbeat"),
+        "{d}"
+    );
     s.wait_event("heartbeat offline", |e| {
         matches!(&e.event, chathook_events::Event::UserOffline(c)
             if c.reason == chathook_events::PresenceReason::HeartbeatTimeout && c.total_online_count == 0)
@@ -172,10 +247,17 @@ async fn an_unacknowledged_recv_is_sent_again_until_acked() {
     assert_eq!(first["params"]["messageId"], sent["result"]["messageId"]);
     // acknowledge: no more resends
     let p = &again["params"];
-    bob.notify("recvack", json!({"messageId": p["messageId"], "messageSeq": p["messageSeq"]})).await;
+    bob.notify(
+        "recvack",
+        json!({"messageId": p["messageId"], "messageSeq": p["messageSeq"]}),
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     bob.inbox.clear();
-    assert!(bob.recv(Duration::from_millis(600), false).await.is_none(), "resent after ack");
+    assert!(
+        bob.recv(Duration::from_millis(600), false).await.is_none(),
+        "resent after ack"
+    );
 
     // without an ack, resends stop after max_resends
     alice.send_msg("bob", 1, "r-2", "bounded").await;

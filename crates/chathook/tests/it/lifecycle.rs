@@ -23,9 +23,18 @@ async fn graceful_shutdown_disconnects_clients_and_reports_them_offline() {
     for c in [&mut alice, &mut bob] {
         let closed = c.closed(LONG).await;
         let d = closed.disconnect.expect("a disconnect notification");
-        assert!(d["params"]["reason"].as_str().unwrap().contains("shutting down"), "{d}");
+        assert!(
+            d["params"]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("shutting down"),
+            "{d}"
+        );
     }
-    tokio::time::timeout(Duration::from_secs(10), stopping).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(10), stopping)
+        .await
+        .unwrap()
+        .unwrap();
 
     let s = TestServer::start_in(&s.dir, |_| {}).await;
     let offline: Vec<_> = s
@@ -38,7 +47,12 @@ async fn graceful_shutdown_disconnects_clients_and_reports_them_offline() {
         })
         .collect();
     assert_eq!(offline.len(), 2);
-    assert!(offline.iter().all(|(_, r)| *r == PresenceReason::ServerShutdown), "{offline:?}");
+    assert!(
+        offline
+            .iter()
+            .all(|(_, r)| *r == PresenceReason::ServerShutdown),
+        "{offline:?}"
+    );
     assert!(s.events().await.iter().all(|e| !matches!(&e.event, Event::UserOffline(c) if c.reason == PresenceReason::ServerRestart)),
         "nothing left to recover after a clean stop");
     drop(tempfile::TempDir::new());
@@ -52,17 +66,31 @@ async fn history_events_and_cursors_survive_a_restart() {
     for i in 0..5 {
         alice.send_msg("g", 2, &format!("k{i}"), "x").await;
     }
-    s.server().store().register_consumer("webhook-1", StartAt::Beginning).await.unwrap();
+    s.server()
+        .store()
+        .register_consumer("webhook-1", StartAt::Beginning)
+        .await
+        .unwrap();
     let mid = s.events().await[3].position;
     s.server().store().ack("webhook-1", mid).await.unwrap();
     let before = s.events().await;
     drop(alice);
-    s.wait_event("alice offline", |e| matches!(&e.event, Event::UserOffline(_))).await;
+    s.wait_event("alice offline", |e| {
+        matches!(&e.event, Event::UserOffline(_))
+    })
+    .await;
 
     let s = s.restart(|_| {}).await;
     let after = s.events().await;
     assert_eq!(&after[..before.len()], &before[..], "the log is intact");
-    assert_eq!(s.server().store().consumer_position("webhook-1").await.unwrap(), mid);
+    assert_eq!(
+        s.server()
+            .store()
+            .consumer_position("webhook-1")
+            .await
+            .unwrap(),
+        mid
+    );
     let page = s.sync("alice", "g", 2, 1, 0, 100, 1).await;
     assert_eq!(page["messages"].as_array().unwrap().len(), 5);
     // ids and seqs continue after the restart
@@ -70,7 +98,14 @@ async fn history_events_and_cursors_survive_a_restart() {
     let r = alice.send_msg("g", 2, "k-next", "x").await;
     assert_eq!(r["result"]["messageSeq"], 6);
     let last_id: i64 = page["messages"][4]["message_id"].as_i64().unwrap();
-    assert!(r["result"]["messageId"].as_str().unwrap().parse::<i64>().unwrap() > last_id);
+    assert!(
+        r["result"]["messageId"]
+            .as_str()
+            .unwrap()
+            .parse::<i64>()
+            .unwrap()
+            > last_id
+    );
     // idempotency keys survive too
     let again = alice.send_msg("g", 2, "k0", "x").await;
     assert_eq!(again["result"]["messageSeq"], 1);
@@ -83,7 +118,11 @@ struct Proc {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 async fn spawn_binary(dir: &std::path::Path) -> Proc {
@@ -102,7 +141,11 @@ async fn spawn_binary(dir: &std::path::Path) -> Proc {
     for _ in 0..100 {
         if let Ok(r) = reqwest::get(format!("{api}/health")).await {
             if r.status() == 200 {
-                return Proc { child, api, ws: format!("ws://127.0.0.1:{ws_port}") };
+                return Proc {
+                    child,
+                    api,
+                    ws: format!("ws://127.0.0.1:{ws_port}"),
+                };
             }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -111,7 +154,11 @@ async fn spawn_binary(dir: &std::path::Path) -> Proc {
 }
 
 fn signal(child: &Child, sig: &str) {
-    let status = Command::new("kill").arg(sig).arg(child.id().to_string()).status().unwrap();
+    let status = Command::new("kill")
+        .arg(sig)
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
     assert!(status.success());
 }
 
@@ -132,9 +179,17 @@ async fn post(api: &str, path: &str, body: serde_json::Value) -> serde_json::Val
 async fn kill_9_loses_no_acknowledged_message_and_reports_connections_offline() {
     let tmp = tempfile::tempdir().unwrap();
     let mut p = spawn_binary(tmp.path()).await;
-    post(&p.api, "/user/token", json!({"uid": "alice", "token": "ta", "device_flag": 0})).await;
+    post(
+        &p.api,
+        "/user/token",
+        json!({"uid": "alice", "token": "ta", "device_flag": 0}),
+    )
+    .await;
     let mut alice = Client::open(&p.ws).await;
-    assert_eq!(alice.connect("alice", "ta", 0).await["result"]["reasonCode"], 1);
+    assert_eq!(
+        alice.connect("alice", "ta", 0).await["result"]["reasonCode"],
+        1
+    );
     let mut acked = Vec::new();
     for i in 0..50 {
         let r = alice.send_msg("bob", 1, &format!("c{i}"), "x").await;
@@ -144,9 +199,19 @@ async fn kill_9_loses_no_acknowledged_message_and_reports_connections_offline() 
     p.child.wait().unwrap();
 
     let mut p = spawn_binary(tmp.path()).await;
-    let page = post(&p.api, "/channel/messagesync", json!({"login_uid": "bob", "channel_id": "alice", "channel_type": 1,
-        "start_message_seq": 1, "limit": 1000, "pull_mode": 1})).await;
-    let seqs: Vec<u64> = page["data"]["messages"].as_array().unwrap().iter().map(|m| m["message_seq"].as_u64().unwrap()).collect();
+    let page = post(
+        &p.api,
+        "/channel/messagesync",
+        json!({"login_uid": "bob", "channel_id": "alice", "channel_type": 1,
+        "start_message_seq": 1, "limit": 1000, "pull_mode": 1}),
+    )
+    .await;
+    let seqs: Vec<u64> = page["data"]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["message_seq"].as_u64().unwrap())
+        .collect();
     assert_eq!(seqs, acked, "every acknowledged message is there, in order");
     signal(&p.child, "-TERM");
     let status = p.child.wait().unwrap();
@@ -161,9 +226,19 @@ async fn kill_9_loses_no_acknowledged_message_and_reports_connections_offline() 
             _ => None,
         })
         .collect();
-    assert_eq!(restart.len(), 1, "alice's connection is reported offline after the crash");
-    assert_eq!((restart[0].uid.as_str(), restart[0].total_online_count), ("alice", 0));
-    let sent = events.iter().filter(|e| e.event.name() == "message.sent").count();
+    assert_eq!(
+        restart.len(),
+        1,
+        "alice's connection is reported offline after the crash"
+    );
+    assert_eq!(
+        (restart[0].uid.as_str(), restart[0].total_online_count),
+        ("alice", 0)
+    );
+    let sent = events
+        .iter()
+        .filter(|e| e.event.name() == "message.sent")
+        .count();
     assert_eq!(sent, 50, "every acknowledged message's event is in the log");
 }
 
@@ -201,13 +276,24 @@ async fn a_missing_admin_key_is_generated_once_with_mode_0600() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
-    let (st, _) = s.call("POST", "/user/onlinestatus", Some(json!([])), Some(&key)).await;
+    let (st, _) = s
+        .call("POST", "/user/onlinestatus", Some(json!([])), Some(&key))
+        .await;
     assert_eq!(st, 200);
-    let (st, _) = s.call("POST", "/user/onlinestatus", Some(json!([])), Some(ADMIN)).await;
+    let (st, _) = s
+        .call("POST", "/user/onlinestatus", Some(json!([])), Some(ADMIN))
+        .await;
     assert_eq!(st, 401);
     let s = s.restart(|c| c.admin_key = None).await;
-    assert_eq!(std::fs::read_to_string(&path).unwrap(), key, "the same key after a restart");
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        key,
+        "the same key after a restart"
+    );
     drop(s);
 }

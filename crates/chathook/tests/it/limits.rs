@@ -12,13 +12,24 @@ async fn frame_size_limit() {
     let s = TestServer::start_with(|c| c.limits.max_frame_bytes = 2048).await;
     let mut c = s.login("alice", 0).await;
     let fits = "x".repeat(1500);
-    assert_eq!(c.send_msg("bob", 1, "f-1", &fits).await["result"]["reasonCode"], 1);
+    assert_eq!(
+        c.send_msg("bob", 1, "f-1", &fits).await["result"]["reasonCode"],
+        1
+    );
     let over = "x".repeat(2100);
-    c.send_text(json!({"method": "send", "id": "big", "params": {"channelId": "bob", "channelType": 1,
-        "clientMsgNo": "f-2", "payload": {"c": over}}}).to_string()).await;
+    c.send_text(
+        json!({"method": "send", "id": "big", "params": {"channelId": "bob", "channelType": 1,
+        "clientMsgNo": "f-2", "payload": {"c": over}}})
+        .to_string(),
+    )
+    .await;
     let closed = c.closed(LONG).await;
     assert_eq!(closed.code, Some(CloseCode::Size));
-    assert!(closed.reason.contains("max_frame_bytes"), "{}", closed.reason);
+    assert!(
+        closed.reason.contains("max_frame_bytes"),
+        "{}",
+        closed.reason
+    );
 }
 
 #[tokio::test]
@@ -26,19 +37,39 @@ async fn payload_size_limit() {
     let s = TestServer::start_with(|c| c.limits.max_payload_bytes = 100).await;
     let mut c = s.login("alice", 0).await;
     // {"c":"..."} is 8 bytes around the content
-    let r = c.request("send", json!({"clientMsgNo": "p1", "channelId": "bob", "channelType": 1,
-        "payload": {"c": "x".repeat(92)}})).await;
+    let r = c
+        .request(
+            "send",
+            json!({"clientMsgNo": "p1", "channelId": "bob", "channelType": 1,
+        "payload": {"c": "x".repeat(92)}}),
+        )
+        .await;
     assert_eq!(r["result"]["reasonCode"], 1, "exactly at the limit: {r}");
-    let r = c.request("send", json!({"clientMsgNo": "p2", "channelId": "bob", "channelType": 1,
-        "payload": {"c": "x".repeat(93)}})).await;
+    let r = c
+        .request(
+            "send",
+            json!({"clientMsgNo": "p2", "channelId": "bob", "channelType": 1,
+        "payload": {"c": "x".repeat(93)}}),
+        )
+        .await;
     assert_eq!(r["result"]["reasonCode"], 9, "{r}");
     assert_eq!(r["result"]["code"], "payload_too_large");
-    let (st, body) = s.post("/message/send", json!({"from_uid": "a", "channel_id": "b", "channel_type": 1,
-        "payload": b64(&"y".repeat(101))})).await;
+    let (st, body) = s
+        .post(
+            "/message/send",
+            json!({"from_uid": "a", "channel_id": "b", "channel_type": 1,
+        "payload": b64(&"y".repeat(101))}),
+        )
+        .await;
     assert_eq!(st, 400);
     assert_eq!(body["field"], "payload");
-    let (st, body) = s.post("/message/send", json!({"from_uid": "a", "channel_id": "b", "channel_type": 1,
-        "payload": ""})).await;
+    let (st, body) = s
+        .post(
+            "/message/send",
+            json!({"from_uid": "a", "channel_id": "b", "channel_type": 1,
+        "payload": ""}),
+        )
+        .await;
     assert_eq!((st, body["code"].as_str()), (400, Some("payload_empty")));
 }
 
@@ -48,15 +79,26 @@ async fn sends_per_second_per_connection() {
     let mut c = s.login("alice", 0).await;
     let mut codes = Vec::new();
     for i in 0..7 {
-        codes.push(c.send_msg("bob", 1, &format!("r{i}"), "x").await["result"]["reasonCode"].as_u64().unwrap());
+        codes.push(
+            c.send_msg("bob", 1, &format!("r{i}"), "x").await["result"]["reasonCode"]
+                .as_u64()
+                .unwrap(),
+        );
     }
     assert_eq!(&codes[..5], &[1, 1, 1, 1, 1], "the burst passes");
     assert!(codes[5..].contains(&22), "then rate-limited: {codes:?}");
     // another connection has its own budget
     let mut other = s.login("carol", 0).await;
-    assert_eq!(other.send_msg("bob", 1, "o1", "x").await["result"]["reasonCode"], 1);
+    assert_eq!(
+        other.send_msg("bob", 1, "o1", "x").await["result"]["reasonCode"],
+        1
+    );
     tokio::time::sleep(Duration::from_millis(450)).await;
-    assert_eq!(c.send_msg("bob", 1, "later", "x").await["result"]["reasonCode"], 1, "refilled");
+    assert_eq!(
+        c.send_msg("bob", 1, "later", "x").await["result"]["reasonCode"],
+        1,
+        "refilled"
+    );
 }
 
 #[tokio::test]
@@ -68,7 +110,11 @@ async fn connections_per_user() {
     let mut third = Client::open(&s.ws).await;
     let r = third.connect("alice", "t2", 2).await;
     assert_eq!(r["result"]["reasonCode"], 11, "{r}");
-    assert!(third.closed(LONG).await.reason.contains("connections_per_user"));
+    assert!(third
+        .closed(LONG)
+        .await
+        .reason
+        .contains("connections_per_user"));
     let _other_user = s.login("bob", 0).await;
 }
 
@@ -90,16 +136,39 @@ async fn max_connections() {
 #[tokio::test]
 async fn group_size_limit() {
     let s = TestServer::start_with(|c| c.limits.group_max_members = 3).await;
-    let (st, _) = s.post("/channel", json!({"channel_id": "g", "channel_type": 2, "subscribers": ["a", "b", "c"]})).await;
+    let (st, _) = s
+        .post(
+            "/channel",
+            json!({"channel_id": "g", "channel_type": 2, "subscribers": ["a", "b", "c"]}),
+        )
+        .await;
     assert_eq!(st, 200);
-    let (st, body) = s.post("/channel/subscriber_add", json!({"channel_id": "g", "channel_type": 2, "subscribers": ["d"]})).await;
+    let (st, body) = s
+        .post(
+            "/channel/subscriber_add",
+            json!({"channel_id": "g", "channel_type": 2, "subscribers": ["d"]}),
+        )
+        .await;
     assert_eq!(st, 400);
-    assert_eq!((body["code"].as_str(), body["field"].as_str()), (Some("group_too_large"), Some("subscribers")));
-    let (st, _) = s.post("/channel/subscriber_add", json!({"channel_id": "g", "channel_type": 2, "subscribers": ["a"]})).await;
+    assert_eq!(
+        (body["code"].as_str(), body["field"].as_str()),
+        (Some("group_too_large"), Some("subscribers"))
+    );
+    let (st, _) = s
+        .post(
+            "/channel/subscriber_add",
+            json!({"channel_id": "g", "channel_type": 2, "subscribers": ["a"]}),
+        )
+        .await;
     assert_eq!(st, 200, "re-adding a member does not grow the group");
     let (st, _) = s.post("/channel/subscriber_add", json!({"channel_id": "g", "channel_type": 2, "reset": 1, "subscribers": ["x", "y", "z"]})).await;
     assert_eq!(st, 200, "a reset counts only the new list");
-    let (st, _) = s.post("/channel", json!({"channel_id": "h", "channel_type": 2, "subscribers": ["a", "b", "c", "d"]})).await;
+    let (st, _) = s
+        .post(
+            "/channel",
+            json!({"channel_id": "h", "channel_type": 2, "subscribers": ["a", "b", "c", "d"]}),
+        )
+        .await;
     assert_eq!(st, 400);
 }
 
@@ -119,10 +188,17 @@ async fn sync_limit_caps_the_page() {
 #[tokio::test]
 async fn http_body_limit() {
     let s = TestServer::start_with(|c| c.limits.max_http_body_bytes = 1024).await;
-    let (st, body) = s.post("/user/token", json!({"uid": "a", "token": "x".repeat(2000)})).await;
+    let (st, body) = s
+        .post(
+            "/user/token",
+            json!({"uid": "a", "token": "x".repeat(2000)}),
+        )
+        .await;
     assert_eq!(st, 413, "{body}");
     assert_eq!(body["code"], "body_too_large");
-    let (st, _) = s.post("/user/token", json!({"uid": "a", "token": "x".repeat(900)})).await;
+    let (st, _) = s
+        .post("/user/token", json!({"uid": "a", "token": "x".repeat(900)}))
+        .await;
     assert_eq!(st, 200);
 }
 
@@ -138,7 +214,11 @@ async fn unacknowledged_recvs_are_capped() {
     }
     s.rest_send("alice", "bob", 1, "one too many").await;
     let closed = bob.closed(LONG).await;
-    assert!(closed.reason.contains("without recvack"), "{}", closed.reason);
+    assert!(
+        closed.reason.contains("without recvack"),
+        "{}",
+        closed.reason
+    );
 }
 
 #[tokio::test]
@@ -155,15 +235,19 @@ async fn a_client_that_stops_reading_is_disconnected_not_buffered() {
     let big = b64(&"z".repeat(250_000));
     for i in 0..120 {
         let (st, _) = s
-            .post("/message/send", json!({"from_uid": "alice", "client_msg_no": format!("big{i}"), "channel_id": "bob",
-                                          "channel_type": 1, "payload": big}))
+            .post(
+                "/message/send",
+                json!({"from_uid": "alice", "client_msg_no": format!("big{i}"), "channel_id": "bob",
+                                          "channel_type": 1, "payload": big}),
+            )
             .await;
         assert_eq!(st, 200, "the sender is never slowed or refused");
     }
     let ev = s
-        .wait_event("slow consumer offline", |e| {
-            matches!(&e.event, chathook_events::Event::UserOffline(c) if c.uid == "bob")
-        })
+        .wait_event(
+            "slow consumer offline",
+            |e| matches!(&e.event, chathook_events::Event::UserOffline(c) if c.uid == "bob"),
+        )
         .await;
     assert!(matches!(ev.event, chathook_events::Event::UserOffline(_)));
     let _ = reader.ws.close(None).await;

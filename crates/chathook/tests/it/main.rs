@@ -7,6 +7,6 @@ mod util;
 mod api;
 mod events;
 mod gateway;
-mod limits;
 mod lifecycle;
+mod limits;
 mod messaging;

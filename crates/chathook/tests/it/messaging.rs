@@ -32,9 +32,18 @@ async fn person_messages_reach_every_device_but_the_sending_one() {
     let ts = p["timestamp"].as_i64().unwrap();
     assert!((1_000_000_000..10_000_000_000).contains(&ts));
 
-    let mine = alice_web.recv(LONG, true).await.expect("the sender's other device receives");
-    assert_eq!(mine["params"]["channelId"], "bob", "the sender's devices see the peer");
-    assert!(alice_app.recv(SHORT, true).await.is_none(), "not echoed to the sending connection");
+    let mine = alice_web
+        .recv(LONG, true)
+        .await
+        .expect("the sender's other device receives");
+    assert_eq!(
+        mine["params"]["channelId"], "bob",
+        "the sender's devices see the peer"
+    );
+    assert!(
+        alice_app.recv(SHORT, true).await.is_none(),
+        "not echoed to the sending connection"
+    );
 
     // reply: same channel, next seq, from both sides' views
     let reply = bob.send_msg("alice", 1, "m-2", "hi").await;
@@ -44,7 +53,10 @@ async fn person_messages_reach_every_device_but_the_sending_one() {
     assert_eq!(a["messages"].as_array().unwrap().len(), 2);
     assert_eq!(a["messages"][0]["channel_id"], "bob");
     assert_eq!(b["messages"][0]["channel_id"], "alice");
-    assert_eq!(a["messages"][1]["message_id"], b["messages"][1]["message_id"]);
+    assert_eq!(
+        a["messages"][1]["message_id"],
+        b["messages"][1]["message_id"]
+    );
 }
 
 #[tokio::test]
@@ -60,37 +72,99 @@ async fn group_messages_follow_membership_and_group_state() {
     let got = bob.recv(LONG, true).await.unwrap();
     assert_eq!(got["params"]["channelId"], "g1");
     assert_eq!(got["params"]["channelType"], 2);
-    assert!(dave.recv(SHORT, true).await.is_none(), "non-members receive nothing");
+    assert!(
+        dave.recv(SHORT, true).await.is_none(),
+        "non-members receive nothing"
+    );
 
-    assert_eq!(dave.send_msg("g1", 2, "d-1", "let me in").await["result"]["reasonCode"], 3);
-    assert_eq!(alice.send_msg("nope", 2, "n-1", "x").await["result"]["reasonCode"], 5);
+    assert_eq!(
+        dave.send_msg("g1", 2, "d-1", "let me in").await["result"]["reasonCode"],
+        3
+    );
+    assert_eq!(
+        alice.send_msg("nope", 2, "n-1", "x").await["result"]["reasonCode"],
+        5
+    );
 
-    let (st, _) = s.post("/channel/blacklist_add", json!({"channel_id": "g1", "channel_type": 2, "uids": ["bob"]})).await;
+    let (st, _) = s
+        .post(
+            "/channel/blacklist_add",
+            json!({"channel_id": "g1", "channel_type": 2, "uids": ["bob"]}),
+        )
+        .await;
     assert_eq!(st, 200);
-    assert_eq!(bob.send_msg("g1", 2, "b-1", "x").await["result"]["reasonCode"], 4);
-    let (st, _) = s.post("/channel/blacklist_remove", json!({"channel_id": "g1", "channel_type": 2, "uids": ["bob"]})).await;
+    assert_eq!(
+        bob.send_msg("g1", 2, "b-1", "x").await["result"]["reasonCode"],
+        4
+    );
+    let (st, _) = s
+        .post(
+            "/channel/blacklist_remove",
+            json!({"channel_id": "g1", "channel_type": 2, "uids": ["bob"]}),
+        )
+        .await;
     assert_eq!(st, 200);
-    assert_eq!(bob.send_msg("g1", 2, "b-2", "back").await["result"]["reasonCode"], 1);
+    assert_eq!(
+        bob.send_msg("g1", 2, "b-2", "back").await["result"]["reasonCode"],
+        1
+    );
 
-    let (st, _) = s.post("/channel", json!({"channel_id": "g1", "channel_type": 2, "ban": 1})).await;
+    let (st, _) = s
+        .post(
+            "/channel",
+            json!({"channel_id": "g1", "channel_type": 2, "ban": 1}),
+        )
+        .await;
     assert_eq!(st, 200);
-    assert_eq!(alice.send_msg("g1", 2, "g-2", "x").await["result"]["reasonCode"], 19);
-    let (st, _) = s.post("/channel", json!({"channel_id": "g1", "channel_type": 2, "disband": 1})).await;
+    assert_eq!(
+        alice.send_msg("g1", 2, "g-2", "x").await["result"]["reasonCode"],
+        19
+    );
+    let (st, _) = s
+        .post(
+            "/channel",
+            json!({"channel_id": "g1", "channel_type": 2, "disband": 1}),
+        )
+        .await;
     assert_eq!(st, 200);
-    assert_eq!(alice.send_msg("g1", 2, "g-3", "x").await["result"]["reasonCode"], 24);
+    assert_eq!(
+        alice.send_msg("g1", 2, "g-3", "x").await["result"]["reasonCode"],
+        24
+    );
 
     // subscribers added later receive; removed ones do not
     s.group("g2", &["alice"]).await;
-    let (st, _) = s.post("/channel/subscriber_add", json!({"channel_id": "g2", "channel_type": 2, "subscribers": ["dave"]})).await;
+    let (st, _) = s
+        .post(
+            "/channel/subscriber_add",
+            json!({"channel_id": "g2", "channel_type": 2, "subscribers": ["dave"]}),
+        )
+        .await;
     assert_eq!(st, 200);
     alice.send_msg("g2", 2, "g2-1", "welcome").await;
     assert!(dave.recv(LONG, true).await.is_some());
-    let (st, _) = s.post("/channel/subscriber_remove", json!({"channel_id": "g2", "channel_type": 2, "subscribers": ["dave"]})).await;
+    let (st, _) = s
+        .post(
+            "/channel/subscriber_remove",
+            json!({"channel_id": "g2", "channel_type": 2, "subscribers": ["dave"]}),
+        )
+        .await;
     assert_eq!(st, 200);
-    assert_eq!(dave.send_msg("g2", 2, "d-2", "x").await["result"]["reasonCode"], 3);
-    let (st, _) = s.post("/channel/delete", json!({"channel_id": "g2", "channel_type": 2})).await;
+    assert_eq!(
+        dave.send_msg("g2", 2, "d-2", "x").await["result"]["reasonCode"],
+        3
+    );
+    let (st, _) = s
+        .post(
+            "/channel/delete",
+            json!({"channel_id": "g2", "channel_type": 2}),
+        )
+        .await;
     assert_eq!(st, 200);
-    assert_eq!(alice.send_msg("g2", 2, "g2-2", "x").await["result"]["reasonCode"], 5);
+    assert_eq!(
+        alice.send_msg("g2", 2, "g2-2", "x").await["result"]["reasonCode"],
+        5
+    );
 }
 
 #[tokio::test]
@@ -101,10 +175,19 @@ async fn the_same_client_msg_no_is_idempotent() {
     let first = alice.send_msg("bob", 1, "dup-1", "once").await;
     let second = alice.send_msg("bob", 1, "dup-1", "once").await;
     assert_eq!(first["result"]["messageId"], second["result"]["messageId"]);
-    assert_eq!(first["result"]["messageSeq"], second["result"]["messageSeq"]);
+    assert_eq!(
+        first["result"]["messageSeq"],
+        second["result"]["messageSeq"]
+    );
     assert!(bob.recv(LONG, true).await.is_some());
     assert!(bob.recv(SHORT, true).await.is_none(), "delivered once");
-    assert_eq!(s.sync("bob", "alice", 1, 0, 0, 10, 1).await["messages"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        s.sync("bob", "alice", 1, 0, 0, 10, 1).await["messages"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 
     // REST too; another sender may use the same number
     let body = json!({"from_uid": "carol", "client_msg_no": "dup-1", "channel_id": "bob", "channel_type": 1,
@@ -112,8 +195,17 @@ async fn the_same_client_msg_no_is_idempotent() {
     let (_, a) = s.post("/message/send", body.clone()).await;
     let (_, b) = s.post("/message/send", body).await;
     assert_eq!(a["data"]["message_id"], b["data"]["message_id"]);
-    assert_ne!(a["data"]["message_id"].to_string(), first["result"]["messageId"].as_str().unwrap());
-    assert_eq!(s.sync("bob", "carol", 1, 0, 0, 10, 1).await["messages"].as_array().unwrap().len(), 1);
+    assert_ne!(
+        a["data"]["message_id"].to_string(),
+        first["result"]["messageId"].as_str().unwrap()
+    );
+    assert_eq!(
+        s.sync("bob", "carol", 1, 0, 0, 10, 1).await["messages"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -123,7 +215,10 @@ async fn the_dedup_window_is_configurable() {
     let first = alice.send_msg("bob", 1, "w-1", "a").await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let second = alice.send_msg("bob", 1, "w-1", "a").await;
-    assert_ne!(first["result"]["messageId"], second["result"]["messageId"], "outside the window it is new");
+    assert_ne!(
+        first["result"]["messageId"], second["result"]["messageId"],
+        "outside the window it is new"
+    );
 }
 
 #[tokio::test]
@@ -154,8 +249,16 @@ async fn seqs_have_no_gaps_or_duplicates_under_concurrent_senders() {
             for i in 0..per_sender {
                 let body = json!({"from_uid": "u0", "client_msg_no": format!("rest-{i}"), "channel_id": "busy",
                                   "channel_type": 2, "payload": b64("{}")});
-                let v: Value = http.post(format!("{api}/message/send")).header("token", ADMIN).json(&body)
-                    .send().await.unwrap().json().await.unwrap();
+                let v: Value = http
+                    .post(format!("{api}/message/send"))
+                    .header("token", ADMIN)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
                 seqs.push(v["data"]["message_seq"].as_u64().unwrap());
             }
             seqs
@@ -164,7 +267,10 @@ async fn seqs_have_no_gaps_or_duplicates_under_concurrent_senders() {
     let mut all = Vec::new();
     for t in tasks {
         let seqs = t.await.unwrap();
-        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "one sender's seqs increase");
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "one sender's seqs increase"
+        );
         all.extend(seqs);
     }
     all.extend(rest.await.unwrap());
@@ -173,7 +279,12 @@ async fn seqs_have_no_gaps_or_duplicates_under_concurrent_senders() {
     assert_eq!(unique.len(), total, "no duplicates");
     assert_eq!(unique, (1..=total as u64).collect(), "no gaps");
     let page = s.sync("u1", "busy", 2, 1, 0, 1000, 1).await;
-    let stored: Vec<u64> = page["messages"].as_array().unwrap().iter().map(|m| m["message_seq"].as_u64().unwrap()).collect();
+    let stored: Vec<u64> = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["message_seq"].as_u64().unwrap())
+        .collect();
     assert_eq!(stored, (1..=total as u64).collect::<Vec<_>>());
 }
 
@@ -195,33 +306,60 @@ async fn header_flags_and_payload_forms() {
 
     // a base64 string payload (the JS SDK's form) is decoded; bob sees the JSON object
     let r = alice
-        .request("send", json!({"clientMsgNo": "b64", "channelId": "bob", "channelType": 1,
-                                "payload": b64("{\"type\":1,\"content\":\"x\"}")}))
+        .request(
+            "send",
+            json!({"clientMsgNo": "b64", "channelId": "bob", "channelType": 1,
+                                "payload": b64("{\"type\":1,\"content\":\"x\"}")}),
+        )
         .await;
     assert_eq!(r["result"]["messageSeq"], 1);
-    assert_eq!(bob.recv(LONG, true).await.unwrap()["params"]["payload"], json!({"type": 1, "content": "x"}));
+    assert_eq!(
+        bob.recv(LONG, true).await.unwrap()["params"]["payload"],
+        json!({"type": 1, "content": "x"})
+    );
 
     // bytes that are not JSON reach JSON-RPC clients as base64
     let (st, _) = s
-        .post("/message/send", json!({"from_uid": "alice", "channel_id": "bob", "channel_type": 1,
-                                      "payload": "AAEC/w=="}))
+        .post(
+            "/message/send",
+            json!({"from_uid": "alice", "channel_id": "bob", "channel_type": 1,
+                                      "payload": "AAEC/w=="}),
+        )
         .await;
     assert_eq!(st, 200);
-    assert_eq!(bob.recv(LONG, true).await.unwrap()["params"]["payload"], "AAEC/w==");
+    assert_eq!(
+        bob.recv(LONG, true).await.unwrap()["params"]["payload"],
+        "AAEC/w=="
+    );
 
     // sync_once messages are delivered but are not channel history
     let (st, _) = s
-        .post("/message/send", json!({"header": {"sync_once": 1}, "from_uid": "alice", "channel_id": "bob",
-                                      "channel_type": 1, "payload": b64("{}")}))
+        .post(
+            "/message/send",
+            json!({"header": {"sync_once": 1}, "from_uid": "alice", "channel_id": "bob",
+                                      "channel_type": 1, "payload": b64("{}")}),
+        )
         .await;
     assert_eq!(st, 200);
     assert!(bob.recv(LONG, true).await.is_some());
     let history = s.sync("bob", "alice", 1, 0, 0, 10, 1).await;
-    let seqs: Vec<u64> = history["messages"].as_array().unwrap().iter().map(|m| m["message_seq"].as_u64().unwrap()).collect();
-    assert_eq!(seqs, vec![1, 2], "no_persist and sync_once messages are not in history");
+    let seqs: Vec<u64> = history["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["message_seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        seqs,
+        vec![1, 2],
+        "no_persist and sync_once messages are not in history"
+    );
     let m = &history["messages"][1];
     assert_eq!(m["payload"], "AAEC/w==");
-    assert_eq!(m["header"], json!({"no_persist": 0, "red_dot": 0, "sync_once": 0}));
+    assert_eq!(
+        m["header"],
+        json!({"no_persist": 0, "red_dot": 0, "sync_once": 0})
+    );
     assert_eq!(m["message_idstr"], m["message_id"].to_string());
 }
 
@@ -229,12 +367,21 @@ async fn header_flags_and_payload_forms() {
 async fn expired_messages_leave_sync() {
     let s = TestServer::start().await;
     let (st, _) = s
-        .post("/message/send", json!({"from_uid": "alice", "channel_id": "bob", "channel_type": 1, "expire": 1,
-                                      "payload": b64("{}")}))
+        .post(
+            "/message/send",
+            json!({"from_uid": "alice", "channel_id": "bob", "channel_type": 1, "expire": 1,
+                                      "payload": b64("{}")}),
+        )
         .await;
     assert_eq!(st, 200);
     s.rest_send("alice", "bob", 1, "stays").await;
-    assert_eq!(s.sync("bob", "alice", 1, 0, 0, 10, 1).await["messages"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        s.sync("bob", "alice", 1, 0, 0, 10, 1).await["messages"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let page = s.sync("bob", "alice", 1, 0, 0, 10, 1).await;
     assert_eq!(page["messages"].as_array().unwrap().len(), 1);
@@ -249,7 +396,12 @@ async fn sync_pages_like_wukongim() {
         assert_eq!(st, 200);
     }
     let seqs = |page: &Value| -> Vec<u64> {
-        page["messages"].as_array().unwrap().iter().map(|m| m["message_seq"].as_u64().unwrap()).collect()
+        page["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["message_seq"].as_u64().unwrap())
+            .collect()
     };
     // both 0: the newest `limit`, oldest first
     let p = s.sync("bob", "alice", 1, 0, 0, 10, 0).await;
@@ -273,7 +425,10 @@ async fn sync_pages_like_wukongim() {
     assert_eq!(p["more"], 1);
     assert_eq!(p["start_message_seq"], 15);
     // the same channel from the other side
-    assert_eq!(seqs(&s.sync("alice", "bob", 1, 0, 0, 100, 1).await).len(), 25);
+    assert_eq!(
+        seqs(&s.sync("alice", "bob", 1, 0, 0, 100, 1).await).len(),
+        25
+    );
     // a stranger's view of the channel is empty
     assert!(seqs(&s.sync("carol", "alice", 1, 0, 0, 100, 1).await).is_empty());
 }
@@ -288,14 +443,23 @@ async fn rest_sends_reach_online_members_and_a_subscriber_subset() {
     assert_eq!(st, 200, "{body}");
     assert_eq!(body["data"]["message_seq"], 1);
     assert!(body["data"]["message_id"].is_i64());
-    assert!(body["data"]["client_msg_no"].as_str().unwrap().ends_with('0'));
+    assert!(body["data"]["client_msg_no"]
+        .as_str()
+        .unwrap()
+        .ends_with('0'));
     assert!(bob.recv(LONG, true).await.is_some() && carol.recv(LONG, true).await.is_some());
 
     let (st, _) = s
-        .post("/message/send", json!({"from_uid": "alice", "channel_id": "g", "channel_type": 2,
-                                      "subscribers": ["carol"], "payload": b64("{}")}))
+        .post(
+            "/message/send",
+            json!({"from_uid": "alice", "channel_id": "g", "channel_type": 2,
+                                      "subscribers": ["carol"], "payload": b64("{}")}),
+        )
         .await;
     assert_eq!(st, 200);
     assert!(carol.recv(LONG, true).await.is_some());
-    assert!(bob.recv(SHORT, true).await.is_none(), "only the listed subscribers");
+    assert!(
+        bob.recv(SHORT, true).await.is_none(),
+        "only the listed subscribers"
+    );
 }

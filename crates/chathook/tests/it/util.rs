@@ -92,7 +92,13 @@ impl TestServer {
         self.call("POST", path, Some(body), Some(ADMIN)).await
     }
 
-    pub async fn call(&self, method: &str, path: &str, body: Option<Value>, key: Option<&str>) -> (u16, Value) {
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        key: Option<&str>,
+    ) -> (u16, Value) {
         let mut req = self
             .http
             .request(method.parse().unwrap(), format!("{}{}", self.api, path));
@@ -110,7 +116,10 @@ impl TestServer {
 
     pub async fn token(&self, uid: &str, token: &str, flag: u8, level: u8) {
         let (st, body) = self
-            .post("/user/token", json!({"uid": uid, "token": token, "device_flag": flag, "device_level": level}))
+            .post(
+                "/user/token",
+                json!({"uid": uid, "token": token, "device_flag": flag, "device_level": level}),
+            )
             .await;
         assert_eq!(st, 200, "{body}");
     }
@@ -126,12 +135,21 @@ impl TestServer {
 
     pub async fn group(&self, id: &str, members: &[&str]) {
         let (st, body) = self
-            .post("/channel", json!({"channel_id": id, "channel_type": 2, "subscribers": members}))
+            .post(
+                "/channel",
+                json!({"channel_id": id, "channel_type": 2, "subscribers": members}),
+            )
             .await;
         assert_eq!(st, 200, "{body}");
     }
 
-    pub async fn rest_send(&self, from: &str, channel: &str, channel_type: u8, text: &str) -> (u16, Value) {
+    pub async fn rest_send(
+        &self,
+        from: &str,
+        channel: &str,
+        channel_type: u8,
+        text: &str,
+    ) -> (u16, Value) {
         self.post(
             "/message/send",
             json!({"from_uid": from, "channel_id": channel, "channel_type": channel_type,
@@ -140,7 +158,16 @@ impl TestServer {
         .await
     }
 
-    pub async fn sync(&self, login: &str, channel: &str, channel_type: u8, start: u64, end: u64, limit: u64, pull: u8) -> Value {
+    pub async fn sync(
+        &self,
+        login: &str,
+        channel: &str,
+        channel_type: u8,
+        start: u64,
+        end: u64,
+        limit: u64,
+        pull: u8,
+    ) -> Value {
         let (st, body) = self
             .post(
                 "/channel/messagesync",
@@ -194,25 +221,42 @@ pub struct Closed {
 
 impl Client {
     pub async fn open(url: &str) -> Client {
-        let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("ws connect");
-        Client { ws, next_id: 0, inbox: Vec::new() }
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("ws connect");
+        Client {
+            ws,
+            next_id: 0,
+            inbox: Vec::new(),
+        }
     }
 
     pub async fn connect(&mut self, uid: &str, token: &str, flag: u8) -> Value {
-        self.request("connect", json!({"uid": uid, "token": token, "deviceFlag": flag})).await
+        self.request(
+            "connect",
+            json!({"uid": uid, "token": token, "deviceFlag": flag}),
+        )
+        .await
     }
 
     pub async fn send_text(&mut self, text: impl Into<String>) {
-        self.ws.send(Message::Text(text.into().into())).await.expect("ws send");
+        self.ws
+            .send(Message::Text(text.into().into()))
+            .await
+            .expect("ws send");
     }
 
     /// Sends a request and waits for the response with its id.
     pub async fn request(&mut self, method: &str, params: Value) -> Value {
         self.next_id += 1;
         let id = self.next_id.to_string();
-        self.send_text(json!({"jsonrpc": "2.0", "method": method, "params": params, "id": id}).to_string())
-            .await;
-        self.wait_for(|f| f["id"] == id.as_str()).await.expect("a response")
+        self.send_text(
+            json!({"jsonrpc": "2.0", "method": method, "params": params, "id": id}).to_string(),
+        )
+        .await;
+        self.wait_for(|f| f["id"] == id.as_str())
+            .await
+            .expect("a response")
     }
 
     pub async fn notify(&mut self, method: &str, params: Value) {
@@ -220,7 +264,13 @@ impl Client {
             .await;
     }
 
-    pub async fn send_msg(&mut self, channel: &str, channel_type: u8, client_msg_no: &str, content: &str) -> Value {
+    pub async fn send_msg(
+        &mut self,
+        channel: &str,
+        channel_type: u8,
+        client_msg_no: &str,
+        content: &str,
+    ) -> Value {
         self.request(
             "send",
             json!({"clientMsgNo": client_msg_no, "channelId": channel, "channelType": channel_type,
@@ -282,15 +332,22 @@ impl Client {
         }?;
         if ack {
             let p = &frame["params"];
-            self.notify("recvack", json!({"messageId": p["messageId"], "messageSeq": p["messageSeq"]}))
-                .await;
+            self.notify(
+                "recvack",
+                json!({"messageId": p["messageId"], "messageSeq": p["messageSeq"]}),
+            )
+            .await;
         }
         Some(frame)
     }
 
     /// Reads until the server closes; returns the disconnect notification and the close frame.
     pub async fn closed(&mut self, timeout: Duration) -> Closed {
-        let mut disconnect = self.inbox.iter().find(|f| f["method"] == "disconnect").cloned();
+        let mut disconnect = self
+            .inbox
+            .iter()
+            .find(|f| f["method"] == "disconnect")
+            .cloned();
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -310,7 +367,11 @@ impl Client {
                 }
                 Ok(Some(Ok(_))) => continue,
                 Ok(Some(Err(_))) | Ok(None) => {
-                    return Closed { disconnect, code: None, reason: String::new() }
+                    return Closed {
+                        disconnect,
+                        code: None,
+                        reason: String::new(),
+                    }
                 }
                 Err(_) => panic!("the server did not close the connection within {timeout:?}"),
             }
