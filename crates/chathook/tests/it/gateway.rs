@@ -64,33 +64,26 @@ async fn connect_must_come_first_and_within_the_deadline() {
 #[tokio::test]
 async fn malformed_frames_unknown_methods_and_binary_close_with_a_reason() {
     let s = TestServer::start().await;
-    let cases: Vec<(
-        &str,
-        Box<dyn Fn() -> tokio_tungstenite::tungstenite::Message>,
-    )> = vec![
+    use tokio_tungstenite::tungstenite::Message;
+    let cases: Vec<(&str, Message)> = vec![
         (
             "malformed JSON-RPC frame",
-            Box::new(|| tokio_tungstenite::tungstenite::Message::Text("{not json".into())),
+            Message::Text("{not json".into()),
         ),
         (
             "unknown method",
-            Box::new(|| {
-                tokio_tungstenite::tungstenite::Message::Text(r#"{"method":"fly","id":"9"}"#.into())
-            }),
+            Message::Text(r#"{"method":"fly","id":"9"}"#.into()),
         ),
         (
             "binary frames are not supported",
-            Box::new(|| tokio_tungstenite::tungstenite::Message::Binary(vec![1, 2, 3].into())),
+            Message::Binary(vec![1, 2, 3].into()),
         ),
-        (
-            "needs a method",
-            Box::new(|| tokio_tungstenite::tungstenite::Message::Text(r#"{"id":"3"}"#.into())),
-        ),
+        ("needs a method", Message::Text(r#"{"id":"3"}"#.into())),
     ];
     for (expect, frame) in cases {
         let mut c = s.login("alice", 0).await;
         use futures_util::SinkExt;
-        c.ws.send(frame()).await.unwrap();
+        c.ws.send(frame).await.unwrap();
         let closed = c.closed(LONG).await;
         let disconnect = closed.disconnect.expect("a disconnect notification first");
         assert!(

@@ -91,7 +91,7 @@ async fn history_events_and_cursors_survive_a_restart() {
             .unwrap(),
         mid
     );
-    let page = s.sync("alice", "g", 2, 1, 0, 100, 1).await;
+    let page = s.sync("alice", "g", 2, (1, 0), 100, 1).await;
     assert_eq!(page["messages"].as_array().unwrap().len(), 5);
     // ids and seqs continue after the restart
     let mut alice = s.login("alice", 0).await;
@@ -127,7 +127,7 @@ fn free_port() -> u16 {
 
 async fn spawn_binary(dir: &std::path::Path) -> Proc {
     let (api_port, ws_port) = (free_port(), free_port());
-    let child = Command::new(env!("CARGO_BIN_EXE_chathook"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chathook"))
         .env("CHATHOOK_API_ADDR", format!("127.0.0.1:{api_port}"))
         .env("CHATHOOK_WS_ADDR", format!("127.0.0.1:{ws_port}"))
         .env("CHATHOOK_DATA_DIR", dir)
@@ -150,6 +150,8 @@ async fn spawn_binary(dir: &std::path::Path) -> Proc {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("chathook did not start");
 }
 

@@ -178,10 +178,10 @@ async fn sync_limit_caps_the_page() {
     for i in 0..5 {
         s.rest_send("alice", "bob", 1, &format!("{i}")).await;
     }
-    let p = s.sync("bob", "alice", 1, 1, 0, 10_000, 1).await;
+    let p = s.sync("bob", "alice", 1, (1, 0), 10_000, 1).await;
     assert_eq!(p["messages"].as_array().unwrap().len(), 3);
     assert_eq!(p["more"], 1);
-    let p = s.sync("bob", "alice", 1, 1, 0, 2, 1).await;
+    let p = s.sync("bob", "alice", 1, (1, 0), 2, 1).await;
     assert_eq!(p["messages"].as_array().unwrap().len(), 2);
 }
 

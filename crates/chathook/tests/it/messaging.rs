@@ -48,8 +48,8 @@ async fn person_messages_reach_every_device_but_the_sending_one() {
     // reply: same channel, next seq, from both sides' views
     let reply = bob.send_msg("alice", 1, "m-2", "hi").await;
     assert_eq!(reply["result"]["messageSeq"], 2);
-    let a = s.sync("alice", "bob", 1, 0, 0, 10, 1).await;
-    let b = s.sync("bob", "alice", 1, 0, 0, 10, 1).await;
+    let a = s.sync("alice", "bob", 1, (0, 0), 10, 1).await;
+    let b = s.sync("bob", "alice", 1, (0, 0), 10, 1).await;
     assert_eq!(a["messages"].as_array().unwrap().len(), 2);
     assert_eq!(a["messages"][0]["channel_id"], "bob");
     assert_eq!(b["messages"][0]["channel_id"], "alice");
@@ -182,7 +182,7 @@ async fn the_same_client_msg_no_is_idempotent() {
     assert!(bob.recv(LONG, true).await.is_some());
     assert!(bob.recv(SHORT, true).await.is_none(), "delivered once");
     assert_eq!(
-        s.sync("bob", "alice", 1, 0, 0, 10, 1).await["messages"]
+        s.sync("bob", "alice", 1, (0, 0), 10, 1).await["messages"]
             .as_array()
             .unwrap()
             .len(),
@@ -200,7 +200,7 @@ async fn the_same_client_msg_no_is_idempotent() {
         first["result"]["messageId"].as_str().unwrap()
     );
     assert_eq!(
-        s.sync("bob", "carol", 1, 0, 0, 10, 1).await["messages"]
+        s.sync("bob", "carol", 1, (0, 0), 10, 1).await["messages"]
             .as_array()
             .unwrap()
             .len(),
@@ -278,7 +278,7 @@ async fn seqs_have_no_gaps_or_duplicates_under_concurrent_senders() {
     let unique: BTreeSet<u64> = all.iter().copied().collect();
     assert_eq!(unique.len(), total, "no duplicates");
     assert_eq!(unique, (1..=total as u64).collect(), "no gaps");
-    let page = s.sync("u1", "busy", 2, 1, 0, 1000, 1).await;
+    let page = s.sync("u1", "busy", 2, (1, 0), 1000, 1).await;
     let stored: Vec<u64> = page["messages"]
         .as_array()
         .unwrap()
@@ -342,7 +342,7 @@ async fn header_flags_and_payload_forms() {
         .await;
     assert_eq!(st, 200);
     assert!(bob.recv(LONG, true).await.is_some());
-    let history = s.sync("bob", "alice", 1, 0, 0, 10, 1).await;
+    let history = s.sync("bob", "alice", 1, (0, 0), 10, 1).await;
     let seqs: Vec<u64> = history["messages"]
         .as_array()
         .unwrap()
@@ -376,14 +376,14 @@ async fn expired_messages_leave_sync() {
     assert_eq!(st, 200);
     s.rest_send("alice", "bob", 1, "stays").await;
     assert_eq!(
-        s.sync("bob", "alice", 1, 0, 0, 10, 1).await["messages"]
+        s.sync("bob", "alice", 1, (0, 0), 10, 1).await["messages"]
             .as_array()
             .unwrap()
             .len(),
         2
     );
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    let page = s.sync("bob", "alice", 1, 0, 0, 10, 1).await;
+    let page = s.sync("bob", "alice", 1, (0, 0), 10, 1).await;
     assert_eq!(page["messages"].as_array().unwrap().len(), 1);
     assert_eq!(page["messages"][0]["message_seq"], 2);
 }
@@ -404,33 +404,33 @@ async fn sync_pages_like_wukongim() {
             .collect()
     };
     // both 0: the newest `limit`, oldest first
-    let p = s.sync("bob", "alice", 1, 0, 0, 10, 0).await;
+    let p = s.sync("bob", "alice", 1, (0, 0), 10, 0).await;
     assert_eq!(seqs(&p), (16..=25).collect::<Vec<_>>());
     assert_eq!(p["more"], 1);
     // pull up from 1: start included
-    let p = s.sync("bob", "alice", 1, 1, 0, 10, 1).await;
+    let p = s.sync("bob", "alice", 1, (1, 0), 10, 1).await;
     assert_eq!(seqs(&p), (1..=10).collect::<Vec<_>>());
     assert_eq!(p["more"], 1);
-    let p = s.sync("bob", "alice", 1, 21, 0, 10, 1).await;
+    let p = s.sync("bob", "alice", 1, (21, 0), 10, 1).await;
     assert_eq!(seqs(&p), (21..=25).collect::<Vec<_>>());
     assert_eq!(p["more"], 0);
     // end excluded
-    let p = s.sync("bob", "alice", 1, 5, 9, 100, 1).await;
+    let p = s.sync("bob", "alice", 1, (5, 9), 100, 1).await;
     assert_eq!(seqs(&p), vec![5, 6, 7, 8]);
     // pull down from 15 towards older, end excluded
-    let p = s.sync("bob", "alice", 1, 15, 10, 100, 0).await;
+    let p = s.sync("bob", "alice", 1, (15, 10), 100, 0).await;
     assert_eq!(seqs(&p), vec![11, 12, 13, 14, 15]);
-    let p = s.sync("bob", "alice", 1, 15, 0, 3, 0).await;
+    let p = s.sync("bob", "alice", 1, (15, 0), 3, 0).await;
     assert_eq!(seqs(&p), vec![13, 14, 15]);
     assert_eq!(p["more"], 1);
     assert_eq!(p["start_message_seq"], 15);
     // the same channel from the other side
     assert_eq!(
-        seqs(&s.sync("alice", "bob", 1, 0, 0, 100, 1).await).len(),
+        seqs(&s.sync("alice", "bob", 1, (0, 0), 100, 1).await).len(),
         25
     );
     // a stranger's view of the channel is empty
-    assert!(seqs(&s.sync("carol", "alice", 1, 0, 0, 100, 1).await).is_empty());
+    assert!(seqs(&s.sync("carol", "alice", 1, (0, 0), 100, 1).await).is_empty());
 }
 
 #[tokio::test]

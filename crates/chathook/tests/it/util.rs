@@ -163,8 +163,7 @@ impl TestServer {
         login: &str,
         channel: &str,
         channel_type: u8,
-        start: u64,
-        end: u64,
+        (start, end): (u64, u64),
         limit: u64,
         pull: u8,
     ) -> Value {
