@@ -131,6 +131,47 @@ pub trait PresenceStore: Send + Sync {
     ) -> Result<Vec<ConnRecord>, StoreError>;
 }
 
+/// The webhook engine's durable state: endpoint definitions (opaque JSON documents), settings, the
+/// deliveries waiting for a retry or dead-lettered, and the attempt log.
+#[async_trait]
+pub trait WebhookStore: Send + Sync {
+    async fn put_endpoint(&self, id: &str, document: String) -> Result<(), StoreError>;
+    /// Removes the endpoint with its pending deliveries, its attempts and its event-log consumer `consumer`.
+    async fn delete_endpoint(&self, id: &str, consumer: &str) -> Result<bool, StoreError>;
+    async fn endpoints(&self) -> Result<Vec<(String, String)>, StoreError>;
+    async fn setting(&self, key: &str) -> Result<Option<String>, StoreError>;
+    async fn put_setting(&self, key: &str, value: String) -> Result<(), StoreError>;
+    /// Inserts or replaces deliveries (by `delivery_id`) in one commit.
+    async fn park_deliveries(&self, deliveries: Vec<PendingDelivery>) -> Result<(), StoreError>;
+    /// Removes delivered ones.
+    async fn complete_deliveries(&self, ids: Vec<String>) -> Result<(), StoreError>;
+    /// Live deliveries of an endpoint due at `now_ms`, oldest first.
+    async fn due_deliveries(
+        &self,
+        endpoint_id: &str,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<PendingDelivery>, StoreError>;
+    /// Dead-lettered deliveries of an endpoint, newest first.
+    async fn dead_letters(&self, endpoint_id: &str, limit: usize) -> Result<Vec<PendingDelivery>, StoreError>;
+    /// Brings dead letters back to life for an attempt now: one by id, or every one dead-lettered at or
+    /// after `since_ms`. Returns how many.
+    async fn revive(
+        &self,
+        endpoint_id: &str,
+        delivery_id: Option<&str>,
+        since_ms: i64,
+        now_ms: i64,
+    ) -> Result<usize, StoreError>;
+    /// (live deliveries waiting for a retry, dead letters, event time of the oldest live one).
+    async fn pending_summary(&self, endpoint_id: &str) -> Result<(u64, u64, Option<i64>), StoreError>;
+    async fn record_attempts(&self, attempts: Vec<AttemptRecord>) -> Result<(), StoreError>;
+    /// Attempts, newest first, with their ids.
+    async fn attempts(&self, query: AttemptQuery) -> Result<Vec<(i64, AttemptRecord)>, StoreError>;
+    /// Deletes attempts older than `before_ms`; returns how many.
+    async fn prune_attempts(&self, before_ms: i64) -> Result<usize, StoreError>;
+}
+
 /// Everything the IM core needs from storage.
 pub trait Store: UserStore + ChannelStore + MessageStore + PresenceStore + EventLog {}
 impl<T: UserStore + ChannelStore + MessageStore + PresenceStore + EventLog> Store for T {}

@@ -158,3 +158,57 @@ pub fn person_channel_key(a: &str, b: &str) -> String {
         format!("{b}@{a}")
     }
 }
+
+/// A webhook delivery that failed at least once: waiting for its next attempt, or dead-lettered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingDelivery {
+    /// Stable id: the `webhook-id` of every attempt.
+    pub delivery_id: String,
+    pub endpoint_id: String,
+    /// The event name on the wire (native or the flavour's).
+    pub event: String,
+    /// Query string appended to the endpoint's URL (without `?`), e.g. `event=msg.notify`.
+    pub query: String,
+    /// The rendered body, sent unchanged on every attempt.
+    pub body: Vec<u8>,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// Unix ms of the next attempt.
+    pub next_at_ms: i64,
+    /// Unix ms of the (first) event the delivery carries.
+    pub event_at_ms: i64,
+    pub last_error: String,
+    pub dead: bool,
+    /// Unix ms at which it was dead-lettered (0 while alive).
+    pub dead_at_ms: i64,
+}
+
+/// One HTTP attempt of a webhook delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptRecord {
+    pub endpoint_id: String,
+    pub delivery_id: String,
+    pub event: String,
+    /// Unix ms at which the attempt started.
+    pub at_ms: i64,
+    pub success: bool,
+    /// HTTP status, when a response came.
+    pub status: Option<u16>,
+    pub latency_ms: u32,
+    pub error: String,
+    /// The first 1 KiB of the response body.
+    pub response: String,
+}
+
+/// A page request of the attempt log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AttemptQuery {
+    pub endpoint_id: String,
+    pub success: Option<bool>,
+    pub event: Option<String>,
+    /// Only attempts strictly older than this attempt id.
+    pub before_id: Option<i64>,
+    /// Only attempts at or after this unix ms.
+    pub since_ms: Option<i64>,
+    pub limit: usize,
+}

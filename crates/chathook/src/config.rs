@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use chathook_im::{GatewayConfig, Limits, MessagesConfig};
+use chathook_webhook::WebhookConfig;
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
@@ -43,6 +44,7 @@ pub struct Config {
     pub messages: MessagesConfig,
     pub events: EventsConfig,
     pub store: StoreConfig,
+    pub webhook: WebhookConfig,
 }
 
 impl Default for Config {
@@ -58,6 +60,7 @@ impl Default for Config {
             messages: MessagesConfig::default(),
             events: EventsConfig::default(),
             store: StoreConfig::default(),
+            webhook: WebhookConfig::default(),
         }
     }
 }
@@ -187,6 +190,7 @@ impl Config {
                 return bad(key, "must be greater than 0");
             }
         }
+        self.webhook.validate().map_err(ConfigError::Invalid)?;
         if l.max_connections > u32::MAX as usize >> 4 {
             return bad("limits.max_connections", "is too large");
         }

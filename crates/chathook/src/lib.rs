@@ -21,6 +21,7 @@ use axum::{Json, Router};
 use chathook_events::EventLog;
 use chathook_im::{Im, ImConfig, ImMetrics};
 use chathook_store::{SqliteOptions, SqliteStore};
+use chathook_webhook::{WebhookEngine, WebhookMetrics};
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use serde_json::json;
@@ -73,6 +74,7 @@ pub async fn run(
 /// A running server.
 pub struct Server {
     im: Im,
+    webhooks: WebhookEngine,
     store: SqliteStore,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -131,8 +133,21 @@ impl Server {
             .await
             .context("cannot start the IM core")?;
 
-        let protected =
-            chathook_im::api::router(im.clone()).layer(axum::middleware::from_fn_with_state(
+        let webhook_metrics = WebhookMetrics::default();
+        webhook_metrics.register(&mut registry);
+        let webhooks = WebhookEngine::start(
+            Arc::new(store.clone()),
+            Arc::new(store.clone()),
+            config.webhook.clone(),
+            &admin_key,
+            webhook_metrics,
+        )
+        .await
+        .context("cannot start the webhook engine")?;
+
+        let protected = chathook_im::api::router(im.clone())
+            .merge(chathook_webhook::api::router(webhooks.clone()))
+            .layer(axum::middleware::from_fn_with_state(
                 auth::AdminKey(admin_key.into()),
                 auth::require_admin_key,
             ));
@@ -173,6 +188,7 @@ impl Server {
         ];
         Ok(Server {
             im,
+            webhooks,
             store,
             stop: stop_tx,
             tasks,
@@ -189,10 +205,17 @@ impl Server {
         &self.im
     }
 
-    /// Disconnects every client (each is reported offline), stops serving, and waits for the tasks.
+    /// The webhook engine.
+    pub fn webhooks(&self) -> &WebhookEngine {
+        &self.webhooks
+    }
+
+    /// Disconnects every client (each is reported offline), stops serving, lets in-flight webhook
+    /// attempts finish, and waits for the tasks.
     pub async fn stop(self) {
         tracing::info!("shutting down: disconnecting clients");
         self.im.shutdown().await;
+        self.webhooks.shutdown().await;
         self.stop.send_replace(true);
         for task in self.tasks {
             let _ = tokio::time::timeout(Duration::from_secs(10), task).await;

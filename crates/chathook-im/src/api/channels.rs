@@ -5,8 +5,8 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::error::ApiError;
-use super::extract::WkJson;
+use chathook_http::ApiError;
+use chathook_http::WkJson;
 use super::{check_uid, ok, Flag};
 use crate::Im;
 use chathook_store::{ChannelFlags, ListChange, SubscriberChange};

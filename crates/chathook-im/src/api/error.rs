@@ -1,101 +1,32 @@
-//! HTTP errors: WuKongIM's shape on its routes (`{"status":400,"msg":...}` plus our `code` and `field`),
-//! DESIGN's shape on `/v1` routes (`{"error":{"code","message","field"}}`).
+//! How the IM core's errors become HTTP answers.
 
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::Json;
-use serde_json::json;
-
-use crate::error::{ChannelError, SendError};
+use chathook_http::ApiError;
 use chathook_store::StoreError;
 
-/// An error answer, rendered in WuKongIM's shape.
-#[derive(Debug)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub code: &'static str,
-    pub message: String,
-    pub field: Option<String>,
-}
+use crate::error::{ChannelError, SendError};
 
-impl ApiError {
-    /// A 400 about one request field.
-    pub fn field(field: &str, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError {
-            status: StatusCode::BAD_REQUEST,
-            code,
-            message: message.into(),
-            field: Some(field.to_string()),
-        }
-    }
-
-    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
-        ApiError {
-            status: StatusCode::NOT_FOUND,
-            code,
-            message: message.into(),
-            field: None,
-        }
-    }
-
-    /// Renders this error in the `/v1` shape.
-    pub fn v1(self) -> V1Error {
-        V1Error(self)
+/// A storage failure as an HTTP answer: 503 when the disk is full or read-only, 500 otherwise.
+pub fn store_error(e: StoreError) -> ApiError {
+    tracing::error!(error = %e, "storage error in an API call");
+    let (status, code) = match e {
+        StoreError::Unwritable(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unwritable"),
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, "storage_error"),
+    };
+    ApiError {
+        status,
+        code,
+        message: "the server could not complete the request".into(),
+        field: None,
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = json!({"status": self.status.as_u16(), "msg": self.message, "code": self.code,
-                          "field": self.field});
-        (self.status, Json(body)).into_response()
-    }
-}
 
-/// An error in the `/v1` shape.
-#[derive(Debug)]
-pub struct V1Error(pub ApiError);
-
-impl IntoResponse for V1Error {
-    fn into_response(self) -> Response {
-        let e = self.0;
-        let body = json!({"error": {"code": e.code, "message": e.message, "field": e.field}});
-        (e.status, Json(body)).into_response()
-    }
-}
-
-impl From<ApiError> for V1Error {
-    fn from(e: ApiError) -> Self {
-        V1Error(e)
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        tracing::error!(error = %e, "storage error in an API call");
-        let (status, code) = match e {
-            StoreError::Unwritable(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unwritable"),
-            _ => (StatusCode::INTERNAL_SERVER_ERROR, "storage_error"),
-        };
-        ApiError {
-            status,
-            code,
-            message: "the server could not complete the request".into(),
-            field: None,
-        }
-    }
-}
-
-impl From<StoreError> for V1Error {
-    fn from(e: StoreError) -> Self {
-        V1Error(e.into())
-    }
-}
 
 impl From<SendError> for ApiError {
     fn from(e: SendError) -> Self {
         match e {
-            SendError::Store(s) => s.into(),
+            SendError::Store(s) => store_error(s),
             other => ApiError {
                 status: StatusCode::BAD_REQUEST,
                 code: other.code(),
@@ -119,7 +50,7 @@ impl From<ChannelError> for ApiError {
             ChannelError::Store(_) => ("storage_error", None),
         };
         match e {
-            ChannelError::Store(s) => s.into(),
+            ChannelError::Store(s) => store_error(s),
             other => ApiError {
                 status: StatusCode::BAD_REQUEST,
                 code,

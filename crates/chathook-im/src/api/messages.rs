@@ -7,8 +7,9 @@ use base64::Engine;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::error::ApiError;
-use super::extract::WkJson;
+use super::error::store_error;
+use chathook_http::ApiError;
+use chathook_http::WkJson;
 use super::{check_uid, ok_data};
 use crate::messaging::{Origin, SendRequest};
 use crate::Im;
@@ -170,7 +171,8 @@ pub(super) async fn sync(
             pull_mode,
             now,
         })
-        .await?;
+        .await
+        .map_err(store_error)?;
     let messages: Vec<Value> = page
         .messages
         .iter()

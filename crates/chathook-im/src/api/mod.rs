@@ -4,7 +4,6 @@
 
 mod channels;
 pub mod error;
-pub mod extract;
 mod messages;
 mod users;
 
@@ -15,7 +14,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::{json, Value};
 
 use crate::Im;
-use error::ApiError;
+use chathook_http::ApiError;
 
 /// Every IM route (admin-key protected by the caller).
 pub fn router(im: Im) -> Router {

@@ -7,8 +7,9 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::error::{ApiError, V1Error};
-use super::extract::{V1Json, WkJson};
+use super::error::store_error;
+use chathook_http::{ApiError, V1Error};
+use chathook_http::{V1Json, WkJson};
 use super::{check_uid, ok, ok_data};
 use crate::Im;
 
@@ -42,7 +43,8 @@ pub(super) async fn update_token(
         ));
     }
     im.set_token(&req.uid, &req.token, req.device_flag, req.device_level)
-        .await?;
+        .await
+        .map_err(store_error)?;
     Ok(ok())
 }
 
@@ -70,7 +72,7 @@ pub(super) async fn device_quit(
             ))
         }
     };
-    im.device_quit(&req.uid, flag).await?;
+    im.device_quit(&req.uid, flag).await.map_err(store_error)?;
     Ok(ok())
 }
 
@@ -114,7 +116,7 @@ pub(super) async fn get_profile(
     Path(uid): Path<String>,
 ) -> Result<Json<Value>, V1Error> {
     check_uid("uid", &uid)?;
-    match im.profile(&uid).await? {
+    match im.profile(&uid).await.map_err(|e| store_error(e).v1())? {
         Some(p) => Ok(Json(profile_json(&p))),
         None => Err(ApiError::not_found("profile_not_found", format!("{uid} has no profile")).v1()),
     }
@@ -151,6 +153,7 @@ pub(super) async fn put_profile(
     }
     let profile = im
         .set_profile(&uid, req.name, req.avatar, req.custom)
-        .await?;
+        .await
+        .map_err(|e| store_error(e).v1())?;
     Ok(Json(profile_json(&profile)))
 }

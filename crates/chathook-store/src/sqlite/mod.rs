@@ -2,6 +2,7 @@
 //! (`writer`), and a small pool of read connections used from `spawn_blocking`.
 
 mod schema;
+mod webhook;
 mod writer;
 
 use std::path::{Path, PathBuf};

@@ -33,6 +33,20 @@ CREATE INDEX IF NOT EXISTS client_msgs_created ON client_msgs(created_at);
 CREATE TABLE IF NOT EXISTS events (
     position INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS consumers (name TEXT PRIMARY KEY, position INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS webhook_endpoints (id TEXT PRIMARY KEY, document TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS webhook_pending (
+    delivery_id TEXT NOT NULL, endpoint_id TEXT NOT NULL, event TEXT NOT NULL, query TEXT NOT NULL,
+    body BLOB NOT NULL, attempts INTEGER NOT NULL, next_at_ms INTEGER NOT NULL, event_at_ms INTEGER NOT NULL,
+    last_error TEXT NOT NULL, dead INTEGER NOT NULL, dead_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (endpoint_id, delivery_id));
+CREATE INDEX IF NOT EXISTS webhook_pending_due ON webhook_pending(endpoint_id, dead, next_at_ms);
+CREATE TABLE IF NOT EXISTS webhook_attempts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, endpoint_id TEXT NOT NULL, delivery_id TEXT NOT NULL,
+    event TEXT NOT NULL, at_ms INTEGER NOT NULL, success INTEGER NOT NULL, status INTEGER,
+    latency_ms INTEGER NOT NULL, error TEXT NOT NULL, response TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS webhook_attempts_endpoint ON webhook_attempts(endpoint_id, id);
+CREATE INDEX IF NOT EXISTS webhook_attempts_at ON webhook_attempts(at_ms);
 CREATE TABLE IF NOT EXISTS connections (
     conn_id INTEGER PRIMARY KEY, uid TEXT NOT NULL, device_flag INTEGER NOT NULL,
     connected_at INTEGER NOT NULL);

@@ -6,7 +6,7 @@ use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
-use super::error::{ApiError, V1Error};
+use crate::error::{ApiError, V1Error};
 
 /// A JSON body for WuKongIM routes; errors come in WuKongIM's shape.
 pub struct WkJson<T>(pub T);

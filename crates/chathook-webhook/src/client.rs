@@ -1,0 +1,266 @@
+//! The HTTP side of delivery: one pooled client (keep-alive, HTTP/1.1 and HTTP/2, TLS with the system's
+//! roots, no redirects), the network guard checked on every connect, signing, timeouts, and a bounded
+//! read of the response.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use ipnet::IpNet;
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
+
+use crate::signing;
+
+/// Largest part of a response body that is read.
+pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+/// Part of the response body kept in the attempt log.
+pub const LOGGED_RESPONSE_BYTES: usize = 1024;
+
+/// Which addresses deliveries may reach.
+#[derive(Debug, Clone)]
+pub struct NetworkGuard {
+    allowed: Vec<IpNet>,
+    blocked: Vec<IpNet>,
+}
+
+/// Link-local and cloud metadata ranges, refused unless allowed.
+pub fn default_blocked() -> Vec<IpNet> {
+    ["169.254.0.0/16", "fe80::/10", "100.100.100.200/32", "fd00:ec2::254/128", "0.0.0.0/8"]
+        .iter()
+        .filter_map(|n| n.parse().ok())
+        .collect()
+}
+
+impl NetworkGuard {
+    pub fn new(allowed: Vec<IpNet>, mut blocked: Vec<IpNet>) -> Self {
+        blocked.extend(default_blocked());
+        NetworkGuard { allowed, blocked }
+    }
+
+    pub fn permits(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        self.allowed.iter().any(|n| n.contains(&ip)) || !self.blocked.iter().any(|n| n.contains(&ip))
+    }
+}
+
+/// Resolves names and drops the addresses the guard refuses, so a name that later resolves elsewhere
+/// cannot slip past: the check runs on every new connection.
+struct GuardedResolver(Arc<NetworkGuard>);
+
+impl Resolve for GuardedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let guard = self.0.clone();
+        Box::pin(async move {
+            let host = name.as_str().to_string();
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .filter(|a| guard.permits(a.ip()))
+                .collect();
+            if addrs.is_empty() {
+                let err: Box<dyn std::error::Error + Send + Sync> =
+                    format!("{host} resolves only to blocked networks (webhook.allowed_networks)").into();
+                return Err(err);
+            }
+            Ok(Box::new(addrs.into_iter()) as Addrs)
+        })
+    }
+}
+
+/// What one attempt gave.
+#[derive(Debug, Clone, Default)]
+pub struct AttemptResult {
+    pub success: bool,
+    pub status: Option<u16>,
+    pub latency: Duration,
+    pub error: String,
+    pub response: String,
+    /// `Retry-After` on a 429 or 503.
+    pub retry_after: Option<Duration>,
+    /// 410 Gone: the endpoint is to be disabled.
+    pub gone: bool,
+}
+
+/// The shared HTTP client.
+#[derive(Clone)]
+pub struct Deliverer {
+    client: reqwest::Client,
+    guard: Arc<NetworkGuard>,
+}
+
+/// One request to make.
+pub struct Request<'a> {
+    pub url: &'a str,
+    pub query: &'a str,
+    pub delivery_id: &'a str,
+    pub body: bytes_body::Body,
+    pub secrets: Vec<&'a str>,
+    pub timeout: Duration,
+}
+
+pub mod bytes_body {
+    /// A body shared between attempts without copying.
+    pub type Body = std::sync::Arc<[u8]>;
+}
+
+impl Deliverer {
+    pub fn new(guard: NetworkGuard) -> Result<Self, reqwest::Error> {
+        let guard = Arc::new(guard);
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(USER_AGENT, HeaderValue::from_static(concat!("chathook/", env!("CARGO_PKG_VERSION"))));
+        let client = reqwest::Client::builder()
+            .default_headers(headers)
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_max_idle_per_host(256)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .tcp_keepalive(Duration::from_secs(30))
+            .tcp_nodelay(true)
+            .connect_timeout(Duration::from_secs(5))
+            .dns_resolver(Arc::new(GuardedResolver(guard.clone())))
+            .build()?;
+        Ok(Deliverer { client, guard })
+    }
+
+    /// Sends one attempt, signed with every given secret.
+    pub async fn send(&self, req: Request<'_>) -> AttemptResult {
+        let started = Instant::now();
+        let mut result = self.send_inner(req).await;
+        result.latency = started.elapsed();
+        result
+    }
+
+    async fn send_inner(&self, req: Request<'_>) -> AttemptResult {
+        let mut url = match url::Url::parse(req.url) {
+            Ok(u) => u,
+            Err(e) => return failed(format!("bad URL: {e}")),
+        };
+        if !req.query.is_empty() {
+            url.set_query(Some(req.query));
+        }
+        let literal = match url.host() {
+            Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+            Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+            _ => None,
+        };
+        if let Some(ip) = literal {
+            if !self.guard.permits(ip) {
+                return failed(format!("{ip} is in a blocked network (webhook.allowed_networks)"));
+            }
+        }
+        let timestamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let signature = signing::signature_header(&req.secrets, req.delivery_id, timestamp, &req.body);
+        let sent = self
+            .client
+            .post(url)
+            .timeout(req.timeout)
+            .header("webhook-id", req.delivery_id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signature)
+            .body(reqwest::Body::from(bytes::Bytes::from_owner(ArcBytes(req.body))))
+            .send()
+            .await;
+        let response = match sent {
+            Ok(r) => r,
+            Err(e) => {
+                let what = if e.is_timeout() { "timed out" } else if e.is_connect() { "connection failed" } else { "request failed" };
+                return failed(format!("{what}: {}", error_chain(&e)));
+            }
+        };
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let mut body = Vec::new();
+        let mut stream = response.bytes_stream();
+        let read = tokio::time::timeout(req.timeout, async {
+            while let Some(chunk) = stream.next().await {
+                let Ok(chunk) = chunk else { break };
+                let room = MAX_RESPONSE_BYTES - body.len();
+                body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                if body.len() >= MAX_RESPONSE_BYTES {
+                    break;
+                }
+            }
+        })
+        .await;
+        let mut logged = &body[..body.len().min(LOGGED_RESPONSE_BYTES)];
+        while std::str::from_utf8(logged).is_err() && !logged.is_empty() {
+            logged = &logged[..logged.len() - 1];
+        }
+        let success = status.is_success() && read.is_ok();
+        AttemptResult {
+            success,
+            status: Some(status.as_u16()),
+            latency: Duration::ZERO,
+            error: if success {
+                String::new()
+            } else if read.is_err() {
+                "timed out reading the response".into()
+            } else {
+                format!("HTTP {}", status.as_u16())
+            },
+            response: String::from_utf8_lossy(logged).into_owned(),
+            retry_after: match status.as_u16() {
+                429 | 503 => retry_after,
+                _ => None,
+            },
+            gone: status.as_u16() == 410,
+        }
+    }
+}
+
+struct ArcBytes(Arc<[u8]>);
+
+impl AsRef<[u8]> for ArcBytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+fn failed(error: String) -> AttemptResult {
+    AttemptResult {
+        error,
+        ..Default::default()
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_guard_refuses_metadata_ranges_unless_allowed() {
+        let g = NetworkGuard::new(vec![], vec![]);
+        assert!(!g.permits("169.254.169.254".parse().unwrap()));
+        assert!(!g.permits("fe80::1".parse().unwrap()));
+        assert!(!g.permits("::ffff:169.254.169.254".parse().unwrap()));
+        assert!(g.permits("127.0.0.1".parse().unwrap()));
+        assert!(g.permits("10.1.2.3".parse().unwrap()));
+        let g = NetworkGuard::new(vec!["169.254.169.254/32".parse().unwrap()], vec!["10.0.0.0/8".parse().unwrap()]);
+        assert!(g.permits("169.254.169.254".parse().unwrap()));
+        assert!(!g.permits("169.254.1.1".parse().unwrap()));
+        assert!(!g.permits("10.1.2.3".parse().unwrap()));
+    }
+}

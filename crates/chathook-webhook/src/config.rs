@@ -1,0 +1,151 @@
+//! The webhook engine's settings (`[webhook]`), with WuKongIM's own keys accepted as aliases so a
+//! WuKongIM configuration carries over.
+
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use crate::endpoint::Flavour;
+
+/// `[webhook]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Delays of successive attempts of one delivery (the first is usually 0: at once). Svix's schedule.
+    #[serde(with = "durations")]
+    pub retry_schedule: Vec<Duration>,
+    /// Share of each retry delay added or removed at random.
+    pub retry_jitter: f64,
+    /// msg.notify batches are flushed at this interval (WuKongIM's `msgNotifyEventPushInterval`).
+    #[serde(with = "humantime_serde", alias = "msgNotifyEventPushInterval", alias = "msgnotifyeventpushinterval")]
+    pub msg_notify_interval: Duration,
+    /// ... or at this many messages (WuKongIM's `msgNotifyEventCountPerPush`).
+    #[serde(alias = "msgNotifyEventCountPerPush", alias = "msgnotifyeventcountperpush")]
+    pub msg_notify_max_batch: usize,
+    /// ... or when the body would pass this size.
+    pub max_body_bytes: usize,
+    /// user.onlinestatus batches are flushed at this interval (0 = at once, still an array).
+    #[serde(with = "humantime_serde")]
+    pub online_status_interval: Duration,
+    /// Consecutive failures that open an endpoint's circuit breaker.
+    pub breaker_failures: u32,
+    /// First probe delay while the breaker is open (doubles up to `breaker_max_probe_delay`).
+    #[serde(with = "humantime_serde")]
+    pub breaker_probe_delay: Duration,
+    #[serde(with = "humantime_serde")]
+    pub breaker_max_probe_delay: Duration,
+    /// An endpoint failing without a success for this long is disabled.
+    #[serde(with = "humantime_serde")]
+    pub disable_after: Duration,
+    /// How long the attempt log keeps attempts.
+    #[serde(with = "humantime_serde")]
+    pub attempt_retention: Duration,
+    /// Networks that deliveries may reach even if blocked by default (CIDR).
+    pub allowed_networks: Vec<IpNet>,
+    /// Networks deliveries may never reach (CIDR), on top of the default link-local/metadata ranges.
+    pub blocked_networks: Vec<IpNet>,
+    /// Events read from the log per step.
+    pub read_batch: usize,
+    /// Initial feature switches (the API changes them durably).
+    pub features: crate::features::Features,
+    /// Endpoints defined in the config file; read-only in the API.
+    pub endpoints: Vec<ConfigEndpoint>,
+    /// WuKongIM's single endpoint URL: becomes a read-only `wukongim` endpoint.
+    #[serde(rename = "httpAddr", alias = "http_addr", alias = "httpaddr", skip_serializing_if = "Option::is_none")]
+    pub http_addr: Option<String>,
+    /// WuKongIM's event filter for `httpAddr` (WuKongIM names; empty = all).
+    #[serde(rename = "focusEvents", alias = "focus_events", alias = "focusevents")]
+    pub focus_events: Vec<String>,
+}
+
+/// `[[webhook.endpoints]]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigEndpoint {
+    pub url: String,
+    #[serde(default = "default_flavour")]
+    pub flavour: Flavour,
+    /// Event names (native, or WuKongIM's for the wukongim flavour); empty = none.
+    #[serde(default)]
+    pub events: Vec<String>,
+    /// `whsec_...`; derived from the admin key and the URL when not given, so it is stable across restarts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    #[serde(default)]
+    pub description: String,
+}
+
+fn default_flavour() -> Flavour {
+    Flavour::Wukongim
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        let s = Duration::from_secs;
+        WebhookConfig {
+            retry_schedule: vec![s(0), s(5), s(300), s(1800), s(7200), s(18000), s(36000), s(36000)],
+            retry_jitter: 0.2,
+            msg_notify_interval: Duration::from_millis(500),
+            msg_notify_max_batch: 100,
+            max_body_bytes: 1024 * 1024,
+            online_status_interval: Duration::ZERO,
+            breaker_failures: 10,
+            breaker_probe_delay: s(1),
+            breaker_max_probe_delay: s(60),
+            disable_after: s(5 * 24 * 3600),
+            attempt_retention: s(7 * 24 * 3600),
+            allowed_networks: Vec::new(),
+            blocked_networks: Vec::new(),
+            read_batch: 1000,
+            features: Default::default(),
+            endpoints: Vec::new(),
+            http_addr: None,
+            focus_events: Vec::new(),
+        }
+    }
+}
+
+impl WebhookConfig {
+    /// Checks what serde cannot; the error names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.retry_schedule.is_empty() {
+            return Err("webhook.retry_schedule: must hold at least one duration".into());
+        }
+        if !(0.0..=1.0).contains(&self.retry_jitter) {
+            return Err("webhook.retry_jitter: must be between 0 and 1".into());
+        }
+        for (key, v) in [
+            ("webhook.msg_notify_max_batch", self.msg_notify_max_batch),
+            ("webhook.max_body_bytes", self.max_body_bytes),
+            ("webhook.read_batch", self.read_batch),
+            ("webhook.breaker_failures", self.breaker_failures as usize),
+        ] {
+            if v == 0 {
+                return Err(format!("{key}: must be greater than 0"));
+            }
+        }
+        if self.msg_notify_interval.is_zero() {
+            return Err("webhook.msg_notify_interval: must be greater than 0".into());
+        }
+        Ok(())
+    }
+}
+
+/// A list of humantime durations (`["0s", "5s", "5m"]`).
+mod durations {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(list: &[Duration], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(list.iter().map(|d| humantime_serde::re::humantime::format_duration(*d).to_string()))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
+        let raw = Vec::<String>::deserialize(d)?;
+        raw.iter()
+            .map(|t| humantime_serde::re::humantime::parse_duration(t).map_err(serde::de::Error::custom))
+            .collect()
+    }
+}

@@ -1,0 +1,80 @@
+//! Endpoints defined in the config file (`[[webhook.endpoints]]` and WuKongIM's `httpAddr` with
+//! `focusEvents`): read-only, with stable ids and secrets so their cursors survive restarts.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+
+use crate::catalog;
+use crate::config::{ConfigEndpoint, WebhookConfig};
+use crate::endpoint::{check_secret, check_url, Endpoint, Flavour};
+use crate::engine::{new_endpoint, EngineError};
+
+fn stable_id(url: &str, flavour: Flavour) -> String {
+    let digest = Sha256::digest(format!("{url}|{flavour:?}").as_bytes());
+    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("cfg_{hex}")
+}
+
+fn derived_secret(seed: &str, url: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(seed.as_bytes()).expect("any key length");
+    mac.update(url.as_bytes());
+    format!("whsec_{}", STANDARD.encode(mac.finalize().into_bytes()))
+}
+
+/// Resolves event names (native or WuKongIM's) to native names; `Err(name)` for an unknown one.
+pub fn resolve_events(names: &[String]) -> Result<Vec<String>, String> {
+    let mut out: Vec<String> = Vec::new();
+    for n in names {
+        let resolved = catalog::resolve(n).ok_or_else(|| n.clone())?;
+        for r in resolved {
+            if !out.iter().any(|o| o == r) {
+                out.push(r.to_string());
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) fn from_config(config: &WebhookConfig, seed: &str) -> Result<Vec<Endpoint>, EngineError> {
+    let mut defs: Vec<ConfigEndpoint> = config.endpoints.clone();
+    if let Some(addr) = config.http_addr.as_ref().filter(|a| !a.is_empty()) {
+        let events = if config.focus_events.is_empty() {
+            vec!["msg.offline".into(), "msg.notify".into(), "user.onlinestatus".into()]
+        } else {
+            config.focus_events.clone()
+        };
+        defs.push(ConfigEndpoint {
+            url: addr.clone(),
+            flavour: Flavour::Wukongim,
+            events,
+            secret: None,
+            description: "webhook.httpAddr".into(),
+        });
+    }
+    let mut out = Vec::new();
+    for (i, d) in defs.into_iter().enumerate() {
+        let key = format!("webhook.endpoints[{i}]");
+        check_url(&d.url).map_err(|e| EngineError::Config(format!("{key}.url: {e}")))?;
+        if d.flavour == Flavour::Tencent {
+            return Err(EngineError::Config(format!("{key}.flavour: tencent is not supported yet")));
+        }
+        let events = resolve_events(&d.events)
+            .map_err(|n| EngineError::Config(format!("{key}.events: unknown event {n:?}")))?;
+        let secret = match d.secret {
+            Some(s) => {
+                check_secret(&s).map_err(|e| EngineError::Config(format!("{key}.secret: {e}")))?;
+                s
+            }
+            None => derived_secret(seed, &d.url),
+        };
+        let mut e = new_endpoint(stable_id(&d.url, d.flavour), d.url, d.flavour, events, secret);
+        e.description = d.description;
+        e.read_only = true;
+        e.created_at = 0;
+        e.updated_at = 0;
+        out.push(e);
+    }
+    Ok(out)
+}

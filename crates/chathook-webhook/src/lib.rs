@@ -1,0 +1,28 @@
+//! The webhook engine of chathook: endpoints, feature switches, and durable at-least-once delivery of
+//! the event log to each endpoint in its flavour (WuKongIM's bodies, or the Standard Webhooks envelope),
+//! signed, retried on a schedule, dead-lettered, observable.
+//!
+//! It consumes `chathook-events` (the event log's consumer API) and keeps its own state through
+//! `chathook-store`'s `WebhookStore`; it never imports the IM core, so it can relay another server's
+//! events too. Flow: `engine` (endpoints, one `dispatcher` task each) -> `format` (render once per
+//! delivery) -> `client` (sign, send, network guard) -> attempt log and metrics.
+
+pub mod api;
+mod catalog;
+pub mod client;
+pub mod config;
+mod config_endpoints;
+mod dispatcher;
+pub mod endpoint;
+mod engine;
+pub mod features;
+pub mod format;
+pub mod metrics;
+mod sample;
+pub mod signing;
+
+pub use config::WebhookConfig;
+pub use endpoint::{Endpoint, Flavour};
+pub use engine::{EngineError, WebhookEngine};
+pub use features::Features;
+pub use metrics::WebhookMetrics;

@@ -1,0 +1,68 @@
+//! The webhook engine's Prometheus metrics.
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+pub type Labels = Vec<(String, String)>;
+
+fn latency_histogram() -> Histogram {
+    Histogram::new([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0])
+}
+
+/// Cloning shares the metrics.
+#[derive(Clone)]
+pub struct WebhookMetrics {
+    /// By endpoint, event and outcome (`success`, `failure`, `dead_letter`).
+    pub deliveries: Family<Labels, Counter>,
+    pub attempt_latency: Family<Labels, Histogram, fn() -> Histogram>,
+    pub queue_depth: Family<Labels, Gauge>,
+    pub oldest_pending_age_seconds: Family<Labels, Gauge>,
+    pub retries: Family<Labels, Counter>,
+    pub dead_letters: Family<Labels, Counter>,
+    /// 1 while the endpoint's breaker is open.
+    pub breaker_open: Family<Labels, Gauge>,
+    pub attempt_log_dropped: Counter,
+}
+
+impl Default for WebhookMetrics {
+    fn default() -> Self {
+        WebhookMetrics {
+            deliveries: Family::default(),
+            attempt_latency: Family::new_with_constructor(latency_histogram),
+            queue_depth: Family::default(),
+            oldest_pending_age_seconds: Family::default(),
+            retries: Family::default(),
+            dead_letters: Family::default(),
+            breaker_open: Family::default(),
+            attempt_log_dropped: Counter::default(),
+        }
+    }
+}
+
+impl WebhookMetrics {
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register("webhook_deliveries", "Webhook attempts by endpoint, event and outcome", self.deliveries.clone());
+        registry.register("webhook_attempt_latency_seconds", "Webhook attempt latency", self.attempt_latency.clone());
+        registry.register("webhook_queue_depth", "Events not yet handled by an endpoint", self.queue_depth.clone());
+        registry.register(
+            "webhook_oldest_pending_age_seconds",
+            "Age of the oldest delivery waiting for a retry",
+            self.oldest_pending_age_seconds.clone(),
+        );
+        registry.register("webhook_retries", "Retried attempts", self.retries.clone());
+        registry.register("webhook_dead_letters", "Deliveries dead-lettered", self.dead_letters.clone());
+        registry.register("webhook_breaker_open", "1 while an endpoint's circuit breaker is open", self.breaker_open.clone());
+        registry.register(
+            "webhook_attempt_log_dropped",
+            "Attempt records dropped because the attempt log fell behind",
+            self.attempt_log_dropped.clone(),
+        );
+    }
+}
+
+pub fn endpoint_label(id: &str) -> Labels {
+    vec![("endpoint".to_string(), id.to_string())]
+}
