@@ -153,7 +153,11 @@ pub trait WebhookStore: Send + Sync {
         limit: usize,
     ) -> Result<Vec<PendingDelivery>, StoreError>;
     /// Dead-lettered deliveries of an endpoint, newest first.
-    async fn dead_letters(&self, endpoint_id: &str, limit: usize) -> Result<Vec<PendingDelivery>, StoreError>;
+    async fn dead_letters(
+        &self,
+        endpoint_id: &str,
+        limit: usize,
+    ) -> Result<Vec<PendingDelivery>, StoreError>;
     /// Brings dead letters back to life for an attempt now: one by id, or every one dead-lettered at or
     /// after `since_ms`. Returns how many.
     async fn revive(
@@ -164,7 +168,10 @@ pub trait WebhookStore: Send + Sync {
         now_ms: i64,
     ) -> Result<usize, StoreError>;
     /// (live deliveries waiting for a retry, dead letters, event time of the oldest live one).
-    async fn pending_summary(&self, endpoint_id: &str) -> Result<(u64, u64, Option<i64>), StoreError>;
+    async fn pending_summary(
+        &self,
+        endpoint_id: &str,
+    ) -> Result<(u64, u64, Option<i64>), StoreError>;
     async fn record_attempts(&self, attempts: Vec<AttemptRecord>) -> Result<(), StoreError>;
     /// Attempts, newest first, with their ids.
     async fn attempts(&self, query: AttemptQuery) -> Result<Vec<(i64, AttemptRecord)>, StoreError>;

@@ -55,7 +55,10 @@ async fn concurrent_writers_share_commits_and_get_gap_free_seqs() {
         "ids increase with seqs"
     );
     let commits = store.metrics().commits.get();
-    assert!(commits < n as u64 / 2, "{commits} commits for {n} writes: not grouped");
+    assert!(
+        commits < n as u64 / 2,
+        "{commits} commits for {n} writes: not grouped"
+    );
     assert_eq!(store.read_after(0, 10_000).await.unwrap().len(), n);
 }
 
@@ -72,7 +75,9 @@ async fn duplicates_write_nothing_and_everything_survives_reopen() {
         .append_message(new_message("u", "same"), 3600, Box::new(sent))
         .await
         .unwrap();
-    let AppendOutcome::Stored(m) = first else { panic!() };
+    let AppendOutcome::Stored(m) = first else {
+        panic!()
+    };
     assert_eq!(
         again,
         AppendOutcome::Duplicate {
@@ -89,7 +94,9 @@ async fn duplicates_write_nothing_and_everything_survives_reopen() {
         .append_message(new_message("u", "other"), 3600, Box::new(sent))
         .await
         .unwrap();
-    let AppendOutcome::Stored(n) = next else { panic!() };
+    let AppendOutcome::Stored(n) = next else {
+        panic!()
+    };
     assert_eq!(n.message_seq, 2);
     assert!(n.message_id > m.message_id);
 }

@@ -19,7 +19,8 @@ use crate::client::Request;
 use crate::config_endpoints::resolve_events;
 use crate::dispatcher::now_ms;
 use crate::endpoint::{
-    check_secret, check_url, effective_port, new_id, new_secret, port_prefix_conflict, Endpoint, Flavour,
+    check_secret, check_url, effective_port, new_id, new_secret, port_prefix_conflict, Endpoint,
+    Flavour,
 };
 use crate::engine::{new_endpoint, EngineError, WebhookEngine};
 use crate::features::Features;
@@ -32,12 +33,24 @@ type ApiResult<T> = Result<T, V1Error>;
 pub fn router(engine: WebhookEngine) -> Router {
     Router::new()
         .route("/v1/webhooks/endpoints", post(create).get(list))
-        .route("/v1/webhooks/endpoints/{id}", get(show).patch(patch).delete(remove))
-        .route("/v1/webhooks/endpoints/{id}/rotate-secret", post(rotate_secret))
+        .route(
+            "/v1/webhooks/endpoints/{id}",
+            get(show).patch(patch).delete(remove),
+        )
+        .route(
+            "/v1/webhooks/endpoints/{id}/rotate-secret",
+            post(rotate_secret),
+        )
         .route("/v1/webhooks/endpoints/{id}/test", post(test))
         .route("/v1/webhooks/endpoints/{id}/attempts", get(attempts))
-        .route("/v1/webhooks/endpoints/{id}/dead-letters", get(dead_letters))
-        .route("/v1/webhooks/endpoints/{id}/dead-letters/{delivery_id}/replay", post(replay_one))
+        .route(
+            "/v1/webhooks/endpoints/{id}/dead-letters",
+            get(dead_letters),
+        )
+        .route(
+            "/v1/webhooks/endpoints/{id}/dead-letters/{delivery_id}/replay",
+            post(replay_one),
+        )
         .route("/v1/webhooks/endpoints/{id}/replay", post(replay_since))
         .route("/v1/webhooks/endpoints/{id}/stats", get(stats))
         .route("/v1/webhooks/event-types", get(event_types))
@@ -100,7 +113,10 @@ fn endpoint_json(e: &Endpoint, features: &Features, with_secret: bool) -> Value 
 
 fn find(engine: &WebhookEngine, id: &str) -> ApiResult<Arc<Endpoint>> {
     engine.endpoint(id).ok_or_else(|| {
-        V1Error(ApiError::not_found("endpoint_not_found", format!("no endpoint {id}")))
+        V1Error(ApiError::not_found(
+            "endpoint_not_found",
+            format!("no endpoint {id}"),
+        ))
     })
 }
 
@@ -118,26 +134,50 @@ fn writable(e: &Endpoint) -> ApiResult<()> {
 
 fn check_flavour(f: Flavour) -> ApiResult<()> {
     if f == Flavour::Tencent {
-        return Err(bad("flavour", "flavour_unsupported", "the tencent flavour is not supported yet"));
+        return Err(bad(
+            "flavour",
+            "flavour_unsupported",
+            "the tencent flavour is not supported yet",
+        ));
     }
     Ok(())
 }
 
 fn check_events(names: &[String]) -> ApiResult<Vec<String>> {
     resolve_events(names).map_err(|n| {
-        bad("events", "event_unknown", format!("unknown event {n:?}; see GET /v1/webhooks/event-types"))
+        bad(
+            "events",
+            "event_unknown",
+            format!("unknown event {n:?}; see GET /v1/webhooks/event-types"),
+        )
     })
 }
 
-fn check_limits(timeout_ms: Option<u64>, max_in_flight: Option<u32>, rate: Option<u32>) -> ApiResult<()> {
+fn check_limits(
+    timeout_ms: Option<u64>,
+    max_in_flight: Option<u32>,
+    rate: Option<u32>,
+) -> ApiResult<()> {
     if timeout_ms.is_some_and(|t| !(100..=60_000).contains(&t)) {
-        return Err(bad("timeout_ms", "timeout_out_of_range", "timeout_ms must be between 100 and 60000"));
+        return Err(bad(
+            "timeout_ms",
+            "timeout_out_of_range",
+            "timeout_ms must be between 100 and 60000",
+        ));
     }
     if max_in_flight.is_some_and(|m| !(1..=1024).contains(&m)) {
-        return Err(bad("max_in_flight", "max_in_flight_out_of_range", "max_in_flight must be between 1 and 1024"));
+        return Err(bad(
+            "max_in_flight",
+            "max_in_flight_out_of_range",
+            "max_in_flight must be between 1 and 1024",
+        ));
     }
     if rate == Some(0) {
-        return Err(bad("rate_limit_per_s", "rate_limit_out_of_range", "rate_limit_per_s must be at least 1 (or null)"));
+        return Err(bad(
+            "rate_limit_per_s",
+            "rate_limit_out_of_range",
+            "rate_limit_per_s must be at least 1 (or null)",
+        ));
     }
     Ok(())
 }
@@ -172,7 +212,10 @@ fn standard() -> Flavour {
     Flavour::Standard
 }
 
-async fn create(State(engine): State<WebhookEngine>, V1Json(req): V1Json<CreateReq>) -> ApiResult<(StatusCode, Json<Value>)> {
+async fn create(
+    State(engine): State<WebhookEngine>,
+    V1Json(req): V1Json<CreateReq>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
     url_checked(&req.url)?;
     check_flavour(req.flavour)?;
     let events = check_events(&req.events)?;
@@ -191,20 +234,38 @@ async fn create(State(engine): State<WebhookEngine>, V1Json(req): V1Json<CreateR
     e.max_in_flight = req.max_in_flight.unwrap_or(e.max_in_flight);
     e.rate_limit_per_s = req.rate_limit_per_s;
     engine.create(e.clone()).await.map_err(engine_error)?;
-    Ok((StatusCode::CREATED, Json(endpoint_json(&e, &engine.features(), true))))
+    Ok((
+        StatusCode::CREATED,
+        Json(endpoint_json(&e, &engine.features(), true)),
+    ))
 }
 
 async fn list(State(engine): State<WebhookEngine>) -> Json<Value> {
     let features = engine.features();
-    let items: Vec<Value> = engine.endpoints().iter().map(|e| endpoint_json(e, &features, false)).collect();
+    let items: Vec<Value> = engine
+        .endpoints()
+        .iter()
+        .map(|e| endpoint_json(e, &features, false))
+        .collect();
     Json(json!({"data": items}))
 }
 
-async fn show(State(engine): State<WebhookEngine>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+async fn show(
+    State(engine): State<WebhookEngine>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
     let e = find(&engine, &id)?;
     let mut v = endpoint_json(&e, &engine.features(), false);
-    let (pending, dead, oldest) = engine.store().pending_summary(&id).await.map_err(store_error)?;
-    let acked = engine.log().consumer_position(&e.consumer_name()).await.unwrap_or(0);
+    let (pending, dead, oldest) = engine
+        .store()
+        .pending_summary(&id)
+        .await
+        .map_err(store_error)?;
+    let acked = engine
+        .log()
+        .consumer_position(&e.consumer_name())
+        .await
+        .unwrap_or(0);
     v["queue"] = json!({
         "events_behind": engine.log().head().saturating_sub(acked),
         "retrying": pending,
@@ -252,7 +313,9 @@ async fn patch(
     let mut e = (*current).clone();
     if let Some(url) = req.url {
         let new = url_checked(&url)?;
-        let old = url::Url::parse(&e.url).map(|u| effective_port(&u)).unwrap_or(0);
+        let old = url::Url::parse(&e.url)
+            .map(|u| effective_port(&u))
+            .unwrap_or(0);
         let port = effective_port(&new);
         if port_prefix_conflict(old, port) && !req.confirm_port_change {
             return Err(V1Error(ApiError {
@@ -274,7 +337,11 @@ async fn patch(
     if let Some(events) = req.events {
         e.events = check_events(&events)?;
     }
-    check_limits(req.timeout_ms, req.max_in_flight, req.rate_limit_per_s.flatten())?;
+    check_limits(
+        req.timeout_ms,
+        req.max_in_flight,
+        req.rate_limit_per_s.flatten(),
+    )?;
     if let Some(enabled) = req.enabled {
         e.enabled = enabled;
         if enabled {
@@ -299,7 +366,10 @@ async fn patch(
     Ok(Json(endpoint_json(&e, &engine.features(), false)))
 }
 
-async fn remove(State(engine): State<WebhookEngine>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+async fn remove(
+    State(engine): State<WebhookEngine>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     writable(&*find(&engine, &id)?)?;
     engine.delete(&id).await.map_err(engine_error)?;
     Ok(StatusCode::NO_CONTENT)
@@ -308,7 +378,10 @@ async fn remove(State(engine): State<WebhookEngine>, Path(id): Path<String>) -> 
 /// How long a rotated-out secret still signs.
 const ROTATION_GRACE: Duration = Duration::from_secs(24 * 3600);
 
-async fn rotate_secret(State(engine): State<WebhookEngine>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+async fn rotate_secret(
+    State(engine): State<WebhookEngine>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
     let current = find(&engine, &id)?;
     writable(&current)?;
     let mut e = (*current).clone();
@@ -341,7 +414,11 @@ async fn test(
     };
     let name = req.event.unwrap_or_else(|| "message.sent".into());
     if !catalog::EVENT_TYPES.iter().any(|t| t.name == name) {
-        return Err(bad("event", "event_unknown", format!("unknown event {name:?}")));
+        return Err(bad(
+            "event",
+            "event_unknown",
+            format!("unknown event {name:?}"),
+        ));
     }
     let rendered = format::render_sample(e.flavour, &sample::event(&name));
     let delivery_id = new_id("test");
@@ -414,12 +491,20 @@ async fn attempts(
         Some("success") => Some(true),
         Some("failure") => Some(false),
         Some(other) => {
-            return Err(bad("status", "status_invalid", format!("status must be success or failure, not {other:?}")))
+            return Err(bad(
+                "status",
+                "status_invalid",
+                format!("status must be success or failure, not {other:?}"),
+            ))
         }
     };
     let limit = q.limit.unwrap_or(50);
     if !(1..=1000).contains(&limit) {
-        return Err(bad("limit", "limit_out_of_range", "limit must be between 1 and 1000"));
+        return Err(bad(
+            "limit",
+            "limit_out_of_range",
+            "limit must be between 1 and 1000",
+        ));
     }
     let rows = engine
         .store()
@@ -433,7 +518,9 @@ async fn attempts(
         })
         .await
         .map_err(store_error)?;
-    let next = (rows.len() == limit).then(|| rows.last().map(|r| r.0)).flatten();
+    let next = (rows.len() == limit)
+        .then(|| rows.last().map(|r| r.0))
+        .flatten();
     let data: Vec<Value> = rows.iter().map(|(i, a)| attempt_json(*i, a)).collect();
     Ok(Json(json!({"data": data, "next_before": next})))
 }
@@ -450,10 +537,19 @@ fn dead_letter_json(d: &PendingDelivery) -> Value {
     })
 }
 
-async fn dead_letters(State(engine): State<WebhookEngine>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+async fn dead_letters(
+    State(engine): State<WebhookEngine>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
     find(&engine, &id)?;
-    let rows = engine.store().dead_letters(&id, 1000).await.map_err(store_error)?;
-    Ok(Json(json!({"data": rows.iter().map(dead_letter_json).collect::<Vec<_>>()})))
+    let rows = engine
+        .store()
+        .dead_letters(&id, 1000)
+        .await
+        .map_err(store_error)?;
+    Ok(Json(
+        json!({"data": rows.iter().map(dead_letter_json).collect::<Vec<_>>()}),
+    ))
 }
 
 async fn replay_one(
@@ -461,7 +557,11 @@ async fn replay_one(
     Path((id, delivery_id)): Path<(String, String)>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     find(&engine, &id)?;
-    let n = engine.store().revive(&id, Some(&delivery_id), 0, now_ms()).await.map_err(store_error)?;
+    let n = engine
+        .store()
+        .revive(&id, Some(&delivery_id), 0, now_ms())
+        .await
+        .map_err(store_error)?;
     if n == 0 {
         return Err(V1Error(ApiError::not_found(
             "dead_letter_not_found",
@@ -484,13 +584,22 @@ async fn replay_since(
     V1Json(req): V1Json<ReplayReq>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     find(&engine, &id)?;
-    let since = humantime_serde::re::humantime::parse_rfc3339_weak(&req.since)
-        .map_err(|e| bad("since", "since_invalid", format!("since must be an RFC 3339 UTC time: {e}")))?;
+    let since = humantime_serde::re::humantime::parse_rfc3339_weak(&req.since).map_err(|e| {
+        bad(
+            "since",
+            "since_invalid",
+            format!("since must be an RFC 3339 UTC time: {e}"),
+        )
+    })?;
     let since_ms = since
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0);
-    let n = engine.store().revive(&id, None, since_ms, now_ms()).await.map_err(store_error)?;
+    let n = engine
+        .store()
+        .revive(&id, None, since_ms, now_ms())
+        .await
+        .map_err(store_error)?;
     engine.wake(&id);
     Ok((StatusCode::ACCEPTED, Json(json!({"replayed": n}))))
 }
@@ -516,11 +625,20 @@ async fn stats(
     find(&engine, &id)?;
     let window = match q.window.as_deref() {
         None | Some("") => Duration::from_secs(3600),
-        Some(w) => humantime_serde::re::humantime::parse_duration(w)
-            .map_err(|e| bad("window", "window_invalid", format!("window must be a duration like 1h: {e}")))?,
+        Some(w) => humantime_serde::re::humantime::parse_duration(w).map_err(|e| {
+            bad(
+                "window",
+                "window_invalid",
+                format!("window must be a duration like 1h: {e}"),
+            )
+        })?,
     };
     if window > Duration::from_secs(31 * 24 * 3600) || window.is_zero() {
-        return Err(bad("window", "window_out_of_range", "window must be between 1s and 31 days"));
+        return Err(bad(
+            "window",
+            "window_out_of_range",
+            "window must be between 1s and 31 days",
+        ));
     }
     let since = now_ms() - window.as_millis() as i64;
     let rows = engine

@@ -14,16 +14,56 @@ pub struct EventType {
 }
 
 pub const EVENT_TYPES: [EventType; 10] = [
-    EventType { name: "user.online", description: "A device connection authenticated.", wukongim: "user.onlinestatus" },
-    EventType { name: "user.offline", description: "A device connection ended (with the reason).", wukongim: "user.onlinestatus" },
-    EventType { name: "user.profile_changed", description: "A user's profile was written.", wukongim: "user.profile_changed" },
-    EventType { name: "message.sent", description: "Every accepted message.", wukongim: "msg.notify" },
-    EventType { name: "message.offline", description: "A message with recipients that had no connection.", wukongim: "msg.offline" },
-    EventType { name: "group.created", description: "A group was created with its first subscribers.", wukongim: "group.created" },
-    EventType { name: "group.member_added", description: "Subscribers joined a group.", wukongim: "group.member_added" },
-    EventType { name: "group.member_removed", description: "Subscribers left a group.", wukongim: "group.member_removed" },
-    EventType { name: "group.dismissed", description: "A group was disbanded or deleted.", wukongim: "group.dismissed" },
-    EventType { name: "group.member_online_status", description: "A member of a live group went online or offline.", wukongim: "group.member_online_status" },
+    EventType {
+        name: "user.online",
+        description: "A device connection authenticated.",
+        wukongim: "user.onlinestatus",
+    },
+    EventType {
+        name: "user.offline",
+        description: "A device connection ended (with the reason).",
+        wukongim: "user.onlinestatus",
+    },
+    EventType {
+        name: "user.profile_changed",
+        description: "A user's profile was written.",
+        wukongim: "user.profile_changed",
+    },
+    EventType {
+        name: "message.sent",
+        description: "Every accepted message.",
+        wukongim: "msg.notify",
+    },
+    EventType {
+        name: "message.offline",
+        description: "A message with recipients that had no connection.",
+        wukongim: "msg.offline",
+    },
+    EventType {
+        name: "group.created",
+        description: "A group was created with its first subscribers.",
+        wukongim: "group.created",
+    },
+    EventType {
+        name: "group.member_added",
+        description: "Subscribers joined a group.",
+        wukongim: "group.member_added",
+    },
+    EventType {
+        name: "group.member_removed",
+        description: "Subscribers left a group.",
+        wukongim: "group.member_removed",
+    },
+    EventType {
+        name: "group.dismissed",
+        description: "A group was disbanded or deleted.",
+        wukongim: "group.dismissed",
+    },
+    EventType {
+        name: "group.member_online_status",
+        description: "A member of a live group went online or offline.",
+        wukongim: "group.member_online_status",
+    },
 ];
 
 /// Native names selected by `name`: a native name, or one of WuKongIM's (`msg.notify`,

@@ -27,10 +27,16 @@ pub struct NetworkGuard {
 
 /// Link-local and cloud metadata ranges, refused unless allowed.
 pub fn default_blocked() -> Vec<IpNet> {
-    ["169.254.0.0/16", "fe80::/10", "100.100.100.200/32", "fd00:ec2::254/128", "0.0.0.0/8"]
-        .iter()
-        .filter_map(|n| n.parse().ok())
-        .collect()
+    [
+        "169.254.0.0/16",
+        "fe80::/10",
+        "100.100.100.200/32",
+        "fd00:ec2::254/128",
+        "0.0.0.0/8",
+    ]
+    .iter()
+    .filter_map(|n| n.parse().ok())
+    .collect()
 }
 
 impl NetworkGuard {
@@ -44,7 +50,8 @@ impl NetworkGuard {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
             v4 => v4,
         };
-        self.allowed.iter().any(|n| n.contains(&ip)) || !self.blocked.iter().any(|n| n.contains(&ip))
+        self.allowed.iter().any(|n| n.contains(&ip))
+            || !self.blocked.iter().any(|n| n.contains(&ip))
     }
 }
 
@@ -63,7 +70,8 @@ impl Resolve for GuardedResolver {
                 .collect();
             if addrs.is_empty() {
                 let err: Box<dyn std::error::Error + Send + Sync> =
-                    format!("{host} resolves only to blocked networks (webhook.allowed_networks)").into();
+                    format!("{host} resolves only to blocked networks (webhook.allowed_networks)")
+                        .into();
                 return Err(err);
             }
             Ok(Box::new(addrs.into_iter()) as Addrs)
@@ -112,7 +120,10 @@ impl Deliverer {
         let guard = Arc::new(guard);
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        headers.insert(USER_AGENT, HeaderValue::from_static(concat!("chathook/", env!("CARGO_PKG_VERSION"))));
+        headers.insert(
+            USER_AGENT,
+            HeaderValue::from_static(concat!("chathook/", env!("CARGO_PKG_VERSION"))),
+        );
         let client = reqwest::Client::builder()
             .default_headers(headers)
             .redirect(reqwest::redirect::Policy::none())
@@ -149,14 +160,17 @@ impl Deliverer {
         };
         if let Some(ip) = literal {
             if !self.guard.permits(ip) {
-                return failed(format!("{ip} is in a blocked network (webhook.allowed_networks)"));
+                return failed(format!(
+                    "{ip} is in a blocked network (webhook.allowed_networks)"
+                ));
             }
         }
         let timestamp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
-        let signature = signing::signature_header(&req.secrets, req.delivery_id, timestamp, &req.body);
+        let signature =
+            signing::signature_header(&req.secrets, req.delivery_id, timestamp, &req.body);
         let sent = self
             .client
             .post(url)
@@ -164,13 +178,21 @@ impl Deliverer {
             .header("webhook-id", req.delivery_id)
             .header("webhook-timestamp", timestamp.to_string())
             .header("webhook-signature", signature)
-            .body(reqwest::Body::from(bytes::Bytes::from_owner(ArcBytes(req.body))))
+            .body(reqwest::Body::from(bytes::Bytes::from_owner(ArcBytes(
+                req.body,
+            ))))
             .send()
             .await;
         let response = match sent {
             Ok(r) => r,
             Err(e) => {
-                let what = if e.is_timeout() { "timed out" } else if e.is_connect() { "connection failed" } else { "request failed" };
+                let what = if e.is_timeout() {
+                    "timed out"
+                } else if e.is_connect() {
+                    "connection failed"
+                } else {
+                    "request failed"
+                };
                 return failed(format!("{what}: {}", error_chain(&e)));
             }
         };
@@ -258,7 +280,10 @@ mod tests {
         assert!(!g.permits("::ffff:169.254.169.254".parse().unwrap()));
         assert!(g.permits("127.0.0.1".parse().unwrap()));
         assert!(g.permits("10.1.2.3".parse().unwrap()));
-        let g = NetworkGuard::new(vec!["169.254.169.254/32".parse().unwrap()], vec!["10.0.0.0/8".parse().unwrap()]);
+        let g = NetworkGuard::new(
+            vec!["169.254.169.254/32".parse().unwrap()],
+            vec!["10.0.0.0/8".parse().unwrap()],
+        );
         assert!(g.permits("169.254.169.254".parse().unwrap()));
         assert!(!g.permits("169.254.1.1".parse().unwrap()));
         assert!(!g.permits("10.1.2.3".parse().unwrap()));

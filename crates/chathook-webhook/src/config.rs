@@ -8,6 +8,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::endpoint::Flavour;
 
+/// WuKongIM's `webhook.*` keys and the settings they set (the loader renames them).
+pub const WUKONGIM_KEYS: [(&str, &str); 4] = [
+    ("httpAddr", "http_addr"),
+    ("focusEvents", "focus_events"),
+    ("msgNotifyEventPushInterval", "msg_notify_interval"),
+    ("msgNotifyEventCountPerPush", "msg_notify_max_batch"),
+];
+
 /// `[webhook]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -18,10 +26,9 @@ pub struct WebhookConfig {
     /// Share of each retry delay added or removed at random.
     pub retry_jitter: f64,
     /// msg.notify batches are flushed at this interval (WuKongIM's `msgNotifyEventPushInterval`).
-    #[serde(with = "humantime_serde", alias = "msgNotifyEventPushInterval", alias = "msgnotifyeventpushinterval")]
+    #[serde(with = "humantime_serde")]
     pub msg_notify_interval: Duration,
     /// ... or at this many messages (WuKongIM's `msgNotifyEventCountPerPush`).
-    #[serde(alias = "msgNotifyEventCountPerPush", alias = "msgnotifyeventcountperpush")]
     pub msg_notify_max_batch: usize,
     /// ... or when the body would pass this size.
     pub max_body_bytes: usize,
@@ -52,10 +59,9 @@ pub struct WebhookConfig {
     /// Endpoints defined in the config file; read-only in the API.
     pub endpoints: Vec<ConfigEndpoint>,
     /// WuKongIM's single endpoint URL: becomes a read-only `wukongim` endpoint.
-    #[serde(rename = "httpAddr", alias = "http_addr", alias = "httpaddr", skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub http_addr: Option<String>,
     /// WuKongIM's event filter for `httpAddr` (WuKongIM names; empty = all).
-    #[serde(rename = "focusEvents", alias = "focus_events", alias = "focusevents")]
     pub focus_events: Vec<String>,
 }
 
@@ -84,7 +90,16 @@ impl Default for WebhookConfig {
     fn default() -> Self {
         let s = Duration::from_secs;
         WebhookConfig {
-            retry_schedule: vec![s(0), s(5), s(300), s(1800), s(7200), s(18000), s(36000), s(36000)],
+            retry_schedule: vec![
+                s(0),
+                s(5),
+                s(300),
+                s(1800),
+                s(7200),
+                s(18000),
+                s(36000),
+                s(36000),
+            ],
             retry_jitter: 0.2,
             msg_notify_interval: Duration::from_millis(500),
             msg_notify_max_batch: 100,
@@ -139,13 +154,18 @@ mod durations {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(list: &[Duration], s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(list.iter().map(|d| humantime_serde::re::humantime::format_duration(*d).to_string()))
+        s.collect_seq(
+            list.iter()
+                .map(|d| humantime_serde::re::humantime::format_duration(*d).to_string()),
+        )
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
         let raw = Vec::<String>::deserialize(d)?;
         raw.iter()
-            .map(|t| humantime_serde::re::humantime::parse_duration(t).map_err(serde::de::Error::custom))
+            .map(|t| {
+                humantime_serde::re::humantime::parse_duration(t).map_err(serde::de::Error::custom)
+            })
             .collect()
     }
 }

@@ -37,11 +37,18 @@ pub fn resolve_events(names: &[String]) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-pub(crate) fn from_config(config: &WebhookConfig, seed: &str) -> Result<Vec<Endpoint>, EngineError> {
+pub(crate) fn from_config(
+    config: &WebhookConfig,
+    seed: &str,
+) -> Result<Vec<Endpoint>, EngineError> {
     let mut defs: Vec<ConfigEndpoint> = config.endpoints.clone();
     if let Some(addr) = config.http_addr.as_ref().filter(|a| !a.is_empty()) {
         let events = if config.focus_events.is_empty() {
-            vec!["msg.offline".into(), "msg.notify".into(), "user.onlinestatus".into()]
+            vec![
+                "msg.offline".into(),
+                "msg.notify".into(),
+                "user.onlinestatus".into(),
+            ]
         } else {
             config.focus_events.clone()
         };
@@ -58,7 +65,9 @@ pub(crate) fn from_config(config: &WebhookConfig, seed: &str) -> Result<Vec<Endp
         let key = format!("webhook.endpoints[{i}]");
         check_url(&d.url).map_err(|e| EngineError::Config(format!("{key}.url: {e}")))?;
         if d.flavour == Flavour::Tencent {
-            return Err(EngineError::Config(format!("{key}.flavour: tencent is not supported yet")));
+            return Err(EngineError::Config(format!(
+                "{key}.flavour: tencent is not supported yet"
+            )));
         }
         let events = resolve_events(&d.events)
             .map_err(|n| EngineError::Config(format!("{key}.events: unknown event {n:?}")))?;
@@ -69,7 +78,13 @@ pub(crate) fn from_config(config: &WebhookConfig, seed: &str) -> Result<Vec<Endp
             }
             None => derived_secret(seed, &d.url),
         };
-        let mut e = new_endpoint(stable_id(&d.url, d.flavour), d.url, d.flavour, events, secret);
+        let mut e = new_endpoint(
+            stable_id(&d.url, d.flavour),
+            d.url,
+            d.flavour,
+            events,
+            secret,
+        );
         e.description = d.description;
         e.read_only = true;
         e.created_at = 0;

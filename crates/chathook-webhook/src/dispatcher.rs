@@ -228,7 +228,10 @@ impl Dispatcher {
         if let Some(s) = self.batches.status.started {
             next = next.min(s + cfg.online_status_interval);
         }
-        next = next.min(self.next_retry_poll.max(Instant::now() + Duration::from_millis(20)));
+        next = next.min(
+            self.next_retry_poll
+                .max(Instant::now() + Duration::from_millis(20)),
+        );
         if self.breaker.open {
             next = next.min(self.breaker.probe_at);
         }
@@ -274,7 +277,9 @@ impl Dispatcher {
                     };
                     let shared = self.shared.clone();
                     let cfg = &shared.config;
-                    if self.batches.notify.bytes + size > cfg.max_body_bytes && !self.batches.notify.positions.is_empty() {
+                    if self.batches.notify.bytes + size > cfg.max_body_bytes
+                        && !self.batches.notify.positions.is_empty()
+                    {
                         self.flush_notify();
                     }
                     let b = &mut self.batches.notify;
@@ -297,7 +302,8 @@ impl Dispatcher {
                     b.positions.push(logged.position);
                     b.bytes += item.len() + 3;
                     self.batches.status_items.push(item);
-                    if self.batches.status.positions.len() >= self.shared.config.msg_notify_max_batch
+                    if self.batches.status.positions.len()
+                        >= self.shared.config.msg_notify_max_batch
                         || self.batches.status.bytes >= self.shared.config.max_body_bytes
                     {
                         self.flush_status();
@@ -321,7 +327,8 @@ impl Dispatcher {
             self.flush_notify();
         }
         let status_due = self.batches.status.started.is_some_and(|s| {
-            s.elapsed() >= cfg.online_status_interval || (after_read && cfg.online_status_interval.is_zero())
+            s.elapsed() >= cfg.online_status_interval
+                || (after_read && cfg.online_status_interval.is_zero())
         });
         if status_due {
             self.flush_status();
@@ -383,7 +390,8 @@ impl Dispatcher {
             return;
         }
         self.next_retry_poll = Instant::now() + Duration::from_millis(200);
-        let free = (endpoint.max_in_flight as usize).saturating_sub(self.inflight.len() + self.ready.len());
+        let free = (endpoint.max_in_flight as usize)
+            .saturating_sub(self.inflight.len() + self.ready.len());
         if free == 0 {
             return;
         }
@@ -396,7 +404,12 @@ impl Dispatcher {
         } else {
             (now_ms(), free)
         };
-        let due = match self.shared.store.due_deliveries(&endpoint.id, now, limit + self.inflight_parked.len()).await {
+        let due = match self
+            .shared
+            .store
+            .due_deliveries(&endpoint.id, now, limit + self.inflight_parked.len())
+            .await
+        {
             Ok(d) => d,
             Err(e) => {
                 tracing::error!(endpoint = %endpoint.id, error = %e, "cannot load deliveries to retry");
@@ -435,7 +448,8 @@ impl Dispatcher {
         };
         let rate = f64::from(rate);
         let now = Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.tokens_at).as_secs_f64() * rate).min(rate);
+        self.tokens =
+            (self.tokens + now.duration_since(self.tokens_at).as_secs_f64() * rate).min(rate);
         self.tokens_at = now;
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
@@ -448,7 +462,10 @@ impl Dispatcher {
     fn start_ready(&mut self, endpoint: &Endpoint) {
         if self.breaker.open {
             // One fresh delivery may probe when nothing parked is left to probe with.
-            if !self.breaker.probing && Instant::now() >= self.breaker.probe_at && self.inflight.is_empty() {
+            if !self.breaker.probing
+                && Instant::now() >= self.breaker.probe_at
+                && self.inflight.is_empty()
+            {
                 if let Some(d) = self.ready.pop_front() {
                     self.breaker.probing = true;
                     self.spawn(endpoint, d);
@@ -547,7 +564,11 @@ impl Dispatcher {
         } = done;
         if delivery.parked {
             self.inflight_parked.remove(&delivery.id);
-            self.shared.metrics.retries.get_or_create(&endpoint_label(&endpoint.id)).inc();
+            self.shared
+                .metrics
+                .retries
+                .get_or_create(&endpoint_label(&endpoint.id))
+                .inc();
         }
         let mut labels = endpoint_label(&endpoint.id);
         labels.push(("event".into(), delivery.event.clone()));
@@ -583,7 +604,11 @@ impl Dispatcher {
             self.breaker.consecutive_failures = 0;
             self.breaker.open = false;
             self.breaker.probe_delay = Duration::ZERO;
-            self.shared.metrics.breaker_open.get_or_create(&endpoint_label(&endpoint.id)).set(0);
+            self.shared
+                .metrics
+                .breaker_open
+                .get_or_create(&endpoint_label(&endpoint.id))
+                .set(0);
             if endpoint.failing_since.is_some() {
                 self.shared.mark_failing(&endpoint.id, None, None).await;
             }
@@ -592,20 +617,31 @@ impl Dispatcher {
             let shared = self.shared.clone();
             let cfg = &shared.config;
             if self.breaker.open {
-                self.breaker.probe_delay = (self.breaker.probe_delay * 2).min(cfg.breaker_max_probe_delay);
+                self.breaker.probe_delay =
+                    (self.breaker.probe_delay * 2).min(cfg.breaker_max_probe_delay);
                 self.breaker.probe_at = Instant::now() + self.breaker.probe_delay;
             } else if self.breaker.consecutive_failures >= cfg.breaker_failures {
                 tracing::warn!(endpoint = %endpoint.id, failures = self.breaker.consecutive_failures, "circuit breaker opened");
                 self.breaker.open = true;
                 self.breaker.probe_delay = cfg.breaker_probe_delay;
                 self.breaker.probe_at = Instant::now() + cfg.breaker_probe_delay;
-                self.shared.metrics.breaker_open.get_or_create(&endpoint_label(&endpoint.id)).set(1);
+                self.shared
+                    .metrics
+                    .breaker_open
+                    .get_or_create(&endpoint_label(&endpoint.id))
+                    .set(1);
                 // Deliveries waiting for a slot go back to the log: they are read again once it closes.
                 self.requeue_ready();
             }
             let now = now_ms();
             if result.gone {
-                self.shared.mark_failing(&endpoint.id, Some(now), Some("the endpoint answered 410 Gone".into())).await;
+                self.shared
+                    .mark_failing(
+                        &endpoint.id,
+                        Some(now),
+                        Some("the endpoint answered 410 Gone".into()),
+                    )
+                    .await;
             } else {
                 let since = endpoint.failing_since.unwrap_or(now);
                 let too_long = now - since >= cfg.disable_after.as_millis() as i64;
@@ -613,7 +649,9 @@ impl Dispatcher {
                     let reason = too_long.then(|| {
                         format!("failing without a success since {}", format::rfc3339(since))
                     });
-                    self.shared.mark_failing(&endpoint.id, Some(since), reason).await;
+                    self.shared
+                        .mark_failing(&endpoint.id, Some(since), reason)
+                        .await;
                 }
             }
         }
@@ -637,7 +675,13 @@ impl Dispatcher {
             }
             let _ = &mut kept;
         }
-        for p in self.batches.notify.positions.iter().chain(&self.batches.status.positions) {
+        for p in self
+            .batches
+            .notify
+            .positions
+            .iter()
+            .chain(&self.batches.status.positions)
+        {
             rewind = Some(rewind.map_or(*p, |r: u64| r.min(*p)));
             self.outstanding.remove(p);
         }
@@ -664,12 +708,18 @@ impl Dispatcher {
         if candidate > self.acked {
             match self.shared.log.ack(&self.consumer, candidate).await {
                 Ok(()) => self.acked = candidate,
-                Err(e) => tracing::error!(consumer = %self.consumer, error = %e, "cannot advance the cursor"),
+                Err(e) => {
+                    tracing::error!(consumer = %self.consumer, error = %e, "cannot advance the cursor")
+                }
             }
         }
         let depth = self.shared.log.head().saturating_sub(self.acked);
         let id = self.endpoint.borrow().id.clone();
-        self.shared.metrics.queue_depth.get_or_create(&endpoint_label(&id)).set(depth as i64);
+        self.shared
+            .metrics
+            .queue_depth
+            .get_or_create(&endpoint_label(&id))
+            .set(depth as i64);
     }
 }
 
@@ -679,11 +729,18 @@ mod tests {
 
     #[test]
     fn the_schedule_with_jitter() {
-        let s = [Duration::ZERO, Duration::from_secs(5), Duration::from_secs(300)];
+        let s = [
+            Duration::ZERO,
+            Duration::from_secs(5),
+            Duration::from_secs(300),
+        ];
         assert_eq!(retry_delay(&s, 0.2, 0), Some(Duration::ZERO));
         for _ in 0..100 {
             let d = retry_delay(&s, 0.2, 1).unwrap();
-            assert!(d >= Duration::from_secs(4) && d <= Duration::from_secs(6), "{d:?}");
+            assert!(
+                d >= Duration::from_secs(4) && d <= Duration::from_secs(6),
+                "{d:?}"
+            );
         }
         assert_eq!(retry_delay(&s, 0.0, 2), Some(Duration::from_secs(300)));
         assert_eq!(retry_delay(&s, 0.2, 3), None);

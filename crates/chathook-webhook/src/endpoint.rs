@@ -123,7 +123,10 @@ pub const MAX_DOMAIN_LEN: usize = 63;
 pub fn check_url(raw: &str) -> Result<url::Url, UrlError> {
     let lower = raw.to_ascii_lowercase();
     if !(lower.starts_with("http://") || lower.starts_with("https://")) {
-        return Err(url_error("url_scheme", "the URL must start with http:// or https://"));
+        return Err(url_error(
+            "url_scheme",
+            "the URL must start with http:// or https://",
+        ));
     }
     if raw.chars().any(char::is_whitespace) {
         return Err(url_error("url_space", "the URL must not contain spaces"));
@@ -135,12 +138,18 @@ pub fn check_url(raw: &str) -> Result<url::Url, UrlError> {
         ));
     }
     if raw.contains('#') {
-        return Err(url_error("url_fragment", "the URL must not contain a fragment (#)"));
+        return Err(url_error(
+            "url_fragment",
+            "the URL must not contain a fragment (#)",
+        ));
     }
     let after_scheme = &raw[raw.find("://").map_or(0, |i| i + 3)..];
     let authority = after_scheme.split('/').next().unwrap_or_default();
     if authority.contains('@') {
-        return Err(url_error("url_userinfo", "the URL must not carry user:password@"));
+        return Err(url_error(
+            "url_userinfo",
+            "the URL must not carry user:password@",
+        ));
     }
     let host = if let Some(rest) = authority.strip_prefix('[') {
         // IPv6 literal
@@ -148,9 +157,12 @@ pub fn check_url(raw: &str) -> Result<url::Url, UrlError> {
             .find(']')
             .ok_or_else(|| url_error("url_host_invalid", "an IPv6 host must be closed by ]"))?;
         let literal = &rest[..end];
-        literal
-            .parse::<std::net::Ipv6Addr>()
-            .map_err(|_| url_error("url_host_invalid", format!("{literal} is not an IPv6 address")))?;
+        literal.parse::<std::net::Ipv6Addr>().map_err(|_| {
+            url_error(
+                "url_host_invalid",
+                format!("{literal} is not an IPv6 address"),
+            )
+        })?;
         None
     } else {
         let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
@@ -163,7 +175,8 @@ pub fn check_url(raw: &str) -> Result<url::Url, UrlError> {
     if let Some(domain) = host {
         check_domain(domain)?;
     }
-    url::Url::parse(raw).map_err(|e| url_error("url_invalid", format!("the URL does not parse: {e}")))
+    url::Url::parse(raw)
+        .map_err(|e| url_error("url_invalid", format!("the URL does not parse: {e}")))
 }
 
 fn check_domain(domain: &str) -> Result<(), UrlError> {
@@ -173,12 +186,18 @@ fn check_domain(domain: &str) -> Result<(), UrlError> {
     if domain.len() > MAX_DOMAIN_LEN {
         return Err(url_error(
             "url_domain_too_long",
-            format!("the domain is {} characters; at most {MAX_DOMAIN_LEN} are allowed", domain.len()),
+            format!(
+                "the domain is {} characters; at most {MAX_DOMAIN_LEN} are allowed",
+                domain.len()
+            ),
         ));
     }
     for label in domain.split('.') {
         if label.is_empty() {
-            return Err(url_error("url_label_empty", "the domain has an empty label (two dots in a row, or a dot at an end)"));
+            return Err(url_error(
+                "url_label_empty",
+                "the domain has an empty label (two dots in a row, or a dot at an end)",
+            ));
         }
         if !label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
             return Err(url_error(
@@ -187,7 +206,10 @@ fn check_domain(domain: &str) -> Result<(), UrlError> {
             ));
         }
         if label.chars().all(|c| c == '-') {
-            return Err(url_error("url_label_only_hyphens", format!("the domain label '{label}' is only hyphens")));
+            return Err(url_error(
+                "url_label_only_hyphens",
+                format!("the domain label '{label}' is only hyphens"),
+            ));
         }
         if label.starts_with('-') || label.ends_with('-') {
             return Err(url_error(
@@ -246,7 +268,12 @@ mod tests {
         for (url, code) in cases {
             assert_eq!(check_url(url).unwrap_err().code, code, "{url}");
         }
-        for ok in ["http://127.0.0.1/imcallback", "https://a-b.localhost/cb", "http://[::1]:8080/x", "HTTPS://Example.COM"] {
+        for ok in [
+            "http://127.0.0.1/imcallback",
+            "https://a-b.localhost/cb",
+            "http://[::1]:8080/x",
+            "HTTPS://Example.COM",
+        ] {
             assert!(check_url(ok).is_ok(), "{ok}");
         }
     }
@@ -266,7 +293,10 @@ mod tests {
         assert!(port_prefix_conflict(80, 8080));
         assert!(!port_prefix_conflict(443, 8443));
         assert!(!port_prefix_conflict(80, 80));
-        assert_eq!(effective_port(&check_url("https://a.localhost/x").unwrap()), 443);
+        assert_eq!(
+            effective_port(&check_url("https://a.localhost/x").unwrap()),
+            443
+        );
     }
 
     #[test]

@@ -58,7 +58,9 @@ impl Shared {
     /// Records that an endpoint is failing since `since` (None: it succeeded), disabling it with
     /// `disable` as the reason when given.
     pub(crate) async fn mark_failing(&self, id: &str, since: Option<i64>, disable: Option<String>) {
-        let Some(current) = self.endpoint(id) else { return };
+        let Some(current) = self.endpoint(id) else {
+            return;
+        };
         let mut next = (*current).clone();
         next.failing_since = since;
         if let Some(reason) = disable {
@@ -144,7 +146,9 @@ impl WebhookEngine {
         for (id, doc) in shared.store.endpoints().await? {
             match serde_json::from_str::<Endpoint>(&doc) {
                 Ok(e) => stored.push(e),
-                Err(e) => tracing::error!(endpoint = %id, error = %e, "skipping an unreadable endpoint"),
+                Err(e) => {
+                    tracing::error!(endpoint = %id, error = %e, "skipping an unreadable endpoint")
+                }
             }
         }
         for e in stored {
@@ -162,15 +166,25 @@ impl WebhookEngine {
     }
 
     /// Starts a dispatcher for `endpoint`.
-    pub(crate) async fn launch(&self, endpoint: Endpoint, start: StartAt) -> Result<(), EngineError> {
+    pub(crate) async fn launch(
+        &self,
+        endpoint: Endpoint,
+        start: StartAt,
+    ) -> Result<(), EngineError> {
         let id = endpoint.id.clone();
         let (endpoint_tx, endpoint_rx) = watch::channel(Arc::new(endpoint));
         let wake = Arc::new(Notify::new());
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut global_stop = self.stop.subscribe();
         let local_stop = stop_tx.clone();
-        let dispatcher =
-            Dispatcher::start(self.shared.clone(), endpoint_rx, wake.clone(), stop_rx, start).await?;
+        let dispatcher = Dispatcher::start(
+            self.shared.clone(),
+            endpoint_rx,
+            wake.clone(),
+            stop_rx,
+            start,
+        )
+        .await?;
         let task = tokio::spawn(async move {
             let relay = tokio::spawn(async move {
                 let _ = global_stop.wait_for(|s| *s).await;
@@ -211,13 +225,19 @@ impl WebhookEngine {
 
     /// Stores a new endpoint and starts delivering events appended from now on.
     pub async fn create(&self, endpoint: Endpoint) -> Result<(), EngineError> {
-        self.shared.store.put_endpoint(&endpoint.id, document(&endpoint)).await?;
+        self.shared
+            .store
+            .put_endpoint(&endpoint.id, document(&endpoint))
+            .await?;
         self.launch(endpoint, StartAt::Head).await
     }
 
     /// Stores a changed endpoint; its dispatcher picks the change up.
     pub async fn update(&self, endpoint: Endpoint) -> Result<(), EngineError> {
-        self.shared.store.put_endpoint(&endpoint.id, document(&endpoint)).await?;
+        self.shared
+            .store
+            .put_endpoint(&endpoint.id, document(&endpoint))
+            .await?;
         if let Ok(workers) = self.shared.endpoints.lock() {
             if let Some(w) = workers.get(&endpoint.id) {
                 w.endpoint.send_replace(Arc::new(endpoint));
@@ -229,12 +249,21 @@ impl WebhookEngine {
 
     /// Stops and forgets an endpoint, with its cursor, pending deliveries and attempts.
     pub async fn delete(&self, id: &str) -> Result<bool, EngineError> {
-        let worker = self.shared.endpoints.lock().ok().and_then(|mut w| w.remove(id));
+        let worker = self
+            .shared
+            .endpoints
+            .lock()
+            .ok()
+            .and_then(|mut w| w.remove(id));
         if let Some(w) = worker {
             w.stop.send_replace(true);
             let _ = tokio::time::timeout(Duration::from_secs(10), w.task).await;
         }
-        Ok(self.shared.store.delete_endpoint(id, &consumer_name(id)).await?)
+        Ok(self
+            .shared
+            .store
+            .delete_endpoint(id, &consumer_name(id))
+            .await?)
     }
 
     /// Wakes an endpoint's dispatcher (after a replay).
@@ -295,8 +324,11 @@ impl WebhookEngine {
         }
         // Give the attempt writer a moment to drain what the dispatchers recorded last.
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let background: Vec<JoinHandle<()>> =
-            self.background.lock().map(|mut b| b.drain(..).collect()).unwrap_or_default();
+        let background: Vec<JoinHandle<()>> = self
+            .background
+            .lock()
+            .map(|mut b| b.drain(..).collect())
+            .unwrap_or_default();
         for t in background {
             t.abort();
         }
@@ -314,7 +346,11 @@ async fn attempt_writer(shared: Arc<Shared>, mut rx: mpsc::Receiver<AttemptRecor
                 Err(_) => break,
             }
         }
-        if let Err(e) = shared.store.record_attempts(std::mem::take(&mut batch)).await {
+        if let Err(e) = shared
+            .store
+            .record_attempts(std::mem::take(&mut batch))
+            .await
+        {
             tracing::error!(error = %e, "cannot write the attempt log");
         }
     }
@@ -337,7 +373,13 @@ async fn attempt_pruner(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
 }
 
 /// Defaults of a new endpoint.
-pub fn new_endpoint(id: String, url: String, flavour: Flavour, events: Vec<String>, secret: String) -> Endpoint {
+pub fn new_endpoint(
+    id: String,
+    url: String,
+    flavour: Flavour,
+    events: Vec<String>,
+    secret: String,
+) -> Endpoint {
     let now = now_ms();
     Endpoint {
         id,

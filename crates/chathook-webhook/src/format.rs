@@ -149,7 +149,8 @@ pub fn render_single(flavour: Flavour, logged: &LoggedEvent) -> Rendered {
             Event::MessageOffline(o) => Rendered {
                 event: "msg.offline".into(),
                 query: wukongim_query("msg.offline"),
-                body: serde_json::to_vec(&wk_message(&o.message, Some(&o.to_uids))).unwrap_or_default(),
+                body: serde_json::to_vec(&wk_message(&o.message, Some(&o.to_uids)))
+                    .unwrap_or_default(),
             },
             Event::MessageSent(m) => render_notify(&[m]),
             Event::UserOnline(c) => render_status(&[status_item(c, true)]),
@@ -197,9 +198,15 @@ mod tests {
         let v: Value = serde_json::from_slice(&offline.body).unwrap();
         assert!(v.is_object());
         assert_eq!(v["to_uids"], serde_json::json!(["bob"]));
-        assert_eq!(v["header"], serde_json::json!({"no_persist": 0, "red_dot": 1, "sync_once": 0}));
+        assert_eq!(
+            v["header"],
+            serde_json::json!({"no_persist": 0, "red_dot": 1, "sync_once": 0})
+        );
         assert_eq!(v["message_idstr"], v["message_id"].to_string());
-        assert_eq!(STANDARD.decode(v["payload"].as_str().unwrap()).unwrap(), br#"{"type":1,"content":"hello"}"#);
+        assert_eq!(
+            STANDARD.decode(v["payload"].as_str().unwrap()).unwrap(),
+            br#"{"type":1,"content":"hello"}"#
+        );
         assert_eq!(v["timestamp"], 1_732_600_000);
 
         let notify = render_single(Flavour::Wukongim, &sample::event("message.sent"));

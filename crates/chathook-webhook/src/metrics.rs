@@ -9,7 +9,9 @@ use prometheus_client::registry::Registry;
 pub type Labels = Vec<(String, String)>;
 
 fn latency_histogram() -> Histogram {
-    Histogram::new([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0])
+    Histogram::new([
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    ])
 }
 
 /// Cloning shares the metrics.
@@ -44,17 +46,37 @@ impl Default for WebhookMetrics {
 
 impl WebhookMetrics {
     pub fn register(&self, registry: &mut Registry) {
-        registry.register("webhook_deliveries", "Webhook attempts by endpoint, event and outcome", self.deliveries.clone());
-        registry.register("webhook_attempt_latency_seconds", "Webhook attempt latency", self.attempt_latency.clone());
-        registry.register("webhook_queue_depth", "Events not yet handled by an endpoint", self.queue_depth.clone());
+        registry.register(
+            "webhook_deliveries",
+            "Webhook attempts by endpoint, event and outcome",
+            self.deliveries.clone(),
+        );
+        registry.register(
+            "webhook_attempt_latency_seconds",
+            "Webhook attempt latency",
+            self.attempt_latency.clone(),
+        );
+        registry.register(
+            "webhook_queue_depth",
+            "Events not yet handled by an endpoint",
+            self.queue_depth.clone(),
+        );
         registry.register(
             "webhook_oldest_pending_age_seconds",
             "Age of the oldest delivery waiting for a retry",
             self.oldest_pending_age_seconds.clone(),
         );
         registry.register("webhook_retries", "Retried attempts", self.retries.clone());
-        registry.register("webhook_dead_letters", "Deliveries dead-lettered", self.dead_letters.clone());
-        registry.register("webhook_breaker_open", "1 while an endpoint's circuit breaker is open", self.breaker_open.clone());
+        registry.register(
+            "webhook_dead_letters",
+            "Deliveries dead-lettered",
+            self.dead_letters.clone(),
+        );
+        registry.register(
+            "webhook_breaker_open",
+            "1 while an endpoint's circuit breaker is open",
+            self.breaker_open.clone(),
+        );
         registry.register(
             "webhook_attempt_log_dropped",
             "Attempt records dropped because the attempt log fell behind",

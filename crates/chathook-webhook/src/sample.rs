@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use chathook_events::{
-    Event, GroupChange, GroupRef, LiveMemberStatus, LoggedEvent, Message, MessageHeader, OfflineMessage,
-    PresenceChange, PresenceReason, ProfileChange,
+    Event, GroupChange, GroupRef, LiveMemberStatus, LoggedEvent, Message, MessageHeader,
+    OfflineMessage, PresenceChange, PresenceReason, ProfileChange,
 };
 
 fn message() -> Message {

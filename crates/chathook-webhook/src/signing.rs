@@ -9,7 +9,9 @@ use sha2::Sha256;
 /// The key bytes of a `whsec_` secret (the base64 after the prefix; the raw text if it is not base64).
 pub fn key_of(secret: &str) -> Vec<u8> {
     let b64 = secret.strip_prefix("whsec_").unwrap_or(secret);
-    STANDARD.decode(b64).unwrap_or_else(|_| b64.as_bytes().to_vec())
+    STANDARD
+        .decode(b64)
+        .unwrap_or_else(|_| b64.as_bytes().to_vec())
 }
 
 /// The `webhook-signature` header value.
@@ -39,7 +41,12 @@ mod tests {
     fn matches_the_standard_webhooks_test_vector() {
         // The example of the Standard Webhooks specification and its reference libraries.
         let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-        let sig = signature_header(&[secret], "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, br#"{"test": 2432232314}"#);
+        let sig = signature_header(
+            &[secret],
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            1614265330,
+            br#"{"test": 2432232314}"#,
+        );
         assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
     }
 

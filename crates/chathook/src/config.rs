@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use chathook_im::{GatewayConfig, Limits, MessagesConfig};
+use chathook_webhook::config::WUKONGIM_KEYS;
 use chathook_webhook::WebhookConfig;
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
@@ -128,9 +129,25 @@ impl Config {
             if !path.exists() {
                 return Err(ConfigError::MissingFile(path.to_path_buf()));
             }
-            figment = figment.merge(Toml::file_exact(path));
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| ConfigError::Invalid(format!("{}: {e}", path.display())))?;
+            let mut doc: toml::Table = text
+                .parse()
+                .map_err(|e| ConfigError::Invalid(format!("{}: {e}", path.display())))?;
+            rename_wukongim_keys(&mut doc)?;
+            let text = toml::to_string(&doc).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+            figment = figment.merge(Toml::string(&text));
         }
-        let env = Env::prefixed("CHATHOOK_").split("__").filter(|key| {
+        let env = Env::prefixed("CHATHOOK_").split("__").map(|key| {
+            let lower = key.as_str().to_ascii_lowercase();
+            for (wk, ours) in WUKONGIM_KEYS {
+                if lower == format!("webhook.{}", wk.to_ascii_lowercase()) {
+                    return format!("webhook.{ours}").into();
+                }
+            }
+            key.into()
+        });
+        let env = env.filter(|key| {
             let top = key.as_str().split('.').next().unwrap_or_default();
             let known = TOP_LEVEL_KEYS.iter().any(|k| top.eq_ignore_ascii_case(k));
             if !known {
@@ -222,6 +239,25 @@ impl Config {
         }
         toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
     }
+}
+
+/// Accepts WuKongIM's `webhook.*` keys (`httpAddr`, `focusEvents`, `msgNotifyEventPushInterval`,
+/// `msgNotifyEventCountPerPush`) by renaming them to ours; both spellings at once is an error.
+fn rename_wukongim_keys(doc: &mut toml::Table) -> Result<(), ConfigError> {
+    let Some(toml::Value::Table(webhook)) = doc.get_mut("webhook") else {
+        return Ok(());
+    };
+    for (wk, ours) in WUKONGIM_KEYS {
+        if let Some(v) = webhook.remove(wk) {
+            if webhook.contains_key(ours) {
+                return Err(ConfigError::Invalid(format!(
+                    "webhook.{wk} and webhook.{ours} set the same thing; keep one"
+                )));
+            }
+            webhook.insert(ours.to_string(), v);
+        }
+    }
+    Ok(())
 }
 
 /// Figment's error, one line per problem, each naming the key.

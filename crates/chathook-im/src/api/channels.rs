@@ -5,10 +5,10 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
 
-use chathook_http::ApiError;
-use chathook_http::WkJson;
 use super::{check_uid, ok, Flag};
 use crate::Im;
+use chathook_http::ApiError;
+use chathook_http::WkJson;
 use chathook_store::{ChannelFlags, ListChange, SubscriberChange};
 
 #[derive(Deserialize)]

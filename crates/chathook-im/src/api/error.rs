@@ -21,8 +21,6 @@ pub fn store_error(e: StoreError) -> ApiError {
     }
 }
 
-
-
 impl From<SendError> for ApiError {
     fn from(e: SendError) -> Self {
         match e {

@@ -8,12 +8,12 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::store_error;
-use chathook_http::ApiError;
-use chathook_http::WkJson;
 use super::{check_uid, ok_data};
 use crate::messaging::{Origin, SendRequest};
 use crate::Im;
 use chathook_events::{ChannelType, Message, MessageHeader};
+use chathook_http::ApiError;
+use chathook_http::WkJson;
 use chathook_store::{person_channel_key, PullMode, SyncQuery};
 
 #[derive(Deserialize, Default)]

@@ -8,10 +8,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::store_error;
-use chathook_http::{ApiError, V1Error};
-use chathook_http::{V1Json, WkJson};
 use super::{check_uid, ok, ok_data};
 use crate::Im;
+use chathook_http::{ApiError, V1Error};
+use chathook_http::{V1Json, WkJson};
 
 #[derive(Deserialize)]
 pub(super) struct UpdateTokenReq {

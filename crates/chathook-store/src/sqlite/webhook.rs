@@ -22,7 +22,8 @@ fn pending_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PendingDelivery> 
     })
 }
 
-const PENDING_COLUMNS: &str = "delivery_id, endpoint_id, event, query, body, attempts, next_at_ms, \
+const PENDING_COLUMNS: &str =
+    "delivery_id, endpoint_id, event, query, body, attempts, next_at_ms, \
      event_at_ms, last_error, dead, dead_at_ms";
 
 #[async_trait]
@@ -46,10 +47,14 @@ impl WebhookStore for SqliteStore {
             let n = ctx
                 .conn
                 .execute("DELETE FROM webhook_endpoints WHERE id = ?1", params![id])?;
-            ctx.conn
-                .execute("DELETE FROM webhook_pending WHERE endpoint_id = ?1", params![id])?;
-            ctx.conn
-                .execute("DELETE FROM webhook_attempts WHERE endpoint_id = ?1", params![id])?;
+            ctx.conn.execute(
+                "DELETE FROM webhook_pending WHERE endpoint_id = ?1",
+                params![id],
+            )?;
+            ctx.conn.execute(
+                "DELETE FROM webhook_attempts WHERE endpoint_id = ?1",
+                params![id],
+            )?;
             ctx.conn
                 .execute("DELETE FROM consumers WHERE name = ?1", params![consumer])?;
             Ok(n > 0)
@@ -71,7 +76,11 @@ impl WebhookStore for SqliteStore {
         let key = key.to_string();
         self.read(move |conn| {
             Ok(conn
-                .query_row("SELECT value FROM settings WHERE key = ?1", params![key], |r| r.get(0))
+                .query_row(
+                    "SELECT value FROM settings WHERE key = ?1",
+                    params![key],
+                    |r| r.get(0),
+                )
                 .optional()?)
         })
         .await
@@ -155,7 +164,11 @@ impl WebhookStore for SqliteStore {
         .await
     }
 
-    async fn dead_letters(&self, endpoint_id: &str, limit: usize) -> Result<Vec<PendingDelivery>, StoreError> {
+    async fn dead_letters(
+        &self,
+        endpoint_id: &str,
+        limit: usize,
+    ) -> Result<Vec<PendingDelivery>, StoreError> {
         let endpoint_id = endpoint_id.to_string();
         self.read(move |conn| {
             Ok(conn
@@ -195,7 +208,10 @@ impl WebhookStore for SqliteStore {
         .await
     }
 
-    async fn pending_summary(&self, endpoint_id: &str) -> Result<(u64, u64, Option<i64>), StoreError> {
+    async fn pending_summary(
+        &self,
+        endpoint_id: &str,
+    ) -> Result<(u64, u64, Option<i64>), StoreError> {
         let endpoint_id = endpoint_id.to_string();
         self.read(move |conn| {
             Ok(conn.query_row(
@@ -203,7 +219,13 @@ impl WebhookStore for SqliteStore {
                         MIN(CASE WHEN dead = 0 THEN event_at_ms END)
                  FROM webhook_pending WHERE endpoint_id = ?1",
                 params![endpoint_id],
-                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64, r.get(2)?)),
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)? as u64,
+                        r.get::<_, i64>(1)? as u64,
+                        r.get(2)?,
+                    ))
+                },
             )?)
         })
         .await
@@ -273,9 +295,10 @@ impl WebhookStore for SqliteStore {
 
     async fn prune_attempts(&self, before_ms: i64) -> Result<usize, StoreError> {
         self.write(move |ctx| {
-            Ok(ctx
-                .conn
-                .execute("DELETE FROM webhook_attempts WHERE at_ms < ?1", params![before_ms])?)
+            Ok(ctx.conn.execute(
+                "DELETE FROM webhook_attempts WHERE at_ms < ?1",
+                params![before_ms],
+            )?)
         })
         .await
     }

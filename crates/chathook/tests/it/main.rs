@@ -10,3 +10,4 @@ mod gateway;
 mod lifecycle;
 mod limits;
 mod messaging;
+mod webhooks;
