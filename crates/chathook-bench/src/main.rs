@@ -33,6 +33,9 @@ struct Args {
     /// Sends each WebSocket sender keeps in flight.
     #[arg(long, default_value_t = 32)]
     window: usize,
+    /// Events queued before the webhook scenario measures their delivery.
+    #[arg(long, default_value_t = 40_000)]
+    events: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -41,6 +44,8 @@ enum Scenario {
     Ws,
     /// Messages through `POST /message/send`.
     Rest,
+    /// Webhook deliveries (unbatched, and msg.notify batches) against a bare keep-alive POST loop.
+    Webhook,
     All,
 }
 
@@ -301,6 +306,168 @@ async fn rest_scenario(bin: &PathBuf, args: &Args) -> anyhow::Result<Figures> {
     })
 }
 
+/// A loopback receiver that counts requests and the messages in msg.notify arrays.
+struct Sink {
+    url: String,
+    requests: Arc<AtomicU64>,
+    messages: Arc<AtomicU64>,
+}
+
+async fn start_sink() -> anyhow::Result<Sink> {
+    use axum::extract::{RawQuery, State};
+    type Counters = (Arc<AtomicU64>, Arc<AtomicU64>);
+    async fn handle(
+        State((requests, messages)): State<Counters>,
+        RawQuery(q): RawQuery,
+        body: axum::body::Bytes,
+    ) -> &'static str {
+        requests.fetch_add(1, Ordering::Relaxed);
+        if q.as_deref() == Some("event=msg.notify") {
+            let n =
+                serde_json::from_slice::<Vec<serde::de::IgnoredAny>>(&body).map_or(0, |v| v.len());
+            messages.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        "ok"
+    }
+    let counters: Counters = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let app = axum::Router::new()
+        .fallback(handle)
+        .with_state(counters.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/hook", listener.local_addr()?);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(Sink {
+        url,
+        requests: counters.0,
+        messages: counters.1,
+    })
+}
+
+/// Waits until `counter` reaches `target` (or `limit` passes); returns the rate per second.
+async fn rate_until(
+    counter: &AtomicU64,
+    start_value: u64,
+    target: u64,
+    limit: Duration,
+) -> (f64, u64) {
+    let start = Instant::now();
+    while counter.load(Ordering::Relaxed) - start_value < target && start.elapsed() < limit {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let done = counter.load(Ordering::Relaxed) - start_value;
+    (done as f64 / start.elapsed().as_secs_f64(), done)
+}
+
+async fn webhook_scenario(bin: &PathBuf, args: &Args) -> anyhow::Result<Vec<Figures>> {
+    let sink = start_sink().await?;
+    // The physical limit: a bare keep-alive POST loop to the same receiver.
+    let body =
+        r#"{"type":"message.sent","timestamp":"2026-01-01T00:00:00.000Z","data":{"message_id":1}}"#;
+    let bare_for = Duration::from_secs(args.seconds.min(5));
+    let deadline = Instant::now() + bare_for;
+    let before = sink.requests.load(Ordering::Relaxed);
+    let mut loops = Vec::new();
+    for _ in 0..64 {
+        let url = sink.url.clone();
+        loops.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            while Instant::now() < deadline {
+                if http.post(&url).body(body).send().await.is_err() {
+                    break;
+                }
+            }
+        }));
+    }
+    for l in loops {
+        l.await?;
+    }
+    let bare = (sink.requests.load(Ordering::Relaxed) - before) as f64 / bare_for.as_secs_f64();
+
+    let server = start_server(bin).await?;
+    let http = reqwest::Client::new();
+    let unbatched = post(&http, &server.api, "/v1/webhooks/endpoints",
+        json!({"url": sink.url, "flavour": "standard", "events": ["message.sent"], "enabled": false, "max_in_flight": 64})).await?;
+    let notify = post(
+        &http,
+        &server.api,
+        "/v1/webhooks/endpoints",
+        json!({"url": sink.url, "flavour": "wukongim", "events": ["msg.notify"], "enabled": false}),
+    )
+    .await?;
+    // Queue the events with both endpoints paused.
+    let payload =
+        base64::engine::general_purpose::STANDARD.encode(r#"{"type":1,"content":"bench"}"#);
+    let per_task = args.events / 32;
+    let mut tasks = Vec::new();
+    for i in 0..32 {
+        let (api, payload) = (server.api.clone(), payload.clone());
+        tasks.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            for _ in 0..per_task {
+                let body = json!({"from_uid": format!("a{i}"), "channel_id": format!("b{i}"), "channel_type": 1, "payload": payload});
+                if post(&http, &api, "/message/send", body).await.is_err() {
+                    break;
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await?;
+    }
+    let total = per_task * 32;
+    let limit = Duration::from_secs(120);
+    let enable = |id: &Value| {
+        format!(
+            "{}/v1/webhooks/endpoints/{}",
+            server.api,
+            id["id"].as_str().unwrap_or_default()
+        )
+    };
+    let before = sink.requests.load(Ordering::Relaxed);
+    http.patch(enable(&unbatched))
+        .header("token", ADMIN)
+        .json(&json!({"enabled": true}))
+        .send()
+        .await?;
+    let (unbatched_rate, unbatched_done) = rate_until(&sink.requests, before, total, limit).await;
+    let before = sink.messages.load(Ordering::Relaxed);
+    http.patch(enable(&notify))
+        .header("token", ADMIN)
+        .json(&json!({"enabled": true}))
+        .send()
+        .await?;
+    let (notify_rate, notify_done) = rate_until(&sink.messages, before, total, limit).await;
+    println!(
+        "bare keep-alive POST loop: {bare:.0} requests/s; unbatched webhooks at {:.2}x of it",
+        bare / unbatched_rate.max(1.0)
+    );
+    Ok(vec![
+        Figures {
+            name: "webhook bare POST loop (limit)",
+            messages_per_sec: bare,
+            p50_ms: None,
+            p99_ms: None,
+            total: 0,
+        },
+        Figures {
+            name: "webhook unbatched deliveries",
+            messages_per_sec: unbatched_rate,
+            p50_ms: None,
+            p99_ms: None,
+            total: unbatched_done,
+        },
+        Figures {
+            name: "webhook msg.notify messages",
+            messages_per_sec: notify_rate,
+            p50_ms: None,
+            p99_ms: None,
+            total: notify_done,
+        },
+    ])
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -311,6 +478,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if matches!(args.scenario, Scenario::Rest | Scenario::All) {
         figures.push(rest_scenario(&bin, &args).await?);
+    }
+    if matches!(args.scenario, Scenario::Webhook | Scenario::All) {
+        figures.extend(webhook_scenario(&bin, &args).await?);
     }
     println!(
         "{:<32} {:>12} {:>10} {:>10} {:>10}",

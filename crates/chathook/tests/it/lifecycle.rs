@@ -299,3 +299,65 @@ async fn a_missing_admin_key_is_generated_once_with_mode_0600() {
     );
     drop(s);
 }
+
+#[tokio::test]
+async fn kill_9_mid_stream_loses_no_webhook_event() {
+    let rcv = Receiver::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut p = spawn_binary(tmp.path()).await;
+    let ep = post(
+        &p.api,
+        "/v1/webhooks/endpoints",
+        json!({"url": rcv.url, "events": ["message.sent"]}),
+    )
+    .await;
+    assert!(ep["id"].is_string(), "{ep}");
+    let api = p.api.clone();
+    let flood = tokio::spawn(async move {
+        let http = reqwest::Client::new();
+        let mut acked = Vec::new();
+        for i in 0..2000 {
+            let body = json!({"from_uid": "alice", "channel_id": "bob", "channel_type": 1,
+                              "client_msg_no": format!("k{i}"), "payload": b64("{}")});
+            let Ok(resp) = http
+                .post(format!("{api}/message/send"))
+                .header("token", ADMIN)
+                .json(&body)
+                .send()
+                .await
+            else {
+                break;
+            };
+            let Ok(v) = resp.json::<serde_json::Value>().await else {
+                break;
+            };
+            match v["data"]["message_id"].as_i64() {
+                Some(id) => acked.push(id),
+                None => break,
+            }
+        }
+        acked
+    });
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    p.child.kill().unwrap();
+    p.child.wait().unwrap();
+    let acked = flood.await.unwrap();
+    assert!(
+        acked.len() > 10,
+        "only {} messages before the kill",
+        acked.len()
+    );
+    let mut p = spawn_binary(tmp.path()).await;
+    let delivered = |reqs: &[Recorded]| -> std::collections::HashSet<i64> {
+        reqs.iter()
+            .filter_map(|r| r.json()["data"]["message_id"].as_i64())
+            .collect()
+    };
+    rcv.wait("every acknowledged message", Duration::from_secs(20), |r| {
+        let got = delivered(r);
+        acked.iter().all(|id| got.contains(id))
+    })
+    .await;
+    signal(&p.child, "-TERM");
+    assert!(p.child.wait().unwrap().success());
+}

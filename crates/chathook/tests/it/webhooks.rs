@@ -911,3 +911,48 @@ async fn deleting_an_endpoint_stops_its_deliveries_and_frees_its_cursor() {
         .await
         .is_err());
 }
+
+#[tokio::test]
+async fn an_endpoint_failing_longer_than_disable_after_is_disabled() {
+    let s = TestServer::start_with(|c| {
+        fast_retries(c);
+        c.webhook.retry_schedule = vec![Duration::ZERO; 1]
+            .into_iter()
+            .chain(vec![Duration::from_millis(100); 30])
+            .collect();
+        c.webhook.disable_after = Duration::from_millis(400);
+        c.webhook.breaker_failures = 1000;
+    })
+    .await;
+    let rcv = Receiver::start().await;
+    rcv.set(Mode::Status(500));
+    let ep = s
+        .endpoint(json!({"url": rcv.url, "events": ["message.sent"]}))
+        .await;
+    s.rest_send("alice", "bob", 1, "x").await;
+    let path = format!("/v1/webhooks/endpoints/{}", ep["id"].as_str().unwrap());
+    let deadline = tokio::time::Instant::now() + LONG;
+    loop {
+        let (_, body) = s.call("GET", &path, None, Some(ADMIN)).await;
+        if body["enabled"] == false {
+            assert!(
+                body["disabled_reason"]
+                    .as_str()
+                    .unwrap()
+                    .contains("failing"),
+                "{body}"
+            );
+            assert!(body["failing_since"].is_string());
+            assert_eq!(
+                body["queue"]["retrying"], 1,
+                "the delivery waits, it is not dropped"
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never disabled: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
