@@ -348,16 +348,27 @@ impl Dispatcher {
                 _ => None,
             })
             .collect();
-        let r = format::render_notify(&messages);
-        let first = batch.positions[0];
-        let last = batch.positions[batch.positions.len() - 1];
+        let at = events.first().map_or(0, |e| e.at_ms);
+        self.push_batch("msg", batch.positions, format::render_notify(&messages), at);
+    }
+
+    /// Queues a rendered batch; its id names the first and last log positions it carries.
+    fn push_batch(
+        &mut self,
+        prefix: &str,
+        positions: Vec<u64>,
+        r: format::Rendered,
+        event_at_ms: i64,
+    ) {
+        let first = positions.first().copied().unwrap_or(0);
+        let last = positions.last().copied().unwrap_or(0);
         self.ready.push_back(Delivery {
-            id: format!("msg_{first}_{last}"),
+            id: format!("{prefix}_{first}_{last}"),
             event: r.event,
             query: r.query,
             body: r.body.into(),
-            event_at_ms: events.first().map_or(0, |e| e.at_ms),
-            positions: batch.positions,
+            event_at_ms,
+            positions,
             attempts: 0,
             parked: false,
         });
@@ -369,19 +380,12 @@ impl Dispatcher {
         if batch.positions.is_empty() {
             return;
         }
-        let r = format::render_status(&items);
-        let first = batch.positions[0];
-        let last = batch.positions[batch.positions.len() - 1];
-        self.ready.push_back(Delivery {
-            id: format!("sts_{first}_{last}"),
-            event: r.event,
-            query: r.query,
-            body: r.body.into(),
-            event_at_ms: now_ms(),
-            positions: batch.positions,
-            attempts: 0,
-            parked: false,
-        });
+        self.push_batch(
+            "sts",
+            batch.positions,
+            format::render_status(&items),
+            now_ms(),
+        );
     }
 
     /// Loads parked deliveries that are due (or one to probe an open breaker).

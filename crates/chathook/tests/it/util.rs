@@ -178,6 +178,22 @@ impl TestServer {
         body["data"].clone()
     }
 
+    /// GETs `path` until `pred` holds on the JSON answer; returns it (panics after 5 s).
+    pub async fn poll(&self, path: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + LONG;
+        loop {
+            let (_, body) = self.call("GET", path, None, Some(ADMIN)).await;
+            if pred(&body) {
+                return body;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "GET {path} never matched: {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Every event in the log so far.
     pub async fn events(&self) -> Vec<LoggedEvent> {
         self.server().store().read_after(0, 100_000).await.unwrap()

@@ -375,18 +375,9 @@ async fn dead_letters_and_replay() {
         s.rest_send("alice", "bob", 1, &format!("{i}")).await;
     }
     let path = format!("/v1/webhooks/endpoints/{id}/dead-letters");
-    let deadline = tokio::time::Instant::now() + LONG;
-    let dead = loop {
-        let (_, body) = s.call("GET", &path, None, Some(ADMIN)).await;
-        if body["data"].as_array().unwrap().len() == 3 {
-            break body;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "not dead-lettered: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let dead = s
+        .poll(&path, |b| b["data"].as_array().unwrap().len() == 3)
+        .await;
     assert_eq!(rcv.requests().len(), 6, "two attempts each, then nothing");
     let first = &dead["data"][0];
     assert_eq!(first["attempts"], 2);
@@ -528,16 +519,8 @@ async fn gone_disables_and_retry_after_is_honoured() {
     s.rest_send("alice", "bob", 1, "x").await;
     gone.wait("one attempt", LONG, |r| !r.is_empty()).await;
     let path = format!("/v1/webhooks/endpoints/{}", ep["id"].as_str().unwrap());
-    let deadline = tokio::time::Instant::now() + LONG;
-    loop {
-        let (_, body) = s.call("GET", &path, None, Some(ADMIN)).await;
-        if body["enabled"] == false {
-            assert!(body["disabled_reason"].as_str().unwrap().contains("410"));
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let body = s.poll(&path, |b| b["enabled"] == false).await;
+    assert!(body["disabled_reason"].as_str().unwrap().contains("410"));
     s.rest_send("alice", "bob", 1, "y").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(gone.requests().len(), 1, "a disabled endpoint gets nothing");
@@ -696,15 +679,8 @@ async fn test_sends_attempts_page_and_stats_summarise() {
     assert_eq!(st, 400);
 
     let path = format!("/v1/webhooks/endpoints/{id}/attempts");
-    let deadline = tokio::time::Instant::now() + LONG;
-    loop {
-        let (_, page) = s.call("GET", &path, None, Some(ADMIN)).await;
-        if page["data"].as_array().unwrap().len() == 4 {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    s.poll(&path, |p| p["data"].as_array().unwrap().len() == 4)
+        .await;
     let (_, page) = s
         .call("GET", &format!("{path}?limit=3"), None, Some(ADMIN))
         .await;
@@ -931,28 +907,17 @@ async fn an_endpoint_failing_longer_than_disable_after_is_disabled() {
         .await;
     s.rest_send("alice", "bob", 1, "x").await;
     let path = format!("/v1/webhooks/endpoints/{}", ep["id"].as_str().unwrap());
-    let deadline = tokio::time::Instant::now() + LONG;
-    loop {
-        let (_, body) = s.call("GET", &path, None, Some(ADMIN)).await;
-        if body["enabled"] == false {
-            assert!(
-                body["disabled_reason"]
-                    .as_str()
-                    .unwrap()
-                    .contains("failing"),
-                "{body}"
-            );
-            assert!(body["failing_since"].is_string());
-            assert_eq!(
-                body["queue"]["retrying"], 1,
-                "the delivery waits, it is not dropped"
-            );
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never disabled: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let body = s.poll(&path, |b| b["enabled"] == false).await;
+    assert!(
+        body["disabled_reason"]
+            .as_str()
+            .unwrap()
+            .contains("failing"),
+        "{body}"
+    );
+    assert!(body["failing_since"].is_string());
+    assert_eq!(
+        body["queue"]["retrying"], 1,
+        "the delivery waits, it is not dropped"
+    );
 }
