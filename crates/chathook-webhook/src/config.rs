@@ -48,6 +48,9 @@ pub struct WebhookConfig {
     /// How long the attempt log keeps attempts.
     #[serde(with = "humantime_serde")]
     pub attempt_retention: Duration,
+    /// How often attempt retention runs.
+    #[serde(with = "humantime_serde")]
+    pub attempt_prune_interval: Duration,
     /// Networks that deliveries may reach even if blocked by default (CIDR).
     pub allowed_networks: Vec<IpNet>,
     /// Networks deliveries may never reach (CIDR), on top of the default link-local/metadata ranges.
@@ -110,6 +113,7 @@ impl Default for WebhookConfig {
             breaker_max_probe_delay: s(60),
             disable_after: s(5 * 24 * 3600),
             attempt_retention: s(7 * 24 * 3600),
+            attempt_prune_interval: s(60),
             allowed_networks: Vec::new(),
             blocked_networks: Vec::new(),
             read_batch: 1000,
@@ -139,6 +143,9 @@ impl WebhookConfig {
             if v == 0 {
                 return Err(format!("{key}: must be greater than 0"));
             }
+        }
+        if self.attempt_prune_interval.is_zero() {
+            return Err("webhook.attempt_prune_interval: must be greater than 0".into());
         }
         if self.msg_notify_interval.is_zero() {
             return Err("webhook.msg_notify_interval: must be greater than 0".into());

@@ -112,6 +112,8 @@ pub(crate) struct Dispatcher {
     tokens: f64,
     tokens_at: Instant,
     next_retry_poll: Instant,
+    /// When the retry queue's gauges were last refreshed.
+    gauges_at: Instant,
 }
 
 impl Dispatcher {
@@ -152,6 +154,7 @@ impl Dispatcher {
             tokens: 0.0,
             tokens_at: Instant::now(),
             next_retry_poll: Instant::now(),
+            gauges_at: Instant::now(),
         })
     }
 
@@ -719,11 +722,23 @@ impl Dispatcher {
         }
         let depth = self.shared.log.head().saturating_sub(self.acked);
         let id = self.endpoint.borrow().id.clone();
+        let labels = endpoint_label(&id);
         self.shared
             .metrics
             .queue_depth
-            .get_or_create(&endpoint_label(&id))
+            .get_or_create(&labels)
             .set(depth as i64);
+        if self.gauges_at.elapsed() >= Duration::from_secs(1) {
+            self.gauges_at = Instant::now();
+            if let Ok((_, _, oldest)) = self.shared.store.pending_summary(&id).await {
+                let age = oldest.map_or(0, |at| (now_ms() - at).max(0) / 1000);
+                self.shared
+                    .metrics
+                    .oldest_pending_age_seconds
+                    .get_or_create(&labels)
+                    .set(age);
+            }
+        }
     }
 }
 

@@ -356,7 +356,7 @@ async fn attempt_writer(shared: Arc<Shared>, mut rx: mpsc::Receiver<AttemptRecor
     }
 }
 
-/// Enforces `webhook.attempt_retention` once a minute.
+/// Enforces `webhook.attempt_retention` every `webhook.attempt_prune_interval`.
 async fn attempt_pruner(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     loop {
         let before = now_ms() - shared.config.attempt_retention.as_millis() as i64;
@@ -367,7 +367,7 @@ async fn attempt_pruner(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         }
         tokio::select! {
             _ = stop.wait_for(|s| *s) => return,
-            _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+            _ = tokio::time::sleep(shared.config.attempt_prune_interval) => {}
         }
     }
 }

@@ -13,7 +13,7 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 /// Top-level keys; environment variables naming anything else are ignored with a warning.
-const TOP_LEVEL_KEYS: [&str; 10] = [
+const TOP_LEVEL_KEYS: [&str; 11] = [
     "api_addr",
     "ws_addr",
     "data_dir",
@@ -24,6 +24,7 @@ const TOP_LEVEL_KEYS: [&str; 10] = [
     "messages",
     "events",
     "store",
+    "webhook",
 ];
 
 /// Every setting of the server.
@@ -320,6 +321,39 @@ mod tests {
             assert_eq!(c.api_addr.port(), 9001);
             Ok(())
         });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn wukongim_webhook_keys_work_in_the_environment_too() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("CHATHOOK_WEBHOOK__HTTPADDR", "http://127.0.0.1:9000/hook");
+            jail.set_env("CHATHOOK_WEBHOOK__MSGNOTIFYEVENTPUSHINTERVAL", "250ms");
+            jail.set_env("CHATHOOK_WEBHOOK__MSGNOTIFYEVENTCOUNTPERPUSH", "20");
+            jail.set_env("CHATHOOK_WEBHOOK__FOCUSEVENTS", "[\"msg.notify\"]");
+            let c = Config::load(None, &Overrides::default()).unwrap();
+            assert_eq!(
+                c.webhook.http_addr.as_deref(),
+                Some("http://127.0.0.1:9000/hook")
+            );
+            assert_eq!(
+                c.webhook.msg_notify_interval,
+                std::time::Duration::from_millis(250)
+            );
+            assert_eq!(c.webhook.msg_notify_max_batch, 20);
+            assert_eq!(c.webhook.focus_events, vec!["msg.notify".to_string()]);
+            Ok(())
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "[webhook]\nhttpAddr = \"http://a.localhost/x\"\nhttp_addr = \"http://b.localhost/x\"\n").unwrap();
+        let err = Config::load(Some(&file), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("httpAddr") && err.contains("http_addr"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -921,3 +921,58 @@ async fn an_endpoint_failing_longer_than_disable_after_is_disabled() {
         "the delivery waits, it is not dropped"
     );
 }
+
+#[tokio::test]
+async fn msg_notify_batches_stop_before_max_body_bytes() {
+    let s = TestServer::start_with(|c| {
+        c.webhook.max_body_bytes = 2_000;
+        c.webhook.msg_notify_interval = Duration::from_millis(200);
+    })
+    .await;
+    let rcv = Receiver::start().await;
+    s.endpoint(json!({"url": rcv.url, "flavour": "wukongim", "events": ["msg.notify"]}))
+        .await;
+    let text = "x".repeat(300);
+    for i in 0..10 {
+        s.rest_send("alice", "bob", 1, &format!("{i}{text}")).await;
+    }
+    rcv.wait("all ten", LONG, |r| notify_ids(r).len() >= 10)
+        .await;
+    for r in rcv.by_event("msg.notify") {
+        assert!(r.body.len() <= 2_000, "a {} byte body", r.body.len());
+    }
+    assert!(rcv.by_event("msg.notify").len() >= 4);
+}
+
+#[tokio::test]
+async fn attempt_retention_is_enforced_and_metrics_are_exported() {
+    let s = TestServer::start_with(|c| {
+        c.webhook.attempt_retention = Duration::from_millis(300);
+        c.webhook.attempt_prune_interval = Duration::from_millis(100);
+    })
+    .await;
+    let rcv = Receiver::start().await;
+    let ep = s
+        .endpoint(json!({"url": rcv.url, "events": ["message.sent"]}))
+        .await;
+    let id = ep["id"].as_str().unwrap();
+    s.rest_send("alice", "bob", 1, "x").await;
+    let path = format!("/v1/webhooks/endpoints/{id}/attempts");
+    s.poll(&path, |p| p["data"].as_array().unwrap().len() == 1)
+        .await;
+    let metrics = reqwest::get(format!("{}/metrics", s.api))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for needle in [
+        format!("chathook_webhook_deliveries_total{{endpoint=\"{id}\",event=\"message.sent\",outcome=\"success\"}} 1"),
+        format!("chathook_webhook_attempt_latency_seconds_count{{endpoint=\"{id}\"}} 1"),
+        format!("chathook_webhook_queue_depth{{endpoint=\"{id}\"}} 0"),
+    ] {
+        assert!(metrics.contains(&needle), "missing {needle} in\n{metrics}");
+    }
+    s.poll(&path, |p| p["data"].as_array().unwrap().is_empty())
+        .await;
+}
