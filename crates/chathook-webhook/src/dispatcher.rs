@@ -22,6 +22,9 @@ use crate::engine::Shared;
 use crate::format::{self, Route};
 use crate::metrics::endpoint_label;
 
+/// How long a stopping dispatcher waits for its in-flight attempts.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
 /// A delivery ready to attempt.
 #[derive(Debug, Clone)]
 pub(crate) struct Delivery {
@@ -68,7 +71,8 @@ struct Breaker {
     open: bool,
     probe_delay: Duration,
     probe_at: Instant,
-    probing: bool,
+    /// The delivery probing the open breaker, if one is in flight.
+    probe: Option<String>,
 }
 
 struct Batch {
@@ -149,7 +153,7 @@ impl Dispatcher {
                 open: false,
                 probe_delay: Duration::ZERO,
                 probe_at: Instant::now(),
-                probing: false,
+                probe: None,
             },
             tokens: 0.0,
             tokens_at: Instant::now(),
@@ -207,9 +211,21 @@ impl Dispatcher {
                 _ = self.stop.changed() => {}
             }
         }
-        while let Some(done) = self.inflight.join_next().await {
-            if let Ok(done) = done {
-                self.finish(done).await;
+        // Let in-flight attempts finish for a moment; the rest are abandoned unacknowledged, so their
+        // events are delivered again after the restart.
+        let grace = tokio::time::sleep(SHUTDOWN_GRACE);
+        tokio::pin!(grace);
+        loop {
+            tokio::select! {
+                next = self.inflight.join_next() => match next {
+                    Some(Ok(done)) => self.finish(done).await,
+                    Some(Err(_)) => {}
+                    None => break,
+                },
+                _ = &mut grace => {
+                    self.inflight.abort_all();
+                    break;
+                }
             }
         }
         self.ack().await;
@@ -403,7 +419,7 @@ impl Dispatcher {
             return;
         }
         let (now, limit) = if self.breaker.open {
-            if self.breaker.probing || Instant::now() < self.breaker.probe_at {
+            if self.breaker.probe.is_some() || Instant::now() < self.breaker.probe_at {
                 return;
             }
             // Probe with the oldest parked delivery, due or not.
@@ -441,7 +457,7 @@ impl Dispatcher {
                 parked: true,
             };
             if self.breaker.open {
-                self.breaker.probing = true;
+                self.breaker.probe = Some(delivery.id.clone());
                 self.spawn(endpoint, delivery);
             } else {
                 self.ready.push_front(delivery);
@@ -469,12 +485,12 @@ impl Dispatcher {
     fn start_ready(&mut self, endpoint: &Endpoint) {
         if self.breaker.open {
             // One fresh delivery may probe when nothing parked is left to probe with.
-            if !self.breaker.probing
+            if self.breaker.probe.is_none()
                 && Instant::now() >= self.breaker.probe_at
                 && self.inflight.is_empty()
             {
                 if let Some(d) = self.ready.pop_front() {
-                    self.breaker.probing = true;
+                    self.breaker.probe = Some(d.id.clone());
                     self.spawn(endpoint, d);
                 }
             }
@@ -589,7 +605,7 @@ impl Dispatcher {
             .attempt_latency
             .get_or_create(&endpoint_label(&endpoint.id))
             .observe(result.latency.as_secs_f64());
-        let was_parked = delivery.parked;
+        let delivery_id = delivery.id.clone();
         if park_failed {
             // Keep the positions outstanding: the events are read again after a restart. Retry the
             // delivery from memory meanwhile.
@@ -601,8 +617,9 @@ impl Dispatcher {
                 self.outstanding.remove(p);
             }
         }
-        if self.breaker.probing && (was_parked || self.breaker.open) {
-            self.breaker.probing = false;
+        let was_probe = self.breaker.probe.as_deref() == Some(delivery_id.as_str());
+        if was_probe {
+            self.breaker.probe = None;
         }
         if result.success {
             if self.breaker.open {
@@ -624,9 +641,13 @@ impl Dispatcher {
             let shared = self.shared.clone();
             let cfg = &shared.config;
             if self.breaker.open {
-                self.breaker.probe_delay =
-                    (self.breaker.probe_delay * 2).min(cfg.breaker_max_probe_delay);
-                self.breaker.probe_at = Instant::now() + self.breaker.probe_delay;
+                // Only a failed probe pushes the next one back; attempts that were already in flight
+                // when the breaker opened do not.
+                if was_probe {
+                    self.breaker.probe_delay =
+                        (self.breaker.probe_delay * 2).min(cfg.breaker_max_probe_delay);
+                    self.breaker.probe_at = Instant::now() + self.breaker.probe_delay;
+                }
             } else if self.breaker.consecutive_failures >= cfg.breaker_failures {
                 tracing::warn!(endpoint = %endpoint.id, failures = self.breaker.consecutive_failures, "circuit breaker opened");
                 self.breaker.open = true;
@@ -667,10 +688,10 @@ impl Dispatcher {
     /// Drops fresh deliveries not yet started and rewinds reading to just before the oldest of them, so
     /// that nothing waits in memory while the breaker is open.
     fn requeue_ready(&mut self) {
-        let mut kept = VecDeque::new();
         let mut rewind: Option<u64> = None;
         for d in self.ready.drain(..) {
             if d.parked {
+                // Still in the retry table: polled again once the breaker closes.
                 self.inflight_parked.remove(&d.id);
                 continue;
             }
@@ -680,7 +701,6 @@ impl Dispatcher {
             for p in &d.positions {
                 self.outstanding.remove(p);
             }
-            let _ = &mut kept;
         }
         for p in self
             .batches
@@ -699,10 +719,10 @@ impl Dispatcher {
             status_items: Vec::new(),
         };
         if let Some(r) = rewind {
+            // Events between the rewind point and the old read position are read again; those still
+            // in flight stay outstanding, so a second copy is possible (at-least-once, same id).
             self.read_pos = r - 1;
-            // positions beyond the rewind point that are still in flight stay outstanding
         }
-        self.ready = kept;
     }
 
     /// Moves the durable cursor up to the last event before the oldest outstanding one.

@@ -976,3 +976,39 @@ async fn attempt_retention_is_enforced_and_metrics_are_exported() {
     s.poll(&path, |p| p["data"].as_array().unwrap().is_empty())
         .await;
 }
+
+#[tokio::test]
+async fn online_statuses_batch_by_their_own_interval() {
+    let s =
+        TestServer::start_with(|c| c.webhook.online_status_interval = Duration::from_millis(400))
+            .await;
+    let rcv = Receiver::start().await;
+    s.endpoint(json!({"url": rcv.url, "flavour": "wukongim", "events": ["user.onlinestatus"]}))
+        .await;
+    let a = s.login("alice", 0).await;
+    let _b = s.login("bob", 1).await;
+    drop(a);
+    rcv.wait("a status batch", LONG, |r| !r.is_empty()).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let batches = rcv.by_event("user.onlinestatus");
+    let items: Vec<String> = batches
+        .iter()
+        .flat_map(|r| serde_json::from_slice::<Vec<String>>(&r.body).unwrap())
+        .collect();
+    assert!(
+        batches.len() < items.len(),
+        "{} POSTs for {} statuses",
+        batches.len(),
+        items.len()
+    );
+    assert!(
+        items
+            .iter()
+            .any(|i| i.starts_with("bob-1-1-") && i.ends_with("-1-1")),
+        "{items:?}"
+    );
+    assert!(
+        items.iter().any(|i| i.starts_with("alice-0-0-")),
+        "{items:?}"
+    );
+}
