@@ -29,6 +29,28 @@ use crate::sample;
 
 type ApiResult<T> = Result<T, V1Error>;
 
+/// Every route of [`router`], as (method, path), for tests that must visit each one.
+pub const ROUTES: [(&str, &str); 15] = [
+    ("POST", "/v1/webhooks/endpoints"),
+    ("GET", "/v1/webhooks/endpoints"),
+    ("GET", "/v1/webhooks/endpoints/{id}"),
+    ("PATCH", "/v1/webhooks/endpoints/{id}"),
+    ("DELETE", "/v1/webhooks/endpoints/{id}"),
+    ("POST", "/v1/webhooks/endpoints/{id}/rotate-secret"),
+    ("POST", "/v1/webhooks/endpoints/{id}/test"),
+    ("GET", "/v1/webhooks/endpoints/{id}/attempts"),
+    ("GET", "/v1/webhooks/endpoints/{id}/dead-letters"),
+    (
+        "POST",
+        "/v1/webhooks/endpoints/{id}/dead-letters/{delivery_id}/replay",
+    ),
+    ("POST", "/v1/webhooks/endpoints/{id}/replay"),
+    ("GET", "/v1/webhooks/endpoints/{id}/stats"),
+    ("GET", "/v1/webhooks/event-types"),
+    ("GET", "/v1/features"),
+    ("PUT", "/v1/features"),
+];
+
 /// The webhook routes.
 pub fn router(engine: WebhookEngine) -> Router {
     Router::new()

@@ -74,12 +74,19 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Refuses a request without the admin key with 401 and a JSON body.
+/// The only paths served without the admin key.
+pub const PUBLIC_PATHS: [&str; 2] = ["/health", "/metrics"];
+
+/// Refuses a request without the admin key with 401 and a JSON body, whatever its path (unknown paths
+/// too), except [`PUBLIC_PATHS`].
 pub async fn require_admin_key(
     State(key): State<AdminKey>,
     request: Request,
     next: Next,
 ) -> Response {
+    if PUBLIC_PATHS.contains(&request.uri().path()) {
+        return next.run(request).await;
+    }
     match presented(request.headers()) {
         Some(given) if same(given.as_bytes(), key.0.as_bytes()) => next.run(request).await,
         given => {

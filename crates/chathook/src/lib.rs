@@ -53,6 +53,16 @@ async fn metrics(State(state): State<MetricsState>) -> impl IntoResponse {
     )
 }
 
+async fn not_found() -> impl IntoResponse {
+    (
+        axum::http::StatusCode::NOT_FOUND,
+        Json(
+            json!({"status": 404, "msg": "no such route", "code": "not_found",
+                    "error": {"code": "not_found", "message": "no such route"}}),
+        ),
+    )
+}
+
 async fn health() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
@@ -145,12 +155,8 @@ impl Server {
         .await
         .context("cannot start the webhook engine")?;
 
-        let protected = chathook_im::api::router(im.clone())
-            .merge(chathook_webhook::api::router(webhooks.clone()))
-            .layer(axum::middleware::from_fn_with_state(
-                auth::AdminKey(admin_key.into()),
-                auth::require_admin_key,
-            ));
+        // The admin key wraps the whole app, unknown paths included; only `auth::PUBLIC_PATHS` pass
+        // without it, so a route added later cannot skip the check.
         let api = Router::new()
             .route("/health", get(health))
             .route(
@@ -161,7 +167,13 @@ impl Server {
                     event_log_head,
                 }),
             )
-            .merge(protected);
+            .merge(chathook_im::api::router(im.clone()))
+            .merge(chathook_webhook::api::router(webhooks.clone()))
+            .fallback(not_found)
+            .layer(axum::middleware::from_fn_with_state(
+                auth::AdminKey(admin_key.into()),
+                auth::require_admin_key,
+            ));
 
         let (stop_tx, stop_rx) = watch::channel(false);
         let stopped = |mut rx: watch::Receiver<bool>| async move {

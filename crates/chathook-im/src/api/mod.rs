@@ -16,6 +16,24 @@ use serde_json::{json, Value};
 use crate::Im;
 use chathook_http::ApiError;
 
+/// Every route of [`router`], as (method, path), for tests that must visit each one.
+pub const ROUTES: [(&str, &str); 14] = [
+    ("POST", "/user/token"),
+    ("POST", "/user/device_quit"),
+    ("POST", "/user/onlinestatus"),
+    ("GET", "/v1/users/{uid}/profile"),
+    ("PUT", "/v1/users/{uid}/profile"),
+    ("POST", "/channel"),
+    ("POST", "/channel/subscriber_add"),
+    ("POST", "/channel/subscriber_remove"),
+    ("POST", "/channel/delete"),
+    ("POST", "/channel/blacklist_add"),
+    ("POST", "/channel/blacklist_remove"),
+    ("POST", "/channel/blacklist_set"),
+    ("POST", "/message/send"),
+    ("POST", "/channel/messagesync"),
+];
+
 /// Every IM route (admin-key protected by the caller).
 pub fn router(im: Im) -> Router {
     let body_limit = im.config().limits.max_http_body_bytes;

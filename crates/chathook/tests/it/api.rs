@@ -5,32 +5,43 @@ use serde_json::{json, Value};
 
 use crate::util::*;
 
-const ROUTES: [(&str, &str); 14] = [
-    ("POST", "/user/token"),
-    ("POST", "/user/device_quit"),
-    ("POST", "/user/onlinestatus"),
-    ("GET", "/v1/users/alice/profile"),
-    ("PUT", "/v1/users/alice/profile"),
-    ("POST", "/channel"),
-    ("POST", "/channel/subscriber_add"),
-    ("POST", "/channel/subscriber_remove"),
-    ("POST", "/channel/delete"),
-    ("POST", "/channel/blacklist_add"),
-    ("POST", "/channel/blacklist_remove"),
-    ("POST", "/channel/blacklist_set"),
-    ("POST", "/message/send"),
-    ("POST", "/channel/messagesync"),
-];
+/// Every route the server has: the API modules' own lists, plus paths no route serves.
+fn all_routes() -> Vec<(String, String)> {
+    chathook_im::api::ROUTES
+        .iter()
+        .chain(chathook_webhook::api::ROUTES.iter())
+        .map(|(m, p)| {
+            (
+                m.to_string(),
+                p.replace("{uid}", "alice")
+                    .replace("{id}", "ep_x")
+                    .replace("{delivery_id}", "d_x"),
+            )
+        })
+        .chain([
+            ("GET".to_string(), "/no/such/route".to_string()),
+            ("DELETE".to_string(), "/".to_string()),
+        ])
+        .collect()
+}
 
 #[tokio::test]
 async fn every_route_needs_the_admin_key() {
     let s = TestServer::start().await;
-    for (method, path) in ROUTES {
-        for key in [None, Some("wrong-key")] {
-            let (st, body) = s.call(method, path, Some(json!({})), key).await;
+    // a user's own token is no admin key
+    s.token("alice", "alice-user-token", 0, 1).await;
+    for (method, path) in all_routes() {
+        for key in [None, Some("wrong-key"), Some("alice-user-token")] {
+            let (st, body) = s.call(&method, &path, Some(json!({})), key).await;
             assert_eq!(st, 401, "{method} {path} with {key:?}");
             assert_eq!(body["code"], "unauthorized");
             assert_eq!(body["status"], 401);
+        }
+        // with the key, no route answers 401 (or 404 for want of the route itself)
+        let (st, _) = s.call(&method, &path, Some(json!({})), Some(ADMIN)).await;
+        assert_ne!(st, 401, "{method} {path}");
+        if !path.starts_with("/no/") && path != "/" {
+            assert!(st != 405, "{method} {path} is not routed");
         }
     }
     // Authorization: Bearer works as well as the token header
@@ -42,8 +53,10 @@ async fn every_route_needs_the_admin_key() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    // health and metrics are open
+    // only health and metrics are open
     assert_eq!(s.call("GET", "/health", None, None).await.0, 200);
+    assert_eq!(s.call("GET", "/metrics", None, None).await.0, 200);
+    assert_eq!(chathook::auth::PUBLIC_PATHS, ["/health", "/metrics"]);
 }
 
 #[tokio::test]
