@@ -6,6 +6,7 @@ mod util;
 
 mod api;
 mod events;
+mod garbage;
 mod gateway;
 mod lifecycle;
 mod limits;
