@@ -453,6 +453,21 @@ impl Drop for Receiver {
 
 impl Receiver {
     pub async fn start() -> Receiver {
+        Self::start_on(0).await
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.url
+            .split(':')
+            .nth(2)
+            .and_then(|p| p.split('/').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Starts a receiver on a given port (0 = any).
+    pub async fn start_on(port: u16) -> Receiver {
         use axum::extract::{RawQuery, State};
         use axum::http::{HeaderMap, StatusCode};
         use axum::response::IntoResponse;
@@ -496,7 +511,7 @@ impl Receiver {
         let app = axum::Router::new()
             .fallback(handle)
             .with_state(state.clone());
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;

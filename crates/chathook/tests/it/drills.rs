@@ -1,0 +1,168 @@
+//! Failure drills at test size: a full disk, and a receiver that refuses connections for a while.
+
+use std::collections::{HashMap, HashSet};
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::util::*;
+
+/// A small tmpfs mounted for the test and unmounted on drop (the drill needs root, as CI runs).
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(size: &str) -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            assert!(
+                std::env::var_os("CHATHOOK_SKIP_MOUNT_DRILLS").is_some(),
+                "the disk-full drill mounts a tmpfs and needs root; set CHATHOOK_SKIP_MOUNT_DRILLS=1 to skip it"
+            );
+            return None;
+        }
+        Some(SmallDisk { dir })
+    }
+
+    fn resize(&self, size: &str) {
+        let status = Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(self.dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_refuses_writes_clearly_and_recovers_without_corruption() {
+    let Some(disk) = SmallDisk::mount("3m") else {
+        return;
+    };
+    let s = TestServer::start_in(disk.dir.path(), |c| c.limits.max_payload_bytes = 300_000).await;
+    let big = b64(&"z".repeat(120_000));
+    let mut acked = Vec::new();
+    let mut refusal = None;
+    for i in 0..200 {
+        let (st, body) = s
+            .post(
+                "/message/send",
+                json!({"from_uid": "alice", "channel_id": "bob", "channel_type": 1,
+                                          "client_msg_no": format!("f{i}"), "payload": big}),
+            )
+            .await;
+        if st == 200 {
+            acked.push(body["data"]["message_seq"].as_u64().unwrap());
+        } else {
+            refusal = Some((st, body));
+            break;
+        }
+    }
+    let (st, body) = refusal.expect("the disk never filled");
+    assert_eq!(st, 503, "{body}");
+    assert_eq!(body["code"], "storage_unwritable");
+    assert!(!acked.is_empty());
+    // the server still answers, and what was acknowledged is intact
+    assert_eq!(s.call("GET", "/health", None, None).await.0, 200);
+    let page = s.sync("bob", "alice", 1, (1, 0), 1000, 1).await;
+    let seqs: Vec<u64> = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["message_seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, acked);
+
+    // space returns: writes work again, seqs go on without a gap, and a restart reads everything
+    disk.resize("64m");
+    let (st, body) = s.rest_send("alice", "bob", 1, "after").await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(
+        body["data"]["message_seq"].as_u64().unwrap(),
+        acked.len() as u64 + 1
+    );
+    let s = s.restart(|_| {}).await;
+    let page = s.sync("bob", "alice", 1, (1, 0), 1000, 1).await;
+    assert_eq!(page["messages"].as_array().unwrap().len(), acked.len() + 1);
+    drop(s);
+}
+
+#[tokio::test]
+async fn a_receiver_refusing_connections_then_back_gets_every_event_once_by_id() {
+    let s = TestServer::start_with(|c| {
+        c.webhook.retry_schedule = std::iter::once(Duration::ZERO)
+            .chain(vec![Duration::from_millis(200); 30])
+            .collect();
+        c.webhook.retry_jitter = 0.0;
+        c.webhook.msg_notify_interval = Duration::from_millis(50);
+    })
+    .await;
+    let rcv = Receiver::start().await;
+    let url = rcv.url.clone();
+    let ep = s
+        .endpoint(json!({"url": url, "events": ["message.sent", "group.created"]}))
+        .await;
+    // the receiver goes away: connections are refused
+    let port = rcv.port();
+    drop(rcv);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut sent = HashSet::new();
+    for i in 0..30 {
+        let (_, b) = s.rest_send("alice", "bob", 1, &format!("{i}")).await;
+        sent.insert(b["data"]["message_id"].as_i64().unwrap());
+    }
+    s.group("g", &["alice"]).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let rcv = Receiver::start_on(port).await;
+    rcv.wait(
+        "every event after the outage",
+        Duration::from_secs(15),
+        |r| r.iter().map(|x| x.id()).collect::<HashSet<_>>().len() >= 31,
+    )
+    .await;
+    let mut by_id: HashMap<String, serde_json::Value> = HashMap::new();
+    for r in rcv.requests() {
+        by_id.insert(r.id(), r.json());
+    }
+    let delivered: HashSet<i64> = by_id
+        .values()
+        .filter_map(|v| v["data"]["message_id"].as_i64())
+        .collect();
+    assert_eq!(delivered, sent, "each message once by id");
+    assert_eq!(
+        by_id
+            .values()
+            .filter(|v| v["type"] == "group.created")
+            .count(),
+        1
+    );
+    let path = format!(
+        "/v1/webhooks/endpoints/{}/attempts?status=failure&limit=1000",
+        ep["id"].as_str().unwrap()
+    );
+    let (_, failures) = s.call("GET", &path, None, Some(ADMIN)).await;
+    let failures = failures["data"].as_array().unwrap();
+    assert!(!failures.is_empty(), "the outage was never seen");
+    assert!(
+        failures
+            .iter()
+            .all(|a| a["error"].as_str().unwrap().contains("connection failed")),
+        "{failures:?}"
+    );
+}
