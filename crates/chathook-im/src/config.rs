@@ -63,6 +63,8 @@ pub struct GatewayConfig {
     pub max_resends: u32,
     /// A write to a client that takes longer than this closes the connection.
     pub write_timeout_ms: u64,
+    /// Read buffer of one WebSocket connection, in bytes (idle connections cost about this much).
+    pub read_buffer_bytes: usize,
 }
 
 impl Default for GatewayConfig {
@@ -72,6 +74,7 @@ impl Default for GatewayConfig {
             ack_timeout_ms: 10_000,
             max_resends: 3,
             write_timeout_ms: 10_000,
+            read_buffer_bytes: 4096,
         }
     }
 }

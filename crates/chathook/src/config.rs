@@ -221,6 +221,10 @@ impl Config {
             ("gateway.ack_timeout_ms", self.gateway.ack_timeout_ms),
             ("gateway.write_timeout_ms", self.gateway.write_timeout_ms),
             (
+                "gateway.read_buffer_bytes",
+                self.gateway.read_buffer_bytes as u64,
+            ),
+            (
                 "events.prune_interval_secs",
                 self.events.prune_interval_secs,
             ),

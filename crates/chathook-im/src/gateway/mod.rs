@@ -63,5 +63,6 @@ async fn upgrade(
     let max = im.config().limits.max_frame_bytes;
     ws.max_message_size(max)
         .max_frame_size(max)
+        .read_buffer_size(im.config().gateway.read_buffer_bytes)
         .on_upgrade(move |socket| session::run(socket, im, permit))
 }

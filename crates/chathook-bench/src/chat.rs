@@ -1,0 +1,225 @@
+//! Chat load: senders keep a window of `send`s in flight over WebSocket, receivers acknowledge every
+//! `recv` and measure send-to-receive latency from a timestamp in the payload; and the REST send loop.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::sync::Semaphore;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::harness::{connect, percentile, post, token, Server};
+use crate::Figures;
+
+/// Who sends where.
+pub struct Sender {
+    pub uid: String,
+    pub channel_id: String,
+    pub channel_type: u8,
+}
+
+/// Runs senders against receivers for `seconds`; returns (recv notifications per second, p50, p99, count).
+pub async fn run(
+    server: &Server,
+    senders: Vec<Sender>,
+    receivers: Vec<String>,
+    seconds: u64,
+    window: usize,
+    epoch: Instant,
+) -> anyhow::Result<(f64, Option<f64>, Option<f64>, u64)> {
+    let received = Arc::new(AtomicU64::new(0));
+    let mut receiving = Vec::new();
+    for uid in receivers {
+        let socket = connect(&server.ws, &uid, None).await?;
+        let received = received.clone();
+        receiving.push(tokio::spawn(async move {
+            let (mut tx, mut rx) = socket.split();
+            let mut latencies = Vec::new();
+            while let Ok(Some(Ok(frame))) = tokio::time::timeout(Duration::from_secs(3), rx.next()).await {
+                let Ok(text) = frame.to_text() else { continue };
+                let Ok(v) = serde_json::from_str::<Value>(text) else { continue };
+                if v["method"] != "recv" {
+                    continue;
+                }
+                let p = &v["params"];
+                if let Some(t) = p["payload"]["t"].as_u64() {
+                    latencies.push((epoch.elapsed().as_micros() as u64).saturating_sub(t));
+                }
+                received.fetch_add(1, Ordering::Relaxed);
+                let ack = json!({"method": "recvack", "params": {"messageId": p["messageId"], "messageSeq": p["messageSeq"]}});
+                if tx.send(Message::Text(ack.to_string().into())).await.is_err() {
+                    break;
+                }
+            }
+            latencies
+        }));
+    }
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(seconds);
+    let mut sending = Vec::new();
+    for (i, s) in senders.into_iter().enumerate() {
+        let socket = connect(&server.ws, &s.uid, None).await?;
+        let slots = Arc::new(Semaphore::new(window));
+        sending.push(tokio::spawn(async move {
+            let (mut tx, mut rx) = socket.split();
+            let acks = {
+                let slots = slots.clone();
+                tokio::spawn(async move {
+                    while let Some(Ok(_)) = rx.next().await {
+                        slots.add_permits(1);
+                    }
+                })
+            };
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                let Ok(permit) = slots.acquire().await else { break };
+                permit.forget();
+                n += 1;
+                let frame = json!({"method": "send", "id": n.to_string(), "params": {
+                    "clientMsgNo": format!("{i}-{n}"), "channelId": s.channel_id, "channelType": s.channel_type,
+                    "payload": {"t": epoch.elapsed().as_micros() as u64}}});
+                if tx.send(Message::Text(frame.to_string().into())).await.is_err() {
+                    break;
+                }
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                while slots.available_permits() < window {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            })
+            .await;
+            acks.abort();
+        }));
+    }
+    for s in sending {
+        s.await?;
+    }
+    let elapsed = deadline.duration_since(start).as_secs_f64();
+    let mut latencies = Vec::new();
+    for r in receiving {
+        latencies.extend(r.await?);
+    }
+    latencies.sort_unstable();
+    let total = received.load(Ordering::Relaxed);
+    Ok((
+        total as f64 / elapsed,
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        total,
+    ))
+}
+
+/// `fanout`: 1:1 pairs, and one 100-member group with a few senders.
+pub async fn fanout(
+    bin: &std::path::Path,
+    seconds: u64,
+    pairs: usize,
+    window: usize,
+) -> anyhow::Result<Vec<Figures>> {
+    let server = crate::harness::start_server(bin, &[]).await?;
+    let http = reqwest::Client::new();
+    for i in 0..pairs {
+        token(&http, &server.api, &format!("s{i}")).await?;
+        token(&http, &server.api, &format!("r{i}")).await?;
+    }
+    let senders = (0..pairs)
+        .map(|i| Sender {
+            uid: format!("s{i}"),
+            channel_id: format!("r{i}"),
+            channel_type: 1,
+        })
+        .collect();
+    let receivers = (0..pairs).map(|i| format!("r{i}")).collect();
+    let (rate, p50, p99, total) =
+        run(&server, senders, receivers, seconds, window, Instant::now()).await?;
+    let mut out = vec![Figures::new(
+        "fanout 1:1 WebSocket to WebSocket",
+        rate,
+        p50,
+        p99,
+        total,
+    )];
+    drop(server);
+
+    let server = crate::harness::start_server(bin, &[]).await?;
+    let members: Vec<String> = (0..100).map(|i| format!("m{i}")).collect();
+    for m in &members {
+        token(&http, &server.api, m).await?;
+    }
+    post(
+        &http,
+        &server.api,
+        "/channel",
+        json!({"channel_id": "big", "channel_type": 2, "subscribers": members}),
+    )
+    .await?;
+    let senders = members[..4]
+        .iter()
+        .map(|m| Sender {
+            uid: m.clone(),
+            channel_id: "big".into(),
+            channel_type: 2,
+        })
+        .collect();
+    let (rate, p50, p99, total) = run(
+        &server,
+        senders,
+        members[4..].to_vec(),
+        seconds,
+        8,
+        Instant::now(),
+    )
+    .await?;
+    out.push(Figures::new(
+        "fanout group of 100 (delivered)",
+        rate,
+        p50,
+        p99,
+        total,
+    ));
+    Ok(out)
+}
+
+/// `rest`: concurrent clients calling `POST /message/send`.
+pub async fn rest(bin: &std::path::Path, seconds: u64, clients: usize) -> anyhow::Result<Figures> {
+    use base64::Engine;
+    let server = crate::harness::start_server(bin, &[]).await?;
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(seconds);
+    let payload =
+        base64::engine::general_purpose::STANDARD.encode(r#"{"type":1,"content":"bench"}"#);
+    let mut tasks = Vec::new();
+    for i in 0..clients {
+        let api = server.api.clone();
+        let payload = payload.clone();
+        tasks.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let mut latencies = Vec::new();
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                let body = json!({"from_uid": format!("a{i}"), "channel_id": format!("b{i}"), "channel_type": 1,
+                                  "payload": payload});
+                match post(&http, &api, "/message/send", body).await {
+                    Ok(v) if v["status"] == 200 => latencies.push(t.elapsed().as_micros() as u64),
+                    _ => break,
+                }
+            }
+            latencies
+        }));
+    }
+    let mut latencies = Vec::new();
+    for t in tasks {
+        latencies.extend(t.await?);
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    latencies.sort_unstable();
+    Ok(Figures::new(
+        "rest POST /message/send",
+        latencies.len() as f64 / elapsed,
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        latencies.len() as u64,
+    ))
+}

@@ -1,0 +1,214 @@
+//! Webhook scenarios: unbatched deliveries beside a bare keep-alive POST loop (the physical limit),
+//! messages through msg.notify, and isolation from a slow endpoint.
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use serde_json::{json, Value};
+
+use crate::chat::{self, Sender};
+use crate::harness::{
+    percentile, post, rate_until, start_server, start_sink, start_sink_with, token, Server,
+    SinkOptions, ADMIN,
+};
+use crate::Figures;
+
+/// Requests per second of a bare keep-alive POST loop (64 clients) to `url`.
+pub async fn bare_loop(
+    url: &str,
+    requests: &std::sync::atomic::AtomicU64,
+    seconds: u64,
+) -> anyhow::Result<f64> {
+    let body =
+        r#"{"type":"message.sent","timestamp":"2026-01-01T00:00:00.000Z","data":{"message_id":1}}"#;
+    let span = Duration::from_secs(seconds.clamp(1, 5));
+    let deadline = Instant::now() + span;
+    let before = requests.load(Ordering::Relaxed);
+    let mut loops = Vec::new();
+    for _ in 0..64 {
+        let url = url.to_string();
+        loops.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            while Instant::now() < deadline {
+                if http.post(&url).body(body).send().await.is_err() {
+                    break;
+                }
+            }
+        }));
+    }
+    for l in loops {
+        l.await?;
+    }
+    Ok((requests.load(Ordering::Relaxed) - before) as f64 / span.as_secs_f64())
+}
+
+/// Sends `n` messages through the REST API with 32 clients.
+async fn queue_messages(server: &Server, n: u64) -> anyhow::Result<u64> {
+    let payload =
+        base64::engine::general_purpose::STANDARD.encode(r#"{"type":1,"content":"bench"}"#);
+    let per_task = n / 32;
+    let mut tasks = Vec::new();
+    for i in 0..32 {
+        let (api, payload) = (server.api.clone(), payload.clone());
+        tasks.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            for _ in 0..per_task {
+                let body = json!({"from_uid": format!("a{i}"), "channel_id": format!("b{i}"), "channel_type": 1, "payload": payload});
+                if post(&http, &api, "/message/send", body).await.is_err() {
+                    break;
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await?;
+    }
+    Ok(per_task * 32)
+}
+
+async fn enable(server: &Server, endpoint: &Value) -> anyhow::Result<()> {
+    let url = format!(
+        "{}/v1/webhooks/endpoints/{}",
+        server.api,
+        endpoint["id"].as_str().unwrap_or_default()
+    );
+    reqwest::Client::new()
+        .patch(url)
+        .header("token", ADMIN)
+        .json(&json!({"enabled": true}))
+        .send()
+        .await?;
+    Ok(())
+}
+
+/// `webhook`: the bare loop, then `events` queued message.sent events drained by one standard endpoint.
+pub async fn unbatched(bin: &Path, seconds: u64, events: u64) -> anyhow::Result<Vec<Figures>> {
+    let sink = start_sink().await?;
+    let bare = bare_loop(&sink.url, &sink.requests, seconds).await?;
+    let server = start_server(bin, &[]).await?;
+    let http = reqwest::Client::new();
+    let ep = post(&http, &server.api, "/v1/webhooks/endpoints",
+        json!({"url": sink.url, "flavour": "standard", "events": ["message.sent"], "enabled": false, "max_in_flight": 64})).await?;
+    let total = queue_messages(&server, events).await?;
+    let before = sink.requests.load(Ordering::Relaxed);
+    enable(&server, &ep).await?;
+    let (rate, done) = rate_until(&sink.requests, before, total, Duration::from_secs(100)).await;
+    println!(
+        "unbatched deliveries run at 1/{:.2} of the bare keep-alive loop (target: within 3x)",
+        bare / rate.max(1.0)
+    );
+    Ok(vec![
+        Figures::new("webhook bare POST loop (limit)", bare, None, None, 0),
+        Figures::new("webhook unbatched deliveries", rate, None, None, done),
+    ])
+}
+
+/// `notify`: `events` queued messages drained through msg.notify batches.
+pub async fn notify(bin: &Path, events: u64) -> anyhow::Result<Figures> {
+    let sink = start_sink().await?;
+    let server = start_server(bin, &[]).await?;
+    let http = reqwest::Client::new();
+    let ep = post(
+        &http,
+        &server.api,
+        "/v1/webhooks/endpoints",
+        json!({"url": sink.url, "flavour": "wukongim", "events": ["msg.notify"], "enabled": false}),
+    )
+    .await?;
+    let total = queue_messages(&server, events).await?;
+    let before = sink.messages.load(Ordering::Relaxed);
+    enable(&server, &ep).await?;
+    let (rate, done) = rate_until(&sink.messages, before, total, Duration::from_secs(100)).await;
+    Ok(Figures::new(
+        "webhook msg.notify messages",
+        rate,
+        None,
+        None,
+        done,
+    ))
+}
+
+/// One isolation run: chat load with a healthy endpoint, and a slow one when `slow`.
+async fn isolation_run(
+    bin: &Path,
+    seconds: u64,
+    slow: bool,
+) -> anyhow::Result<(f64, Option<f64>, Option<f64>)> {
+    let epoch = Instant::now();
+    let latencies = Arc::new(Mutex::new(Vec::new()));
+    let healthy = start_sink_with(SinkOptions {
+        latencies: Some(latencies.clone()),
+        epoch: Some(epoch),
+        ..Default::default()
+    })
+    .await?;
+    let server = start_server(bin, &[]).await?;
+    let http = reqwest::Client::new();
+    post(
+        &http,
+        &server.api,
+        "/v1/webhooks/endpoints",
+        json!({"url": healthy.url, "events": ["message.sent"]}),
+    )
+    .await?;
+    let _slow_sink = if slow {
+        let sink = start_sink_with(SinkOptions {
+            delay: Duration::from_secs(10),
+            ..Default::default()
+        })
+        .await?;
+        post(
+            &http,
+            &server.api,
+            "/v1/webhooks/endpoints",
+            json!({"url": sink.url, "events": ["message.sent"], "timeout_ms": 15000}),
+        )
+        .await?;
+        Some(sink)
+    } else {
+        None
+    };
+    for i in 0..16 {
+        token(&http, &server.api, &format!("s{i}")).await?;
+        token(&http, &server.api, &format!("r{i}")).await?;
+    }
+    let senders = (0..16)
+        .map(|i| Sender {
+            uid: format!("s{i}"),
+            channel_id: format!("r{i}"),
+            channel_type: 1,
+        })
+        .collect();
+    let receivers = (0..16).map(|i| format!("r{i}")).collect();
+    let (rate, _, _, _) = chat::run(&server, senders, receivers, seconds, 16, epoch).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut l = latencies.lock().map(|l| l.clone()).unwrap_or_default();
+    l.sort_unstable();
+    Ok((rate, percentile(&l, 0.5), percentile(&l, 0.99)))
+}
+
+/// `isolation`: chat throughput and a healthy endpoint's latency, without and with an endpoint that
+/// answers after 10 s.
+pub async fn isolation(bin: &Path, seconds: u64) -> anyhow::Result<Vec<Figures>> {
+    let (alone_rate, alone_p50, alone_p99) = isolation_run(bin, seconds, false).await?;
+    let (with_rate, with_p50, with_p99) = isolation_run(bin, seconds, true).await?;
+    Ok(vec![
+        Figures::new(
+            "isolation chat, healthy endpoint only",
+            alone_rate,
+            alone_p50,
+            alone_p99,
+            0,
+        ),
+        Figures::new(
+            "isolation chat, plus a 10 s endpoint",
+            with_rate,
+            with_p50,
+            with_p99,
+            0,
+        ),
+    ])
+}
