@@ -28,6 +28,7 @@ pub async fn run(
     seconds: u64,
     window: usize,
     epoch: Instant,
+    pace: Option<Duration>,
 ) -> anyhow::Result<(f64, Option<f64>, Option<f64>, u64)> {
     let received = Arc::new(AtomicU64::new(0));
     let mut receiving = Vec::new();
@@ -73,7 +74,11 @@ pub async fn run(
                 })
             };
             let mut n = 0u64;
+            let mut ticker = pace.map(tokio::time::interval);
             while Instant::now() < deadline {
+                if let Some(t) = ticker.as_mut() {
+                    t.tick().await;
+                }
                 let Ok(permit) = slots.acquire().await else { break };
                 permit.forget();
                 n += 1;
@@ -132,8 +137,16 @@ pub async fn fanout(
         })
         .collect();
     let receivers = (0..pairs).map(|i| format!("r{i}")).collect();
-    let (rate, p50, p99, total) =
-        run(&server, senders, receivers, seconds, window, Instant::now()).await?;
+    let (rate, p50, p99, total) = run(
+        &server,
+        senders,
+        receivers,
+        seconds,
+        window,
+        Instant::now(),
+        None,
+    )
+    .await?;
     let mut out = vec![Figures::new(
         "fanout 1:1 WebSocket to WebSocket",
         rate,
@@ -170,6 +183,7 @@ pub async fn fanout(
         seconds,
         8,
         Instant::now(),
+        None,
     )
     .await?;
     out.push(Figures::new(

@@ -132,10 +132,14 @@ pub async fn notify(bin: &Path, events: u64) -> anyhow::Result<Figures> {
 }
 
 /// One isolation run: chat load with a healthy endpoint, and a slow one when `slow`.
+/// One isolation run: chat load with a healthy endpoint, and a slow one when `slow`. Unpaced, it
+/// measures chat throughput; paced (`pace` between sends of each of 16 senders), the healthy endpoint's
+/// delivery latency at a rate it sustains.
 async fn isolation_run(
     bin: &Path,
     seconds: u64,
     slow: bool,
+    pace: Option<Duration>,
 ) -> anyhow::Result<(f64, Option<f64>, Option<f64>)> {
     let epoch = Instant::now();
     let latencies = Arc::new(Mutex::new(Vec::new()));
@@ -183,7 +187,7 @@ async fn isolation_run(
         })
         .collect();
     let receivers = (0..16).map(|i| format!("r{i}")).collect();
-    let (rate, _, _, _) = chat::run(&server, senders, receivers, seconds, 16, epoch).await?;
+    let (rate, _, _, _) = chat::run(&server, senders, receivers, seconds, 16, epoch, pace).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let mut l = latencies.lock().map(|l| l.clone()).unwrap_or_default();
     l.sort_unstable();
@@ -193,19 +197,36 @@ async fn isolation_run(
 /// `isolation`: chat throughput and a healthy endpoint's latency, without and with an endpoint that
 /// answers after 10 s.
 pub async fn isolation(bin: &Path, seconds: u64) -> anyhow::Result<Vec<Figures>> {
-    let (alone_rate, alone_p50, alone_p99) = isolation_run(bin, seconds, false).await?;
-    let (with_rate, with_p50, with_p99) = isolation_run(bin, seconds, true).await?;
+    let paced = Some(Duration::from_millis(10)); // 16 senders x 100/s
+    let (alone_rate, _, _) = isolation_run(bin, seconds, false, None).await?;
+    let (with_rate, _, _) = isolation_run(bin, seconds, true, None).await?;
+    let (_, alone_p50, alone_p99) = isolation_run(bin, seconds, false, paced).await?;
+    let (_, with_p50, with_p99) = isolation_run(bin, seconds, true, paced).await?;
     Ok(vec![
         Figures::new(
-            "isolation chat, healthy endpoint only",
+            "isolation chat msgs/s, healthy endpoint only",
             alone_rate,
+            None,
+            None,
+            0,
+        ),
+        Figures::new(
+            "isolation chat msgs/s, plus a 10 s endpoint",
+            with_rate,
+            None,
+            None,
+            0,
+        ),
+        Figures::new(
+            "isolation healthy endpoint at 1.6k/s, alone",
+            1600.0,
             alone_p50,
             alone_p99,
             0,
         ),
         Figures::new(
-            "isolation chat, plus a 10 s endpoint",
-            with_rate,
+            "isolation healthy endpoint at 1.6k/s, + slow",
+            1600.0,
             with_p50,
             with_p99,
             0,

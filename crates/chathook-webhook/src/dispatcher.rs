@@ -191,7 +191,8 @@ impl Dispatcher {
                 self.ack().await;
                 last_ack = Instant::now();
             }
-            let wait_for_log = active && self.can_read(&endpoint);
+            // Wake on the next commit whenever there is room for it.
+            let wait_for_log = active && self.has_room(&endpoint);
             let deadline = self.next_deadline(&endpoint);
             let log = self.shared.log.clone();
             let read_pos = self.read_pos;
@@ -231,11 +232,15 @@ impl Dispatcher {
         self.ack().await;
     }
 
-    fn can_read(&self, endpoint: &Endpoint) -> bool {
+    /// Whether there is room to take more events (whether or not any are waiting).
+    fn has_room(&self, endpoint: &Endpoint) -> bool {
         !self.breaker.open
             && self.ready.len() < endpoint.max_in_flight as usize
             && self.inflight.len() < endpoint.max_in_flight as usize
-            && self.shared.log.head() > self.read_pos
+    }
+
+    fn can_read(&self, endpoint: &Endpoint) -> bool {
+        self.has_room(endpoint) && self.shared.log.head() > self.read_pos
     }
 
     fn next_deadline(&self, endpoint: &Endpoint) -> Instant {
