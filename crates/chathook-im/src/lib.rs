@@ -45,6 +45,7 @@ struct Inner {
     channels: Channels,
     config: ImConfig,
     metrics: ImMetrics,
+    counters: metrics::MessageCounters,
     next_conn_id: AtomicU64,
     /// Flipped to true when the server shuts down; sessions watch it.
     shutdown: watch::Sender<bool>,
@@ -71,6 +72,7 @@ impl Im {
                 shutdown: watch::channel(false).0,
                 sessions: Arc::new(Semaphore::new(config.limits.max_connections)),
                 config,
+                counters: metrics.message_counters(),
                 metrics,
             }),
         };
@@ -157,6 +159,10 @@ impl Im {
 
     pub fn metrics(&self) -> &ImMetrics {
         &self.inner.metrics
+    }
+
+    pub(crate) fn message_counters(&self) -> &metrics::MessageCounters {
+        &self.inner.counters
     }
 
     pub(crate) fn next_conn_id(&self) -> u64 {

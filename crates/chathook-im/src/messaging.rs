@@ -178,23 +178,14 @@ impl Im {
                 client_msg_no,
             }),
             AppendOutcome::Stored(message) => {
-                let metrics = self.metrics();
-                metrics
-                    .messages_sent
-                    .get_or_create(&vec![(
-                        "channel_type".to_string(),
-                        message.channel_type.to_string(),
-                    )])
-                    .inc();
-                metrics
-                    .events
-                    .get_or_create(&vec![("type".into(), "message.sent".into())])
-                    .inc();
+                let counters = self.message_counters();
+                match channel_type {
+                    ChannelType::Person => counters.person.inc(),
+                    ChannelType::Group => counters.group.inc(),
+                };
+                counters.sent_events.inc();
                 if has_offline {
-                    metrics
-                        .events
-                        .get_or_create(&vec![("type".into(), "message.offline".into())])
-                        .inc();
+                    counters.offline_events.inc();
                 }
                 let ack = SendAck {
                     message_id: message.message_id,

@@ -5,6 +5,14 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+/// Handles on the message path's counters (clones share the values in the registry).
+pub(crate) struct MessageCounters {
+    pub person: Counter,
+    pub group: Counter,
+    pub sent_events: Counter,
+    pub offline_events: Counter,
+}
+
 /// Counters and gauges of the IM core. Cloning shares them.
 #[derive(Clone, Default)]
 pub struct ImMetrics {
@@ -55,6 +63,29 @@ impl ImMetrics {
             "recv notifications sent again for want of a recvack",
             self.resends.clone(),
         );
+    }
+
+    /// The counters every message increments, looked up once (a family lookup allocates its labels).
+    pub(crate) fn message_counters(&self) -> MessageCounters {
+        let label = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
+        MessageCounters {
+            person: self
+                .messages_sent
+                .get_or_create(&label("channel_type", "1"))
+                .clone(),
+            group: self
+                .messages_sent
+                .get_or_create(&label("channel_type", "2"))
+                .clone(),
+            sent_events: self
+                .events
+                .get_or_create(&label("type", "message.sent"))
+                .clone(),
+            offline_events: self
+                .events
+                .get_or_create(&label("type", "message.offline"))
+                .clone(),
+        }
     }
 
     pub(crate) fn count_events(&self, events: &[chathook_events::Event]) {

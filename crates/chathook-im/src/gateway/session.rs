@@ -28,12 +28,10 @@ use crate::{Im, DEVICE_LEVEL_PRIMARY};
 
 /// WebSocket close codes used by the gateway.
 mod close_code {
-    pub const NORMAL: u16 = 1000;
     pub const GOING_AWAY: u16 = 1001;
     pub const UNSUPPORTED: u16 = 1003;
     pub const POLICY: u16 = 1008;
     pub const TOO_BIG: u16 = 1009;
-    pub const INTERNAL: u16 = 1011;
 }
 
 type Sink = SplitSink<WebSocket, WsMessage>;
@@ -689,10 +687,3 @@ fn render(delivery: &Delivery) -> Utf8Bytes {
         })
         .clone()
 }
-
-#[allow(dead_code)]
-const _CODES: [u16; 3] = [
-    close_code::NORMAL,
-    close_code::INTERNAL,
-    close_code::TOO_BIG,
-];
