@@ -67,24 +67,22 @@ impl ImMetrics {
 
     /// The counters every message increments, looked up once (a family lookup allocates its labels).
     pub(crate) fn message_counters(&self) -> MessageCounters {
-        let label = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
+        // One statement per lookup: a lookup's read guard must be dropped before the next may insert.
+        let counter =
+            |family: &Family<Vec<(String, String)>, Counter>, k: &str, v: &str| -> Counter {
+                let labels = vec![(k.to_string(), v.to_string())];
+                let handle = family.get_or_create(&labels).clone();
+                handle
+            };
+        let person = counter(&self.messages_sent, "channel_type", "1");
+        let group = counter(&self.messages_sent, "channel_type", "2");
+        let sent_events = counter(&self.events, "type", "message.sent");
+        let offline_events = counter(&self.events, "type", "message.offline");
         MessageCounters {
-            person: self
-                .messages_sent
-                .get_or_create(&label("channel_type", "1"))
-                .clone(),
-            group: self
-                .messages_sent
-                .get_or_create(&label("channel_type", "2"))
-                .clone(),
-            sent_events: self
-                .events
-                .get_or_create(&label("type", "message.sent"))
-                .clone(),
-            offline_events: self
-                .events
-                .get_or_create(&label("type", "message.offline"))
-                .clone(),
+            person,
+            group,
+            sent_events,
+            offline_events,
         }
     }
 
