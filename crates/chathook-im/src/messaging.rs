@@ -222,7 +222,7 @@ impl Im {
         };
         let mut delivered = 0u64;
         for uid in recipients {
-            if (skip_sender && *uid == message.from_uid) || !self.presence().is_online(uid) {
+            if skip_sender && *uid == message.from_uid {
                 continue;
             }
             let delivery = delivery_for(uid);

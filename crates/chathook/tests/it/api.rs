@@ -320,12 +320,7 @@ async fn metrics_count_connections_messages_and_events() {
     let s = TestServer::start().await;
     let mut a = s.login("alice", 0).await;
     a.send_msg("bob", 1, "m1", "x").await;
-    let text = reqwest::get(format!("{}/metrics", s.api))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = s.metrics().await;
     for needle in [
         "chathook_connections 1",
         "chathook_messages_sent_total{channel_type=\"1\"} 1",

@@ -194,6 +194,16 @@ impl TestServer {
         }
     }
 
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.api))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// Every event in the log so far.
     pub async fn events(&self) -> Vec<LoggedEvent> {
         self.server().store().read_after(0, 100_000).await.unwrap()

@@ -436,12 +436,7 @@ async fn the_breaker_opens_then_probes_then_closes() {
     let during = rcv.requests().len();
     // open: about one probe every 300 ms instead of an attempt every 50 ms
     assert!(during <= 3 + 5, "{during} attempts while open");
-    let metrics = reqwest::get(format!("{}/metrics", s.api))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.metrics().await;
     assert!(
         metrics
             .lines()
@@ -460,12 +455,7 @@ async fn the_breaker_opens_then_probes_then_closes() {
             }
     })
     .await;
-    let metrics = reqwest::get(format!("{}/metrics", s.api))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.metrics().await;
     assert!(metrics
         .lines()
         .any(|l| l.starts_with("chathook_webhook_breaker_open{") && l.ends_with(" 0")));
@@ -962,12 +952,7 @@ async fn attempt_retention_is_enforced_and_metrics_are_exported() {
     let path = format!("/v1/webhooks/endpoints/{id}/attempts");
     s.poll(&path, |p| p["data"].as_array().unwrap().len() == 1)
         .await;
-    let metrics = reqwest::get(format!("{}/metrics", s.api))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.metrics().await;
     for needle in [
         format!("chathook_webhook_deliveries_total{{endpoint=\"{id}\",event=\"message.sent\",outcome=\"success\"}} 1"),
         format!("chathook_webhook_attempt_latency_seconds_count{{endpoint=\"{id}\"}} 1"),
