@@ -75,7 +75,7 @@ pub async fn start_server_in(
         .env("CHATHOOK_DATA_DIR", dir)
         .env("CHATHOOK_ADMIN_KEY", ADMIN)
         .env("CHATHOOK_LIMITS__SENDS_PER_SEC", "0")
-        .env("CHATHOOK_LIMITS__MAX_UNACKED", "100000")
+        .env("CHATHOOK_LIMITS__MAX_UNACKED", "10000000")
         .env("CHATHOOK_LIMITS__OUTBOUND_QUEUE", "65536")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null());
