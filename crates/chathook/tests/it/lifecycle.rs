@@ -164,24 +164,11 @@ fn signal(child: &Child, sig: &str) {
     assert!(status.success());
 }
 
-async fn post(api: &str, path: &str, body: serde_json::Value) -> serde_json::Value {
-    reqwest::Client::new()
-        .post(format!("{api}{path}"))
-        .header("token", ADMIN)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn kill_9_loses_no_acknowledged_message_and_reports_connections_offline() {
     let tmp = tempfile::tempdir().unwrap();
     let mut p = spawn_binary(tmp.path()).await;
-    post(
+    admin_post(
         &p.api,
         "/user/token",
         json!({"uid": "alice", "token": "ta", "device_flag": 0}),
@@ -201,7 +188,7 @@ async fn kill_9_loses_no_acknowledged_message_and_reports_connections_offline() 
     p.child.wait().unwrap();
 
     let mut p = spawn_binary(tmp.path()).await;
-    let page = post(
+    let page = admin_post(
         &p.api,
         "/channel/messagesync",
         json!({"login_uid": "bob", "channel_id": "alice", "channel_type": 1,
@@ -305,7 +292,7 @@ async fn kill_9_mid_stream_loses_no_webhook_event() {
     let rcv = Receiver::start().await;
     let tmp = tempfile::tempdir().unwrap();
     let mut p = spawn_binary(tmp.path()).await;
-    let ep = post(
+    let ep = admin_post(
         &p.api,
         "/v1/webhooks/endpoints",
         json!({"url": rcv.url, "events": ["message.sent"]}),

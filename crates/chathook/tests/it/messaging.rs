@@ -244,21 +244,11 @@ async fn seqs_have_no_gaps_or_duplicates_under_concurrent_senders() {
     let rest = {
         let api = s.api.clone();
         tokio::spawn(async move {
-            let http = reqwest::Client::new();
             let mut seqs = Vec::new();
             for i in 0..per_sender {
                 let body = json!({"from_uid": "u0", "client_msg_no": format!("rest-{i}"), "channel_id": "busy",
                                   "channel_type": 2, "payload": b64("{}")});
-                let v: Value = http
-                    .post(format!("{api}/message/send"))
-                    .header("token", ADMIN)
-                    .json(&body)
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
+                let v = admin_post(&api, "/message/send", body).await;
                 seqs.push(v["data"]["message_seq"].as_u64().unwrap());
             }
             seqs

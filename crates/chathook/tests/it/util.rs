@@ -222,6 +222,21 @@ impl TestServer {
     }
 }
 
+/// POST with the admin key to a server given by its API base URL (for spawned tasks and child
+/// processes, which hold no `TestServer`); the JSON answer.
+pub async fn admin_post(api: &str, path: &str, body: Value) -> Value {
+    reqwest::Client::new()
+        .post(format!("{api}{path}"))
+        .header("token", ADMIN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 pub fn b64(s: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(s)
 }
