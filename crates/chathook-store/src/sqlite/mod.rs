@@ -1,6 +1,7 @@
 //! The embedded store: one SQLite file in WAL mode, a single writer thread with group commits
 //! (`writer`), and a small pool of read connections used from `spawn_blocking`.
 
+mod checkpoint;
 mod schema;
 mod webhook;
 mod writer;
@@ -67,9 +68,10 @@ impl SqliteStore {
         let conn = Connection::open(&path)?;
         conn.execute_batch(
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;
-             PRAGMA busy_timeout=5000;",
+             PRAGMA busy_timeout=5000; PRAGMA wal_autocheckpoint=0;",
         )?;
         schema::migrate(&conn)?;
+        let checkpoint_nudge = checkpoint::start(&path)?;
         let last_id: i64 = conn.query_row(
             "SELECT COALESCE(MAX(message_id), 0) FROM messages",
             [],
@@ -96,8 +98,20 @@ impl SqliteStore {
         let writer_metrics = metrics.clone();
         let max_batch = options.max_batch.max(1);
         std::thread::Builder::new()
-            .name("chathook-store-writer".into())
-            .spawn(move || writer::run(conn, state, jobs_rx, head_tx, max_batch, writer_metrics))
+            .name("chathook-writer".into())
+            .spawn(move || {
+                writer::run(
+                    conn,
+                    state,
+                    jobs_rx,
+                    writer::Signals {
+                        head: head_tx,
+                        committed: checkpoint_nudge,
+                    },
+                    max_batch,
+                    writer_metrics,
+                )
+            })
             .map_err(|e| StoreError::Storage(format!("cannot start the writer: {e}")))?;
         Ok(SqliteStore {
             inner: Arc::new(Inner {
@@ -590,27 +604,6 @@ impl MessageStore for SqliteStore {
         self.write(move |ctx| {
             let now = now_ms();
             let now_secs = now / 1000;
-            if !message.client_msg_no.is_empty() {
-                let previous = ctx
-                    .conn
-                    .prepare_cached(
-                        "SELECT message_id, message_seq, created_at FROM client_msgs
-                         WHERE from_uid = ?1 AND client_msg_no = ?2",
-                    )?
-                    .query_row(params![message.from_uid, message.client_msg_no], |r| {
-                        Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
-                    })
-                    .optional()?;
-                if let Some((message_id, seq, created_at)) = previous {
-                    if created_at >= now_secs - dedup_window_secs as i64 {
-                        return Ok(AppendOutcome::Duplicate {
-                            message_id,
-                            message_seq: seq as u64,
-                            client_msg_no: message.client_msg_no,
-                        });
-                    }
-                }
-            }
             let key = (message.channel_key.clone(), message.channel_type);
             let seq = if message.header.no_persist {
                 0
@@ -629,6 +622,43 @@ impl MessageStore for SqliteStore {
                 last + 1
             };
             let message_id = ctx.state.ids.next_at(now);
+            if !message.client_msg_no.is_empty() {
+                // Insert first: a key still inside the window is left alone (0 rows changed), and only
+                // then is the earlier message looked up. One statement per message in the common case.
+                let claimed = ctx
+                    .conn
+                    .prepare_cached(
+                        "INSERT INTO client_msgs(from_uid, client_msg_no, created_at, message_id, message_seq)
+                         VALUES (?1, ?2, ?3, ?4, ?5)
+                         ON CONFLICT(from_uid, client_msg_no) DO UPDATE SET created_at = excluded.created_at,
+                           message_id = excluded.message_id, message_seq = excluded.message_seq
+                         WHERE client_msgs.created_at < ?6",
+                    )?
+                    .execute(params![
+                        message.from_uid,
+                        message.client_msg_no,
+                        now_secs,
+                        message_id,
+                        seq as i64,
+                        now_secs - dedup_window_secs as i64
+                    ])?;
+                if claimed == 0 {
+                    let (message_id, seq) = ctx
+                        .conn
+                        .prepare_cached(
+                            "SELECT message_id, message_seq FROM client_msgs
+                             WHERE from_uid = ?1 AND client_msg_no = ?2",
+                        )?
+                        .query_row(params![message.from_uid, message.client_msg_no], |r| {
+                            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+                        })?;
+                    return Ok(AppendOutcome::Duplicate {
+                        message_id,
+                        message_seq: seq as u64,
+                        client_msg_no: message.client_msg_no,
+                    });
+                }
+            }
             let stored = Message {
                 message_id,
                 client_msg_no: message.client_msg_no,
@@ -662,20 +692,6 @@ impl MessageStore for SqliteStore {
                         stored.expire,
                         stored.timestamp,
                         stored.payload
-                    ])?;
-            }
-            if !stored.client_msg_no.is_empty() {
-                ctx.conn
-                    .prepare_cached(
-                        "INSERT OR REPLACE INTO client_msgs(from_uid, client_msg_no, created_at,
-                         message_id, message_seq) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    )?
-                    .execute(params![
-                        stored.from_uid,
-                        stored.client_msg_no,
-                        now_secs,
-                        stored.message_id,
-                        seq as i64
                     ])?;
             }
             let head = ctx.append_events(&events(&stored))?;
