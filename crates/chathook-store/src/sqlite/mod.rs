@@ -1,7 +1,6 @@
 //! The embedded store: one SQLite file in WAL mode, a single writer thread with group commits
 //! (`writer`), and a small pool of read connections used from `spawn_blocking`.
 
-mod checkpoint;
 mod schema;
 mod webhook;
 mod writer;
@@ -68,10 +67,9 @@ impl SqliteStore {
         let conn = Connection::open(&path)?;
         conn.execute_batch(
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;
-             PRAGMA busy_timeout=5000; PRAGMA wal_autocheckpoint=0;",
+             PRAGMA busy_timeout=5000;",
         )?;
         schema::migrate(&conn)?;
-        let checkpoint_nudge = checkpoint::start(&path)?;
         let last_id: i64 = conn.query_row(
             "SELECT COALESCE(MAX(message_id), 0) FROM messages",
             [],
@@ -99,19 +97,7 @@ impl SqliteStore {
         let max_batch = options.max_batch.max(1);
         std::thread::Builder::new()
             .name("chathook-writer".into())
-            .spawn(move || {
-                writer::run(
-                    conn,
-                    state,
-                    jobs_rx,
-                    writer::Signals {
-                        head: head_tx,
-                        committed: checkpoint_nudge,
-                    },
-                    max_batch,
-                    writer_metrics,
-                )
-            })
+            .spawn(move || writer::run(conn, state, jobs_rx, head_tx, max_batch, writer_metrics))
             .map_err(|e| StoreError::Storage(format!("cannot start the writer: {e}")))?;
         Ok(SqliteStore {
             inner: Arc::new(Inner {

@@ -101,20 +101,12 @@ pub struct WriterMetrics {
     pub failed_commits: prometheus_client::metrics::counter::Counter,
 }
 
-/// Whom the writer tells after a durable commit.
-pub(crate) struct Signals {
-    /// The newest event position, for event-log readers.
-    pub head: watch::Sender<u64>,
-    /// The checkpointer's nudge (full means it is already nudged).
-    pub committed: std::sync::mpsc::SyncSender<()>,
-}
-
 /// The writer loop; runs on its own thread until every sender is dropped.
 pub(crate) fn run(
     conn: Connection,
     mut state: WriterState,
     mut jobs: mpsc::Receiver<Job>,
-    signals: Signals,
+    head: watch::Sender<u64>,
     max_batch: usize,
     metrics: WriterMetrics,
 ) {
@@ -154,9 +146,8 @@ pub(crate) fn run(
             Ok(()) => {
                 metrics.commits.inc();
                 if let Some(h) = state.pending_head.take() {
-                    signals.head.send_replace(h);
+                    head.send_replace(h);
                 }
-                let _ = signals.committed.try_send(());
             }
             Err(e) => {
                 tracing::error!(error = %e, "commit failed; the batch is rolled back");
