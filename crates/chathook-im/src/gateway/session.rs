@@ -29,9 +29,32 @@ use crate::{Im, DEVICE_LEVEL_PRIMARY};
 /// WebSocket close codes used by the gateway.
 mod close_code {
     pub const GOING_AWAY: u16 = 1001;
+    pub const PROTOCOL: u16 = 1002;
     pub const UNSUPPORTED: u16 = 1003;
+    pub const INVALID_DATA: u16 = 1007;
     pub const POLICY: u16 = 1008;
     pub const TOO_BIG: u16 = 1009;
+}
+
+/// The close code and reason for a frame the WebSocket layer could not read, or `None` when the
+/// link itself broke (nothing can be sent then). The layer's errors are only known by their text.
+fn unreadable(e: &axum::Error, max_frame_bytes: usize) -> Option<(u16, String)> {
+    let text = e.to_string();
+    if text.contains("too long") || text.contains("Space limit") {
+        Some((
+            close_code::TOO_BIG,
+            format!("frame larger than limits.max_frame_bytes ({max_frame_bytes} bytes)"),
+        ))
+    } else if text.contains("UTF-8") {
+        Some((
+            close_code::INVALID_DATA,
+            "a text frame is not valid UTF-8".to_string(),
+        ))
+    } else if text.contains("protocol error") && !text.contains("without closing handshake") {
+        Some((close_code::PROTOCOL, text))
+    } else {
+        None
+    }
 }
 
 type Sink = SplitSink<WebSocket, WsMessage>;
@@ -165,10 +188,18 @@ async fn authenticate(
         loop {
             match stream.next().await {
                 Some(Ok(WsMessage::Text(t))) => return Ok(t.to_string()),
-                Some(Ok(WsMessage::Binary(_))) => return Err("binary frames are not supported"),
+                Some(Ok(WsMessage::Binary(_))) => {
+                    return Err((
+                        close_code::UNSUPPORTED,
+                        "binary frames are not supported".to_string(),
+                    ))
+                }
                 Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => continue,
-                Some(Ok(WsMessage::Close(_))) | None => return Err(""),
-                Some(Err(_)) => return Err("unreadable frame"),
+                Some(Ok(WsMessage::Close(_))) | None => return Err((0, String::new())),
+                Some(Err(e)) => {
+                    return Err(unreadable(&e, im.config().limits.max_frame_bytes)
+                        .unwrap_or((0, String::new())))
+                }
             }
         }
     })
@@ -179,9 +210,9 @@ async fn authenticate(
             close(sink, close_code::POLICY, &why).await;
             return None;
         }
-        Ok(Err("")) => return None,
-        Ok(Err(why)) => {
-            close(sink, close_code::UNSUPPORTED, why).await;
+        Ok(Err((0, _))) => return None,
+        Ok(Err((code, why))) => {
+            close(sink, code, &why).await;
             return None;
         }
         Ok(Ok(text)) => text,
@@ -521,16 +552,9 @@ impl Session {
             }
             Some(Err(e)) => {
                 let limit = self.im.config().limits.max_frame_bytes;
-                let too_big =
-                    e.to_string().contains("too long") || e.to_string().contains("Space limit");
-                return Err(if too_big {
-                    End::Close(
-                        PresenceReason::ProtocolError,
-                        close_code::TOO_BIG,
-                        format!("frame larger than limits.max_frame_bytes ({limit} bytes)"),
-                    )
-                } else {
-                    End::Quiet(PresenceReason::LinkClosed)
+                return Err(match unreadable(&e, limit) {
+                    Some((code, why)) => End::Close(PresenceReason::ProtocolError, code, why),
+                    None => End::Quiet(PresenceReason::LinkClosed),
                 });
             }
             Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => return Ok(()),

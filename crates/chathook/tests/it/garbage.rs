@@ -239,3 +239,97 @@ fn random_frames_never_crash_the_gateway() {
     });
     assert_eq!(panicked.load(Ordering::SeqCst), 0, "a server task panicked");
 }
+
+/// A frame the client library refuses to send, written as raw bytes before or after `connect`: a text
+/// frame whose payload is not UTF-8, or a header no client may send (reserved bits, a reserved opcode,
+/// no mask).
+#[derive(Debug, Clone)]
+enum RawFrame {
+    InvalidUtf8Text(Vec<u8>),
+    ReservedBits(u8),
+    ReservedOpcode(u8),
+    Unmasked,
+}
+
+impl RawFrame {
+    fn bytes(&self) -> Vec<u8> {
+        let (first, payload, masked) = match self {
+            RawFrame::InvalidUtf8Text(p) => (0x81, p.clone(), true),
+            RawFrame::ReservedBits(rsv) => (0x81 | (rsv << 4), b"{}".to_vec(), true),
+            RawFrame::ReservedOpcode(op) => (0x80 | op, b"{}".to_vec(), true),
+            RawFrame::Unmasked => (0x81, br#"{"method":"ping","id":1}"#.to_vec(), false),
+        };
+        let mut out = vec![first, payload.len() as u8 | if masked { 0x80 } else { 0 }];
+        if masked {
+            let key = [0x12, 0x34, 0x56, 0x78];
+            out.extend_from_slice(&key);
+            out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+        } else {
+            out.extend_from_slice(&payload);
+        }
+        out
+    }
+
+    /// The close code the server must answer with.
+    fn close_code(&self) -> u16 {
+        match self {
+            RawFrame::InvalidUtf8Text(_) => 1007,
+            _ => 1002,
+        }
+    }
+}
+
+fn raw_frame() -> impl Strategy<Value = RawFrame> {
+    prop_oneof![
+        3 => prop::collection::vec(any::<u8>(), 1..100)
+            .prop_filter("not UTF-8", |b| std::str::from_utf8(b).is_err())
+            .prop_map(RawFrame::InvalidUtf8Text),
+        1 => (1u8..8).prop_map(RawFrame::ReservedBits),
+        1 => prop::sample::select(vec![3u8, 4, 5, 6, 7, 0xB, 0xC, 0xD, 0xE, 0xF]).prop_map(RawFrame::ReservedOpcode),
+        1 => Just(RawFrame::Unmasked),
+    ]
+}
+
+#[test]
+fn malformed_raw_frames_get_a_close_frame_with_a_reason() {
+    use tokio::io::AsyncWriteExt;
+    let panicked = panics();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let s = rt.block_on(TestServer::start());
+    rt.block_on(s.token("raw", "raw-token", 0, 0));
+    let mut runner = runner();
+    runner
+        .run(&(raw_frame(), any::<bool>()), |(frame, logged_in)| {
+            rt.block_on(async {
+                let mut c = Client::open(&s.ws).await;
+                if logged_in {
+                    let r = c.connect("raw", "raw-token", 0).await;
+                    assert_eq!(r["result"]["reasonCode"], 1);
+                }
+                let tcp = c.ws.get_mut();
+                tcp.write_all(&frame.bytes()).await.unwrap();
+                tcp.flush().await.unwrap();
+                let closed = c.closed(LONG).await;
+                assert_eq!(
+                    closed.code.map(u16::from),
+                    Some(frame.close_code()),
+                    "{frame:?}: {closed:?}"
+                );
+                assert!(
+                    !closed.reason.is_empty(),
+                    "{frame:?}: a close needs a reason"
+                );
+            });
+            Ok(())
+        })
+        .unwrap();
+    rt.block_on(async {
+        let mut c = Client::open(&s.ws).await;
+        assert_eq!(
+            c.connect("raw", "raw-token", 0).await["result"]["reasonCode"],
+            1
+        );
+        assert_eq!(c.request("ping", json!({})).await["method"], "pong");
+    });
+    assert_eq!(panicked.load(Ordering::SeqCst), 0, "a server task panicked");
+}
