@@ -103,7 +103,8 @@ impl Server {
         options.node_id = config.node_id;
         options.max_batch = config.store.max_batch;
         options.queue_capacity = config.store.queue_capacity;
-        let store = SqliteStore::open(options).context("cannot open the store")?;
+        let store = SqliteStore::open(options)
+            .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
         tracing::info!(path = %store.path().display(), "store open");
 
         let mut registry = Registry::with_prefix("chathook");

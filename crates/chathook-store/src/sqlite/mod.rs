@@ -70,6 +70,8 @@ impl SqliteStore {
              PRAGMA busy_timeout=5000;",
         )?;
         schema::migrate(&conn)?;
+        // A read-only file or directory opens and reads fine; find out now, not at the first send.
+        conn.execute_batch("BEGIN IMMEDIATE; COMMIT;")?;
         let last_id: i64 = conn.query_row(
             "SELECT COALESCE(MAX(message_id), 0) FROM messages",
             [],

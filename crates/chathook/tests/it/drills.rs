@@ -1,4 +1,5 @@
-//! Failure drills at test size: a full disk, and a receiver that refuses connections for a while.
+//! Failure drills at test size: a full disk, a read-only data dir, and a receiver that refuses
+//! connections for a while.
 
 use std::collections::{HashMap, HashSet};
 use std::process::Command;
@@ -101,6 +102,78 @@ async fn a_full_disk_refuses_writes_clearly_and_recovers_without_corruption() {
     let page = s.sync("bob", "alice", 1, (1, 0), 1000, 1).await;
     assert_eq!(page["messages"].as_array().unwrap().len(), acked.len() + 1);
     drop(s);
+}
+
+/// A directory bind-mounted read-only onto itself, unmounted on drop (needs root, as CI runs). While
+/// the server runs, the files it holds open for writing make such a remount fail (EBUSY), so the drill
+/// mounts it between two runs.
+struct ReadOnly<'a> {
+    dir: &'a std::path::Path,
+}
+
+impl<'a> ReadOnly<'a> {
+    fn mount(dir: &'a std::path::Path) -> Option<ReadOnly<'a>> {
+        let bound = Command::new("mount")
+            .arg("--bind")
+            .args([dir, dir])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !bound {
+            assert!(
+                std::env::var_os("CHATHOOK_SKIP_MOUNT_DRILLS").is_some(),
+                "the read-only drill bind-mounts a dir and needs root; set CHATHOOK_SKIP_MOUNT_DRILLS=1 to skip it"
+            );
+            return None;
+        }
+        let guard = ReadOnly { dir };
+        let status = Command::new("mount")
+            .args(["-o", "remount,ro,bind"])
+            .arg(dir)
+            .status()
+            .unwrap();
+        assert!(status.success(), "remount read-only");
+        Some(guard)
+    }
+}
+
+impl Drop for ReadOnly<'_> {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir).status();
+    }
+}
+
+#[tokio::test]
+async fn a_read_only_data_dir_is_refused_clearly_and_nothing_stored_is_lost() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = TestServer::start_in(tmp.path(), |_| {}).await;
+    for i in 0..20 {
+        let (st, body) = s.rest_send("alice", "bob", 1, &format!("m{i}")).await;
+        assert_eq!(st, 200, "{body}");
+    }
+    s.stop().await;
+    {
+        let Some(_ro) = ReadOnly::mount(tmp.path()) else {
+            return;
+        };
+        let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let ws = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let refused = chathook::Server::start(test_config(tmp.path()), api, ws).await;
+        let why = format!(
+            "{:#}",
+            refused.err().expect("a read-only data dir must be refused")
+        );
+        assert!(
+            why.contains(&tmp.path().display().to_string()) && why.contains("read-only"),
+            "the error names the dir and the cause: {why}"
+        );
+    }
+    // writable again: everything is there and writes go on from where they stopped
+    let s = TestServer::start_in(tmp.path(), |_| {}).await;
+    let page = s.sync("bob", "alice", 1, (1, 0), 1000, 1).await;
+    assert_eq!(page["messages"].as_array().unwrap().len(), 20);
+    let (st, body) = s.rest_send("alice", "bob", 1, "after").await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["data"]["message_seq"], 21);
 }
 
 #[tokio::test]
