@@ -1,9 +1,17 @@
 //! chathook's HTTP conventions, shared by every API: the error envelopes (WuKongIM's
 //! `{"status":400,"msg":...}` on its routes, `{"error":{"code","message","field"}}` on `/v1`) and JSON
-//! bodies whose parse errors name the offending field. It knows no domain types.
+//! bodies whose parse errors name the offending field, and how accepted connections are set up. It
+//! knows no domain types.
 
 mod error;
 mod extract;
 
 pub use error::{ApiError, V1Error};
 pub use extract::{parse, V1Json, WkJson};
+
+/// Sends small writes at once on an accepted connection (use with `axum::serve::ListenerExt::tap_io`):
+/// IM frames and API replies are a few hundred bytes, and Nagle's algorithm would hold one back until
+/// the peer acknowledges the previous one.
+pub fn no_delay(tcp: &mut tokio::net::TcpStream) {
+    let _ = tcp.set_nodelay(true);
+}

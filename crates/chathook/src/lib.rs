@@ -17,6 +17,7 @@ use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use chathook_events::EventLog;
 use chathook_im::{Im, ImConfig, ImMetrics};
@@ -181,7 +182,7 @@ impl Server {
             let _ = rx.wait_for(|s| *s).await;
         };
         tracing::info!(api = %api_listener.local_addr()?, ws = %ws_listener.local_addr()?, "chathook is serving");
-        let api_task = axum::serve(api_listener, api)
+        let api_task = axum::serve(api_listener.tap_io(chathook_http::no_delay), api)
             .with_graceful_shutdown(stopped(stop_rx.clone()))
             .into_future();
         let ws_task =

@@ -14,6 +14,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
+use axum::serve::ListenerExt;
 use axum::Router;
 use tokio::net::TcpListener;
 
@@ -33,7 +34,7 @@ pub async fn serve(
     im: Im,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(im))
+    axum::serve(listener.tap_io(chathook_http::no_delay), router(im))
         .with_graceful_shutdown(shutdown)
         .await
 }
