@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket};
 use futures_util::stream::{FuturesOrdered, SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
@@ -440,7 +440,7 @@ impl Session {
                     return End::Disconnect(kick.presence_reason, kick.reason_code, kick.reason, close_code::POLICY);
                 }
                 Some(reply) = inflight.next(), if !inflight.is_empty() => {
-                    if self.write(WsMessage::Text(reply.into())).await.is_err() {
+                    if self.write_replies(reply, &mut inflight).await.is_err() {
                         return End::Quiet(PresenceReason::LinkClosed);
                     }
                 }
@@ -467,6 +467,28 @@ impl Session {
                     }
                 }
             }
+        }
+    }
+
+    /// Writes a `send` result and every other one already finished (they finish a commit group at a
+    /// time) with a single flush.
+    async fn write_replies(
+        &mut self,
+        first: String,
+        inflight: &mut FuturesOrdered<PendingReply>,
+    ) -> Result<(), ()> {
+        let limit = Duration::from_millis(self.im.config().gateway.write_timeout_ms);
+        let mut next = Some(first);
+        while let Some(reply) = next.take() {
+            let fed = tokio::time::timeout(limit, self.sink.feed(WsMessage::Text(reply.into())));
+            if !matches!(fed.await, Ok(Ok(()))) {
+                return Err(());
+            }
+            next = inflight.next().now_or_never().flatten();
+        }
+        match tokio::time::timeout(limit, self.sink.flush()).await {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(()),
         }
     }
 
