@@ -9,6 +9,16 @@ use serde_json::json;
 
 use crate::util::*;
 
+/// Whether a drill's mount worked; a failed one fails the test unless `CHATHOOK_SKIP_MOUNT_DRILLS` is set
+/// (CI runs as root, so there the drills always run).
+fn mounted_or_skipped(ok: bool, drill: &str) -> bool {
+    assert!(
+        ok || std::env::var_os("CHATHOOK_SKIP_MOUNT_DRILLS").is_some(),
+        "{drill} and needs root; set CHATHOOK_SKIP_MOUNT_DRILLS=1 to skip it"
+    );
+    ok
+}
+
 /// A small tmpfs mounted for the test and unmounted on drop (the drill needs root, as CI runs).
 struct SmallDisk {
     dir: tempfile::TempDir,
@@ -22,14 +32,7 @@ impl SmallDisk {
             .arg(dir.path())
             .status()
             .is_ok_and(|s| s.success());
-        if !ok {
-            assert!(
-                std::env::var_os("CHATHOOK_SKIP_MOUNT_DRILLS").is_some(),
-                "the disk-full drill mounts a tmpfs and needs root; set CHATHOOK_SKIP_MOUNT_DRILLS=1 to skip it"
-            );
-            return None;
-        }
-        Some(SmallDisk { dir })
+        mounted_or_skipped(ok, "the disk-full drill mounts a tmpfs").then_some(SmallDisk { dir })
     }
 
     fn resize(&self, size: &str) {
@@ -118,11 +121,7 @@ impl<'a> ReadOnly<'a> {
             .args([dir, dir])
             .status()
             .is_ok_and(|s| s.success());
-        if !bound {
-            assert!(
-                std::env::var_os("CHATHOOK_SKIP_MOUNT_DRILLS").is_some(),
-                "the read-only drill bind-mounts a dir and needs root; set CHATHOOK_SKIP_MOUNT_DRILLS=1 to skip it"
-            );
+        if !mounted_or_skipped(bound, "the read-only drill bind-mounts a dir") {
             return None;
         }
         let guard = ReadOnly { dir };
