@@ -21,8 +21,18 @@ pub struct InFrame {
     /// Ids are strings in WuKongIM's protocol; numbers are accepted and echoed as given.
     #[serde(default)]
     pub id: Option<Value>,
+    /// Kept as raw text and parsed once, into the method's own params type.
     #[serde(default)]
-    pub params: Option<Value>,
+    pub params: Option<Box<RawValue>>,
+}
+
+impl InFrame {
+    /// The params as the method's type; `None` when the frame has none.
+    pub fn params<T: serde::de::DeserializeOwned>(&self) -> Option<serde_json::Result<T>> {
+        self.params
+            .as_ref()
+            .map(|raw| serde_json::from_str(raw.get()))
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -231,7 +231,7 @@ async fn authenticate(
         .await;
         return None;
     }
-    let params: ConnectParams = match frame.params.map(serde_json::from_value) {
+    let params: ConnectParams = match frame.params() {
         Some(Ok(p)) => p,
         Some(Err(e)) => {
             let why = format!("invalid connect params: {e}");
@@ -588,16 +588,16 @@ impl Session {
             }
             Some(Ok(WsMessage::Text(t))) => t,
         };
-        let Ok(frame) = serde_json::from_str::<InFrame>(text.as_str()) else {
+        let Ok(mut frame) = serde_json::from_str::<InFrame>(text.as_str()) else {
             return Err(protocol_error(
                 close_code::POLICY,
                 "malformed JSON-RPC frame",
             ));
         };
-        let id = frame.id.unwrap_or(Value::Null);
+        let id = frame.id.take().unwrap_or(Value::Null);
         match frame.method.as_deref() {
             Some("send") => {
-                let params = match frame.params.map(serde_json::from_value::<SendParams>) {
+                let params = match frame.params::<SendParams>() {
                     Some(Ok(p)) => p,
                     Some(Err(e)) => {
                         return self
@@ -632,7 +632,7 @@ impl Session {
                 Ok(())
             }
             Some("recvack") => {
-                if let Some(Ok(ack)) = frame.params.map(serde_json::from_value::<RecvAckParams>) {
+                if let Some(Ok(ack)) = frame.params::<RecvAckParams>() {
                     if let Some(message_id) = ack.message_id() {
                         self.unacked.remove(&message_id);
                     }
