@@ -189,17 +189,14 @@ async fn authenticate(
             match stream.next().await {
                 Some(Ok(WsMessage::Text(t))) => return Ok(t.to_string()),
                 Some(Ok(WsMessage::Binary(_))) => {
-                    return Err((
+                    return Err(Some((
                         close_code::UNSUPPORTED,
                         "binary frames are not supported".to_string(),
-                    ))
+                    )))
                 }
                 Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => continue,
-                Some(Ok(WsMessage::Close(_))) | None => return Err((0, String::new())),
-                Some(Err(e)) => {
-                    return Err(unreadable(&e, im.config().limits.max_frame_bytes)
-                        .unwrap_or((0, String::new())))
-                }
+                Some(Ok(WsMessage::Close(_))) | None => return Err(None),
+                Some(Err(e)) => return Err(unreadable(&e, im.config().limits.max_frame_bytes)),
             }
         }
     })
@@ -210,8 +207,9 @@ async fn authenticate(
             close(sink, close_code::POLICY, &why).await;
             return None;
         }
-        Ok(Err((0, _))) => return None,
-        Ok(Err((code, why))) => {
+        // the link is gone: nothing to tell
+        Ok(Err(None)) => return None,
+        Ok(Err(Some((code, why)))) => {
             close(sink, code, &why).await;
             return None;
         }

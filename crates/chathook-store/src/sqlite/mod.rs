@@ -20,6 +20,9 @@ use writer::{in_savepoint, now_ms, Job, WriteCtx, WriterState};
 
 use crate::*;
 
+/// Prepared statements the write connection keeps.
+const WRITER_STATEMENTS: usize = 128;
+
 /// Settings of the embedded store.
 #[derive(Debug, Clone)]
 pub struct SqliteOptions {
@@ -69,6 +72,8 @@ impl SqliteStore {
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;
              PRAGMA busy_timeout=5000;",
         )?;
+        // The writer runs every job's statements; the default cache (16) would evict some each batch.
+        conn.set_prepared_statement_cache_capacity(WRITER_STATEMENTS);
         schema::migrate(&conn)?;
         // A read-only file or directory opens and reads fine; find out now, not at the first send.
         conn.execute_batch("BEGIN IMMEDIATE; COMMIT;")?;

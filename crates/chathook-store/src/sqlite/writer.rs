@@ -75,7 +75,7 @@ pub(crate) fn in_savepoint<R: Send + 'static>(
     ctx: &mut WriteCtx<'_>,
     job: impl FnOnce(&mut WriteCtx<'_>) -> Result<R, StoreError>,
 ) -> Result<R, StoreError> {
-    // Prepared once: parsing these two statements for every job cost more than running them.
+    // Prepared once and cached like every other statement, not parsed again for each job.
     ctx.conn.prepare_cached("SAVEPOINT job")?.execute([])?;
     let saved_head = ctx.state.pending_head;
     match job(ctx) {
