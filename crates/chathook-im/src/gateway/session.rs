@@ -299,13 +299,10 @@ async fn write_text(sink: &mut Sink, text: String) -> Result<(), axum::Error> {
 
 /// Sends a close frame with a reason (cut to the 123 bytes a close frame allows).
 async fn close(sink: &mut Sink, code: u16, reason: &str) {
-    let mut end = reason.len().min(123);
-    while !reason.is_char_boundary(end) {
-        end -= 1;
-    }
+    // A close frame's reason holds at most 123 bytes.
     let frame = CloseFrame {
         code,
-        reason: Utf8Bytes::from(&reason[..end]),
+        reason: Utf8Bytes::from(truncate(reason, 123)),
     };
     let _ = tokio::time::timeout(
         Duration::from_secs(2),
