@@ -264,25 +264,13 @@ async fn an_unacknowledged_recv_is_sent_again_until_acked() {
 #[tokio::test]
 async fn a_user_token_cannot_act_as_another_user() {
     let s = TestServer::start().await;
-    s.token("alice", "alice-secret", 0, 0).await;
-    s.token("bob", "bob-secret", 0, 0).await;
+    let mut alice = s.login("alice", 0).await;
+    let mut bob = s.login("bob", 0).await;
     // alice's token does not log in as bob
     let mut c = Client::open(&s.ws).await;
-    assert_eq!(
-        c.connect("bob", "alice-secret", 0).await["result"]["reasonCode"],
-        2
-    );
-    // logged in as alice, a send that names another sender is still alice's
-    let mut alice = Client::open(&s.ws).await;
-    assert_eq!(
-        alice.connect("alice", "alice-secret", 0).await["result"]["reasonCode"],
-        1
-    );
-    let mut bob = Client::open(&s.ws).await;
-    assert_eq!(
-        bob.connect("bob", "bob-secret", 0).await["result"]["reasonCode"],
-        1
-    );
+    let r = c.connect("bob", "tok-alice-0", 0).await;
+    assert_eq!(r["result"]["reasonCode"], 2, "{r}");
+    // a send that names another sender is still alice's
     let r = alice
         .request(
             "send",
