@@ -85,13 +85,7 @@ async fn a_full_disk_refuses_writes_clearly_and_recovers_without_corruption() {
     // the server still answers, and what was acknowledged is intact
     assert_eq!(s.call("GET", "/health", None, None).await.0, 200);
     let page = s.sync("bob", "alice", 1, (1, 0), 1000, 1).await;
-    let seqs: Vec<u64> = page["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["message_seq"].as_u64().unwrap())
-        .collect();
-    assert_eq!(seqs, acked);
+    assert_eq!(seqs(&page), acked);
 
     // space returns: writes work again, seqs go on without a gap, and a restart reads everything
     disk.resize("64m");

@@ -195,13 +195,11 @@ async fn kill_9_loses_no_acknowledged_message_and_reports_connections_offline() 
         "start_message_seq": 1, "limit": 1000, "pull_mode": 1}),
     )
     .await;
-    let seqs: Vec<u64> = page["data"]["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["message_seq"].as_u64().unwrap())
-        .collect();
-    assert_eq!(seqs, acked, "every acknowledged message is there, in order");
+    assert_eq!(
+        seqs(&page["data"]),
+        acked,
+        "every acknowledged message is there, in order"
+    );
     signal(&p.child, "-TERM");
     let status = p.child.wait().unwrap();
     assert!(status.success(), "SIGTERM exits 0: {status:?}");

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::util::*;
 
@@ -269,13 +269,7 @@ async fn seqs_have_no_gaps_or_duplicates_under_concurrent_senders() {
     assert_eq!(unique.len(), total, "no duplicates");
     assert_eq!(unique, (1..=total as u64).collect(), "no gaps");
     let page = s.sync("u1", "busy", 2, (1, 0), 1000, 1).await;
-    let stored: Vec<u64> = page["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["message_seq"].as_u64().unwrap())
-        .collect();
-    assert_eq!(stored, (1..=total as u64).collect::<Vec<_>>());
+    assert_eq!(seqs(&page), (1..=total as u64).collect::<Vec<_>>());
 }
 
 #[tokio::test]
@@ -333,14 +327,8 @@ async fn header_flags_and_payload_forms() {
     assert_eq!(st, 200);
     assert!(bob.recv(LONG, true).await.is_some());
     let history = s.sync("bob", "alice", 1, (0, 0), 10, 1).await;
-    let seqs: Vec<u64> = history["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["message_seq"].as_u64().unwrap())
-        .collect();
     assert_eq!(
-        seqs,
+        seqs(&history),
         vec![1, 2],
         "no_persist and sync_once messages are not in history"
     );
@@ -385,14 +373,6 @@ async fn sync_pages_like_wukongim() {
         let (st, _) = s.rest_send("alice", "bob", 1, &format!("m{i}")).await;
         assert_eq!(st, 200);
     }
-    let seqs = |page: &Value| -> Vec<u64> {
-        page["messages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["message_seq"].as_u64().unwrap())
-            .collect()
-    };
     // both 0: the newest `limit`, oldest first
     let p = s.sync("bob", "alice", 1, (0, 0), 10, 0).await;
     assert_eq!(seqs(&p), (16..=25).collect::<Vec<_>>());

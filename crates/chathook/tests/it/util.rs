@@ -237,6 +237,16 @@ pub async fn admin_post(api: &str, path: &str, body: Value) -> Value {
         .unwrap()
 }
 
+/// The `message_seq`s of a `/channel/messagesync` page, in page order.
+pub fn seqs(page: &Value) -> Vec<u64> {
+    page["messages"]
+        .as_array()
+        .expect("a sync page has messages")
+        .iter()
+        .map(|m| m["message_seq"].as_u64().expect("message_seq is a number"))
+        .collect()
+}
+
 pub fn b64(s: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(s)
 }
