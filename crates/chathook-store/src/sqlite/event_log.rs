@@ -1,0 +1,154 @@
+//! The durable event log and its consumers' cursors in the embedded store.
+
+use async_trait::async_trait;
+use chathook_events::{Event, EventLog, EventLogError, LoggedEvent, StartAt};
+use rusqlite::{params, OptionalExtension};
+
+use super::SqliteStore;
+use crate::StoreError;
+
+fn log_err(e: StoreError) -> EventLogError {
+    EventLogError::Storage(e.to_string())
+}
+
+#[async_trait]
+impl EventLog for SqliteStore {
+    async fn append(&self, events: Vec<Event>) -> Result<u64, EventLogError> {
+        self.write(move |ctx| {
+            let head = ctx.append_events(&events)?;
+            ctx.note_head(head);
+            Ok(head)
+        })
+        .await
+        .map(|h| h.unwrap_or_else(|| self.head()))
+        .map_err(log_err)
+    }
+
+    async fn read_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<LoggedEvent>, EventLogError> {
+        let rows = self
+            .read(move |conn| {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT position, at_ms, body FROM events WHERE position > ?1 ORDER BY position LIMIT ?2",
+                )?;
+                let rows = stmt
+                    .query_map(params![after as i64, limit as i64], |r| {
+                        Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)?, r.get::<_, String>(2)?))
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(rows)
+            })
+            .await
+            .map_err(log_err)?;
+        rows.into_iter()
+            .map(|(position, at_ms, body)| {
+                let event = serde_json::from_str(&body).map_err(|e| EventLogError::Corrupt {
+                    position,
+                    reason: e.to_string(),
+                })?;
+                Ok(LoggedEvent {
+                    position,
+                    at_ms,
+                    event,
+                })
+            })
+            .collect()
+    }
+
+    async fn register_consumer(&self, name: &str, start: StartAt) -> Result<u64, EventLogError> {
+        let name = name.to_string();
+        self.write(move |ctx| {
+            let existing: Option<i64> = ctx
+                .conn
+                .query_row(
+                    "SELECT position FROM consumers WHERE name = ?1",
+                    params![name],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(p) = existing {
+                return Ok(p as u64);
+            }
+            let position: i64 = match start {
+                StartAt::Beginning => 0,
+                StartAt::Head => ctx.conn.query_row(
+                    "SELECT COALESCE(MAX(position), 0) FROM events",
+                    [],
+                    |r| r.get(0),
+                )?,
+            };
+            ctx.conn.execute(
+                "INSERT INTO consumers(name, position) VALUES (?1, ?2)",
+                params![name, position],
+            )?;
+            Ok(position as u64)
+        })
+        .await
+        .map_err(log_err)
+    }
+
+    async fn remove_consumer(&self, name: &str) -> Result<(), EventLogError> {
+        let name = name.to_string();
+        self.write(move |ctx| {
+            ctx.conn
+                .execute("DELETE FROM consumers WHERE name = ?1", params![name])?;
+            Ok(())
+        })
+        .await
+        .map_err(log_err)
+    }
+
+    async fn ack(&self, name: &str, position: u64) -> Result<(), EventLogError> {
+        let name = name.to_string();
+        let updated = self
+            .write({
+                let name = name.clone();
+                move |ctx| {
+                    Ok(ctx.conn.execute(
+                        "UPDATE consumers SET position = MAX(position, ?2) WHERE name = ?1",
+                        params![name, position as i64],
+                    )?)
+                }
+            })
+            .await
+            .map_err(log_err)?;
+        if updated == 0 {
+            return Err(EventLogError::UnknownConsumer(name));
+        }
+        Ok(())
+    }
+
+    async fn consumer_position(&self, name: &str) -> Result<u64, EventLogError> {
+        let name = name.to_string();
+        let found = self
+            .read({
+                let name = name.clone();
+                move |conn| {
+                    Ok(conn
+                        .query_row(
+                            "SELECT position FROM consumers WHERE name = ?1",
+                            params![name],
+                            |r| r.get::<_, i64>(0),
+                        )
+                        .optional()?)
+                }
+            })
+            .await
+            .map_err(log_err)?;
+        found
+            .map(|p| p as u64)
+            .ok_or(EventLogError::UnknownConsumer(name))
+    }
+
+    fn head(&self) -> u64 {
+        *self.inner.head.borrow()
+    }
+
+    async fn wait_beyond(&self, position: u64) {
+        let mut rx = self.inner.head.clone();
+        let _ = rx.wait_for(|h| *h > position).await;
+    }
+}

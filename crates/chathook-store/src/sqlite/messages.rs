@@ -1,0 +1,211 @@
+//! Channel history in the embedded store: appends (sequence numbers, de-duplication) and sync pages.
+
+use async_trait::async_trait;
+use chathook_events::{Message, MessageHeader};
+use rusqlite::params;
+
+use super::writer::now_ms;
+use super::SqliteStore;
+use crate::{
+    AppendOutcome, EventsFor, MessageStore, NewMessage, PullMode, StoreError, SyncPage, SyncQuery,
+};
+
+fn header_bits(h: &MessageHeader) -> i64 {
+    i64::from(h.no_persist) | i64::from(h.red_dot) << 1 | i64::from(h.sync_once) << 2
+}
+
+fn header_from_bits(bits: i64) -> MessageHeader {
+    MessageHeader {
+        no_persist: bits & 1 != 0,
+        red_dot: bits & 2 != 0,
+        sync_once: bits & 4 != 0,
+    }
+}
+
+fn message_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Message> {
+    Ok(Message {
+        message_seq: r.get::<_, i64>(0)? as u64,
+        message_id: r.get(1)?,
+        client_msg_no: r.get(2)?,
+        from_uid: r.get(3)?,
+        channel_id: r.get(4)?,
+        channel_type: r.get(5)?,
+        header: header_from_bits(r.get(6)?),
+        setting: r.get(7)?,
+        expire: r.get(8)?,
+        timestamp: r.get(9)?,
+        payload: r.get(10)?,
+    })
+}
+
+#[async_trait]
+impl MessageStore for SqliteStore {
+    async fn append_message(
+        &self,
+        message: NewMessage,
+        dedup_window_secs: u64,
+        events: EventsFor<Message>,
+    ) -> Result<AppendOutcome, StoreError> {
+        self.write(move |ctx| {
+            let now = now_ms();
+            let now_secs = now / 1000;
+            let key = (message.channel_key.clone(), message.channel_type);
+            let seq = if message.header.no_persist {
+                0
+            } else {
+                let last = match ctx.state.seqs.get(&key) {
+                    Some(s) => *s,
+                    None => ctx
+                        .conn
+                        .prepare_cached(
+                            "SELECT COALESCE(MAX(message_seq), 0) FROM messages
+                             WHERE channel_key = ?1 AND channel_type = ?2",
+                        )?
+                        .query_row(params![key.0, key.1], |r| r.get::<_, i64>(0))?
+                        as u64,
+                };
+                last + 1
+            };
+            let message_id = ctx.state.ids.next_at(now);
+            if !message.client_msg_no.is_empty() {
+                // Insert first: a key still inside the window is left alone (0 rows changed), and only
+                // then is the earlier message looked up. One statement per message in the common case.
+                let claimed = ctx
+                    .conn
+                    .prepare_cached(
+                        "INSERT INTO client_msgs(from_uid, client_msg_no, created_at, message_id, message_seq)
+                         VALUES (?1, ?2, ?3, ?4, ?5)
+                         ON CONFLICT(from_uid, client_msg_no) DO UPDATE SET created_at = excluded.created_at,
+                           message_id = excluded.message_id, message_seq = excluded.message_seq
+                         WHERE client_msgs.created_at < ?6",
+                    )?
+                    .execute(params![
+                        message.from_uid,
+                        message.client_msg_no,
+                        now_secs,
+                        message_id,
+                        seq as i64,
+                        now_secs - dedup_window_secs as i64
+                    ])?;
+                if claimed == 0 {
+                    let (message_id, seq) = ctx
+                        .conn
+                        .prepare_cached(
+                            "SELECT message_id, message_seq FROM client_msgs
+                             WHERE from_uid = ?1 AND client_msg_no = ?2",
+                        )?
+                        .query_row(params![message.from_uid, message.client_msg_no], |r| {
+                            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+                        })?;
+                    return Ok(AppendOutcome::Duplicate {
+                        message_id,
+                        message_seq: seq as u64,
+                        client_msg_no: message.client_msg_no,
+                    });
+                }
+            }
+            let stored = Message {
+                message_id,
+                client_msg_no: message.client_msg_no,
+                message_seq: seq,
+                from_uid: message.from_uid,
+                channel_id: message.channel_id,
+                channel_type: message.channel_type,
+                header: message.header,
+                setting: message.setting,
+                expire: message.expire,
+                timestamp: now_secs,
+                payload: message.payload,
+            };
+            if !stored.header.no_persist {
+                ctx.conn
+                    .prepare_cached(
+                        "INSERT INTO messages(channel_key, channel_type, message_seq, message_id,
+                         client_msg_no, from_uid, channel_id, header, setting, expire, timestamp, payload)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                    )?
+                    .execute(params![
+                        key.0,
+                        key.1,
+                        seq as i64,
+                        stored.message_id,
+                        stored.client_msg_no,
+                        stored.from_uid,
+                        stored.channel_id,
+                        header_bits(&stored.header),
+                        stored.setting,
+                        stored.expire,
+                        stored.timestamp,
+                        stored.payload
+                    ])?;
+            }
+            let head = ctx.append_events(&events(&stored))?;
+            ctx.note_head(head);
+            if !stored.header.no_persist {
+                ctx.state.seqs.insert(key, seq);
+            }
+            Ok(AppendOutcome::Stored(stored))
+        })
+        .await
+    }
+
+    async fn sync(&self, query: SyncQuery) -> Result<SyncPage, StoreError> {
+        self.read(move |conn| {
+            let limit = query.limit.max(1);
+            let fetch = (limit + 1) as i64;
+            let start = query.start_seq as i64;
+            let end = if query.end_seq == 0 {
+                None
+            } else {
+                Some(query.end_seq as i64)
+            };
+            // Hidden: sync-once commands and expired messages.
+            let visible = "(header & 4) = 0 AND (expire = 0 OR timestamp + expire > ?3)";
+            let (sql, bound) = match query.pull_mode {
+                PullMode::Up => (
+                    format!(
+                        "SELECT message_seq, message_id, client_msg_no, from_uid, channel_id, channel_type,
+                         header, setting, expire, timestamp, payload FROM messages
+                         WHERE channel_key = ?1 AND channel_type = ?2 AND {visible}
+                         AND message_seq >= ?4 AND message_seq < ?5 ORDER BY message_seq ASC LIMIT ?6"
+                    ),
+                    end.unwrap_or(i64::MAX),
+                ),
+                PullMode::Down => (
+                    format!(
+                        "SELECT message_seq, message_id, client_msg_no, from_uid, channel_id, channel_type,
+                         header, setting, expire, timestamp, payload FROM messages
+                         WHERE channel_key = ?1 AND channel_type = ?2 AND {visible}
+                         AND message_seq <= ?4 AND message_seq > ?5 ORDER BY message_seq DESC LIMIT ?6"
+                    ),
+                    end.unwrap_or(0),
+                ),
+            };
+            let start = match (query.pull_mode, start) {
+                (PullMode::Down, 0) => i64::MAX,
+                (_, s) => s,
+            };
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let mut messages = stmt
+                .query_map(
+                    params![
+                        query.channel_key,
+                        query.channel_type,
+                        query.now,
+                        start,
+                        bound,
+                        fetch
+                    ],
+                    message_from_row,
+                )?
+                .collect::<Result<Vec<_>, _>>()?;
+            let more = messages.len() > limit;
+            messages.truncate(limit);
+            if query.pull_mode == PullMode::Down {
+                messages.reverse();
+            }
+            Ok(SyncPage { messages, more })
+        })
+        .await
+    }
+}
