@@ -65,6 +65,20 @@ pub struct GatewayConfig {
     pub write_timeout_ms: u64,
     /// Read buffer of one WebSocket connection, in bytes (idle connections cost about this much).
     pub read_buffer_bytes: usize,
+    /// How `recv` carries a payload: `base64` (WuKongIM >= 2.2.3 and its SDKs) or `json` (the raw JSON
+    /// value, for clients written for WuKongIM <= 2.2.2).
+    pub payload_format: PayloadFormat,
+}
+
+/// The form of a `recv` payload on the wire.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PayloadFormat {
+    /// Standard base64 of the payload bytes.
+    #[default]
+    Base64,
+    /// The payload as a JSON value when it is valid JSON (base64 otherwise).
+    Json,
 }
 
 impl Default for GatewayConfig {
@@ -75,6 +89,7 @@ impl Default for GatewayConfig {
             max_resends: 3,
             write_timeout_ms: 10_000,
             read_buffer_bytes: 4096,
+            payload_format: PayloadFormat::Base64,
         }
     }
 }
@@ -101,7 +116,5 @@ pub struct ImConfig {
     pub limits: Limits,
     pub gateway: GatewayConfig,
     pub messages: MessagesConfig,
-    /// Version string reported to clients in `connect` results.
-    pub server_version: String,
     pub node_id: u16,
 }

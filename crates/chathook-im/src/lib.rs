@@ -9,6 +9,7 @@
 pub mod api;
 mod channels;
 pub mod config;
+mod connections;
 pub mod error;
 pub mod gateway;
 mod groups;
@@ -20,12 +21,12 @@ mod users;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use chathook_events::{Event, LiveMemberStatus, PresenceChange, PresenceReason};
 use chathook_store::{ConnRecord, Store, StoreError};
 use tokio::sync::{watch, Semaphore};
 
 pub use channels::Channels;
-pub use config::{GatewayConfig, ImConfig, Limits, MessagesConfig};
+pub use config::{GatewayConfig, ImConfig, Limits, MessagesConfig, PayloadFormat};
+pub use connections::{Login, LoginRefused, OpenConnection};
 pub use error::{ChannelError, SendError};
 pub use groups::valid_channel_id;
 pub use messaging::{Origin, SendAck, SendRequest};
@@ -93,52 +94,6 @@ impl Im {
             );
         }
         Ok(im)
-    }
-
-    /// Offline events for connections that were online when the server stopped, counts falling to 0.
-    fn restart_events(&self, conns: &[ConnRecord]) -> Vec<Event> {
-        let mut events = Vec::new();
-        for (i, conn) in conns.iter().enumerate() {
-            let rest = conns[i + 1..].iter().filter(|c| c.uid == conn.uid);
-            let (device, total) = rest.fold((0u32, 0u32), |(d, t), c| {
-                (d + u32::from(c.device_flag == conn.device_flag), t + 1)
-            });
-            events.extend(self.presence_events(
-                PresenceChange {
-                    uid: conn.uid.clone(),
-                    device_flag: conn.device_flag,
-                    conn_id: conn.conn_id,
-                    device_online_count: device,
-                    total_online_count: total,
-                    reason: PresenceReason::ServerRestart,
-                },
-                false,
-            ));
-        }
-        self.metrics().count_events(&events);
-        events
-    }
-
-    /// The events of one presence change: the user's, and the live groups' the user is in.
-    pub(crate) fn presence_events(&self, change: PresenceChange, online: bool) -> Vec<Event> {
-        let mut events = Vec::with_capacity(1);
-        for group in self.channels().live_groups_of(&change.uid) {
-            events.push(Event::GroupMemberOnlineStatus(LiveMemberStatus {
-                channel_id: group,
-                uid: change.uid.clone(),
-                device_flag: change.device_flag,
-                online,
-            }));
-        }
-        events.insert(
-            0,
-            if online {
-                Event::UserOnline(change)
-            } else {
-                Event::UserOffline(change)
-            },
-        );
-        events
     }
 
     pub fn store(&self) -> &dyn Store {

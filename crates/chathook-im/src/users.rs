@@ -6,6 +6,7 @@ use chathook_events::{Event, PresenceReason, ProfileChange};
 use chathook_store::{Profile, StoreError, TokenRecord};
 use sha2::{Digest, Sha256};
 
+use crate::connections::kicked;
 use crate::error::reason;
 use crate::presence::{DeviceStatus, Kick};
 use crate::Im;
@@ -79,21 +80,6 @@ impl Im {
         Ok(())
     }
 
-    /// Closes `uid`'s connections with `device_flag` (all when `None`), except `keep`.
-    pub(crate) fn kick_device(
-        &self,
-        uid: &str,
-        device_flag: Option<u8>,
-        keep: Option<u64>,
-        kick: Kick,
-    ) {
-        self.presence().for_each(uid, |conn| {
-            if device_flag.is_none_or(|f| f == conn.device_flag) && Some(conn.conn_id) != keep {
-                conn.kick(kick.clone());
-            }
-        });
-    }
-
     /// The online devices of each online uid among `uids`.
     pub fn online_status(&self, uids: &[String]) -> Vec<(String, Vec<DeviceStatus>)> {
         uids.iter()
@@ -137,14 +123,5 @@ impl Im {
             .get_or_create(&vec![("type".into(), "user.profile_changed".into())])
             .inc();
         Ok(profile)
-    }
-}
-
-/// A kick by a newer login or token.
-pub(crate) fn kicked(why: &str) -> Kick {
-    Kick {
-        reason_code: reason::CONNECT_KICK,
-        reason: why.to_string(),
-        presence_reason: PresenceReason::Kicked,
     }
 }

@@ -138,7 +138,6 @@ impl Server {
             limits: config.limits.clone(),
             gateway: config.gateway.clone(),
             messages: config.messages.clone(),
-            server_version: env!("CARGO_PKG_VERSION").to_string(),
             node_id: config.node_id,
         };
         let im = Im::start(Arc::new(store.clone()), im_config, im_metrics)

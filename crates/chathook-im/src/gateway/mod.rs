@@ -1,24 +1,47 @@
 //! The WebSocket gateway: accepts connections (under the server-wide cap), and runs one session per
-//! connection speaking WuKongIM's JSON-RPC protocol (`protocol`, `session`).
+//! connection speaking WuKongIM's JSON-RPC protocol: `protocol` (the frames), `connect` (the connect
+//! phase), `session` (the frame loop) and `close` (how a connection ends on the wire).
 //!
 //! The gateway turns frames into calls on [`crate::Im`] and messages queued for a connection into
 //! frames; it holds no state of its own beyond each session.
 
+mod close;
+mod connect;
 pub mod protocol;
 mod session;
 
 use std::future::Future;
 
-use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::{Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::serve::ListenerExt;
 use axum::Router;
+use futures_util::stream::SplitSink;
 use tokio::net::TcpListener;
 
 use crate::Im;
+
+/// The writing half of a connection.
+type Sink = SplitSink<WebSocket, WsMessage>;
+
+/// The kind of WebSocket frame a client speaks JSON-RPC in; the server answers in the same kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FrameKind {
+    Text,
+    Binary,
+}
+
+impl FrameKind {
+    fn message(self, text: Utf8Bytes) -> WsMessage {
+        match self {
+            FrameKind::Text => WsMessage::Text(text),
+            FrameKind::Binary => WsMessage::Binary(text.into()),
+        }
+    }
+}
 
 /// The WebSocket router: any path upgrades (WuKongIM clients connect to the root).
 pub fn router(im: Im) -> Router {

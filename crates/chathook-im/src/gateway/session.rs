@@ -1,6 +1,5 @@
-//! One WebSocket connection from `connect` to close: authentication within the deadline, presence
-//! registration (durably, before the connect result), the frame loop, acks and resends, heartbeat,
-//! kicks and shutdown, and the offline report at the end.
+//! One connection after `connect`: the frame loop (requests, acks and resends, heartbeat, kicks and
+//! shutdown) until the connection ends, then the offline report through the IM core.
 //!
 //! Backpressure: at most `max_inflight_sends` sends are processed at once (reading pauses beyond), the
 //! outbound queue is bounded, writes time out, and unacknowledged `recv`s are capped.
@@ -10,305 +9,46 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket};
-use futures_util::stream::{FuturesOrdered, SplitSink, SplitStream};
+use axum::extract::ws::{Message as WsMessage, Utf8Bytes, WebSocket};
+use futures_util::stream::{FuturesOrdered, SplitStream};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
-use chathook_events::{PresenceChange, PresenceReason};
-use chathook_store::ConnRecord;
+use chathook_events::PresenceReason;
 
-use super::protocol::{self, rpc_code, ConnectParams, InFrame, RecvAckParams, SendParams};
+use super::close::{close_code, truncate, unreadable, End};
+use super::connect::{connect, Connected};
+use super::protocol::{self, rpc_code, Request, RequestError, SendParams};
+use super::{FrameKind, Sink};
 use crate::error::reason;
 use crate::messaging::{Origin, SendRequest};
-use crate::presence::{ConnHandle, Counts, Delivery, Kick, Outbound};
-use crate::users::kicked;
-use crate::{Im, DEVICE_LEVEL_PRIMARY};
+use crate::presence::{ConnHandle, Delivery, Kick, Outbound};
+use crate::{Im, PayloadFormat};
 
-/// WebSocket close codes used by the gateway.
-mod close_code {
-    pub const GOING_AWAY: u16 = 1001;
-    pub const PROTOCOL: u16 = 1002;
-    pub const UNSUPPORTED: u16 = 1003;
-    pub const INVALID_DATA: u16 = 1007;
-    pub const POLICY: u16 = 1008;
-    pub const TOO_BIG: u16 = 1009;
-}
-
-/// The close code and reason for a frame the WebSocket layer could not read, or `None` when the
-/// link itself broke (nothing can be sent then). The layer's errors are only known by their text.
-fn unreadable(e: &axum::Error, max_frame_bytes: usize) -> Option<(u16, String)> {
-    let text = e.to_string();
-    if text.contains("too long") || text.contains("Space limit") {
-        Some((
-            close_code::TOO_BIG,
-            format!("frame larger than limits.max_frame_bytes ({max_frame_bytes} bytes)"),
-        ))
-    } else if text.contains("UTF-8") {
-        Some((
-            close_code::INVALID_DATA,
-            "a text frame is not valid UTF-8".to_string(),
-        ))
-    } else if text.contains("protocol error") && !text.contains("without closing handshake") {
-        Some((close_code::PROTOCOL, text))
-    } else {
-        None
-    }
-}
-
-type Sink = SplitSink<WebSocket, WsMessage>;
 type PendingReply = Pin<Box<dyn std::future::Future<Output = String> + Send>>;
 
 /// Runs one connection to its end.
 pub(super) async fn run(socket: WebSocket, im: Im, _permit: OwnedSemaphorePermit) {
     let (mut sink, mut stream) = socket.split();
-    let Some(login) = authenticate(&im, &mut sink, &mut stream).await else {
+    let Some(Connected { open, kind }) = connect(&im, &mut sink, &mut stream).await else {
         return;
     };
-    let limits = &im.config().limits;
-    let conn_id = im.next_conn_id();
-    let (outbound, outbound_rx) = mpsc::channel(limits.outbound_queue.max(1));
-    let (control, control_rx) = mpsc::channel(4);
-    let handle = Arc::new(ConnHandle {
-        conn_id,
-        uid: login.uid.clone(),
-        device_flag: login.device_flag,
-        device_level: login.device_level,
-        outbound,
-        control,
-    });
-    let Some(counts) = im.presence().add(handle, limits.connections_per_user) else {
-        let why = format!(
-            "too many connections for this user (limits.connections_per_user = {})",
-            limits.connections_per_user
-        );
-        refuse(&mut sink, &login.id, reason::NOT_ALLOW_SEND, &why).await;
-        return;
-    };
-    if login.device_level == DEVICE_LEVEL_PRIMARY {
-        im.kick_device(
-            &login.uid,
-            Some(login.device_flag),
-            Some(conn_id),
-            kicked("another primary login with the same device flag"),
-        );
-    }
-    let events = im.presence_events(change(&login, conn_id, counts, PresenceReason::Login), true);
-    let record = ConnRecord {
-        conn_id,
-        uid: login.uid.clone(),
-        device_flag: login.device_flag,
-        connected_at_ms: now_ms(),
-    };
-    let counted = events.clone();
-    if let Err(e) = im.store().record_online(record, events).await {
-        tracing::error!(error = %e, "cannot record a connection as online");
-        im.presence().remove(&login.uid, conn_id, login.device_flag);
-        refuse(
-            &mut sink,
-            &login.id,
-            reason::SYSTEM_ERROR,
-            "the server cannot record the login",
-        )
-        .await;
-        return;
-    }
-    im.metrics().count_events(&counted);
-    im.metrics().connections.inc();
-    let time_diff = login.client_timestamp.map_or(0, |t| now_ms() - t);
-    let connected = protocol::result_frame(
-        &login.id,
-        json!({"serverKey": "", "salt": "", "timeDiff": time_diff, "reasonCode": reason::SUCCESS,
-               "serverVersion": im.config().server_version, "nodeId": im.config().node_id}),
-    );
+    let (mut outbound, mut control) = (open.outbound, open.control);
     let mut session = Session {
+        bucket: Bucket::new(im.config().limits.sends_per_sec),
         im: im.clone(),
-        conn_id,
-        uid: login.uid.clone(),
+        conn: open.handle,
         sink,
+        kind,
         unacked: BTreeMap::new(),
-        bucket: Bucket::new(limits.sends_per_sec),
         last_seen: Instant::now(),
     };
-    let reason = match session.write(WsMessage::Text(connected.into())).await {
-        Ok(()) => session.run(stream, outbound_rx, control_rx).await,
-        Err(_) => PresenceReason::LinkClosed,
-    };
-    im.metrics().connections.dec();
-    let counts = im
-        .presence()
-        .remove(&login.uid, conn_id, login.device_flag)
-        .unwrap_or(Counts {
-            device: 0,
-            total: 0,
-        });
-    let events = im.presence_events(change(&login, conn_id, counts, reason), false);
-    im.metrics().count_events(&events);
-    if let Err(e) = im.store().record_offline(conn_id, events).await {
-        tracing::error!(error = %e, conn_id, "cannot record a connection as offline");
-    }
-}
-
-fn change(login: &Login, conn_id: u64, counts: Counts, reason: PresenceReason) -> PresenceChange {
-    PresenceChange {
-        uid: login.uid.clone(),
-        device_flag: login.device_flag,
-        conn_id,
-        device_online_count: counts.device,
-        total_online_count: counts.total,
-        reason,
-    }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-/// A client that passed `connect`.
-struct Login {
-    id: Value,
-    uid: String,
-    device_flag: u8,
-    device_level: u8,
-    client_timestamp: Option<i64>,
-}
-
-/// Waits for `connect` within the deadline and checks the token; on failure the client is told and closed.
-async fn authenticate(
-    im: &Im,
-    sink: &mut Sink,
-    stream: &mut SplitStream<WebSocket>,
-) -> Option<Login> {
-    let deadline = Duration::from_millis(im.config().limits.connect_timeout_ms);
-    let first = tokio::time::timeout(deadline, async {
-        loop {
-            match stream.next().await {
-                Some(Ok(WsMessage::Text(t))) => return Ok(t.to_string()),
-                Some(Ok(WsMessage::Binary(_))) => {
-                    return Err(Some((
-                        close_code::UNSUPPORTED,
-                        "binary frames are not supported".to_string(),
-                    )))
-                }
-                Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => continue,
-                Some(Ok(WsMessage::Close(_))) | None => return Err(None),
-                Some(Err(e)) => return Err(unreadable(&e, im.config().limits.max_frame_bytes)),
-            }
-        }
-    })
-    .await;
-    let text = match first {
-        Err(_) => {
-            let why = format!("connect must come within {} ms", deadline.as_millis());
-            close(sink, close_code::POLICY, &why).await;
-            return None;
-        }
-        // the link is gone: nothing to tell
-        Ok(Err(None)) => return None,
-        Ok(Err(Some((code, why)))) => {
-            close(sink, code, &why).await;
-            return None;
-        }
-        Ok(Ok(text)) => text,
-    };
-    let Ok(frame) = serde_json::from_str::<InFrame>(&text) else {
-        close(sink, close_code::POLICY, "malformed JSON-RPC frame").await;
-        return None;
-    };
-    let id = frame.id.clone().unwrap_or(Value::Null);
-    if frame.method.as_deref() != Some("connect") {
-        close(
-            sink,
-            close_code::POLICY,
-            "the first request must be connect",
-        )
+    let end = session
+        .frame_loop(&mut stream, &mut outbound, &mut control)
         .await;
-        return None;
-    }
-    let params: ConnectParams = match frame.params() {
-        Some(Ok(p)) => p,
-        Some(Err(e)) => {
-            let why = format!("invalid connect params: {e}");
-            let _ = write_text(
-                sink,
-                protocol::error_frame(&id, rpc_code::INVALID_PARAMS, &why),
-            )
-            .await;
-            close(sink, close_code::POLICY, "invalid connect params").await;
-            return None;
-        }
-        None => {
-            let _ = write_text(
-                sink,
-                protocol::error_frame(&id, rpc_code::INVALID_PARAMS, "connect needs params"),
-            )
-            .await;
-            close(sink, close_code::POLICY, "connect needs params").await;
-            return None;
-        }
-    };
-    match im
-        .verify_token(&params.uid, &params.token, params.device_flag)
-        .await
-    {
-        Ok(Some(device_level)) => Some(Login {
-            id,
-            uid: params.uid,
-            device_flag: params.device_flag,
-            device_level,
-            client_timestamp: params.client_timestamp,
-        }),
-        Ok(None) => {
-            refuse(
-                sink,
-                &id,
-                reason::AUTH_FAIL,
-                "authentication failed: wrong uid, token or device flag",
-            )
-            .await;
-            None
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "token lookup failed");
-            refuse(
-                sink,
-                &id,
-                reason::SYSTEM_ERROR,
-                "the server cannot check the token",
-            )
-            .await;
-            None
-        }
-    }
-}
-
-/// Answers `connect` with a refusal (WuKongIM style: a result whose reasonCode is not 1) and closes.
-async fn refuse(sink: &mut Sink, id: &Value, reason_code: u8, why: &str) {
-    let frame = protocol::result_frame(id, json!({"reasonCode": reason_code, "reason": why}));
-    let _ = write_text(sink, frame).await;
-    close(sink, close_code::POLICY, why).await;
-}
-
-async fn write_text(sink: &mut Sink, text: String) -> Result<(), axum::Error> {
-    sink.send(WsMessage::Text(text.into())).await
-}
-
-/// Sends a close frame with a reason (cut to the 123 bytes a close frame allows).
-async fn close(sink: &mut Sink, code: u16, reason: &str) {
-    // A close frame's reason holds at most 123 bytes.
-    let frame = CloseFrame {
-        code,
-        reason: Utf8Bytes::from(truncate(reason, 123)),
-    };
-    let _ = tokio::time::timeout(
-        Duration::from_secs(2),
-        sink.send(WsMessage::Close(Some(frame))),
-    )
-    .await;
+    let reason = end.tell(&mut session.sink, kind).await;
+    im.close_connection(&session.conn, reason).await;
 }
 
 /// A `recv` waiting for its `recvack`.
@@ -351,20 +91,18 @@ impl Bucket {
     }
 }
 
-/// Why the frame loop ends, with what the client is told.
-enum End {
-    Quiet(PresenceReason),
-    Close(PresenceReason, u16, String),
-    Disconnect(PresenceReason, u8, String, u16),
-}
-
 struct Session {
     im: Im,
-    conn_id: u64,
-    uid: String,
+    /// This connection as presence knows it.
+    conn: Arc<ConnHandle>,
     sink: Sink,
+    /// The frame kind the client speaks (text or binary); every frame written uses it.
+    kind: FrameKind,
+    /// `recv`s written and not yet acknowledged, by message id.
     unacked: BTreeMap<i64, Unacked>,
+    /// The connection's send rate limit.
     bucket: Bucket,
+    /// When the client last sent a frame (the heartbeat).
     last_seen: Instant,
 }
 
@@ -374,33 +112,6 @@ impl Session {
         match tokio::time::timeout(limit, self.sink.send(msg)).await {
             Ok(Ok(())) => Ok(()),
             _ => Err(()),
-        }
-    }
-
-    async fn run(
-        &mut self,
-        mut stream: SplitStream<WebSocket>,
-        mut outbound: mpsc::Receiver<Outbound>,
-        mut control: mpsc::Receiver<Kick>,
-    ) -> PresenceReason {
-        let end = self
-            .frame_loop(&mut stream, &mut outbound, &mut control)
-            .await;
-        match end {
-            End::Quiet(r) => r,
-            End::Close(r, code, why) => {
-                close(&mut self.sink, code, &why).await;
-                r
-            }
-            End::Disconnect(r, reason_code, why, code) => {
-                let _ = self
-                    .write(WsMessage::Text(
-                        protocol::disconnect_frame(reason_code, &why).into(),
-                    ))
-                    .await;
-                close(&mut self.sink, code, &why).await;
-                r
-            }
         }
     }
 
@@ -475,7 +186,7 @@ impl Session {
         let limit = Duration::from_millis(self.im.config().gateway.write_timeout_ms);
         let mut next = Some(first);
         while let Some(reply) = next.take() {
-            let fed = tokio::time::timeout(limit, self.sink.feed(WsMessage::Text(reply.into())));
+            let fed = tokio::time::timeout(limit, self.sink.feed(self.kind.message(reply.into())));
             if !matches!(fed.await, Ok(Ok(()))) {
                 return Err(());
             }
@@ -498,7 +209,7 @@ impl Session {
         let mut next = Some(first);
         let mut batch = 0;
         while let Some(Outbound::Recv(delivery)) = next.take() {
-            let frame = render(&delivery);
+            let frame = render(&delivery, self.im.config().gateway.payload_format);
             if self.unacked.len() >= max_unacked {
                 return Err(End::Disconnect(
                     PresenceReason::ProtocolError,
@@ -515,7 +226,7 @@ impl Session {
                     resends: 0,
                 },
             );
-            let fed = tokio::time::timeout(limit, self.sink.feed(WsMessage::Text(frame))).await;
+            let fed = tokio::time::timeout(limit, self.sink.feed(self.kind.message(frame))).await;
             if !matches!(fed, Ok(Ok(()))) {
                 return Err(End::Quiet(PresenceReason::LinkClosed));
             }
@@ -551,7 +262,7 @@ impl Session {
         self.im.metrics().resends.inc_by(due.len() as u64);
         for frame in due {
             self.sink
-                .feed(WsMessage::Text(frame))
+                .feed(self.kind.message(frame))
                 .await
                 .map_err(|_| ())?;
         }
@@ -563,7 +274,7 @@ impl Session {
         frame: Option<Result<WsMessage, axum::Error>>,
         inflight: &mut FuturesOrdered<PendingReply>,
     ) -> Result<(), End> {
-        let text = match frame {
+        let bytes: bytes::Bytes = match frame {
             None | Some(Ok(WsMessage::Close(_))) => {
                 return Err(End::Quiet(PresenceReason::LinkClosed))
             }
@@ -575,44 +286,31 @@ impl Session {
                 });
             }
             Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => return Ok(()),
-            Some(Ok(WsMessage::Binary(_))) => {
-                return Err(protocol_error(
-                    close_code::UNSUPPORTED,
-                    "binary frames are not supported: send JSON-RPC text frames",
-                ))
-            }
-            Some(Ok(WsMessage::Text(t))) => t,
+            // A JSON-RPC client may use binary frames: they carry the same JSON.
+            Some(Ok(WsMessage::Binary(b))) => b,
+            Some(Ok(WsMessage::Text(t))) => t.into(),
         };
-        let Ok(mut frame) = serde_json::from_str::<InFrame>(text.as_str()) else {
-            return Err(protocol_error(
-                close_code::POLICY,
-                "malformed JSON-RPC frame",
-            ));
-        };
-        let id = frame.id.take().unwrap_or(Value::Null);
-        match frame.method.as_deref() {
-            Some("send") => {
-                let params = match frame.params::<SendParams>() {
-                    Some(Ok(p)) => p,
-                    Some(Err(e)) => {
-                        return self
-                            .reply(protocol::error_frame(
-                                &id,
-                                rpc_code::INVALID_PARAMS,
-                                &format!("invalid send params: {e}"),
-                            ))
-                            .await;
-                    }
-                    None => {
-                        return self
-                            .reply(protocol::error_frame(
-                                &id,
-                                rpc_code::INVALID_PARAMS,
-                                "send needs params",
-                            ))
-                            .await;
-                    }
-                };
+        for incoming in protocol::parse_frames(&bytes) {
+            let Ok(incoming) = incoming else {
+                return Err(End::protocol(
+                    close_code::POLICY,
+                    "malformed JSON-RPC frame",
+                ));
+            };
+            self.on_request(incoming.id, incoming.request, inflight)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn on_request(
+        &mut self,
+        id: Value,
+        request: Result<Request, RequestError>,
+        inflight: &mut FuturesOrdered<PendingReply>,
+    ) -> Result<(), End> {
+        match request {
+            Ok(Request::Send(params)) => {
                 if !self.bucket.take() {
                     let limit = self.im.config().limits.sends_per_sec;
                     let e = crate::SendError::RateLimited(limit);
@@ -626,27 +324,31 @@ impl Session {
                 inflight.push_back(self.send(id, params));
                 Ok(())
             }
-            Some("recvack") => {
-                if let Some(Ok(ack)) = frame.params::<RecvAckParams>() {
-                    if let Some(message_id) = ack.message_id() {
-                        self.unacked.remove(&message_id);
-                    }
+            Ok(Request::RecvAck(ack)) => {
+                if let Some(message_id) = ack.message_id() {
+                    self.unacked.remove(&message_id);
                 }
                 Ok(())
             }
-            Some("ping") => self.reply(protocol::pong_frame(&id)).await,
-            Some("disconnect") => Err(End::Quiet(PresenceReason::LinkClosed)),
-            Some("connect") => Err(protocol_error(close_code::POLICY, "already connected")),
-            Some(other) => {
-                let why = format!("unknown method {:?}", truncate(other, 40));
+            Ok(Request::Ping) => self.reply(protocol::pong_frame(&id)).await,
+            Ok(Request::Disconnect) => Err(End::Quiet(PresenceReason::LinkClosed)),
+            Ok(Request::Connect(_)) => Err(End::protocol(close_code::POLICY, "already connected")),
+            // Wrong params are answered and the connection stays, as WuKongIM does.
+            Err(RequestError::BadParams(why)) if !id.is_null() => {
+                self.reply(protocol::error_frame(&id, rpc_code::INVALID_PARAMS, &why))
+                    .await
+            }
+            Err(RequestError::BadParams(_)) => Ok(()),
+            Err(RequestError::UnknownMethod(method)) => {
+                let why = format!("unknown method {:?}", truncate(&method, 40));
                 if !id.is_null() {
                     let _ = self
                         .reply(protocol::error_frame(&id, rpc_code::METHOD_NOT_FOUND, &why))
                         .await;
                 }
-                Err(protocol_error(close_code::POLICY, &why))
+                Err(End::protocol(close_code::POLICY, &why))
             }
-            None => Err(protocol_error(
+            Err(RequestError::NoMethod) => Err(End::protocol(
                 close_code::POLICY,
                 "a JSON-RPC frame needs a method",
             )),
@@ -654,7 +356,7 @@ impl Session {
     }
 
     async fn reply(&mut self, text: String) -> Result<(), End> {
-        self.write(WsMessage::Text(text.into()))
+        self.write(self.kind.message(text.into()))
             .await
             .map_err(|_| End::Quiet(PresenceReason::LinkClosed))
     }
@@ -663,16 +365,16 @@ impl Session {
     fn send(&self, id: Value, params: SendParams) -> PendingReply {
         let im = self.im.clone();
         let request = SendRequest {
-            from_uid: self.uid.clone(),
+            from_uid: self.conn.uid.clone(),
             channel_id: params.channel_id,
             channel_type: params.channel_type,
             client_msg_no: params.client_msg_no,
             header: params.header.unwrap_or_default().into(),
-            setting: 0,
+            setting: params.setting.unwrap_or_default().to_byte(),
             expire: params.expire,
             payload: protocol::payload_bytes(&params.payload),
             subscribers: None,
-            origin: Origin::Connection(self.conn_id),
+            origin: Origin::Connection(self.conn.conn_id),
         };
         Box::pin(async move {
             match im.send(request).await {
@@ -700,30 +402,14 @@ fn send_refusal(id: &Value, e: &crate::SendError) -> String {
     )
 }
 
-fn protocol_error(code: u16, why: &str) -> End {
-    End::Disconnect(
-        PresenceReason::ProtocolError,
-        reason::SYSTEM_ERROR,
-        why.to_string(),
-        code,
-    )
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    let mut end = s.len().min(max);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
-
-fn render(delivery: &Delivery) -> Utf8Bytes {
+fn render(delivery: &Delivery, format: PayloadFormat) -> Utf8Bytes {
     delivery
         .frame
         .get_or_init(|| {
             Utf8Bytes::from(protocol::recv_frame(
                 &delivery.message,
                 &delivery.channel_id,
+                format,
             ))
         })
         .clone()

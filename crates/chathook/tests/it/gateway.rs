@@ -15,7 +15,12 @@ async fn login_succeeds_with_the_right_token_and_fails_otherwise() {
     let mut ok = Client::open(&s.ws).await;
     let r = ok.connect("alice", "secret-a", 1).await;
     assert_eq!(r["result"]["reasonCode"], 1, "{r}");
-    assert!(r["result"]["serverKey"].is_string() && r["result"]["timeDiff"].is_number());
+    assert!(r["result"]["timeDiff"].is_number(), "{r}");
+    assert_eq!(
+        r["result"]["serverVersion"], 5,
+        "the protocol version, an integer"
+    );
+    assert!(r["result"].get("serverKey").is_none() && r["result"].get("salt").is_none());
 
     for (uid, token, flag, what) in [
         ("alice", "wrong", 1, "wrong token"),
@@ -62,7 +67,7 @@ async fn connect_must_come_first_and_within_the_deadline() {
 }
 
 #[tokio::test]
-async fn malformed_frames_unknown_methods_and_binary_close_with_a_reason() {
+async fn malformed_frames_in_text_or_binary_and_unknown_methods_close_with_a_reason() {
     let s = TestServer::start().await;
     use tokio_tungstenite::tungstenite::Message;
     let cases: Vec<(&str, Message)> = vec![
@@ -75,7 +80,7 @@ async fn malformed_frames_unknown_methods_and_binary_close_with_a_reason() {
             Message::Text(r#"{"method":"fly","id":"9"}"#.into()),
         ),
         (
-            "binary frames are not supported",
+            "malformed JSON-RPC frame",
             Message::Binary(vec![1, 2, 3].into()),
         ),
         ("needs a method", Message::Text(r#"{"id":"3"}"#.into())),
@@ -102,8 +107,7 @@ async fn malformed_frames_unknown_methods_and_binary_close_with_a_reason() {
     // the server still serves
     let mut c = s.login("alice", 0).await;
     let pong = c.request("ping", json!({})).await;
-    assert_eq!(pong["method"], "pong");
-    assert!(pong["result"].is_object());
+    assert!(is_pong(&pong), "{pong}");
 }
 
 #[tokio::test]
@@ -155,8 +159,8 @@ async fn a_primary_login_kicks_the_same_device_flag_only() {
         12
     );
     // the app connection and the new web connection live on
-    assert_eq!(app.request("ping", json!({})).await["method"], "pong");
-    assert_eq!(web2.request("ping", json!({})).await["method"], "pong");
+    assert!(is_pong(&app.request("ping", json!({})).await));
+    assert!(is_pong(&web2.request("ping", json!({})).await));
     let ev = s
         .wait_event("kicked offline", |e| {
             matches!(&e.event, chathook_events::Event::UserOffline(c) if c.reason == chathook_events::PresenceReason::Kicked)
@@ -220,7 +224,7 @@ async fn an_idle_connection_times_out() {
     let mut pinging = s.login("bob", 0).await;
     for _ in 0..6 {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        assert_eq!(pinging.request("ping", json!({})).await["method"], "pong");
+        assert!(is_pong(&pinging.request("ping", json!({})).await));
     }
 }
 
@@ -282,4 +286,103 @@ async fn a_user_token_cannot_act_as_another_user() {
     let got = bob.recv(LONG, true).await.expect("bob gets it");
     assert_eq!(got["params"]["fromUid"], "alice", "{got}");
     assert_eq!(got["params"]["channelId"], "alice", "{got}");
+}
+
+#[tokio::test]
+async fn a_client_speaking_binary_frames_is_served_in_binary_frames() {
+    let s = TestServer::start().await;
+    s.token("alice", "t-alice", 0, 0).await;
+    s.token("bob", "t-bob", 0, 0).await;
+    let mut alice = Client::open_binary(&s.ws).await;
+    assert_eq!(
+        alice.connect("alice", "t-alice", 0).await["result"]["reasonCode"],
+        1
+    );
+    let mut bob = Client::open_binary(&s.ws).await;
+    assert_eq!(
+        bob.connect("bob", "t-bob", 0).await["result"]["reasonCode"],
+        1
+    );
+    assert!(is_pong(&alice.request("ping", json!({})).await));
+    // two requests in one binary frame, as a byte stream may carry them
+    use futures_util::SinkExt;
+    let two = concat!(
+        r#"{"id":"a","method":"send","params":{"clientMsgNo":"b1","channelId":"bob","channelType":1,"payload":"e30="}}"#,
+        r#"{"id":"b","method":"ping"}"#
+    );
+    alice
+        .ws
+        .send(tokio_tungstenite::tungstenite::Message::Binary(
+            two.as_bytes().to_vec().into(),
+        ))
+        .await
+        .unwrap();
+    let sent = alice
+        .wait_for(|f| f["id"] == "a")
+        .await
+        .expect("send result");
+    assert_eq!(sent["result"]["reasonCode"], 1, "{sent}");
+    assert!(is_pong(
+        &alice.wait_for(|f| f["id"] == "b").await.expect("pong")
+    ));
+    let got = bob.recv(LONG, true).await.expect("bob receives");
+    assert_eq!(got["params"]["payload"], "e30=");
+    assert_eq!(
+        alice.other_kind_frames + bob.other_kind_frames,
+        0,
+        "answers in binary frames"
+    );
+}
+
+#[tokio::test]
+async fn payload_format_json_keeps_the_raw_json_form_for_old_clients() {
+    let s = TestServer::start_with(|c| c.gateway.payload_format = chathook_im::PayloadFormat::Json)
+        .await;
+    let mut alice = s.login("alice", 0).await;
+    let mut bob = s.login("bob", 0).await;
+    for (n, payload) in [json!({"type": 1}), json!(b64(r#"{"type":1}"#))]
+        .into_iter()
+        .enumerate()
+    {
+        let r = alice
+            .request(
+                "send",
+                json!({"clientMsgNo": format!("j{n}"), "channelId": "bob",
+                                    "channelType": 1, "payload": payload}),
+            )
+            .await;
+        assert_eq!(r["result"]["reasonCode"], 1, "{r}");
+        let got = bob.recv(LONG, true).await.expect("bob receives");
+        assert_eq!(got["params"]["payload"], json!({"type": 1}));
+    }
+}
+
+#[tokio::test]
+async fn recv_carries_header_always_and_setting_as_an_object() {
+    let s = TestServer::start().await;
+    let mut alice = s.login("alice", 0).await;
+    let mut bob = s.login("bob", 0).await;
+    let r = alice
+        .request(
+            "send",
+            json!({"clientMsgNo": "s1", "channelId": "bob", "channelType": 1,
+                                "payload": b64("{}")}),
+        )
+        .await;
+    assert_eq!(r["result"]["reasonCode"], 1, "{r}");
+    let plain = bob.recv(LONG, true).await.expect("recv");
+    assert_eq!(plain["params"]["header"], json!({}), "{plain}");
+    assert!(plain["params"].get("setting").is_none(), "{plain}");
+    let r = alice
+        .request("send", json!({"clientMsgNo": "s2", "channelId": "bob", "channelType": 1,
+                                "header": {"redDot": true}, "setting": {"receipt": true, "topic": true},
+                                "payload": b64("{}")}))
+        .await;
+    assert_eq!(r["result"]["reasonCode"], 1, "{r}");
+    let flagged = bob.recv(LONG, true).await.expect("recv");
+    assert_eq!(flagged["params"]["header"], json!({"redDot": true}));
+    assert_eq!(
+        flagged["params"]["setting"],
+        json!({"receipt": true, "topic": true})
+    );
 }

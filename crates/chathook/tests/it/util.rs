@@ -251,6 +251,20 @@ pub fn b64(s: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(s)
 }
 
+/// A `recv` payload (standard base64 on the wire) as the JSON it carries.
+pub fn payload_json(payload: &Value) -> Value {
+    let text = payload.as_str().expect("a recv payload is a base64 string");
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .expect("standard base64");
+    serde_json::from_slice(&bytes).expect("the payload is JSON")
+}
+
+/// True for WuKongIM's answer to `ping`: a plain response with an empty result and no method.
+pub fn is_pong(frame: &Value) -> bool {
+    frame.get("method").is_none() && frame["result"] == json!({}) && frame["id"].is_string()
+}
+
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// A WuKongIM JSON-RPC client.
@@ -259,6 +273,10 @@ pub struct Client {
     next_id: u64,
     /// Frames that arrived while waiting for something else.
     pub inbox: Vec<Value>,
+    /// Speaks JSON-RPC in binary WebSocket frames instead of text frames.
+    pub binary: bool,
+    /// Frames read whose kind (text or binary) differed from the client's.
+    pub other_kind_frames: usize,
 }
 
 /// How a connection ended, as the client saw it.
@@ -278,6 +296,16 @@ impl Client {
             ws,
             next_id: 0,
             inbox: Vec::new(),
+            binary: false,
+            other_kind_frames: 0,
+        }
+    }
+
+    /// A client that sends its JSON-RPC frames as binary WebSocket frames.
+    pub async fn open_binary(url: &str) -> Client {
+        Client {
+            binary: true,
+            ..Client::open(url).await
         }
     }
 
@@ -290,10 +318,13 @@ impl Client {
     }
 
     pub async fn send_text(&mut self, text: impl Into<String>) {
-        self.ws
-            .send(Message::Text(text.into().into()))
-            .await
-            .expect("ws send");
+        let text = text.into();
+        let frame = if self.binary {
+            Message::Binary(text.into_bytes().into())
+        } else {
+            Message::Text(text.into())
+        };
+        self.ws.send(frame).await.expect("ws send");
     }
 
     /// Sends a request and waits for the response with its id.
@@ -342,7 +373,14 @@ impl Client {
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             match tokio::time::timeout(left, self.ws.next()).await {
-                Ok(Some(Ok(Message::Text(t)))) => return serde_json::from_str(&t).ok(),
+                Ok(Some(Ok(Message::Text(t)))) => {
+                    self.other_kind_frames += usize::from(self.binary);
+                    return serde_json::from_str(&t).ok();
+                }
+                Ok(Some(Ok(Message::Binary(b)))) => {
+                    self.other_kind_frames += usize::from(!self.binary);
+                    return serde_json::from_slice(&b).ok();
+                }
                 Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
                 _ => return None,
             }

@@ -1,0 +1,212 @@
+//! Login and logout bookkeeping of client connections: registering an authenticated connection in
+//! presence (with the per-user cap and the primary-device kick), recording it durably with its online
+//! events before the client hears "connected", and the reverse when it ends. Connections a crashed run
+//! left recorded are reported offline at start.
+//!
+//! The gateway calls [`Im::open_connection`] and [`Im::close_connection`]; it keeps no presence state
+//! of its own.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use chathook_events::{Event, LiveMemberStatus, PresenceChange, PresenceReason};
+use chathook_store::ConnRecord;
+use tokio::sync::mpsc;
+
+use crate::error::reason;
+use crate::presence::{ConnHandle, Counts, Kick, Outbound};
+use crate::{Im, DEVICE_LEVEL_PRIMARY};
+
+/// A client that proved its token.
+#[derive(Debug, Clone)]
+pub struct Login {
+    pub uid: String,
+    pub device_flag: u8,
+    /// 1 primary, 0 secondary (from the token).
+    pub device_level: u8,
+}
+
+/// A registered connection and the queues the gateway serves it from.
+pub struct OpenConnection {
+    pub handle: Arc<ConnHandle>,
+    /// Messages to write to the client.
+    pub outbound: mpsc::Receiver<Outbound>,
+    /// Orders to close (kicks, slow consumer).
+    pub control: mpsc::Receiver<Kick>,
+}
+
+/// Why a login was refused, with the reason code the client is told.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginRefused {
+    #[error("too many connections for this user (limits.connections_per_user = {0})")]
+    TooManyConnections(usize),
+    #[error("the server cannot record the login")]
+    Storage,
+}
+
+impl LoginRefused {
+    pub fn reason_code(&self) -> u8 {
+        match self {
+            LoginRefused::TooManyConnections(_) => reason::NOT_ALLOW_SEND,
+            LoginRefused::Storage => reason::SYSTEM_ERROR,
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn change(conn: &ConnHandle, counts: Counts, reason: PresenceReason) -> PresenceChange {
+    PresenceChange {
+        uid: conn.uid.clone(),
+        device_flag: conn.device_flag,
+        conn_id: conn.conn_id,
+        device_online_count: counts.device,
+        total_online_count: counts.total,
+        reason,
+    }
+}
+
+/// A kick by a newer login or token.
+pub(crate) fn kicked(why: &str) -> Kick {
+    Kick {
+        reason_code: reason::CONNECT_KICK,
+        reason: why.to_string(),
+        presence_reason: PresenceReason::Kicked,
+    }
+}
+
+impl Im {
+    /// Registers an authenticated connection: presence (under the per-user cap), the kick of an older
+    /// primary connection with the same device flag, and the durable online record with its events.
+    pub async fn open_connection(&self, login: Login) -> Result<OpenConnection, LoginRefused> {
+        let limits = &self.config().limits;
+        let (outbound, outbound_rx) = mpsc::channel(limits.outbound_queue.max(1));
+        let (control, control_rx) = mpsc::channel(4);
+        let handle = Arc::new(ConnHandle {
+            conn_id: self.next_conn_id(),
+            uid: login.uid,
+            device_flag: login.device_flag,
+            device_level: login.device_level,
+            outbound,
+            control,
+        });
+        let counts = self
+            .presence()
+            .add(handle.clone(), limits.connections_per_user)
+            .ok_or(LoginRefused::TooManyConnections(
+                limits.connections_per_user,
+            ))?;
+        if handle.device_level == DEVICE_LEVEL_PRIMARY {
+            self.kick_device(
+                &handle.uid,
+                Some(handle.device_flag),
+                Some(handle.conn_id),
+                kicked("another primary login with the same device flag"),
+            );
+        }
+        let events = self.presence_events(change(&handle, counts, PresenceReason::Login), true);
+        let record = ConnRecord {
+            conn_id: handle.conn_id,
+            uid: handle.uid.clone(),
+            device_flag: handle.device_flag,
+            connected_at_ms: now_ms(),
+        };
+        let counted = events.clone();
+        if let Err(e) = self.store().record_online(record, events).await {
+            tracing::error!(error = %e, "cannot record a connection as online");
+            self.presence()
+                .remove(&handle.uid, handle.conn_id, handle.device_flag);
+            return Err(LoginRefused::Storage);
+        }
+        self.metrics().count_events(&counted);
+        self.metrics().connections.inc();
+        Ok(OpenConnection {
+            handle,
+            outbound: outbound_rx,
+            control: control_rx,
+        })
+    }
+
+    /// Unregisters a connection that ended and records it offline with its events.
+    pub async fn close_connection(&self, conn: &ConnHandle, reason: PresenceReason) {
+        self.metrics().connections.dec();
+        let counts = self
+            .presence()
+            .remove(&conn.uid, conn.conn_id, conn.device_flag)
+            .unwrap_or(Counts {
+                device: 0,
+                total: 0,
+            });
+        let events = self.presence_events(change(conn, counts, reason), false);
+        self.metrics().count_events(&events);
+        if let Err(e) = self.store().record_offline(conn.conn_id, events).await {
+            tracing::error!(error = %e, conn_id = conn.conn_id, "cannot record a connection as offline");
+        }
+    }
+
+    /// Closes `uid`'s connections with `device_flag` (all when `None`), except `keep`.
+    pub(crate) fn kick_device(
+        &self,
+        uid: &str,
+        device_flag: Option<u8>,
+        keep: Option<u64>,
+        kick: Kick,
+    ) {
+        self.presence().for_each(uid, |conn| {
+            if device_flag.is_none_or(|f| f == conn.device_flag) && Some(conn.conn_id) != keep {
+                conn.kick(kick.clone());
+            }
+        });
+    }
+
+    /// Offline events for connections that were online when the server stopped, counts falling to 0.
+    pub(crate) fn restart_events(&self, conns: &[ConnRecord]) -> Vec<Event> {
+        let mut events = Vec::new();
+        for (i, conn) in conns.iter().enumerate() {
+            let rest = conns[i + 1..].iter().filter(|c| c.uid == conn.uid);
+            let (device, total) = rest.fold((0u32, 0u32), |(d, t), c| {
+                (d + u32::from(c.device_flag == conn.device_flag), t + 1)
+            });
+            events.extend(self.presence_events(
+                PresenceChange {
+                    uid: conn.uid.clone(),
+                    device_flag: conn.device_flag,
+                    conn_id: conn.conn_id,
+                    device_online_count: device,
+                    total_online_count: total,
+                    reason: PresenceReason::ServerRestart,
+                },
+                false,
+            ));
+        }
+        self.metrics().count_events(&events);
+        events
+    }
+
+    /// The events of one presence change: the user's, and the live groups' the user is in.
+    pub(crate) fn presence_events(&self, change: PresenceChange, online: bool) -> Vec<Event> {
+        let mut events = Vec::with_capacity(1);
+        for group in self.channels().live_groups_of(&change.uid) {
+            events.push(Event::GroupMemberOnlineStatus(LiveMemberStatus {
+                channel_id: group,
+                uid: change.uid.clone(),
+                device_flag: change.device_flag,
+                online,
+            }));
+        }
+        events.insert(
+            0,
+            if online {
+                Event::UserOnline(change)
+            } else {
+                Event::UserOffline(change)
+            },
+        );
+        events
+    }
+}
