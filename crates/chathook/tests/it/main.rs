@@ -12,4 +12,5 @@ mod gateway;
 mod lifecycle;
 mod limits;
 mod messaging;
+mod sdk;
 mod webhooks;
