@@ -20,7 +20,7 @@ pub enum Event {
     /// Every accepted message.
     #[serde(rename = "message.sent")]
     MessageSent(Message),
-    /// A message some of whose recipients had no connection.
+    /// A message some of whose recipients had no primary connection.
     #[serde(rename = "message.offline")]
     MessageOffline(OfflineMessage),
     #[serde(rename = "group.created")]
@@ -104,11 +104,14 @@ pub struct PresenceChange {
     pub reason: PresenceReason,
 }
 
-/// A message and the recipients that had no connection when it was sent.
+/// A message and the recipients that had no primary (`device_level` 1) connection when it was sent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OfflineMessage {
     pub message: Message,
     pub to_uids: Vec<String>,
+    /// The node that accepted the message (WuKongIM's `source_id`).
+    #[serde(default)]
+    pub source_id: u64,
 }
 
 /// A group and the members a change concerns.

@@ -18,6 +18,7 @@ pub struct CachedChannel {
     pub record: ChannelRecord,
     members: HashSet<String>,
     blacklisted: HashSet<String>,
+    whitelisted: HashSet<String>,
 }
 
 impl CachedChannel {
@@ -25,6 +26,7 @@ impl CachedChannel {
         CachedChannel {
             members: record.subscribers.iter().cloned().collect(),
             blacklisted: record.blacklist.iter().cloned().collect(),
+            whitelisted: record.whitelist.iter().cloned().collect(),
             record,
         }
     }
@@ -35,6 +37,15 @@ impl CachedChannel {
 
     pub fn is_blacklisted(&self, uid: &str) -> bool {
         self.blacklisted.contains(uid)
+    }
+
+    pub fn is_whitelisted(&self, uid: &str) -> bool {
+        self.whitelisted.contains(uid)
+    }
+
+    /// The whitelist has at least one entry.
+    pub fn has_whitelist(&self) -> bool {
+        !self.whitelisted.is_empty()
     }
 }
 

@@ -100,12 +100,16 @@ impl Default for GatewayConfig {
 pub struct MessagesConfig {
     /// A `client_msg_no` reused by the same sender within this many seconds returns the first message.
     pub dedup_window_secs: u64,
+    /// Enforce person-channel whitelists: a client may send to a user only when on that user's
+    /// whitelist (WuKongIM's `whitelistOffOfPerson: false`; off by default, as in WuKongIM).
+    pub person_whitelist: bool,
 }
 
 impl Default for MessagesConfig {
     fn default() -> Self {
         MessagesConfig {
             dedup_window_secs: 24 * 3600,
+            person_whitelist: false,
         }
     }
 }

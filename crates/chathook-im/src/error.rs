@@ -11,6 +11,7 @@ pub mod reason {
     pub const CHANNEL_NOT_EXIST: u8 = 5;
     pub const PAYLOAD_DECODE_ERROR: u8 = 9;
     pub const NOT_ALLOW_SEND: u8 = 11;
+    pub const NOT_IN_WHITELIST: u8 = 13;
     pub const CONNECT_KICK: u8 = 12;
     pub const SYSTEM_ERROR: u8 = 15;
     pub const CHANNEL_ID_ERROR: u8 = 16;
@@ -39,7 +40,9 @@ pub enum SendError {
     NotMember,
     #[error("the sender is on the channel's blacklist")]
     Blacklisted,
-    #[error("the channel is banned")]
+    #[error("the sender is not on the channel's whitelist")]
+    NotWhitelisted,
+    #[error("the channel or the sender is banned")]
     Banned,
     #[error("the channel is disbanded")]
     Disbanded,
@@ -61,6 +64,7 @@ impl SendError {
             SendError::ChannelNotFound => reason::CHANNEL_NOT_EXIST,
             SendError::NotMember => reason::SUBSCRIBER_NOT_EXIST,
             SendError::Blacklisted => reason::IN_BLACKLIST,
+            SendError::NotWhitelisted => reason::NOT_IN_WHITELIST,
             SendError::Banned => reason::BAN,
             SendError::Disbanded => reason::DISBAND,
             SendError::RateLimited(_) => reason::RATE_LIMIT,
@@ -79,6 +83,7 @@ impl SendError {
             SendError::ChannelNotFound => "channel_not_found",
             SendError::NotMember => "not_a_subscriber",
             SendError::Blacklisted => "sender_blacklisted",
+            SendError::NotWhitelisted => "sender_not_whitelisted",
             SendError::Banned => "channel_banned",
             SendError::Disbanded => "channel_disbanded",
             SendError::RateLimited(_) => "rate_limited",
@@ -95,7 +100,9 @@ impl SendError {
             | SendError::BadPayload(_) => Some("payload"),
             SendError::UnsupportedChannelType(_) => Some("channel_type"),
             SendError::EmptyChannelId | SendError::ChannelNotFound => Some("channel_id"),
-            SendError::NotMember | SendError::Blacklisted => Some("from_uid"),
+            SendError::NotMember | SendError::Blacklisted | SendError::NotWhitelisted => {
+                Some("from_uid")
+            }
             _ => None,
         }
     }

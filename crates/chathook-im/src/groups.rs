@@ -1,8 +1,12 @@
-//! Group management for backends: create or update, subscribers, blacklist, delete. Each write
-//! appends its group events in the same commit and refreshes the channel cache.
+//! Channel management for backends: groups (create or update, subscribers, delete) and the flags and
+//! lists every channel has (`/channel/info`, blacklist, whitelist), person channels included: a person
+//! channel's record is one user's (`channel_id` = the uid). Each write appends its group events in the
+//! same commit and refreshes the channel cache.
 
 use chathook_events::{ChannelType, Event, GroupChange, GroupRef};
-use chathook_store::{ChannelDiff, ChannelFlags, ChannelRecord, ListChange, SubscriberChange};
+use chathook_store::{
+    ChannelDiff, ChannelFlags, ChannelRecord, ListChange, SubscriberChange, UidList,
+};
 
 use crate::error::ChannelError;
 use crate::Im;
@@ -48,6 +52,7 @@ fn group_events(diff: &ChannelDiff) -> Vec<Event> {
 }
 
 impl Im {
+    /// A group: the only type with subscribers.
     fn check_channel(&self, id: &str, channel_type: u8) -> Result<(), ChannelError> {
         if !valid_channel_id(id) {
             return Err(ChannelError::BadChannelId);
@@ -56,6 +61,14 @@ impl Im {
             return Err(ChannelError::UnsupportedChannelType(channel_type));
         }
         Ok(())
+    }
+
+    /// A group or a person channel (flags and lists).
+    fn check_any_channel(&self, id: &str, channel_type: u8) -> Result<ChannelType, ChannelError> {
+        if !valid_channel_id(id) {
+            return Err(ChannelError::BadChannelId);
+        }
+        ChannelType::from_u8(channel_type).ok_or(ChannelError::UnsupportedChannelType(channel_type))
     }
 
     async fn check_size(
@@ -138,24 +151,53 @@ impl Im {
         Ok(diff)
     }
 
-    /// `POST /channel/blacklist_add|_remove|_set`.
-    pub async fn change_blacklist(
+    /// `POST /channel/blacklist_*` and `/channel/whitelist_*`. A group must exist; a person channel's
+    /// record is created on its first list.
+    pub async fn change_list(
         &self,
         id: &str,
         channel_type: u8,
+        list: UidList,
         change: ListChange,
     ) -> Result<ChannelRecord, ChannelError> {
-        self.check_channel(id, channel_type)?;
+        let kind = self.check_any_channel(id, channel_type)?;
         let record = self
             .store()
-            .change_blacklist(id, channel_type, change)
+            .change_list(id, channel_type, list, change, kind == ChannelType::Person)
             .await?
             .ok_or(ChannelError::NotFound)?;
         self.channels().invalidate(id, channel_type, Some(&record));
         Ok(record)
     }
 
-    /// `POST /channel/delete`: the group, its members and lists are removed; history stays.
+    /// `POST /channel/info`: sets a channel's flags (a group's or a person channel's), creating it when
+    /// missing; its subscribers and lists stay.
+    pub async fn set_channel_info(&self, flags: ChannelFlags) -> Result<ChannelDiff, ChannelError> {
+        self.check_any_channel(&flags.channel_id, flags.channel_type)?;
+        let change = SubscriberChange::Add {
+            uids: Vec::new(),
+            reset: false,
+        };
+        let diff = self
+            .store()
+            .upsert_channel(flags, change, Box::new(group_events))
+            .await?;
+        self.after_write(&diff);
+        Ok(diff)
+    }
+
+    /// The stored record of a channel (`None` when it has none).
+    pub async fn channel(
+        &self,
+        id: &str,
+        channel_type: u8,
+    ) -> Result<Option<std::sync::Arc<crate::channels::CachedChannel>>, chathook_store::StoreError>
+    {
+        self.channels().get(self.store(), id, channel_type).await
+    }
+
+    /// `POST /channel/delete`: the group's members and lists are removed and it is marked disbanded (a
+    /// send to it is told "disbanded"); history stays.
     pub async fn delete_channel(&self, id: &str, channel_type: u8) -> Result<(), ChannelError> {
         self.check_channel(id, channel_type)?;
         let deleted = self

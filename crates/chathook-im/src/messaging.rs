@@ -1,5 +1,7 @@
-//! Sending a message: check the channel, find the recipients and the offline ones, persist the message
-//! with its events in one commit, then fan it out to every online connection of every recipient.
+//! Sending a message: check the channel (a client's send also its sender: ban, blacklist, membership,
+//! whitelist; a backend's only bans and disbands), find the recipients and the offline ones, persist the
+//! message with its events in one commit (a CMD message, `sync_once`, goes to each recipient's CMD queue
+//! instead of channel history), then fan it out to every online connection of every recipient.
 //!
 //! Fan-out never blocks: each connection has a bounded queue, and a connection whose queue is full is
 //! disconnected as a slow consumer (its messages stay in history for sync).
@@ -10,6 +12,7 @@ use chathook_events::{ChannelType, Event, Message, MessageHeader, OfflineMessage
 use chathook_store::{person_channel_key, AppendOutcome, NewMessage};
 use tokio::sync::mpsc::error::TrySendError;
 
+use crate::channels::CachedChannel;
 use crate::error::{reason, SendError};
 use crate::presence::{Delivery, Kick, Outbound};
 use crate::Im;
@@ -36,14 +39,29 @@ pub struct SendRequest {
     pub setting: u8,
     pub expire: u32,
     pub payload: Vec<u8>,
-    /// Only these users receive the message (REST `subscribers`).
+    /// With an empty `channel_id`: the users a CMD message goes to (REST `subscribers`).
     pub subscribers: Option<Vec<String>>,
     pub origin: Origin,
 }
 
+/// A client's send to a group: not blacklisted (4), a subscriber (3), and on the whitelist when the group
+/// has one (13).
+fn check_group_sender(channel: &CachedChannel, from_uid: &str) -> Result<(), SendError> {
+    if channel.is_blacklisted(from_uid) {
+        return Err(SendError::Blacklisted);
+    }
+    if !channel.is_member(from_uid) {
+        return Err(SendError::NotMember);
+    }
+    if channel.has_whitelist() && !channel.is_whitelisted(from_uid) {
+        return Err(SendError::NotWhitelisted);
+    }
+    Ok(())
+}
+
 /// Who receives a message: a group's subscribers (shared with the cache, not copied) or a list.
 enum Recipients {
-    Group(Arc<crate::channels::CachedChannel>),
+    Group(Arc<CachedChannel>),
     Listed(Vec<String>),
 }
 
@@ -88,57 +106,77 @@ impl Im {
                 limit,
             });
         }
-        if req.channel_id.is_empty() {
-            return Err(SendError::EmptyChannelId);
-        }
         let channel_type = ChannelType::from_u8(req.channel_type)
             .ok_or(SendError::UnsupportedChannelType(req.channel_type))?;
-        let (channel_key, mut recipients) = match channel_type {
-            ChannelType::Person => {
-                let mut r = vec![req.channel_id.clone()];
-                if !req.from_uid.is_empty() && req.from_uid != req.channel_id {
-                    r.push(req.from_uid.clone());
-                }
-                (
-                    person_channel_key(&req.from_uid, &req.channel_id),
-                    Recipients::Listed(r),
-                )
-            }
-            ChannelType::Group => {
-                let channel = self
-                    .channels()
-                    .get(self.store(), &req.channel_id, req.channel_type)
-                    .await?
-                    .ok_or(SendError::ChannelNotFound)?;
-                if channel.record.flags.disband {
-                    return Err(SendError::Disbanded);
-                }
-                if channel.record.flags.ban {
-                    return Err(SendError::Banned);
-                }
-                // An empty from_uid is the system speaking through the REST API.
-                if !req.from_uid.is_empty() {
-                    if channel.is_blacklisted(&req.from_uid) {
-                        return Err(SendError::Blacklisted);
+        // The backend speaks for the sender: WuKongIM checks only bans and disbands for REST sends.
+        let from_client = matches!(req.origin, Origin::Connection(_));
+        if from_client {
+            self.check_sender_not_banned(&req.from_uid).await?;
+        }
+        let (channel_key, recipients) = if req.channel_id.is_empty() {
+            // A CMD message to listed users (REST `subscribers`): each sees it from the sender.
+            let uids = req.subscribers.take().ok_or(SendError::EmptyChannelId)?;
+            req.channel_id = req.from_uid.clone();
+            req.channel_type = ChannelType::Person.as_u8();
+            (String::new(), Recipients::Listed(uids))
+        } else {
+            match channel_type {
+                ChannelType::Person => {
+                    if from_client {
+                        self.check_person_lists(&req.from_uid, &req.channel_id)
+                            .await?;
                     }
-                    if !channel.is_member(&req.from_uid) {
-                        return Err(SendError::NotMember);
+                    let mut r = vec![req.channel_id.clone()];
+                    if !req.from_uid.is_empty() && req.from_uid != req.channel_id {
+                        r.push(req.from_uid.clone());
                     }
+                    (
+                        person_channel_key(&req.from_uid, &req.channel_id),
+                        Recipients::Listed(r),
+                    )
                 }
-                (req.channel_id.clone(), Recipients::Group(channel))
+                ChannelType::Group => {
+                    let channel = self
+                        .channels()
+                        .get(self.store(), &req.channel_id, req.channel_type)
+                        .await?;
+                    let recipients = match channel {
+                        // WuKongIM stores a backend's send to a group it does not know.
+                        None if !from_client => Recipients::Listed(Vec::new()),
+                        None => return Err(SendError::ChannelNotFound),
+                        Some(channel) => {
+                            if channel.record.flags.disband {
+                                return Err(SendError::Disbanded);
+                            }
+                            if channel.record.flags.ban {
+                                return Err(SendError::Banned);
+                            }
+                            if from_client {
+                                check_group_sender(&channel, &req.from_uid)?;
+                            }
+                            Recipients::Group(channel)
+                        }
+                    };
+                    (req.channel_id.clone(), recipients)
+                }
             }
         };
-        if let Some(only) = req.subscribers.take() {
-            recipients = Recipients::Listed(only);
-        }
+        // Offline = no primary connection: WuKongIM pushes to a user whose phone is not connected.
         let offline: Vec<String> = recipients
             .uids()
             .iter()
-            .filter(|u| **u != req.from_uid && !self.presence().is_online(u))
+            .filter(|u| **u != req.from_uid && !self.presence().has_primary(u))
             .cloned()
             .collect();
+        let cmd_recipients = if req.header.sync_once && !req.header.no_persist {
+            let uids = recipients.uids().iter();
+            uids.filter(|u| **u != req.from_uid).cloned().collect()
+        } else {
+            Vec::new()
+        };
         let has_offline = !offline.is_empty();
         let client_msg_no = req.client_msg_no;
+        let source_id = u64::from(self.config().node_id);
         let message = NewMessage {
             channel_key,
             channel_id: req.channel_id,
@@ -149,6 +187,7 @@ impl Im {
             setting: req.setting,
             expire: req.expire,
             payload: req.payload,
+            cmd_recipients,
         };
         let outcome = self
             .store()
@@ -161,6 +200,7 @@ impl Im {
                         events.push(Event::MessageOffline(OfflineMessage {
                             message: m.clone(),
                             to_uids: offline,
+                            source_id,
                         }));
                     }
                     events
@@ -196,6 +236,36 @@ impl Im {
                 Ok(ack)
             }
         }
+    }
+
+    /// A sender whose own person channel is banned may not send (reason 19).
+    async fn check_sender_not_banned(&self, from_uid: &str) -> Result<(), SendError> {
+        let own = self
+            .channels()
+            .get(self.store(), from_uid, ChannelType::Person.as_u8())
+            .await?;
+        if own.is_some_and(|c| c.record.flags.ban) {
+            return Err(SendError::Banned);
+        }
+        Ok(())
+    }
+
+    /// The recipient's person channel lists: a blacklisted sender is refused (4); with
+    /// `messages.person_whitelist`, so is a sender not on the recipient's whitelist (13).
+    async fn check_person_lists(&self, from_uid: &str, to_uid: &str) -> Result<(), SendError> {
+        let theirs = self
+            .channels()
+            .get(self.store(), to_uid, ChannelType::Person.as_u8())
+            .await?;
+        if theirs.as_ref().is_some_and(|c| c.is_blacklisted(from_uid)) {
+            return Err(SendError::Blacklisted);
+        }
+        if self.config().messages.person_whitelist
+            && !theirs.as_ref().is_some_and(|c| c.is_whitelisted(from_uid))
+        {
+            return Err(SendError::NotWhitelisted);
+        }
+        Ok(())
     }
 
     /// Queues the message to every connection of every recipient, except the one it came from.

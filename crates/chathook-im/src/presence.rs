@@ -69,13 +69,6 @@ pub struct Presence {
     users: DashMap<String, Vec<Arc<ConnHandle>>>,
 }
 
-/// One device of an online user, as `/user/onlinestatus` reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeviceStatus {
-    pub device_flag: u8,
-    pub connections: u32,
-}
-
 impl Presence {
     /// Adds a connection unless the user already has `max_per_user`; returns the counts after.
     pub fn add(&self, handle: Arc<ConnHandle>, max_per_user: usize) -> Option<Counts> {
@@ -117,21 +110,13 @@ impl Presence {
         self.users.contains_key(uid)
     }
 
-    /// Devices of an online user, `None` when offline.
-    pub fn devices(&self, uid: &str) -> Option<Vec<DeviceStatus>> {
-        let conns = self.users.get(uid)?;
-        let mut out: Vec<DeviceStatus> = Vec::new();
-        for c in conns.iter() {
-            match out.iter_mut().find(|d| d.device_flag == c.device_flag) {
-                Some(d) => d.connections += 1,
-                None => out.push(DeviceStatus {
-                    device_flag: c.device_flag,
-                    connections: 1,
-                }),
-            }
-        }
-        out.sort_by_key(|d| d.device_flag);
-        Some(out)
+    /// The user has a primary (`device_level` 1) connection.
+    pub fn has_primary(&self, uid: &str) -> bool {
+        self.users.get(uid).is_some_and(|conns| {
+            conns
+                .iter()
+                .any(|c| c.device_level == crate::DEVICE_LEVEL_PRIMARY)
+        })
     }
 
     /// Every connection (for shutdown).
@@ -199,19 +184,9 @@ mod tests {
             })
         );
         assert_eq!(p.remove("a", 1, 0), None);
-        assert_eq!(
-            p.devices("a").unwrap(),
-            vec![
-                DeviceStatus {
-                    device_flag: 0,
-                    connections: 1
-                },
-                DeviceStatus {
-                    device_flag: 1,
-                    connections: 1
-                }
-            ]
-        );
+        let flags: Vec<u8> = p.connections("a").iter().map(|c| c.device_flag).collect();
+        assert_eq!(flags.len(), 2);
+        assert!(flags.contains(&0) && flags.contains(&1));
         p.remove("a", 2, 1);
         p.remove("a", 3, 0);
         assert!(!p.is_online("a"));

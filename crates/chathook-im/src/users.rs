@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 
 use crate::connections::kicked;
 use crate::error::reason;
-use crate::presence::{DeviceStatus, Kick};
+use crate::presence::Kick;
 use crate::Im;
 
 /// The primary device level: a login kicks the user's other connections with the same device flag.
@@ -78,13 +78,6 @@ impl Im {
             },
         );
         Ok(())
-    }
-
-    /// The online devices of each online uid among `uids`.
-    pub fn online_status(&self, uids: &[String]) -> Vec<(String, Vec<DeviceStatus>)> {
-        uids.iter()
-            .filter_map(|u| self.presence().devices(u).map(|d| (u.clone(), d)))
-            .collect()
     }
 
     pub async fn profile(&self, uid: &str) -> Result<Option<Profile>, StoreError> {

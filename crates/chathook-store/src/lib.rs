@@ -1,8 +1,8 @@
 //! Storage for chathook: one trait per need and the embedded default implementation.
 //!
-//! The traits ([`UserStore`], [`ChannelStore`], [`MessageStore`], [`PresenceStore`] and the event log's
-//! [`chathook_events::EventLog`]) are what the rest of the server sees; [`SqliteStore`] implements them on
-//! one SQLite file in WAL mode with a single writer thread that groups every queued write into one durable
+//! The traits ([`UserStore`], [`ChannelStore`], [`MessageStore`], [`CmdQueueStore`], [`PresenceStore`]
+//! and the event log's [`chathook_events::EventLog`]) are what the rest of the server sees;
+//! [`SqliteStore`] implements them on one SQLite file in WAL mode with a single writer thread that groups every queued write into one durable
 //! commit (see `sqlite::writer`). Events that a write causes are appended in the same transaction as the
 //! write itself, so nothing is acknowledged before its event is durable. This crate never interprets
 //! events and never talks to the network.
@@ -62,7 +62,7 @@ pub trait UserStore: Send + Sync {
     ) -> Result<(), StoreError>;
 }
 
-/// Groups (and any other stored channel): flags, subscribers, blacklist.
+/// Groups and person channels: flags, subscribers, blacklist and whitelist.
 #[async_trait]
 pub trait ChannelStore: Send + Sync {
     async fn channel(
@@ -87,14 +87,18 @@ pub trait ChannelStore: Send + Sync {
         change: SubscriberChange,
         events: EventsFor<ChannelDiff>,
     ) -> Result<Option<ChannelDiff>, StoreError>;
-    /// Changes an existing channel's blacklist; `Ok(None)` when the channel does not exist.
-    async fn change_blacklist(
+    /// Changes a channel's blacklist or whitelist. A missing channel is created (every flag off) when
+    /// `create_missing`, and otherwise answered `Ok(None)`.
+    async fn change_list(
         &self,
         id: &str,
         channel_type: u8,
+        list: UidList,
         change: ListChange,
+        create_missing: bool,
     ) -> Result<Option<ChannelRecord>, StoreError>;
-    /// Deletes a channel with its members and lists; `Ok(false)` when it did not exist.
+    /// Deletes a channel's members and lists and marks it disbanded (so a send to it is told so);
+    /// `Ok(false)` when it did not exist.
     async fn delete_channel(
         &self,
         id: &str,
@@ -117,6 +121,23 @@ pub trait MessageStore: Send + Sync {
     ) -> Result<AppendOutcome, StoreError>;
     /// One page of a channel's history, as WuKongIM's `/channel/messagesync` pages it.
     async fn sync(&self, query: SyncQuery) -> Result<SyncPage, StoreError>;
+}
+
+/// Each user's queue of CMD (`sync_once`) messages, filled by [`MessageStore::append_message`] in the
+/// message's own commit, read by WuKongIM's `/message/sync` and emptied by `/message/syncack`.
+#[async_trait]
+pub trait CmdQueueStore: Send + Sync {
+    /// Up to `limit` queued messages of `uid` after queue position `after`, oldest first, each with its
+    /// queue position as `message_seq`; messages expired at `now` (unix seconds) are left out.
+    async fn cmd_messages(
+        &self,
+        uid: &str,
+        after: u64,
+        limit: usize,
+        now: i64,
+    ) -> Result<Vec<Message>, StoreError>;
+    /// Removes `uid`'s queued messages up to position `up_to`; returns how many.
+    async fn ack_cmd_messages(&self, uid: &str, up_to: u64) -> Result<usize, StoreError>;
 }
 
 /// Connections recorded as online, so that a crash can be reported as offline events on the next start.
@@ -180,5 +201,11 @@ pub trait WebhookStore: Send + Sync {
 }
 
 /// Everything the IM core needs from storage.
-pub trait Store: UserStore + ChannelStore + MessageStore + PresenceStore + EventLog {}
-impl<T: UserStore + ChannelStore + MessageStore + PresenceStore + EventLog> Store for T {}
+pub trait Store:
+    UserStore + ChannelStore + MessageStore + CmdQueueStore + PresenceStore + EventLog
+{
+}
+impl<T: UserStore + ChannelStore + MessageStore + CmdQueueStore + PresenceStore + EventLog> Store
+    for T
+{
+}

@@ -36,12 +36,37 @@ pub struct ChannelFlags {
     pub live: bool,
 }
 
-/// A stored channel with its lists.
+/// A stored channel with its lists. A person channel's record belongs to one user (`channel_id` = the
+/// uid): its lists say who may send to that user, its `ban` bans that user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChannelRecord {
     pub flags: ChannelFlags,
     pub subscribers: Vec<String>,
     pub blacklist: Vec<String>,
+    pub whitelist: Vec<String>,
+}
+
+impl ChannelFlags {
+    /// A channel with every flag off.
+    pub fn new(channel_id: impl Into<String>, channel_type: u8) -> Self {
+        ChannelFlags {
+            channel_id: channel_id.into(),
+            channel_type,
+            large: false,
+            ban: false,
+            disband: false,
+            live: false,
+        }
+    }
+}
+
+/// A channel's uid lists other than its subscribers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UidList {
+    /// These users may not send to the channel.
+    Blacklist,
+    /// When enforced, only these users may send to the channel.
+    Whitelist,
 }
 
 /// How a write changes a channel's subscribers.
@@ -57,7 +82,7 @@ pub enum SubscriberChange {
     },
 }
 
-/// How a write changes a uid list (blacklist).
+/// How a write changes a uid list (blacklist or whitelist).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ListChange {
     Add(Vec<String>),
@@ -93,6 +118,9 @@ pub struct NewMessage {
     pub setting: u8,
     pub expire: u32,
     pub payload: Vec<u8>,
+    /// A CMD (`sync_once`, persisted) message goes to these users' CMD queues instead of channel
+    /// history; empty for every other message.
+    pub cmd_recipients: Vec<String>,
 }
 
 /// The store's answer to an append.

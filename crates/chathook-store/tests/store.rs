@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use chathook_events::{Event, EventLog, Message, MessageHeader};
-use chathook_store::{AppendOutcome, MessageStore, NewMessage, SqliteOptions, SqliteStore};
+use chathook_store::{
+    AppendOutcome, CmdQueueStore, MessageStore, NewMessage, SqliteOptions, SqliteStore,
+};
 
 fn new_message(from: &str, client_msg_no: &str) -> NewMessage {
     NewMessage {
@@ -16,6 +18,7 @@ fn new_message(from: &str, client_msg_no: &str) -> NewMessage {
         setting: 0,
         expire: 0,
         payload: b"{}".to_vec(),
+        cmd_recipients: Vec::new(),
     }
 }
 
@@ -99,4 +102,85 @@ async fn duplicates_write_nothing_and_everything_survives_reopen() {
     };
     assert_eq!(n.message_seq, 2);
     assert!(n.message_id > m.message_id);
+}
+
+#[tokio::test]
+async fn cmd_messages_queue_per_recipient_outside_history_and_positions_are_never_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cmd = |n: &str| NewMessage {
+        header: MessageHeader {
+            sync_once: true,
+            ..Default::default()
+        },
+        cmd_recipients: vec!["bob".into(), "carol".into()],
+        ..new_message("alice", n)
+    };
+    let positions = {
+        let store = SqliteStore::open(SqliteOptions::new(dir.path())).unwrap();
+        for n in ["c1", "c2"] {
+            let AppendOutcome::Stored(m) = store
+                .append_message(cmd(n), 3600, Box::new(sent))
+                .await
+                .unwrap()
+            else {
+                panic!("stored")
+            };
+            assert_eq!(
+                m.message_seq, 0,
+                "a CMD message takes no seq in channel history"
+            );
+        }
+        let bob = store.cmd_messages("bob", 0, 10, 0).await.unwrap();
+        let carol = store.cmd_messages("carol", 0, 10, 0).await.unwrap();
+        assert_eq!(bob.len(), 2);
+        assert_eq!(carol.len(), 2);
+        assert_eq!(bob[0].client_msg_no, "c1");
+        assert!(bob[0].header.sync_once && bob[0].message_seq < bob[1].message_seq);
+        assert!(store
+            .cmd_messages("alice", 0, 10, 0)
+            .await
+            .unwrap()
+            .is_empty());
+        // paging after a position, and an ack that removes only up to it
+        let rest = store
+            .cmd_messages("bob", bob[0].message_seq, 10, 0)
+            .await
+            .unwrap();
+        assert_eq!(rest.len(), 1);
+        assert_eq!(
+            store
+                .ack_cmd_messages("bob", bob[0].message_seq)
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            store
+                .ack_cmd_messages("bob", bob[1].message_seq)
+                .await
+                .unwrap(),
+            1
+        );
+        assert!(store
+            .cmd_messages("bob", 0, 10, 0)
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            store.cmd_messages("carol", 0, 10, 0).await.unwrap().len(),
+            2
+        );
+        bob[1].message_seq
+    };
+    let store = SqliteStore::open(SqliteOptions::new(dir.path())).unwrap();
+    store
+        .append_message(cmd("c3"), 3600, Box::new(sent))
+        .await
+        .unwrap();
+    let bob = store.cmd_messages("bob", 0, 10, 0).await.unwrap();
+    assert_eq!(bob.len(), 1);
+    assert!(
+        bob[0].message_seq > positions,
+        "an emptied queue does not reuse positions"
+    );
 }

@@ -279,8 +279,11 @@ impl Dispatcher {
             if !endpoint.events.iter().any(|e| e == name) || !features.allows(name) {
                 continue;
             }
+            let Some(route) = format::route(endpoint.flavour, &logged.event) else {
+                continue;
+            };
             self.outstanding.insert(logged.position);
-            match format::route(endpoint.flavour, &logged.event) {
+            match route {
                 Route::Single => {
                     let r = format::render_single(endpoint.flavour, &logged);
                     self.ready.push_back(Delivery {

@@ -36,12 +36,15 @@ pub enum Route {
     Status,
 }
 
-pub fn route(flavour: Flavour, event: &Event) -> Route {
-    match (flavour, event) {
+/// How `event` travels to an endpoint of `flavour`; `None` when the flavour does not send it.
+pub fn route(flavour: Flavour, event: &Event) -> Option<Route> {
+    Some(match (flavour, event) {
+        // WuKongIM's msg.notify carries persisted messages only.
+        (Flavour::Wukongim, Event::MessageSent(m)) if m.header.no_persist => return None,
         (Flavour::Wukongim, Event::MessageSent(_)) => Route::Notify,
         (Flavour::Wukongim, Event::UserOnline(_) | Event::UserOffline(_)) => Route::Status,
         _ => Route::Single,
-    }
+    })
 }
 
 /// WuKongIM's `MessageResp`.
@@ -61,6 +64,9 @@ struct WkMessage<'a> {
     payload: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     to_uids: Option<&'a [String]>,
+    /// msg.offline: the node that accepted the message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source_id: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -70,7 +76,7 @@ struct WkHeader {
     sync_once: u8,
 }
 
-fn wk_message<'a>(m: &'a Message, to_uids: Option<&'a [String]>) -> WkMessage<'a> {
+fn wk_message<'a>(m: &'a Message, offline: Option<(&'a [String], u64)>) -> WkMessage<'a> {
     WkMessage {
         header: WkHeader {
             no_persist: u8::from(m.header.no_persist),
@@ -88,7 +94,8 @@ fn wk_message<'a>(m: &'a Message, to_uids: Option<&'a [String]>) -> WkMessage<'a
         expire: m.expire,
         timestamp: m.timestamp,
         payload: STANDARD.encode(&m.payload),
-        to_uids,
+        to_uids: offline.map(|(uids, _)| uids),
+        source_id: offline.map(|(_, source)| source),
     }
 }
 
@@ -149,7 +156,7 @@ pub fn render_single(flavour: Flavour, logged: &LoggedEvent) -> Rendered {
             Event::MessageOffline(o) => Rendered {
                 event: "msg.offline".into(),
                 query: wukongim_query("msg.offline"),
-                body: serde_json::to_vec(&wk_message(&o.message, Some(&o.to_uids)))
+                body: serde_json::to_vec(&wk_message(&o.message, Some((&o.to_uids, o.source_id))))
                     .unwrap_or_default(),
             },
             Event::MessageSent(m) => render_notify(&[m]),
@@ -198,6 +205,7 @@ mod tests {
         let v: Value = serde_json::from_slice(&offline.body).unwrap();
         assert!(v.is_object());
         assert_eq!(v["to_uids"], serde_json::json!(["bob"]));
+        assert_eq!(v["source_id"], 1);
         assert_eq!(
             v["header"],
             serde_json::json!({"no_persist": 0, "red_dot": 1, "sync_once": 0})
@@ -211,7 +219,17 @@ mod tests {
 
         let notify = render_single(Flavour::Wukongim, &sample::event("message.sent"));
         let v: Value = serde_json::from_slice(&notify.body).unwrap();
-        assert!(v.is_array() && v[0]["to_uids"].is_null());
+        assert!(v.is_array() && v[0]["to_uids"].is_null() && v[0]["source_id"].is_null());
+    }
+
+    #[test]
+    fn no_persist_messages_are_left_out_of_msg_notify_only() {
+        let mut sent = sample::event("message.sent");
+        if let Event::MessageSent(m) = &mut sent.event {
+            m.header.no_persist = true;
+        }
+        assert_eq!(route(Flavour::Wukongim, &sent.event), None);
+        assert_eq!(route(Flavour::Standard, &sent.event), Some(Route::Single));
     }
 
     #[test]

@@ -56,6 +56,7 @@ pub fn event(name: &str) -> LoggedEvent {
         "message.offline" => Event::MessageOffline(OfflineMessage {
             message: message(),
             to_uids: vec!["bob".into()],
+            source_id: 1,
         }),
         "group.created" => Event::GroupCreated(group()),
         "group.member_added" => Event::GroupMemberAdded(group()),

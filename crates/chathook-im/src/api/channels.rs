@@ -1,15 +1,17 @@
-//! `/channel` and its subscriber and blacklist routes (WuKongIM's bodies).
+//! `/channel`, `/channel/info` and the subscriber, blacklist and whitelist routes (WuKongIM's bodies).
 
-use axum::extract::State;
+use std::collections::HashMap;
+
+use axum::extract::{Query, State};
 use axum::Json;
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 
-use super::{check_uid, ok, Flag};
+use super::{check_uid, ok, query_param, Flag};
 use crate::Im;
 use chathook_http::ApiError;
 use chathook_http::WkJson;
-use chathook_store::{ChannelFlags, ListChange, SubscriberChange};
+use chathook_store::{ChannelFlags, ListChange, SubscriberChange, UidList};
 
 #[derive(Deserialize)]
 pub(super) struct ChannelCreateReq {
@@ -58,9 +60,8 @@ pub(super) struct SubscriberReq {
     channel_type: u8,
     #[serde(default)]
     reset: Flag,
-    /// Accepted for WuKongIM compatibility; chathook keeps no temporary subscribers.
+    /// WuKongIM refuses temporary subscribers on this route (400); so does chathook.
     #[serde(default)]
-    #[allow(dead_code)]
     temp_subscriber: Flag,
     #[serde(default)]
     subscribers: Vec<String>,
@@ -70,6 +71,13 @@ pub(super) async fn subscriber_add(
     State(im): State<Im>,
     WkJson(req): WkJson<SubscriberReq>,
 ) -> Result<Json<Value>, ApiError> {
+    if req.temp_subscriber.0 {
+        return Err(ApiError::field(
+            "temp_subscriber",
+            "temp_subscriber_unsupported",
+            "temp_subscriber must be 0: temporary subscribers are not supported on this route",
+        ));
+    }
     check_uids("subscribers", &req.subscribers)?;
     let change = SubscriberChange::Add {
         uids: req.subscribers,
@@ -107,49 +115,101 @@ pub(super) async fn delete(
 }
 
 #[derive(Deserialize)]
-pub(super) struct BlacklistReq {
+pub(super) struct ChannelInfoReq {
+    channel_id: String,
+    channel_type: u8,
+    #[serde(default)]
+    large: Flag,
+    #[serde(default)]
+    ban: Flag,
+    #[serde(default)]
+    disband: Flag,
+    /// chathook's extension: members' online changes become events.
+    #[serde(default)]
+    live: Flag,
+}
+
+/// `POST /channel/info`: a channel's flags, for a group or a person channel (`ban: 1` on a person
+/// channel bans that user).
+pub(super) async fn info(
+    State(im): State<Im>,
+    WkJson(req): WkJson<ChannelInfoReq>,
+) -> Result<Json<Value>, ApiError> {
+    let flags = ChannelFlags {
+        channel_id: req.channel_id,
+        channel_type: req.channel_type,
+        large: req.large.0,
+        ban: req.ban.0,
+        disband: req.disband.0,
+        live: req.live.0,
+    };
+    im.set_channel_info(flags).await?;
+    Ok(ok())
+}
+
+/// The body of the blacklist and whitelist routes. On a person channel `channel_id` is the user whose
+/// list it is.
+#[derive(Deserialize)]
+pub(super) struct ListReq {
     channel_id: String,
     channel_type: u8,
     #[serde(default)]
     uids: Vec<String>,
 }
 
-async fn blacklist(
+async fn change_list(
     im: Im,
-    req: BlacklistReq,
+    req: ListReq,
+    list: UidList,
     change: fn(Vec<String>) -> ListChange,
-    allow_empty: bool,
 ) -> Result<Json<Value>, ApiError> {
-    if req.uids.is_empty() && !allow_empty {
+    let change = change(req.uids);
+    let (ListChange::Add(uids) | ListChange::Remove(uids) | ListChange::Set(uids)) = &change;
+    if uids.is_empty() && !matches!(change, ListChange::Set(_)) {
         return Err(ApiError::field(
             "uids",
             "uids_empty",
             "uids must not be empty",
         ));
     }
-    check_uids("uids", &req.uids)?;
-    im.change_blacklist(&req.channel_id, req.channel_type, change(req.uids))
+    check_uids("uids", uids)?;
+    im.change_list(&req.channel_id, req.channel_type, list, change)
         .await?;
     Ok(ok())
 }
 
-pub(super) async fn blacklist_add(
-    State(im): State<Im>,
-    WkJson(req): WkJson<BlacklistReq>,
-) -> Result<Json<Value>, ApiError> {
-    blacklist(im, req, ListChange::Add, false).await
+/// One handler per (list, change) pair, as the router wants them.
+macro_rules! list_route {
+    ($name:ident, $list:expr, $change:expr) => {
+        pub(super) async fn $name(
+            State(im): State<Im>,
+            WkJson(req): WkJson<ListReq>,
+        ) -> Result<Json<Value>, ApiError> {
+            change_list(im, req, $list, $change).await
+        }
+    };
 }
 
-pub(super) async fn blacklist_remove(
-    State(im): State<Im>,
-    WkJson(req): WkJson<BlacklistReq>,
-) -> Result<Json<Value>, ApiError> {
-    blacklist(im, req, ListChange::Remove, false).await
-}
+list_route!(blacklist_add, UidList::Blacklist, ListChange::Add);
+list_route!(blacklist_remove, UidList::Blacklist, ListChange::Remove);
+list_route!(blacklist_set, UidList::Blacklist, ListChange::Set);
+list_route!(whitelist_add, UidList::Whitelist, ListChange::Add);
+list_route!(whitelist_remove, UidList::Whitelist, ListChange::Remove);
+list_route!(whitelist_set, UidList::Whitelist, ListChange::Set);
 
-pub(super) async fn blacklist_set(
+/// `GET /channel/whitelist?channel_id=&channel_type=`: the bare array of uids.
+pub(super) async fn whitelist(
     State(im): State<Im>,
-    WkJson(req): WkJson<BlacklistReq>,
+    Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    blacklist(im, req, ListChange::Set, true).await
+    let channel_id: String = query_param(&q, "channel_id")?;
+    let channel_type: u8 = query_param(&q, "channel_type")?;
+    let channel = im
+        .channel(&channel_id, channel_type)
+        .await
+        .map_err(super::error::store_error)?;
+    let uids = channel
+        .map(|c| c.record.whitelist.clone())
+        .unwrap_or_default();
+    Ok(Json(json!(uids)))
 }

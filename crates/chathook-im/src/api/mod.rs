@@ -17,7 +17,7 @@ use crate::Im;
 use chathook_http::ApiError;
 
 /// Every route of [`router`], as (method, path), for tests that must visit each one.
-pub const ROUTES: [(&str, &str); 14] = [
+pub const ROUTES: [(&str, &str); 21] = [
     ("POST", "/user/token"),
     ("POST", "/user/device_quit"),
     ("POST", "/user/onlinestatus"),
@@ -30,8 +30,15 @@ pub const ROUTES: [(&str, &str); 14] = [
     ("POST", "/channel/blacklist_add"),
     ("POST", "/channel/blacklist_remove"),
     ("POST", "/channel/blacklist_set"),
+    ("POST", "/channel/whitelist_add"),
+    ("POST", "/channel/whitelist_remove"),
+    ("POST", "/channel/whitelist_set"),
+    ("GET", "/channel/whitelist"),
+    ("POST", "/channel/info"),
     ("POST", "/message/send"),
     ("POST", "/channel/messagesync"),
+    ("POST", "/message/sync"),
+    ("POST", "/message/syncack"),
 ];
 
 /// Every IM route (admin-key protected by the caller).
@@ -58,8 +65,18 @@ pub fn router(im: Im) -> Router {
             post(channels::blacklist_remove),
         )
         .route("/channel/blacklist_set", post(channels::blacklist_set))
+        .route("/channel/whitelist_add", post(channels::whitelist_add))
+        .route(
+            "/channel/whitelist_remove",
+            post(channels::whitelist_remove),
+        )
+        .route("/channel/whitelist_set", post(channels::whitelist_set))
+        .route("/channel/whitelist", get(channels::whitelist))
+        .route("/channel/info", post(channels::info))
         .route("/message/send", post(messages::send))
         .route("/channel/messagesync", post(messages::sync))
+        .route("/message/sync", post(messages::cmd_sync))
+        .route("/message/syncack", post(messages::cmd_sync_ack))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(im)
 }
@@ -86,6 +103,23 @@ impl<'de> Deserialize<'de> for Flag {
             n => Err(serde::de::Error::custom(format!("must be 0 or 1, got {n}"))),
         }
     }
+}
+
+/// A required query-string parameter parsed as `T`; a missing or bad one is a 400 naming it.
+pub(crate) fn query_param<T: std::str::FromStr>(
+    query: &std::collections::HashMap<String, String>,
+    name: &'static str,
+) -> Result<T, ApiError> {
+    let raw = query
+        .get(name)
+        .ok_or_else(|| ApiError::field(name, "query_missing", format!("the query needs {name}")))?;
+    raw.parse().map_err(|_| {
+        ApiError::field(
+            name,
+            "query_invalid",
+            format!("{name} has an invalid value {raw:?}"),
+        )
+    })
 }
 
 /// User ids: non-empty, at most 128 bytes, no `@` (it joins the two users of a person channel's

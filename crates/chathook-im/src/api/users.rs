@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::store_error;
-use super::{check_uid, ok, ok_data};
+use super::{check_uid, ok};
 use crate::Im;
 use chathook_http::{ApiError, V1Error};
 use chathook_http::{V1Json, WkJson};
@@ -41,6 +41,14 @@ pub(super) async fn update_token(
             "device_level_invalid",
             "device_level must be 0 (secondary) or 1 (primary)",
         ));
+    }
+    // A banned user (person channel with `ban: 1`) gets no token: WuKongIM answers HTTP 200 with status 19.
+    let own = im
+        .channel(&req.uid, chathook_events::ChannelType::Person.as_u8())
+        .await
+        .map_err(store_error)?;
+    if own.is_some_and(|c| c.record.flags.ban) {
+        return Ok(Json(json!({"status": crate::error::reason::BAN})));
     }
     im.set_token(&req.uid, &req.token, req.device_flag, req.device_level)
         .await
@@ -76,22 +84,22 @@ pub(super) async fn device_quit(
     Ok(ok())
 }
 
-/// Body: a JSON array of uids. Answer: one entry per online device of each online uid.
+/// Body: a JSON array of uids. Answer (bare, as WuKongIM gives it): one `{uid, device_flag, online}` per
+/// connection of each online uid; an empty request answers `{"status":200}`.
 pub(super) async fn online_status(
     State(im): State<Im>,
     WkJson(uids): WkJson<Vec<String>>,
 ) -> Result<Json<Value>, ApiError> {
+    if uids.is_empty() {
+        return Ok(ok());
+    }
     let mut out = Vec::new();
-    for (uid, devices) in im.online_status(&uids) {
-        let total: u32 = devices.iter().map(|d| d.connections).sum();
-        for d in devices {
-            out.push(
-                json!({"uid": uid, "device_flag": d.device_flag, "online": 1,
-                            "device_online_count": d.connections, "total_online_count": total}),
-            );
+    for uid in &uids {
+        for conn in im.presence().connections(uid) {
+            out.push(json!({"uid": conn.uid, "device_flag": conn.device_flag, "online": 1}));
         }
     }
-    Ok(ok_data(Value::Array(out)))
+    Ok(Json(Value::Array(out)))
 }
 
 #[derive(Deserialize)]

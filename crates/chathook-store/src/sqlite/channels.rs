@@ -1,4 +1,4 @@
-//! Channels, their subscribers and their blacklists in the embedded store.
+//! Channels, their subscribers and their blacklists and whitelists in the embedded store.
 
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -6,8 +6,34 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::SqliteStore;
 use crate::{
     ChannelDiff, ChannelFlags, ChannelRecord, ChannelStore, EventsFor, ListChange, StoreError,
-    SubscriberChange,
+    SubscriberChange, UidList,
 };
+
+fn table(list: UidList) -> &'static str {
+    match list {
+        UidList::Blacklist => "blacklist",
+        UidList::Whitelist => "whitelist",
+    }
+}
+
+/// Inserts or updates a channel's flags.
+fn write_flags(conn: &Connection, flags: &ChannelFlags) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO channels(channel_id, channel_type, large, ban, disband, live)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT(channel_id, channel_type) DO UPDATE SET large = excluded.large,
+         ban = excluded.ban, disband = excluded.disband, live = excluded.live",
+    )?
+    .execute(params![
+        flags.channel_id,
+        flags.channel_type,
+        flags.large,
+        flags.ban,
+        flags.disband,
+        flags.live
+    ])?;
+    Ok(())
+}
 
 fn load_channel(
     conn: &Connection,
@@ -32,10 +58,12 @@ fn load_channel(
     let Some(flags) = flags else { return Ok(None) };
     let subscribers = uid_list(conn, "subscribers", id, channel_type)?;
     let blacklist = uid_list(conn, "blacklist", id, channel_type)?;
+    let whitelist = uid_list(conn, "whitelist", id, channel_type)?;
     Ok(Some(ChannelRecord {
         flags,
         subscribers,
         blacklist,
+        whitelist,
     }))
 }
 
@@ -137,20 +165,7 @@ impl ChannelStore for SqliteStore {
     ) -> Result<ChannelDiff, StoreError> {
         self.write(move |ctx| {
             let before = load_channel(ctx.conn, &flags.channel_id, flags.channel_type)?;
-            ctx.conn.execute(
-                "INSERT INTO channels(channel_id, channel_type, large, ban, disband, live)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT(channel_id, channel_type) DO UPDATE SET large = excluded.large,
-                 ban = excluded.ban, disband = excluded.disband, live = excluded.live",
-                params![
-                    flags.channel_id,
-                    flags.channel_type,
-                    flags.large,
-                    flags.ban,
-                    flags.disband,
-                    flags.live
-                ],
-            )?;
+            write_flags(ctx.conn, &flags)?;
             let (added, removed) = apply_subscribers(
                 ctx.conn,
                 &flags.channel_id,
@@ -160,7 +175,10 @@ impl ChannelStore for SqliteStore {
             let channel = load_channel(ctx.conn, &flags.channel_id, flags.channel_type)?
                 .ok_or_else(|| StoreError::Storage("channel vanished during upsert".into()))?;
             let diff = ChannelDiff {
-                created: before.is_none(),
+                // A deleted group (kept as disbanded) that is set up again counts as created.
+                created: before
+                    .as_ref()
+                    .is_none_or(|b| b.flags.disband && !flags.disband),
                 dismissed: flags.disband && !before.as_ref().is_some_and(|b| b.flags.disband),
                 added,
                 removed,
@@ -202,34 +220,42 @@ impl ChannelStore for SqliteStore {
         .await
     }
 
-    async fn change_blacklist(
+    async fn change_list(
         &self,
         id: &str,
         channel_type: u8,
+        list: UidList,
         change: ListChange,
+        create_missing: bool,
     ) -> Result<Option<ChannelRecord>, StoreError> {
         let id = id.to_string();
         self.write(move |ctx| {
             if load_channel(ctx.conn, &id, channel_type)?.is_none() {
-                return Ok(None);
+                if !create_missing {
+                    return Ok(None);
+                }
+                write_flags(ctx.conn, &ChannelFlags::new(id.as_str(), channel_type))?;
             }
+            let table = table(list);
             let (uids, delete) = match &change {
                 ListChange::Add(u) => (u, false),
                 ListChange::Remove(u) => (u, true),
                 ListChange::Set(u) => {
                     ctx.conn.execute(
-                        "DELETE FROM blacklist WHERE channel_id = ?1 AND channel_type = ?2",
+                        &format!("DELETE FROM {table} WHERE channel_id = ?1 AND channel_type = ?2"),
                         params![id, channel_type],
                     )?;
                     (u, false)
                 }
             };
             let sql = if delete {
-                "DELETE FROM blacklist WHERE channel_id = ?1 AND channel_type = ?2 AND uid = ?3"
+                format!("DELETE FROM {table} WHERE channel_id = ?1 AND channel_type = ?2 AND uid = ?3")
             } else {
-                "INSERT OR IGNORE INTO blacklist(channel_id, channel_type, uid) VALUES (?1, ?2, ?3)"
+                format!(
+                    "INSERT OR IGNORE INTO {table}(channel_id, channel_type, uid) VALUES (?1, ?2, ?3)"
+                )
             };
-            let mut stmt = ctx.conn.prepare_cached(sql)?;
+            let mut stmt = ctx.conn.prepare_cached(&sql)?;
             for uid in uids {
                 stmt.execute(params![id, channel_type, uid])?;
             }
@@ -249,12 +275,16 @@ impl ChannelStore for SqliteStore {
             let Some(before) = load_channel(ctx.conn, &id, channel_type)? else {
                 return Ok(false);
             };
-            for table in ["channels", "subscribers", "blacklist"] {
+            for table in ["subscribers", "blacklist", "whitelist"] {
                 ctx.conn.execute(
                     &format!("DELETE FROM {table} WHERE channel_id = ?1 AND channel_type = ?2"),
                     params![id, channel_type],
                 )?;
             }
+            ctx.conn.execute(
+                "UPDATE channels SET disband = 1 WHERE channel_id = ?1 AND channel_type = ?2",
+                params![id, channel_type],
+            )?;
             let head = ctx.append_events(&events(&before))?;
             ctx.note_head(head);
             Ok(true)

@@ -10,7 +10,7 @@ use crate::{
     AppendOutcome, EventsFor, MessageStore, NewMessage, PullMode, StoreError, SyncPage, SyncQuery,
 };
 
-fn header_bits(h: &MessageHeader) -> i64 {
+pub(super) fn header_bits(h: &MessageHeader) -> i64 {
     i64::from(h.no_persist) | i64::from(h.red_dot) << 1 | i64::from(h.sync_once) << 2
 }
 
@@ -22,7 +22,7 @@ fn header_from_bits(bits: i64) -> MessageHeader {
     }
 }
 
-fn message_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Message> {
+pub(super) fn message_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Message> {
     Ok(Message {
         message_seq: r.get::<_, i64>(0)? as u64,
         message_id: r.get(1)?,
@@ -50,7 +50,9 @@ impl MessageStore for SqliteStore {
             let now = now_ms();
             let now_secs = now / 1000;
             let key = (message.channel_key.clone(), message.channel_type);
-            let seq = if message.header.no_persist {
+            // A CMD message takes no place in channel history: it goes to its recipients' CMD queues.
+            let cmd = message.header.sync_once && !message.header.no_persist;
+            let seq = if message.header.no_persist || cmd {
                 0
             } else {
                 let last = match ctx.state.seqs.get(&key) {
@@ -117,7 +119,9 @@ impl MessageStore for SqliteStore {
                 timestamp: now_secs,
                 payload: message.payload,
             };
-            if !stored.header.no_persist {
+            if cmd {
+                super::cmd_queue::enqueue(ctx.conn, &stored, &message.cmd_recipients)?;
+            } else if !stored.header.no_persist {
                 ctx.conn
                     .prepare_cached(
                         "INSERT INTO messages(channel_key, channel_type, message_seq, message_id,
@@ -141,7 +145,7 @@ impl MessageStore for SqliteStore {
             }
             let head = ctx.append_events(&events(&stored))?;
             ctx.note_head(head);
-            if !stored.header.no_persist {
+            if seq != 0 {
                 ctx.state.seqs.insert(key, seq);
             }
             Ok(AppendOutcome::Stored(stored))

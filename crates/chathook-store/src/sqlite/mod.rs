@@ -3,6 +3,7 @@
 //! implemented in a file of its own.
 
 mod channels;
+mod cmd_queue;
 mod event_log;
 mod messages;
 mod presence;

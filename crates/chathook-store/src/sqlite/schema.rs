@@ -19,6 +19,9 @@ CREATE TABLE IF NOT EXISTS subscribers (
 CREATE TABLE IF NOT EXISTS blacklist (
     channel_id TEXT NOT NULL, channel_type INTEGER NOT NULL, uid TEXT NOT NULL,
     UNIQUE (channel_id, channel_type, uid));
+CREATE TABLE IF NOT EXISTS whitelist (
+    channel_id TEXT NOT NULL, channel_type INTEGER NOT NULL, uid TEXT NOT NULL,
+    UNIQUE (channel_id, channel_type, uid));
 CREATE TABLE IF NOT EXISTS messages (
     channel_key TEXT NOT NULL, channel_type INTEGER NOT NULL, message_seq INTEGER NOT NULL,
     message_id INTEGER NOT NULL, client_msg_no TEXT NOT NULL, from_uid TEXT NOT NULL,
@@ -30,6 +33,12 @@ CREATE TABLE IF NOT EXISTS client_msgs (
     message_id INTEGER NOT NULL, message_seq INTEGER NOT NULL,
     PRIMARY KEY (from_uid, client_msg_no)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS client_msgs_created ON client_msgs(created_at);
+CREATE TABLE IF NOT EXISTS cmd_queue (
+    position INTEGER PRIMARY KEY AUTOINCREMENT, uid TEXT NOT NULL, message_id INTEGER NOT NULL,
+    client_msg_no TEXT NOT NULL, from_uid TEXT NOT NULL, channel_id TEXT NOT NULL,
+    channel_type INTEGER NOT NULL, header INTEGER NOT NULL, setting INTEGER NOT NULL,
+    expire INTEGER NOT NULL, timestamp INTEGER NOT NULL, payload BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS cmd_queue_uid ON cmd_queue(uid, position);
 CREATE TABLE IF NOT EXISTS events (
     position INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS consumers (name TEXT PRIMARY KEY, position INTEGER NOT NULL);

@@ -69,9 +69,11 @@ async fn presence_events_carry_wukongim_counts() {
 #[tokio::test]
 async fn messages_append_sent_and_offline_events_before_the_ack() {
     let s = TestServer::start().await;
-    s.group("g", &["alice", "bob", "carol"]).await;
+    s.group("g", &["alice", "bob", "carol", "dave"]).await;
     let mut alice = s.login("alice", 0).await;
-    let _bob = s.login("bob", 0).await;
+    let _bob = s.login_primary("bob", 0).await;
+    // dave is connected, but only on a secondary device: WuKongIM still pushes to him
+    let _dave = s.login("dave", 1).await;
     let before = s.server().store().head();
     let ack = alice.send_msg("g", 2, "e-1", "hello").await;
     // the ack came after the commit: the events are already readable
@@ -90,13 +92,15 @@ async fn messages_append_sent_and_offline_events_before_the_ack() {
     };
     assert_eq!(
         o.to_uids,
-        vec!["carol".to_string()],
-        "only members with no connection, never the sender"
+        vec!["carol".to_string(), "dave".to_string()],
+        "only members with no primary connection, never the sender"
     );
+    assert_eq!(o.source_id, 1, "the node id");
     assert_eq!(o.message, *m);
 
-    // everyone online: no offline event
-    let _carol = s.login("carol", 0).await;
+    // everyone on a primary device: no offline event
+    let _carol = s.login_primary("carol", 0).await;
+    let _dave_app = s.login_primary("dave", 0).await;
     let before = s.server().store().head();
     alice.send_msg("g", 2, "e-2", "all here").await;
     let after = s.server().store().read_after(before, 100).await.unwrap();

@@ -196,7 +196,7 @@ async fn kill_9_loses_no_acknowledged_message_and_reports_connections_offline() 
     )
     .await;
     assert_eq!(
-        seqs(&page["data"]),
+        seqs(&page),
         acked,
         "every acknowledged message is there, in order"
     );

@@ -54,8 +54,11 @@ async fn person_messages_reach_every_device_but_the_sending_one() {
     let a = s.sync("alice", "bob", 1, (0, 0), 10, 1).await;
     let b = s.sync("bob", "alice", 1, (0, 0), 10, 1).await;
     assert_eq!(a["messages"].as_array().unwrap().len(), 2);
-    assert_eq!(a["messages"][0]["channel_id"], "bob");
-    assert_eq!(b["messages"][0]["channel_id"], "alice");
+    // WuKongIM: a person message's channel_id is the member who is not the sender, whoever asks
+    for page in [&a, &b] {
+        assert_eq!(page["messages"][0]["channel_id"], "bob");
+        assert_eq!(page["messages"][1]["channel_id"], "alice");
+    }
     assert_eq!(
         a["messages"][1]["message_id"],
         b["messages"][1]["message_id"]
@@ -166,7 +169,13 @@ async fn group_messages_follow_membership_and_group_state() {
     assert_eq!(st, 200);
     assert_eq!(
         alice.send_msg("g2", 2, "g2-2", "x").await["result"]["reasonCode"],
-        5
+        24,
+        "a deleted group answers disbanded, as WuKongIM does"
+    );
+    assert_eq!(
+        alice.send_msg("never", 2, "g2-3", "x").await["result"]["reasonCode"],
+        5,
+        "a group that never existed"
     );
 }
 
@@ -422,15 +431,22 @@ async fn rest_sends_reach_online_members_and_a_subscriber_subset() {
         .ends_with('0'));
     assert!(bob.recv(LONG, true).await.is_some() && carol.recv(LONG, true).await.is_some());
 
-    let (st, _) = s
+    // subscribers: a CMD message to those users only (empty channel_id, sync_once), answered bare OK
+    let (st, body) = s
         .post(
             "/message/send",
-            json!({"from_uid": "alice", "channel_id": "g", "channel_type": 2,
+            json!({"from_uid": "alice", "channel_id": "", "channel_type": 1, "header": {"sync_once": 1},
                                       "subscribers": ["carol"], "payload": b64("{}")}),
         )
         .await;
-    assert_eq!(st, 200);
-    assert!(carol.recv(LONG, true).await.is_some());
+    assert_eq!((st, body), (200, json!({"status": 200})));
+    let cmd = carol
+        .recv(LONG, true)
+        .await
+        .expect("carol gets the CMD live");
+    assert_eq!(cmd["params"]["header"]["syncOnce"], true);
+    assert_eq!(cmd["params"]["fromUid"], "alice");
+    assert_eq!(cmd["params"]["channelId"], "alice");
     assert!(
         bob.recv(SHORT, true).await.is_none(),
         "only the listed subscribers"

@@ -125,8 +125,19 @@ impl TestServer {
     }
 
     /// Registers a token and connects.
+    /// Logs in a secondary device (`device_level` 0).
     pub async fn login(&self, uid: &str, flag: u8) -> Client {
-        self.token(uid, &format!("tok-{uid}-{flag}"), flag, 0).await;
+        self.login_at(uid, flag, 0).await
+    }
+
+    /// Logs in a primary device (`device_level` 1): only these count as online for `msg.offline`.
+    pub async fn login_primary(&self, uid: &str, flag: u8) -> Client {
+        self.login_at(uid, flag, 1).await
+    }
+
+    async fn login_at(&self, uid: &str, flag: u8, level: u8) -> Client {
+        self.token(uid, &format!("tok-{uid}-{flag}"), flag, level)
+            .await;
         let mut c = Client::open(&self.ws).await;
         let r = c.connect(uid, &format!("tok-{uid}-{flag}"), flag).await;
         assert_eq!(r["result"]["reasonCode"], 1, "{r}");
@@ -175,7 +186,11 @@ impl TestServer {
             )
             .await;
         assert_eq!(st, 200, "{body}");
-        body["data"].clone()
+        assert!(
+            body.get("status").is_none(),
+            "messagesync answers bare: {body}"
+        );
+        body
     }
 
     /// GETs `path` until `pred` holds on the JSON answer; returns it (panics after 5 s).
