@@ -14,3 +14,4 @@ mod limits;
 mod messaging;
 mod sdk;
 mod webhooks;
+mod wukongim;

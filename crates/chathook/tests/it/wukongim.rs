@@ -1,0 +1,417 @@
+//! WuKongIM compatibility as a business backend (TangSengDaoDao-style) and a client see it: system
+//! sends, backend sends that skip sender checks, CMD messages through `/message/sync`, person-channel
+//! blacklists and whitelists, bans, and the webhook bodies that differ by device level and persistence.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::util::*;
+
+const SHORT: Duration = Duration::from_millis(300);
+
+async fn ok(s: &TestServer, path: &str, body: Value) {
+    let (st, reply) = s.post(path, body.clone()).await;
+    assert_eq!(
+        (st, &reply),
+        (200, &json!({"status": 200})),
+        "{path} {body}"
+    );
+}
+
+#[tokio::test]
+async fn an_empty_from_uid_is_the_system_on_a_person_channel_too() {
+    let s = TestServer::start().await;
+    let mut bob = s.login("bob", 0).await;
+    // TSDD sends friend requests this way
+    let (st, body) = s.rest_send("", "bob", 1, "alice wants to be friends").await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["status"], 200);
+    assert!(body["data"]["message_id"].is_i64(), "{body}");
+    let got = bob
+        .recv(LONG, true)
+        .await
+        .expect("bob receives the system message");
+    assert_eq!(got["params"]["fromUid"], "");
+}
+
+#[tokio::test]
+async fn backend_sends_skip_sender_checks_but_not_bans_or_disbands() {
+    let s = TestServer::start().await;
+    s.group("g", &["bob"]).await;
+    let mut bob = s.login("bob", 0).await;
+    // alice is not a member and is blacklisted: a client send is refused, a backend send is not
+    ok(
+        &s,
+        "/channel/blacklist_add",
+        json!({"channel_id": "g", "channel_type": 2, "uids": ["alice"]}),
+    )
+    .await;
+    let mut alice = s.login("alice", 0).await;
+    assert_eq!(
+        alice.send_msg("g", 2, "a-1", "x").await["result"]["reasonCode"],
+        4
+    );
+    let (st, body) = s.rest_send("alice", "g", 2, "from the backend").await;
+    assert_eq!(st, 200, "{body}");
+    assert!(bob.recv(LONG, true).await.is_some());
+    // a group nobody created: stored, not an error
+    let (st, body) = s.rest_send("alice", "nowhere", 2, "into the void").await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["data"]["message_seq"], 1);
+    // a banned group refuses the backend too, with reason code 19's name
+    ok(
+        &s,
+        "/channel/info",
+        json!({"channel_id": "g", "channel_type": 2, "ban": 1}),
+    )
+    .await;
+    let (st, body) = s.rest_send("alice", "g", 2, "banned").await;
+    assert_eq!(
+        (st, body["code"].as_str()),
+        (400, Some("channel_banned")),
+        "{body}"
+    );
+    // /channel/info changed the flags only: the subscribers are still there
+    ok(
+        &s,
+        "/channel/info",
+        json!({"channel_id": "g", "channel_type": 2}),
+    )
+    .await;
+    assert!(s.rest_send("", "g", 2, "back").await.0 == 200);
+    assert!(
+        bob.recv(LONG, true).await.is_some(),
+        "bob is still a subscriber"
+    );
+    // a deleted group is disbanded for everyone
+    ok(
+        &s,
+        "/channel/delete",
+        json!({"channel_id": "g", "channel_type": 2}),
+    )
+    .await;
+    let (st, body) = s.rest_send("", "g", 2, "gone").await;
+    assert_eq!(
+        (st, body["code"].as_str()),
+        (400, Some("channel_disbanded")),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn person_blacklists_block_client_sends_with_reason_4() {
+    let s = TestServer::start().await;
+    let mut alice = s.login("alice", 0).await;
+    let mut bob = s.login("bob", 0).await;
+    // bob blocks alice: the list is bob's person channel
+    ok(
+        &s,
+        "/channel/blacklist_add",
+        json!({"channel_id": "bob", "channel_type": 1, "uids": ["alice"]}),
+    )
+    .await;
+    let r = alice.send_msg("bob", 1, "p-1", "hi").await;
+    assert_eq!(r["result"]["reasonCode"], 4, "{r}");
+    assert!(bob.recv(SHORT, true).await.is_none());
+    // bob can still write to alice, and carol to bob
+    assert_eq!(
+        bob.send_msg("alice", 1, "p-2", "hi").await["result"]["reasonCode"],
+        1
+    );
+    assert!(alice.recv(LONG, true).await.is_some());
+    let mut carol = s.login("carol", 0).await;
+    assert_eq!(
+        carol.send_msg("bob", 1, "p-3", "hi").await["result"]["reasonCode"],
+        1
+    );
+    // unblocked
+    ok(
+        &s,
+        "/channel/blacklist_remove",
+        json!({"channel_id": "bob", "channel_type": 1, "uids": ["alice"]}),
+    )
+    .await;
+    assert_eq!(
+        alice.send_msg("bob", 1, "p-4", "hi").await["result"]["reasonCode"],
+        1
+    );
+}
+
+#[tokio::test]
+async fn group_whitelists_allow_only_the_listed_members_with_reason_13() {
+    let s = TestServer::start().await;
+    s.group("g", &["alice", "bob"]).await;
+    let mut alice = s.login("alice", 0).await;
+    let mut bob = s.login("bob", 0).await;
+    assert_eq!(
+        alice.send_msg("g", 2, "w-0", "x").await["result"]["reasonCode"],
+        1
+    );
+    ok(
+        &s,
+        "/channel/whitelist_set",
+        json!({"channel_id": "g", "channel_type": 2, "uids": ["bob"]}),
+    )
+    .await;
+    let (st, list) = s
+        .call(
+            "GET",
+            "/channel/whitelist?channel_id=g&channel_type=2",
+            None,
+            Some(ADMIN),
+        )
+        .await;
+    assert_eq!((st, list), (200, json!(["bob"])));
+    assert_eq!(
+        alice.send_msg("g", 2, "w-1", "x").await["result"]["reasonCode"],
+        13
+    );
+    assert_eq!(
+        bob.send_msg("g", 2, "w-2", "x").await["result"]["reasonCode"],
+        1
+    );
+    ok(
+        &s,
+        "/channel/whitelist_add",
+        json!({"channel_id": "g", "channel_type": 2, "uids": ["alice"]}),
+    )
+    .await;
+    assert_eq!(
+        alice.send_msg("g", 2, "w-3", "x").await["result"]["reasonCode"],
+        1
+    );
+    ok(
+        &s,
+        "/channel/whitelist_remove",
+        json!({"channel_id": "g", "channel_type": 2, "uids": ["alice", "bob"]}),
+    )
+    .await;
+    // an empty whitelist lets every member send again
+    assert_eq!(
+        alice.send_msg("g", 2, "w-4", "x").await["result"]["reasonCode"],
+        1
+    );
+    let (st, body) = s
+        .call("GET", "/channel/whitelist?channel_id=g", None, Some(ADMIN))
+        .await;
+    assert_eq!(
+        (st, body["field"].as_str()),
+        (400, Some("channel_type")),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn person_whitelists_are_enforced_only_when_the_setting_is_on() {
+    for enforced in [false, true] {
+        let s = TestServer::start_with(|c| c.messages.person_whitelist = enforced).await;
+        let mut alice = s.login("alice", 0).await;
+        let mut carol = s.login("carol", 0).await;
+        let _bob = s.login("bob", 0).await;
+        // TSDD adds friends to each other's whitelists
+        ok(
+            &s,
+            "/channel/whitelist_add",
+            json!({"channel_id": "bob", "channel_type": 1, "uids": ["alice"]}),
+        )
+        .await;
+        let (_, list) = s
+            .call(
+                "GET",
+                "/channel/whitelist?channel_id=bob&channel_type=1",
+                None,
+                Some(ADMIN),
+            )
+            .await;
+        assert_eq!(list, json!(["alice"]));
+        assert_eq!(
+            alice.send_msg("bob", 1, "f-1", "x").await["result"]["reasonCode"],
+            1
+        );
+        let stranger = carol.send_msg("bob", 1, "f-2", "x").await;
+        let expected = if enforced { 13 } else { 1 };
+        assert_eq!(
+            stranger["result"]["reasonCode"], expected,
+            "enforced: {enforced}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_banned_user_gets_status_19_for_a_token_and_reason_19_for_sends() {
+    let s = TestServer::start().await;
+    let mut alice = s.login("alice", 0).await;
+    let _bob = s.login("bob", 0).await;
+    ok(
+        &s,
+        "/channel/info",
+        json!({"channel_id": "alice", "channel_type": 1, "ban": 1}),
+    )
+    .await;
+    let (st, body) = s
+        .post(
+            "/user/token",
+            json!({"uid": "alice", "token": "new", "device_flag": 0}),
+        )
+        .await;
+    assert_eq!((st, body), (200, json!({"status": 19})));
+    assert_eq!(
+        alice.send_msg("bob", 1, "b-1", "x").await["result"]["reasonCode"],
+        19
+    );
+    // the refused token was not stored
+    let mut c = Client::open(&s.ws).await;
+    assert_eq!(
+        c.connect("alice", "new", 0).await["result"]["reasonCode"],
+        2
+    );
+    ok(
+        &s,
+        "/channel/info",
+        json!({"channel_id": "alice", "channel_type": 1, "ban": 0}),
+    )
+    .await;
+    assert_eq!(
+        alice.send_msg("bob", 1, "b-2", "x").await["result"]["reasonCode"],
+        1
+    );
+    ok(
+        &s,
+        "/user/token",
+        json!({"uid": "alice", "token": "new", "device_flag": 0}),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn cmd_messages_wait_in_message_sync_until_acknowledged() {
+    let s = TestServer::start().await;
+    s.group("g", &["alice", "bob", "carol"]).await;
+    let mut bob = s.login("bob", 0).await;
+    // to listed users, from the system; and a sync_once message on a group
+    let (st, body) = s
+        .post("/message/send", json!({"header": {"sync_once": 1}, "from_uid": "", "channel_id": "",
+                "channel_type": 1, "subscribers": ["bob", "carol"], "payload": b64(r#"{"cmd":"friendRequest"}"#)}))
+        .await;
+    assert_eq!((st, body), (200, json!({"status": 200})));
+    let (st, body) = s
+        .post(
+            "/message/send",
+            json!({"header": {"sync_once": 1}, "from_uid": "alice", "channel_id": "g",
+                "channel_type": 2, "payload": b64(r#"{"cmd":"groupUpdate"}"#)}),
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(
+        body["data"]["message_seq"], 0,
+        "a CMD message takes no seq in history"
+    );
+    // live to the online recipient, as before
+    for _ in 0..2 {
+        let live = bob.recv(LONG, true).await.expect("live CMD");
+        assert_eq!(live["params"]["header"]["syncOnce"], true);
+    }
+    // and queued for every recipient but the sender, until acknowledged
+    let sync = |uid: &'static str, after: u64| {
+        let s = &s;
+        async move {
+            let (st, body) = s
+                .post(
+                    "/message/sync",
+                    json!({"uid": uid, "message_seq": after, "limit": 10}),
+                )
+                .await;
+            assert_eq!(st, 200, "{body}");
+            body.as_array()
+                .unwrap_or_else(|| panic!("a bare array: {body}"))
+                .clone()
+        }
+    };
+    let carol = sync("carol", 0).await;
+    assert_eq!(carol.len(), 2);
+    assert_eq!(carol[0]["from_uid"], "");
+    assert_eq!(payload_of(&carol[0]), json!({"cmd": "friendRequest"}));
+    assert_eq!(carol[1]["channel_id"], "g");
+    assert_eq!(carol[1]["channel_type"], 2);
+    assert_eq!(carol[1]["header"]["sync_once"], 1);
+    assert!(sync("alice", 0).await.is_empty(), "not the sender");
+    let first = carol[0]["message_seq"].as_u64().unwrap();
+    let last = carol[1]["message_seq"].as_u64().unwrap();
+    assert!(last > first);
+    assert_eq!(sync("carol", first).await.len(), 1, "paged by message_seq");
+    ok(
+        &s,
+        "/message/syncack",
+        json!({"uid": "carol", "last_message_seq": first}),
+    )
+    .await;
+    assert_eq!(sync("carol", 0).await.len(), 1);
+    ok(
+        &s,
+        "/message/syncack",
+        json!({"uid": "carol", "last_message_seq": last}),
+    )
+    .await;
+    assert!(sync("carol", 0).await.is_empty());
+    assert_eq!(sync("bob", 0).await.len(), 2, "bob's queue is his own");
+    // CMD messages are not channel history
+    let page = s.sync("carol", "g", 2, (0, 0), 10, 1).await;
+    assert_eq!(seqs(&page), Vec::<u64>::new());
+}
+
+fn payload_of(m: &Value) -> Value {
+    payload_json(&m["payload"])
+}
+
+#[tokio::test]
+async fn msg_offline_counts_primary_devices_and_msg_notify_leaves_no_persist_out() {
+    let s =
+        TestServer::start_with(|c| c.webhook.msg_notify_interval = Duration::from_millis(50)).await;
+    let rcv = Receiver::start().await;
+    s.endpoint(
+        json!({"url": rcv.url, "flavour": "wukongim", "events": ["msg.notify", "msg.offline"]}),
+    )
+    .await;
+    let mut alice = s.login_primary("alice", 0).await;
+    let _bob_web = s.login("bob", 1).await; // secondary only: WuKongIM still pushes to bob
+    let _carol = s.login_primary("carol", 0).await;
+    s.group("g", &["alice", "bob", "carol"]).await;
+    alice
+        .request(
+            "send",
+            json!({"clientMsgNo": "np", "channelId": "g", "channelType": 2,
+                                "header": {"noPersist": true}, "payload": b64("{}")}),
+        )
+        .await;
+    alice.send_msg("g", 2, "kept", "stored").await;
+    rcv.wait("msg.notify and msg.offline", LONG, |r| {
+        r.iter().any(|x| x.event() == "msg.notify")
+            && r.iter().filter(|x| x.event() == "msg.offline").count() >= 2
+    })
+    .await;
+    let offline: Vec<Value> = rcv
+        .by_event("msg.offline")
+        .iter()
+        .map(|r| r.json())
+        .collect();
+    for o in &offline {
+        assert_eq!(o["to_uids"], json!(["bob"]), "{o}");
+        assert_eq!(o["source_id"], 1, "{o}");
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let notified: Vec<Value> = rcv
+        .by_event("msg.notify")
+        .iter()
+        .flat_map(|r| r.json().as_array().cloned().unwrap_or_default())
+        .collect();
+    let nos: Vec<&str> = notified
+        .iter()
+        .filter_map(|m| m["client_msg_no"].as_str())
+        .collect();
+    assert_eq!(
+        nos,
+        vec!["kept"],
+        "no_persist messages are not in msg.notify"
+    );
+}
