@@ -45,7 +45,7 @@ pub async fn run(
                     continue;
                 }
                 let p = &v["params"];
-                if let Some(t) = p["payload"]["t"].as_u64() {
+                if let Some(t) = payload_t(&p["payload"]) {
                     latencies.push((epoch.elapsed().as_micros() as u64).saturating_sub(t));
                 }
                 received.fetch_add(1, Ordering::Relaxed);
@@ -266,4 +266,17 @@ pub async fn rest(bin: &std::path::Path, seconds: u64, clients: usize) -> anyhow
         percentile(&latencies, 0.99),
         latencies.len() as u64,
     ))
+}
+
+/// The `t` (µs) of a `recv` payload `{"t": ..}`: standard base64 on the wire, or the raw JSON object with
+/// `gateway.payload_format = "json"`.
+fn payload_t(payload: &Value) -> Option<u64> {
+    use base64::Engine;
+    match payload {
+        Value::String(b64) => {
+            let bytes = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+            serde_json::from_slice::<Value>(&bytes).ok()?["t"].as_u64()
+        }
+        other => other["t"].as_u64(),
+    }
 }

@@ -114,11 +114,25 @@ impl Default for MessagesConfig {
     }
 }
 
+/// The addresses `GET /route` and `POST /route/batch` give clients (WuKongIM's `external.*` and
+/// `intranet.tcpAddr`). chathook serves no TCP binary protocol, so `tcp_addr` is empty unless set.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RouteConfig {
+    pub tcp_addr: String,
+    /// Empty: `ws://` + the gateway's listen address.
+    pub ws_addr: String,
+    pub wss_addr: String,
+    /// Answered instead of `tcp_addr` (and no WebSocket addresses) for `?intranet=1`.
+    pub intranet_tcp_addr: String,
+}
+
 /// Everything the IM core is configured with.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ImConfig {
     pub limits: Limits,
     pub gateway: GatewayConfig,
     pub messages: MessagesConfig,
+    pub route: RouteConfig,
     pub node_id: u16,
 }

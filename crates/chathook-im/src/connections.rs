@@ -149,6 +149,23 @@ impl Im {
         }
     }
 
+    /// `/conn/kick`: tells one connection it was kicked (reason 12) and closes it; false when `uid` has
+    /// no connection `conn_id`.
+    pub fn kick_connection(&self, uid: &str, conn_id: u64) -> bool {
+        let mut found = false;
+        self.presence().for_each(uid, |conn| {
+            if conn.conn_id == conn_id {
+                found = true;
+                conn.kick(Kick {
+                    reason_code: reason::CONNECT_KICK,
+                    reason: "server kick".into(),
+                    presence_reason: PresenceReason::Kicked,
+                });
+            }
+        });
+        found
+    }
+
     /// Closes `uid`'s connections with `device_flag` (all when `None`), except `keep`.
     pub(crate) fn kick_device(
         &self,

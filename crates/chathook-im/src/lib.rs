@@ -25,7 +25,7 @@ use chathook_store::{ConnRecord, Store, StoreError};
 use tokio::sync::{watch, Semaphore};
 
 pub use channels::Channels;
-pub use config::{GatewayConfig, ImConfig, Limits, MessagesConfig, PayloadFormat};
+pub use config::{GatewayConfig, ImConfig, Limits, MessagesConfig, PayloadFormat, RouteConfig};
 pub use connections::{Login, LoginRefused, OpenConnection};
 pub use error::{ChannelError, SendError};
 pub use groups::valid_channel_id;
@@ -48,6 +48,8 @@ struct Inner {
     metrics: ImMetrics,
     counters: metrics::MessageCounters,
     next_conn_id: AtomicU64,
+    /// WuKongIM's system uids: their client sends skip the sender checks. Mirrors the store.
+    system_uids: dashmap::DashSet<String>,
     /// Flipped to true when the server shuts down; sessions watch it.
     shutdown: watch::Sender<bool>,
     /// One permit per WebSocket session (the connection cap); all permits back = all sessions ended.
@@ -64,12 +66,14 @@ impl Im {
     ) -> Result<Im, StoreError> {
         let channels = Channels::default();
         channels.load_live(&store.live_channels().await?);
+        let system_uids = store.system_uids().await?.into_iter().collect();
         let im = Im {
             inner: Arc::new(Inner {
                 store,
                 presence: Presence::default(),
                 channels,
                 next_conn_id: AtomicU64::new(1),
+                system_uids,
                 shutdown: watch::channel(false).0,
                 sessions: Arc::new(Semaphore::new(config.limits.max_connections)),
                 config,
@@ -114,6 +118,26 @@ impl Im {
 
     pub fn metrics(&self) -> &ImMetrics {
         &self.inner.metrics
+    }
+
+    /// A uid marked with `/user/systemuids_add`.
+    pub fn is_system_uid(&self, uid: &str) -> bool {
+        self.inner.system_uids.contains(uid)
+    }
+
+    /// Adds (or removes) system uids, durably; returns the whole set.
+    pub async fn change_system_uids(
+        &self,
+        uids: Vec<String>,
+        remove: bool,
+    ) -> Result<Vec<String>, StoreError> {
+        let all = self.store().change_system_uids(uids, remove).await?;
+        let set = &self.inner.system_uids;
+        set.retain(|u| all.contains(u));
+        for uid in &all {
+            set.insert(uid.clone());
+        }
+        Ok(all)
     }
 
     pub(crate) fn message_counters(&self) -> &metrics::MessageCounters {

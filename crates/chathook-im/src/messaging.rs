@@ -108,8 +108,9 @@ impl Im {
         }
         let channel_type = ChannelType::from_u8(req.channel_type)
             .ok_or(SendError::UnsupportedChannelType(req.channel_type))?;
-        // The backend speaks for the sender: WuKongIM checks only bans and disbands for REST sends.
-        let from_client = matches!(req.origin, Origin::Connection(_));
+        // The backend (and a system uid) speaks for the sender: WuKongIM checks only bans and disbands.
+        let from_client =
+            matches!(req.origin, Origin::Connection(_)) && !self.is_system_uid(&req.from_uid);
         if from_client {
             self.check_sender_not_banned(&req.from_uid).await?;
         }

@@ -46,9 +46,17 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
-/// Device tokens and user profiles.
+/// Device tokens, user profiles and the system accounts.
 #[async_trait]
 pub trait UserStore: Send + Sync {
+    /// The uids marked as system accounts (WuKongIM's `systemuids`).
+    async fn system_uids(&self) -> Result<Vec<String>, StoreError>;
+    /// Adds (or, with `remove`, removes) system uids; returns the whole set after.
+    async fn change_system_uids(
+        &self,
+        uids: Vec<String>,
+        remove: bool,
+    ) -> Result<Vec<String>, StoreError>;
     /// Stores (replaces) the token of one user's device flag.
     async fn set_token(&self, token: TokenRecord) -> Result<(), StoreError>;
     async fn token(&self, uid: &str, device_flag: u8) -> Result<Option<TokenRecord>, StoreError>;
@@ -121,6 +129,11 @@ pub trait MessageStore: Send + Sync {
     ) -> Result<AppendOutcome, StoreError>;
     /// One page of a channel's history, as WuKongIM's `/channel/messagesync` pages it.
     async fn sync(&self, query: SyncQuery) -> Result<SyncPage, StoreError>;
+    /// The newest sequence number of a channel's history (0 when it has none).
+    async fn last_seq(&self, channel_key: &str, channel_type: u8) -> Result<u64, StoreError>;
+    /// The stored messages of a channel named by seq, by id or by `client_msg_no` (each found one once,
+    /// in that order of the lookup; the ones not found are left out).
+    async fn find_messages(&self, lookup: MessageLookup) -> Result<Vec<Message>, StoreError>;
 }
 
 /// Each user's queue of CMD (`sync_once`) messages, filled by [`MessageStore::append_message`] in the

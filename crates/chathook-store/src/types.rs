@@ -160,6 +160,16 @@ pub struct SyncQuery {
     pub now: i64,
 }
 
+/// Messages of one channel to look up (WuKongIM's `/messages`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MessageLookup {
+    pub channel_key: String,
+    pub channel_type: u8,
+    pub seqs: Vec<u64>,
+    pub message_ids: Vec<i64>,
+    pub client_msg_nos: Vec<String>,
+}
+
 /// One page of history, oldest first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncPage {

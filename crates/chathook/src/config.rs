@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use chathook_im::{GatewayConfig, Limits, MessagesConfig};
+use chathook_im::{GatewayConfig, Limits, MessagesConfig, RouteConfig};
 use chathook_webhook::config::WUKONGIM_KEYS;
 use chathook_webhook::WebhookConfig;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -13,7 +13,7 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 /// Top-level keys; environment variables naming anything else are ignored with a warning.
-const TOP_LEVEL_KEYS: [&str; 11] = [
+const TOP_LEVEL_KEYS: [&str; 12] = [
     "api_addr",
     "ws_addr",
     "data_dir",
@@ -22,6 +22,7 @@ const TOP_LEVEL_KEYS: [&str; 11] = [
     "limits",
     "gateway",
     "messages",
+    "route",
     "events",
     "store",
     "webhook",
@@ -44,6 +45,8 @@ pub struct Config {
     pub limits: Limits,
     pub gateway: GatewayConfig,
     pub messages: MessagesConfig,
+    /// What `GET /route` tells clients to dial.
+    pub route: RouteConfig,
     pub events: EventsConfig,
     pub store: StoreConfig,
     pub webhook: WebhookConfig,
@@ -60,6 +63,7 @@ impl Default for Config {
             limits: Limits::default(),
             gateway: GatewayConfig::default(),
             messages: MessagesConfig::default(),
+            route: RouteConfig::default(),
             events: EventsConfig::default(),
             store: StoreConfig::default(),
             webhook: WebhookConfig::default(),

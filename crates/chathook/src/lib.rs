@@ -138,6 +138,13 @@ impl Server {
             limits: config.limits.clone(),
             gateway: config.gateway.clone(),
             messages: config.messages.clone(),
+            route: chathook_im::RouteConfig {
+                ws_addr: match config.route.ws_addr.as_str() {
+                    "" => format!("ws://{}", ws_listener.local_addr()?),
+                    set => set.to_string(),
+                },
+                ..config.route.clone()
+            },
             node_id: config.node_id,
         };
         let im = Im::start(Arc::new(store.clone()), im_config, im_metrics)

@@ -1,5 +1,4 @@
-//! `/message/send`, `/channel/messagesync` and the CMD queue's `/message/sync` and `/message/syncack`,
-//! with WuKongIM's message object (`MessageResp`).
+//! Sending from a backend: `/message/send` and `/message/sendbatch`.
 
 use axum::extract::State;
 use axum::Json;
@@ -8,14 +7,12 @@ use base64::Engine;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::error::store_error;
 use super::{check_uid, ok, ok_data};
 use crate::messaging::{Origin, SendRequest};
 use crate::Im;
-use chathook_events::{ChannelType, Message, MessageHeader};
+use chathook_events::{ChannelType, MessageHeader};
 use chathook_http::ApiError;
 use chathook_http::WkJson;
-use chathook_store::{person_channel_key, PullMode, SyncQuery};
 
 #[derive(Deserialize, Default)]
 struct HeaderReq {
@@ -85,16 +82,9 @@ pub(super) async fn send(
             }
         }
     }
-    let payload = STANDARD.decode(req.payload.as_bytes()).map_err(|e| {
-        ApiError::field(
-            "payload",
-            "payload_not_base64",
-            format!("payload must be standard base64: {e}"),
-        )
-    })?;
+    let payload = decode_payload(&req.payload)?;
     let client_msg_no = if req.client_msg_no.is_empty() || to_subscribers {
-        // WuKongIM makes one: a UUID and a trailing 0.
-        format!("{}0", uuid::Uuid::new_v4().simple())
+        new_client_msg_no()
     } else {
         req.client_msg_no
     };
@@ -104,11 +94,7 @@ pub(super) async fn send(
             channel_id: req.channel_id,
             channel_type: req.channel_type,
             client_msg_no,
-            header: MessageHeader {
-                no_persist: req.header.no_persist.0,
-                red_dot: req.header.red_dot.0,
-                sync_once: req.header.sync_once.0,
-            },
+            header: req.header.into_header(),
             setting: 0,
             expire: req.expire,
             payload,
@@ -127,173 +113,89 @@ pub(super) async fn send(
 }
 
 #[derive(Deserialize)]
-pub(super) struct SyncReq {
-    login_uid: String,
-    channel_id: String,
-    channel_type: u8,
+pub(super) struct SendBatchReq {
     #[serde(default)]
-    start_message_seq: u64,
-    #[serde(default)]
-    end_message_seq: u64,
-    #[serde(default)]
-    limit: usize,
-    #[serde(default)]
-    pull_mode: u8,
+    header: HeaderReq,
+    from_uid: String,
+    subscribers: Vec<String>,
+    payload: String,
 }
 
-/// Page size when the request gives none.
-const DEFAULT_SYNC_LIMIT: usize = 100;
+/// Most recipients of one `/message/sendbatch`.
+const MAX_BATCH_RECIPIENTS: usize = 10_000;
 
-pub(super) async fn sync(
+/// `POST /message/sendbatch`: one person message from `from_uid` to each subscriber. Answered bare:
+/// `{fail_uids, reason}`, the reasons in the same order as the uids.
+pub(super) async fn send_batch(
     State(im): State<Im>,
-    WkJson(req): WkJson<SyncReq>,
+    WkJson(req): WkJson<SendBatchReq>,
 ) -> Result<Json<Value>, ApiError> {
-    check_uid("login_uid", &req.login_uid)?;
-    if req.channel_id.is_empty() {
+    check_uid("from_uid", &req.from_uid)?;
+    if req.subscribers.is_empty() {
         return Err(ApiError::field(
-            "channel_id",
-            "channel_id_empty",
-            "channel_id must not be empty",
+            "subscribers",
+            "subscribers_empty",
+            "subscribers must not be empty",
         ));
     }
-    let channel_key = match ChannelType::from_u8(req.channel_type) {
-        Some(ChannelType::Person) => person_channel_key(&req.login_uid, &req.channel_id),
-        Some(ChannelType::Group) => req.channel_id.clone(),
-        None => {
-            return Err(ApiError::field(
-                "channel_type",
-                "channel_type_unsupported",
-                format!(
-                    "channel_type {} is not supported (1 person, 2 group)",
-                    req.channel_type
-                ),
-            ))
-        }
-    };
-    let pull_mode = match req.pull_mode {
-        0 => PullMode::Down,
-        1 => PullMode::Up,
-        n => {
-            return Err(ApiError::field(
-                "pull_mode",
-                "pull_mode_invalid",
-                format!("pull_mode must be 0 (down) or 1 (up), got {n}"),
-            ))
-        }
-    };
-    let max = im.config().limits.sync_max_limit;
-    let limit = match req.limit {
-        0 => DEFAULT_SYNC_LIMIT.min(max),
-        n => n.min(max),
-    };
-    let now = unix_now();
-    let page = im
-        .store()
-        .sync(SyncQuery {
-            channel_key,
-            channel_type: req.channel_type,
-            start_seq: req.start_message_seq,
-            end_seq: req.end_message_seq,
-            limit,
-            pull_mode,
-            now,
+    if req.subscribers.len() > MAX_BATCH_RECIPIENTS {
+        return Err(ApiError::field(
+            "subscribers",
+            "too_many_subscribers",
+            format!("at most {MAX_BATCH_RECIPIENTS} subscribers"),
+        ));
+    }
+    req.subscribers
+        .iter()
+        .try_for_each(|u| check_uid("subscribers", u))?;
+    let payload = decode_payload(&req.payload)?;
+    let header = req.header.into_header();
+    let sends = req.subscribers.iter().map(|to| {
+        im.send(SendRequest {
+            from_uid: req.from_uid.clone(),
+            channel_id: to.clone(),
+            channel_type: ChannelType::Person.as_u8(),
+            client_msg_no: new_client_msg_no(),
+            header,
+            setting: 0,
+            expire: 0,
+            payload: payload.clone(),
+            subscribers: None,
+            origin: Origin::Backend,
         })
-        .await
-        .map_err(store_error)?;
-    let messages: Vec<Value> = page.messages.iter().map(message_resp).collect();
-    // Bare, as WuKongIM answers it (backends read the body straight into their struct).
-    Ok(Json(json!({
-        "start_message_seq": req.start_message_seq,
-        "end_message_seq": req.end_message_seq,
-        "more": u8::from(page.more),
-        "messages": messages,
-    })))
-}
-
-#[derive(Deserialize)]
-pub(super) struct CmdSyncReq {
-    uid: String,
-    /// The last queue position the caller has (0: from the start).
-    #[serde(default)]
-    message_seq: u64,
-    #[serde(default)]
-    limit: usize,
-}
-
-/// Page size of `/message/sync` when the request gives none (WuKongIM's).
-const DEFAULT_CMD_SYNC_LIMIT: usize = 200;
-
-/// `POST /message/sync`: the user's queued CMD messages after `message_seq`, a bare array; each
-/// `message_seq` is the message's queue position, to acknowledge with `/message/syncack`.
-pub(super) async fn cmd_sync(
-    State(im): State<Im>,
-    WkJson(req): WkJson<CmdSyncReq>,
-) -> Result<Json<Value>, ApiError> {
-    check_uid("uid", &req.uid)?;
-    let max = im.config().limits.sync_max_limit;
-    let limit = match req.limit {
-        0 => DEFAULT_CMD_SYNC_LIMIT.min(max),
-        n => n.min(max),
-    };
-    let messages = im
-        .store()
-        .cmd_messages(&req.uid, req.message_seq, limit, unix_now())
-        .await
-        .map_err(store_error)?;
-    Ok(Json(Value::Array(
-        messages.iter().map(message_resp).collect(),
-    )))
-}
-
-#[derive(Deserialize)]
-pub(super) struct CmdSyncAckReq {
-    uid: String,
-    last_message_seq: u64,
-}
-
-/// `POST /message/syncack`: removes the user's queued CMD messages up to `last_message_seq`.
-pub(super) async fn cmd_sync_ack(
-    State(im): State<Im>,
-    WkJson(req): WkJson<CmdSyncAckReq>,
-) -> Result<Json<Value>, ApiError> {
-    check_uid("uid", &req.uid)?;
-    if req.last_message_seq == 0 {
-        return Err(ApiError::field(
-            "last_message_seq",
-            "last_message_seq_zero",
-            "last_message_seq must not be 0",
-        ));
+    });
+    let results = futures_util::future::join_all(sends).await;
+    let (mut fail_uids, mut reasons) = (Vec::new(), Vec::new());
+    for (uid, result) in req.subscribers.iter().zip(results) {
+        if let Err(e) = result {
+            fail_uids.push(uid.clone());
+            reasons.push(e.to_string());
+        }
     }
-    im.store()
-        .ack_cmd_messages(&req.uid, req.last_message_seq)
-        .await
-        .map_err(store_error)?;
-    Ok(ok())
+    Ok(Json(json!({"fail_uids": fail_uids, "reason": reasons})))
 }
 
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+/// WuKongIM's generated `client_msg_no`: a UUID and a trailing 0.
+fn new_client_msg_no() -> String {
+    format!("{}0", uuid::Uuid::new_v4().simple())
 }
 
-/// WuKongIM's `MessageResp`. For a person channel `channel_id` is the member who is not the sender,
-/// whoever asks (as the sender addressed it), and the system account shows as `from_uid: ""`.
-pub fn message_resp(m: &Message) -> Value {
-    json!({
-        "header": {"no_persist": u8::from(m.header.no_persist), "red_dot": u8::from(m.header.red_dot),
-                   "sync_once": u8::from(m.header.sync_once)},
-        "setting": m.setting,
-        "message_id": m.message_id,
-        "message_idstr": m.message_id.to_string(),
-        "client_msg_no": m.client_msg_no,
-        "message_seq": m.message_seq,
-        "from_uid": m.from_uid,
-        "channel_id": m.channel_id,
-        "channel_type": m.channel_type,
-        "expire": m.expire,
-        "timestamp": m.timestamp,
-        "payload": STANDARD.encode(&m.payload),
+fn decode_payload(payload: &str) -> Result<Vec<u8>, ApiError> {
+    STANDARD.decode(payload.as_bytes()).map_err(|e| {
+        ApiError::field(
+            "payload",
+            "payload_not_base64",
+            format!("payload must be standard base64: {e}"),
+        )
     })
+}
+
+impl HeaderReq {
+    fn into_header(self) -> MessageHeader {
+        MessageHeader {
+            no_persist: self.no_persist.0,
+            red_dot: self.red_dot.0,
+            sync_once: self.sync_once.0,
+        }
+    }
 }

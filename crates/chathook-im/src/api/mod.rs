@@ -1,10 +1,13 @@
-//! The REST API a business backend calls: WuKongIM's routes and bodies (`users`, `channels`,
-//! `messages`) and chathook's `/v1` profile routes. Authentication is the binary's job: it wraps this
+//! The REST API a business backend calls: WuKongIM's routes and bodies (`users`, `channels`, `messages`
+//! for sends, `history` for reads, `cmd` for the CMD queue, `route`) and chathook's `/v1` profile routes. Authentication is the binary's job: it wraps this
 //! router with the admin-key check.
 
 mod channels;
+mod cmd;
 pub mod error;
+mod history;
 mod messages;
+mod route;
 mod users;
 
 use axum::extract::DefaultBodyLimit;
@@ -17,13 +20,20 @@ use crate::Im;
 use chathook_http::ApiError;
 
 /// Every route of [`router`], as (method, path), for tests that must visit each one.
-pub const ROUTES: [(&str, &str); 21] = [
+pub const ROUTES: [(&str, &str); 30] = [
     ("POST", "/user/token"),
     ("POST", "/user/device_quit"),
     ("POST", "/user/onlinestatus"),
+    ("POST", "/user/systemuids_add"),
+    ("POST", "/user/systemuids_remove"),
+    ("GET", "/user/systemuids"),
+    ("POST", "/conn/kick"),
+    ("GET", "/route"),
+    ("POST", "/route/batch"),
     ("GET", "/v1/users/{uid}/profile"),
     ("PUT", "/v1/users/{uid}/profile"),
     ("POST", "/channel"),
+    ("POST", "/channel/info"),
     ("POST", "/channel/subscriber_add"),
     ("POST", "/channel/subscriber_remove"),
     ("POST", "/channel/delete"),
@@ -34,9 +44,11 @@ pub const ROUTES: [(&str, &str); 21] = [
     ("POST", "/channel/whitelist_remove"),
     ("POST", "/channel/whitelist_set"),
     ("GET", "/channel/whitelist"),
-    ("POST", "/channel/info"),
     ("POST", "/message/send"),
+    ("POST", "/message/sendbatch"),
     ("POST", "/channel/messagesync"),
+    ("POST", "/messages"),
+    ("GET", "/channel/max_message_seq"),
     ("POST", "/message/sync"),
     ("POST", "/message/syncack"),
 ];
@@ -48,6 +60,12 @@ pub fn router(im: Im) -> Router {
         .route("/user/token", post(users::update_token))
         .route("/user/device_quit", post(users::device_quit))
         .route("/user/onlinestatus", post(users::online_status))
+        .route("/user/systemuids_add", post(users::system_uids_add))
+        .route("/user/systemuids_remove", post(users::system_uids_remove))
+        .route("/user/systemuids", get(users::system_uids))
+        .route("/conn/kick", post(users::kick))
+        .route("/route", get(route::route))
+        .route("/route/batch", post(route::route_batch))
         .route(
             "/v1/users/{uid}/profile",
             get(users::get_profile).put(users::put_profile),
@@ -74,9 +92,12 @@ pub fn router(im: Im) -> Router {
         .route("/channel/whitelist", get(channels::whitelist))
         .route("/channel/info", post(channels::info))
         .route("/message/send", post(messages::send))
-        .route("/channel/messagesync", post(messages::sync))
-        .route("/message/sync", post(messages::cmd_sync))
-        .route("/message/syncack", post(messages::cmd_sync_ack))
+        .route("/message/sendbatch", post(messages::send_batch))
+        .route("/channel/messagesync", post(history::sync))
+        .route("/messages", post(history::find))
+        .route("/channel/max_message_seq", get(history::max_message_seq))
+        .route("/message/sync", post(cmd::cmd_sync))
+        .route("/message/syncack", post(cmd::cmd_sync_ack))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(im)
 }

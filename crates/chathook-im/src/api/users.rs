@@ -1,4 +1,4 @@
-//! `/user/*` (WuKongIM) and `/v1/users/{uid}/profile` (chathook).
+//! `/user/*` and `/conn/kick` (WuKongIM) and `/v1/users/{uid}/profile` (chathook).
 
 use std::collections::BTreeMap;
 
@@ -100,6 +100,77 @@ pub(super) async fn online_status(
         }
     }
     Ok(Json(Value::Array(out)))
+}
+
+#[derive(Deserialize)]
+pub(super) struct SystemUidsReq {
+    uids: Vec<String>,
+}
+
+async fn change_system_uids(
+    im: Im,
+    req: SystemUidsReq,
+    remove: bool,
+) -> Result<Json<Value>, ApiError> {
+    if req.uids.is_empty() {
+        return Err(ApiError::field(
+            "uids",
+            "uids_empty",
+            "uids must not be empty",
+        ));
+    }
+    req.uids.iter().try_for_each(|u| check_uid("uids", u))?;
+    im.change_system_uids(req.uids, remove)
+        .await
+        .map_err(store_error)?;
+    Ok(ok())
+}
+
+/// `POST /user/systemuids_add`: these uids' client sends skip the sender checks.
+pub(super) async fn system_uids_add(
+    State(im): State<Im>,
+    WkJson(req): WkJson<SystemUidsReq>,
+) -> Result<Json<Value>, ApiError> {
+    change_system_uids(im, req, false).await
+}
+
+/// `POST /user/systemuids_remove`.
+pub(super) async fn system_uids_remove(
+    State(im): State<Im>,
+    WkJson(req): WkJson<SystemUidsReq>,
+) -> Result<Json<Value>, ApiError> {
+    change_system_uids(im, req, true).await
+}
+
+/// `GET /user/systemuids`: the bare array of system uids.
+pub(super) async fn system_uids(State(im): State<Im>) -> Result<Json<Value>, ApiError> {
+    let uids = im.store().system_uids().await.map_err(store_error)?;
+    Ok(Json(json!(uids)))
+}
+
+#[derive(Deserialize)]
+pub(super) struct KickReq {
+    uid: String,
+    /// WuKongIM's `node_id` and `op_node_id` (cluster fields) are ignored: one node here.
+    conn_id: u64,
+}
+
+/// `POST /conn/kick`: the connection `conn_id` of `uid` (the id `user.onlinestatus` carries) is told
+/// it was kicked (reason 12) and closed. An unknown connection is not an error, as in WuKongIM.
+pub(super) async fn kick(
+    State(im): State<Im>,
+    WkJson(req): WkJson<KickReq>,
+) -> Result<Json<Value>, ApiError> {
+    check_uid("uid", &req.uid)?;
+    if req.conn_id == 0 {
+        return Err(ApiError::field(
+            "conn_id",
+            "conn_id_zero",
+            "conn_id must not be 0",
+        ));
+    }
+    im.kick_connection(&req.uid, req.conn_id);
+    Ok(ok())
 }
 
 #[derive(Deserialize)]

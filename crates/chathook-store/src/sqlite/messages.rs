@@ -2,12 +2,13 @@
 
 use async_trait::async_trait;
 use chathook_events::{Message, MessageHeader};
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 
 use super::writer::now_ms;
 use super::SqliteStore;
 use crate::{
-    AppendOutcome, EventsFor, MessageStore, NewMessage, PullMode, StoreError, SyncPage, SyncQuery,
+    AppendOutcome, EventsFor, MessageLookup, MessageStore, NewMessage, PullMode, StoreError,
+    SyncPage, SyncQuery,
 };
 
 pub(super) fn header_bits(h: &MessageHeader) -> i64 {
@@ -209,6 +210,64 @@ impl MessageStore for SqliteStore {
                 messages.reverse();
             }
             Ok(SyncPage { messages, more })
+        })
+        .await
+    }
+
+    async fn last_seq(&self, channel_key: &str, channel_type: u8) -> Result<u64, StoreError> {
+        let key = channel_key.to_string();
+        self.read(move |conn| {
+            let seq: i64 = conn
+                .prepare_cached(
+                    "SELECT COALESCE(MAX(message_seq), 0) FROM messages
+                     WHERE channel_key = ?1 AND channel_type = ?2",
+                )?
+                .query_row(params![key, channel_type], |r| r.get(0))?;
+            Ok(seq as u64)
+        })
+        .await
+    }
+
+    async fn find_messages(&self, lookup: MessageLookup) -> Result<Vec<Message>, StoreError> {
+        self.read(move |conn| {
+            const COLUMNS: &str =
+                "SELECT message_seq, message_id, client_msg_no, from_uid, channel_id,
+                channel_type, header, setting, expire, timestamp, payload FROM messages
+                WHERE channel_key = ?1 AND channel_type = ?2";
+            let mut found: Vec<Message> = Vec::new();
+            let mut keep = |m: Option<Message>| {
+                if let Some(m) = m.filter(|m| !found.iter().any(|f| f.message_id == m.message_id)) {
+                    found.push(m);
+                }
+            };
+            let (key, ty) = (&lookup.channel_key, lookup.channel_type);
+            let mut by_seq = conn.prepare_cached(&format!("{COLUMNS} AND message_seq = ?3"))?;
+            for seq in &lookup.seqs {
+                keep(
+                    by_seq
+                        .query_row(params![key, ty, *seq as i64], message_from_row)
+                        .optional()?,
+                );
+            }
+            let mut by_id =
+                conn.prepare_cached(&format!("{COLUMNS} AND message_id = ?3 LIMIT 1"))?;
+            for id in &lookup.message_ids {
+                keep(
+                    by_id
+                        .query_row(params![key, ty, id], message_from_row)
+                        .optional()?,
+                );
+            }
+            let mut by_no =
+                conn.prepare_cached(&format!("{COLUMNS} AND client_msg_no = ?3 LIMIT 1"))?;
+            for no in &lookup.client_msg_nos {
+                keep(
+                    by_no
+                        .query_row(params![key, ty, no], message_from_row)
+                        .optional()?,
+                );
+            }
+            Ok(found)
         })
         .await
     }

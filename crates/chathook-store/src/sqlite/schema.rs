@@ -8,6 +8,7 @@ const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS tokens (
     uid TEXT NOT NULL, device_flag INTEGER NOT NULL, token_hash BLOB NOT NULL, device_level INTEGER NOT NULL,
     PRIMARY KEY (uid, device_flag)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS system_uids (uid TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS profiles (
     uid TEXT PRIMARY KEY, name TEXT NOT NULL, avatar TEXT NOT NULL, custom TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS channels (

@@ -1,4 +1,4 @@
-//! Device tokens and user profiles in the embedded store.
+//! Device tokens, user profiles and system uids in the embedded store.
 
 use async_trait::async_trait;
 use rusqlite::{params, OptionalExtension};
@@ -8,6 +8,39 @@ use crate::{EventsFor, Profile, StoreError, TokenRecord, UserStore};
 
 #[async_trait]
 impl UserStore for SqliteStore {
+    async fn system_uids(&self) -> Result<Vec<String>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached("SELECT uid FROM system_uids ORDER BY uid")?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn change_system_uids(
+        &self,
+        uids: Vec<String>,
+        remove: bool,
+    ) -> Result<Vec<String>, StoreError> {
+        self.write(move |ctx| {
+            let sql = if remove {
+                "DELETE FROM system_uids WHERE uid = ?1"
+            } else {
+                "INSERT OR IGNORE INTO system_uids(uid) VALUES (?1)"
+            };
+            let mut stmt = ctx.conn.prepare_cached(sql)?;
+            for uid in &uids {
+                stmt.execute(params![uid])?;
+            }
+            let mut all = ctx
+                .conn
+                .prepare_cached("SELECT uid FROM system_uids ORDER BY uid")?;
+            let rows = all.query_map([], |r| r.get::<_, String>(0))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
     async fn set_token(&self, token: TokenRecord) -> Result<(), StoreError> {
         self.write(move |ctx| {
             ctx.conn.execute(

@@ -415,3 +415,212 @@ async fn msg_offline_counts_primary_devices_and_msg_notify_leaves_no_persist_out
         "no_persist messages are not in msg.notify"
     );
 }
+
+#[tokio::test]
+async fn route_answers_the_configured_addresses_bare() {
+    let s = TestServer::start_with(|c| {
+        c.route.wss_addr = "wss://im.example.com".into();
+        c.route.intranet_tcp_addr = "10.0.0.5:5100".into();
+    })
+    .await;
+    let (st, body) = s.call("GET", "/route?uid=alice", None, Some(ADMIN)).await;
+    assert_eq!(st, 200);
+    assert_eq!(body["ws_addr"], s.ws, "the gateway's address by default");
+    assert_eq!(body["wss_addr"], "wss://im.example.com");
+    assert_eq!(body["tcp_addr"], "", "no TCP binary protocol");
+    let (st, body) = s
+        .call("GET", "/route?uid=alice&intranet=1", None, Some(ADMIN))
+        .await;
+    assert_eq!(
+        (st, &body["tcp_addr"], &body["ws_addr"]),
+        (200, &json!("10.0.0.5:5100"), &json!(""))
+    );
+    let (st, body) = s.post("/route/batch", json!(["alice", "bob"])).await;
+    assert_eq!(st, 200);
+    assert_eq!(body[0]["uids"], json!(["alice", "bob"]));
+    assert_eq!(body[0]["wss_addr"], "wss://im.example.com");
+    let (st, body) = s.post("/route/batch", json!({"uids": []})).await;
+    assert_eq!(st, 400, "{body}");
+}
+
+#[tokio::test]
+async fn messages_and_max_message_seq_read_history_by_seq_id_and_client_msg_no() {
+    let s = TestServer::start().await;
+    s.group("g", &["alice"]).await;
+    let mut ids = Vec::new();
+    for i in 1..=3 {
+        let (st, body) = s
+            .post(
+                "/message/send",
+                json!({"from_uid": "alice", "channel_id": "g", "channel_type": 2,
+                    "client_msg_no": format!("n{i}"), "payload": b64("{}")}),
+            )
+            .await;
+        assert_eq!(st, 200, "{body}");
+        ids.push(body["data"]["message_id"].as_i64().unwrap());
+    }
+    let (st, body) = s
+        .call(
+            "GET",
+            "/channel/max_message_seq?channel_id=g&channel_type=2",
+            None,
+            Some(ADMIN),
+        )
+        .await;
+    assert_eq!((st, body), (200, json!({"message_seq": 3})));
+    let (st, body) = s
+        .post(
+            "/messages",
+            json!({"channel_id": "g", "channel_type": 2, "message_seqs": [1, 9],
+                "message_ids": [ids[1]], "client_msg_nos": ["n3", "n1"]}),
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
+    assert!(body.get("status").is_none(), "bare: {body}");
+    assert_eq!(
+        seqs(&body),
+        vec![1, 2, 3],
+        "each found once, unknown ones left out"
+    );
+    assert_eq!(body["more"], 0);
+    // a person channel needs the asking user
+    s.rest_send("alice", "bob", 1, "hi").await;
+    let (st, body) = s
+        .call(
+            "GET",
+            "/channel/max_message_seq?channel_id=bob&channel_type=1&login_uid=alice",
+            None,
+            Some(ADMIN),
+        )
+        .await;
+    assert_eq!((st, body), (200, json!({"message_seq": 1})));
+    let (st, body) = s
+        .call(
+            "GET",
+            "/channel/max_message_seq?channel_id=bob&channel_type=1",
+            None,
+            Some(ADMIN),
+        )
+        .await;
+    assert_eq!(
+        (st, body["field"].as_str()),
+        (400, Some("login_uid")),
+        "{body}"
+    );
+    let (st, body) = s
+        .post("/messages", json!({"login_uid": "bob", "channel_id": "alice", "channel_type": 1, "message_seqs": [1]}))
+        .await;
+    assert_eq!(st, 200);
+    assert_eq!(body["messages"][0]["channel_id"], "bob");
+}
+
+#[tokio::test]
+async fn sendbatch_sends_one_person_message_to_each_subscriber() {
+    let s = TestServer::start().await;
+    let mut bob = s.login("bob", 0).await;
+    let mut carol = s.login("carol", 0).await;
+    let (st, body) = s
+        .post(
+            "/message/sendbatch",
+            json!({"from_uid": "alice", "subscribers": ["bob", "carol"],
+                "header": {"red_dot": 1}, "payload": b64(r#"{"type":1}"#)}),
+        )
+        .await;
+    assert_eq!((st, body), (200, json!({"fail_uids": [], "reason": []})));
+    for c in [&mut bob, &mut carol] {
+        let got = c.recv(LONG, true).await.expect("each subscriber receives");
+        assert_eq!(got["params"]["channelId"], "alice");
+        assert_eq!(got["params"]["channelType"], 1);
+        assert_eq!(got["params"]["header"]["redDot"], true);
+    }
+    let (st, body) = s
+        .post(
+            "/message/sendbatch",
+            json!({"from_uid": "alice", "subscribers": [], "payload": "e30="}),
+        )
+        .await;
+    assert_eq!((st, body["field"].as_str()), (400, Some("subscribers")));
+    let (st, body) = s
+        .post(
+            "/message/sendbatch",
+            json!({"from_uid": "", "subscribers": ["bob"], "payload": "e30="}),
+        )
+        .await;
+    assert_eq!((st, body["field"].as_str()), (400, Some("from_uid")));
+}
+
+#[tokio::test]
+async fn system_uids_send_past_the_checks_and_persist() {
+    let s = TestServer::start().await;
+    s.group("g", &["bob"]).await;
+    let mut bot = s.login("bot", 0).await;
+    let mut bob = s.login("bob", 0).await;
+    assert_eq!(
+        bot.send_msg("g", 2, "s-1", "x").await["result"]["reasonCode"],
+        3,
+        "not a member"
+    );
+    ok(
+        &s,
+        "/user/systemuids_add",
+        json!({"uids": ["bot", "admin"]}),
+    )
+    .await;
+    let (st, body) = s.call("GET", "/user/systemuids", None, Some(ADMIN)).await;
+    assert_eq!((st, body), (200, json!(["admin", "bot"])));
+    assert_eq!(
+        bot.send_msg("g", 2, "s-2", "x").await["result"]["reasonCode"],
+        1
+    );
+    assert!(bob.recv(LONG, true).await.is_some());
+    ok(&s, "/user/systemuids_remove", json!({"uids": ["admin"]})).await;
+    drop((bot, bob));
+    let s = s.restart(|_| {}).await;
+    let (_, body) = s.call("GET", "/user/systemuids", None, Some(ADMIN)).await;
+    assert_eq!(body, json!(["bot"]), "kept across a restart");
+    let mut bot = s.login("bot", 0).await;
+    assert_eq!(
+        bot.send_msg("g", 2, "s-3", "x").await["result"]["reasonCode"],
+        1
+    );
+}
+
+#[tokio::test]
+async fn conn_kick_closes_one_connection_with_reason_12() {
+    let s = TestServer::start().await;
+    let mut first = s.login("alice", 0).await;
+    let mut second = s.login("alice", 1).await;
+    let online = s
+        .wait_event("alice's second connection", |e| {
+            matches!(&e.event, chathook_events::Event::UserOnline(c) if c.uid == "alice" && c.device_flag == 1)
+        })
+        .await;
+    let chathook_events::Event::UserOnline(c) = online.event else {
+        unreachable!()
+    };
+    ok(
+        &s,
+        "/conn/kick",
+        json!({"uid": "alice", "conn_id": c.conn_id, "node_id": 1}),
+    )
+    .await;
+    let closed = second.closed(LONG).await;
+    assert_eq!(
+        closed.disconnect.expect("disconnect")["params"]["reasonCode"],
+        12
+    );
+    assert!(
+        is_pong(&first.request("ping", json!({})).await),
+        "the other connection stays"
+    );
+    ok(
+        &s,
+        "/conn/kick",
+        json!({"uid": "alice", "conn_id": 999_999}),
+    )
+    .await;
+    let (st, body) = s
+        .post("/conn/kick", json!({"uid": "alice", "conn_id": 0}))
+        .await;
+    assert_eq!((st, body["field"].as_str()), (400, Some("conn_id")));
+}

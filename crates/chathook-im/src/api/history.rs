@@ -1,0 +1,201 @@
+//! Reading history: `/channel/messagesync`, `/messages` and `/channel/max_message_seq`, with WuKongIM's
+//! message object (`MessageResp`). Every answer is bare JSON, as WuKongIM gives it.
+
+use std::collections::HashMap;
+
+use axum::extract::{Query, State};
+use axum::Json;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::error::store_error;
+use super::{check_uid, query_param};
+use crate::Im;
+use chathook_events::{ChannelType, Message};
+use chathook_http::ApiError;
+use chathook_http::WkJson;
+use chathook_store::{person_channel_key, MessageLookup, PullMode, SyncQuery};
+
+#[derive(Deserialize)]
+pub(super) struct SyncReq {
+    login_uid: String,
+    channel_id: String,
+    channel_type: u8,
+    #[serde(default)]
+    start_message_seq: u64,
+    #[serde(default)]
+    end_message_seq: u64,
+    #[serde(default)]
+    limit: usize,
+    #[serde(default)]
+    pull_mode: u8,
+}
+
+/// Page size when the request gives none.
+const DEFAULT_SYNC_LIMIT: usize = 100;
+
+pub(super) async fn sync(
+    State(im): State<Im>,
+    WkJson(req): WkJson<SyncReq>,
+) -> Result<Json<Value>, ApiError> {
+    check_uid("login_uid", &req.login_uid)?;
+    let channel_key = channel_key(&req.login_uid, &req.channel_id, req.channel_type)?;
+    let pull_mode = match req.pull_mode {
+        0 => PullMode::Down,
+        1 => PullMode::Up,
+        n => {
+            return Err(ApiError::field(
+                "pull_mode",
+                "pull_mode_invalid",
+                format!("pull_mode must be 0 (down) or 1 (up), got {n}"),
+            ))
+        }
+    };
+    let max = im.config().limits.sync_max_limit;
+    let limit = match req.limit {
+        0 => DEFAULT_SYNC_LIMIT.min(max),
+        n => n.min(max),
+    };
+    let now = unix_now();
+    let page = im
+        .store()
+        .sync(SyncQuery {
+            channel_key,
+            channel_type: req.channel_type,
+            start_seq: req.start_message_seq,
+            end_seq: req.end_message_seq,
+            limit,
+            pull_mode,
+            now,
+        })
+        .await
+        .map_err(store_error)?;
+    let messages: Vec<Value> = page.messages.iter().map(message_resp).collect();
+    // Bare, as WuKongIM answers it (backends read the body straight into their struct).
+    Ok(Json(json!({
+        "start_message_seq": req.start_message_seq,
+        "end_message_seq": req.end_message_seq,
+        "more": u8::from(page.more),
+        "messages": messages,
+    })))
+}
+
+/// The storage key of the channel `login_uid` asks about (a person channel is keyed by both users).
+fn channel_key(login_uid: &str, channel_id: &str, channel_type: u8) -> Result<String, ApiError> {
+    if channel_id.is_empty() {
+        return Err(ApiError::field(
+            "channel_id",
+            "channel_id_empty",
+            "channel_id must not be empty",
+        ));
+    }
+    match ChannelType::from_u8(channel_type) {
+        Some(ChannelType::Person) => {
+            check_uid("login_uid", login_uid)?;
+            Ok(person_channel_key(login_uid, channel_id))
+        }
+        Some(ChannelType::Group) => Ok(channel_id.to_string()),
+        None => Err(ApiError::field(
+            "channel_type",
+            "channel_type_unsupported",
+            format!("channel_type {channel_type} is not supported (1 person, 2 group)"),
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct MessagesReq {
+    #[serde(default)]
+    login_uid: String,
+    channel_id: String,
+    channel_type: u8,
+    #[serde(default)]
+    message_seqs: Vec<u64>,
+    #[serde(default)]
+    message_ids: Vec<i64>,
+    #[serde(default)]
+    client_msg_nos: Vec<String>,
+}
+
+/// Most lookups one `/messages` call may ask for.
+const MAX_LOOKUPS: usize = 1000;
+
+/// `POST /messages`: messages of one channel by seqs, ids or client_msg_nos; answered like a sync page.
+pub(super) async fn find(
+    State(im): State<Im>,
+    WkJson(req): WkJson<MessagesReq>,
+) -> Result<Json<Value>, ApiError> {
+    let channel_key = channel_key(&req.login_uid, &req.channel_id, req.channel_type)?;
+    let asked = req.message_seqs.len() + req.message_ids.len() + req.client_msg_nos.len();
+    if asked > MAX_LOOKUPS {
+        return Err(ApiError::field(
+            "message_seqs",
+            "too_many_lookups",
+            format!("at most {MAX_LOOKUPS} seqs, ids and client_msg_nos together"),
+        ));
+    }
+    let found = im
+        .store()
+        .find_messages(MessageLookup {
+            channel_key,
+            channel_type: req.channel_type,
+            seqs: req.message_seqs,
+            message_ids: req.message_ids,
+            client_msg_nos: req.client_msg_nos,
+        })
+        .await
+        .map_err(store_error)?;
+    let messages: Vec<Value> = found.iter().map(message_resp).collect();
+    Ok(Json(json!({
+        "start_message_seq": 0,
+        "end_message_seq": 0,
+        "more": 0,
+        "messages": messages,
+    })))
+}
+
+/// `GET /channel/max_message_seq?channel_id=&channel_type=[&login_uid=]`: `{message_seq}`.
+pub(super) async fn max_message_seq(
+    State(im): State<Im>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let channel_id: String = query_param(&q, "channel_id")?;
+    let channel_type: u8 = query_param(&q, "channel_type")?;
+    let login_uid = q.get("login_uid").map(String::as_str).unwrap_or_default();
+    let key = channel_key(login_uid, &channel_id, channel_type)?;
+    let seq = im
+        .store()
+        .last_seq(&key, channel_type)
+        .await
+        .map_err(store_error)?;
+    Ok(Json(json!({"message_seq": seq})))
+}
+
+pub(super) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// WuKongIM's `MessageResp`. For a person channel `channel_id` is the member who is not the sender,
+/// whoever asks (as the sender addressed it), and the system account shows as `from_uid: ""`.
+pub(super) fn message_resp(m: &Message) -> Value {
+    json!({
+        "header": {"no_persist": u8::from(m.header.no_persist), "red_dot": u8::from(m.header.red_dot),
+                   "sync_once": u8::from(m.header.sync_once)},
+        "setting": m.setting,
+        "message_id": m.message_id,
+        "message_idstr": m.message_id.to_string(),
+        "client_msg_no": m.client_msg_no,
+        "message_seq": m.message_seq,
+        "from_uid": m.from_uid,
+        "channel_id": m.channel_id,
+        "channel_type": m.channel_type,
+        "expire": m.expire,
+        "timestamp": m.timestamp,
+        "payload": STANDARD.encode(&m.payload),
+    })
+}
