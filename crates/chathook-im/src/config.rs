@@ -103,6 +103,9 @@ pub struct MessagesConfig {
     /// Enforce person-channel whitelists: a client may send to a user only when on that user's
     /// whitelist (WuKongIM's `whitelistOffOfPerson: false`; off by default, as in WuKongIM).
     pub person_whitelist: bool,
+    /// `/conversation/sync` looks this far back (messages) for the user's own newest message when it
+    /// counts unread messages: counts up to this many are exact.
+    pub unread_scan_max: usize,
 }
 
 impl Default for MessagesConfig {
@@ -110,6 +113,7 @@ impl Default for MessagesConfig {
         MessagesConfig {
             dedup_window_secs: 24 * 3600,
             person_whitelist: false,
+            unread_scan_max: 10_000,
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod api;
 mod channels;
 pub mod config;
 mod connections;
+pub mod conversations;
 pub mod error;
 pub mod gateway;
 mod groups;

@@ -1,7 +1,7 @@
 //! Storage for chathook: one trait per need and the embedded default implementation.
 //!
-//! The traits ([`UserStore`], [`ChannelStore`], [`MessageStore`], [`CmdQueueStore`], [`PresenceStore`]
-//! and the event log's [`chathook_events::EventLog`]) are what the rest of the server sees;
+//! The traits ([`UserStore`], [`ChannelStore`], [`MessageStore`], [`CmdQueueStore`],
+//! [`ConversationStore`], [`PresenceStore`] and the event log's [`chathook_events::EventLog`]) are what the rest of the server sees;
 //! [`SqliteStore`] implements them on one SQLite file in WAL mode with a single writer thread that groups every queued write into one durable
 //! commit (see `sqlite::writer`). Events that a write causes are appended in the same transaction as the
 //! write itself, so nothing is acknowledged before its event is durable. This crate never interprets
@@ -153,6 +153,34 @@ pub trait CmdQueueStore: Send + Sync {
     async fn ack_cmd_messages(&self, uid: &str, up_to: u64) -> Result<usize, StoreError>;
 }
 
+/// What conversation lists are made of: the channels a user is in (groups they subscribe to, person
+/// channels with history), each with its newest message and the user's read and delete positions.
+/// Nothing is stored per recipient per message.
+#[async_trait]
+pub trait ConversationStore: Send + Sync {
+    /// Every conversation of `uid`, in no particular order.
+    async fn conversations(&self, uid: &str) -> Result<Vec<ConversationRecord>, StoreError>;
+    /// The newest seq `uid` sent in the channel after `after`, looking at the newest `scan_max` messages
+    /// at most; 0 when none.
+    async fn own_last_seq(
+        &self,
+        channel_key: &str,
+        channel_type: u8,
+        uid: &str,
+        after: u64,
+        scan_max: usize,
+    ) -> Result<u64, StoreError>;
+    /// Moves `uid`'s read and delete positions in a channel forward (never back).
+    async fn mark_conversation(
+        &self,
+        uid: &str,
+        channel_key: &str,
+        channel_type: u8,
+        read_seq: u64,
+        deleted_seq: u64,
+    ) -> Result<(), StoreError>;
+}
+
 /// Connections recorded as online, so that a crash can be reported as offline events on the next start.
 #[async_trait]
 pub trait PresenceStore: Send + Sync {
@@ -215,10 +243,22 @@ pub trait WebhookStore: Send + Sync {
 
 /// Everything the IM core needs from storage.
 pub trait Store:
-    UserStore + ChannelStore + MessageStore + CmdQueueStore + PresenceStore + EventLog
+    UserStore
+    + ChannelStore
+    + MessageStore
+    + CmdQueueStore
+    + ConversationStore
+    + PresenceStore
+    + EventLog
 {
 }
-impl<T: UserStore + ChannelStore + MessageStore + CmdQueueStore + PresenceStore + EventLog> Store
-    for T
+impl<T> Store for T where
+    T: UserStore
+        + ChannelStore
+        + MessageStore
+        + CmdQueueStore
+        + ConversationStore
+        + PresenceStore
+        + EventLog
 {
 }

@@ -178,6 +178,21 @@ pub struct SyncPage {
     pub more: bool,
 }
 
+/// One of a user's conversations as stored: the channel, the user's positions in it, its newest message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationRecord {
+    pub channel_key: String,
+    /// The channel as the user sees it (for a person channel, the other user).
+    pub channel_id: String,
+    pub channel_type: u8,
+    /// The user has read up to this seq.
+    pub read_seq: u64,
+    /// The user deleted the conversation at this seq (messages up to it are not shown again).
+    pub deleted_seq: u64,
+    /// The channel's newest stored message.
+    pub last: Option<Message>,
+}
+
 /// A connection recorded as online.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnRecord {

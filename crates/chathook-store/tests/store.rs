@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use chathook_events::{Event, EventLog, Message, MessageHeader};
 use chathook_store::{
-    AppendOutcome, CmdQueueStore, MessageStore, NewMessage, SqliteOptions, SqliteStore,
+    person_channel_key, AppendOutcome, CmdQueueStore, ConversationStore, MessageStore, NewMessage,
+    SqliteOptions, SqliteStore,
 };
 
 fn new_message(from: &str, client_msg_no: &str) -> NewMessage {
@@ -183,4 +184,31 @@ async fn cmd_messages_queue_per_recipient_outside_history_and_positions_are_neve
         bob[0].message_seq > positions,
         "an emptied queue does not reuse positions"
     );
+}
+
+#[tokio::test]
+async fn person_channels_stored_before_conversations_existed_are_indexed_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = SqliteStore::open(SqliteOptions::new(dir.path())).unwrap();
+        let m = NewMessage {
+            channel_key: person_channel_key("alice", "bob"),
+            channel_id: "bob".into(),
+            channel_type: 1,
+            ..new_message("alice", "p1")
+        };
+        store.append_message(m, 3600, Box::new(sent)).await.unwrap();
+    }
+    // make the file look like one written by the previous schema version
+    let conn = rusqlite::Connection::open(dir.path().join("chathook.db")).unwrap();
+    conn.execute_batch("DELETE FROM person_channels; PRAGMA user_version = 1;")
+        .unwrap();
+    drop(conn);
+    let store = SqliteStore::open(SqliteOptions::new(dir.path())).unwrap();
+    for (uid, peer) in [("alice", "bob"), ("bob", "alice")] {
+        let list = store.conversations(uid).await.unwrap();
+        assert_eq!(list.len(), 1, "{uid}");
+        assert_eq!(list[0].channel_id, peer);
+        assert_eq!(list[0].last.as_ref().map(|m| m.message_seq), Some(1));
+    }
 }

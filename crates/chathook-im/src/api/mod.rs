@@ -1,9 +1,10 @@
 //! The REST API a business backend calls: WuKongIM's routes and bodies (`users`, `channels`, `messages`
-//! for sends, `history` for reads, `cmd` for the CMD queue, `route`) and chathook's `/v1` profile routes. Authentication is the binary's job: it wraps this
+//! for sends, `history` for reads, `cmd` for the CMD queue, `conversations`, `route`) and chathook's `/v1` profile routes. Authentication is the binary's job: it wraps this
 //! router with the admin-key check.
 
 mod channels;
 mod cmd;
+mod conversations;
 pub mod error;
 mod history;
 mod messages;
@@ -20,7 +21,7 @@ use crate::Im;
 use chathook_http::ApiError;
 
 /// Every route of [`router`], as (method, path), for tests that must visit each one.
-pub const ROUTES: [(&str, &str); 30] = [
+pub const ROUTES: [(&str, &str); 34] = [
     ("POST", "/user/token"),
     ("POST", "/user/device_quit"),
     ("POST", "/user/onlinestatus"),
@@ -51,6 +52,10 @@ pub const ROUTES: [(&str, &str); 30] = [
     ("GET", "/channel/max_message_seq"),
     ("POST", "/message/sync"),
     ("POST", "/message/syncack"),
+    ("POST", "/conversation/sync"),
+    ("POST", "/conversations/setUnread"),
+    ("POST", "/conversations/clearUnread"),
+    ("POST", "/conversations/delete"),
 ];
 
 /// Every IM route (admin-key protected by the caller).
@@ -98,6 +103,13 @@ pub fn router(im: Im) -> Router {
         .route("/channel/max_message_seq", get(history::max_message_seq))
         .route("/message/sync", post(cmd::cmd_sync))
         .route("/message/syncack", post(cmd::cmd_sync_ack))
+        .route("/conversation/sync", post(conversations::sync))
+        .route("/conversations/setUnread", post(conversations::set_unread))
+        .route(
+            "/conversations/clearUnread",
+            post(conversations::clear_unread),
+        )
+        .route("/conversations/delete", post(conversations::delete))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(im)
 }

@@ -11,6 +11,9 @@ use crate::{
     SyncPage, SyncQuery,
 };
 
+/// WuKongIM's person channel type.
+const PERSON: u8 = 1;
+
 pub(super) fn header_bits(h: &MessageHeader) -> i64 {
     i64::from(h.no_persist) | i64::from(h.red_dot) << 1 | i64::from(h.sync_once) << 2
 }
@@ -143,6 +146,14 @@ impl MessageStore for SqliteStore {
                         stored.timestamp,
                         stored.payload
                     ])?;
+            }
+            if seq == 1 && stored.channel_type == PERSON {
+                // A new person channel: both users' conversation lists learn of it, once.
+                let mut index = ctx.conn.prepare_cached(
+                    "INSERT OR IGNORE INTO person_channels(uid, peer, channel_key) VALUES (?1, ?2, ?3)",
+                )?;
+                index.execute(params![stored.from_uid, stored.channel_id, key.0])?;
+                index.execute(params![stored.channel_id, stored.from_uid, key.0])?;
             }
             let head = ctx.append_events(&events(&stored))?;
             ctx.note_head(head);

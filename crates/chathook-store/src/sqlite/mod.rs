@@ -4,6 +4,7 @@
 
 mod channels;
 mod cmd_queue;
+mod conversations;
 mod event_log;
 mod messages;
 mod presence;

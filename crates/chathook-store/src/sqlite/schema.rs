@@ -17,6 +17,14 @@ CREATE TABLE IF NOT EXISTS channels (
 CREATE TABLE IF NOT EXISTS subscribers (
     channel_id TEXT NOT NULL, channel_type INTEGER NOT NULL, uid TEXT NOT NULL,
     UNIQUE (channel_id, channel_type, uid));
+CREATE INDEX IF NOT EXISTS subscribers_uid ON subscribers(uid);
+CREATE TABLE IF NOT EXISTS person_channels (
+    uid TEXT NOT NULL, peer TEXT NOT NULL, channel_key TEXT NOT NULL,
+    PRIMARY KEY (uid, peer)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS conversation_state (
+    uid TEXT NOT NULL, channel_key TEXT NOT NULL, channel_type INTEGER NOT NULL,
+    read_seq INTEGER NOT NULL, deleted_seq INTEGER NOT NULL,
+    PRIMARY KEY (uid, channel_key, channel_type)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS blacklist (
     channel_id TEXT NOT NULL, channel_type INTEGER NOT NULL, uid TEXT NOT NULL,
     UNIQUE (channel_id, channel_type, uid));
@@ -62,9 +70,31 @@ CREATE TABLE IF NOT EXISTS connections (
     connected_at INTEGER NOT NULL);
 ";
 
-/// Creates the tables that are missing.
+/// The schema version `PRAGMA user_version` records once the steps below ran.
+const VERSION: i64 = 2;
+
+/// Creates the tables that are missing, then runs the data steps a store of an older version needs:
+/// version 2 indexes the person channels that already have history, for conversation lists.
 pub(crate) fn migrate(conn: &Connection) -> Result<(), StoreError> {
     conn.execute_batch(SCHEMA)?;
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version < 2 {
+        conn.execute_batch(
+            "BEGIN;
+             INSERT OR IGNORE INTO person_channels(uid, peer, channel_key)
+               SELECT substr(channel_key, 1, instr(channel_key, '@') - 1),
+                      substr(channel_key, instr(channel_key, '@') + 1), channel_key
+               FROM messages WHERE channel_type = 1 AND instr(channel_key, '@') > 0 GROUP BY channel_key;
+             INSERT OR IGNORE INTO person_channels(uid, peer, channel_key)
+               SELECT substr(channel_key, instr(channel_key, '@') + 1),
+                      substr(channel_key, 1, instr(channel_key, '@') - 1), channel_key
+               FROM messages WHERE channel_type = 1 AND instr(channel_key, '@') > 0 GROUP BY channel_key;
+             COMMIT;",
+        )?;
+    }
+    if version < VERSION {
+        conn.execute_batch(&format!("PRAGMA user_version = {VERSION}"))?;
+    }
     Ok(())
 }
 

@@ -5,6 +5,7 @@
 mod util;
 
 mod api;
+mod conversations;
 mod drills;
 mod events;
 mod garbage;
