@@ -119,13 +119,22 @@ impl<'a> ReadOnly<'a> {
             return None;
         }
         let guard = ReadOnly { dir };
-        let status = Command::new("mount")
-            .args(["-o", "remount,ro,bind"])
-            .arg(dir)
-            .status()
-            .unwrap();
-        assert!(status.success(), "remount read-only");
-        Some(guard)
+        // The stopped server's last store handles (the writer thread, pooled readers) close a moment
+        // after `stop` returns; until then the remount fails with EBUSY. Try for a few seconds.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let status = Command::new("mount")
+                .args(["-o", "remount,ro,bind"])
+                .arg(dir)
+                .stderr(std::process::Stdio::null())
+                .status()
+                .unwrap();
+            if status.success() {
+                return Some(guard);
+            }
+            assert!(std::time::Instant::now() < deadline, "remount read-only");
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }
 
