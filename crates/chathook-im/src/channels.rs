@@ -10,6 +10,7 @@ use std::sync::{Arc, RwLock};
 
 use dashmap::DashMap;
 
+use chathook_events::ChannelType;
 use chathook_store::{ChannelRecord, Store, StoreError};
 
 /// A stored channel with its lists indexed for the message path's membership checks.
@@ -49,16 +50,29 @@ impl CachedChannel {
     }
 }
 
+type Cache = DashMap<String, Option<Arc<CachedChannel>>>;
+
 /// Read-through cache of stored channels.
 #[derive(Default)]
 pub struct Channels {
-    cache: DashMap<(String, u8), Option<Arc<CachedChannel>>>,
+    /// Person channels (by uid) and groups (by id): one map per type, so that a hit looks the id up
+    /// as a `&str`, with no key to allocate on the message path. A miss is cached as `None`.
+    persons: Cache,
+    groups: Cache,
     generation: AtomicU64,
     /// uid -> live groups the user belongs to.
     live: RwLock<HashMap<String, BTreeSet<String>>>,
 }
 
 impl Channels {
+    /// The cache of a channel type (other types are not cached).
+    fn cache(&self, channel_type: u8) -> Option<&Cache> {
+        match ChannelType::from_u8(channel_type)? {
+            ChannelType::Person => Some(&self.persons),
+            ChannelType::Group => Some(&self.groups),
+        }
+    }
+
     /// The channel, from the cache or the store (`None` when it does not exist).
     pub async fn get(
         &self,
@@ -66,8 +80,8 @@ impl Channels {
         id: &str,
         channel_type: u8,
     ) -> Result<Option<Arc<CachedChannel>>, StoreError> {
-        let key = (id.to_string(), channel_type);
-        if let Some(hit) = self.cache.get(&key) {
+        let cache = self.cache(channel_type);
+        if let Some(hit) = cache.and_then(|c| c.get(id)) {
             return Ok(hit.clone());
         }
         let generation = self.generation.load(Ordering::Acquire);
@@ -75,8 +89,10 @@ impl Channels {
             .channel(id, channel_type)
             .await?
             .map(|r| Arc::new(CachedChannel::new(r)));
-        if self.generation.load(Ordering::Acquire) == generation {
-            self.cache.insert(key, loaded.clone());
+        if let Some(cache) = cache {
+            if self.generation.load(Ordering::Acquire) == generation {
+                cache.insert(id.to_string(), loaded.clone());
+            }
         }
         Ok(loaded)
     }
@@ -84,8 +100,10 @@ impl Channels {
     /// Forgets a channel after a write and updates the live index from the written record.
     pub fn invalidate(&self, id: &str, channel_type: u8, after: Option<&ChannelRecord>) {
         self.generation.fetch_add(1, Ordering::AcqRel);
-        self.cache.remove(&(id.to_string(), channel_type));
-        if channel_type == chathook_events::ChannelType::Group.as_u8() {
+        if let Some(cache) = self.cache(channel_type) {
+            cache.remove(id);
+        }
+        if channel_type == ChannelType::Group.as_u8() {
             self.index_live(id, after);
         }
     }
