@@ -9,11 +9,13 @@ use serde::{Deserialize, Serialize};
 use crate::endpoint::Flavour;
 
 /// WuKongIM's `webhook.*` keys and the settings they set (the loader renames them).
-pub const WUKONGIM_KEYS: [(&str, &str); 4] = [
+pub const WUKONGIM_KEYS: [(&str, &str); 6] = [
     ("httpAddr", "http_addr"),
+    ("grpcAddr", "grpc_addr"),
     ("focusEvents", "focus_events"),
     ("msgNotifyEventPushInterval", "msg_notify_interval"),
     ("msgNotifyEventCountPerPush", "msg_notify_max_batch"),
+    ("msgNotifyEventRetryMaxCount", "msg_notify_retry_max_count"),
 ];
 
 /// `[webhook]`.
@@ -66,6 +68,14 @@ pub struct WebhookConfig {
     pub http_addr: Option<String>,
     /// WuKongIM's event filter for `httpAddr` (WuKongIM names; empty = all).
     pub focus_events: Vec<String>,
+    /// WuKongIM's gRPC webhook target: accepted so a WuKongIM configuration loads, but chathook delivers
+    /// over HTTP only (an error when it is the only target, a warning otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grpc_addr: Option<String>,
+    /// WuKongIM's retry cap for msg.notify: accepted and ignored with a warning (chathook never drops a
+    /// delivery: it retries on `retry_schedule`, then dead-letters it for replay).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub msg_notify_retry_max_count: Option<u32>,
 }
 
 /// `[[webhook.endpoints]]`.
@@ -121,6 +131,8 @@ impl Default for WebhookConfig {
             endpoints: Vec::new(),
             http_addr: None,
             focus_events: Vec::new(),
+            grpc_addr: None,
+            msg_notify_retry_max_count: None,
         }
     }
 }
@@ -150,7 +162,32 @@ impl WebhookConfig {
         if self.msg_notify_interval.is_zero() {
             return Err("webhook.msg_notify_interval: must be greater than 0".into());
         }
+        if self.grpc_addr.is_some() && self.http_addr.is_none() && self.endpoints.is_empty() {
+            return Err("webhook.grpcAddr: chathook does not deliver webhooks over gRPC; set \
+                        webhook.httpAddr (WuKongIM's HTTP webhook) or a [[webhook.endpoints]] entry"
+                .into());
+        }
         Ok(())
+    }
+
+    /// Settings that are accepted but change nothing, each with why (logged at start).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.grpc_addr.is_some() {
+            out.push(
+                "webhook.grpcAddr is ignored: chathook delivers webhooks over HTTP only \
+                 (webhook.httpAddr and the endpoints)"
+                    .to_string(),
+            );
+        }
+        if self.msg_notify_retry_max_count.is_some() {
+            out.push(
+                "webhook.msgNotifyEventRetryMaxCount is ignored: chathook never drops a delivery; \
+                 it retries on webhook.retry_schedule, then dead-letters it for replay"
+                    .to_string(),
+            );
+        }
+        out
     }
 }
 

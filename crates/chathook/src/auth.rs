@@ -1,11 +1,13 @@
 //! The admin key: where it comes from (config, or generated once into the data dir with mode 0600) and
 //! the middleware that requires it on server API calls, as WuKongIM's `token` header or as
-//! `Authorization: Bearer`. The key is never logged.
+//! `Authorization: Bearer`; in WuKongIM's open mode (`auth.open`), calls without a key from the
+//! configured networks pass too. The key is never logged.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -55,9 +57,13 @@ fn write_private(path: &Path, key: &str) -> std::io::Result<()> {
     std::fs::write(path, key)
 }
 
-/// The admin key, shared with the middleware.
+/// What the middleware checks: the admin key, and in open mode the networks that need none.
 #[derive(Clone)]
-pub struct AdminKey(pub Arc<str>);
+pub struct AdminKey {
+    pub key: Arc<str>,
+    /// `Some` in open mode: a call without a key from one of these networks passes.
+    pub open_networks: Option<Arc<[ipnet::IpNet]>>,
+}
 
 fn presented(headers: &HeaderMap) -> Option<&str> {
     if let Some(v) = headers.get("token").and_then(|v| v.to_str().ok()) {
@@ -78,7 +84,8 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 pub const PUBLIC_PATHS: [&str; 2] = ["/health", "/metrics"];
 
 /// Refuses a request without the admin key with 401 and a JSON body, whatever its path (unknown paths
-/// too), except [`PUBLIC_PATHS`].
+/// too), except [`PUBLIC_PATHS`] and, in open mode, key-less calls from the open networks. A wrong key
+/// is refused in open mode too.
 pub async fn require_admin_key(
     State(key): State<AdminKey>,
     request: Request,
@@ -87,8 +94,19 @@ pub async fn require_admin_key(
     if PUBLIC_PATHS.contains(&request.uri().path()) {
         return next.run(request).await;
     }
-    match presented(request.headers()) {
-        Some(given) if same(given.as_bytes(), key.0.as_bytes()) => next.run(request).await,
+    let given = presented(request.headers());
+    if given.is_none() {
+        let peer = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        let open = key.open_networks.as_deref().zip(peer);
+        if open.is_some_and(|(nets, ip)| nets.iter().any(|n| n.contains(&ip))) {
+            return next.run(request).await;
+        }
+    }
+    match given {
+        Some(given) if same(given.as_bytes(), key.key.as_bytes()) => next.run(request).await,
         given => {
             let message = if given.is_none() {
                 "the admin key is required: send it as the `token` header or `Authorization: Bearer`"

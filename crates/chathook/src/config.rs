@@ -1,6 +1,7 @@
-//! The server's configuration: embedded defaults, then an optional TOML file, then `CHATHOOK_*`
-//! environment variables (nested keys joined by `__`), then command-line flags. Unknown keys and bad
-//! values stop the start with a message naming the key.
+//! The server's configuration: embedded defaults, then an optional file (chathook's TOML, or WuKongIM's
+//! YAML `wk.yaml`, see `wukongim_config`), then WuKongIM's `WK_*` environment variables, then
+//! `CHATHOOK_*` environment variables (nested keys joined by `__`), then command-line flags. Unknown
+//! keys and bad values stop the start with a message naming the key.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,11 +14,12 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 /// Top-level keys; environment variables naming anything else are ignored with a warning.
-const TOP_LEVEL_KEYS: [&str; 12] = [
+const TOP_LEVEL_KEYS: [&str; 13] = [
     "api_addr",
     "ws_addr",
     "data_dir",
     "admin_key",
+    "auth",
     "node_id",
     "limits",
     "gateway",
@@ -40,6 +42,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// The key server API calls must carry; generated into `data_dir/admin.key` when unset.
     pub admin_key: Option<String>,
+    /// WuKongIM's open mode (off by default).
+    pub auth: AuthConfig,
     /// Node id encoded in message ids (0..=1023).
     pub node_id: u16,
     pub limits: Limits,
@@ -59,6 +63,7 @@ impl Default for Config {
             ws_addr: SocketAddr::from(([127, 0, 0, 1], 5200)),
             data_dir: PathBuf::from("./chathook-data"),
             admin_key: None,
+            auth: AuthConfig::default(),
             node_id: 1,
             limits: Limits::default(),
             gateway: GatewayConfig::default(),
@@ -67,6 +72,34 @@ impl Default for Config {
             events: EventsConfig::default(),
             store: StoreConfig::default(),
             webhook: WebhookConfig::default(),
+        }
+    }
+}
+
+/// WuKongIM runs without a key unless `managerToken` is set, and many backends written for it send
+/// none. chathook requires the admin key; `open = true` accepts calls without one, but only from
+/// `open_networks` (everyone else still gets 401), and the server warns at start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    pub open: bool,
+    /// Where key-less calls are accepted from in open mode (CIDR).
+    pub open_networks: Vec<ipnet::IpNet>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        let nets = [
+            "127.0.0.0/8",
+            "::1/128",
+            "10.0.0.0/8",
+            "172.16.0.0/12",
+            "192.168.0.0/16",
+            "fc00::/7",
+        ];
+        AuthConfig {
+            open: false,
+            open_networks: nets.iter().filter_map(|n| n.parse().ok()).collect(),
         }
     }
 }
@@ -130,7 +163,14 @@ impl Config {
     /// Loads the effective configuration from every source.
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
-        if let Some(path) = file {
+        if let Some(path) = file.filter(|p| is_yaml(p)) {
+            if !path.exists() {
+                return Err(ConfigError::MissingFile(path.to_path_buf()));
+            }
+            let mapped = crate::wukongim_config::from_yaml(path)?;
+            mapped.warn_ignored(&path.display().to_string());
+            figment = figment.merge(Serialized::defaults(mapped.settings));
+        } else if let Some(path) = file {
             if !path.exists() {
                 return Err(ConfigError::MissingFile(path.to_path_buf()));
             }
@@ -143,6 +183,9 @@ impl Config {
             let text = toml::to_string(&doc).map_err(|e| ConfigError::Invalid(e.to_string()))?;
             figment = figment.merge(Toml::string(&text));
         }
+        let wk_env = crate::wukongim_config::from_env(std::env::vars())?;
+        wk_env.warn_ignored("WK_* environment variables");
+        figment = figment.merge(Serialized::defaults(wk_env.settings));
         let env = Env::prefixed("CHATHOOK_").split("__").map(|key| {
             let lower = key.as_str().to_ascii_lowercase();
             for (wk, ours) in WUKONGIM_KEYS {
@@ -248,6 +291,13 @@ impl Config {
         }
         toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
     }
+}
+
+/// WuKongIM's configuration file is YAML (`wk.yaml`).
+fn is_yaml(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml"))
 }
 
 /// Accepts WuKongIM's `webhook.*` keys (`httpAddr`, `focusEvents`, `msgNotifyEventPushInterval`,
@@ -398,5 +448,75 @@ mod tests {
         assert!(!shown.contains("super-secret-key"));
         assert!(shown.contains("********"));
         assert!(shown.contains("api_addr"));
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn wukongim_yaml_and_wk_variables_configure_the_shared_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("wk.yaml");
+        std::fs::write(
+            &file,
+            "httpAddr: 127.0.0.1:6001\nwsAddr: ws://127.0.0.1:6200\nmanagerToken: wk-manager-token\n\
+             cluster:\n  nodeId: 1001\nwebhook:\n  httpAddr: http://127.0.0.1:9000/hook\n\
+             \x20 msgNotifyEventRetryMaxCount: 5\n",
+        )
+        .unwrap();
+        figment::Jail::expect_with(|jail| {
+            // WK_* overrides the file, CHATHOOK_* overrides WK_*
+            jail.set_env("WK_WEBHOOK_MSGNOTIFYEVENTCOUNTPERPUSH", "9");
+            jail.set_env("WK_HTTPADDR", "127.0.0.1:7001");
+            jail.set_env("CHATHOOK_API_ADDR", "127.0.0.1:8001");
+            jail.set_env("WK_WSADDR", "ws://127.0.0.1:7200");
+            let c = Config::load(Some(&file), &Overrides::default()).unwrap();
+            assert_eq!(c.api_addr.port(), 8001);
+            assert_eq!(c.ws_addr.port(), 7200);
+            assert_eq!(c.admin_key.as_deref(), Some("wk-manager-token"));
+            assert_eq!(
+                c.webhook.http_addr.as_deref(),
+                Some("http://127.0.0.1:9000/hook")
+            );
+            assert_eq!(c.webhook.msg_notify_max_batch, 9);
+            assert_eq!(c.webhook.msg_notify_retry_max_count, Some(5));
+            assert_eq!(
+                c.webhook.warnings().len(),
+                1,
+                "the retry cap is ignored, said once"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_grpc_webhook_alone_is_refused_and_beside_http_warned() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("wk.yml");
+        std::fs::write(&file, "webhook:\n  grpcAddr: 127.0.0.1:6979\n").unwrap();
+        let err = Config::load(Some(&file), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("grpcAddr") && err.contains("httpAddr"),
+            "{err}"
+        );
+        std::fs::write(
+            &file,
+            "webhook:\n  grpcAddr: 127.0.0.1:6979\n  httpAddr: http://127.0.0.1:9/h\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&file), &Overrides::default()).unwrap();
+        assert!(c.webhook.warnings()[0].contains("grpcAddr"));
+    }
+
+    #[test]
+    fn open_mode_is_off_by_default_with_loopback_and_private_networks_listed() {
+        let auth = Config::default().auth;
+        assert!(!auth.open);
+        for ip in ["127.0.0.1", "10.1.2.3", "192.168.1.1", "172.20.0.1", "::1"] {
+            let ip: std::net::IpAddr = ip.parse().unwrap();
+            assert!(auth.open_networks.iter().any(|n| n.contains(&ip)), "{ip}");
+        }
+        let public: std::net::IpAddr = "8.8.8.8".parse().unwrap();
+        assert!(!auth.open_networks.iter().any(|n| n.contains(&public)));
     }
 }

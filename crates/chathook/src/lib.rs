@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod wukongim_config;
 
 use std::future::{Future, IntoFuture};
 use std::sync::Arc;
@@ -179,15 +180,37 @@ impl Server {
             .merge(chathook_webhook::api::router(webhooks.clone()))
             .fallback(not_found)
             .layer(axum::middleware::from_fn_with_state(
-                auth::AdminKey(admin_key.into()),
+                auth::AdminKey {
+                    key: admin_key.into(),
+                    open_networks: config
+                        .auth
+                        .open
+                        .then(|| config.auth.open_networks.clone().into()),
+                },
                 auth::require_admin_key,
             ));
+        if config.auth.open {
+            let nets: Vec<String> = config
+                .auth
+                .open_networks
+                .iter()
+                .map(|n| n.to_string())
+                .collect();
+            tracing::warn!(
+                networks = %nets.join(", "),
+                "auth.open is on: server API calls without the admin key are accepted from these networks"
+            );
+        }
+        for warning in config.webhook.warnings() {
+            tracing::warn!("{warning}");
+        }
 
         let (stop_tx, stop_rx) = watch::channel(false);
         let stopped = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
         };
         tracing::info!(api = %api_listener.local_addr()?, ws = %ws_listener.local_addr()?, "chathook is serving");
+        let api = api.into_make_service_with_connect_info::<std::net::SocketAddr>();
         let api_task = axum::serve(api_listener.tap_io(chathook_http::no_delay), api)
             .with_graceful_shutdown(stopped(stop_rx.clone()))
             .into_future();

@@ -60,6 +60,49 @@ async fn every_route_needs_the_admin_key() {
 }
 
 #[tokio::test]
+async fn open_mode_accepts_keyless_calls_only_from_the_listed_networks() {
+    // loopback is listed by default: a backend that sends no key (as TSDD does) is served
+    let open = TestServer::start_with(|c| c.auth.open = true).await;
+    let (st, body) = open
+        .call("POST", "/user/onlinestatus", Some(json!([])), None)
+        .await;
+    assert_eq!((st, body), (200, json!({"status": 200})));
+    // a wrong key is still refused
+    let (st, _) = open
+        .call(
+            "POST",
+            "/user/onlinestatus",
+            Some(json!([])),
+            Some("wrong-key"),
+        )
+        .await;
+    assert_eq!(st, 401);
+    // a caller outside the listed networks still needs the key
+    let elsewhere = TestServer::start_with(|c| {
+        c.auth.open = true;
+        c.auth.open_networks = vec!["10.0.0.0/8".parse().unwrap()];
+    })
+    .await;
+    let (st, _) = elsewhere
+        .call("POST", "/user/onlinestatus", Some(json!([])), None)
+        .await;
+    assert_eq!(st, 401);
+    let (st, _) = elsewhere
+        .call("POST", "/user/onlinestatus", Some(json!([])), Some(ADMIN))
+        .await;
+    assert_eq!(st, 200);
+    // and without open mode, loopback needs it too
+    let closed = TestServer::start().await;
+    assert_eq!(
+        closed
+            .call("POST", "/user/onlinestatus", Some(json!([])), None)
+            .await
+            .0,
+        401
+    );
+}
+
+#[tokio::test]
 async fn bad_requests_are_400_naming_the_field() {
     let s = TestServer::start().await;
     let cases: Vec<(&str, Value, &str, &str)> = vec![
