@@ -136,13 +136,15 @@ pub async fn post(
         .await?)
 }
 
-/// Registers `uid` with the token `uid` on device flag 0.
+/// Registers `uid` with the token `uid` on device flag 0, as a primary device.
 pub async fn token(http: &reqwest::Client, api: &str, uid: &str) -> anyhow::Result<()> {
     post(
         http,
         api,
         "/user/token",
-        json!({"uid": uid, "token": uid, "device_flag": 0}),
+        // A phone app's login: primary, so an online recipient is not also "offline" (msg.offline goes
+        // to users without a primary connection, as in WuKongIM).
+        json!({"uid": uid, "token": uid, "device_flag": 0, "device_level": 1}),
     )
     .await?;
     Ok(())
