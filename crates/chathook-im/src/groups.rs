@@ -4,10 +4,13 @@
 //! same commit and refreshes the channel cache.
 
 use chathook_events::{ChannelType, Event, GroupChange, GroupRef};
+use std::sync::Arc;
+
 use chathook_store::{
-    ChannelDiff, ChannelFlags, ChannelRecord, ListChange, SubscriberChange, UidList,
+    ChannelDiff, ChannelFlags, ChannelRecord, ListChange, StoreError, SubscriberChange, UidList,
 };
 
+use crate::channels::CachedChannel;
 use crate::error::ChannelError;
 use crate::Im;
 
@@ -121,6 +124,15 @@ impl Im {
         };
         self.check_size(&flags.channel_id, flags.channel_type, &change)
             .await?;
+        self.write_channel(flags, change).await
+    }
+
+    /// Writes a channel's flags and subscriber change with its group events, then refreshes the cache.
+    async fn write_channel(
+        &self,
+        flags: ChannelFlags,
+        change: SubscriberChange,
+    ) -> Result<ChannelDiff, ChannelError> {
         let diff = self
             .store()
             .upsert_channel(flags, change, Box::new(group_events))
@@ -174,16 +186,11 @@ impl Im {
     /// missing; its subscribers and lists stay.
     pub async fn set_channel_info(&self, flags: ChannelFlags) -> Result<ChannelDiff, ChannelError> {
         self.check_any_channel(&flags.channel_id, flags.channel_type)?;
-        let change = SubscriberChange::Add {
+        let unchanged = SubscriberChange::Add {
             uids: Vec::new(),
             reset: false,
         };
-        let diff = self
-            .store()
-            .upsert_channel(flags, change, Box::new(group_events))
-            .await?;
-        self.after_write(&diff);
-        Ok(diff)
+        self.write_channel(flags, unchanged).await
     }
 
     /// The stored record of a channel (`None` when it has none).
@@ -191,8 +198,7 @@ impl Im {
         &self,
         id: &str,
         channel_type: u8,
-    ) -> Result<Option<std::sync::Arc<crate::channels::CachedChannel>>, chathook_store::StoreError>
-    {
+    ) -> Result<Option<Arc<CachedChannel>>, StoreError> {
         self.channels().get(self.store(), id, channel_type).await
     }
 
