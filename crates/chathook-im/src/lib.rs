@@ -16,6 +16,7 @@ pub mod gateway;
 mod groups;
 mod messaging;
 pub mod metrics;
+mod ordering;
 pub mod presence;
 mod users;
 
@@ -49,6 +50,8 @@ struct Inner {
     metrics: ImMetrics,
     counters: metrics::MessageCounters,
     next_conn_id: AtomicU64,
+    /// Holds back fan-outs that finished before an earlier seq of their channel.
+    sequencer: ordering::Sequencer<messaging::Fanout>,
     /// WuKongIM's system uids: their client sends skip the sender checks. Mirrors the store.
     system_uids: dashmap::DashSet<String>,
     /// Flipped to true when the server shuts down; sessions watch it.
@@ -74,6 +77,7 @@ impl Im {
                 presence: Presence::default(),
                 channels,
                 next_conn_id: AtomicU64::new(1),
+                sequencer: ordering::Sequencer::default(),
                 system_uids,
                 shutdown: watch::channel(false).0,
                 sessions: Arc::new(Semaphore::new(config.limits.max_connections)),
@@ -139,6 +143,10 @@ impl Im {
             set.insert(uid.clone());
         }
         Ok(all)
+    }
+
+    pub(crate) fn sequencer(&self) -> &ordering::Sequencer<messaging::Fanout> {
+        &self.inner.sequencer
     }
 
     pub(crate) fn message_counters(&self) -> &metrics::MessageCounters {

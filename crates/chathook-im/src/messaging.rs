@@ -4,8 +4,10 @@
 //! instead of channel history), then fan it out to every online connection of every recipient.
 //!
 //! Fan-out never blocks: each connection has a bounded queue, and a connection whose queue is full is
-//! disconnected as a slow consumer (its messages stay in history for sync).
+//! disconnected as a slow consumer (its messages stay in history for sync). Fan-outs of a channel run
+//! in seq order (`ordering`), so every connection receives the channel's messages in seq order.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use chathook_events::{ChannelType, Event, Message, MessageHeader, OfflineMessage};
@@ -14,6 +16,7 @@ use tokio::sync::mpsc::error::TrySendError;
 
 use crate::channels::CachedChannel;
 use crate::error::{reason, SendError};
+use crate::ordering::{ChannelKey, Released};
 use crate::presence::{Delivery, Kick, Outbound};
 use crate::Im;
 
@@ -72,6 +75,27 @@ impl Recipients {
             Recipients::Listed(uids) => uids,
         }
     }
+}
+
+/// A stored message's delivery to its recipients' connections, run when the sequencer releases it.
+pub(crate) struct Fanout {
+    message: Arc<Message>,
+    recipients: Recipients,
+    origin: Origin,
+}
+
+impl Fanout {
+    fn run(self, im: &Im) {
+        im.fan_out(self.message, self.recipients.uids(), self.origin);
+    }
+}
+
+/// A send whose fan-out waits its turn: the channel, the seq the writer gave it (0 until then).
+#[derive(Clone)]
+struct Ordered {
+    channel: ChannelKey,
+    seq: Arc<AtomicU64>,
+    im: Im,
 }
 
 /// What the sender is told.
@@ -178,6 +202,14 @@ impl Im {
         let has_offline = !offline.is_empty();
         let client_msg_no = req.client_msg_no;
         let source_id = u64::from(self.config().node_id);
+        // Messages with a seq (stored in channel history) reach connections in seq order.
+        let ordered = !req.header.no_persist && !req.header.sync_once;
+        let order = ordered.then(|| Ordered {
+            channel: (req.channel_type, channel_key.clone()),
+            seq: Arc::new(AtomicU64::new(0)),
+            im: self.clone(),
+        });
+        let announce = order.clone();
         let message = NewMessage {
             channel_key,
             channel_id: req.channel_id,
@@ -196,6 +228,11 @@ impl Im {
                 message,
                 self.config().messages.dedup_window_secs,
                 Box::new(move |m: &Message| {
+                    // On the writer thread, in seq order: announce the seq to the sequencer.
+                    if let Some(order) = &announce {
+                        order.im.sequencer().expect(&order.channel, m.message_seq);
+                        order.seq.store(m.message_seq, Ordering::Release);
+                    }
                     let mut events = vec![Event::MessageSent(m.clone())];
                     if has_offline {
                         events.push(Event::MessageOffline(OfflineMessage {
@@ -207,7 +244,20 @@ impl Im {
                     events
                 }),
             )
-            .await?;
+            .await;
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                if let Some(order) = &order {
+                    let seq = order.seq.load(Ordering::Acquire);
+                    if seq != 0 {
+                        let released = self.sequencer().abandon(&order.channel, seq);
+                        self.fan_out_all(&order.channel, released);
+                    }
+                }
+                return Err(e.into());
+            }
+        };
         match outcome {
             AppendOutcome::Duplicate {
                 message_id,
@@ -233,7 +283,19 @@ impl Im {
                     message_seq: message.message_seq,
                     client_msg_no: message.client_msg_no.clone(),
                 };
-                self.fan_out(Arc::new(message), recipients.uids(), req.origin);
+                let seq = message.message_seq;
+                let fanout = Fanout {
+                    message: Arc::new(message),
+                    recipients,
+                    origin: req.origin,
+                };
+                match &order {
+                    Some(order) => {
+                        let released = self.sequencer().finish(&order.channel, seq, fanout);
+                        self.fan_out_all(&order.channel, released);
+                    }
+                    None => fanout.run(self),
+                }
                 Ok(ack)
             }
         }
@@ -267,6 +329,17 @@ impl Im {
             return Err(SendError::NotWhitelisted);
         }
         Ok(())
+    }
+
+    /// Runs the fan-outs the sequencer released to this task, in their order, and then those released
+    /// to it meanwhile, until the sequencer has none left for `channel`.
+    fn fan_out_all(&self, channel: &ChannelKey, mut released: Released<Fanout>) {
+        while !released.is_empty() {
+            for fanout in released {
+                fanout.run(self);
+            }
+            released = self.sequencer().delivered(channel);
+        }
     }
 
     /// Queues the message to every connection of every recipient, except the one it came from.

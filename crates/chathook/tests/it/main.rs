@@ -13,6 +13,7 @@ mod gateway;
 mod lifecycle;
 mod limits;
 mod messaging;
+mod ordering;
 mod sdk;
 mod webhooks;
 mod wukongim;
