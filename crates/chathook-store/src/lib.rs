@@ -214,6 +214,8 @@ pub trait WebhookStore: Send + Sync {
         now_ms: i64,
         limit: usize,
     ) -> Result<Vec<PendingDelivery>, StoreError>;
+    /// When the endpoint's next live delivery due strictly after `after_ms` is due (unix ms).
+    async fn next_due(&self, endpoint_id: &str, after_ms: i64) -> Result<Option<i64>, StoreError>;
     /// Dead-lettered deliveries of an endpoint, newest first.
     async fn dead_letters(
         &self,

@@ -47,6 +47,8 @@ struct Done {
     result: AttemptResult,
     /// Parking a failure failed: the positions stay outstanding (redelivered after a restart).
     park_failed: bool,
+    /// The failure was parked for a retry at this time.
+    retry_at: Option<Instant>,
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -115,9 +117,14 @@ pub(crate) struct Dispatcher {
     breaker: Breaker,
     tokens: f64,
     tokens_at: Instant,
-    next_retry_poll: Instant,
+    /// When the retry table next has a delivery due: `None` while none is waiting (as far as this
+    /// dispatcher knows: its own failures and a wake from the API set it). An idle endpoint with nothing
+    /// to retry sleeps until the event log, the API or its own attempts wake it.
+    retry_due: Option<Instant>,
     /// When the retry queue's gauges were last refreshed.
     gauges_at: Instant,
+    /// Deliveries wait in the retry table: the oldest-pending gauge is refreshed every second.
+    retries_waiting: bool,
 }
 
 impl Dispatcher {
@@ -157,8 +164,13 @@ impl Dispatcher {
             },
             tokens: 0.0,
             tokens_at: Instant::now(),
-            next_retry_poll: Instant::now(),
-            gauges_at: Instant::now(),
+            // Look once at start: deliveries parked before a restart.
+            retry_due: Some(Instant::now()),
+            // Refresh the gauges (and learn whether retries wait) on the first pass.
+            gauges_at: Instant::now()
+                .checked_sub(Duration::from_secs(1))
+                .unwrap_or_else(Instant::now),
+            retries_waiting: false,
         })
     }
 
@@ -173,6 +185,7 @@ impl Dispatcher {
             if *self.stop.borrow() {
                 break;
             }
+            self.shared.metrics.dispatcher_wakeups.inc();
             let endpoint = self.endpoint();
             let active = endpoint.enabled;
             if active {
@@ -208,7 +221,7 @@ impl Dispatcher {
                 _ = log.wait_beyond(read_pos), if wait_for_log => {}
                 _ = tokio::time::sleep_until(deadline.into()) => {}
                 _ = self.endpoint.changed() => {}
-                _ = self.wake.notified() => { self.next_retry_poll = Instant::now(); }
+                _ = self.wake.notified() => { self.retry_due = Some(Instant::now()); }
                 _ = self.stop.changed() => {}
             }
         }
@@ -244,7 +257,8 @@ impl Dispatcher {
     }
 
     fn next_deadline(&self, endpoint: &Endpoint) -> Instant {
-        let mut next = Instant::now() + Duration::from_millis(250);
+        // Nothing periodic: with nothing batched, parked or probing, only a wake-up ends the wait.
+        let mut next = Instant::now() + Duration::from_secs(3600);
         let cfg = &self.shared.config;
         if let Some(s) = self.batches.notify.started {
             next = next.min(s + cfg.msg_notify_interval);
@@ -252,10 +266,12 @@ impl Dispatcher {
         if let Some(s) = self.batches.status.started {
             next = next.min(s + cfg.online_status_interval);
         }
-        next = next.min(
-            self.next_retry_poll
-                .max(Instant::now() + Duration::from_millis(20)),
-        );
+        if let Some(due) = self.retry_due.filter(|_| self.has_room(endpoint)) {
+            next = next.min(due.max(Instant::now() + Duration::from_millis(1)));
+        }
+        if self.retries_waiting {
+            next = next.min(self.gauges_at + Duration::from_secs(1));
+        }
         if self.breaker.open {
             next = next.min(self.breaker.probe_at);
         }
@@ -415,12 +431,26 @@ impl Dispatcher {
         );
     }
 
+    /// When the next parked delivery after now is due, from the retry table.
+    async fn next_retry_due(&self, endpoint_id: &str) -> Option<Instant> {
+        let now = now_ms();
+        match self.shared.store.next_due(endpoint_id, now).await {
+            Ok(due) => {
+                due.map(|at| Instant::now() + Duration::from_millis((at - now).max(0) as u64))
+            }
+            Err(e) => {
+                tracing::error!(endpoint = %endpoint_id, error = %e, "cannot read the retry table");
+                Some(Instant::now() + Duration::from_secs(1))
+            }
+        }
+    }
+
     /// Loads parked deliveries that are due (or one to probe an open breaker).
     async fn poll_retries(&mut self, endpoint: &Endpoint) {
-        if Instant::now() < self.next_retry_poll {
+        let due = self.retry_due.is_some_and(|d| d <= Instant::now());
+        if !due && !self.breaker.open {
             return;
         }
-        self.next_retry_poll = Instant::now() + Duration::from_millis(200);
         let free = (endpoint.max_in_flight as usize)
             .saturating_sub(self.inflight.len() + self.ready.len());
         if free == 0 {
@@ -447,11 +477,20 @@ impl Dispatcher {
                 return;
             }
         };
+        let loaded = due.len();
         let fresh: Vec<PendingDelivery> = due
             .into_iter()
             .filter(|p| !self.inflight_parked.contains(&p.delivery_id))
             .take(limit)
             .collect();
+        if !self.breaker.open {
+            self.retry_due = if loaded >= limit + self.inflight_parked.len() {
+                // Maybe more are due: look again as soon as there is room.
+                Some(Instant::now())
+            } else {
+                self.next_retry_due(&endpoint.id).await
+            };
+        }
         for p in fresh {
             self.inflight_parked.insert(p.delivery_id.clone());
             let delivery = Delivery {
@@ -542,6 +581,7 @@ impl Dispatcher {
                 response: result.response.clone(),
             });
             let mut park_failed = false;
+            let mut retry_at = None;
             if result.success {
                 if delivery.parked {
                     if let Err(e) = shared.store.complete_deliveries(vec![delivery.id.clone()]).await {
@@ -573,6 +613,8 @@ impl Dispatcher {
                 if let Err(e) = shared.store.park_deliveries(vec![parked]).await {
                     tracing::error!(error = %e, "cannot park a failed delivery; it stays in the queue");
                     park_failed = true;
+                } else if !dead {
+                    retry_at = Some(Instant::now() + delay.unwrap_or(Duration::ZERO));
                 }
                 if dead {
                     shared.metrics.dead_letters.get_or_create(&endpoint_label(&endpoint.id)).inc();
@@ -582,6 +624,7 @@ impl Dispatcher {
                 delivery,
                 result,
                 park_failed,
+                retry_at,
             }
         });
     }
@@ -592,7 +635,12 @@ impl Dispatcher {
             delivery,
             result,
             park_failed,
+            retry_at,
         } = done;
+        if let Some(at) = retry_at {
+            self.retry_due = Some(self.retry_due.map_or(at, |due| due.min(at)));
+            self.retries_waiting = true;
+        }
         if delivery.parked {
             self.inflight_parked.remove(&delivery.id);
             self.shared
@@ -758,7 +806,8 @@ impl Dispatcher {
             .set(depth as i64);
         if self.gauges_at.elapsed() >= Duration::from_secs(1) {
             self.gauges_at = Instant::now();
-            if let Ok((_, _, oldest)) = self.shared.store.pending_summary(&id).await {
+            if let Ok((live, _, oldest)) = self.shared.store.pending_summary(&id).await {
+                self.retries_waiting = live > 0;
                 let age = oldest.map_or(0, |at| (now_ms() - at).max(0) / 1000);
                 self.shared
                     .metrics

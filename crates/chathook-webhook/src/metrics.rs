@@ -27,6 +27,8 @@ pub struct WebhookMetrics {
     /// 1 while the endpoint's breaker is open.
     pub breaker_open: Family<Labels, Gauge>,
     pub attempt_log_dropped: Counter,
+    /// Times a dispatcher woke up, all endpoints together (what idle endpoints cost).
+    pub dispatcher_wakeups: Counter,
 }
 
 impl Default for WebhookMetrics {
@@ -40,6 +42,7 @@ impl Default for WebhookMetrics {
             dead_letters: Family::default(),
             breaker_open: Family::default(),
             attempt_log_dropped: Counter::default(),
+            dispatcher_wakeups: Counter::default(),
         }
     }
 }
@@ -81,6 +84,11 @@ impl WebhookMetrics {
             "webhook_attempt_log_dropped",
             "Attempt records dropped because the attempt log fell behind",
             self.attempt_log_dropped.clone(),
+        );
+        registry.register(
+            "webhook_dispatcher_wakeups",
+            "Times a dispatcher woke up, all endpoints together",
+            self.dispatcher_wakeups.clone(),
         );
     }
 }

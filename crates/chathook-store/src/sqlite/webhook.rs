@@ -164,6 +164,19 @@ impl WebhookStore for SqliteStore {
         .await
     }
 
+    async fn next_due(&self, endpoint_id: &str, after_ms: i64) -> Result<Option<i64>, StoreError> {
+        let endpoint_id = endpoint_id.to_string();
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT MIN(next_at_ms) FROM webhook_pending
+                     WHERE endpoint_id = ?1 AND dead = 0 AND next_at_ms > ?2",
+                )?
+                .query_row(params![endpoint_id, after_ms], |r| r.get(0))?)
+        })
+        .await
+    }
+
     async fn dead_letters(
         &self,
         endpoint_id: &str,

@@ -999,3 +999,42 @@ async fn online_statuses_batch_by_their_own_interval() {
         "{items:?}"
     );
 }
+
+/// The value of an unlabelled counter in the `/metrics` text.
+fn counter(metrics: &str, name: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} in /metrics"))
+}
+
+#[tokio::test]
+async fn idle_endpoints_do_not_wake_and_a_retry_wakes_at_its_due_time() {
+    let s = TestServer::start_with(|c| {
+        c.webhook.retry_schedule = vec![Duration::ZERO, Duration::from_millis(300)];
+        c.webhook.retry_jitter = 0.0;
+    })
+    .await;
+    let rcv = Receiver::start().await;
+    for _ in 0..100 {
+        s.endpoint(json!({"url": rcv.url, "events": ["message.sent"]}))
+            .await;
+    }
+    // let each dispatcher make its first pass (a look at the retry table, the gauges)
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let name = "chathook_webhook_dispatcher_wakeups_total";
+    let before = counter(&s.metrics().await, name);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle = counter(&s.metrics().await, name) - before;
+    assert!(
+        idle < 10,
+        "100 idle endpoints woke {idle} times in a second (a poll every 200 ms would be 500)"
+    );
+    // a failed delivery is retried at its due time, with nothing polling in between
+    rcv.set(Mode::Status(500));
+    s.rest_send("alice", "bob", 1, "retry me").await;
+    rcv.wait("the first attempts", LONG, |r| r.len() >= 100)
+        .await;
+    rcv.set(Mode::Ok);
+    rcv.wait("the retries", LONG, |r| r.len() >= 200).await;
+}
