@@ -46,6 +46,8 @@ enum Scenario {
     Rest,
     /// Unbatched webhook deliveries beside a bare keep-alive POST loop.
     Webhook,
+    /// The durable path end to end: REST sends to offline users, one msg.offline POST each.
+    Offline,
     /// Messages through msg.notify batches.
     Notify,
     /// Server memory with 10k, 25k and 50k idle connections.
@@ -101,6 +103,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if want(Scenario::Webhook) {
         figures.extend(webhooks::unbatched(&bin, args.seconds, args.events).await?);
+    }
+    if want(Scenario::Offline) {
+        figures.extend(webhooks::offline(&bin, args.seconds, args.events).await?);
     }
     if want(Scenario::Notify) {
         figures.push(webhooks::notify(&bin, args.events * 5).await?);

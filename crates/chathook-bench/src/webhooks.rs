@@ -1,5 +1,6 @@
-//! Webhook scenarios: unbatched deliveries beside a bare keep-alive POST loop (the physical limit),
-//! messages through msg.notify, and isolation from a slow endpoint.
+//! Webhook scenarios: unbatched deliveries beside a bare keep-alive POST loop (the physical limit), the
+//! durable path end to end (REST sends to offline users, one msg.offline POST each), messages through
+//! msg.notify, and isolation from a slow endpoint.
 
 use std::path::Path;
 use std::sync::atomic::Ordering;
@@ -45,13 +46,14 @@ pub async fn bare_loop(
     Ok((requests.load(Ordering::Relaxed) - before) as f64 / span.as_secs_f64())
 }
 
-/// Sends `n` messages through the REST API with 32 clients.
-async fn queue_messages(server: &Server, n: u64) -> anyhow::Result<u64> {
+/// Sends `n` messages through the REST API with `clients` keep-alive clients, client `i` from `a{i}`
+/// to `b{i}` (nobody is connected, so each message is also a message.offline event).
+async fn queue_messages(server: &Server, n: u64, clients: u64) -> anyhow::Result<u64> {
     let payload =
         base64::engine::general_purpose::STANDARD.encode(r#"{"type":1,"content":"bench"}"#);
-    let per_task = n / 32;
+    let per_task = n / clients;
     let mut tasks = Vec::new();
-    for i in 0..32 {
+    for i in 0..clients {
         let (api, payload) = (server.api.clone(), payload.clone());
         tasks.push(tokio::spawn(async move {
             let http = reqwest::Client::new();
@@ -66,7 +68,7 @@ async fn queue_messages(server: &Server, n: u64) -> anyhow::Result<u64> {
     for t in tasks {
         t.await?;
     }
-    Ok(per_task * 32)
+    Ok(per_task * clients)
 }
 
 async fn enable(server: &Server, endpoint: &Value) -> anyhow::Result<()> {
@@ -92,7 +94,7 @@ pub async fn unbatched(bin: &Path, seconds: u64, events: u64) -> anyhow::Result<
     let http = reqwest::Client::new();
     let ep = post(&http, &server.api, "/v1/webhooks/endpoints",
         json!({"url": sink.url, "flavour": "standard", "events": ["message.sent"], "enabled": false, "max_in_flight": 64})).await?;
-    let total = queue_messages(&server, events).await?;
+    let total = queue_messages(&server, events, 32).await?;
     let before = sink.requests.load(Ordering::Relaxed);
     enable(&server, &ep).await?;
     let (rate, done) = rate_until(&sink.requests, before, total, Duration::from_secs(100)).await;
@@ -103,6 +105,45 @@ pub async fn unbatched(bin: &Path, seconds: u64, events: u64) -> anyhow::Result<
     Ok(vec![
         Figures::new("webhook bare POST loop (limit)", bare, None, None, 0),
         Figures::new("webhook unbatched deliveries", rate, None, None, done),
+    ])
+}
+
+/// `offline`: the durable path end to end, as a backend and its push service see it: 64 keep-alive
+/// clients POST `/message/send` to users who are offline, and each message becomes one msg.offline POST
+/// to a loopback receiver. The rate is deliveries over the time from the first send to the last delivery;
+/// the bare POST loop to the same receiver is measured in the same run.
+pub async fn offline(bin: &Path, seconds: u64, events: u64) -> anyhow::Result<Vec<Figures>> {
+    let sink = start_sink().await?;
+    let bare = bare_loop(&sink.url, &sink.requests, seconds).await?;
+    let server = start_server(bin, &[]).await?;
+    let http = reqwest::Client::new();
+    post(&http, &server.api, "/v1/webhooks/endpoints",
+        json!({"url": sink.url, "flavour": "wukongim", "events": ["msg.offline"], "max_in_flight": 64})).await?;
+    let before = sink.requests.load(Ordering::Relaxed);
+    let start = Instant::now();
+    let total = queue_messages(&server, events, 64).await?;
+    let sent_in = start.elapsed();
+    let limit = Duration::from_secs(120);
+    while sink.requests.load(Ordering::Relaxed) - before < total && start.elapsed() < limit {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let done = sink.requests.load(Ordering::Relaxed) - before;
+    let rate = done as f64 / start.elapsed().as_secs_f64();
+    println!(
+        "durable path: {done} of {total} messages delivered as msg.offline, sends took {:.1} s; \
+         1/{:.2} of the bare keep-alive loop (target: >= 20,000 msgs/s)",
+        sent_in.as_secs_f64(),
+        bare / rate.max(1.0)
+    );
+    Ok(vec![
+        Figures::new("offline bare POST loop (limit)", bare, None, None, 0),
+        Figures::new(
+            "offline REST send to msg.offline, end to end",
+            rate,
+            None,
+            None,
+            done,
+        ),
     ])
 }
 
@@ -118,7 +159,7 @@ pub async fn notify(bin: &Path, events: u64) -> anyhow::Result<Figures> {
         json!({"url": sink.url, "flavour": "wukongim", "events": ["msg.notify"], "enabled": false}),
     )
     .await?;
-    let total = queue_messages(&server, events).await?;
+    let total = queue_messages(&server, events, 32).await?;
     let before = sink.messages.load(Ordering::Relaxed);
     enable(&server, &ep).await?;
     let (rate, done) = rate_until(&sink.messages, before, total, Duration::from_secs(100)).await;
