@@ -36,7 +36,9 @@ pub enum EventLogError {
 
 /// A durable, ordered log of events with durable per-consumer cursors.
 ///
-/// Retention never removes an event that a registered consumer has not acknowledged.
+/// Retention never removes an event that a registered consumer holding the log has not acknowledged. A
+/// consumer holds the log from registration; [`EventLog::set_holding`] lets one stop (and start again),
+/// so that a consumer that is away for long does not keep the log growing.
 #[async_trait]
 pub trait EventLog: Send + Sync {
     /// Appends events in one durable commit and returns the position of the last one (or the head if empty).
@@ -57,6 +59,15 @@ pub trait EventLog: Send + Sync {
 
     /// The acknowledged position of a registered consumer.
     async fn consumer_position(&self, name: &str) -> Result<u64, EventLogError>;
+
+    /// Whether retention waits for `name` (true from registration).
+    async fn set_holding(&self, name: &str, holding: bool) -> Result<(), EventLogError>;
+
+    /// The oldest event still stored: its position and time (unix ms), `None` when the log is empty.
+    async fn oldest(&self) -> Result<Option<(u64, i64)>, EventLogError>;
+
+    /// The lowest position a holding consumer has acknowledged: retention keeps every event after it.
+    async fn held_from(&self) -> Result<Option<u64>, EventLogError>;
 
     /// The position of the newest committed event (0 when the log was never written).
     fn head(&self) -> u64;

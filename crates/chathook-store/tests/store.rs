@@ -212,3 +212,42 @@ async fn person_channels_stored_before_conversations_existed_are_indexed_on_open
         assert_eq!(list[0].last.as_ref().map(|m| m.message_seq), Some(1));
     }
 }
+
+#[tokio::test]
+async fn consumers_of_an_older_store_gain_the_holding_switch() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(SqliteStore::open(SqliteOptions::new(dir.path())).unwrap());
+    // the consumers table as version 2 wrote it, with a cursor in it
+    let conn = rusqlite::Connection::open(dir.path().join("chathook.db")).unwrap();
+    conn.execute_batch(
+        "DROP TABLE consumers;
+         CREATE TABLE consumers (name TEXT PRIMARY KEY, position INTEGER NOT NULL);
+         INSERT INTO consumers(name, position) VALUES ('old', 0);
+         PRAGMA user_version = 2;",
+    )
+    .unwrap();
+    drop(conn);
+    let store = SqliteStore::open(SqliteOptions::new(dir.path())).unwrap();
+    store
+        .append(vec![Event::GroupDismissed(chathook_events::GroupRef {
+            channel_id: "g".into(),
+        })])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.held_from().await.unwrap(),
+        Some(0),
+        "it holds by default"
+    );
+    store.set_holding("old", false).await.unwrap();
+    assert_eq!(store.held_from().await.unwrap(), None);
+    // retention removes events older than now: let the event's millisecond pass
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let (pruned_keys, pruned_events) = store.prune(3600, 0).await.unwrap();
+    assert_eq!(
+        (pruned_keys, pruned_events),
+        (0, 1),
+        "nobody holds the log any more"
+    );
+    assert!(store.set_holding("nobody", false).await.is_err());
+}

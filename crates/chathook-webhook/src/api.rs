@@ -126,6 +126,16 @@ fn endpoint_json(e: &Endpoint, features: &Features, with_secret: bool) -> Value 
         "updated_at": rfc3339(e.updated_at),
         "read_only": e.read_only,
         "failing_since": e.failing_since.map(rfc3339),
+        "disabled_at": e.disabled_at.map(rfc3339),
+        // false once disabled for webhook.hold_disabled: retention no longer waits for it
+        "holds_event_log": e.log_released.is_none(),
+        "gap": e.gap.as_ref().map(|g| json!({
+            "first_position": g.first_position,
+            "last_position": g.last_position,
+            "count": g.count,
+            "from": rfc3339(g.from_ms),
+            "until": rfc3339(g.until_ms),
+        })),
     });
     if with_secret {
         v["secret"] = json!(e.secret);
@@ -251,6 +261,9 @@ async fn create(
     };
     let mut e = new_endpoint(new_id("ep"), req.url, req.flavour, events, secret);
     e.enabled = req.enabled.unwrap_or(true);
+    if !e.enabled {
+        e.disabled_at = Some(e.created_at);
+    }
     e.description = req.description;
     e.timeout_ms = req.timeout_ms.unwrap_or(e.timeout_ms);
     e.max_in_flight = req.max_in_flight.unwrap_or(e.max_in_flight);
@@ -365,11 +378,14 @@ async fn patch(
         req.rate_limit_per_s.flatten(),
     )?;
     if let Some(enabled) = req.enabled {
-        e.enabled = enabled;
         if enabled {
             e.disabled_reason = None;
             e.failing_since = None;
+            e.disabled_at = None;
+        } else if e.enabled {
+            e.disabled_at = Some(now_ms());
         }
+        e.enabled = enabled;
     }
     if let Some(d) = req.description {
         e.description = d;

@@ -47,6 +47,10 @@ pub struct WebhookConfig {
     /// An endpoint failing without a success for this long is disabled.
     #[serde(with = "humantime_serde")]
     pub disable_after: Duration,
+    /// A disabled endpoint holds the event log (retention waits for its cursor) this long; then events
+    /// it did not take may be removed, and it shows them as a gap when enabled again.
+    #[serde(with = "humantime_serde")]
+    pub hold_disabled: Duration,
     /// How long the attempt log keeps attempts.
     #[serde(with = "humantime_serde")]
     pub attempt_retention: Duration,
@@ -122,6 +126,7 @@ impl Default for WebhookConfig {
             breaker_probe_delay: s(1),
             breaker_max_probe_delay: s(60),
             disable_after: s(5 * 24 * 3600),
+            hold_disabled: s(7 * 24 * 3600),
             attempt_retention: s(7 * 24 * 3600),
             attempt_prune_interval: s(60),
             allowed_networks: Vec::new(),

@@ -17,7 +17,7 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 
 use crate::client::{AttemptResult, Request};
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Endpoint, Gap, LogRelease};
 use crate::engine::Shared;
 use crate::format::{self, Route};
 use crate::metrics::endpoint_label;
@@ -188,6 +188,11 @@ impl Dispatcher {
             self.shared.metrics.dispatcher_wakeups.inc();
             let endpoint = self.endpoint();
             let active = endpoint.enabled;
+            if !active {
+                self.release_log_when_held_too_long(&endpoint).await;
+            } else if endpoint.log_released.is_some() {
+                self.resume_log(&endpoint).await;
+            }
             if active {
                 self.flush_due_batches(&endpoint, false);
                 self.poll_retries(&endpoint).await;
@@ -271,6 +276,10 @@ impl Dispatcher {
         }
         if self.retries_waiting {
             next = next.min(self.gauges_at + Duration::from_secs(1));
+        }
+        if !endpoint.enabled && endpoint.log_released.is_none() {
+            let left = self.hold_deadline_ms(endpoint) - now_ms();
+            next = next.min(Instant::now() + Duration::from_millis(left.max(0) as u64));
         }
         if self.breaker.open {
             next = next.min(self.breaker.probe_at);
@@ -429,6 +438,75 @@ impl Dispatcher {
             format::render_status(&items),
             now_ms(),
         );
+    }
+
+    /// Unix ms at which a disabled endpoint stops holding the event log.
+    fn hold_deadline_ms(&self, endpoint: &Endpoint) -> i64 {
+        let since = endpoint.disabled_at.unwrap_or(endpoint.updated_at);
+        let hold = self.shared.config.hold_disabled.as_millis();
+        since.saturating_add(i64::try_from(hold).unwrap_or(i64::MAX))
+    }
+
+    /// A disabled endpoint stops holding the event log once `webhook.hold_disabled` has passed.
+    async fn release_log_when_held_too_long(&mut self, endpoint: &Endpoint) {
+        if endpoint.log_released.is_some() || now_ms() < self.hold_deadline_ms(endpoint) {
+            return;
+        }
+        if let Err(e) = self.shared.log.set_holding(&self.consumer, false).await {
+            tracing::error!(endpoint = %endpoint.id, error = %e, "cannot release the event log");
+            return;
+        }
+        tracing::info!(endpoint = %endpoint.id, "disabled for webhook.hold_disabled: no longer holding the event log");
+        let mut next = endpoint.clone();
+        next.log_released = Some(LogRelease {
+            position: self.acked,
+            at_ms: now_ms(),
+        });
+        self.shared.replace_endpoint(endpoint, next).await;
+    }
+
+    /// An endpoint enabled again after it stopped holding the log resumes from its cursor when those
+    /// events are still stored, and otherwise from the oldest stored event, recording what it missed.
+    async fn resume_log(&mut self, endpoint: &Endpoint) {
+        let Some(release) = endpoint.log_released.clone() else {
+            return;
+        };
+        let oldest = match self.shared.log.oldest().await {
+            Ok(oldest) => oldest,
+            Err(e) => {
+                tracing::error!(endpoint = %endpoint.id, error = %e, "cannot read the event log");
+                return;
+            }
+        };
+        // The first event still stored (the next one to come, when the log is empty).
+        let (first_stored, until_ms) = oldest.unwrap_or((self.shared.log.head() + 1, now_ms()));
+        let mut gap = endpoint.gap.clone();
+        if first_stored > self.read_pos + 1 {
+            let (first, last) = (self.read_pos + 1, first_stored - 1);
+            gap = Some(Gap {
+                first_position: first,
+                last_position: last,
+                count: last - first + 1,
+                from_ms: release.at_ms,
+                until_ms,
+            });
+            self.read_pos = last;
+            match self.shared.log.ack(&self.consumer, last).await {
+                Ok(()) => self.acked = self.acked.max(last),
+                Err(e) => {
+                    tracing::error!(endpoint = %endpoint.id, error = %e, "cannot move the cursor past the gap")
+                }
+            }
+            tracing::warn!(endpoint = %endpoint.id, first, last, "events removed while the endpoint was disabled are skipped");
+        }
+        if let Err(e) = self.shared.log.set_holding(&self.consumer, true).await {
+            tracing::error!(endpoint = %endpoint.id, error = %e, "cannot hold the event log again");
+            return;
+        }
+        let mut next = endpoint.clone();
+        next.log_released = None;
+        next.gap = gap;
+        self.shared.replace_endpoint(endpoint, next).await;
     }
 
     /// When the next parked delivery after now is due, from the retry table.

@@ -48,6 +48,37 @@ pub struct Endpoint {
     /// Unix ms of the first failure since the last success.
     #[serde(default)]
     pub failing_since: Option<i64>,
+    /// Unix ms at which it was disabled (by the API or the server); `None` while enabled.
+    #[serde(default)]
+    pub disabled_at: Option<i64>,
+    /// Set once it has been disabled for `webhook.hold_disabled`: the event log no longer waits for
+    /// it, so events it did not take may be removed by retention.
+    #[serde(default)]
+    pub log_released: Option<LogRelease>,
+    /// Events it never received because retention removed them while it was disabled (kept visible).
+    #[serde(default)]
+    pub gap: Option<Gap>,
+}
+
+/// Where an endpoint's cursor stood when it stopped holding the event log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogRelease {
+    /// The position it had handled up to.
+    pub position: u64,
+    /// Unix ms of the release.
+    pub at_ms: i64,
+}
+
+/// A run of events an endpoint missed: removed by retention before it was enabled again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Gap {
+    pub first_position: u64,
+    pub last_position: u64,
+    pub count: u64,
+    /// Unix ms: when it stopped holding the log, and the time of the oldest event still stored when
+    /// it resumed (the missed events lie between).
+    pub from_ms: i64,
+    pub until_ms: i64,
 }
 
 impl Endpoint {

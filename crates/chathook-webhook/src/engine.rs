@@ -67,18 +67,25 @@ impl Shared {
             tracing::warn!(endpoint = %id, %reason, "endpoint disabled");
             next.enabled = false;
             next.disabled_reason = Some(reason);
+            next.disabled_at.get_or_insert_with(now_ms);
         }
+        self.replace_endpoint(&current, next).await;
+    }
+
+    /// Stores an endpoint's new state (unless read-only or unchanged) and hands it to its dispatcher.
+    pub(crate) async fn replace_endpoint(&self, current: &Endpoint, mut next: Endpoint) {
+        let id = current.id.clone();
         if next == *current {
             return;
         }
         next.updated_at = now_ms();
         if !next.read_only {
-            if let Err(e) = self.store.put_endpoint(id, document(&next)).await {
+            if let Err(e) = self.store.put_endpoint(&id, document(&next)).await {
                 tracing::error!(endpoint = %id, error = %e, "cannot store the endpoint's state");
             }
         }
         if let Ok(workers) = self.endpoints.lock() {
-            if let Some(w) = workers.get(id) {
+            if let Some(w) = workers.get(&id) {
                 w.endpoint.send_replace(Arc::new(next));
             }
         }
@@ -398,5 +405,8 @@ pub fn new_endpoint(
         updated_at: now,
         read_only: false,
         failing_since: None,
+        disabled_at: None,
+        log_released: None,
+        gap: None,
     }
 }

@@ -38,10 +38,24 @@ struct MetricsState {
     registry: Arc<Registry>,
     store: SqliteStore,
     event_log_head: Gauge,
+    /// Events stored in the log (from the oldest to the head).
+    event_log_events: Gauge,
+    /// The lowest position a consumer holding the log has acknowledged (retention keeps what follows).
+    event_log_held_from: Gauge,
 }
 
 async fn metrics(State(state): State<MetricsState>) -> impl IntoResponse {
-    state.event_log_head.set(state.store.head() as i64);
+    let head = state.store.head();
+    state.event_log_head.set(head as i64);
+    if let Ok(oldest) = state.store.oldest().await {
+        let stored = oldest.map_or(0, |(first, _)| head.saturating_sub(first) + 1);
+        state.event_log_events.set(stored as i64);
+    }
+    if let Ok(held) = state.store.held_from().await {
+        state
+            .event_log_held_from
+            .set(held.map_or(head, |p| p) as i64);
+    }
     let mut text = String::new();
     if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &state.registry) {
         tracing::error!(error = %e, "cannot encode metrics");
@@ -134,6 +148,18 @@ impl Server {
             "Position of the newest event",
             event_log_head.clone(),
         );
+        let event_log_events = Gauge::default();
+        registry.register(
+            "event_log_events",
+            "Events stored in the event log",
+            event_log_events.clone(),
+        );
+        let event_log_held_from = Gauge::default();
+        registry.register(
+            "event_log_held_from",
+            "Lowest position acknowledged by a consumer holding the log (the head when none holds it)",
+            event_log_held_from.clone(),
+        );
 
         let im_config = ImConfig {
             limits: config.limits.clone(),
@@ -174,6 +200,8 @@ impl Server {
                     registry: Arc::new(registry),
                     store: store.clone(),
                     event_log_head,
+                    event_log_events,
+                    event_log_held_from,
                 }),
             )
             .merge(chathook_im::api::router(im.clone()))

@@ -143,6 +143,53 @@ impl EventLog for SqliteStore {
             .ok_or(EventLogError::UnknownConsumer(name))
     }
 
+    async fn set_holding(&self, name: &str, holding: bool) -> Result<(), EventLogError> {
+        let name = name.to_string();
+        let updated = self
+            .write({
+                let name = name.clone();
+                move |ctx| {
+                    Ok(ctx.conn.execute(
+                        "UPDATE consumers SET holds = ?2 WHERE name = ?1",
+                        params![name, holding],
+                    )?)
+                }
+            })
+            .await
+            .map_err(log_err)?;
+        if updated == 0 {
+            return Err(EventLogError::UnknownConsumer(name));
+        }
+        Ok(())
+    }
+
+    async fn oldest(&self) -> Result<Option<(u64, i64)>, EventLogError> {
+        self.read(|conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT position, at_ms FROM events ORDER BY position LIMIT 1",
+                    [],
+                    |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)?)),
+                )
+                .optional()?)
+        })
+        .await
+        .map_err(log_err)
+    }
+
+    async fn held_from(&self) -> Result<Option<u64>, EventLogError> {
+        self.read(|conn| {
+            let min: Option<i64> = conn.query_row(
+                "SELECT MIN(position) FROM consumers WHERE holds = 1",
+                [],
+                |r| r.get(0),
+            )?;
+            Ok(min.map(|p| p as u64))
+        })
+        .await
+        .map_err(log_err)
+    }
+
     fn head(&self) -> u64 {
         *self.inner.head.borrow()
     }

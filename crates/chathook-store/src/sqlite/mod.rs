@@ -181,7 +181,7 @@ impl SqliteStore {
     }
 
     /// Deletes idempotency keys older than `dedup_window_secs` and events older than
-    /// `event_retention_ms` that every registered consumer has acknowledged. Returns (keys, events) removed.
+    /// `event_retention_ms` that every consumer holding the log has acknowledged. Returns (keys, events) removed.
     pub async fn prune(
         &self,
         dedup_window_secs: u64,
@@ -193,9 +193,11 @@ impl SqliteStore {
                 "DELETE FROM client_msgs WHERE created_at < ?1",
                 params![now / 1000 - dedup_window_secs as i64],
             )?;
-            let min_acked: Option<i64> =
-                ctx.conn
-                    .query_row("SELECT MIN(position) FROM consumers", [], |r| r.get(0))?;
+            let min_acked: Option<i64> = ctx.conn.query_row(
+                "SELECT MIN(position) FROM consumers WHERE holds = 1",
+                [],
+                |r| r.get(0),
+            )?;
             let events = ctx.conn.execute(
                 "DELETE FROM events WHERE at_ms < ?1 AND position <= ?2",
                 params![now - event_retention_ms, min_acked.unwrap_or(i64::MAX)],

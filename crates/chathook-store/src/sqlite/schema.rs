@@ -50,7 +50,8 @@ CREATE TABLE IF NOT EXISTS cmd_queue (
 CREATE INDEX IF NOT EXISTS cmd_queue_uid ON cmd_queue(uid, position);
 CREATE TABLE IF NOT EXISTS events (
     position INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL, body TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS consumers (name TEXT PRIMARY KEY, position INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS consumers (
+    name TEXT PRIMARY KEY, position INTEGER NOT NULL, holds INTEGER NOT NULL DEFAULT 1);
 CREATE TABLE IF NOT EXISTS webhook_endpoints (id TEXT PRIMARY KEY, document TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS webhook_pending (
@@ -71,10 +72,11 @@ CREATE TABLE IF NOT EXISTS connections (
 ";
 
 /// The schema version `PRAGMA user_version` records once the steps below ran.
-const VERSION: i64 = 2;
+const VERSION: i64 = 3;
 
-/// Creates the tables that are missing, then runs the data steps a store of an older version needs:
-/// version 2 indexes the person channels that already have history, for conversation lists.
+/// Creates the tables that are missing, then runs the steps a store of an older version needs: version
+/// 2 indexes the person channels that already have history, for conversation lists; version 3 lets a
+/// consumer stop holding the event log (`consumers.holds`).
 pub(crate) fn migrate(conn: &Connection) -> Result<(), StoreError> {
     conn.execute_batch(SCHEMA)?;
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -92,10 +94,24 @@ pub(crate) fn migrate(conn: &Connection) -> Result<(), StoreError> {
              COMMIT;",
         )?;
     }
+    if version < 3 && !has_column(conn, "consumers", "holds")? {
+        conn.execute_batch("ALTER TABLE consumers ADD COLUMN holds INTEGER NOT NULL DEFAULT 1")?;
+    }
     if version < VERSION {
         conn.execute_batch(&format!("PRAGMA user_version = {VERSION}"))?;
     }
     Ok(())
+}
+
+fn has_column(conn: &Connection, table: &str, column: &str) -> Result<bool, StoreError> {
+    let mut stmt = conn.prepare(&format!("PRAGMA table_info({table})"))?;
+    let names = stmt.query_map([], |r| r.get::<_, String>(1))?;
+    for name in names {
+        if name? == column {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// The AUTOINCREMENT high-water mark of `table` (positions are never reused, even after retention).

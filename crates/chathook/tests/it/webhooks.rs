@@ -1,6 +1,8 @@
 //! The webhook engine end to end: real receivers on loopback, the real server.
 
 use std::collections::{HashMap, HashSet};
+
+use chathook_events::EventLog;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -1037,4 +1039,137 @@ async fn idle_endpoints_do_not_wake_and_a_retry_wakes_at_its_due_time() {
         .await;
     rcv.set(Mode::Ok);
     rcv.wait("the retries", LONG, |r| r.len() >= 200).await;
+}
+
+fn prune_everything_every_second(c: &mut chathook::Config) {
+    c.events.retention_hours = 0;
+    c.events.prune_interval_secs = 1;
+}
+
+async fn patch_enabled(s: &TestServer, id: &str, enabled: bool) -> Value {
+    let (st, ep) = s
+        .call(
+            "PATCH",
+            &format!("/v1/webhooks/endpoints/{id}"),
+            Some(json!({"enabled": enabled})),
+            Some(ADMIN),
+        )
+        .await;
+    assert_eq!(st, 200, "{ep}");
+    ep
+}
+
+/// Waits until the endpoint's cursor has reached the head of the log.
+async fn caught_up(s: &TestServer, id: &str) -> u64 {
+    let store = s.server().store();
+    let consumer = chathook_webhook::endpoint::consumer_name(id);
+    for _ in 0..200 {
+        if store.consumer_position(&consumer).await.unwrap() == store.head() {
+            return store.head();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the endpoint's cursor never reached the head");
+}
+
+#[tokio::test]
+async fn a_disabled_endpoint_holds_the_log_then_lets_retention_go_and_shows_the_gap() {
+    let s = TestServer::start_with(|c| {
+        prune_everything_every_second(c);
+        c.webhook.hold_disabled = Duration::from_millis(300);
+    })
+    .await;
+    let rcv = Receiver::start().await;
+    let ep = s
+        .endpoint(json!({"url": rcv.url, "flavour": "standard", "events": ["message.sent"]}))
+        .await;
+    let id = ep["id"].as_str().unwrap().to_string();
+    assert_eq!(ep["holds_event_log"], true);
+    s.rest_send("alice", "bob", 1, "m1").await;
+    rcv.wait("m1", LONG, |r| r.len() == 1).await;
+    let cursor = caught_up(&s, &id).await;
+    let ep = patch_enabled(&s, &id, false).await;
+    assert!(ep["disabled_at"].is_string(), "{ep}");
+    for i in 2..=6 {
+        s.rest_send("alice", "bob", 1, &format!("m{i}")).await;
+    }
+    let missed_head = s.server().store().head();
+    // after hold_disabled the endpoint lets go, and retention removes what it never took
+    let released = s
+        .poll(&format!("/v1/webhooks/endpoints/{id}"), |e| {
+            e["holds_event_log"] == false
+        })
+        .await;
+    assert!(released["gap"].is_null());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let m = s.metrics().await;
+        if counter(&m, "chathook_event_log_events") == 0 {
+            assert_eq!(
+                counter(&m, "chathook_event_log_held_from"),
+                missed_head,
+                "nobody holds the log"
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "retention never ran: {m}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // enabled again: it resumes after the gap, which stays visible
+    patch_enabled(&s, &id, true).await;
+    let resumed = s
+        .poll(&format!("/v1/webhooks/endpoints/{id}"), |e| {
+            !e["gap"].is_null()
+        })
+        .await;
+    let gap = &resumed["gap"];
+    assert_eq!(gap["first_position"], cursor + 1);
+    assert_eq!(gap["last_position"], missed_head);
+    assert_eq!(gap["count"], missed_head - cursor);
+    assert!(gap["from"].is_string() && gap["until"].is_string(), "{gap}");
+    assert_eq!(resumed["holds_event_log"], true);
+    s.rest_send("alice", "bob", 1, "m7").await;
+    rcv.wait("m7", LONG, |r| r.len() == 2).await;
+    let contents: Vec<String> = rcv
+        .requests()
+        .iter()
+        .map(|r| r.json()["data"]["client_msg_no"].to_string())
+        .collect();
+    assert_eq!(
+        contents.len(),
+        2,
+        "m2..m6 were never delivered: {contents:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_disabled_endpoint_within_hold_disabled_keeps_its_events_and_gets_them_when_enabled() {
+    let s = TestServer::start_with(prune_everything_every_second).await;
+    let rcv = Receiver::start().await;
+    let ep = s
+        .endpoint(json!({"url": rcv.url, "flavour": "standard", "events": ["message.sent"]}))
+        .await;
+    let id = ep["id"].as_str().unwrap().to_string();
+    patch_enabled(&s, &id, false).await;
+    for i in 1..=3 {
+        s.rest_send("alice", "bob", 1, &format!("m{i}")).await;
+    }
+    // retention runs meanwhile, but the disabled endpoint still holds the log
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(counter(&s.metrics().await, "chathook_event_log_events") > 0);
+    patch_enabled(&s, &id, true).await;
+    rcv.wait("the three missed messages", LONG, |r| r.len() == 3)
+        .await;
+    let (_, ep) = s
+        .call(
+            "GET",
+            &format!("/v1/webhooks/endpoints/{id}"),
+            None,
+            Some(ADMIN),
+        )
+        .await;
+    assert!(ep["gap"].is_null(), "{ep}");
 }
