@@ -205,8 +205,12 @@ pub trait WebhookStore: Send + Sync {
     async fn put_setting(&self, key: &str, value: String) -> Result<(), StoreError>;
     /// Inserts or replaces deliveries (by `delivery_id`) in one commit.
     async fn park_deliveries(&self, deliveries: Vec<PendingDelivery>) -> Result<(), StoreError>;
-    /// Removes delivered ones.
-    async fn complete_deliveries(&self, ids: Vec<String>) -> Result<(), StoreError>;
+    /// Removes an endpoint's delivered ones (a delivery id names one event or batch for every endpoint).
+    async fn complete_deliveries(
+        &self,
+        endpoint_id: &str,
+        ids: Vec<String>,
+    ) -> Result<(), StoreError>;
     /// Live deliveries of an endpoint due at `now_ms`, oldest first.
     async fn due_deliveries(
         &self,

@@ -662,7 +662,7 @@ impl Dispatcher {
             let mut retry_at = None;
             if result.success {
                 if delivery.parked {
-                    if let Err(e) = shared.store.complete_deliveries(vec![delivery.id.clone()]).await {
+                    if let Err(e) = shared.store.complete_deliveries(&endpoint.id, vec![delivery.id.clone()]).await {
                         tracing::error!(error = %e, "cannot mark a retried delivery done; it will be sent again");
                     }
                 }

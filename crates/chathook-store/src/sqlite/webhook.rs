@@ -128,16 +128,21 @@ impl WebhookStore for SqliteStore {
         .await
     }
 
-    async fn complete_deliveries(&self, ids: Vec<String>) -> Result<(), StoreError> {
+    async fn complete_deliveries(
+        &self,
+        endpoint_id: &str,
+        ids: Vec<String>,
+    ) -> Result<(), StoreError> {
         if ids.is_empty() {
             return Ok(());
         }
+        let endpoint_id = endpoint_id.to_string();
         self.write(move |ctx| {
-            let mut stmt = ctx
-                .conn
-                .prepare_cached("DELETE FROM webhook_pending WHERE delivery_id = ?1")?;
+            let mut stmt = ctx.conn.prepare_cached(
+                "DELETE FROM webhook_pending WHERE endpoint_id = ?1 AND delivery_id = ?2",
+            )?;
             for id in &ids {
-                stmt.execute(params![id])?;
+                stmt.execute(params![endpoint_id, id])?;
             }
             Ok(())
         })
