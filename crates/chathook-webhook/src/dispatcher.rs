@@ -509,9 +509,9 @@ impl Dispatcher {
         self.shared.replace_endpoint(endpoint, next).await;
     }
 
-    /// When the next parked delivery after now is due, from the retry table.
-    async fn next_retry_due(&self, endpoint_id: &str) -> Option<Instant> {
-        let now = now_ms();
+    /// When the next parked delivery after `now` (unix ms) is due, from the retry table. `now` must be
+    /// the time the due deliveries were loaded for, so that none falls between the two reads.
+    async fn next_retry_due(&self, endpoint_id: &str, now: i64) -> Option<Instant> {
         match self.shared.store.next_due(endpoint_id, now).await {
             Ok(due) => {
                 due.map(|at| Instant::now() + Duration::from_millis((at - now).max(0) as u64))
@@ -566,7 +566,7 @@ impl Dispatcher {
                 // Maybe more are due: look again as soon as there is room.
                 Some(Instant::now())
             } else {
-                self.next_retry_due(&endpoint.id).await
+                self.next_retry_due(&endpoint.id, now).await
             };
         }
         for p in fresh {
