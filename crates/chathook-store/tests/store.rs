@@ -251,3 +251,74 @@ async fn consumers_of_an_older_store_gain_the_holding_switch() {
     );
     assert!(store.set_holding("nobody", false).await.is_err());
 }
+
+#[tokio::test]
+async fn message_events_refer_to_history_and_read_back_whole() {
+    use chathook_events::{MessageHeader, OfflineMessage};
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(SqliteOptions::new(dir.path())).unwrap();
+    let with_offline = |m: &Message| {
+        vec![
+            Event::MessageSent(m.clone()),
+            Event::MessageOffline(OfflineMessage {
+                message: m.clone(),
+                to_uids: vec!["bob".into()],
+                source_id: 7,
+            }),
+        ]
+    };
+    let person = NewMessage {
+        channel_key: person_channel_key("alice", "bob"),
+        channel_id: "bob".into(),
+        channel_type: 1,
+        payload: vec![0, 255, 7],
+        ..new_message("alice", "p1")
+    };
+    let AppendOutcome::Stored(stored) = store
+        .append_message(person, 3600, Box::new(with_offline))
+        .await
+        .unwrap()
+    else {
+        panic!("stored")
+    };
+    // a message that is not in history is kept whole in the event
+    let typing = NewMessage {
+        header: MessageHeader {
+            no_persist: true,
+            ..Default::default()
+        },
+        ..new_message("alice", "t1")
+    };
+    store
+        .append_message(typing, 3600, Box::new(sent))
+        .await
+        .unwrap();
+    let events = store.read_after(0, 10).await.unwrap();
+    assert_eq!(events.len(), 3);
+    assert_eq!(events[0].event, Event::MessageSent(stored.clone()));
+    let Event::MessageOffline(o) = &events[1].event else {
+        panic!("{:?}", events[1].event)
+    };
+    assert_eq!(
+        (&o.message, &o.to_uids, o.source_id),
+        (&stored, &vec!["bob".to_string()], 7)
+    );
+    let Event::MessageSent(t) = &events[2].event else {
+        panic!()
+    };
+    assert!(t.header.no_persist && t.message_seq == 0);
+    // stored by reference: the row is small whatever the payload
+    drop(store);
+    let conn = rusqlite::Connection::open(dir.path().join("chathook.db")).unwrap();
+    let first: String = conn
+        .query_row(
+            "SELECT body FROM events ORDER BY position LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(
+        first.starts_with("{\"ref\":") && !first.contains("payload"),
+        "{first}"
+    );
+}

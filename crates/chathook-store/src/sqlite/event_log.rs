@@ -39,22 +39,23 @@ impl EventLog for SqliteStore {
                         Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)?, r.get::<_, String>(2)?))
                     })?
                     .collect::<Result<Vec<_>, _>>()?;
-                Ok(rows)
+                // Resolved on the same read connection (and snapshot): message events refer to history.
+                Ok(rows
+                    .into_iter()
+                    .map(|(position, at_ms, body)| {
+                        super::event_body::decode(conn, &body).map(|event| LoggedEvent {
+                            position,
+                            at_ms,
+                            event,
+                        })
+                        .map_err(|reason| (position, reason))
+                    })
+                    .collect::<Vec<_>>())
             })
             .await
             .map_err(log_err)?;
         rows.into_iter()
-            .map(|(position, at_ms, body)| {
-                let event = serde_json::from_str(&body).map_err(|e| EventLogError::Corrupt {
-                    position,
-                    reason: e.to_string(),
-                })?;
-                Ok(LoggedEvent {
-                    position,
-                    at_ms,
-                    event,
-                })
-            })
+            .map(|r| r.map_err(|(position, reason)| EventLogError::Corrupt { position, reason }))
             .collect()
     }
 

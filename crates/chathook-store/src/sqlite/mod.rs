@@ -5,6 +5,7 @@
 mod channels;
 mod cmd_queue;
 mod conversations;
+mod event_body;
 mod event_log;
 mod messages;
 mod presence;

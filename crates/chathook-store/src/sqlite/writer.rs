@@ -47,8 +47,7 @@ impl WriteCtx<'_> {
             .prepare_cached("INSERT INTO events(at_ms, body) VALUES (?1, ?2)")?;
         let mut last = 0;
         for event in events {
-            let body = serde_json::to_string(event)
-                .map_err(|e| StoreError::Storage(format!("event not serializable: {e}")))?;
+            let body = super::event_body::encode(event)?;
             stmt.execute(params![at_ms, body])?;
             last = self.conn.last_insert_rowid() as u64;
         }
