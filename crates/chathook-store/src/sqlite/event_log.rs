@@ -7,6 +7,26 @@ use rusqlite::{params, OptionalExtension};
 use super::SqliteStore;
 use crate::StoreError;
 
+impl SqliteStore {
+    /// Runs `sql` (`?1` the consumer's name, `?2` the value) on one consumer; an unknown one is an error.
+    async fn update_consumer(
+        &self,
+        name: &str,
+        sql: &'static str,
+        value: i64,
+    ) -> Result<(), EventLogError> {
+        let owned = name.to_string();
+        let updated = self
+            .write(move |ctx| Ok(ctx.conn.execute(sql, params![owned, value])?))
+            .await
+            .map_err(log_err)?;
+        if updated == 0 {
+            return Err(EventLogError::UnknownConsumer(name.to_string()));
+        }
+        Ok(())
+    }
+}
+
 fn log_err(e: StoreError) -> EventLogError {
     EventLogError::Storage(e.to_string())
 }
@@ -103,23 +123,12 @@ impl EventLog for SqliteStore {
     }
 
     async fn ack(&self, name: &str, position: u64) -> Result<(), EventLogError> {
-        let name = name.to_string();
-        let updated = self
-            .write({
-                let name = name.clone();
-                move |ctx| {
-                    Ok(ctx.conn.execute(
-                        "UPDATE consumers SET position = MAX(position, ?2) WHERE name = ?1",
-                        params![name, position as i64],
-                    )?)
-                }
-            })
-            .await
-            .map_err(log_err)?;
-        if updated == 0 {
-            return Err(EventLogError::UnknownConsumer(name));
-        }
-        Ok(())
+        self.update_consumer(
+            name,
+            "UPDATE consumers SET position = MAX(position, ?2) WHERE name = ?1",
+            position as i64,
+        )
+        .await
     }
 
     async fn consumer_position(&self, name: &str) -> Result<u64, EventLogError> {
@@ -145,23 +154,12 @@ impl EventLog for SqliteStore {
     }
 
     async fn set_holding(&self, name: &str, holding: bool) -> Result<(), EventLogError> {
-        let name = name.to_string();
-        let updated = self
-            .write({
-                let name = name.clone();
-                move |ctx| {
-                    Ok(ctx.conn.execute(
-                        "UPDATE consumers SET holds = ?2 WHERE name = ?1",
-                        params![name, holding],
-                    )?)
-                }
-            })
-            .await
-            .map_err(log_err)?;
-        if updated == 0 {
-            return Err(EventLogError::UnknownConsumer(name));
-        }
-        Ok(())
+        self.update_consumer(
+            name,
+            "UPDATE consumers SET holds = ?2 WHERE name = ?1",
+            i64::from(holding),
+        )
+        .await
     }
 
     async fn oldest(&self) -> Result<Option<(u64, i64)>, EventLogError> {

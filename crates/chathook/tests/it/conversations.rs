@@ -19,15 +19,6 @@ fn by_channel<'a>(list: &'a [Value], id: &str) -> Option<&'a Value> {
     list.iter().find(|c| c["channel_id"] == id)
 }
 
-async fn ok(s: &TestServer, path: &str, body: Value) {
-    let (st, reply) = s.post(path, body.clone()).await;
-    assert_eq!(
-        (st, &reply),
-        (200, &json!({"status": 200})),
-        "{path} {body}"
-    );
-}
-
 #[tokio::test]
 async fn conversations_follow_every_message_with_unread_counts_and_recents() {
     let s = TestServer::start().await;
@@ -96,8 +87,7 @@ async fn unread_routes_move_the_read_position_and_delete_hides_until_new_message
         s.rest_send("alice", "g", 2, &format!("m{i}")).await;
     }
     let unread = |list: &[Value]| by_channel(list, "g").map(|c| c["unread"].as_u64().unwrap());
-    ok(
-        &s,
+    s.post_ok(
         "/conversations/setUnread",
         json!({"uid": "bob", "channel_id": "g", "channel_type": 2, "unread": 2}),
     )
@@ -106,8 +96,7 @@ async fn unread_routes_move_the_read_position_and_delete_hides_until_new_message
     assert_eq!(unread(&list), Some(2));
     assert_eq!(by_channel(&list, "g").unwrap()["readed_to_msg_seq"], 3);
     // the read position never goes back (WuKongIM's rule)
-    ok(
-        &s,
+    s.post_ok(
         "/conversations/setUnread",
         json!({"uid": "bob", "channel_id": "g", "channel_type": 2, "unread": 4}),
     )
@@ -123,8 +112,7 @@ async fn unread_routes_move_the_read_position_and_delete_hides_until_new_message
         .unwrap()
         .len();
     assert_eq!(recents, 2, "only the unread messages");
-    ok(
-        &s,
+    s.post_ok(
         "/conversations/clearUnread",
         json!({"uid": "bob", "channel_id": "g", "channel_type": 2}),
     )
@@ -144,8 +132,7 @@ async fn unread_routes_move_the_read_position_and_delete_hides_until_new_message
             .is_empty()
     );
     // delete: gone until a newer message, which then shows alone
-    ok(
-        &s,
+    s.post_ok(
         "/conversations/delete",
         json!({"uid": "bob", "channel_id": "g", "channel_type": 2}),
     )

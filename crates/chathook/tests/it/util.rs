@@ -87,6 +87,16 @@ impl TestServer {
         s
     }
 
+    /// POSTs with the admin key and asserts WuKongIM's plain `{"status":200}` answer.
+    pub async fn post_ok(&self, path: &str, body: Value) {
+        let (st, reply) = self.post(path, body.clone()).await;
+        assert_eq!(
+            (st, &reply),
+            (200, &json!({"status": 200})),
+            "{path} {body}"
+        );
+    }
+
     /// POST with the admin key; returns the status and the JSON body (Null when not JSON).
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
         self.call("POST", path, Some(body), Some(ADMIN)).await

@@ -10,15 +10,6 @@ use crate::util::*;
 
 const SHORT: Duration = Duration::from_millis(300);
 
-async fn ok(s: &TestServer, path: &str, body: Value) {
-    let (st, reply) = s.post(path, body.clone()).await;
-    assert_eq!(
-        (st, &reply),
-        (200, &json!({"status": 200})),
-        "{path} {body}"
-    );
-}
-
 #[tokio::test]
 async fn an_empty_from_uid_is_the_system_on_a_person_channel_too() {
     let s = TestServer::start().await;
@@ -41,8 +32,7 @@ async fn backend_sends_skip_sender_checks_but_not_bans_or_disbands() {
     s.group("g", &["bob"]).await;
     let mut bob = s.login("bob", 0).await;
     // alice is not a member and is blacklisted: a client send is refused, a backend send is not
-    ok(
-        &s,
+    s.post_ok(
         "/channel/blacklist_add",
         json!({"channel_id": "g", "channel_type": 2, "uids": ["alice"]}),
     )
@@ -60,8 +50,7 @@ async fn backend_sends_skip_sender_checks_but_not_bans_or_disbands() {
     assert_eq!(st, 200, "{body}");
     assert_eq!(body["data"]["message_seq"], 1);
     // a banned group refuses the backend too, with reason code 19's name
-    ok(
-        &s,
+    s.post_ok(
         "/channel/info",
         json!({"channel_id": "g", "channel_type": 2, "ban": 1}),
     )
@@ -73,8 +62,7 @@ async fn backend_sends_skip_sender_checks_but_not_bans_or_disbands() {
         "{body}"
     );
     // /channel/info changed the flags only: the subscribers are still there
-    ok(
-        &s,
+    s.post_ok(
         "/channel/info",
         json!({"channel_id": "g", "channel_type": 2}),
     )
@@ -85,8 +73,7 @@ async fn backend_sends_skip_sender_checks_but_not_bans_or_disbands() {
         "bob is still a subscriber"
     );
     // a deleted group is disbanded for everyone
-    ok(
-        &s,
+    s.post_ok(
         "/channel/delete",
         json!({"channel_id": "g", "channel_type": 2}),
     )
@@ -105,8 +92,7 @@ async fn person_blacklists_block_client_sends_with_reason_4() {
     let mut alice = s.login("alice", 0).await;
     let mut bob = s.login("bob", 0).await;
     // bob blocks alice: the list is bob's person channel
-    ok(
-        &s,
+    s.post_ok(
         "/channel/blacklist_add",
         json!({"channel_id": "bob", "channel_type": 1, "uids": ["alice"]}),
     )
@@ -126,8 +112,7 @@ async fn person_blacklists_block_client_sends_with_reason_4() {
         1
     );
     // unblocked
-    ok(
-        &s,
+    s.post_ok(
         "/channel/blacklist_remove",
         json!({"channel_id": "bob", "channel_type": 1, "uids": ["alice"]}),
     )
@@ -148,8 +133,7 @@ async fn group_whitelists_allow_only_the_listed_members_with_reason_13() {
         alice.send_msg("g", 2, "w-0", "x").await["result"]["reasonCode"],
         1
     );
-    ok(
-        &s,
+    s.post_ok(
         "/channel/whitelist_set",
         json!({"channel_id": "g", "channel_type": 2, "uids": ["bob"]}),
     )
@@ -171,8 +155,7 @@ async fn group_whitelists_allow_only_the_listed_members_with_reason_13() {
         bob.send_msg("g", 2, "w-2", "x").await["result"]["reasonCode"],
         1
     );
-    ok(
-        &s,
+    s.post_ok(
         "/channel/whitelist_add",
         json!({"channel_id": "g", "channel_type": 2, "uids": ["alice"]}),
     )
@@ -181,8 +164,7 @@ async fn group_whitelists_allow_only_the_listed_members_with_reason_13() {
         alice.send_msg("g", 2, "w-3", "x").await["result"]["reasonCode"],
         1
     );
-    ok(
-        &s,
+    s.post_ok(
         "/channel/whitelist_remove",
         json!({"channel_id": "g", "channel_type": 2, "uids": ["alice", "bob"]}),
     )
@@ -210,8 +192,7 @@ async fn person_whitelists_are_enforced_only_when_the_setting_is_on() {
         let mut carol = s.login("carol", 0).await;
         let _bob = s.login("bob", 0).await;
         // TSDD adds friends to each other's whitelists
-        ok(
-            &s,
+        s.post_ok(
             "/channel/whitelist_add",
             json!({"channel_id": "bob", "channel_type": 1, "uids": ["alice"]}),
         )
@@ -243,8 +224,7 @@ async fn a_banned_user_gets_status_19_for_a_token_and_reason_19_for_sends() {
     let s = TestServer::start().await;
     let mut alice = s.login("alice", 0).await;
     let _bob = s.login("bob", 0).await;
-    ok(
-        &s,
+    s.post_ok(
         "/channel/info",
         json!({"channel_id": "alice", "channel_type": 1, "ban": 1}),
     )
@@ -266,8 +246,7 @@ async fn a_banned_user_gets_status_19_for_a_token_and_reason_19_for_sends() {
         c.connect("alice", "new", 0).await["result"]["reasonCode"],
         2
     );
-    ok(
-        &s,
+    s.post_ok(
         "/channel/info",
         json!({"channel_id": "alice", "channel_type": 1, "ban": 0}),
     )
@@ -276,8 +255,7 @@ async fn a_banned_user_gets_status_19_for_a_token_and_reason_19_for_sends() {
         alice.send_msg("bob", 1, "b-2", "x").await["result"]["reasonCode"],
         1
     );
-    ok(
-        &s,
+    s.post_ok(
         "/user/token",
         json!({"uid": "alice", "token": "new", "device_flag": 0}),
     )
@@ -340,15 +318,13 @@ async fn cmd_messages_wait_in_message_sync_until_acknowledged() {
     let last = carol[1]["message_seq"].as_u64().unwrap();
     assert!(last > first);
     assert_eq!(sync("carol", first).await.len(), 1, "paged by message_seq");
-    ok(
-        &s,
+    s.post_ok(
         "/message/syncack",
         json!({"uid": "carol", "last_message_seq": first}),
     )
     .await;
     assert_eq!(sync("carol", 0).await.len(), 1);
-    ok(
-        &s,
+    s.post_ok(
         "/message/syncack",
         json!({"uid": "carol", "last_message_seq": last}),
     )
@@ -560,12 +536,8 @@ async fn system_uids_send_past_the_checks_and_persist() {
         3,
         "not a member"
     );
-    ok(
-        &s,
-        "/user/systemuids_add",
-        json!({"uids": ["bot", "admin"]}),
-    )
-    .await;
+    s.post_ok("/user/systemuids_add", json!({"uids": ["bot", "admin"]}))
+        .await;
     let (st, body) = s.call("GET", "/user/systemuids", None, Some(ADMIN)).await;
     assert_eq!((st, body), (200, json!(["admin", "bot"])));
     assert_eq!(
@@ -573,7 +545,8 @@ async fn system_uids_send_past_the_checks_and_persist() {
         1
     );
     assert!(bob.recv(LONG, true).await.is_some());
-    ok(&s, "/user/systemuids_remove", json!({"uids": ["admin"]})).await;
+    s.post_ok("/user/systemuids_remove", json!({"uids": ["admin"]}))
+        .await;
     drop((bot, bob));
     let s = s.restart(|_| {}).await;
     let (_, body) = s.call("GET", "/user/systemuids", None, Some(ADMIN)).await;
@@ -598,8 +571,7 @@ async fn conn_kick_closes_one_connection_with_reason_12() {
     let chathook_events::Event::UserOnline(c) = online.event else {
         unreachable!()
     };
-    ok(
-        &s,
+    s.post_ok(
         "/conn/kick",
         json!({"uid": "alice", "conn_id": c.conn_id, "node_id": 1}),
     )
@@ -613,12 +585,8 @@ async fn conn_kick_closes_one_connection_with_reason_12() {
         is_pong(&first.request("ping", json!({})).await),
         "the other connection stays"
     );
-    ok(
-        &s,
-        "/conn/kick",
-        json!({"uid": "alice", "conn_id": 999_999}),
-    )
-    .await;
+    s.post_ok("/conn/kick", json!({"uid": "alice", "conn_id": 999_999}))
+        .await;
     let (st, body) = s
         .post("/conn/kick", json!({"uid": "alice", "conn_id": 0}))
         .await;
