@@ -322,3 +322,53 @@ async fn message_events_refer_to_history_and_read_back_whole() {
         "{first}"
     );
 }
+
+#[tokio::test]
+async fn attempt_retention_removes_exactly_the_attempts_started_before_the_cutoff() {
+    use chathook_store::{AttemptQuery, AttemptRecord, WebhookStore};
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(SqliteOptions::new(dir.path())).unwrap();
+    let attempt = |at_ms: i64| AttemptRecord {
+        endpoint_id: "ep".into(),
+        delivery_id: format!("d{at_ms}"),
+        event: "message.sent".into(),
+        at_ms,
+        success: true,
+        status: Some(200),
+        latency_ms: 1,
+        error: String::new(),
+        response: String::new(),
+    };
+    assert_eq!(
+        store.prune_attempts(1_000).await.unwrap(),
+        0,
+        "an empty log"
+    );
+    // recorded in time order, in several batches
+    for batch in (0..100i64).collect::<Vec<_>>().chunks(7) {
+        let records = batch.iter().map(|i| attempt(1_000 + i * 10)).collect();
+        store.record_attempts(records).await.unwrap();
+    }
+    for (cutoff, removed, left) in [
+        (1_000, 0, 100),
+        (1_255, 26, 74),
+        (1_255, 0, 74),
+        (9_999, 74, 0),
+    ] {
+        assert_eq!(
+            store.prune_attempts(cutoff).await.unwrap(),
+            removed,
+            "cutoff {cutoff}"
+        );
+        let kept = store
+            .attempts(AttemptQuery {
+                endpoint_id: "ep".into(),
+                limit: 1000,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(kept.len(), left, "cutoff {cutoff}");
+        assert!(kept.iter().all(|(_, a)| a.at_ms >= cutoff.min(1_990)));
+    }
+}
