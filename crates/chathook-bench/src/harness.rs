@@ -47,6 +47,22 @@ impl Drop for Server {
     }
 }
 
+/// CPU time (user + system) of the process whose `/proc/.../stat` is at `stat`, in microseconds
+/// (counted in clock ticks of 10 ms: read it over runs of seconds). 0 when it cannot be read.
+pub fn cpu_micros(stat: &str) -> u64 {
+    std::fs::read_to_string(stat)
+        .ok()
+        .and_then(|s| {
+            // The fields after the command name, which is in parentheses and may hold spaces.
+            let rest = &s[s.rfind(')')? + 2..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+            let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+            Some(ticks * 10_000)
+        })
+        .unwrap_or(0)
+}
+
 /// Two distinct free loopback ports (both held while choosing, so they cannot be the same).
 pub fn free_ports() -> anyhow::Result<(u16, u16)> {
     let a = std::net::TcpListener::bind("127.0.0.1:0")?;
@@ -104,6 +120,11 @@ pub async fn start_server_in(
 }
 
 impl Server {
+    /// CPU time (user + system) the server process has used so far, in microseconds.
+    pub fn cpu_micros(&self) -> u64 {
+        cpu_micros(&format!("/proc/{}/stat", self.child.id()))
+    }
+
     /// Resident memory of the server process, in bytes.
     pub fn rss_bytes(&self) -> u64 {
         std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
