@@ -37,35 +37,100 @@ pub enum Event {
 }
 
 impl Event {
-    /// The native event name (the `standard` webhook flavour's `type`).
-    pub fn name(&self) -> &'static str {
+    /// Which kind of event this is.
+    pub fn kind(&self) -> EventKind {
         match self {
-            Event::UserOnline(_) => "user.online",
-            Event::UserOffline(_) => "user.offline",
-            Event::ProfileChanged(_) => "user.profile_changed",
-            Event::MessageSent(_) => "message.sent",
-            Event::MessageOffline(_) => "message.offline",
-            Event::GroupCreated(_) => "group.created",
-            Event::GroupMemberAdded(_) => "group.member_added",
-            Event::GroupMemberRemoved(_) => "group.member_removed",
-            Event::GroupDismissed(_) => "group.dismissed",
-            Event::GroupMemberOnlineStatus(_) => "group.member_online_status",
+            Event::UserOnline(_) => EventKind::UserOnline,
+            Event::UserOffline(_) => EventKind::UserOffline,
+            Event::ProfileChanged(_) => EventKind::ProfileChanged,
+            Event::MessageSent(_) => EventKind::MessageSent,
+            Event::MessageOffline(_) => EventKind::MessageOffline,
+            Event::GroupCreated(_) => EventKind::GroupCreated,
+            Event::GroupMemberAdded(_) => EventKind::GroupMemberAdded,
+            Event::GroupMemberRemoved(_) => EventKind::GroupMemberRemoved,
+            Event::GroupDismissed(_) => EventKind::GroupDismissed,
+            Event::GroupMemberOnlineStatus(_) => EventKind::GroupMemberOnlineStatus,
         }
     }
 
-    /// Every native event name, in a stable order.
-    pub const NAMES: [&'static str; 10] = [
-        "user.online",
-        "user.offline",
-        "user.profile_changed",
-        "message.sent",
-        "message.offline",
-        "group.created",
-        "group.member_added",
-        "group.member_removed",
-        "group.dismissed",
-        "group.member_online_status",
+    /// The native event name (the `standard` webhook flavour's `type`).
+    pub fn name(&self) -> &'static str {
+        self.kind().name()
+    }
+}
+
+/// The kinds of [`Event`], without their data: what endpoints select and catalogs describe. Stored
+/// and shown by native name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EventKind {
+    UserOnline,
+    UserOffline,
+    ProfileChanged,
+    MessageSent,
+    MessageOffline,
+    GroupCreated,
+    GroupMemberAdded,
+    GroupMemberRemoved,
+    GroupDismissed,
+    GroupMemberOnlineStatus,
+}
+
+impl EventKind {
+    /// Every kind, in a stable order (the order of the declaration, so `ALL[k as usize] == k`).
+    pub const ALL: [EventKind; 10] = [
+        EventKind::UserOnline,
+        EventKind::UserOffline,
+        EventKind::ProfileChanged,
+        EventKind::MessageSent,
+        EventKind::MessageOffline,
+        EventKind::GroupCreated,
+        EventKind::GroupMemberAdded,
+        EventKind::GroupMemberRemoved,
+        EventKind::GroupDismissed,
+        EventKind::GroupMemberOnlineStatus,
     ];
+
+    /// The native name, as the event log stores it in `type` (a test holds the serde tags of
+    /// [`Event`] to these).
+    pub const fn name(self) -> &'static str {
+        match self {
+            EventKind::UserOnline => "user.online",
+            EventKind::UserOffline => "user.offline",
+            EventKind::ProfileChanged => "user.profile_changed",
+            EventKind::MessageSent => "message.sent",
+            EventKind::MessageOffline => "message.offline",
+            EventKind::GroupCreated => "group.created",
+            EventKind::GroupMemberAdded => "group.member_added",
+            EventKind::GroupMemberRemoved => "group.member_removed",
+            EventKind::GroupDismissed => "group.dismissed",
+            EventKind::GroupMemberOnlineStatus => "group.member_online_status",
+        }
+    }
+
+    /// The kind a native name stands for.
+    pub fn from_name(name: &str) -> Option<EventKind> {
+        EventKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+impl std::fmt::Display for EventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Serialize for EventKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for EventKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        EventKind::from_name(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown event kind {name:?}")))
+    }
 }
 
 /// Why a connection went online or offline.
@@ -150,13 +215,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_match_serde_tags() {
+    fn kinds_are_declared_in_order_and_named_once() {
+        for (i, k) in EventKind::ALL.iter().enumerate() {
+            assert_eq!(*k as usize, i);
+            assert_eq!(EventKind::from_name(k.name()), Some(*k));
+            let json = serde_json::to_string(k).unwrap();
+            assert_eq!(serde_json::from_str::<EventKind>(&json).unwrap(), *k);
+        }
+        assert_eq!(EventKind::from_name("msg.offline"), None);
+        assert!(serde_json::from_str::<EventKind>("\"nope\"").is_err());
+    }
+
+    #[test]
+    fn the_serde_tag_of_a_group_event_is_its_kind_name() {
         let e = Event::GroupDismissed(GroupRef {
             channel_id: "g".into(),
         });
         let v = serde_json::to_value(&e).unwrap();
-        assert_eq!(v["type"], e.name());
-        assert!(Event::NAMES.contains(&e.name()));
+        assert_eq!(v["type"], e.kind().name());
         let back: Event = serde_json::from_value(v).unwrap();
         assert_eq!(back, e);
     }

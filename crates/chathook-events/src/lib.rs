@@ -11,8 +11,8 @@ mod log;
 mod message;
 
 pub use event::{
-    Event, GroupChange, GroupRef, LiveMemberStatus, OfflineMessage, PresenceChange, PresenceReason,
-    ProfileChange,
+    Event, EventKind, GroupChange, GroupRef, LiveMemberStatus, OfflineMessage, PresenceChange,
+    PresenceReason, ProfileChange,
 };
 pub use log::{EventLog, EventLogError, LoggedEvent, StartAt};
 pub use message::{ChannelType, Message, MessageHeader};

@@ -9,6 +9,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use chathook_events::EventKind;
 use chathook_http::{ApiError, V1Error, V1Json};
 use chathook_store::{AttemptQuery, AttemptRecord, PendingDelivery, StoreError};
 use serde::Deserialize;
@@ -23,9 +24,8 @@ use crate::endpoint::{
     Flavour,
 };
 use crate::engine::{new_endpoint, EngineError, WebhookEngine};
-use crate::features::Features;
+use crate::features::{Feature, Features};
 use crate::format::{self, rfc3339};
-use crate::sample;
 
 type ApiResult<T> = Result<T, V1Error>;
 
@@ -107,8 +107,8 @@ fn endpoint_json(e: &Endpoint, features: &Features, with_secret: bool) -> Value 
     let inactive: Vec<Value> = e
         .events
         .iter()
-        .filter(|name| !features.allows(name))
-        .map(|name| json!({"event": name, "feature": Features::required_for(name)}))
+        .filter(|kind| !features.allows(**kind))
+        .map(|kind| json!({"event": kind, "feature": catalog::entry(*kind).feature.map(Feature::name)}))
         .collect();
     let mut v = json!({
         "id": e.id,
@@ -175,7 +175,7 @@ fn check_flavour(f: Flavour) -> ApiResult<()> {
     Ok(())
 }
 
-fn check_events(names: &[String]) -> ApiResult<Vec<String>> {
+fn check_events(names: &[String]) -> ApiResult<Vec<EventKind>> {
     resolve_events(names).map_err(|n| {
         bad(
             "events",
@@ -451,14 +451,14 @@ async fn test(
         chathook_http::parse(&body).map_err(V1Error)?
     };
     let name = req.event.unwrap_or_else(|| "message.sent".into());
-    if !catalog::EVENT_TYPES.iter().any(|t| t.name == name) {
+    let Some(kind) = EventKind::from_name(&name) else {
         return Err(bad(
             "event",
             "event_unknown",
             format!("unknown event {name:?}"),
         ));
-    }
-    let rendered = format::render_sample(e.flavour, &sample::event(&name));
+    };
+    let rendered = format::render_sample(e.flavour, &catalog::sample(kind));
     let delivery_id = new_id("test");
     let at = now_ms();
     let result = engine

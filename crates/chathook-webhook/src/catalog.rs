@@ -1,104 +1,219 @@
-//! The event types an endpoint may select: native names, their WuKongIM names, descriptions, the
-//! feature switch each needs, and example bodies (`GET /v1/webhooks/event-types`).
+//! The event catalog: one row per event kind giving its description, the feature switch it needs, its
+//! name and batching route in each flavour, and its sample. Everything that describes an event type
+//! (selection by name, `GET /v1/webhooks/event-types`, feature gating, routing, test deliveries) reads
+//! this table; adding a flavour adds a column here.
 
+use chathook_events::{Event, EventKind};
 use serde_json::{json, Value};
 
-use crate::features::Features;
+use crate::endpoint::Flavour;
+use crate::features::Feature;
+use crate::format::Route;
+use crate::sample;
 
-/// One selectable event type.
+/// One event kind as the webhook engine knows it.
 pub struct EventType {
-    pub name: &'static str,
+    pub kind: EventKind,
     pub description: &'static str,
+    /// The switch that must be on for the event to be delivered, if any.
+    pub feature: Option<Feature>,
     /// The `?event=` name in the wukongim flavour.
     pub wukongim: &'static str,
+    /// How the wukongim flavour sends it: alone, or batched into `msg.notify` / `user.onlinestatus`.
+    pub wukongim_route: Route,
+    /// WuKongIM itself has this webhook (the others are chathook's additions, sent by native name).
+    pub wukongim_own: bool,
+    /// An example of the event, for the listing and for test deliveries.
+    pub sample: fn() -> Event,
 }
 
-pub const EVENT_TYPES: [EventType; 10] = [
+/// The catalog, in the order of [`EventKind::ALL`] (a test holds it there), so that `entry` is an index.
+const CATALOG: [EventType; EventKind::ALL.len()] = [
     EventType {
-        name: "user.online",
+        kind: EventKind::UserOnline,
         description: "A device connection authenticated.",
+        feature: Some(Feature::OnlineStatusNotify),
         wukongim: "user.onlinestatus",
+        wukongim_route: Route::Status,
+        wukongim_own: true,
+        sample: sample::user_online,
     },
     EventType {
-        name: "user.offline",
+        kind: EventKind::UserOffline,
         description: "A device connection ended (with the reason).",
+        feature: Some(Feature::OnlineStatusNotify),
         wukongim: "user.onlinestatus",
+        wukongim_route: Route::Status,
+        wukongim_own: true,
+        sample: sample::user_offline,
     },
     EventType {
-        name: "user.profile_changed",
+        kind: EventKind::ProfileChanged,
         description: "A user's profile was written.",
+        feature: Some(Feature::ProfileChangeSubscription),
         wukongim: "user.profile_changed",
+        wukongim_route: Route::Single,
+        wukongim_own: false,
+        sample: sample::profile_changed,
     },
     EventType {
-        name: "message.sent",
+        kind: EventKind::MessageSent,
         description: "Every accepted message.",
+        feature: None,
         wukongim: "msg.notify",
+        wukongim_route: Route::Notify,
+        wukongim_own: true,
+        sample: sample::message_sent,
     },
     EventType {
-        name: "message.offline",
-        description: "A message with recipients that had no connection.",
+        kind: EventKind::MessageOffline,
+        description: "A message with recipients that had no primary connection.",
+        feature: None,
         wukongim: "msg.offline",
+        wukongim_route: Route::Single,
+        wukongim_own: true,
+        sample: sample::message_offline,
     },
     EventType {
-        name: "group.created",
+        kind: EventKind::GroupCreated,
         description: "A group was created with its first subscribers.",
+        feature: None,
         wukongim: "group.created",
+        wukongim_route: Route::Single,
+        wukongim_own: false,
+        sample: sample::group_created,
     },
     EventType {
-        name: "group.member_added",
+        kind: EventKind::GroupMemberAdded,
         description: "Subscribers joined a group.",
+        feature: None,
         wukongim: "group.member_added",
+        wukongim_route: Route::Single,
+        wukongim_own: false,
+        sample: sample::group_member_added,
     },
     EventType {
-        name: "group.member_removed",
+        kind: EventKind::GroupMemberRemoved,
         description: "Subscribers left a group.",
+        feature: None,
         wukongim: "group.member_removed",
+        wukongim_route: Route::Single,
+        wukongim_own: false,
+        sample: sample::group_member_removed,
     },
     EventType {
-        name: "group.dismissed",
+        kind: EventKind::GroupDismissed,
         description: "A group was disbanded or deleted.",
+        feature: None,
         wukongim: "group.dismissed",
+        wukongim_route: Route::Single,
+        wukongim_own: false,
+        sample: sample::group_dismissed,
     },
     EventType {
-        name: "group.member_online_status",
+        kind: EventKind::GroupMemberOnlineStatus,
         description: "A member of a live group went online or offline.",
+        feature: Some(Feature::LiveGroupMemberStatus),
         wukongim: "group.member_online_status",
+        wukongim_route: Route::Single,
+        wukongim_own: false,
+        sample: sample::group_member_online_status,
     },
 ];
 
-/// Native names selected by `name`: a native name, or one of WuKongIM's (`msg.notify`,
-/// `msg.offline`, `user.onlinestatus`). `None` when the name is unknown.
-pub fn resolve(name: &str) -> Option<Vec<&'static str>> {
-    if let Some(t) = EVENT_TYPES.iter().find(|t| t.name == name) {
-        return Some(vec![t.name]);
-    }
-    let mapped: Vec<&'static str> = EVENT_TYPES
+/// The catalog row of `kind`.
+pub fn entry(kind: EventKind) -> &'static EventType {
+    &CATALOG[kind as usize]
+}
+
+/// The kinds WuKongIM itself sends webhooks for: what a `webhook.httpAddr` endpoint gets when
+/// `focusEvents` is empty, as in WuKongIM.
+pub fn wukongim_own() -> Vec<EventKind> {
+    CATALOG
         .iter()
-        .filter(|t| t.wukongim == name && t.wukongim != t.name)
-        .map(|t| t.name)
+        .filter(|t| t.wukongim_own)
+        .map(|t| t.kind)
+        .collect()
+}
+
+/// The kinds selected by `name`: a native name, or a name of another flavour that stands for one or
+/// more kinds (WuKongIM's `msg.notify`, `msg.offline`, `user.onlinestatus`). `None` when unknown.
+pub fn resolve(name: &str) -> Option<Vec<EventKind>> {
+    if let Some(kind) = EventKind::from_name(name) {
+        return Some(vec![kind]);
+    }
+    let mapped: Vec<EventKind> = CATALOG
+        .iter()
+        .filter(|t| t.wukongim == name)
+        .map(|t| t.kind)
         .collect();
     (!mapped.is_empty()).then_some(mapped)
 }
 
-/// The catalogue as JSON, with example bodies in every flavour.
+/// A sample of `kind` as logged at position 0.
+pub fn sample(kind: EventKind) -> chathook_events::LoggedEvent {
+    chathook_events::LoggedEvent {
+        position: 0,
+        at_ms: sample::AT_MS,
+        event: (entry(kind).sample)(),
+    }
+}
+
+/// The catalog as JSON, with example bodies in every flavour.
 pub fn listing() -> Value {
-    let items: Vec<Value> = EVENT_TYPES
+    let items: Vec<Value> = CATALOG
         .iter()
         .map(|t| {
-            let sample = crate::sample::event(t.name);
-            let wukongim = crate::format::render_sample(crate::endpoint::Flavour::Wukongim, &sample);
-            let standard = crate::format::render_sample(crate::endpoint::Flavour::Standard, &sample);
+            let sample = sample(t.kind);
+            let body = |flavour| {
+                let r = crate::format::render_sample(flavour, &sample);
+                serde_json::from_slice::<Value>(&r.body).unwrap_or(Value::Null)
+            };
             json!({
-                "name": t.name,
+                "name": t.kind.name(),
                 "description": t.description,
-                "flavours": {"standard": t.name, "wukongim": t.wukongim},
-                "feature": Features::required_for(t.name),
+                "flavours": {"standard": t.kind.name(), "wukongim": t.wukongim},
+                "feature": t.feature.map(Feature::name),
                 "examples": {
-                    "standard": serde_json::from_slice::<Value>(&standard.body).unwrap_or(Value::Null),
-                    "wukongim": serde_json::from_slice::<Value>(&wukongim.body).unwrap_or(Value::Null),
+                    "standard": body(Flavour::Standard),
+                    "wukongim": body(Flavour::Wukongim),
                 },
             })
         })
         .collect();
     Value::Array(items)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_row_per_kind_in_order_with_a_sample_of_that_kind() {
+        for (i, kind) in EventKind::ALL.into_iter().enumerate() {
+            let row = &CATALOG[i];
+            assert_eq!(row.kind, kind);
+            let sample = (row.sample)();
+            assert_eq!(sample.kind(), kind);
+            // the event log stores `type` by serde tag: it must be the kind's name
+            let v = serde_json::to_value(&sample).unwrap();
+            assert_eq!(v["type"], kind.name());
+            assert_eq!(serde_json::from_value::<Event>(v).unwrap(), sample);
+        }
+    }
+
+    #[test]
+    fn names_of_either_flavour_resolve() {
+        assert_eq!(resolve("message.sent"), Some(vec![EventKind::MessageSent]));
+        assert_eq!(resolve("msg.notify"), Some(vec![EventKind::MessageSent]));
+        assert_eq!(
+            resolve("user.onlinestatus"),
+            Some(vec![EventKind::UserOnline, EventKind::UserOffline])
+        );
+        assert_eq!(
+            resolve("group.created"),
+            Some(vec![EventKind::GroupCreated])
+        );
+        assert_eq!(resolve("nope"), None);
+    }
 }

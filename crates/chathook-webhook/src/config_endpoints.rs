@@ -3,6 +3,7 @@
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use chathook_events::EventKind;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
@@ -23,14 +24,14 @@ fn derived_secret(seed: &str, url: &str) -> String {
     format!("whsec_{}", STANDARD.encode(mac.finalize().into_bytes()))
 }
 
-/// Resolves event names (native or WuKongIM's) to native names; `Err(name)` for an unknown one.
-pub fn resolve_events(names: &[String]) -> Result<Vec<String>, String> {
-    let mut out: Vec<String> = Vec::new();
+/// Resolves event names (native or WuKongIM's) to kinds, without repeats; `Err(name)` for an
+/// unknown one.
+pub fn resolve_events(names: &[String]) -> Result<Vec<EventKind>, String> {
+    let mut out: Vec<EventKind> = Vec::new();
     for n in names {
-        let resolved = catalog::resolve(n).ok_or_else(|| n.clone())?;
-        for r in resolved {
-            if !out.iter().any(|o| o == r) {
-                out.push(r.to_string());
+        for kind in catalog::resolve(n).ok_or_else(|| n.clone())? {
+            if !out.contains(&kind) {
+                out.push(kind);
             }
         }
     }
@@ -44,11 +45,10 @@ pub(crate) fn from_config(
     let mut defs: Vec<ConfigEndpoint> = config.endpoints.clone();
     if let Some(addr) = config.http_addr.as_ref().filter(|a| !a.is_empty()) {
         let events = if config.focus_events.is_empty() {
-            vec![
-                "msg.offline".into(),
-                "msg.notify".into(),
-                "user.onlinestatus".into(),
-            ]
+            catalog::wukongim_own()
+                .into_iter()
+                .map(|k| k.name().to_string())
+                .collect()
         } else {
             config.focus_events.clone()
         };

@@ -300,8 +300,8 @@ impl Dispatcher {
         let features = *self.shared.features.borrow();
         for logged in events {
             self.read_pos = logged.position;
-            let name = logged.event.name();
-            if !endpoint.events.iter().any(|e| e == name) || !features.allows(name) {
+            let kind = logged.event.kind();
+            if !endpoint.events.contains(&kind) || !features.allows(kind) {
                 continue;
             }
             let Some(route) = format::route(endpoint.flavour, &logged.event) else {

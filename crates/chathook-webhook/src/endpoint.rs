@@ -3,6 +3,7 @@
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use chathook_events::EventKind;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
@@ -25,8 +26,8 @@ pub struct Endpoint {
     pub id: String,
     pub url: String,
     pub flavour: Flavour,
-    /// Native event names it receives.
-    pub events: Vec<String>,
+    /// The kinds it receives (stored and shown by native name).
+    pub events: Vec<EventKind>,
     pub secret: String,
     /// The secret before the last rotation and until when (unix ms) it still signs.
     #[serde(default)]

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chathook_events::{EventLog, StartAt};
+use chathook_events::{EventKind, EventLog, StartAt};
 use chathook_store::{AttemptRecord, StoreError, WebhookStore};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinHandle;
@@ -384,7 +384,7 @@ pub fn new_endpoint(
     id: String,
     url: String,
     flavour: Flavour,
-    events: Vec<String>,
+    events: Vec<EventKind>,
     secret: String,
 ) -> Endpoint {
     let now = now_ms();

@@ -1,6 +1,8 @@
 //! App-level feature switches (seed: Tencent's "Webhook Event Activation Guide"): an event whose switch
-//! is off may be selected on an endpoint but is not delivered.
+//! is off may be selected on an endpoint but is not delivered. Which event needs which switch is in the
+//! catalog.
 
+use chathook_events::EventKind;
 use serde::{Deserialize, Serialize};
 
 /// The switches, stored durably and changed by `PUT /v1/features`.
@@ -15,6 +17,25 @@ pub struct Features {
     pub live_group_member_status: bool,
 }
 
+/// One switch of [`Features`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Feature {
+    OnlineStatusNotify,
+    ProfileChangeSubscription,
+    LiveGroupMemberStatus,
+}
+
+impl Feature {
+    /// The switch's field name in [`Features`] (and in `PUT /v1/features`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Feature::OnlineStatusNotify => "online_status_notify",
+            Feature::ProfileChangeSubscription => "profile_change_subscription",
+            Feature::LiveGroupMemberStatus => "live_group_member_status",
+        }
+    }
+}
+
 impl Default for Features {
     fn default() -> Self {
         Features {
@@ -26,23 +47,44 @@ impl Default for Features {
 }
 
 impl Features {
-    /// The switch an event needs, if any.
-    pub fn required_for(event: &str) -> Option<&'static str> {
-        match event {
-            "user.online" | "user.offline" => Some("online_status_notify"),
-            "user.profile_changed" => Some("profile_change_subscription"),
-            "group.member_online_status" => Some("live_group_member_status"),
-            _ => None,
+    /// Whether `feature` is on.
+    pub fn is_on(&self, feature: Feature) -> bool {
+        match feature {
+            Feature::OnlineStatusNotify => self.online_status_notify,
+            Feature::ProfileChangeSubscription => self.profile_change_subscription,
+            Feature::LiveGroupMemberStatus => self.live_group_member_status,
         }
     }
 
-    /// Whether an event is delivered under these switches.
-    pub fn allows(&self, event: &str) -> bool {
-        match Self::required_for(event) {
-            Some("online_status_notify") => self.online_status_notify,
-            Some("profile_change_subscription") => self.profile_change_subscription,
-            Some("live_group_member_status") => self.live_group_member_status,
-            _ => true,
-        }
+    /// Whether events of `kind` are delivered under these switches.
+    pub fn allows(&self, kind: EventKind) -> bool {
+        crate::catalog::entry(kind)
+            .feature
+            .is_none_or(|f| self.is_on(f))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_switch_gates_its_events_only() {
+        let all_off = Features {
+            online_status_notify: false,
+            profile_change_subscription: false,
+            live_group_member_status: false,
+        };
+        assert!(!all_off.allows(EventKind::UserOnline));
+        assert!(!all_off.allows(EventKind::UserOffline));
+        assert!(!all_off.allows(EventKind::ProfileChanged));
+        assert!(!all_off.allows(EventKind::GroupMemberOnlineStatus));
+        assert!(all_off.allows(EventKind::MessageSent));
+        let profiles = Features {
+            profile_change_subscription: true,
+            ..all_off
+        };
+        assert!(profiles.allows(EventKind::ProfileChanged));
+        assert!(!profiles.allows(EventKind::UserOnline));
     }
 }

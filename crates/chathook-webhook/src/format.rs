@@ -13,6 +13,7 @@ use chathook_events::{Event, LoggedEvent, Message, PresenceChange};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::catalog;
 use crate::endpoint::Flavour;
 
 /// A body ready to send.
@@ -38,13 +39,12 @@ pub enum Route {
 
 /// How `event` travels to an endpoint of `flavour`; `None` when the flavour does not send it.
 pub fn route(flavour: Flavour, event: &Event) -> Option<Route> {
-    Some(match (flavour, event) {
+    match (flavour, event) {
         // WuKongIM's msg.notify carries persisted messages only.
-        (Flavour::Wukongim, Event::MessageSent(m)) if m.header.no_persist => return None,
-        (Flavour::Wukongim, Event::MessageSent(_)) => Route::Notify,
-        (Flavour::Wukongim, Event::UserOnline(_) | Event::UserOffline(_)) => Route::Status,
-        _ => Route::Single,
-    })
+        (Flavour::Wukongim, Event::MessageSent(m)) if m.header.no_persist => None,
+        (Flavour::Wukongim, _) => Some(catalog::entry(event.kind()).wukongim_route),
+        _ => Some(Route::Single),
+    }
 }
 
 /// WuKongIM's `MessageResp`.
@@ -162,11 +162,14 @@ pub fn render_single(flavour: Flavour, logged: &LoggedEvent) -> Rendered {
             Event::MessageSent(m) => render_notify(&[m]),
             Event::UserOnline(c) => render_status(&[status_item(c, true)]),
             Event::UserOffline(c) => render_status(&[status_item(c, false)]),
-            other => Rendered {
-                event: other.name().into(),
-                query: wukongim_query(other.name()),
-                body: serde_json::to_vec(&event_data(other)).unwrap_or_default(),
-            },
+            other => {
+                let name = catalog::entry(other.kind()).wukongim;
+                Rendered {
+                    event: name.into(),
+                    query: wukongim_query(name),
+                    body: serde_json::to_vec(&event_data(other)).unwrap_or_default(),
+                }
+            }
         },
         Flavour::Standard | Flavour::Tencent => {
             let body = serde_json::json!({
@@ -191,16 +194,19 @@ pub fn render_sample(flavour: Flavour, logged: &LoggedEvent) -> Rendered {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sample;
+    use chathook_events::EventKind;
 
     #[test]
     fn wukongim_bodies() {
-        let online = render_single(Flavour::Wukongim, &sample::event("user.online"));
+        let online = render_single(Flavour::Wukongim, &catalog::sample(EventKind::UserOnline));
         assert_eq!(online.query, "event=user.onlinestatus");
         let items: Vec<String> = serde_json::from_slice(&online.body).unwrap();
         assert_eq!(items, vec!["alice-0-1-42-1-1"]);
 
-        let offline = render_single(Flavour::Wukongim, &sample::event("message.offline"));
+        let offline = render_single(
+            Flavour::Wukongim,
+            &catalog::sample(EventKind::MessageOffline),
+        );
         assert_eq!(offline.query, "event=msg.offline");
         let v: Value = serde_json::from_slice(&offline.body).unwrap();
         assert!(v.is_object());
@@ -217,14 +223,14 @@ mod tests {
         );
         assert_eq!(v["timestamp"], 1_732_600_000);
 
-        let notify = render_single(Flavour::Wukongim, &sample::event("message.sent"));
+        let notify = render_single(Flavour::Wukongim, &catalog::sample(EventKind::MessageSent));
         let v: Value = serde_json::from_slice(&notify.body).unwrap();
         assert!(v.is_array() && v[0]["to_uids"].is_null() && v[0]["source_id"].is_null());
     }
 
     #[test]
     fn no_persist_messages_are_left_out_of_msg_notify_only() {
-        let mut sent = sample::event("message.sent");
+        let mut sent = catalog::sample(EventKind::MessageSent);
         if let Event::MessageSent(m) = &mut sent.event {
             m.header.no_persist = true;
         }
@@ -234,7 +240,7 @@ mod tests {
 
     #[test]
     fn standard_envelope() {
-        let r = render_single(Flavour::Standard, &sample::event("group.created"));
+        let r = render_single(Flavour::Standard, &catalog::sample(EventKind::GroupCreated));
         assert_eq!(r.query, "");
         let v: Value = serde_json::from_slice(&r.body).unwrap();
         assert_eq!(v["type"], "group.created");

@@ -1,11 +1,14 @@
-//! Sample events of every type, for `GET /v1/webhooks/event-types` and `POST .../test`.
+//! Sample events of every kind, for the catalog (`GET /v1/webhooks/event-types`, `POST .../test`).
 
 use std::collections::BTreeMap;
 
 use chathook_events::{
-    Event, GroupChange, GroupRef, LiveMemberStatus, LoggedEvent, Message, MessageHeader,
-    OfflineMessage, PresenceChange, PresenceReason, ProfileChange,
+    Event, GroupChange, GroupRef, LiveMemberStatus, Message, MessageHeader, OfflineMessage,
+    PresenceChange, PresenceReason, ProfileChange,
 };
+
+/// The time of every sample (unix ms).
+pub const AT_MS: i64 = 1_732_600_000_000;
 
 fn message() -> Message {
     Message {
@@ -21,60 +24,81 @@ fn message() -> Message {
         },
         setting: 0,
         expire: 0,
-        timestamp: 1_732_600_000,
+        timestamp: AT_MS / 1000,
         payload: br#"{"type":1,"content":"hello"}"#.to_vec(),
     }
 }
 
-/// A sample of `name` (a native name), at position 0.
-pub fn event(name: &str) -> LoggedEvent {
-    let presence = |reason| PresenceChange {
+fn presence(reason: PresenceReason, count: u32) -> PresenceChange {
+    PresenceChange {
         uid: "alice".into(),
         device_flag: 0,
         conn_id: 42,
-        device_online_count: 1,
-        total_online_count: 1,
+        device_online_count: count,
+        total_online_count: count,
         reason,
-    };
-    let group = || GroupChange {
+    }
+}
+
+fn group() -> GroupChange {
+    GroupChange {
         channel_id: "group-1".into(),
         uids: vec!["alice".into(), "bob".into()],
-    };
-    let event = match name {
-        "user.online" => Event::UserOnline(presence(PresenceReason::Login)),
-        "user.offline" => Event::UserOffline(PresenceChange {
-            device_online_count: 0,
-            total_online_count: 0,
-            ..presence(PresenceReason::LinkClosed)
-        }),
-        "user.profile_changed" => Event::ProfileChanged(ProfileChange {
-            uid: "alice".into(),
-            name: "Alice".into(),
-            avatar: "https://example.com/a.png".into(),
-            custom: BTreeMap::from([("lang".to_string(), "en".to_string())]),
-        }),
-        "message.offline" => Event::MessageOffline(OfflineMessage {
-            message: message(),
-            to_uids: vec!["bob".into()],
-            source_id: 1,
-        }),
-        "group.created" => Event::GroupCreated(group()),
-        "group.member_added" => Event::GroupMemberAdded(group()),
-        "group.member_removed" => Event::GroupMemberRemoved(group()),
-        "group.dismissed" => Event::GroupDismissed(GroupRef {
-            channel_id: "group-1".into(),
-        }),
-        "group.member_online_status" => Event::GroupMemberOnlineStatus(LiveMemberStatus {
-            channel_id: "group-1".into(),
-            uid: "alice".into(),
-            device_flag: 0,
-            online: true,
-        }),
-        _ => Event::MessageSent(message()),
-    };
-    LoggedEvent {
-        position: 0,
-        at_ms: 1_732_600_000_000,
-        event,
     }
+}
+
+pub fn user_online() -> Event {
+    Event::UserOnline(presence(PresenceReason::Login, 1))
+}
+
+pub fn user_offline() -> Event {
+    Event::UserOffline(presence(PresenceReason::LinkClosed, 0))
+}
+
+pub fn profile_changed() -> Event {
+    Event::ProfileChanged(ProfileChange {
+        uid: "alice".into(),
+        name: "Alice".into(),
+        avatar: "https://example.com/a.png".into(),
+        custom: BTreeMap::from([("lang".to_string(), "en".to_string())]),
+    })
+}
+
+pub fn message_sent() -> Event {
+    Event::MessageSent(message())
+}
+
+pub fn message_offline() -> Event {
+    Event::MessageOffline(OfflineMessage {
+        message: message(),
+        to_uids: vec!["bob".into()],
+        source_id: 1,
+    })
+}
+
+pub fn group_created() -> Event {
+    Event::GroupCreated(group())
+}
+
+pub fn group_member_added() -> Event {
+    Event::GroupMemberAdded(group())
+}
+
+pub fn group_member_removed() -> Event {
+    Event::GroupMemberRemoved(group())
+}
+
+pub fn group_dismissed() -> Event {
+    Event::GroupDismissed(GroupRef {
+        channel_id: "group-1".into(),
+    })
+}
+
+pub fn group_member_online_status() -> Event {
+    Event::GroupMemberOnlineStatus(LiveMemberStatus {
+        channel_id: "group-1".into(),
+        uid: "alice".into(),
+        device_flag: 0,
+        online: true,
+    })
 }
