@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use chathook_events::{EventKind, EventLog, StartAt};
 use chathook_store::{AttemptRecord, StoreError, WebhookStore};
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
+use crate::attempt_log::{self, AttemptLog};
 use crate::client::{Deliverer, NetworkGuard};
 use crate::config::WebhookConfig;
 use crate::dispatcher::{now_ms, Dispatcher};
@@ -25,7 +26,7 @@ pub(crate) struct Shared {
     pub deliverer: Deliverer,
     pub features: watch::Sender<Features>,
     pub metrics: WebhookMetrics,
-    attempts: mpsc::Sender<AttemptRecord>,
+    pub attempts: AttemptLog,
     endpoints: Mutex<HashMap<String, Worker>>,
 }
 
@@ -50,9 +51,7 @@ pub enum EngineError {
 
 impl Shared {
     pub(crate) fn record_attempt(&self, attempt: AttemptRecord) {
-        if self.attempts.try_send(attempt).is_err() {
-            self.metrics.attempt_log_dropped.inc();
-        }
+        self.attempts.record(attempt);
     }
 
     /// Records that an endpoint is failing since `since` (None: it succeeded), disabling it with
@@ -132,14 +131,15 @@ impl WebhookEngine {
             Some(text) => serde_json::from_str(&text).unwrap_or(config.features),
             None => config.features,
         };
-        let (attempts_tx, attempts_rx) = mpsc::channel(65_536);
+        let (attempts, writer) =
+            AttemptLog::start(store.clone(), metrics.attempt_log_dropped.clone());
         let shared = Arc::new(Shared {
             log,
             store,
             deliverer,
             features: watch::channel(features).0,
             metrics,
-            attempts: attempts_tx,
+            attempts,
             endpoints: Mutex::new(HashMap::new()),
             config,
         });
@@ -164,8 +164,12 @@ impl WebhookEngine {
         for e in crate::config_endpoints::from_config(&shared.config, secret_seed)? {
             engine.launch(e, StartAt::Head).await?;
         }
-        let writer = tokio::spawn(attempt_writer(shared.clone(), attempts_rx));
-        let pruner = tokio::spawn(attempt_pruner(shared.clone(), stop.subscribe()));
+        let pruner = tokio::spawn(attempt_log::prune(
+            shared.store.clone(),
+            shared.config.attempt_retention,
+            shared.config.attempt_prune_interval,
+            stop.subscribe(),
+        ));
         if let Ok(mut bg) = engine.background.lock() {
             bg.extend([writer, pruner]);
         }
@@ -329,8 +333,8 @@ impl WebhookEngine {
         for t in tasks {
             let _ = tokio::time::timeout(Duration::from_secs(15), t).await;
         }
-        // Give the attempt writer a moment to drain what the dispatchers recorded last.
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Every dispatcher has recorded its last attempt: wait until the writer has stored them all.
+        self.shared.attempts.flush().await;
         let background: Vec<JoinHandle<()>> = self
             .background
             .lock()
@@ -338,43 +342,6 @@ impl WebhookEngine {
             .unwrap_or_default();
         for t in background {
             t.abort();
-        }
-    }
-}
-
-/// Writes attempts in batches: one commit for whatever has queued.
-async fn attempt_writer(shared: Arc<Shared>, mut rx: mpsc::Receiver<AttemptRecord>) {
-    let mut batch = Vec::with_capacity(4096);
-    while let Some(first) = rx.recv().await {
-        batch.push(first);
-        while batch.len() < 4096 {
-            match rx.try_recv() {
-                Ok(a) => batch.push(a),
-                Err(_) => break,
-            }
-        }
-        if let Err(e) = shared
-            .store
-            .record_attempts(std::mem::take(&mut batch))
-            .await
-        {
-            tracing::error!(error = %e, "cannot write the attempt log");
-        }
-    }
-}
-
-/// Enforces `webhook.attempt_retention` every `webhook.attempt_prune_interval`.
-async fn attempt_pruner(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
-    loop {
-        let before = now_ms() - shared.config.attempt_retention.as_millis() as i64;
-        match shared.store.prune_attempts(before).await {
-            Ok(n) if n > 0 => tracing::debug!(removed = n, "pruned the attempt log"),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "cannot prune the attempt log"),
-        }
-        tokio::select! {
-            _ = stop.wait_for(|s| *s) => return,
-            _ = tokio::time::sleep(shared.config.attempt_prune_interval) => {}
         }
     }
 }

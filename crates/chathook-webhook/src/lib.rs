@@ -8,6 +8,7 @@
 //! delivery) -> `client` (sign, send, network guard) -> attempt log and metrics.
 
 pub mod api;
+mod attempt_log;
 mod catalog;
 pub mod client;
 pub mod config;

@@ -346,3 +346,44 @@ async fn kill_9_mid_stream_loses_no_webhook_event() {
     signal(&p.child, "-TERM");
     assert!(p.child.wait().unwrap().success());
 }
+
+#[tokio::test]
+async fn a_graceful_stop_writes_every_attempt_made_before_it() {
+    let s = TestServer::start().await;
+    let rcv = Receiver::start().await;
+    let mut ids = Vec::new();
+    for _ in 0..20 {
+        let ep = s
+            .endpoint(json!({"url": rcv.url, "events": ["message.sent"]}))
+            .await;
+        ids.push(ep["id"].as_str().unwrap().to_string());
+    }
+    // every attempt is still in flight when the stop begins: the dispatchers wait for the answers and
+    // record them on their way out, hundreds at once
+    rcv.set(Mode::Delay(Duration::from_millis(500)));
+    for i in 0..30 {
+        s.rest_send("alice", "bob", 1, &format!("m{i}")).await;
+    }
+    rcv.wait("every delivery", LONG, |r| r.len() >= 600).await;
+    let s = s.restart(|_| {}).await;
+    let mut logged = 0;
+    for id in &ids {
+        let (st, page) = s
+            .call(
+                "GET",
+                &format!("/v1/webhooks/endpoints/{id}/attempts?limit=1000"),
+                None,
+                Some(ADMIN),
+            )
+            .await;
+        assert_eq!(st, 200, "{page}");
+        let data = page["data"].as_array().unwrap();
+        assert!(data.iter().all(|a| a["success"] == true), "{page}");
+        logged += data.len();
+    }
+    assert_eq!(
+        logged,
+        rcv.requests().len(),
+        "one logged attempt per request made"
+    );
+}

@@ -504,6 +504,8 @@ pub enum Mode {
     RetryAfter(u16, u64),
     /// Never answers (until the client gives up).
     Hang,
+    /// Answers 200 after this long.
+    Delay(Duration),
 }
 
 /// One request a receiver got.
@@ -603,6 +605,10 @@ impl Receiver {
                 Mode::Hang => {
                     tokio::time::sleep(Duration::from_secs(3600)).await;
                     StatusCode::OK.into_response()
+                }
+                Mode::Delay(d) => {
+                    tokio::time::sleep(d).await;
+                    (StatusCode::OK, "ok").into_response()
                 }
             }
         }

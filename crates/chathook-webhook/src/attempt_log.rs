@@ -1,0 +1,157 @@
+//! The attempt log's writing side: every delivery attempt is queued without waiting (a full queue
+//! counts it as dropped, it never slows a delivery), written in batches by one task, and kept for
+//! `webhook.attempt_retention`. A flush waits until everything queued before it is stored, which is
+//! how a graceful stop loses none.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chathook_store::{AttemptRecord, WebhookStore};
+use prometheus_client::metrics::counter::Counter;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use crate::dispatcher::now_ms;
+
+/// Attempts waiting for the writer; beyond this they are counted as dropped.
+const QUEUE: usize = 65_536;
+
+/// Most attempts written in one store call.
+const MAX_BATCH: usize = 4096;
+
+/// What the writer takes, in order.
+enum Entry {
+    Attempt(AttemptRecord),
+    /// Answered once every attempt queued before it is written (or failed to be).
+    Flush(oneshot::Sender<()>),
+}
+
+/// The queue into the attempt log. Cloning shares it.
+#[derive(Clone)]
+pub(crate) struct AttemptLog {
+    queue: mpsc::Sender<Entry>,
+    /// Attempts that found the queue full (`webhook_attempt_log_dropped`).
+    dropped: Counter,
+}
+
+impl AttemptLog {
+    /// Starts the writer task on `store`.
+    pub(crate) fn start(
+        store: Arc<dyn WebhookStore>,
+        dropped: Counter,
+    ) -> (AttemptLog, JoinHandle<()>) {
+        let (queue, entries) = mpsc::channel(QUEUE);
+        let writer = tokio::spawn(write(store, entries));
+        (AttemptLog { queue, dropped }, writer)
+    }
+
+    /// Queues an attempt; never waits.
+    pub(crate) fn record(&self, attempt: AttemptRecord) {
+        if self.queue.try_send(Entry::Attempt(attempt)).is_err() {
+            self.dropped.inc();
+        }
+    }
+
+    /// Waits until every attempt recorded before this call is stored.
+    pub(crate) async fn flush(&self) {
+        let (flushed, written) = oneshot::channel();
+        if self.queue.send(Entry::Flush(flushed)).await.is_ok() {
+            let _ = written.await;
+        }
+    }
+}
+
+/// Writes attempts in batches: one store call for whatever has queued. A flush is answered after the
+/// batch that holds everything queued before it.
+async fn write(store: Arc<dyn WebhookStore>, mut entries: mpsc::Receiver<Entry>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut flushes = Vec::new();
+    while let Some(first) = entries.recv().await {
+        let mut next = Some(first);
+        while let Some(entry) = next.take() {
+            match entry {
+                Entry::Attempt(a) => batch.push(a),
+                Entry::Flush(done) => flushes.push(done),
+            }
+            if batch.len() < MAX_BATCH {
+                next = entries.try_recv().ok();
+            }
+        }
+        if !batch.is_empty() {
+            if let Err(e) = store.record_attempts(std::mem::take(&mut batch)).await {
+                tracing::error!(error = %e, "cannot write the attempt log");
+            }
+        }
+        for done in flushes.drain(..) {
+            let _ = done.send(());
+        }
+    }
+}
+
+/// Removes attempts older than `retention` every `interval`, until `stop`.
+pub(crate) async fn prune(
+    store: Arc<dyn WebhookStore>,
+    retention: Duration,
+    interval: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let before = now_ms() - retention.as_millis() as i64;
+        match store.prune_attempts(before).await {
+            Ok(n) if n > 0 => tracing::debug!(removed = n, "pruned the attempt log"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot prune the attempt log"),
+        }
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chathook_store::{AttemptQuery, SqliteOptions, SqliteStore};
+
+    fn attempt(i: usize) -> AttemptRecord {
+        AttemptRecord {
+            endpoint_id: "ep".into(),
+            delivery_id: format!("evt_{i}"),
+            event: "message.sent".into(),
+            at_ms: 1_000 + i as i64,
+            success: true,
+            status: Some(200),
+            latency_ms: 1,
+            error: String::new(),
+            response: "ok".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_flush_returns_once_everything_recorded_before_it_is_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn WebhookStore> =
+            Arc::new(SqliteStore::open(SqliteOptions::new(dir.path())).unwrap());
+        let (log, _writer) = AttemptLog::start(store.clone(), Counter::default());
+        // more than one batch, queued while the writer is busy with the first
+        let n = MAX_BATCH * 2 + 100;
+        for i in 0..n {
+            log.record(attempt(i));
+        }
+        log.flush().await;
+        let stored = store
+            .attempts(AttemptQuery {
+                endpoint_id: "ep".into(),
+                success: None,
+                event: None,
+                before_id: None,
+                since_ms: None,
+                limit: n + 1,
+            })
+            .await
+            .unwrap();
+        assert_eq!(stored.len(), n);
+        assert_eq!(log.dropped.get(), 0);
+    }
+}
