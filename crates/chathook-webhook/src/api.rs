@@ -16,8 +16,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::catalog;
-use crate::client::Request;
 use crate::config_endpoints::resolve_events;
+use crate::dispatcher::attempt::{latency_ms, Delivery};
 use crate::dispatcher::now_ms;
 use crate::endpoint::{
     check_secret, check_url, effective_port, new_id, new_secret, port_prefix_conflict, Endpoint,
@@ -459,38 +459,15 @@ async fn test(
         ));
     };
     let rendered = format::render_sample(e.flavour, &catalog::sample(kind));
-    let delivery_id = new_id("test");
-    let at = now_ms();
-    let result = engine
-        .deliverer()
-        .send(Request {
-            url: &e.url,
-            query: &rendered.query,
-            delivery_id: &delivery_id,
-            body: rendered.body.clone().into(),
-            secrets: e.signing_secrets(at),
-            timeout: Duration::from_millis(e.timeout_ms),
-        })
-        .await;
-    let latency_ms = result.latency.as_millis() as u32;
-    engine.record_attempt(AttemptRecord {
-        endpoint_id: e.id.clone(),
-        delivery_id: delivery_id.clone(),
-        event: rendered.event.clone(),
-        at_ms: at,
-        success: result.success,
-        status: result.status,
-        latency_ms,
-        error: result.error.clone(),
-        response: result.response.clone(),
-    });
+    let delivery = Delivery::one_off(new_id("test"), rendered);
+    let (at, result) = engine.send_once(&e, &delivery).await;
     Ok(Json(json!({
-        "delivery_id": delivery_id,
-        "event": rendered.event,
+        "delivery_id": delivery.id,
+        "event": delivery.event,
         "at": rfc3339(at),
         "success": result.success,
         "status": result.status,
-        "latency_ms": latency_ms,
+        "latency_ms": latency_ms(result.latency),
         "error": result.error,
         "response": result.response,
     })))

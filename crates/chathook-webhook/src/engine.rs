@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chathook_events::{EventKind, EventLog, StartAt};
-use chathook_store::{AttemptRecord, StoreError, WebhookStore};
+use chathook_store::{StoreError, WebhookStore};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
@@ -50,10 +50,6 @@ pub enum EngineError {
 }
 
 impl Shared {
-    pub(crate) fn record_attempt(&self, attempt: AttemptRecord) {
-        self.attempts.record(attempt);
-    }
-
     /// Records that an endpoint is failing since `since` (None: it succeeded), disabling it with
     /// `disable` as the reason when given.
     pub(crate) async fn mark_failing(&self, id: &str, since: Option<i64>, disable: Option<String>) {
@@ -313,12 +309,19 @@ impl WebhookEngine {
         &self.shared.metrics
     }
 
-    pub(crate) fn deliverer(&self) -> &Deliverer {
-        &self.shared.deliverer
-    }
-
-    pub(crate) fn record_attempt(&self, a: AttemptRecord) {
-        self.shared.record_attempt(a);
+    /// Sends `delivery` to `endpoint` once, outside its dispatcher (test sends), logging the attempt.
+    pub(crate) async fn send_once(
+        &self,
+        endpoint: &Endpoint,
+        delivery: &crate::dispatcher::attempt::Delivery,
+    ) -> (i64, crate::client::AttemptResult) {
+        crate::dispatcher::attempt::send(
+            &self.shared.deliverer,
+            &self.shared.attempts,
+            endpoint,
+            delivery,
+        )
+        .await
     }
 
     /// Stops every dispatcher after its in-flight attempts end, and flushes the attempt log.
