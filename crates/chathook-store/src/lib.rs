@@ -198,9 +198,15 @@ pub trait PresenceStore: Send + Sync {
 #[async_trait]
 pub trait WebhookStore: Send + Sync {
     async fn put_endpoint(&self, id: &str, document: String) -> Result<(), StoreError>;
-    /// Removes the endpoint with its pending deliveries, its attempts and its event-log consumer `consumer`.
+    /// Removes the endpoint with its health, its pending deliveries, its attempts and its event-log
+    /// consumer `consumer`.
     async fn delete_endpoint(&self, id: &str, consumer: &str) -> Result<bool, StoreError>;
     async fn endpoints(&self) -> Result<Vec<(String, String)>, StoreError>;
+    /// Stores what the server observed about an endpoint (its health), a document apart from the
+    /// endpoint's settings so that neither writer overwrites the other; removed with the endpoint.
+    async fn put_endpoint_health(&self, id: &str, document: String) -> Result<(), StoreError>;
+    /// Every stored health document, by endpoint id.
+    async fn endpoint_health(&self) -> Result<Vec<(String, String)>, StoreError>;
     async fn setting(&self, key: &str) -> Result<Option<String>, StoreError>;
     async fn put_setting(&self, key: &str, value: String) -> Result<(), StoreError>;
     /// Inserts or replaces deliveries (by `delivery_id`) in one commit.

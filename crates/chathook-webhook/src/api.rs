@@ -23,7 +23,7 @@ use crate::endpoint::{
     check_secret, check_url, effective_port, new_id, new_secret, port_prefix_conflict, Endpoint,
     Flavour,
 };
-use crate::engine::{new_endpoint, EngineError, WebhookEngine};
+use crate::engine::{EngineError, WebhookEngine};
 use crate::features::{Feature, Features};
 use crate::format::{self, rfc3339};
 
@@ -102,8 +102,11 @@ fn bad(field: &str, code: &'static str, message: impl Into<String>) -> V1Error {
     V1Error(ApiError::field(field, code, message))
 }
 
-/// An endpoint as the API shows it; the secret only when `with_secret`.
-fn endpoint_json(e: &Endpoint, features: &Features, with_secret: bool) -> Value {
+/// An endpoint as the API shows it, its settings and its health together; the secret only when
+/// `with_secret`.
+fn endpoint_json(engine: &WebhookEngine, e: &Endpoint, with_secret: bool) -> Value {
+    let features = engine.features();
+    let health = engine.health(&e.id);
     let inactive: Vec<Value> = e
         .events
         .iter()
@@ -116,8 +119,8 @@ fn endpoint_json(e: &Endpoint, features: &Features, with_secret: bool) -> Value 
         "flavour": e.flavour,
         "events": e.events,
         "inactive_events": inactive,
-        "enabled": e.enabled,
-        "disabled_reason": e.disabled_reason,
+        "enabled": health.active(e),
+        "disabled_reason": health.server_disabled.as_ref().map(|d| &d.reason),
         "description": e.description,
         "timeout_ms": e.timeout_ms,
         "max_in_flight": e.max_in_flight,
@@ -125,11 +128,11 @@ fn endpoint_json(e: &Endpoint, features: &Features, with_secret: bool) -> Value 
         "created_at": rfc3339(e.created_at),
         "updated_at": rfc3339(e.updated_at),
         "read_only": e.read_only,
-        "failing_since": e.failing_since.map(rfc3339),
-        "disabled_at": e.disabled_at.map(rfc3339),
+        "failing_since": health.failing_since.map(rfc3339),
+        "disabled_at": health.disabled_since(e).map(rfc3339),
         // false once disabled for webhook.hold_disabled: retention no longer waits for it
-        "holds_event_log": e.log_released.is_none(),
-        "gap": e.gap.as_ref().map(|g| json!({
+        "holds_event_log": health.log_released.is_none(),
+        "gap": health.gap.as_ref().map(|g| json!({
             "first_position": g.first_position,
             "last_position": g.last_position,
             "count": g.count,
@@ -259,7 +262,7 @@ async fn create(
         }
         None => new_secret(),
     };
-    let mut e = new_endpoint(new_id("ep"), req.url, req.flavour, events, secret);
+    let mut e = Endpoint::new(new_id("ep"), req.url, req.flavour, events, secret);
     e.enabled = req.enabled.unwrap_or(true);
     if !e.enabled {
         e.disabled_at = Some(e.created_at);
@@ -269,18 +272,14 @@ async fn create(
     e.max_in_flight = req.max_in_flight.unwrap_or(e.max_in_flight);
     e.rate_limit_per_s = req.rate_limit_per_s;
     engine.create(e.clone()).await.map_err(engine_error)?;
-    Ok((
-        StatusCode::CREATED,
-        Json(endpoint_json(&e, &engine.features(), true)),
-    ))
+    Ok((StatusCode::CREATED, Json(endpoint_json(&engine, &e, true))))
 }
 
 async fn list(State(engine): State<WebhookEngine>) -> Json<Value> {
-    let features = engine.features();
     let items: Vec<Value> = engine
         .endpoints()
         .iter()
-        .map(|e| endpoint_json(e, &features, false))
+        .map(|e| endpoint_json(&engine, e, false))
         .collect();
     Json(json!({"data": items}))
 }
@@ -290,7 +289,7 @@ async fn show(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let e = find(&engine, &id)?;
-    let mut v = endpoint_json(&e, &engine.features(), false);
+    let mut v = endpoint_json(&engine, &e, false);
     let (pending, dead, oldest) = engine
         .store()
         .pending_summary(&id)
@@ -379,8 +378,6 @@ async fn patch(
     )?;
     if let Some(enabled) = req.enabled {
         if enabled {
-            e.disabled_reason = None;
-            e.failing_since = None;
             e.disabled_at = None;
         } else if e.enabled {
             e.disabled_at = Some(now_ms());
@@ -400,8 +397,11 @@ async fn patch(
         e.rate_limit_per_s = r;
     }
     e.updated_at = now_ms();
-    engine.update(e.clone()).await.map_err(engine_error)?;
-    Ok(Json(endpoint_json(&e, &engine.features(), false)))
+    engine
+        .update(e.clone(), req.enabled == Some(true))
+        .await
+        .map_err(engine_error)?;
+    Ok(Json(endpoint_json(&engine, &e, false)))
 }
 
 async fn remove(
@@ -426,8 +426,11 @@ async fn rotate_secret(
     let until = now_ms() + ROTATION_GRACE.as_millis() as i64;
     e.previous_secret = Some((std::mem::replace(&mut e.secret, new_secret()), until));
     e.updated_at = now_ms();
-    engine.update(e.clone()).await.map_err(engine_error)?;
-    let mut v = endpoint_json(&e, &engine.features(), true);
+    engine
+        .update(e.clone(), false)
+        .await
+        .map_err(engine_error)?;
+    let mut v = endpoint_json(&engine, &e, true);
     v["previous_secret_valid_until"] = json!(rfc3339(until));
     Ok(Json(v))
 }

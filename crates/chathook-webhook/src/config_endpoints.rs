@@ -10,7 +10,6 @@ use sha2::{Digest, Sha256};
 use crate::catalog;
 use crate::config::{ConfigEndpoint, WebhookConfig};
 use crate::endpoint::{check_secret, check_url, Endpoint, Flavour};
-use crate::engine::{new_endpoint, EngineError};
 
 fn stable_id(url: &str, flavour: Flavour) -> String {
     let digest = Sha256::digest(format!("{url}|{flavour:?}").as_bytes());
@@ -38,10 +37,8 @@ pub fn resolve_events(names: &[String]) -> Result<Vec<EventKind>, String> {
     Ok(out)
 }
 
-pub(crate) fn from_config(
-    config: &WebhookConfig,
-    seed: &str,
-) -> Result<Vec<Endpoint>, EngineError> {
+/// The config file's endpoints; `Err` names the broken setting.
+pub(crate) fn from_config(config: &WebhookConfig, seed: &str) -> Result<Vec<Endpoint>, String> {
     let mut defs: Vec<ConfigEndpoint> = config.endpoints.clone();
     if let Some(addr) = config.http_addr.as_ref().filter(|a| !a.is_empty()) {
         let events = if config.focus_events.is_empty() {
@@ -63,22 +60,20 @@ pub(crate) fn from_config(
     let mut out = Vec::new();
     for (i, d) in defs.into_iter().enumerate() {
         let key = format!("webhook.endpoints[{i}]");
-        check_url(&d.url).map_err(|e| EngineError::Config(format!("{key}.url: {e}")))?;
+        check_url(&d.url).map_err(|e| format!("{key}.url: {e}"))?;
         if d.flavour == Flavour::Tencent {
-            return Err(EngineError::Config(format!(
-                "{key}.flavour: tencent is not supported yet"
-            )));
+            return Err(format!("{key}.flavour: tencent is not supported yet"));
         }
-        let events = resolve_events(&d.events)
-            .map_err(|n| EngineError::Config(format!("{key}.events: unknown event {n:?}")))?;
+        let events =
+            resolve_events(&d.events).map_err(|n| format!("{key}.events: unknown event {n:?}"))?;
         let secret = match d.secret {
             Some(s) => {
-                check_secret(&s).map_err(|e| EngineError::Config(format!("{key}.secret: {e}")))?;
+                check_secret(&s).map_err(|e| format!("{key}.secret: {e}"))?;
                 s
             }
             None => derived_secret(seed, &d.url),
         };
-        let mut e = new_endpoint(
+        let mut e = Endpoint::new(
             stable_id(&d.url, d.flavour),
             d.url,
             d.flavour,

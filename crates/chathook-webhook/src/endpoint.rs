@@ -32,10 +32,8 @@ pub struct Endpoint {
     /// The secret before the last rotation and until when (unix ms) it still signs.
     #[serde(default)]
     pub previous_secret: Option<(String, i64)>,
+    /// The operator's switch (the server disabling it is in its health).
     pub enabled: bool,
-    /// Why the server disabled it (410 Gone, failing too long), if it did.
-    #[serde(default)]
-    pub disabled_reason: Option<String>,
     pub description: String,
     pub timeout_ms: u64,
     pub max_in_flight: u32,
@@ -46,43 +44,40 @@ pub struct Endpoint {
     /// Defined in the config file: the API cannot change it.
     #[serde(default)]
     pub read_only: bool,
-    /// Unix ms of the first failure since the last success.
-    #[serde(default)]
-    pub failing_since: Option<i64>,
-    /// Unix ms at which it was disabled (by the API or the server); `None` while enabled.
+    /// Unix ms at which the operator disabled it; `None` while enabled.
     #[serde(default)]
     pub disabled_at: Option<i64>,
-    /// Set once it has been disabled for `webhook.hold_disabled`: the event log no longer waits for
-    /// it, so events it did not take may be removed by retention.
-    #[serde(default)]
-    pub log_released: Option<LogRelease>,
-    /// Events it never received because retention removed them while it was disabled (kept visible).
-    #[serde(default)]
-    pub gap: Option<Gap>,
-}
-
-/// Where an endpoint's cursor stood when it stopped holding the event log.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LogRelease {
-    /// The position it had handled up to.
-    pub position: u64,
-    /// Unix ms of the release.
-    pub at_ms: i64,
-}
-
-/// A run of events an endpoint missed: removed by retention before it was enabled again.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Gap {
-    pub first_position: u64,
-    pub last_position: u64,
-    pub count: u64,
-    /// Unix ms: when it stopped holding the log, and the time of the oldest event still stored when
-    /// it resumed (the missed events lie between).
-    pub from_ms: i64,
-    pub until_ms: i64,
 }
 
 impl Endpoint {
+    /// A new endpoint with the defaults: enabled, 5 s timeout, 32 attempts in flight, no rate limit.
+    pub fn new(
+        id: String,
+        url: String,
+        flavour: Flavour,
+        events: Vec<EventKind>,
+        secret: String,
+    ) -> Endpoint {
+        let now = crate::dispatcher::now_ms();
+        Endpoint {
+            id,
+            url,
+            flavour,
+            events,
+            secret,
+            previous_secret: None,
+            enabled: true,
+            description: String::new(),
+            timeout_ms: 5_000,
+            max_in_flight: 32,
+            rate_limit_per_s: None,
+            created_at: now,
+            updated_at: now,
+            read_only: false,
+            disabled_at: None,
+        }
+    }
+
     /// The secrets that sign a request now: the current one and, during its grace period, the previous.
     pub fn signing_secrets(&self, now_ms: i64) -> Vec<&str> {
         let mut out = vec![self.secret.as_str()];

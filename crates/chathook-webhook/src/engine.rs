@@ -1,36 +1,30 @@
-//! The webhook engine: the set of endpoints (stored ones and read-only ones from the config), one
-//! dispatcher task per endpoint, the feature switches, the attempt log writer and its retention.
+//! The webhook engine: the registry of endpoints (stored ones and read-only ones from the config), one
+//! dispatcher task each, the feature switches, the endpoints' health, and the attempt log's writer and
+//! retention. The API changes endpoints through it; dispatchers never reach back into it (they get a
+//! [`Context`] without the registry).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chathook_events::{EventKind, EventLog, StartAt};
+use chathook_events::{EventLog, StartAt};
 use chathook_store::{StoreError, WebhookStore};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 use crate::attempt_log::{self, AttemptLog};
-use crate::client::{Deliverer, NetworkGuard};
+use crate::client::{AttemptResult, Deliverer, NetworkGuard};
 use crate::config::WebhookConfig;
-use crate::dispatcher::{now_ms, Dispatcher};
-use crate::endpoint::{consumer_name, Endpoint, Flavour};
+use crate::dispatcher::attempt::Delivery;
+use crate::dispatcher::{Context, Dispatcher};
+use crate::endpoint::{consumer_name, Endpoint};
 use crate::features::Features;
+use crate::health::{Health, HealthBook};
 use crate::metrics::WebhookMetrics;
 
-/// What the dispatchers share.
-pub(crate) struct Shared {
-    pub log: Arc<dyn EventLog>,
-    pub store: Arc<dyn WebhookStore>,
-    pub config: WebhookConfig,
-    pub deliverer: Deliverer,
-    pub features: watch::Sender<Features>,
-    pub metrics: WebhookMetrics,
-    pub attempts: AttemptLog,
-    endpoints: Mutex<HashMap<String, Worker>>,
-}
-
+/// A running dispatcher and the handles to reach it.
 struct Worker {
+    /// The endpoint's settings, as its dispatcher sees them.
     endpoint: watch::Sender<Arc<Endpoint>>,
     wake: Arc<Notify>,
     stop: watch::Sender<bool>,
@@ -49,57 +43,15 @@ pub enum EngineError {
     Config(String),
 }
 
-impl Shared {
-    /// Records that an endpoint is failing since `since` (None: it succeeded), disabling it with
-    /// `disable` as the reason when given.
-    pub(crate) async fn mark_failing(&self, id: &str, since: Option<i64>, disable: Option<String>) {
-        let Some(current) = self.endpoint(id) else {
-            return;
-        };
-        let mut next = (*current).clone();
-        next.failing_since = since;
-        if let Some(reason) = disable {
-            tracing::warn!(endpoint = %id, %reason, "endpoint disabled");
-            next.enabled = false;
-            next.disabled_reason = Some(reason);
-            next.disabled_at.get_or_insert_with(now_ms);
-        }
-        self.replace_endpoint(&current, next).await;
-    }
-
-    /// Stores an endpoint's new state (unless read-only or unchanged) and hands it to its dispatcher.
-    pub(crate) async fn replace_endpoint(&self, current: &Endpoint, mut next: Endpoint) {
-        let id = current.id.clone();
-        if next == *current {
-            return;
-        }
-        next.updated_at = now_ms();
-        if !next.read_only {
-            if let Err(e) = self.store.put_endpoint(&id, document(&next)).await {
-                tracing::error!(endpoint = %id, error = %e, "cannot store the endpoint's state");
-            }
-        }
-        if let Ok(workers) = self.endpoints.lock() {
-            if let Some(w) = workers.get(&id) {
-                w.endpoint.send_replace(Arc::new(next));
-            }
-        }
-    }
-
-    pub(crate) fn endpoint(&self, id: &str) -> Option<Arc<Endpoint>> {
-        let workers = self.endpoints.lock().ok()?;
-        workers.get(id).map(|w| w.endpoint.borrow().clone())
-    }
-}
-
-pub(crate) fn document(e: &Endpoint) -> String {
+fn document(e: &Endpoint) -> String {
     serde_json::to_string(e).unwrap_or_default()
 }
 
 /// The running webhook engine. Cloning shares it.
 #[derive(Clone)]
 pub struct WebhookEngine {
-    pub(crate) shared: Arc<Shared>,
+    ctx: Arc<Context>,
+    workers: Arc<Mutex<HashMap<String, Worker>>>,
     stop: watch::Sender<bool>,
     background: Arc<Mutex<Vec<JoinHandle<()>>>>,
 }
@@ -107,9 +59,9 @@ pub struct WebhookEngine {
 const FEATURES_KEY: &str = "webhook.features";
 
 impl WebhookEngine {
-    /// Starts the engine: loads the endpoints and features, adds the config file's endpoints
-    /// (read-only; `secret_seed` derives their secrets when the config gives none) and starts a
-    /// dispatcher for each.
+    /// Starts the engine: loads the endpoints, their health and the features, adds the config file's
+    /// endpoints (read-only; `secret_seed` derives their secrets when the config gives none) and starts
+    /// a dispatcher for each.
     pub async fn start(
         log: Arc<dyn EventLog>,
         store: Arc<dyn WebhookStore>,
@@ -129,41 +81,71 @@ impl WebhookEngine {
         };
         let (attempts, writer) =
             AttemptLog::start(store.clone(), metrics.attempt_log_dropped.clone());
-        let shared = Arc::new(Shared {
+        let mut health: HashMap<String, Health> = HashMap::new();
+        for (id, doc) in store.endpoint_health().await? {
+            match serde_json::from_str::<Health>(&doc) {
+                Ok(h) => {
+                    health.insert(id, h);
+                }
+                Err(e) => {
+                    tracing::error!(endpoint = %id, error = %e, "unreadable health; starting afresh")
+                }
+            }
+        }
+        let ctx = Arc::new(Context {
             log,
+            health: HealthBook::new(store.clone()),
             store,
             deliverer,
             features: watch::channel(features).0,
             metrics,
             attempts,
-            endpoints: Mutex::new(HashMap::new()),
             config,
         });
         let (stop, _) = watch::channel(false);
         let engine = WebhookEngine {
-            shared: shared.clone(),
+            ctx: ctx.clone(),
+            workers: Arc::new(Mutex::new(HashMap::new())),
             stop: stop.clone(),
             background: Arc::new(Mutex::new(Vec::new())),
         };
         let mut stored = Vec::new();
-        for (id, doc) in shared.store.endpoints().await? {
+        for (id, doc) in ctx.store.endpoints().await? {
             match serde_json::from_str::<Endpoint>(&doc) {
-                Ok(e) => stored.push(e),
+                Ok(mut e) => {
+                    let h = match health.remove(&id) {
+                        Some(h) => h,
+                        None => {
+                            // Stored before health had a document of its own.
+                            let (h, reenable) = Health::from_legacy_document(&doc);
+                            if reenable {
+                                e.enabled = true;
+                                e.disabled_at = None;
+                                ctx.store.put_endpoint(&id, document(&e)).await?;
+                            }
+                            h
+                        }
+                    };
+                    stored.push((e, h));
+                }
                 Err(e) => {
                     tracing::error!(endpoint = %id, error = %e, "skipping an unreadable endpoint")
                 }
             }
         }
-        for e in stored {
-            engine.launch(e, StartAt::Head).await?;
+        let from_config = crate::config_endpoints::from_config(&ctx.config, secret_seed)
+            .map_err(EngineError::Config)?;
+        for e in from_config {
+            let h = health.remove(&e.id).unwrap_or_default();
+            stored.push((e, h));
         }
-        for e in crate::config_endpoints::from_config(&shared.config, secret_seed)? {
-            engine.launch(e, StartAt::Head).await?;
+        for (e, h) in stored {
+            engine.launch(e, h, StartAt::Head).await?;
         }
         let pruner = tokio::spawn(attempt_log::prune(
-            shared.store.clone(),
-            shared.config.attempt_retention,
-            shared.config.attempt_prune_interval,
+            ctx.store.clone(),
+            ctx.config.attempt_retention,
+            ctx.config.attempt_prune_interval,
             stop.subscribe(),
         ));
         if let Ok(mut bg) = engine.background.lock() {
@@ -172,21 +154,24 @@ impl WebhookEngine {
         Ok(engine)
     }
 
-    /// Starts a dispatcher for `endpoint`.
-    pub(crate) async fn launch(
+    /// Starts a dispatcher for `endpoint` with `health`.
+    async fn launch(
         &self,
         endpoint: Endpoint,
+        health: Health,
         start: StartAt,
     ) -> Result<(), EngineError> {
         let id = endpoint.id.clone();
+        let health = self.ctx.health.insert(&id, health);
         let (endpoint_tx, endpoint_rx) = watch::channel(Arc::new(endpoint));
         let wake = Arc::new(Notify::new());
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut global_stop = self.stop.subscribe();
         let local_stop = stop_tx.clone();
         let dispatcher = Dispatcher::start(
-            self.shared.clone(),
+            self.ctx.clone(),
             endpoint_rx,
+            health,
             wake.clone(),
             stop_rx,
             start,
@@ -206,7 +191,7 @@ impl WebhookEngine {
             stop: stop_tx,
             task,
         };
-        if let Ok(mut workers) = self.shared.endpoints.lock() {
+        if let Ok(mut workers) = self.workers.lock() {
             if let Some(old) = workers.insert(id, worker) {
                 old.stop.send_replace(true);
             }
@@ -217,8 +202,7 @@ impl WebhookEngine {
     /// Every endpoint, sorted by creation.
     pub fn endpoints(&self) -> Vec<Arc<Endpoint>> {
         let mut list: Vec<Arc<Endpoint>> = self
-            .shared
-            .endpoints
+            .workers
             .lock()
             .map(|w| w.values().map(|w| w.endpoint.borrow().clone()).collect())
             .unwrap_or_default();
@@ -227,47 +211,62 @@ impl WebhookEngine {
     }
 
     pub fn endpoint(&self, id: &str) -> Option<Arc<Endpoint>> {
-        self.shared.endpoint(id)
+        let workers = self.workers.lock().ok()?;
+        workers.get(id).map(|w| w.endpoint.borrow().clone())
+    }
+
+    /// What the server observed about an endpoint.
+    pub fn health(&self, id: &str) -> Arc<Health> {
+        self.ctx.health.get(id)
     }
 
     /// Stores a new endpoint and starts delivering events appended from now on.
     pub async fn create(&self, endpoint: Endpoint) -> Result<(), EngineError> {
-        self.shared
+        self.ctx
             .store
             .put_endpoint(&endpoint.id, document(&endpoint))
             .await?;
-        self.launch(endpoint, StartAt::Head).await
+        self.launch(endpoint, Health::default(), StartAt::Head)
+            .await
     }
 
-    /// Stores a changed endpoint; its dispatcher picks the change up.
-    pub async fn update(&self, endpoint: Endpoint) -> Result<(), EngineError> {
-        self.shared
+    /// Stores an endpoint's changed settings; its dispatcher picks the change up. `enabled_by_operator`
+    /// (the operator asked for `enabled: true`) also clears its failures and a disable by the server.
+    pub async fn update(
+        &self,
+        endpoint: Endpoint,
+        enabled_by_operator: bool,
+    ) -> Result<(), EngineError> {
+        let id = endpoint.id.clone();
+        self.ctx
             .store
-            .put_endpoint(&endpoint.id, document(&endpoint))
+            .put_endpoint(&id, document(&endpoint))
             .await?;
-        if let Ok(workers) = self.shared.endpoints.lock() {
-            if let Some(w) = workers.get(&endpoint.id) {
-                w.endpoint.send_replace(Arc::new(endpoint));
+        if let Ok(workers) = self.workers.lock() {
+            if let Some(w) = workers.get(&id) {
+                w.endpoint.send_replace(Arc::new(endpoint.clone()));
                 w.wake.notify_one();
             }
+        }
+        if enabled_by_operator {
+            self.ctx
+                .health
+                .update(&id, Health::enabled_by_operator)
+                .await;
         }
         Ok(())
     }
 
-    /// Stops and forgets an endpoint, with its cursor, pending deliveries and attempts.
+    /// Stops and forgets an endpoint, with its health, cursor, pending deliveries and attempts.
     pub async fn delete(&self, id: &str) -> Result<bool, EngineError> {
-        let worker = self
-            .shared
-            .endpoints
-            .lock()
-            .ok()
-            .and_then(|mut w| w.remove(id));
+        self.ctx.health.remove(id).await;
+        let worker = self.workers.lock().ok().and_then(|mut w| w.remove(id));
         if let Some(w) = worker {
             w.stop.send_replace(true);
             let _ = tokio::time::timeout(Duration::from_secs(10), w.task).await;
         }
         Ok(self
-            .shared
+            .ctx
             .store
             .delete_endpoint(id, &consumer_name(id))
             .await?)
@@ -275,7 +274,7 @@ impl WebhookEngine {
 
     /// Wakes an endpoint's dispatcher (after a replay).
     pub fn wake(&self, id: &str) {
-        if let Ok(workers) = self.shared.endpoints.lock() {
+        if let Ok(workers) = self.workers.lock() {
             if let Some(w) = workers.get(id) {
                 w.wake.notify_one();
             }
@@ -283,41 +282,41 @@ impl WebhookEngine {
     }
 
     pub fn features(&self) -> Features {
-        *self.shared.features.borrow()
+        *self.ctx.features.borrow()
     }
 
     pub async fn set_features(&self, features: Features) -> Result<(), EngineError> {
         let text = serde_json::to_string(&features).unwrap_or_default();
-        self.shared.store.put_setting(FEATURES_KEY, text).await?;
-        self.shared.features.send_replace(features);
+        self.ctx.store.put_setting(FEATURES_KEY, text).await?;
+        self.ctx.features.send_replace(features);
         Ok(())
     }
 
     pub fn config(&self) -> &WebhookConfig {
-        &self.shared.config
+        &self.ctx.config
     }
 
     pub fn store(&self) -> &Arc<dyn WebhookStore> {
-        &self.shared.store
+        &self.ctx.store
     }
 
     pub fn log(&self) -> &Arc<dyn EventLog> {
-        &self.shared.log
+        &self.ctx.log
     }
 
     pub fn metrics(&self) -> &WebhookMetrics {
-        &self.shared.metrics
+        &self.ctx.metrics
     }
 
     /// Sends `delivery` to `endpoint` once, outside its dispatcher (test sends), logging the attempt.
     pub(crate) async fn send_once(
         &self,
         endpoint: &Endpoint,
-        delivery: &crate::dispatcher::attempt::Delivery,
-    ) -> (i64, crate::client::AttemptResult) {
+        delivery: &Delivery,
+    ) -> (i64, AttemptResult) {
         crate::dispatcher::attempt::send(
-            &self.shared.deliverer,
-            &self.shared.attempts,
+            &self.ctx.deliverer,
+            &self.ctx.attempts,
             endpoint,
             delivery,
         )
@@ -328,8 +327,7 @@ impl WebhookEngine {
     pub async fn shutdown(&self) {
         self.stop.send_replace(true);
         let tasks: Vec<JoinHandle<()>> = self
-            .shared
-            .endpoints
+            .workers
             .lock()
             .map(|mut w| w.drain().map(|(_, w)| w.task).collect())
             .unwrap_or_default();
@@ -337,7 +335,7 @@ impl WebhookEngine {
             let _ = tokio::time::timeout(Duration::from_secs(15), t).await;
         }
         // Every dispatcher has recorded its last attempt: wait until the writer has stored them all.
-        self.shared.attempts.flush().await;
+        self.ctx.attempts.flush().await;
         let background: Vec<JoinHandle<()>> = self
             .background
             .lock()
@@ -346,37 +344,5 @@ impl WebhookEngine {
         for t in background {
             t.abort();
         }
-    }
-}
-
-/// Defaults of a new endpoint.
-pub fn new_endpoint(
-    id: String,
-    url: String,
-    flavour: Flavour,
-    events: Vec<EventKind>,
-    secret: String,
-) -> Endpoint {
-    let now = now_ms();
-    Endpoint {
-        id,
-        url,
-        flavour,
-        events,
-        secret,
-        previous_secret: None,
-        enabled: true,
-        disabled_reason: None,
-        description: String::new(),
-        timeout_ms: 5_000,
-        max_in_flight: 32,
-        rate_limit_per_s: None,
-        created_at: now,
-        updated_at: now,
-        read_only: false,
-        failing_since: None,
-        disabled_at: None,
-        log_released: None,
-        gap: None,
     }
 }

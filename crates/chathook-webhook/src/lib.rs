@@ -18,6 +18,7 @@ pub mod endpoint;
 mod engine;
 pub mod features;
 pub mod format;
+pub mod health;
 pub mod metrics;
 mod sample;
 pub mod signing;

@@ -48,6 +48,10 @@ impl WebhookStore for SqliteStore {
                 .conn
                 .execute("DELETE FROM webhook_endpoints WHERE id = ?1", params![id])?;
             ctx.conn.execute(
+                "DELETE FROM webhook_endpoint_health WHERE id = ?1",
+                params![id],
+            )?;
+            ctx.conn.execute(
                 "DELETE FROM webhook_pending WHERE endpoint_id = ?1",
                 params![id],
             )?;
@@ -66,6 +70,29 @@ impl WebhookStore for SqliteStore {
         self.read(|conn| {
             Ok(conn
                 .prepare("SELECT id, document FROM webhook_endpoints ORDER BY id")?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn put_endpoint_health(&self, id: &str, document: String) -> Result<(), StoreError> {
+        let id = id.to_string();
+        self.write(move |ctx| {
+            ctx.conn.execute(
+                "INSERT INTO webhook_endpoint_health(id, document) VALUES (?1, ?2)
+                 ON CONFLICT(id) DO UPDATE SET document = excluded.document",
+                params![id, document],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn endpoint_health(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare("SELECT id, document FROM webhook_endpoint_health ORDER BY id")?
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<Result<Vec<_>, _>>()?)
         })

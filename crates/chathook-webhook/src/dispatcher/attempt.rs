@@ -217,7 +217,6 @@ pub(crate) async fn settle(
 mod tests {
     use super::*;
     use crate::client::NetworkGuard;
-    use crate::engine::new_endpoint;
     use crate::format::Rendered;
     use chathook_store::{AttemptQuery, SqliteOptions, SqliteStore};
     use prometheus_client::metrics::counter::Counter;
@@ -259,7 +258,7 @@ mod tests {
             .local_addr()
             .unwrap()
             .port();
-        let mut endpoint = new_endpoint(
+        let mut endpoint = Endpoint::new(
             "ep_1".into(),
             format!("http://127.0.0.1:{port}/hook"),
             crate::Flavour::Standard,

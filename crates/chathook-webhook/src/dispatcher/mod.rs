@@ -17,16 +17,20 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chathook_events::Event;
-use chathook_store::PendingDelivery;
+use chathook_events::{Event, EventLog};
+use chathook_store::{PendingDelivery, WebhookStore};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 
+use crate::attempt_log::AttemptLog;
 use crate::client::AttemptResult;
-use crate::endpoint::{Endpoint, Gap, LogRelease};
-use crate::engine::Shared;
+use crate::client::Deliverer;
+use crate::config::WebhookConfig;
+use crate::endpoint::Endpoint;
+use crate::features::Features;
 use crate::format::{self, Route};
-use crate::metrics::endpoint_label;
+use crate::health::{Gap, Health, HealthBook, LogRelease, ServerDisable};
+use crate::metrics::{endpoint_label, WebhookMetrics};
 use attempt::{Delivery, Settled};
 use batcher::Batcher;
 use breaker::Breaker;
@@ -49,9 +53,25 @@ pub(crate) fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// What dispatchers use, and all they may reach: the log, the store, the HTTP client, the attempt log,
+/// the switches, the metrics and the endpoints' health (never the engine's registry of endpoints).
+pub(crate) struct Context {
+    pub log: Arc<dyn EventLog>,
+    pub store: Arc<dyn WebhookStore>,
+    pub config: WebhookConfig,
+    pub deliverer: Deliverer,
+    pub features: watch::Sender<Features>,
+    pub metrics: WebhookMetrics,
+    pub attempts: AttemptLog,
+    pub health: HealthBook,
+}
+
 pub(crate) struct Dispatcher {
-    shared: Arc<Shared>,
+    ctx: Arc<Context>,
+    /// The endpoint's settings (the operator's).
     endpoint: watch::Receiver<Arc<Endpoint>>,
+    /// The endpoint's health (changed through `ctx.health`, by this dispatcher or the API).
+    health: watch::Receiver<Arc<Health>>,
     wake: Arc<Notify>,
     stop: watch::Receiver<bool>,
     /// The name of its cursor in the event log.
@@ -80,17 +100,19 @@ pub(crate) struct Dispatcher {
 
 impl Dispatcher {
     pub(crate) async fn start(
-        shared: Arc<Shared>,
+        ctx: Arc<Context>,
         endpoint: watch::Receiver<Arc<Endpoint>>,
+        health: watch::Receiver<Arc<Health>>,
         wake: Arc<Notify>,
         stop: watch::Receiver<bool>,
         start_at: chathook_events::StartAt,
     ) -> Result<Dispatcher, chathook_events::EventLogError> {
         let consumer = endpoint.borrow().consumer_name();
-        let acked = shared.log.register_consumer(&consumer, start_at).await?;
+        let acked = ctx.log.register_consumer(&consumer, start_at).await?;
         Ok(Dispatcher {
-            shared,
+            ctx,
             endpoint,
+            health,
             wake,
             stop,
             consumer,
@@ -116,6 +138,10 @@ impl Dispatcher {
         self.endpoint.borrow().clone()
     }
 
+    fn health(&self) -> Arc<Health> {
+        self.health.borrow().clone()
+    }
+
     /// Runs until stopped; in-flight attempts are awaited so their outcome is recorded.
     pub(crate) async fn run(mut self) {
         let mut last_ack = Instant::now();
@@ -123,13 +149,15 @@ impl Dispatcher {
             if *self.stop.borrow() {
                 break;
             }
-            self.shared.metrics.dispatcher_wakeups.inc();
+            self.ctx.metrics.dispatcher_wakeups.inc();
             let endpoint = self.endpoint();
-            let active = endpoint.enabled;
+            let health = self.health();
+            let active = health.active(&endpoint);
             if !active {
-                self.release_log_when_held_too_long(&endpoint).await;
-            } else if endpoint.log_released.is_some() {
-                self.resume_log(&endpoint).await;
+                self.release_log_when_held_too_long(&endpoint, &health)
+                    .await;
+            } else if health.log_released.is_some() {
+                self.resume_log(&endpoint, &health).await;
             }
             if active {
                 self.flush_due_batches(false);
@@ -149,8 +177,8 @@ impl Dispatcher {
             }
             // Wake on the next commit whenever there is room for it.
             let wait_for_log = active && self.has_room(&endpoint);
-            let deadline = self.next_deadline(&endpoint);
-            let log = self.shared.log.clone();
+            let deadline = self.next_deadline(&endpoint, &health);
+            let log = self.ctx.log.clone();
             let read_pos = self.cursor.read_pos;
             tokio::select! {
                 Some(done) = self.inflight.join_next(), if !self.inflight.is_empty() => {
@@ -164,6 +192,7 @@ impl Dispatcher {
                 _ = log.wait_beyond(read_pos), if wait_for_log => {}
                 _ = tokio::time::sleep_until(deadline.into()) => {}
                 _ = self.endpoint.changed() => {}
+                _ = self.health.changed() => {}
                 _ = self.wake.notified() => { self.retry_due = Some(Instant::now()); }
                 _ = self.stop.changed() => {}
             }
@@ -196,10 +225,10 @@ impl Dispatcher {
     }
 
     fn can_read(&self, endpoint: &Endpoint) -> bool {
-        self.has_room(endpoint) && self.shared.log.head() > self.cursor.read_pos
+        self.has_room(endpoint) && self.ctx.log.head() > self.cursor.read_pos
     }
 
-    fn next_deadline(&self, endpoint: &Endpoint) -> Instant {
+    fn next_deadline(&self, endpoint: &Endpoint, health: &Health) -> Instant {
         // Nothing periodic: with nothing batched, parked or probing, only a wake-up ends the wait.
         let mut next = Instant::now() + Duration::from_secs(3600);
         if let Some(due) = self.batcher.next_due(&self.batch_limits()) {
@@ -211,8 +240,11 @@ impl Dispatcher {
         if self.retries_waiting {
             next = next.min(self.gauges_at + Duration::from_secs(1));
         }
-        if !endpoint.enabled && endpoint.log_released.is_none() {
-            let left = self.hold_deadline_ms(endpoint) - now_ms();
+        if let Some(deadline) = self
+            .hold_deadline_ms(endpoint, health)
+            .filter(|_| health.log_released.is_none())
+        {
+            let left = deadline - now_ms();
             next = next.min(Instant::now() + Duration::from_millis(left.max(0) as u64));
         }
         if self.breaker.is_open() {
@@ -225,7 +257,7 @@ impl Dispatcher {
     }
 
     fn batch_limits(&self) -> batcher::Limits {
-        let cfg = &self.shared.config;
+        let cfg = &self.ctx.config;
         batcher::Limits {
             notify_interval: cfg.msg_notify_interval,
             status_interval: cfg.online_status_interval,
@@ -237,11 +269,11 @@ impl Dispatcher {
     /// Reads the next events and turns those the endpoint selected into deliveries or batch entries.
     async fn read(&mut self, endpoint: &Endpoint) -> Result<(), chathook_events::EventLogError> {
         let events = self
-            .shared
+            .ctx
             .log
-            .read_after(self.cursor.read_pos, self.shared.config.read_batch)
+            .read_after(self.cursor.read_pos, self.ctx.config.read_batch)
             .await?;
-        let features = *self.shared.features.borrow();
+        let features = *self.ctx.features.borrow();
         let limits = self.batch_limits();
         for logged in events {
             let kind = logged.event.kind();
@@ -288,38 +320,43 @@ impl Dispatcher {
         self.ready.extend(ready);
     }
 
-    /// Unix ms at which a disabled endpoint stops holding the event log.
-    fn hold_deadline_ms(&self, endpoint: &Endpoint) -> i64 {
-        let since = endpoint.disabled_at.unwrap_or(endpoint.updated_at);
-        let hold = self.shared.config.hold_disabled.as_millis();
-        since.saturating_add(i64::try_from(hold).unwrap_or(i64::MAX))
+    /// Unix ms at which a disabled endpoint stops holding the event log (`None` while enabled).
+    fn hold_deadline_ms(&self, endpoint: &Endpoint, health: &Health) -> Option<i64> {
+        let since = health.disabled_since(endpoint)?;
+        let hold = self.ctx.config.hold_disabled.as_millis();
+        Some(since.saturating_add(i64::try_from(hold).unwrap_or(i64::MAX)))
     }
 
     /// A disabled endpoint stops holding the event log once `webhook.hold_disabled` has passed.
-    async fn release_log_when_held_too_long(&mut self, endpoint: &Endpoint) {
-        if endpoint.log_released.is_some() || now_ms() < self.hold_deadline_ms(endpoint) {
+    async fn release_log_when_held_too_long(&mut self, endpoint: &Endpoint, health: &Health) {
+        let due = self
+            .hold_deadline_ms(endpoint, health)
+            .is_some_and(|deadline| now_ms() >= deadline);
+        if health.log_released.is_some() || !due {
             return;
         }
-        if let Err(e) = self.shared.log.set_holding(&self.consumer, false).await {
+        if let Err(e) = self.ctx.log.set_holding(&self.consumer, false).await {
             tracing::error!(endpoint = %endpoint.id, error = %e, "cannot release the event log");
             return;
         }
         tracing::info!(endpoint = %endpoint.id, "disabled for webhook.hold_disabled: no longer holding the event log");
-        let mut next = endpoint.clone();
-        next.log_released = Some(LogRelease {
+        let release = LogRelease {
             position: self.cursor.acked,
             at_ms: now_ms(),
-        });
-        self.shared.replace_endpoint(endpoint, next).await;
+        };
+        self.ctx
+            .health
+            .update(&endpoint.id, |h| h.log_released = Some(release))
+            .await;
     }
 
     /// An endpoint enabled again after it stopped holding the log resumes from its cursor when those
     /// events are still stored, and otherwise from the oldest stored event, recording what it missed.
-    async fn resume_log(&mut self, endpoint: &Endpoint) {
-        let Some(release) = endpoint.log_released.clone() else {
+    async fn resume_log(&mut self, endpoint: &Endpoint, health: &Health) {
+        let Some(release) = health.log_released.clone() else {
             return;
         };
-        let oldest = match self.shared.log.oldest().await {
+        let oldest = match self.ctx.log.oldest().await {
             Ok(oldest) => oldest,
             Err(e) => {
                 tracing::error!(endpoint = %endpoint.id, error = %e, "cannot read the event log");
@@ -327,8 +364,8 @@ impl Dispatcher {
             }
         };
         // The first event still stored (the next one to come, when the log is empty).
-        let (first_stored, until_ms) = oldest.unwrap_or((self.shared.log.head() + 1, now_ms()));
-        let mut gap = endpoint.gap.clone();
+        let (first_stored, until_ms) = oldest.unwrap_or((self.ctx.log.head() + 1, now_ms()));
+        let mut gap = health.gap.clone();
         if first_stored > self.cursor.read_pos + 1 {
             let (first, last) = (self.cursor.read_pos + 1, first_stored - 1);
             gap = Some(Gap {
@@ -339,7 +376,7 @@ impl Dispatcher {
                 until_ms,
             });
             self.cursor.skip_to(last);
-            match self.shared.log.ack(&self.consumer, last).await {
+            match self.ctx.log.ack(&self.consumer, last).await {
                 Ok(()) => self.cursor.acked(last),
                 Err(e) => {
                     tracing::error!(endpoint = %endpoint.id, error = %e, "cannot move the cursor past the gap")
@@ -347,20 +384,23 @@ impl Dispatcher {
             }
             tracing::warn!(endpoint = %endpoint.id, first, last, "events removed while the endpoint was disabled are skipped");
         }
-        if let Err(e) = self.shared.log.set_holding(&self.consumer, true).await {
+        if let Err(e) = self.ctx.log.set_holding(&self.consumer, true).await {
             tracing::error!(endpoint = %endpoint.id, error = %e, "cannot hold the event log again");
             return;
         }
-        let mut next = endpoint.clone();
-        next.log_released = None;
-        next.gap = gap;
-        self.shared.replace_endpoint(endpoint, next).await;
+        self.ctx
+            .health
+            .update(&endpoint.id, |h| {
+                h.log_released = None;
+                h.gap = gap;
+            })
+            .await;
     }
 
     /// When the next parked delivery after `now` (unix ms) is due, from the retry table. `now` must be
     /// the time the due deliveries were loaded for, so that none falls between the two reads.
     async fn next_retry_due(&self, endpoint_id: &str, now: i64) -> Option<Instant> {
-        match self.shared.store.next_due(endpoint_id, now).await {
+        match self.ctx.store.next_due(endpoint_id, now).await {
             Ok(due) => {
                 due.map(|at| Instant::now() + Duration::from_millis((at - now).max(0) as u64))
             }
@@ -392,7 +432,7 @@ impl Dispatcher {
             (now_ms(), free)
         };
         let due = match self
-            .shared
+            .ctx
             .store
             .due_deliveries(&endpoint.id, now, limit + self.inflight_parked.len())
             .await
@@ -468,15 +508,15 @@ impl Dispatcher {
     }
 
     fn spawn(&mut self, endpoint: &Endpoint, delivery: Delivery) {
-        let shared = self.shared.clone();
+        let ctx = self.ctx.clone();
         let endpoint = endpoint.clone();
         self.inflight.spawn(async move {
             let (_, result) =
-                attempt::send(&shared.deliverer, &shared.attempts, &endpoint, &delivery).await;
+                attempt::send(&ctx.deliverer, &ctx.attempts, &endpoint, &delivery).await;
             let settled = attempt::settle(
-                &*shared.store,
-                &shared.config,
-                &shared.metrics,
+                &*ctx.store,
+                &ctx.config,
+                &ctx.metrics,
                 &endpoint,
                 &delivery,
                 &result,
@@ -492,6 +532,7 @@ impl Dispatcher {
 
     async fn finish(&mut self, done: Done) {
         let endpoint = self.endpoint();
+        let health = self.health();
         let Done {
             delivery,
             result,
@@ -503,7 +544,7 @@ impl Dispatcher {
         }
         if delivery.parked {
             self.inflight_parked.remove(&delivery.id);
-            self.shared
+            self.ctx
                 .metrics
                 .retries
                 .get_or_create(&endpoint_label(&endpoint.id))
@@ -515,8 +556,8 @@ impl Dispatcher {
             "outcome".into(),
             if result.success { "success" } else { "failure" }.into(),
         ));
-        self.shared.metrics.deliveries.get_or_create(&labels).inc();
-        self.shared
+        self.ctx.metrics.deliveries.get_or_create(&labels).inc();
+        self.ctx
             .metrics
             .attempt_latency
             .get_or_create(&endpoint_label(&endpoint.id))
@@ -531,8 +572,8 @@ impl Dispatcher {
         } else {
             self.cursor.release(&delivery.positions);
         }
-        let shared = self.shared.clone();
-        let cfg = &shared.config;
+        let ctx = self.ctx.clone();
+        let cfg = &ctx.config;
         let change = self.breaker.record(
             &delivery_id,
             result.success,
@@ -540,7 +581,7 @@ impl Dispatcher {
             cfg.breaker_probe_delay,
             cfg.breaker_max_probe_delay,
         );
-        let breaker_gauge = shared
+        let breaker_gauge = ctx
             .metrics
             .breaker_open
             .get_or_create(&endpoint_label(&endpoint.id))
@@ -559,32 +600,41 @@ impl Dispatcher {
             breaker::Change::None => {}
         }
         if result.success {
-            if endpoint.failing_since.is_some() {
-                self.shared.mark_failing(&endpoint.id, None, None).await;
-            }
-        } else {
-            let now = now_ms();
-            if result.gone {
-                self.shared
-                    .mark_failing(
-                        &endpoint.id,
-                        Some(now),
-                        Some("the endpoint answered 410 Gone".into()),
-                    )
+            if health.failing_since.is_some() {
+                ctx.health
+                    .update(&endpoint.id, |h| h.failing_since = None)
                     .await;
-            } else {
-                let since = endpoint.failing_since.unwrap_or(now);
-                let too_long = now - since >= cfg.disable_after.as_millis() as i64;
-                if endpoint.failing_since.is_none() || too_long {
-                    let reason = too_long.then(|| {
-                        format!("failing without a success since {}", format::rfc3339(since))
-                    });
-                    self.shared
-                        .mark_failing(&endpoint.id, Some(since), reason)
-                        .await;
-                }
             }
+            return;
         }
+        let now = now_ms();
+        let since = health.failing_since.unwrap_or(now);
+        let disable = if result.gone {
+            Some("the endpoint answered 410 Gone".to_string())
+        } else if now - since >= cfg.disable_after.as_millis() as i64 {
+            Some(format!(
+                "failing without a success since {}",
+                format::rfc3339(since)
+            ))
+        } else {
+            None
+        };
+        if health.failing_since.is_some() && (disable.is_none() || health.server_disabled.is_some())
+        {
+            return;
+        }
+        if let Some(reason) = &disable {
+            tracing::warn!(endpoint = %endpoint.id, %reason, "endpoint disabled");
+        }
+        ctx.health
+            .update(&endpoint.id, |h| {
+                h.failing_since.get_or_insert(since);
+                if let Some(reason) = disable {
+                    h.server_disabled
+                        .get_or_insert(ServerDisable { reason, at_ms: now });
+                }
+            })
+            .await;
     }
 
     /// Drops fresh deliveries not yet started and rewinds reading to just before the oldest of them, so
@@ -611,27 +661,27 @@ impl Dispatcher {
     /// Moves the durable cursor up to the last event before the oldest outstanding one.
     async fn ack(&mut self) {
         if let Some(candidate) = self.cursor.ack_candidate() {
-            match self.shared.log.ack(&self.consumer, candidate).await {
+            match self.ctx.log.ack(&self.consumer, candidate).await {
                 Ok(()) => self.cursor.acked(candidate),
                 Err(e) => {
                     tracing::error!(consumer = %self.consumer, error = %e, "cannot advance the cursor")
                 }
             }
         }
-        let depth = self.shared.log.head().saturating_sub(self.cursor.acked);
+        let depth = self.ctx.log.head().saturating_sub(self.cursor.acked);
         let id = self.endpoint.borrow().id.clone();
         let labels = endpoint_label(&id);
-        self.shared
+        self.ctx
             .metrics
             .queue_depth
             .get_or_create(&labels)
             .set(depth as i64);
         if self.gauges_at.elapsed() >= Duration::from_secs(1) {
             self.gauges_at = Instant::now();
-            if let Ok((live, _, oldest)) = self.shared.store.pending_summary(&id).await {
+            if let Ok((live, _, oldest)) = self.ctx.store.pending_summary(&id).await {
                 self.retries_waiting = live > 0;
                 let age = oldest.map_or(0, |at| (now_ms() - at).max(0) / 1000);
-                self.shared
+                self.ctx
                     .metrics
                     .oldest_pending_age_seconds
                     .get_or_create(&labels)

@@ -1180,3 +1180,74 @@ async fn a_disabled_endpoint_within_hold_disabled_keeps_its_events_and_gets_them
         .await;
     assert!(ep["gap"].is_null(), "{ep}");
 }
+
+#[tokio::test]
+async fn operator_changes_and_failure_updates_never_overwrite_each_other() {
+    let s = TestServer::start_with(|c| {
+        fast_retries(c);
+        c.webhook.retry_schedule = vec![Duration::ZERO; 1]
+            .into_iter()
+            .chain(vec![Duration::from_millis(20); 60])
+            .collect();
+        c.webhook.disable_after = Duration::from_secs(3600);
+        c.webhook.breaker_failures = 100_000;
+    })
+    .await;
+    let rcv = Receiver::start().await;
+    let ep = s
+        .endpoint(json!({"url": rcv.url, "events": ["message.sent"]}))
+        .await;
+    let path = format!("/v1/webhooks/endpoints/{}", ep["id"].as_str().unwrap());
+    for i in 0..20 {
+        s.rest_send("alice", "bob", 1, &format!("m{i}")).await;
+    }
+    rcv.wait("the first deliveries", LONG, |r| r.len() >= 20)
+        .await;
+    // The receiver flips between failing and healthy while the operator edits the endpoint: every
+    // flip is a health update (failing since / healthy again) racing an operator's PATCH.
+    for round in 0..30 {
+        rcv.set(if round % 2 == 0 {
+            Mode::Status(500)
+        } else {
+            Mode::Ok
+        });
+        s.rest_send("alice", "bob", 1, &format!("r{round}")).await;
+        let (st, body) = s
+            .call(
+                "PATCH",
+                &path,
+                Some(json!({"description": format!("edit {round}")})),
+                Some(ADMIN),
+            )
+            .await;
+        assert_eq!(st, 200, "{body}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    rcv.set(Mode::Status(500));
+    s.rest_send("alice", "bob", 1, "last").await;
+    s.poll(&path, |b| b["failing_since"].is_string()).await;
+    let (st, _) = s
+        .call("PATCH", &path, Some(json!({"enabled": false})), Some(ADMIN))
+        .await;
+    assert_eq!(st, 200);
+    // failures still in flight when it was disabled update its health, not its settings
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let s = s.restart(|_| {}).await;
+    let (_, body) = s.call("GET", &path, None, Some(ADMIN)).await;
+    assert_eq!(body["enabled"], false, "{body}");
+    assert_eq!(body["description"], "edit 29", "{body}");
+    assert!(
+        body["disabled_reason"].is_null(),
+        "the operator disabled it: {body}"
+    );
+    assert!(
+        body["failing_since"].is_string(),
+        "its health survived: {body}"
+    );
+    // enabling it forgets the failures
+    let (_, body) = s
+        .call("PATCH", &path, Some(json!({"enabled": true})), Some(ADMIN))
+        .await;
+    assert_eq!(body["enabled"], true, "{body}");
+    assert!(body["failing_since"].is_null(), "{body}");
+}
