@@ -139,4 +139,6 @@ pub struct ImConfig {
     pub messages: MessagesConfig,
     pub route: RouteConfig,
     pub node_id: u16,
+    /// Set with `tencent.secret_key`: clients may connect with a Tencent UserSig instead of a token.
+    pub usersig: Option<crate::usersig::UserSigKey>,
 }

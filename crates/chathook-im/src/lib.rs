@@ -19,6 +19,7 @@ pub mod metrics;
 mod ordering;
 pub mod presence;
 mod users;
+pub mod usersig;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

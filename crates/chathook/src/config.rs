@@ -14,7 +14,7 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 /// Top-level keys; environment variables naming anything else are ignored with a warning.
-const TOP_LEVEL_KEYS: [&str; 13] = [
+const TOP_LEVEL_KEYS: [&str; 14] = [
     "api_addr",
     "ws_addr",
     "data_dir",
@@ -28,6 +28,7 @@ const TOP_LEVEL_KEYS: [&str; 13] = [
     "events",
     "store",
     "webhook",
+    "tencent",
 ];
 
 /// Every setting of the server.
@@ -54,6 +55,8 @@ pub struct Config {
     pub events: EventsConfig,
     pub store: StoreConfig,
     pub webhook: WebhookConfig,
+    /// Tencent Cloud Chat compatibility: the app id and the key UserSigs are signed with.
+    pub tencent: TencentConfig,
 }
 
 impl Default for Config {
@@ -72,6 +75,7 @@ impl Default for Config {
             events: EventsConfig::default(),
             store: StoreConfig::default(),
             webhook: WebhookConfig::default(),
+            tencent: TencentConfig::default(),
         }
     }
 }
@@ -139,6 +143,37 @@ impl Default for StoreConfig {
             max_batch: 2048,
             queue_capacity: 16_384,
         }
+    }
+}
+
+/// Tencent Cloud Chat compatibility. Its `Debug` masks the key.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TencentConfig {
+    /// The SDKAppID (0: none).
+    pub sdk_app_id: u64,
+    /// The app's secret key: with it set, clients may connect with a UserSig instead of a token.
+    pub secret_key: Option<String>,
+}
+
+impl std::fmt::Debug for TencentConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TencentConfig")
+            .field("sdk_app_id", &self.sdk_app_id)
+            .field("secret_key", &self.secret_key.as_ref().map(|_| "********"))
+            .finish()
+    }
+}
+
+impl TencentConfig {
+    /// The key UserSigs are verified with, when one is set.
+    pub fn user_sig_key(&self) -> Option<chathook_im::usersig::UserSigKey> {
+        self.secret_key
+            .as_ref()
+            .map(|key| chathook_im::usersig::UserSigKey {
+                sdk_app_id: self.sdk_app_id,
+                secret_key: key.clone(),
+            })
     }
 }
 
@@ -256,6 +291,20 @@ impl Config {
             }
         }
         self.webhook.validate().map_err(ConfigError::Invalid)?;
+        if self
+            .tencent
+            .secret_key
+            .as_deref()
+            .is_some_and(str::is_empty)
+        {
+            return bad("tencent.secret_key", "must not be empty when set");
+        }
+        if self.tencent.secret_key.is_some() && self.tencent.sdk_app_id == 0 {
+            return bad(
+                "tencent.sdk_app_id",
+                "must be set when tencent.secret_key is (UserSigs name their app)",
+            );
+        }
         if l.max_connections > u32::MAX as usize >> 4 {
             return bad("limits.max_connections", "is too large");
         }
@@ -288,6 +337,9 @@ impl Config {
         let mut shown = self.clone();
         if shown.admin_key.is_some() {
             shown.admin_key = Some("********".into());
+        }
+        if shown.tencent.secret_key.is_some() {
+            shown.tencent.secret_key = Some("********".into());
         }
         toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
     }
@@ -442,10 +494,15 @@ mod tests {
     fn masked_config_hides_the_admin_key() {
         let c = Config {
             admin_key: Some("super-secret-key".into()),
+            tencent: TencentConfig {
+                sdk_app_id: 1_400_000_000,
+                secret_key: Some("tencent-secret-key".into()),
+            },
             ..Default::default()
         };
         let shown = c.to_masked_toml();
         assert!(!shown.contains("super-secret-key"));
+        assert!(!shown.contains("tencent-secret-key"));
         assert!(shown.contains("********"));
         assert!(shown.contains("api_addr"));
     }

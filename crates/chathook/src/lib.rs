@@ -173,6 +173,7 @@ impl Server {
                 ..config.route.clone()
             },
             node_id: config.node_id,
+            usersig: config.tencent.user_sig_key(),
         };
         let im = Im::start(Arc::new(store.clone()), im_config, im_metrics)
             .await

@@ -14,6 +14,7 @@ use super::close::{close, close_code, unreadable};
 use super::protocol::{self, rpc_code, ConnectParams, Request, RequestError};
 use super::{FrameKind, Sink};
 use crate::error::reason;
+use crate::usersig::UserSigError;
 use crate::{Im, Login, OpenConnection};
 
 /// A connection that passed `connect` and is registered.
@@ -54,11 +55,13 @@ pub(super) async fn connect(
         .await
     {
         Ok(Some(level)) => level,
-        Ok(None) => {
-            let why = "authentication failed: wrong uid, token or device flag";
-            refuse(sink, kind, &id, reason::AUTH_FAIL, why).await;
-            return None;
-        }
+        Ok(None) => match user_sig_login(im, &params.uid, &params.token) {
+            Ok(level) => level,
+            Err(why) => {
+                refuse(sink, kind, &id, reason::AUTH_FAIL, &why).await;
+                return None;
+            }
+        },
         Err(e) => {
             tracing::error!(error = %e, "token lookup failed");
             let why = "the server cannot check the token";
@@ -89,6 +92,22 @@ pub(super) async fn connect(
                 .await;
             None
         }
+    }
+}
+
+/// With `tencent.secret_key` set, a token that is no registered token may be a Tencent UserSig: a
+/// valid one logs the user in as a primary device (Tencent has no device levels, and its users are
+/// online wherever they connect). `Err` is the reason the client is told.
+fn user_sig_login(im: &Im, uid: &str, token: &str) -> Result<u8, String> {
+    const WRONG: &str = "authentication failed: wrong uid, token or device flag";
+    let Some(key) = &im.config().usersig else {
+        return Err(WRONG.into());
+    };
+    match key.verify(token, uid, now_ms() / 1000) {
+        Ok(()) => Ok(1),
+        // not a UserSig at all: a wrong token
+        Err(UserSigError::Malformed(_)) => Err(WRONG.into()),
+        Err(e) => Err(format!("authentication failed: {e}")),
     }
 }
 

@@ -15,5 +15,6 @@ mod limits;
 mod messaging;
 mod ordering;
 mod sdk;
+mod tencent;
 mod webhooks;
 mod wukongim;
