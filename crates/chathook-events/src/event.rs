@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::Message;
+use crate::{ClientInfo, Message};
 
 /// A state change that the outside world may want to hear about.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -167,6 +167,12 @@ pub struct PresenceChange {
     /// The user's connections on all devices, after the change.
     pub total_online_count: u32,
     pub reason: PresenceReason,
+    /// The connection's client.
+    #[serde(default, skip_serializing_if = "ClientInfo::is_unknown")]
+    pub client: ClientInfo,
+    /// On an online event: the platforms of the connections this login replaced (kicked).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kicked_platforms: Vec<String>,
 }
 
 /// A message and the recipients that had no primary (`device_level` 1) connection when it was sent.

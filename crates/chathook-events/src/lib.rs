@@ -6,10 +6,12 @@
 //! It knows nothing of storage engines, gateways or webhooks: the store implements the trait, the IM core
 //! produces events, the webhook engine consumes them.
 
+mod client;
 mod event;
 mod log;
 mod message;
 
+pub use client::ClientInfo;
 pub use event::{
     Event, EventKind, GroupChange, GroupRef, LiveMemberStatus, OfflineMessage, PresenceChange,
     PresenceReason, ProfileChange,

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::ClientInfo;
+
 /// Channel types as WuKongIM numbers them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ChannelType {
@@ -65,6 +67,9 @@ pub struct Message {
     /// The opaque payload bytes.
     #[serde(with = "base64_bytes")]
     pub payload: Vec<u8>,
+    /// The sender's client, on message events (not kept in channel history).
+    #[serde(default, skip_serializing_if = "ClientInfo::is_unknown")]
+    pub sender: ClientInfo,
 }
 
 impl Message {
@@ -112,6 +117,7 @@ mod tests {
             expire: 0,
             timestamp: 1_700_000_000,
             payload: vec![0, 255, 1],
+            sender: Default::default(),
         }
     }
 

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use chathook_events::{Event, LiveMemberStatus, PresenceChange, PresenceReason};
+use chathook_events::{ClientInfo, Event, LiveMemberStatus, PresenceChange, PresenceReason};
 use chathook_store::ConnRecord;
 use tokio::sync::mpsc;
 
@@ -24,6 +24,8 @@ pub struct Login {
     pub device_flag: u8,
     /// 1 primary, 0 secondary (from the token).
     pub device_level: u8,
+    /// The client's address and platform.
+    pub client: ClientInfo,
 }
 
 /// A registered connection and the queues the gateway serves it from.
@@ -68,6 +70,8 @@ fn change(conn: &ConnHandle, counts: Counts, reason: PresenceReason) -> Presence
         device_online_count: counts.device,
         total_online_count: counts.total,
         reason,
+        client: conn.client.clone(),
+        kicked_platforms: Vec::new(),
     }
 }
 
@@ -92,6 +96,7 @@ impl Im {
             uid: login.uid,
             device_flag: login.device_flag,
             device_level: login.device_level,
+            client: login.client,
             outbound,
             control,
         });
@@ -101,15 +106,21 @@ impl Im {
             .ok_or(LoginRefused::TooManyConnections(
                 limits.connections_per_user,
             ))?;
-        if handle.device_level == DEVICE_LEVEL_PRIMARY {
+        let kicked_platforms = if handle.device_level == DEVICE_LEVEL_PRIMARY {
             self.kick_device(
                 &handle.uid,
                 Some(handle.device_flag),
                 Some(handle.conn_id),
                 kicked("another primary login with the same device flag"),
-            );
-        }
-        let events = self.presence_events(change(&handle, counts, PresenceReason::Login), true);
+            )
+        } else {
+            Vec::new()
+        };
+        let online = PresenceChange {
+            kicked_platforms,
+            ..change(&handle, counts, PresenceReason::Login)
+        };
+        let events = self.presence_events(online, true);
         let record = ConnRecord {
             conn_id: handle.conn_id,
             uid: handle.uid.clone(),
@@ -166,19 +177,23 @@ impl Im {
         found
     }
 
-    /// Closes `uid`'s connections with `device_flag` (all when `None`), except `keep`.
+    /// Closes `uid`'s connections with `device_flag` (all when `None`), except `keep`; returns the
+    /// platforms of the connections it closed.
     pub(crate) fn kick_device(
         &self,
         uid: &str,
         device_flag: Option<u8>,
         keep: Option<u64>,
         kick: Kick,
-    ) {
+    ) -> Vec<String> {
+        let mut platforms = Vec::new();
         self.presence().for_each(uid, |conn| {
             if device_flag.is_none_or(|f| f == conn.device_flag) && Some(conn.conn_id) != keep {
                 conn.kick(kick.clone());
+                platforms.push(conn.client.platform.clone());
             }
         });
+        platforms
     }
 
     /// Offline events for connections that were online when the server stopped, counts falling to 0.
@@ -197,6 +212,8 @@ impl Im {
                     device_online_count: device,
                     total_online_count: total,
                     reason: PresenceReason::ServerRestart,
+                    client: ClientInfo::default(),
+                    kicked_platforms: Vec::new(),
                 },
                 false,
             ));

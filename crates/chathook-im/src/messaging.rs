@@ -10,7 +10,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use chathook_events::{ChannelType, Event, Message, MessageHeader, OfflineMessage};
+use chathook_events::{ChannelType, ClientInfo, Event, Message, MessageHeader, OfflineMessage};
 use chathook_store::{person_channel_key, AppendOutcome, NewMessage};
 use tokio::sync::mpsc::error::TrySendError;
 
@@ -45,6 +45,8 @@ pub struct SendRequest {
     /// With an empty `channel_id`: the users a CMD message goes to (REST `subscribers`).
     pub subscribers: Option<Vec<String>>,
     pub origin: Origin,
+    /// The sender's client (address and platform), carried by the message's events.
+    pub client: ClientInfo,
 }
 
 /// A client's send to a group: not blacklisted (4), a subscriber (3), and on the whitelist when the group
@@ -200,6 +202,7 @@ impl Im {
             Vec::new()
         };
         let has_offline = !offline.is_empty();
+        let client = req.client;
         let client_msg_no = req.client_msg_no;
         let source_id = u64::from(self.config().node_id);
         // Messages with a seq (stored in channel history) reach connections in seq order.
@@ -233,14 +236,19 @@ impl Im {
                         order.im.sequencer().expect(&order.channel, m.message_seq);
                         order.seq.store(m.message_seq, Ordering::Release);
                     }
-                    let mut events = vec![Event::MessageSent(m.clone())];
+                    let sent = Message {
+                        sender: client,
+                        ..m.clone()
+                    };
+                    let mut events = Vec::with_capacity(2);
                     if has_offline {
                         events.push(Event::MessageOffline(OfflineMessage {
-                            message: m.clone(),
+                            message: sent.clone(),
                             to_uids: offline,
                             source_id,
                         }));
                     }
+                    events.insert(0, Event::MessageSent(sent));
                     events
                 }),
             )

@@ -10,7 +10,7 @@ use axum::extract::ws::Utf8Bytes;
 use dashmap::DashMap;
 use tokio::sync::mpsc;
 
-use chathook_events::{Message, PresenceReason};
+use chathook_events::{ClientInfo, Message, PresenceReason};
 
 /// A frame queued for one connection.
 #[derive(Debug, Clone)]
@@ -45,6 +45,8 @@ pub struct ConnHandle {
     pub uid: String,
     pub device_flag: u8,
     pub device_level: u8,
+    /// The client's address and platform, for the events the connection causes.
+    pub client: ClientInfo,
     pub outbound: mpsc::Sender<Outbound>,
     pub control: mpsc::Sender<Kick>,
 }
@@ -147,6 +149,7 @@ mod tests {
             uid: uid.into(),
             device_flag: flag,
             device_level: 0,
+            client: ClientInfo::default(),
             outbound: tx,
             control: ctl,
         })

@@ -254,10 +254,19 @@ async fn consumers_of_an_older_store_gain_the_holding_switch() {
 
 #[tokio::test]
 async fn message_events_refer_to_history_and_read_back_whole() {
-    use chathook_events::{MessageHeader, OfflineMessage};
+    use chathook_events::{ClientInfo, MessageHeader, OfflineMessage};
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(SqliteOptions::new(dir.path())).unwrap();
+    let sender = ClientInfo {
+        ip: "198.51.100.4".into(),
+        platform: "Android".into(),
+    };
     let with_offline = |m: &Message| {
+        // the events carry the sender's client, which history does not keep
+        let m = Message {
+            sender,
+            ..m.clone()
+        };
         vec![
             Event::MessageSent(m.clone()),
             Event::MessageOffline(OfflineMessage {
@@ -295,6 +304,13 @@ async fn message_events_refer_to_history_and_read_back_whole() {
         .unwrap();
     let events = store.read_after(0, 10).await.unwrap();
     assert_eq!(events.len(), 3);
+    let stored = Message {
+        sender: ClientInfo {
+            ip: "198.51.100.4".into(),
+            platform: "Android".into(),
+        },
+        ..stored
+    };
     assert_eq!(events[0].event, Event::MessageSent(stored.clone()));
     let Event::MessageOffline(o) = &events[1].event else {
         panic!("{:?}", events[1].event)

@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use chathook_events::{
-    Event, GroupChange, GroupRef, LiveMemberStatus, Message, MessageHeader, OfflineMessage,
-    PresenceChange, PresenceReason, ProfileChange,
+    ClientInfo, Event, GroupChange, GroupRef, LiveMemberStatus, Message, MessageHeader,
+    OfflineMessage, PresenceChange, PresenceReason, ProfileChange,
 };
 
 /// The time of every sample (unix ms).
@@ -26,6 +26,7 @@ fn message() -> Message {
         expire: 0,
         timestamp: AT_MS / 1000,
         payload: br#"{"type":1,"content":"hello"}"#.to_vec(),
+        sender: Default::default(),
     }
 }
 
@@ -37,6 +38,11 @@ fn presence(reason: PresenceReason, count: u32) -> PresenceChange {
         device_online_count: count,
         total_online_count: count,
         reason,
+        client: ClientInfo {
+            ip: "203.0.113.7".into(),
+            platform: "iOS".into(),
+        },
+        kicked_platforms: Vec::new(),
     }
 }
 

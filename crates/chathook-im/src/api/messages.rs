@@ -1,6 +1,8 @@
 //! Sending from a backend: `/message/send` and `/message/sendbatch`.
 
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
 use axum::Json;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -10,7 +12,7 @@ use serde_json::{json, Value};
 use super::{check_uid, ok, ok_data};
 use crate::messaging::{Origin, SendRequest};
 use crate::Im;
-use chathook_events::{ChannelType, MessageHeader};
+use chathook_events::{ChannelType, ClientInfo, MessageHeader};
 use chathook_http::ApiError;
 use chathook_http::WkJson;
 
@@ -41,8 +43,17 @@ pub(super) struct MessageSendReq {
     payload: String,
 }
 
+/// The client of a REST call: its peer address, and the platform Tencent calls `RESTAPI`.
+fn rest_client(peer: SocketAddr) -> ClientInfo {
+    ClientInfo {
+        ip: peer.ip().to_canonical().to_string(),
+        platform: ClientInfo::REST_API.into(),
+    }
+}
+
 pub(super) async fn send(
     State(im): State<Im>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     WkJson(req): WkJson<MessageSendReq>,
 ) -> Result<Json<Value>, ApiError> {
     // An empty from_uid is the system account, on every channel type.
@@ -100,6 +111,7 @@ pub(super) async fn send(
             payload,
             subscribers,
             origin: Origin::Backend,
+            client: rest_client(peer),
         })
         .await?;
     if to_subscribers {
@@ -128,6 +140,7 @@ const MAX_BATCH_RECIPIENTS: usize = 10_000;
 /// `{fail_uids, reason}`, the reasons in the same order as the uids.
 pub(super) async fn send_batch(
     State(im): State<Im>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     WkJson(req): WkJson<SendBatchReq>,
 ) -> Result<Json<Value>, ApiError> {
     check_uid("from_uid", &req.from_uid)?;
@@ -162,6 +175,7 @@ pub(super) async fn send_batch(
             payload: payload.clone(),
             subscribers: None,
             origin: Origin::Backend,
+            client: rest_client(peer),
         })
     });
     let results = futures_util::future::join_all(sends).await;

@@ -3,6 +3,7 @@
 //! "connected". Every refusal is told to the client (a `connect` result with a reason code, or an error
 //! response) and followed by a close frame with the reason.
 
+use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::ws::{Message as WsMessage, WebSocket};
@@ -13,6 +14,8 @@ use serde_json::{json, Value};
 use super::close::{close, close_code, unreadable};
 use super::protocol::{self, rpc_code, ConnectParams, Request, RequestError};
 use super::{FrameKind, Sink};
+use chathook_events::ClientInfo;
+
 use crate::error::reason;
 use crate::usersig::UserSigError;
 use crate::{Im, Login, OpenConnection};
@@ -27,6 +30,7 @@ pub(super) struct Connected {
 /// Runs the connect phase; `None` when the client was refused (and told) or went away.
 pub(super) async fn connect(
     im: &Im,
+    peer: SocketAddr,
     sink: &mut Sink,
     stream: &mut SplitStream<WebSocket>,
 ) -> Option<Connected> {
@@ -69,10 +73,15 @@ pub(super) async fn connect(
             return None;
         }
     };
+    let client = ClientInfo {
+        ip: peer.ip().to_canonical().to_string(),
+        platform: platform(params.platform.as_deref(), params.device_flag),
+    };
     let login = Login {
         uid: params.uid,
         device_flag: params.device_flag,
         device_level,
+        client,
     };
     let open = match im.open_connection(login).await {
         Ok(open) => open,
@@ -92,6 +101,22 @@ pub(super) async fn connect(
                 .await;
             None
         }
+    }
+}
+
+/// The platforms a client may name at `connect` (`platform`), in Tencent Cloud Chat's words.
+pub const PLATFORMS: [&str; 8] = [
+    "iOS", "Android", "Web", "Windows", "Mac", "iPad", "Linux", "Unknown",
+];
+
+/// The client's platform: the one it named (matched without regard to case), or else what its
+/// device flag says (1 web: `Web`; 0 app and 2 PC do not tell which: `Unknown`).
+fn platform(named: Option<&str>, device_flag: u8) -> String {
+    let known = named.and_then(|n| PLATFORMS.iter().find(|p| p.eq_ignore_ascii_case(n)));
+    match (known, device_flag) {
+        (Some(p), _) => p.to_string(),
+        (None, 1) => "Web".into(),
+        (None, _) => "Unknown".into(),
     }
 }
 

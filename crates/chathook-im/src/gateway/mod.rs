@@ -11,9 +11,10 @@ pub mod protocol;
 mod session;
 
 use std::future::Future;
+use std::net::SocketAddr;
 
 use axum::extract::ws::{Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
@@ -57,13 +58,15 @@ pub async fn serve(
     im: Im,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener.tap_io(chathook_http::no_delay), router(im))
+    let app = router(im).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener.tap_io(chathook_http::no_delay), app)
         .with_graceful_shutdown(shutdown)
         .await
 }
 
 async fn upgrade(
     State(im): State<Im>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
     let ws = match ws {
@@ -88,5 +91,5 @@ async fn upgrade(
     ws.max_message_size(max)
         .max_frame_size(max)
         .read_buffer_size(im.config().gateway.read_buffer_bytes)
-        .on_upgrade(move |socket| session::run(socket, im, permit))
+        .on_upgrade(move |socket| session::run(socket, im, peer, permit))
 }

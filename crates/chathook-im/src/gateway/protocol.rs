@@ -108,6 +108,10 @@ pub struct ConnectParams {
     pub device_id: Option<String>,
     #[serde(default)]
     pub client_timestamp: Option<i64>,
+    /// chathook's addition: the client's platform in Tencent Cloud Chat's words (`iOS`, `Android`,
+    /// `Web`, `Windows`, `Mac`, `iPad`, `Linux`), for the webhooks that name it.
+    #[serde(default)]
+    pub platform: Option<String>,
 }
 
 /// Header flags as JSON-RPC carries them (booleans; false flags are left out when written, as WuKongIM does).
@@ -366,6 +370,7 @@ mod tests {
             expire: 0,
             timestamp: 1_700_000_000,
             payload: payload.to_vec(),
+            sender: Default::default(),
         }
     }
 

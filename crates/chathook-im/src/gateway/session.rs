@@ -29,9 +29,14 @@ use crate::{Im, PayloadFormat};
 type PendingReply = Pin<Box<dyn std::future::Future<Output = String> + Send>>;
 
 /// Runs one connection to its end.
-pub(super) async fn run(socket: WebSocket, im: Im, _permit: OwnedSemaphorePermit) {
+pub(super) async fn run(
+    socket: WebSocket,
+    im: Im,
+    peer: std::net::SocketAddr,
+    _permit: OwnedSemaphorePermit,
+) {
     let (mut sink, mut stream) = socket.split();
-    let Some(Connected { open, kind }) = connect(&im, &mut sink, &mut stream).await else {
+    let Some(Connected { open, kind }) = connect(&im, peer, &mut sink, &mut stream).await else {
         return;
     };
     let (mut outbound, mut control) = (open.outbound, open.control);
@@ -375,6 +380,7 @@ impl Session {
             payload: protocol::payload_bytes(&params.payload),
             subscribers: None,
             origin: Origin::Connection(self.conn.conn_id),
+            client: self.conn.client.clone(),
         };
         Box::pin(async move {
             match im.send(request).await {

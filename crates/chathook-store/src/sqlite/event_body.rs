@@ -4,7 +4,7 @@
 //! base64, and the message is read back from history when the event is read. Every other event
 //! (messages that are not stored: `no_persist`, CMD) is stored as its JSON.
 
-use chathook_events::{Event, Message, OfflineMessage};
+use chathook_events::{ClientInfo, Event, Message, OfflineMessage};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +29,9 @@ struct RefBody {
     message: MessageRef,
     /// `sent`, or `offline` with the offline event's own fields.
     kind: RefKind,
+    /// The sender's client (history does not keep it).
+    #[serde(rename = "c", default, skip_serializing_if = "ClientInfo::is_unknown")]
+    sender: ClientInfo,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -66,6 +69,7 @@ pub(super) fn encode(event: &Event) -> Result<String, StoreError> {
         Event::MessageSent(m) => message_ref(m).map(|message| RefBody {
             message,
             kind: RefKind::Sent,
+            sender: m.sender.clone(),
         }),
         Event::MessageOffline(o) => message_ref(&o.message).map(|message| RefBody {
             message,
@@ -73,6 +77,7 @@ pub(super) fn encode(event: &Event) -> Result<String, StoreError> {
                 to_uids: o.to_uids.clone(),
                 source_id: o.source_id,
             },
+            sender: o.message.sender.clone(),
         }),
         _ => None,
     };
@@ -90,7 +95,7 @@ pub(super) fn decode(conn: &Connection, body: &str) -> Result<Event, String> {
     }
     let stored: RefBody = serde_json::from_str(body).map_err(|e| e.to_string())?;
     let r = &stored.message;
-    let message = conn
+    let mut message = conn
         .prepare_cached(
             "SELECT message_seq, message_id, client_msg_no, from_uid, channel_id, channel_type, header,
              setting, expire, timestamp, payload FROM messages
@@ -102,6 +107,7 @@ pub(super) fn decode(conn: &Connection, body: &str) -> Result<Event, String> {
         })
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("the message it refers to ({} {} {}) is gone", r.k, r.t, r.s))?;
+    message.sender = stored.sender;
     Ok(match stored.kind {
         RefKind::Sent => Event::MessageSent(message),
         RefKind::Offline { to_uids, source_id } => Event::MessageOffline(OfflineMessage {

@@ -39,6 +39,7 @@ pub(super) fn message_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Messag
         expire: r.get(8)?,
         timestamp: r.get(9)?,
         payload: r.get(10)?,
+        sender: Default::default(),
     })
 }
 
@@ -122,6 +123,7 @@ impl MessageStore for SqliteStore {
                 expire: message.expire,
                 timestamp: now_secs,
                 payload: message.payload,
+                sender: Default::default(),
             };
             if cmd {
                 super::cmd_queue::enqueue(ctx.conn, &stored, &message.cmd_recipients)?;

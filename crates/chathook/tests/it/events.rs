@@ -254,3 +254,74 @@ async fn consumer_cursor_ack_wait_and_retention() {
     let (_, removed) = log.prune(3600, 3_600_000).await.unwrap();
     assert_eq!(removed, 0);
 }
+
+#[tokio::test]
+async fn events_name_the_client_they_came_from() {
+    let s = TestServer::start().await;
+    s.token("alice", "t-alice", 0, 1).await;
+    // the platform a client names at connect, in Tencent's words (case does not matter)
+    let mut phone = Client::open(&s.ws).await;
+    let r = phone
+        .request(
+            "connect",
+            json!({"uid": "alice", "token": "t-alice", "deviceFlag": 0, "platform": "ios"}),
+        )
+        .await;
+    assert_eq!(r["result"]["reasonCode"], 1, "{r}");
+    phone.send_msg("bob", 1, "c1", "from the phone").await;
+    s.rest_send("bob", "alice", 1, "from the backend").await;
+    // a second primary login with the same device flag replaces the phone
+    let mut tablet = Client::open(&s.ws).await;
+    let r = tablet
+        .request(
+            "connect",
+            json!({"uid": "alice", "token": "t-alice", "deviceFlag": 0, "platform": "iPad"}),
+        )
+        .await;
+    assert_eq!(r["result"]["reasonCode"], 1, "{r}");
+    let web = s.login("carol", 1).await;
+    s.wait_event(
+        "carol online",
+        |e| matches!(&e.event, Event::UserOnline(c) if c.uid == "carol"),
+    )
+    .await;
+    drop(web);
+
+    let events = s.events().await;
+    let online: Vec<_> = events
+        .iter()
+        .filter_map(|e| match &e.event {
+            Event::UserOnline(c) => Some(c),
+            _ => None,
+        })
+        .collect();
+    let client =
+        |c: &chathook_events::PresenceChange| (c.client.ip.clone(), c.client.platform.clone());
+    assert_eq!(client(online[0]), ("127.0.0.1".into(), "iOS".into()));
+    assert!(online[0].kicked_platforms.is_empty());
+    assert_eq!(client(online[1]), ("127.0.0.1".into(), "iPad".into()));
+    assert_eq!(online[1].kicked_platforms, vec!["iOS".to_string()]);
+    assert_eq!(
+        client(online[2]),
+        ("127.0.0.1".into(), "Web".into()),
+        "a web device flag without a platform"
+    );
+    let senders: Vec<_> = events
+        .iter()
+        .filter_map(|e| match &e.event {
+            Event::MessageSent(m) => Some((
+                m.from_uid.clone(),
+                m.sender.platform.clone(),
+                m.sender.ip.clone(),
+            )),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        senders,
+        vec![
+            ("alice".into(), "iOS".into(), "127.0.0.1".into()),
+            ("bob".into(), "RESTAPI".into(), "127.0.0.1".into()),
+        ]
+    );
+}
