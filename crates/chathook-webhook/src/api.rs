@@ -140,8 +140,12 @@ fn endpoint_json(engine: &WebhookEngine, e: &Endpoint, with_secret: bool) -> Val
             "until": rfc3339(g.until_ms),
         })),
     });
+    v["sign_token_set"] = json!(e.sign_token.is_some());
     if with_secret {
         v["secret"] = json!(e.secret);
+        if let Some(token) = &e.sign_token {
+            v["sign_token"] = json!(token);
+        }
     }
     v
 }
@@ -167,12 +171,14 @@ fn writable(e: &Endpoint) -> ApiResult<()> {
     Ok(())
 }
 
-fn check_flavour(f: Flavour) -> ApiResult<()> {
-    if f == Flavour::Tencent {
+/// Tencent's callback token: 1 to 128 printable ASCII characters, as its console takes.
+fn check_sign_token(token: &str) -> ApiResult<()> {
+    let printable = token.bytes().all(|b| b.is_ascii_graphic());
+    if token.is_empty() || token.len() > 128 || !printable {
         return Err(bad(
-            "flavour",
-            "flavour_unsupported",
-            "the tencent flavour is not supported yet",
+            "sign_token",
+            "sign_token_invalid",
+            "sign_token must be 1 to 128 printable ASCII characters without spaces",
         ));
     }
     Ok(())
@@ -241,6 +247,9 @@ struct CreateReq {
     max_in_flight: Option<u32>,
     #[serde(default)]
     rate_limit_per_s: Option<u32>,
+    /// The tencent flavour's callback token (`Sign`).
+    #[serde(default)]
+    sign_token: Option<String>,
 }
 
 fn standard() -> Flavour {
@@ -252,7 +261,9 @@ async fn create(
     V1Json(req): V1Json<CreateReq>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     url_checked(&req.url)?;
-    check_flavour(req.flavour)?;
+    if let Some(token) = &req.sign_token {
+        check_sign_token(token)?;
+    }
     let events = check_events(&req.events)?;
     check_limits(req.timeout_ms, req.max_in_flight, req.rate_limit_per_s)?;
     let secret = match req.secret {
@@ -271,6 +282,7 @@ async fn create(
     e.timeout_ms = req.timeout_ms.unwrap_or(e.timeout_ms);
     e.max_in_flight = req.max_in_flight.unwrap_or(e.max_in_flight);
     e.rate_limit_per_s = req.rate_limit_per_s;
+    e.sign_token = req.sign_token;
     engine.create(e.clone()).await.map_err(engine_error)?;
     Ok((StatusCode::CREATED, Json(endpoint_json(&engine, &e, true))))
 }
@@ -329,12 +341,19 @@ struct PatchReq {
     /// `null` removes the limit.
     #[serde(default, deserialize_with = "some_nullable")]
     rate_limit_per_s: Option<Option<u32>>,
+    /// `null` removes the token.
+    #[serde(default, deserialize_with = "some_nullable")]
+    sign_token: Option<Option<String>>,
     #[serde(default)]
     confirm_port_change: bool,
 }
 
-fn some_nullable<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<u32>>, D::Error> {
-    Option::<u32>::deserialize(d).map(Some)
+fn some_nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }
 
 async fn patch(
@@ -365,8 +384,13 @@ async fn patch(
         e.url = url;
     }
     if let Some(f) = req.flavour {
-        check_flavour(f)?;
         e.flavour = f;
+    }
+    if let Some(token) = req.sign_token {
+        if let Some(t) = &token {
+            check_sign_token(t)?;
+        }
+        e.sign_token = token;
     }
     if let Some(events) = req.events {
         e.events = check_events(&events)?;
@@ -461,7 +485,16 @@ async fn test(
             format!("unknown event {name:?}"),
         ));
     };
-    let rendered = format::render_sample(e.flavour, &catalog::sample(kind));
+    let sample = catalog::sample(kind);
+    let Some(rendered) =
+        format::render_sample(e.flavour, &sample, engine.config().tencent_sdk_app_id)
+    else {
+        return Err(bad(
+            "event",
+            "event_not_in_flavour",
+            format!("the endpoint's flavour does not send {name}"),
+        ));
+    };
     let delivery = Delivery::one_off(new_id("test"), rendered);
     let (at, result) = engine.send_once(&e, &delivery).await;
     Ok(Json(json!({

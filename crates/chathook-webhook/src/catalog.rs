@@ -23,6 +23,9 @@ pub struct EventType {
     pub wukongim_route: Route,
     /// WuKongIM itself has this webhook (the others are chathook's additions, sent by native name).
     pub wukongim_own: bool,
+    /// Tencent Cloud Chat's `CallbackCommand`s for it (a message is C2C or Group by its channel);
+    /// empty when the tencent flavour does not send it.
+    pub tencent: &'static [&'static str],
     /// An example of the event, for the listing and for test deliveries.
     pub sample: fn() -> Event,
 }
@@ -36,6 +39,7 @@ const CATALOG: [EventType; EventKind::ALL.len()] = [
         wukongim: "user.onlinestatus",
         wukongim_route: Route::Status,
         wukongim_own: true,
+        tencent: &["State.StateChange"],
         sample: sample::user_online,
     },
     EventType {
@@ -45,6 +49,7 @@ const CATALOG: [EventType; EventKind::ALL.len()] = [
         wukongim: "user.onlinestatus",
         wukongim_route: Route::Status,
         wukongim_own: true,
+        tencent: &["State.StateChange"],
         sample: sample::user_offline,
     },
     EventType {
@@ -54,6 +59,7 @@ const CATALOG: [EventType; EventKind::ALL.len()] = [
         wukongim: "user.profile_changed",
         wukongim_route: Route::Single,
         wukongim_own: false,
+        tencent: &["Profile.CallbackPortraitSet"],
         sample: sample::profile_changed,
     },
     EventType {
@@ -63,6 +69,7 @@ const CATALOG: [EventType; EventKind::ALL.len()] = [
         wukongim: "msg.notify",
         wukongim_route: Route::Notify,
         wukongim_own: true,
+        tencent: &["C2C.CallbackAfterSendMsg", "Group.CallbackAfterSendMsg"],
         sample: sample::message_sent,
     },
     EventType {
@@ -72,6 +79,7 @@ const CATALOG: [EventType; EventKind::ALL.len()] = [
         wukongim: "msg.offline",
         wukongim_route: Route::Single,
         wukongim_own: true,
+        tencent: &[],
         sample: sample::message_offline,
     },
     EventType {
@@ -81,6 +89,7 @@ const CATALOG: [EventType; EventKind::ALL.len()] = [
         wukongim: "group.created",
         wukongim_route: Route::Single,
         wukongim_own: false,
+        tencent: &["Group.CallbackAfterCreateGroup"],
         sample: sample::group_created,
     },
     EventType {
@@ -90,6 +99,7 @@ const CATALOG: [EventType; EventKind::ALL.len()] = [
         wukongim: "group.member_added",
         wukongim_route: Route::Single,
         wukongim_own: false,
+        tencent: &["Group.CallbackAfterNewMemberJoin"],
         sample: sample::group_member_added,
     },
     EventType {
@@ -99,6 +109,7 @@ const CATALOG: [EventType; EventKind::ALL.len()] = [
         wukongim: "group.member_removed",
         wukongim_route: Route::Single,
         wukongim_own: false,
+        tencent: &["Group.CallbackAfterMemberExit"],
         sample: sample::group_member_removed,
     },
     EventType {
@@ -108,6 +119,7 @@ const CATALOG: [EventType; EventKind::ALL.len()] = [
         wukongim: "group.dismissed",
         wukongim_route: Route::Single,
         wukongim_own: false,
+        tencent: &["Group.CallbackAfterGroupDestroyed"],
         sample: sample::group_dismissed,
     },
     EventType {
@@ -117,6 +129,7 @@ const CATALOG: [EventType; EventKind::ALL.len()] = [
         wukongim: "group.member_online_status",
         wukongim_route: Route::Single,
         wukongim_own: false,
+        tencent: &["Group.CallbackOnMemberStateChange"],
         sample: sample::group_member_online_status,
     },
 ];
@@ -137,14 +150,15 @@ pub fn wukongim_own() -> Vec<EventKind> {
 }
 
 /// The kinds selected by `name`: a native name, or a name of another flavour that stands for one or
-/// more kinds (WuKongIM's `msg.notify`, `msg.offline`, `user.onlinestatus`). `None` when unknown.
+/// more kinds (WuKongIM's `msg.notify`, `msg.offline`, `user.onlinestatus`; Tencent's commands, such
+/// as `State.StateChange` or `C2C.CallbackAfterSendMsg`). `None` when unknown.
 pub fn resolve(name: &str) -> Option<Vec<EventKind>> {
     if let Some(kind) = EventKind::from_name(name) {
         return Some(vec![kind]);
     }
     let mapped: Vec<EventKind> = CATALOG
         .iter()
-        .filter(|t| t.wukongim == name)
+        .filter(|t| t.wukongim == name || t.tencent.contains(&name))
         .map(|t| t.kind)
         .collect();
     (!mapped.is_empty()).then_some(mapped)
@@ -166,17 +180,19 @@ pub fn listing() -> Value {
         .map(|t| {
             let sample = sample(t.kind);
             let body = |flavour| {
-                let r = crate::format::render_sample(flavour, &sample);
-                serde_json::from_slice::<Value>(&r.body).unwrap_or(Value::Null)
+                crate::format::render_sample(flavour, &sample, 1_400_000_000)
+                    .and_then(|r| serde_json::from_slice::<Value>(&r.body).ok())
+                    .unwrap_or(Value::Null)
             };
             json!({
                 "name": t.kind.name(),
                 "description": t.description,
-                "flavours": {"standard": t.kind.name(), "wukongim": t.wukongim},
+                "flavours": {"standard": t.kind.name(), "wukongim": t.wukongim, "tencent": t.tencent},
                 "feature": t.feature.map(Feature::name),
                 "examples": {
                     "standard": body(Flavour::Standard),
                     "wukongim": body(Flavour::Wukongim),
+                    "tencent": body(Flavour::Tencent),
                 },
             })
         })
@@ -213,6 +229,14 @@ mod tests {
         assert_eq!(
             resolve("group.created"),
             Some(vec![EventKind::GroupCreated])
+        );
+        assert_eq!(
+            resolve("State.StateChange"),
+            Some(vec![EventKind::UserOnline, EventKind::UserOffline])
+        );
+        assert_eq!(
+            resolve("Group.CallbackAfterSendMsg"),
+            Some(vec![EventKind::MessageSent])
         );
         assert_eq!(resolve("nope"), None);
     }

@@ -108,6 +108,15 @@ pub struct Request<'a> {
     pub body: bytes_body::Body,
     pub secrets: Vec<&'a str>,
     pub timeout: Duration,
+    /// Tencent's rules, for the tencent flavour.
+    pub tencent: Option<TencentRules<'a>>,
+}
+
+/// Tencent Cloud Chat's rules for a callback: with a token, `&Sign=..&RequestTime=..` are added to the
+/// query at each attempt; success is HTTP 200 with a JSON body whose `ErrorCode` is 0.
+#[derive(Debug, Clone, Copy)]
+pub struct TencentRules<'a> {
+    pub sign_token: Option<&'a str>,
 }
 
 pub mod bytes_body {
@@ -150,8 +159,21 @@ impl Deliverer {
             Ok(u) => u,
             Err(e) => return failed(format!("bad URL: {e}")),
         };
-        if !req.query.is_empty() {
-            url.set_query(Some(req.query));
+        let timestamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let signed_query;
+        let query = match req.tencent.and_then(|t| t.sign_token) {
+            Some(token) => {
+                let sign = signing::tencent_sign(token, timestamp);
+                signed_query = format!("{}&Sign={sign}&RequestTime={timestamp}", req.query);
+                signed_query.as_str()
+            }
+            None => req.query,
+        };
+        if !query.is_empty() {
+            url.set_query(Some(query));
         }
         let literal = match url.host() {
             Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
@@ -165,10 +187,6 @@ impl Deliverer {
                 ));
             }
         }
-        let timestamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
         let signature =
             signing::signature_header(&req.secrets, req.delivery_id, timestamp, &req.body);
         let sent = self
@@ -220,7 +238,14 @@ impl Deliverer {
         while std::str::from_utf8(logged).is_err() && !logged.is_empty() {
             logged = &logged[..logged.len() - 1];
         }
-        let success = status.is_success() && read.is_ok();
+        let refused = match (&req.tencent, status.as_u16(), read.is_ok()) {
+            (Some(_), 200, true) => tencent_refusal(&body),
+            _ => None,
+        };
+        let success = match req.tencent {
+            Some(_) => status.as_u16() == 200 && read.is_ok() && refused.is_none(),
+            None => status.is_success() && read.is_ok(),
+        };
         AttemptResult {
             success,
             status: Some(status.as_u16()),
@@ -229,6 +254,8 @@ impl Deliverer {
                 String::new()
             } else if read.is_err() {
                 "timed out reading the response".into()
+            } else if let Some(why) = refused {
+                why
             } else {
                 format!("HTTP {}", status.as_u16())
             },
@@ -239,6 +266,24 @@ impl Deliverer {
             },
             gone: status.as_u16() == 410,
         }
+    }
+}
+
+/// Why a Tencent callback's HTTP 200 answer is not a success: not JSON, or an `ErrorCode` other than 0.
+fn tencent_refusal(body: &[u8]) -> Option<String> {
+    let answer = serde_json::from_slice::<serde_json::Value>(body).ok();
+    match answer.as_ref().map(|a| a.get("ErrorCode")) {
+        None => Some("the answer is not JSON (Tencent's callbacks need {\"ErrorCode\":0})".into()),
+        Some(Some(code)) if code.as_i64() == Some(0) => None,
+        Some(code) => Some(format!(
+            "ErrorCode {} ({})",
+            code.map_or("missing".into(), |c| c.to_string()),
+            answer
+                .as_ref()
+                .and_then(|a| a.get("ErrorInfo"))
+                .and_then(|i| i.as_str())
+                .unwrap_or_default()
+        )),
     }
 }
 

@@ -80,6 +80,10 @@ pub struct WebhookConfig {
     /// delivery: it retries on `retry_schedule`, then dead-letters it for replay).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub msg_notify_retry_max_count: Option<u32>,
+    /// Tencent Cloud Chat's SDKAppID, named in every tencent-flavour request; the server sets it from
+    /// `tencent.sdk_app_id` (not a `webhook.*` key).
+    #[serde(skip)]
+    pub tencent_sdk_app_id: u64,
 }
 
 /// `[[webhook.endpoints]]`.
@@ -97,6 +101,9 @@ pub struct ConfigEndpoint {
     pub secret: Option<String>,
     #[serde(default)]
     pub description: String,
+    /// The tencent flavour's callback token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sign_token: Option<String>,
 }
 
 fn default_flavour() -> Flavour {
@@ -138,6 +145,7 @@ impl Default for WebhookConfig {
             focus_events: Vec::new(),
             grpc_addr: None,
             msg_notify_retry_max_count: None,
+            tencent_sdk_app_id: 0,
         }
     }
 }

@@ -55,15 +55,13 @@ pub(crate) fn from_config(config: &WebhookConfig, seed: &str) -> Result<Vec<Endp
             events,
             secret: None,
             description: "webhook.httpAddr".into(),
+            sign_token: None,
         });
     }
     let mut out = Vec::new();
     for (i, d) in defs.into_iter().enumerate() {
         let key = format!("webhook.endpoints[{i}]");
         check_url(&d.url).map_err(|e| format!("{key}.url: {e}"))?;
-        if d.flavour == Flavour::Tencent {
-            return Err(format!("{key}.flavour: tencent is not supported yet"));
-        }
         let events =
             resolve_events(&d.events).map_err(|n| format!("{key}.events: unknown event {n:?}"))?;
         let secret = match d.secret {
@@ -81,6 +79,7 @@ pub(crate) fn from_config(config: &WebhookConfig, seed: &str) -> Result<Vec<Endp
             secret,
         );
         e.description = d.description;
+        e.sign_token = d.sign_token;
         e.read_only = true;
         e.created_at = 0;
         e.updated_at = 0;

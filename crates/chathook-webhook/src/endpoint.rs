@@ -15,7 +15,7 @@ pub enum Flavour {
     Wukongim,
     /// Standard Webhooks envelope `{type, timestamp, data}` with native names.
     Standard,
-    /// Tencent Cloud Chat callbacks (its own issue; refused until then).
+    /// Tencent Cloud Chat's callbacks (`?SdkAppid=..&CallbackCommand=..`, Tencent's bodies).
     Tencent,
 }
 
@@ -47,6 +47,10 @@ pub struct Endpoint {
     /// Unix ms at which the operator disabled it; `None` while enabled.
     #[serde(default)]
     pub disabled_at: Option<i64>,
+    /// The tencent flavour's callback token: each request then carries `Sign` (the SHA-256 of the token
+    /// and `RequestTime`) and `RequestTime`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sign_token: Option<String>,
 }
 
 impl Endpoint {
@@ -75,6 +79,7 @@ impl Endpoint {
             updated_at: now,
             read_only: false,
             disabled_at: None,
+            sign_token: None,
         }
     }
 

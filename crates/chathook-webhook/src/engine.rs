@@ -100,6 +100,7 @@ impl WebhookEngine {
             features: watch::channel(features).0,
             metrics,
             attempts,
+            tencent_app: config.tencent_sdk_app_id,
             config,
         });
         let (stop, _) = watch::channel(false);

@@ -6,6 +6,17 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+/// Tencent Cloud Chat's callback `Sign`: the lowercase hex SHA-256 of the token followed by the decimal
+/// `RequestTime` (no HMAC, no separator).
+pub fn tencent_sign(token: &str, request_time: i64) -> String {
+    use sha2::Digest;
+    let digest = Sha256::new()
+        .chain_update(token.as_bytes())
+        .chain_update(request_time.to_string().as_bytes())
+        .finalize();
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The key bytes of a `whsec_` secret (the base64 after the prefix; the raw text if it is not base64).
 pub fn key_of(secret: &str) -> Vec<u8> {
     let b64 = secret.strip_prefix("whsec_").unwrap_or(secret);
@@ -36,6 +47,14 @@ pub fn signature_header(secrets: &[&str], id: &str, timestamp: i64, body: &[u8])
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tencent_sign_matches_the_documented_example() {
+        assert_eq!(
+            tencent_sign("xxxxyyyy", 1_669_872_112),
+            "17773bc39a671d7b9aa835458704d2a6db81360a5940292b587d6d760d484061"
+        );
+    }
 
     #[test]
     fn matches_the_standard_webhooks_test_vector() {

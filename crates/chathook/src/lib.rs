@@ -184,7 +184,10 @@ impl Server {
         let webhooks = WebhookEngine::start(
             Arc::new(store.clone()),
             Arc::new(store.clone()),
-            config.webhook.clone(),
+            chathook_webhook::WebhookConfig {
+                tencent_sdk_app_id: config.tencent.sdk_app_id,
+                ..config.webhook.clone()
+            },
             &admin_key,
             webhook_metrics,
         )

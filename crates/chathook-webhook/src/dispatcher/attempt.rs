@@ -11,10 +11,10 @@ use chathook_store::{AttemptRecord, PendingDelivery, WebhookStore};
 use rand::Rng;
 
 use crate::attempt_log::AttemptLog;
-use crate::client::{AttemptResult, Deliverer, Request};
+use crate::client::{AttemptResult, Deliverer, Request, TencentRules};
 use crate::config::WebhookConfig;
 use crate::dispatcher::now_ms;
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Endpoint, Flavour};
 use crate::format::Rendered;
 use crate::metrics::{endpoint_label, WebhookMetrics};
 
@@ -112,6 +112,9 @@ pub(crate) async fn send(
             body: delivery.body.clone(),
             secrets: endpoint.signing_secrets(at_ms),
             timeout: Duration::from_millis(endpoint.timeout_ms),
+            tencent: (endpoint.flavour == Flavour::Tencent).then_some(TencentRules {
+                sign_token: endpoint.sign_token.as_deref(),
+            }),
         })
         .await;
     attempts.record(AttemptRecord {

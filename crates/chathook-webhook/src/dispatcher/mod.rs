@@ -64,6 +64,8 @@ pub(crate) struct Context {
     pub metrics: WebhookMetrics,
     pub attempts: AttemptLog,
     pub health: HealthBook,
+    /// `tencent.sdk_app_id`, named in every request of the tencent flavour.
+    pub tencent_app: u64,
 }
 
 pub(crate) struct Dispatcher {
@@ -288,8 +290,10 @@ impl Dispatcher {
             self.cursor.hold(logged.position);
             match route {
                 Route::Single => {
-                    let r = format::render_single(endpoint.flavour, &logged);
-                    self.ready.push_back(Delivery::single(&logged, r));
+                    match format::render_single(endpoint.flavour, &logged, self.ctx.tencent_app) {
+                        Some(r) => self.ready.push_back(Delivery::single(&logged, r)),
+                        None => self.cursor.release(&[logged.position]),
+                    }
                 }
                 Route::Notify => {
                     let ready = self.batcher.add_message(logged, &limits);

@@ -506,6 +506,8 @@ pub enum Mode {
     Hang,
     /// Answers 200 after this long.
     Delay(Duration),
+    /// Answers with this status and body (JSON).
+    Answer(u16, &'static str),
 }
 
 /// One request a receiver got.
@@ -610,6 +612,12 @@ impl Receiver {
                     tokio::time::sleep(d).await;
                     (StatusCode::OK, "ok").into_response()
                 }
+                Mode::Answer(s, body) => (
+                    StatusCode::from_u16(s).unwrap(),
+                    [("content-type", "application/json")],
+                    body,
+                )
+                    .into_response(),
             }
         }
         let app = axum::Router::new()

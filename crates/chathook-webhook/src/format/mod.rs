@@ -6,6 +6,9 @@
 //!   message objects, `msg.offline` one message object plus `to_uids`. Events WuKongIM has no webhook for
 //!   (groups, profiles) go as `?event=<native name>` with the event's data object.
 //! - `standard`: `POST {url}` with `{"type": name, "timestamp": rfc3339, "data": {...}}`.
+//! - `tencent`: Tencent Cloud Chat's callbacks (`tencent`).
+
+pub mod tencent;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -43,6 +46,7 @@ pub fn route(flavour: Flavour, event: &Event) -> Option<Route> {
         // WuKongIM's msg.notify carries persisted messages only.
         (Flavour::Wukongim, Event::MessageSent(m)) if m.header.no_persist => None,
         (Flavour::Wukongim, _) => Some(catalog::entry(event.kind()).wukongim_route),
+        (Flavour::Tencent, _) if !tencent::sends(event) => None,
         _ => Some(Route::Single),
     }
 }
@@ -148,10 +152,11 @@ pub fn rfc3339(ms: i64) -> String {
     humantime_serde::re::humantime::format_rfc3339_millis(t).to_string()
 }
 
-/// A single-event delivery.
-pub fn render_single(flavour: Flavour, logged: &LoggedEvent) -> Rendered {
+/// A single-event delivery; `None` when the flavour does not send the event. `sdk_app_id` is
+/// `tencent.sdk_app_id` (the tencent flavour names it in every request).
+pub fn render_single(flavour: Flavour, logged: &LoggedEvent, sdk_app_id: u64) -> Option<Rendered> {
     let event = &logged.event;
-    match flavour {
+    Some(match flavour {
         Flavour::Wukongim => match event {
             Event::MessageOffline(o) => Rendered {
                 event: "msg.offline".into(),
@@ -171,7 +176,8 @@ pub fn render_single(flavour: Flavour, logged: &LoggedEvent) -> Rendered {
                 }
             }
         },
-        Flavour::Standard | Flavour::Tencent => {
+        Flavour::Tencent => return tencent::render(logged, sdk_app_id),
+        Flavour::Standard => {
             let body = serde_json::json!({
                 "type": event.name(),
                 "timestamp": rfc3339(logged.at_ms),
@@ -183,12 +189,12 @@ pub fn render_single(flavour: Flavour, logged: &LoggedEvent) -> Rendered {
                 body: serde_json::to_vec(&body).unwrap_or_default(),
             }
         }
-    }
+    })
 }
 
-/// A sample body (batches as one-element batches).
-pub fn render_sample(flavour: Flavour, logged: &LoggedEvent) -> Rendered {
-    render_single(flavour, logged)
+/// A sample body (batches as one-element batches); `None` when the flavour does not send the event.
+pub fn render_sample(flavour: Flavour, logged: &LoggedEvent, sdk_app_id: u64) -> Option<Rendered> {
+    render_single(flavour, logged, sdk_app_id)
 }
 
 #[cfg(test)]
@@ -198,7 +204,12 @@ mod tests {
 
     #[test]
     fn wukongim_bodies() {
-        let online = render_single(Flavour::Wukongim, &catalog::sample(EventKind::UserOnline));
+        let online = render_single(
+            Flavour::Wukongim,
+            &catalog::sample(EventKind::UserOnline),
+            0,
+        )
+        .unwrap();
         assert_eq!(online.query, "event=user.onlinestatus");
         let items: Vec<String> = serde_json::from_slice(&online.body).unwrap();
         assert_eq!(items, vec!["alice-0-1-42-1-1"]);
@@ -206,7 +217,9 @@ mod tests {
         let offline = render_single(
             Flavour::Wukongim,
             &catalog::sample(EventKind::MessageOffline),
-        );
+            0,
+        )
+        .unwrap();
         assert_eq!(offline.query, "event=msg.offline");
         let v: Value = serde_json::from_slice(&offline.body).unwrap();
         assert!(v.is_object());
@@ -223,7 +236,12 @@ mod tests {
         );
         assert_eq!(v["timestamp"], 1_732_600_000);
 
-        let notify = render_single(Flavour::Wukongim, &catalog::sample(EventKind::MessageSent));
+        let notify = render_single(
+            Flavour::Wukongim,
+            &catalog::sample(EventKind::MessageSent),
+            0,
+        )
+        .unwrap();
         let v: Value = serde_json::from_slice(&notify.body).unwrap();
         assert!(v.is_array() && v[0]["to_uids"].is_null() && v[0]["source_id"].is_null());
     }
@@ -240,7 +258,12 @@ mod tests {
 
     #[test]
     fn standard_envelope() {
-        let r = render_single(Flavour::Standard, &catalog::sample(EventKind::GroupCreated));
+        let r = render_single(
+            Flavour::Standard,
+            &catalog::sample(EventKind::GroupCreated),
+            0,
+        )
+        .unwrap();
         assert_eq!(r.query, "");
         let v: Value = serde_json::from_slice(&r.body).unwrap();
         assert_eq!(v["type"], "group.created");
