@@ -23,4 +23,9 @@ impl ClientInfo {
     pub fn is_unknown(&self) -> bool {
         self.ip.is_empty() && self.platform.is_empty()
     }
+
+    /// [`ClientInfo::is_unknown`] behind an `Arc` (for serde).
+    pub fn is_unknown_shared(info: &std::sync::Arc<ClientInfo>) -> bool {
+        info.is_unknown()
+    }
 }

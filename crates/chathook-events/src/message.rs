@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use std::sync::Arc;
+
 use crate::ClientInfo;
 
 /// Channel types as WuKongIM numbers them.
@@ -67,9 +69,10 @@ pub struct Message {
     /// The opaque payload bytes.
     #[serde(with = "base64_bytes")]
     pub payload: Vec<u8>,
-    /// The sender's client, on message events (not kept in channel history).
-    #[serde(default, skip_serializing_if = "ClientInfo::is_unknown")]
-    pub sender: ClientInfo,
+    /// The sender's client, on message events (not kept in channel history). Shared: a connection's
+    /// client is the same for every message it sends.
+    #[serde(default, skip_serializing_if = "ClientInfo::is_unknown_shared")]
+    pub sender: Arc<ClientInfo>,
 }
 
 impl Message {

@@ -70,7 +70,7 @@ fn change(conn: &ConnHandle, counts: Counts, reason: PresenceReason) -> Presence
         device_online_count: counts.device,
         total_online_count: counts.total,
         reason,
-        client: conn.client.clone(),
+        client: (*conn.client).clone(),
         kicked_platforms: Vec::new(),
     }
 }
@@ -96,7 +96,7 @@ impl Im {
             uid: login.uid,
             device_flag: login.device_flag,
             device_level: login.device_level,
-            client: login.client,
+            client: Arc::new(login.client),
             outbound,
             control,
         });

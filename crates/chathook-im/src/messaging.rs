@@ -46,7 +46,7 @@ pub struct SendRequest {
     pub subscribers: Option<Vec<String>>,
     pub origin: Origin,
     /// The sender's client (address and platform), carried by the message's events.
-    pub client: ClientInfo,
+    pub client: Arc<ClientInfo>,
 }
 
 /// A client's send to a group: not blacklisted (4), a subscriber (3), and on the whitelist when the group

@@ -46,7 +46,7 @@ pub struct ConnHandle {
     pub device_flag: u8,
     pub device_level: u8,
     /// The client's address and platform, for the events the connection causes.
-    pub client: ClientInfo,
+    pub client: Arc<ClientInfo>,
     pub outbound: mpsc::Sender<Outbound>,
     pub control: mpsc::Sender<Kick>,
 }
@@ -149,7 +149,7 @@ mod tests {
             uid: uid.into(),
             device_flag: flag,
             device_level: 0,
-            client: ClientInfo::default(),
+            client: Arc::default(),
             outbound: tx,
             control: ctl,
         })

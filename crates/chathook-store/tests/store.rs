@@ -257,14 +257,14 @@ async fn message_events_refer_to_history_and_read_back_whole() {
     use chathook_events::{ClientInfo, MessageHeader, OfflineMessage};
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(SqliteOptions::new(dir.path())).unwrap();
-    let sender = ClientInfo {
+    let sender = std::sync::Arc::new(ClientInfo {
         ip: "198.51.100.4".into(),
         platform: "Android".into(),
-    };
-    let with_offline = |m: &Message| {
+    });
+    let with_offline = move |m: &Message| {
         // the events carry the sender's client, which history does not keep
         let m = Message {
-            sender,
+            sender: sender.clone(),
             ..m.clone()
         };
         vec![
@@ -305,10 +305,10 @@ async fn message_events_refer_to_history_and_read_back_whole() {
     let events = store.read_after(0, 10).await.unwrap();
     assert_eq!(events.len(), 3);
     let stored = Message {
-        sender: ClientInfo {
+        sender: std::sync::Arc::new(ClientInfo {
             ip: "198.51.100.4".into(),
             platform: "Android".into(),
-        },
+        }),
         ..stored
     };
     assert_eq!(events[0].event, Event::MessageSent(stored.clone()));

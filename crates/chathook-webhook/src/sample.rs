@@ -26,10 +26,10 @@ fn message() -> Message {
         expire: 0,
         timestamp: AT_MS / 1000,
         payload: br#"{"type":1,"content":"hello"}"#.to_vec(),
-        sender: ClientInfo {
+        sender: std::sync::Arc::new(ClientInfo {
             ip: "203.0.113.7".into(),
             platform: "iOS".into(),
-        },
+        }),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Sending from a backend: `/message/send` and `/message/sendbatch`.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, State};
 use axum::Json;
@@ -44,11 +45,11 @@ pub(super) struct MessageSendReq {
 }
 
 /// The client of a REST call: its peer address, and the platform Tencent calls `RESTAPI`.
-fn rest_client(peer: SocketAddr) -> ClientInfo {
-    ClientInfo {
+fn rest_client(peer: SocketAddr) -> Arc<ClientInfo> {
+    Arc::new(ClientInfo {
         ip: peer.ip().to_canonical().to_string(),
         platform: ClientInfo::REST_API.into(),
-    }
+    })
 }
 
 pub(super) async fn send(

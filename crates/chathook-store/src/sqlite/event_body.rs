@@ -4,6 +4,8 @@
 //! base64, and the message is read back from history when the event is read. Every other event
 //! (messages that are not stored: `no_persist`, CMD) is stored as its JSON.
 
+use std::sync::Arc;
+
 use chathook_events::{ClientInfo, Event, Message, OfflineMessage};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
@@ -30,8 +32,12 @@ struct RefBody {
     /// `sent`, or `offline` with the offline event's own fields.
     kind: RefKind,
     /// The sender's client (history does not keep it).
-    #[serde(rename = "c", default, skip_serializing_if = "ClientInfo::is_unknown")]
-    sender: ClientInfo,
+    #[serde(
+        rename = "c",
+        default,
+        skip_serializing_if = "ClientInfo::is_unknown_shared"
+    )]
+    sender: Arc<ClientInfo>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
