@@ -8,6 +8,7 @@
 
 mod client;
 mod event;
+mod hook;
 mod log;
 mod message;
 
@@ -16,5 +17,6 @@ pub use event::{
     Event, EventKind, GroupChange, GroupRef, LiveMemberStatus, OfflineMessage, PresenceChange,
     PresenceReason, ProfileChange,
 };
+pub use hook::{BeforeSend, Outgoing, Verdict};
 pub use log::{EventLog, EventLogError, LoggedEvent, StartAt};
 pub use message::{ChannelType, Message, MessageHeader};

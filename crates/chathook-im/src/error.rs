@@ -48,6 +48,9 @@ pub enum SendError {
     Disbanded,
     #[error("too many sends: at most {0} per second on one connection")]
     RateLimited(u32),
+    /// The before-send hook refused it, with the code and text the sender is given.
+    #[error("refused by the before-send hook: ErrorCode {code} ({info})")]
+    RejectedByHook { code: i64, info: String },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -68,6 +71,7 @@ impl SendError {
             SendError::Banned => reason::BAN,
             SendError::Disbanded => reason::DISBAND,
             SendError::RateLimited(_) => reason::RATE_LIMIT,
+            SendError::RejectedByHook { .. } => reason::NOT_ALLOW_SEND,
             SendError::Store(_) => reason::SYSTEM_ERROR,
         }
     }
@@ -87,6 +91,7 @@ impl SendError {
             SendError::Banned => "channel_banned",
             SendError::Disbanded => "channel_disbanded",
             SendError::RateLimited(_) => "rate_limited",
+            SendError::RejectedByHook { .. } => "rejected_by_hook",
             SendError::Store(StoreError::Unwritable(_)) => "storage_unwritable",
             SendError::Store(_) => "storage_error",
         }

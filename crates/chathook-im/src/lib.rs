@@ -18,6 +18,7 @@ mod messaging;
 pub mod metrics;
 mod ordering;
 pub mod presence;
+mod turns;
 mod users;
 pub mod usersig;
 
@@ -59,6 +60,10 @@ struct Inner {
     shutdown: watch::Sender<bool>,
     /// One permit per WebSocket session (the connection cap); all permits back = all sessions ended.
     sessions: Arc<Semaphore>,
+    /// The before-send hook, once wired (the webhook engine starts after the IM core).
+    before_send: std::sync::OnceLock<Arc<dyn chathook_events::BeforeSend>>,
+    /// Each channel's line of sends while a before-send hook judges them.
+    turns: turns::Turns,
 }
 
 impl Im {
@@ -82,6 +87,8 @@ impl Im {
                 system_uids,
                 shutdown: watch::channel(false).0,
                 sessions: Arc::new(Semaphore::new(config.limits.max_connections)),
+                before_send: std::sync::OnceLock::new(),
+                turns: turns::Turns::default(),
                 config,
                 counters: metrics.message_counters(),
                 metrics,
@@ -108,6 +115,19 @@ impl Im {
 
     pub fn store(&self) -> &dyn Store {
         &*self.inner.store
+    }
+
+    /// Wires the before-send hook; later calls are ignored (one hook source per server).
+    pub fn set_before_send(&self, hook: Arc<dyn chathook_events::BeforeSend>) {
+        let _ = self.inner.before_send.set(hook);
+    }
+
+    pub(crate) fn before_send(&self) -> Option<&Arc<dyn chathook_events::BeforeSend>> {
+        self.inner.before_send.get()
+    }
+
+    pub(crate) fn turns(&self) -> &turns::Turns {
+        &self.inner.turns
     }
 
     pub fn presence(&self) -> &Presence {

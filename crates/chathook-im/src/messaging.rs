@@ -10,7 +10,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use chathook_events::{ChannelType, ClientInfo, Event, Message, MessageHeader, OfflineMessage};
+use chathook_events::{
+    ChannelType, ClientInfo, Event, Message, MessageHeader, OfflineMessage, Outgoing, Verdict,
+};
 use chathook_store::{person_channel_key, AppendOutcome, NewMessage};
 use tokio::sync::mpsc::error::TrySendError;
 
@@ -47,6 +49,8 @@ pub struct SendRequest {
     pub origin: Origin,
     /// The sender's client (address and platform), carried by the message's events.
     pub client: Arc<ClientInfo>,
+    /// A backend's send that does not pass the before-send hook (REST `skip_before_send`).
+    pub skip_before_send: bool,
 }
 
 /// A client's send to a group: not blacklisted (4), a subscriber (3), and on the whitelist when the group
@@ -140,7 +144,8 @@ impl Im {
         if from_client {
             self.check_sender_not_banned(&req.from_uid).await?;
         }
-        let (channel_key, recipients) = if req.channel_id.is_empty() {
+        let to_subscribers = req.channel_id.is_empty();
+        let (channel_key, recipients) = if to_subscribers {
             // A CMD message to listed users (REST `subscribers`): each sees it from the sender.
             let uids = req.subscribers.take().ok_or(SendError::EmptyChannelId)?;
             req.channel_id = req.from_uid.clone();
@@ -188,6 +193,48 @@ impl Im {
                 }
             }
         };
+        // A before-send hook judges the message (not a backend's CMD to listed users). While one judges
+        // the channel type, every send of a channel takes a turn, so that seqs follow send order.
+        let hook = self
+            .before_send()
+            .filter(|h| !to_subscribers && h.judges(req.channel_type));
+        let mut turn = hook
+            .as_ref()
+            .map(|_| self.turns().take((req.channel_type, channel_key.clone())));
+        if let Some(hook) = hook.filter(|_| !req.skip_before_send) {
+            let outgoing = Outgoing {
+                from_uid: req.from_uid.clone(),
+                channel_id: req.channel_id.clone(),
+                channel_type: req.channel_type,
+                client_msg_no: req.client_msg_no.clone(),
+                header: req.header,
+                payload: std::mem::take(&mut req.payload),
+                timestamp: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs() as i64),
+                sender: req.client.clone(),
+            };
+            match hook.judge(&outgoing).await {
+                Verdict::Allow { payload } => req.payload = payload.unwrap_or(outgoing.payload),
+                Verdict::Reject { code, info } => {
+                    return Err(SendError::RejectedByHook { code, info })
+                }
+                Verdict::Drop => {
+                    // Acknowledged as sent, with an id of its own; nobody receives it.
+                    let message_id = self.store().reserve_message_id().await?;
+                    return Ok(SendAck {
+                        message_id,
+                        message_seq: 0,
+                        client_msg_no: req.client_msg_no,
+                    });
+                }
+            }
+        }
+        if let Some(turn) = &mut turn {
+            turn.wait().await;
+        }
+        // Dropped on the writer thread once this message has its seq: the channel's next send goes.
+        let next_turn = turn.as_mut().and_then(|t| t.release_handle());
         // Offline = no primary connection: WuKongIM pushes to a user whose phone is not connected.
         let offline: Vec<String> = recipients
             .uids()
@@ -231,6 +278,7 @@ impl Im {
                 message,
                 self.config().messages.dedup_window_secs,
                 Box::new(move |m: &Message| {
+                    drop(next_turn);
                     // On the writer thread, in seq order: announce the seq to the sequencer.
                     if let Some(order) = &announce {
                         order.im.sequencer().expect(&order.channel, m.message_seq);

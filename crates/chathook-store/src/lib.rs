@@ -129,6 +129,9 @@ pub trait MessageStore: Send + Sync {
     ) -> Result<AppendOutcome, StoreError>;
     /// One page of a channel's history, as WuKongIM's `/channel/messagesync` pages it.
     async fn sync(&self, query: SyncQuery) -> Result<SyncPage, StoreError>;
+    /// A new message id, for a message that is acknowledged but never stored (dropped by a before-send
+    /// hook): unique among every id this store gives.
+    async fn reserve_message_id(&self) -> Result<i64, StoreError>;
     /// The newest sequence number of a channel's history (0 when it has none).
     async fn last_seq(&self, channel_key: &str, channel_type: u8) -> Result<u64, StoreError>;
     /// The stored messages of a channel named by seq, by id or by `client_msg_no` (each found one once,

@@ -42,6 +42,9 @@ pub(super) struct MessageSendReq {
     #[serde(default)]
     subscribers: Option<Vec<String>>,
     payload: String,
+    /// chathook's addition: the message does not pass the before-send hook.
+    #[serde(default)]
+    skip_before_send: bool,
 }
 
 /// The client of a REST call: its peer address, and the platform Tencent calls `RESTAPI`.
@@ -113,6 +116,7 @@ pub(super) async fn send(
             subscribers,
             origin: Origin::Backend,
             client: rest_client(peer),
+            skip_before_send: req.skip_before_send,
         })
         .await?;
     if to_subscribers {
@@ -132,6 +136,9 @@ pub(super) struct SendBatchReq {
     from_uid: String,
     subscribers: Vec<String>,
     payload: String,
+    /// chathook's addition: the messages do not pass the before-send hook.
+    #[serde(default)]
+    skip_before_send: bool,
 }
 
 /// Most recipients of one `/message/sendbatch`.
@@ -164,6 +171,7 @@ pub(super) async fn send_batch(
         .try_for_each(|u| check_uid("subscribers", u))?;
     let payload = decode_payload(&req.payload)?;
     let header = req.header.into_header();
+    let client = rest_client(peer);
     let sends = req.subscribers.iter().map(|to| {
         im.send(SendRequest {
             from_uid: req.from_uid.clone(),
@@ -176,7 +184,8 @@ pub(super) async fn send_batch(
             payload: payload.clone(),
             subscribers: None,
             origin: Origin::Backend,
-            client: rest_client(peer),
+            client: client.clone(),
+            skip_before_send: req.skip_before_send,
         })
     });
     let results = futures_util::future::join_all(sends).await;

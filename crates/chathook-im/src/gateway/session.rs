@@ -381,6 +381,7 @@ impl Session {
             subscribers: None,
             origin: Origin::Connection(self.conn.conn_id),
             client: self.conn.client.clone(),
+            skip_before_send: false,
         };
         Box::pin(async move {
             match im.send(request).await {
@@ -401,11 +402,14 @@ impl Session {
 }
 
 fn send_refusal(id: &Value, e: &crate::SendError) -> String {
-    protocol::result_frame(
-        id,
-        json!({"messageId": "0", "messageSeq": 0, "reasonCode": e.reason_code(),
-               "reason": e.to_string(), "code": e.code()}),
-    )
+    let mut result = json!({"messageId": "0", "messageSeq": 0, "reasonCode": e.reason_code(),
+                            "reason": e.to_string(), "code": e.code()});
+    if let crate::SendError::RejectedByHook { code, info } = e {
+        // the before-send hook's code and text (Tencent's ErrorCode and ErrorInfo), for the app
+        result["errorCode"] = json!(code);
+        result["errorInfo"] = json!(info);
+    }
+    protocol::result_frame(id, result)
 }
 
 fn render(delivery: &Delivery, format: PayloadFormat) -> Utf8Bytes {

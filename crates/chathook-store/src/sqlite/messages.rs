@@ -227,6 +227,10 @@ impl MessageStore for SqliteStore {
         .await
     }
 
+    async fn reserve_message_id(&self) -> Result<i64, StoreError> {
+        self.write(|ctx| Ok(ctx.state.ids.next_at(now_ms()))).await
+    }
+
     async fn last_seq(&self, channel_key: &str, channel_type: u8) -> Result<u64, StoreError> {
         let key = channel_key.to_string();
         self.read(move |conn| {
