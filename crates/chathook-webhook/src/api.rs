@@ -21,7 +21,7 @@ use crate::dispatcher::attempt::{latency_ms, Delivery};
 use crate::dispatcher::now_ms;
 use crate::endpoint::{
     check_secret, check_url, effective_port, new_id, new_secret, port_prefix_conflict, Endpoint,
-    Flavour,
+    Flavour, HookKind, OnFailure, MAX_HOOK_TIMEOUT_MS,
 };
 use crate::engine::{EngineError, WebhookEngine};
 use crate::features::{Feature, Features};
@@ -81,6 +81,14 @@ pub fn router(engine: WebhookEngine) -> Router {
 }
 
 fn engine_error(e: EngineError) -> V1Error {
+    if let EngineError::HookTaken { .. } = &e {
+        return V1Error(ApiError {
+            status: StatusCode::CONFLICT,
+            code: "before_send_taken",
+            message: e.to_string(),
+            field: Some("events".into()),
+        });
+    }
     tracing::error!(error = %e, "webhook engine error in an API call");
     let status = match &e {
         EngineError::Store(StoreError::Unwritable(_)) => StatusCode::SERVICE_UNAVAILABLE,
@@ -141,6 +149,9 @@ fn endpoint_json(engine: &WebhookEngine, e: &Endpoint, with_secret: bool) -> Val
         })),
     });
     v["sign_token_set"] = json!(e.sign_token.is_some());
+    v["before_send"] = json!(e.before_send);
+    v["hook_timeout_ms"] = json!(e.hook_timeout_ms);
+    v["on_failure"] = json!(e.on_failure);
     if with_secret {
         v["secret"] = json!(e.secret);
         if let Some(token) = &e.sign_token {
@@ -184,14 +195,44 @@ fn check_sign_token(token: &str) -> ApiResult<()> {
     Ok(())
 }
 
-fn check_events(names: &[String]) -> ApiResult<Vec<EventKind>> {
-    resolve_events(names).map_err(|n| {
+/// An endpoint's `events`: the event kinds it receives, and the before-send hooks it answers
+/// (`message.before_send.person`/`group`, or Tencent's `C2C`/`Group.CallbackBeforeSendMsg`).
+fn check_events(names: &[String], flavour: Flavour) -> ApiResult<(Vec<EventKind>, Vec<HookKind>)> {
+    let mut hooks: Vec<HookKind> = Vec::new();
+    let mut rest = Vec::new();
+    for n in names {
+        match HookKind::from_name(n) {
+            Some(h) if !hooks.contains(&h) => hooks.push(h),
+            Some(_) => {}
+            None => rest.push(n.clone()),
+        }
+    }
+    if !hooks.is_empty() && flavour == Flavour::Wukongim {
+        return Err(bad(
+            "events",
+            "before_send_flavour",
+            "before-send hooks need the tencent or standard flavour (WuKongIM has none)",
+        ));
+    }
+    let kinds = resolve_events(&rest).map_err(|n| {
         bad(
             "events",
             "event_unknown",
             format!("unknown event {n:?}; see GET /v1/webhooks/event-types"),
         )
-    })
+    })?;
+    Ok((kinds, hooks))
+}
+
+fn check_hook_timeout(timeout_ms: Option<u64>) -> ApiResult<()> {
+    if timeout_ms.is_some_and(|t| !(1..=MAX_HOOK_TIMEOUT_MS).contains(&t)) {
+        return Err(bad(
+            "hook_timeout_ms",
+            "hook_timeout_out_of_range",
+            format!("hook_timeout_ms must be between 1 and {MAX_HOOK_TIMEOUT_MS}"),
+        ));
+    }
+    Ok(())
 }
 
 fn check_limits(
@@ -250,6 +291,10 @@ struct CreateReq {
     /// The tencent flavour's callback token (`Sign`).
     #[serde(default)]
     sign_token: Option<String>,
+    #[serde(default)]
+    hook_timeout_ms: Option<u64>,
+    #[serde(default)]
+    on_failure: Option<OnFailure>,
 }
 
 fn standard() -> Flavour {
@@ -264,8 +309,9 @@ async fn create(
     if let Some(token) = &req.sign_token {
         check_sign_token(token)?;
     }
-    let events = check_events(&req.events)?;
+    let (events, hooks) = check_events(&req.events, req.flavour)?;
     check_limits(req.timeout_ms, req.max_in_flight, req.rate_limit_per_s)?;
+    check_hook_timeout(req.hook_timeout_ms)?;
     let secret = match req.secret {
         Some(s) => {
             check_secret(&s).map_err(|e| bad("secret", e.code, e.message))?;
@@ -283,6 +329,9 @@ async fn create(
     e.max_in_flight = req.max_in_flight.unwrap_or(e.max_in_flight);
     e.rate_limit_per_s = req.rate_limit_per_s;
     e.sign_token = req.sign_token;
+    e.before_send = hooks;
+    e.hook_timeout_ms = req.hook_timeout_ms.unwrap_or(e.hook_timeout_ms);
+    e.on_failure = req.on_failure.unwrap_or(e.on_failure);
     engine.create(e.clone()).await.map_err(engine_error)?;
     Ok((StatusCode::CREATED, Json(endpoint_json(&engine, &e, true))))
 }
@@ -345,6 +394,10 @@ struct PatchReq {
     #[serde(default, deserialize_with = "some_nullable")]
     sign_token: Option<Option<String>>,
     #[serde(default)]
+    hook_timeout_ms: Option<u64>,
+    #[serde(default)]
+    on_failure: Option<OnFailure>,
+    #[serde(default)]
     confirm_port_change: bool,
 }
 
@@ -393,7 +446,20 @@ async fn patch(
         e.sign_token = token;
     }
     if let Some(events) = req.events {
-        e.events = check_events(&events)?;
+        (e.events, e.before_send) = check_events(&events, e.flavour)?;
+    } else if !e.before_send.is_empty() && e.flavour == Flavour::Wukongim {
+        return Err(bad(
+            "flavour",
+            "before_send_flavour",
+            "before-send hooks need the tencent or standard flavour (WuKongIM has none)",
+        ));
+    }
+    check_hook_timeout(req.hook_timeout_ms)?;
+    if let Some(t) = req.hook_timeout_ms {
+        e.hook_timeout_ms = t;
+    }
+    if let Some(f) = req.on_failure {
+        e.on_failure = f;
     }
     check_limits(
         req.timeout_ms,

@@ -91,6 +91,8 @@ pub struct AttemptResult {
     pub retry_after: Option<Duration>,
     /// 410 Gone: the endpoint is to be disabled.
     pub gone: bool,
+    /// The answer's body (at most 64 KiB).
+    pub body: Vec<u8>,
 }
 
 /// The shared HTTP client.
@@ -113,10 +115,12 @@ pub struct Request<'a> {
 }
 
 /// Tencent Cloud Chat's rules for a callback: with a token, `&Sign=..&RequestTime=..` are added to the
-/// query at each attempt; success is HTTP 200 with a JSON body whose `ErrorCode` is 0.
+/// query at each attempt; with `error_code`, success is HTTP 200 with a JSON body whose `ErrorCode` is
+/// 0 (a before-send hook reads the code itself).
 #[derive(Debug, Clone, Copy)]
 pub struct TencentRules<'a> {
     pub sign_token: Option<&'a str>,
+    pub error_code: bool,
 }
 
 pub mod bytes_body {
@@ -238,8 +242,9 @@ impl Deliverer {
         while std::str::from_utf8(logged).is_err() && !logged.is_empty() {
             logged = &logged[..logged.len() - 1];
         }
-        let refused = match (&req.tencent, status.as_u16(), read.is_ok()) {
-            (Some(_), 200, true) => tencent_refusal(&body),
+        let tencent_codes = req.tencent.is_some_and(|t| t.error_code);
+        let refused = match (tencent_codes, status.as_u16(), read.is_ok()) {
+            (true, 200, true) => tencent_refusal(&body),
             _ => None,
         };
         let success = match req.tencent {
@@ -265,6 +270,7 @@ impl Deliverer {
                 _ => None,
             },
             gone: status.as_u16() == 410,
+            body,
         }
     }
 }

@@ -51,6 +51,77 @@ pub struct Endpoint {
     /// and `RequestTime`) and `RequestTime`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sign_token: Option<String>,
+    /// The before-send hooks it answers (at most one endpoint per hook).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub before_send: Vec<HookKind>,
+    /// How long a before-send verdict may take (at most 2000 ms).
+    #[serde(default = "default_hook_timeout_ms")]
+    pub hook_timeout_ms: u64,
+    /// What a before-send hook that fails (timeout, no connection, not HTTP 200, an answer that does
+    /// not parse, an unknown code) decides.
+    #[serde(default)]
+    pub on_failure: OnFailure,
+}
+
+/// A before-send hook: the messages of one channel type, judged before they are sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum HookKind {
+    #[serde(rename = "message.before_send.person")]
+    Person,
+    #[serde(rename = "message.before_send.group")]
+    Group,
+}
+
+impl HookKind {
+    /// The native name.
+    pub fn name(self) -> &'static str {
+        match self {
+            HookKind::Person => "message.before_send.person",
+            HookKind::Group => "message.before_send.group",
+        }
+    }
+
+    /// Tencent Cloud Chat's `CallbackCommand`.
+    pub fn tencent_command(self) -> &'static str {
+        match self {
+            HookKind::Person => "C2C.CallbackBeforeSendMsg",
+            HookKind::Group => "Group.CallbackBeforeSendMsg",
+        }
+    }
+
+    /// The hook named `name` (native or Tencent's).
+    pub fn from_name(name: &str) -> Option<HookKind> {
+        [HookKind::Person, HookKind::Group]
+            .into_iter()
+            .find(|k| k.name() == name || k.tencent_command() == name)
+    }
+
+    /// The hook judging messages of `channel_type`.
+    pub fn for_channel_type(channel_type: u8) -> Option<HookKind> {
+        match channel_type {
+            1 => Some(HookKind::Person),
+            2 => Some(HookKind::Group),
+            _ => None,
+        }
+    }
+}
+
+/// What a failed before-send hook decides.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnFailure {
+    /// Send the message as it is (Tencent's rule: fail open).
+    #[default]
+    Allow,
+    /// Refuse it.
+    Reject,
+}
+
+/// The default and the largest before-send timeout.
+pub const MAX_HOOK_TIMEOUT_MS: u64 = 2_000;
+
+fn default_hook_timeout_ms() -> u64 {
+    MAX_HOOK_TIMEOUT_MS
 }
 
 impl Endpoint {
@@ -80,6 +151,9 @@ impl Endpoint {
             read_only: false,
             disabled_at: None,
             sign_token: None,
+            before_send: Vec::new(),
+            hook_timeout_ms: MAX_HOOK_TIMEOUT_MS,
+            on_failure: OnFailure::Allow,
         }
     }
 

@@ -20,6 +20,7 @@ use crate::dispatcher::{Context, Dispatcher};
 use crate::endpoint::{consumer_name, Endpoint};
 use crate::features::Features;
 use crate::health::{Health, HealthBook};
+use crate::hooks::{HookSlots, Hooks};
 use crate::metrics::WebhookMetrics;
 
 /// A running dispatcher and the handles to reach it.
@@ -41,6 +42,14 @@ pub enum EngineError {
     Client(String),
     #[error("invalid webhook configuration: {0}")]
     Config(String),
+    /// Another endpoint already answers this before-send hook.
+    #[error(
+        "{hook} is already answered by endpoint {endpoint}; one endpoint per before-send hook"
+    )]
+    HookTaken {
+        hook: &'static str,
+        endpoint: String,
+    },
 }
 
 fn document(e: &Endpoint) -> String {
@@ -52,6 +61,10 @@ fn document(e: &Endpoint) -> String {
 pub struct WebhookEngine {
     ctx: Arc<Context>,
     workers: Arc<Mutex<HashMap<String, Worker>>>,
+    /// Which endpoint answers each before-send hook (follows `workers`).
+    hooks: Arc<HookSlots>,
+    /// Held by each create, update and delete: a before-send hook's check and claim are one step.
+    changes: Arc<tokio::sync::Mutex<()>>,
     stop: watch::Sender<bool>,
     background: Arc<Mutex<Vec<JoinHandle<()>>>>,
 }
@@ -107,6 +120,8 @@ impl WebhookEngine {
         let engine = WebhookEngine {
             ctx: ctx.clone(),
             workers: Arc::new(Mutex::new(HashMap::new())),
+            hooks: Arc::new(HookSlots::default()),
+            changes: Arc::new(tokio::sync::Mutex::new(())),
             stop: stop.clone(),
             background: Arc::new(Mutex::new(Vec::new())),
         };
@@ -197,7 +212,42 @@ impl WebhookEngine {
                 old.stop.send_replace(true);
             }
         }
+        self.refresh_hooks();
         Ok(())
+    }
+
+    /// Puts each before-send hook's endpoint in its slot.
+    fn refresh_hooks(&self) {
+        let endpoints = self.endpoints();
+        self.hooks.fill(endpoints.iter());
+    }
+
+    /// Refuses `endpoint` when another endpoint already answers one of its before-send hooks.
+    fn check_hooks_free(&self, endpoint: &Endpoint) -> Result<(), EngineError> {
+        for other in self.endpoints() {
+            if other.id == endpoint.id {
+                continue;
+            }
+            if let Some(kind) = endpoint
+                .before_send
+                .iter()
+                .find(|k| other.before_send.contains(k))
+            {
+                return Err(EngineError::HookTaken {
+                    hook: kind.name(),
+                    endpoint: other.id.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The before-send hook for the IM core: the endpoints that answer `message.before_send.*`.
+    pub fn before_send(&self) -> Arc<dyn chathook_events::BeforeSend> {
+        Arc::new(Hooks {
+            ctx: self.ctx.clone(),
+            slots: self.hooks.clone(),
+        })
     }
 
     /// Every endpoint, sorted by creation.
@@ -223,6 +273,8 @@ impl WebhookEngine {
 
     /// Stores a new endpoint and starts delivering events appended from now on.
     pub async fn create(&self, endpoint: Endpoint) -> Result<(), EngineError> {
+        let _one_change_at_a_time = self.changes.lock().await;
+        self.check_hooks_free(&endpoint)?;
         self.ctx
             .store
             .put_endpoint(&endpoint.id, document(&endpoint))
@@ -238,7 +290,9 @@ impl WebhookEngine {
         endpoint: Endpoint,
         enabled_by_operator: bool,
     ) -> Result<(), EngineError> {
+        let _one_change_at_a_time = self.changes.lock().await;
         let id = endpoint.id.clone();
+        self.check_hooks_free(&endpoint)?;
         self.ctx
             .store
             .put_endpoint(&id, document(&endpoint))
@@ -249,6 +303,7 @@ impl WebhookEngine {
                 w.wake.notify_one();
             }
         }
+        self.refresh_hooks();
         if enabled_by_operator {
             self.ctx
                 .health
@@ -260,8 +315,10 @@ impl WebhookEngine {
 
     /// Stops and forgets an endpoint, with its health, cursor, pending deliveries and attempts.
     pub async fn delete(&self, id: &str) -> Result<bool, EngineError> {
+        let _one_change_at_a_time = self.changes.lock().await;
         self.ctx.health.remove(id).await;
         let worker = self.workers.lock().ok().and_then(|mut w| w.remove(id));
+        self.refresh_hooks();
         if let Some(w) = worker {
             w.stop.send_replace(true);
             let _ = tokio::time::timeout(Duration::from_secs(10), w.task).await;

@@ -19,6 +19,7 @@ mod engine;
 pub mod features;
 pub mod format;
 pub mod health;
+mod hooks;
 pub mod metrics;
 mod sample;
 pub mod signing;

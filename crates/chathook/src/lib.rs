@@ -193,6 +193,8 @@ impl Server {
         )
         .await
         .context("cannot start the webhook engine")?;
+        // Before-send hooks: the IM core asks the endpoints that answer them.
+        im.set_before_send(webhooks.before_send());
 
         // The admin key wraps the whole app, unknown paths included; only `auth::PUBLIC_PATHS` pass
         // without it, so a route added later cannot skip the check.

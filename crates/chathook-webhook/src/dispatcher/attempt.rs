@@ -103,7 +103,33 @@ pub(crate) async fn send(
     endpoint: &Endpoint,
     delivery: &Delivery,
 ) -> (i64, AttemptResult) {
+    send_as(deliverer, attempts, endpoint, delivery, false).await
+}
+
+/// Sends a before-send hook's request once (within `hook_timeout_ms`; the caller reads the verdict
+/// from the answer) and writes the attempt to the attempt log.
+pub(crate) async fn send_hook(
+    deliverer: &Deliverer,
+    attempts: &AttemptLog,
+    endpoint: &Endpoint,
+    delivery: &Delivery,
+) -> (i64, AttemptResult) {
+    send_as(deliverer, attempts, endpoint, delivery, true).await
+}
+
+async fn send_as(
+    deliverer: &Deliverer,
+    attempts: &AttemptLog,
+    endpoint: &Endpoint,
+    delivery: &Delivery,
+    hook: bool,
+) -> (i64, AttemptResult) {
     let at_ms = now_ms();
+    let timeout_ms = if hook {
+        endpoint.hook_timeout_ms
+    } else {
+        endpoint.timeout_ms
+    };
     let result = deliverer
         .send(Request {
             url: &endpoint.url,
@@ -111,9 +137,10 @@ pub(crate) async fn send(
             delivery_id: &delivery.id,
             body: delivery.body.clone(),
             secrets: endpoint.signing_secrets(at_ms),
-            timeout: Duration::from_millis(endpoint.timeout_ms),
+            timeout: Duration::from_millis(timeout_ms),
             tencent: (endpoint.flavour == Flavour::Tencent).then_some(TencentRules {
                 sign_token: endpoint.sign_token.as_deref(),
+                error_code: !hook,
             }),
         })
         .await;

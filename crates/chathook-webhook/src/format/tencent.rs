@@ -11,7 +11,7 @@
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use chathook_events::{
-    ClientInfo, Event, GroupChange, LoggedEvent, Message, PresenceChange, PresenceReason,
+    ClientInfo, Event, GroupChange, LoggedEvent, Message, Outgoing, PresenceChange, PresenceReason,
 };
 use serde_json::{json, Value};
 
@@ -259,6 +259,95 @@ fn sent(m: &Message, at: i64) -> Parts {
     }
 }
 
+/// The payload a before-send verdict's `MsgBody` and `CloudCustomData` make of `original`; `None` when
+/// the verdict changes neither. The reverse of [`msg_body`]: one `TIMTextElem` becomes WuKongIM's text
+/// convention, one `TIMCustomElem` its decoded `Data`, a payload that was an array stays an array, and
+/// anything else (or custom data) becomes `{"MsgBody": [...], "CloudCustomData": "..."}`.
+pub fn rewritten_payload(
+    original: &[u8],
+    new_body: Option<&Value>,
+    new_custom: Option<&str>,
+) -> Option<Vec<u8>> {
+    if new_body.is_none() && new_custom.is_none() {
+        return None;
+    }
+    let (old_body, old_custom) = msg_body(original);
+    let body = new_body.cloned().unwrap_or(old_body);
+    let custom = new_custom.map_or(old_custom, str::to_string);
+    let elems = body.as_array().cloned().unwrap_or_default();
+    if custom.is_empty() && elems.len() == 1 {
+        let content = &elems[0]["MsgContent"];
+        match elems[0]["MsgType"].as_str() {
+            Some("TIMTextElem") if content["Text"].is_string() => {
+                let text = json!({"type": 1, "content": content["Text"]});
+                return Some(text.to_string().into_bytes());
+            }
+            Some("TIMCustomElem") => {
+                if let Some(bytes) = content["Data"]
+                    .as_str()
+                    .and_then(|d| STANDARD.decode(d).ok())
+                {
+                    return Some(bytes);
+                }
+            }
+            _ => {}
+        }
+    }
+    let was_array = matches!(
+        serde_json::from_slice::<Value>(original),
+        Ok(Value::Array(_))
+    );
+    let payload = if custom.is_empty() && was_array {
+        Value::Array(elems)
+    } else {
+        json!({"MsgBody": elems, "CloudCustomData": custom})
+    };
+    Some(payload.to_string().into_bytes())
+}
+
+/// The `C2C.CallbackBeforeSendMsg` / `Group.CallbackBeforeSendMsg` request for `m` (it has no seq yet:
+/// `MsgSeq` is 0).
+pub fn before_send(m: &Outgoing, sdk_app_id: u64, now_ms: i64) -> Rendered {
+    let (msg_body, custom) = msg_body(&m.payload);
+    let random = random_of(&m.client_msg_no);
+    let online_only = u8::from(m.header.no_persist);
+    let (command, body) = if m.channel_type == 1 {
+        (
+            "C2C.CallbackBeforeSendMsg",
+            json!({"CallbackCommand": "C2C.CallbackBeforeSendMsg", "From_Account": m.from_uid,
+                   "To_Account": m.channel_id, "MsgSeq": 0, "MsgRandom": random,
+                   "MsgTime": m.timestamp, "MsgKey": format!("0_{random}_{}", m.timestamp),
+                   "MsgId": m.client_msg_no, "OnlineOnlyFlag": online_only, "MsgBody": msg_body,
+                   "CloudCustomData": custom, "EventTime": now_ms}),
+        )
+    } else {
+        (
+            "Group.CallbackBeforeSendMsg",
+            json!({"CallbackCommand": "Group.CallbackBeforeSendMsg", "GroupId": m.channel_id,
+                   "Type": GROUP_TYPE, "From_Account": m.from_uid, "Operator_Account": m.from_uid,
+                   "Random": random, "MsgId": m.client_msg_no, "OnlineOnlyFlag": online_only,
+                   "MsgBody": msg_body, "CloudCustomData": custom, "EventTime": now_ms}),
+        )
+    };
+    Rendered {
+        event: command.to_string(),
+        query: query(
+            sdk_app_id,
+            command,
+            Some((m.sender.ip.as_str(), platform(&m.sender))),
+        ),
+        body: serde_json::to_vec(&body).unwrap_or_default(),
+    }
+}
+
+/// A stable 32-bit random for a message without an id yet (from its `client_msg_no`).
+fn random_of(client_msg_no: &str) -> u32 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    client_msg_no.hash(&mut h);
+    h.finish() as u32
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,6 +383,37 @@ mod tests {
         );
         // an array that is not elements is an opaque payload
         assert_eq!(msg_body(b"[1,2]").0[0]["MsgType"], "TIMCustomElem");
+    }
+
+    #[test]
+    fn verdict_bodies_map_back_to_payloads() {
+        let text = br#"{"type":1,"content":"hi"}"#;
+        assert_eq!(rewritten_payload(text, None, None), None);
+        let masked = json!([{"MsgType": "TIMTextElem", "MsgContent": {"Text": "**"}}]);
+        assert_eq!(
+            rewritten_payload(text, Some(&masked), None).unwrap(),
+            br#"{"content":"**","type":1}"#.to_vec()
+        );
+        let custom = json!([{"MsgType": "TIMCustomElem", "MsgContent": {"Data": STANDARD.encode([1u8, 2, 3])}}]);
+        assert_eq!(
+            rewritten_payload(text, Some(&custom), None).unwrap(),
+            vec![1, 2, 3]
+        );
+        let with_data: Value =
+            serde_json::from_slice(&rewritten_payload(text, None, Some("level=3")).unwrap())
+                .unwrap();
+        assert_eq!(with_data["CloudCustomData"], "level=3");
+        assert_eq!(with_data["MsgBody"][0]["MsgContent"]["Text"], "hi");
+        let two = json!([{"MsgType": "TIMTextElem", "MsgContent": {"Text": "a"}},
+                         {"MsgType": "TIMFaceElem", "MsgContent": {"Index": 1}}]);
+        let was_array = two.to_string();
+        assert_eq!(
+            serde_json::from_slice::<Value>(
+                &rewritten_payload(was_array.as_bytes(), Some(&two), None).unwrap()
+            )
+            .unwrap(),
+            two
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod drills;
 mod events;
 mod garbage;
 mod gateway;
+mod hooks;
 mod lifecycle;
 mod limits;
 mod messaging;

@@ -385,6 +385,34 @@ impl Client {
         .await
     }
 
+    /// Sends a text message without waiting for its result; returns the request id.
+    pub async fn send_msg_nowait(
+        &mut self,
+        channel: &str,
+        channel_type: u8,
+        client_msg_no: &str,
+        content: &str,
+    ) -> String {
+        self.next_id += 1;
+        let id = self.next_id.to_string();
+        self.send_text(
+            json!({"jsonrpc": "2.0", "method": "send", "id": id,
+                   "params": {"clientMsgNo": client_msg_no, "channelId": channel, "channelType": channel_type,
+                              "payload": {"type": 1, "content": content}}})
+            .to_string(),
+        )
+        .await;
+        id
+    }
+
+    /// The response to the request `id`.
+    pub async fn wait_result(&mut self, id: &str) -> Value {
+        if let Some(i) = self.inbox.iter().position(|f| f["id"] == id) {
+            return self.inbox.remove(i);
+        }
+        self.wait_for(|f| f["id"] == id).await.expect("a response")
+    }
+
     /// The next text frame (from the inbox first), or None on close or after `timeout`.
     pub async fn next_frame(&mut self, timeout: Duration) -> Option<Value> {
         if !self.inbox.is_empty() {
@@ -508,6 +536,8 @@ pub enum Mode {
     Delay(Duration),
     /// Answers with this status and body (JSON).
     Answer(u16, &'static str),
+    /// Answers 200 with the body (JSON), after the delay when the request's body holds the text.
+    SlowWhen(&'static str, Duration, &'static str),
 }
 
 /// One request a receiver got.
@@ -618,6 +648,21 @@ impl Receiver {
                     body,
                 )
                     .into_response(),
+                Mode::SlowWhen(needle, delay, answer) => {
+                    let text = String::from_utf8_lossy(
+                        &state.requests.lock().unwrap().last().unwrap().body,
+                    )
+                    .to_string();
+                    if text.contains(needle) {
+                        tokio::time::sleep(delay).await;
+                    }
+                    (
+                        StatusCode::OK,
+                        [("content-type", "application/json")],
+                        answer,
+                    )
+                        .into_response()
+                }
             }
         }
         let app = axum::Router::new()

@@ -1,0 +1,337 @@
+//! Before-send hooks: the endpoint that judges each channel type's messages (at most one per hook),
+//! the request (Tencent's `C2C/Group.CallbackBeforeSendMsg`, or the standard envelope of
+//! `message.before_send.person/group`), and the verdict read from the answer. A hook is never retried:
+//! a timeout (`hook_timeout_ms`, at most 2 s), a failed connection, an answer other than HTTP 200, a
+//! body that does not parse or a code the flavour does not define follow the endpoint's `on_failure`
+//! (`allow` by default, Tencent's fail-open). Every attempt is in the attempt log and the metrics.
+
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use chathook_events::{BeforeSend, Outgoing, Verdict};
+use serde_json::{json, Value};
+
+use crate::client::AttemptResult;
+use crate::dispatcher::attempt::{self, Delivery};
+use crate::dispatcher::{now_ms, Context};
+use crate::endpoint::{new_id, Endpoint, Flavour, HookKind, OnFailure};
+use crate::format::{self, tencent, Rendered};
+use crate::metrics::endpoint_label;
+
+/// What Tencent gives a sender whose message a hook rejected with `ErrorCode` 1.
+const C2C_REJECTED: i64 = 20006;
+const GROUP_REJECTED: i64 = 10016;
+
+/// Which endpoint answers each hook; kept by the engine as endpoints change.
+#[derive(Default)]
+pub(crate) struct HookSlots {
+    /// `[person, group]`.
+    slots: RwLock<[Option<Arc<Endpoint>>; 2]>,
+}
+
+fn index(kind: HookKind) -> usize {
+    match kind {
+        HookKind::Person => 0,
+        HookKind::Group => 1,
+    }
+}
+
+impl HookSlots {
+    /// Puts every hook of `endpoints` in its slot (the engine keeps them unique).
+    pub fn fill<'a>(&self, endpoints: impl Iterator<Item = &'a Arc<Endpoint>>) {
+        let mut next: [Option<Arc<Endpoint>>; 2] = [None, None];
+        for e in endpoints {
+            for kind in &e.before_send {
+                next[index(*kind)] = Some(e.clone());
+            }
+        }
+        if let Ok(mut slots) = self.slots.write() {
+            *slots = next;
+        }
+    }
+
+    fn get(&self, kind: HookKind) -> Option<Arc<Endpoint>> {
+        self.slots.read().ok()?[index(kind)].clone()
+    }
+}
+
+/// The before-send hook the IM core asks.
+pub(crate) struct Hooks {
+    pub ctx: Arc<Context>,
+    pub slots: Arc<HookSlots>,
+}
+
+impl Hooks {
+    /// The endpoint judging `channel_type`, when it is enabled and not disabled by the server.
+    fn judge_for(&self, channel_type: u8) -> Option<(HookKind, Arc<Endpoint>)> {
+        let kind = HookKind::for_channel_type(channel_type)?;
+        let endpoint = self.slots.get(kind)?;
+        self.ctx
+            .health
+            .get(&endpoint.id)
+            .active(&endpoint)
+            .then_some((kind, endpoint))
+    }
+}
+
+#[async_trait]
+impl BeforeSend for Hooks {
+    fn judges(&self, channel_type: u8) -> bool {
+        self.judge_for(channel_type).is_some()
+    }
+
+    async fn judge(&self, m: &Outgoing) -> Verdict {
+        let Some((kind, endpoint)) = self.judge_for(m.channel_type) else {
+            return Verdict::Allow { payload: None };
+        };
+        let rendered = render(&endpoint, kind, m, self.ctx.tencent_app);
+        let delivery = Delivery::one_off(new_id("hook"), rendered);
+        let (_, result) = attempt::send_hook(
+            &self.ctx.deliverer,
+            &self.ctx.attempts,
+            &endpoint,
+            &delivery,
+        )
+        .await;
+        let verdict = read_verdict(endpoint.flavour, kind, &m.payload, &result);
+        let outcome = match &verdict {
+            Ok(Verdict::Allow { .. }) => "allow",
+            Ok(Verdict::Reject { .. }) => "reject",
+            Ok(Verdict::Drop) => "drop",
+            Err(_) => "failure",
+        };
+        let mut labels = endpoint_label(&endpoint.id);
+        labels.push(("event".into(), delivery.event.clone()));
+        labels.push(("outcome".into(), outcome.into()));
+        self.ctx.metrics.deliveries.get_or_create(&labels).inc();
+        self.ctx
+            .metrics
+            .attempt_latency
+            .get_or_create(&endpoint_label(&endpoint.id))
+            .observe(result.latency.as_secs_f64());
+        match verdict {
+            Ok(v) => v,
+            Err(why) => {
+                tracing::warn!(endpoint = %endpoint.id, %why, policy = ?endpoint.on_failure, "before-send hook failed");
+                match endpoint.on_failure {
+                    OnFailure::Allow => Verdict::Allow { payload: None },
+                    OnFailure::Reject => Verdict::Reject {
+                        code: rejected_code(kind),
+                        info: format!("the before-send hook failed: {why}"),
+                    },
+                }
+            }
+        }
+    }
+}
+
+fn rejected_code(kind: HookKind) -> i64 {
+    match kind {
+        HookKind::Person => C2C_REJECTED,
+        HookKind::Group => GROUP_REJECTED,
+    }
+}
+
+/// The request for `m` in the endpoint's flavour.
+fn render(endpoint: &Endpoint, kind: HookKind, m: &Outgoing, sdk_app_id: u64) -> Rendered {
+    if endpoint.flavour == Flavour::Tencent {
+        return tencent::before_send(m, sdk_app_id, now_ms());
+    }
+    let body = json!({
+        "type": kind.name(),
+        "timestamp": format::rfc3339(now_ms()),
+        "data": {
+            "from_uid": m.from_uid,
+            "channel_id": m.channel_id,
+            "channel_type": m.channel_type,
+            "client_msg_no": m.client_msg_no,
+            "header": {"no_persist": m.header.no_persist, "red_dot": m.header.red_dot,
+                       "sync_once": m.header.sync_once},
+            "payload": STANDARD.encode(&m.payload),
+            "timestamp": m.timestamp,
+            "sender": *m.sender,
+        },
+    });
+    Rendered {
+        event: kind.name().to_string(),
+        query: String::new(),
+        body: serde_json::to_vec(&body).unwrap_or_default(),
+    }
+}
+
+/// The verdict an answer gives; `Err` says why it gives none (the failure policy decides).
+fn read_verdict(
+    flavour: Flavour,
+    kind: HookKind,
+    original: &[u8],
+    result: &AttemptResult,
+) -> Result<Verdict, String> {
+    if result.status != Some(200) {
+        return Err(if result.error.is_empty() {
+            format!("HTTP {}", result.status.unwrap_or(0))
+        } else {
+            result.error.clone()
+        });
+    }
+    let answer: Value =
+        serde_json::from_slice(&result.body).map_err(|_| "the answer is not JSON".to_string())?;
+    if flavour == Flavour::Tencent {
+        tencent_verdict(kind, original, &answer)
+    } else {
+        standard_verdict(&answer)
+    }
+}
+
+/// Tencent's `ErrorCode`: 0 allow (a `MsgBody` or `CloudCustomData` rewrites), 1 reject (20006 or
+/// 10016), 2 drop, a code in the pass-through range rejects with that code; anything else fails.
+fn tencent_verdict(kind: HookKind, original: &[u8], answer: &Value) -> Result<Verdict, String> {
+    let code = answer
+        .get("ErrorCode")
+        .and_then(Value::as_i64)
+        .ok_or("the answer has no ErrorCode")?;
+    let info = answer["ErrorInfo"].as_str().unwrap_or_default().to_string();
+    let pass_through = match kind {
+        HookKind::Person => 120_001..=130_000,
+        HookKind::Group => 10_100..=10_200,
+    };
+    Ok(match code {
+        0 => Verdict::Allow {
+            payload: tencent::rewritten_payload(
+                original,
+                answer.get("MsgBody").filter(|b| b.is_array()),
+                answer.get("CloudCustomData").and_then(Value::as_str),
+            ),
+        },
+        1 => Verdict::Reject {
+            code: rejected_code(kind),
+            info,
+        },
+        2 => Verdict::Drop,
+        c if pass_through.contains(&c) => Verdict::Reject { code: c, info },
+        c => return Err(format!("ErrorCode {c} is not a verdict")),
+    })
+}
+
+/// The standard answer: `{"action": "allow"|"reject"|"drop", "code", "reason", "payload"}` (`payload`
+/// in base64, replacing the message's on allow; `code` defaults to 1 on reject).
+fn standard_verdict(answer: &Value) -> Result<Verdict, String> {
+    match answer.get("action").and_then(Value::as_str) {
+        Some("allow") => {
+            let payload = match answer.get("payload") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(b64)) => Some(
+                    STANDARD
+                        .decode(b64)
+                        .map_err(|_| "payload is not base64".to_string())?,
+                ),
+                Some(_) => return Err("payload must be a base64 string".into()),
+            };
+            Ok(Verdict::Allow { payload })
+        }
+        Some("reject") => Ok(Verdict::Reject {
+            code: answer.get("code").and_then(Value::as_i64).unwrap_or(1),
+            info: answer["reason"].as_str().unwrap_or_default().to_string(),
+        }),
+        Some("drop") => Ok(Verdict::Drop),
+        _ => Err("action must be allow, reject or drop".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(body: &str) -> AttemptResult {
+        AttemptResult {
+            success: true,
+            status: Some(200),
+            body: body.as_bytes().to_vec(),
+            ..Default::default()
+        }
+    }
+
+    fn tencent(kind: HookKind, body: &str) -> Result<Verdict, String> {
+        read_verdict(
+            Flavour::Tencent,
+            kind,
+            br#"{"type":1,"content":"hi"}"#,
+            &ok(body),
+        )
+    }
+
+    #[test]
+    fn tencent_codes_and_their_ranges() {
+        assert_eq!(
+            tencent(HookKind::Person, r#"{"ErrorCode":0}"#),
+            Ok(Verdict::Allow { payload: None })
+        );
+        assert_eq!(
+            tencent(HookKind::Person, r#"{"ErrorCode":1,"ErrorInfo":"no"}"#),
+            Ok(Verdict::Reject {
+                code: 20006,
+                info: "no".into()
+            })
+        );
+        assert_eq!(
+            tencent(HookKind::Group, r#"{"ErrorCode":1}"#),
+            Ok(Verdict::Reject {
+                code: 10016,
+                info: String::new()
+            })
+        );
+        assert_eq!(
+            tencent(HookKind::Group, r#"{"ErrorCode":2}"#),
+            Ok(Verdict::Drop)
+        );
+        for (kind, inside, outside) in [
+            (HookKind::Person, [120_001, 130_000], [120_000, 130_001]),
+            (HookKind::Group, [10_100, 10_200], [10_099, 10_201]),
+        ] {
+            for c in inside {
+                let body = format!(r#"{{"ErrorCode":{c},"ErrorInfo":"why"}}"#);
+                assert_eq!(
+                    tencent(kind, &body),
+                    Ok(Verdict::Reject {
+                        code: c,
+                        info: "why".into()
+                    })
+                );
+            }
+            for c in outside {
+                assert!(
+                    tencent(kind, &format!(r#"{{"ErrorCode":{c}}}"#)).is_err(),
+                    "{c}"
+                );
+            }
+        }
+        assert!(tencent(HookKind::Person, "not json").is_err());
+        let non_200 = AttemptResult {
+            status: Some(500),
+            ..ok(r#"{"ErrorCode":0}"#)
+        };
+        assert!(read_verdict(Flavour::Tencent, HookKind::Person, b"x", &non_200).is_err());
+    }
+
+    #[test]
+    fn standard_actions() {
+        let std = |body: &str| read_verdict(Flavour::Standard, HookKind::Group, b"x", &ok(body));
+        assert_eq!(
+            std(r#"{"action":"allow","payload":"aGk="}"#),
+            Ok(Verdict::Allow {
+                payload: Some(b"hi".to_vec())
+            })
+        );
+        assert_eq!(
+            std(r#"{"action":"reject","code":42,"reason":"spam"}"#),
+            Ok(Verdict::Reject {
+                code: 42,
+                info: "spam".into()
+            })
+        );
+        assert_eq!(std(r#"{"action":"drop"}"#), Ok(Verdict::Drop));
+        assert!(std(r#"{"action":"maybe"}"#).is_err());
+        assert!(std(r#"{"action":"allow","payload":"%%"}"#).is_err());
+    }
+}
