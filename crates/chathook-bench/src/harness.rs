@@ -221,6 +221,8 @@ struct SinkState {
     requests: Arc<AtomicU64>,
     messages: Arc<AtomicU64>,
     delay: Duration,
+    /// The body it answers (JSON).
+    answer: &'static str,
     /// Send-to-receive latencies (µs) of standard-flavour message.sent bodies whose payload is `{"t": µs}`.
     latencies: Option<Arc<std::sync::Mutex<Vec<u64>>>>,
     epoch: Instant,
@@ -232,6 +234,8 @@ struct SinkState {
 #[derive(Default)]
 pub struct SinkOptions {
     pub delay: Duration,
+    /// The JSON body answered (`"ok"` as text when unset).
+    pub answer: Option<&'static str>,
     pub latencies: Option<Arc<std::sync::Mutex<Vec<u64>>>>,
     pub epoch: Option<Instant>,
     pub ids: Option<Arc<std::sync::Mutex<std::collections::HashSet<i64>>>>,
@@ -248,7 +252,8 @@ pub async fn start_sink_with(options: SinkOptions) -> anyhow::Result<Sink> {
         State(s): State<SinkState>,
         RawQuery(q): RawQuery,
         body: axum::body::Bytes,
-    ) -> &'static str {
+    ) -> axum::response::Response {
+        use axum::response::IntoResponse;
         s.requests.fetch_add(1, Ordering::Relaxed);
         if q.as_deref() == Some("event=msg.notify") {
             let n =
@@ -279,12 +284,16 @@ pub async fn start_sink_with(options: SinkOptions) -> anyhow::Result<Sink> {
         if !s.delay.is_zero() {
             tokio::time::sleep(s.delay).await;
         }
-        "ok"
+        if s.answer.is_empty() {
+            return "ok".into_response();
+        }
+        ([("content-type", "application/json")], s.answer).into_response()
     }
     let state = SinkState {
         requests: Arc::new(AtomicU64::new(0)),
         messages: Arc::new(AtomicU64::new(0)),
         delay: options.delay,
+        answer: options.answer.unwrap_or(""),
         latencies: options.latencies,
         epoch: options.epoch.unwrap_or_else(Instant::now),
         ids: options.ids,
