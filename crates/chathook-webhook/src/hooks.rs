@@ -18,7 +18,6 @@ use crate::dispatcher::attempt::{self, Delivery};
 use crate::dispatcher::{now_ms, Context};
 use crate::endpoint::{new_id, Endpoint, Flavour, HookKind, OnFailure};
 use crate::format::{self, tencent, Rendered};
-use crate::metrics::endpoint_label;
 
 /// What Tencent gives a sender whose message a hook rejected with `ErrorCode` 1.
 const C2C_REJECTED: i64 = 20006;
@@ -102,15 +101,9 @@ impl BeforeSend for Hooks {
             Ok(Verdict::Drop) => "drop",
             Err(_) => "failure",
         };
-        let mut labels = endpoint_label(&endpoint.id);
-        labels.push(("event".into(), delivery.event.clone()));
-        labels.push(("outcome".into(), outcome.into()));
-        self.ctx.metrics.deliveries.get_or_create(&labels).inc();
         self.ctx
             .metrics
-            .attempt_latency
-            .get_or_create(&endpoint_label(&endpoint.id))
-            .observe(result.latency.as_secs_f64());
+            .count_attempt(&endpoint.id, &delivery.event, outcome, result.latency);
         match verdict {
             Ok(v) => v,
             Err(why) => {

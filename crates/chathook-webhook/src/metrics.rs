@@ -5,6 +5,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use std::time::Duration;
 
 pub type Labels = Vec<(String, String)>;
 
@@ -90,6 +91,17 @@ impl WebhookMetrics {
             "Times a dispatcher woke up, all endpoints together",
             self.dispatcher_wakeups.clone(),
         );
+    }
+
+    /// Counts one attempt of `endpoint` (`event` on the wire, `outcome`) and observes its latency.
+    pub fn count_attempt(&self, endpoint: &str, event: &str, outcome: &str, latency: Duration) {
+        let mut labels = endpoint_label(endpoint);
+        labels.push(("event".into(), event.into()));
+        labels.push(("outcome".into(), outcome.into()));
+        self.deliveries.get_or_create(&labels).inc();
+        self.attempt_latency
+            .get_or_create(&endpoint_label(endpoint))
+            .observe(latency.as_secs_f64());
     }
 }
 

@@ -554,18 +554,10 @@ impl Dispatcher {
                 .get_or_create(&endpoint_label(&endpoint.id))
                 .inc();
         }
-        let mut labels = endpoint_label(&endpoint.id);
-        labels.push(("event".into(), delivery.event.clone()));
-        labels.push((
-            "outcome".into(),
-            if result.success { "success" } else { "failure" }.into(),
-        ));
-        self.ctx.metrics.deliveries.get_or_create(&labels).inc();
+        let outcome = if result.success { "success" } else { "failure" };
         self.ctx
             .metrics
-            .attempt_latency
-            .get_or_create(&endpoint_label(&endpoint.id))
-            .observe(result.latency.as_secs_f64());
+            .count_attempt(&endpoint.id, &delivery.event, outcome, result.latency);
         let delivery_id = delivery.id.clone();
         if settled == Settled::NotParked {
             // Keep the positions outstanding: the events are read again after a restart. Retry the

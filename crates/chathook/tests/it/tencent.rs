@@ -355,14 +355,8 @@ async fn every_after_event_reaches_a_tencent_receiver_in_tencents_words() {
 #[tokio::test]
 async fn a_tencent_callback_succeeds_only_on_http_200_with_error_code_0() {
     let s = TestServer::start_with(|c| {
+        crate::webhooks::fast_retries(c);
         c.tencent.sdk_app_id = APP;
-        c.webhook.retry_schedule = vec![
-            Duration::ZERO,
-            Duration::from_millis(100),
-            Duration::from_millis(100),
-            Duration::from_millis(100),
-        ];
-        c.webhook.retry_jitter = 0.0;
     })
     .await;
     let rcv = Receiver::start().await;

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use crate::util::*;
 
-fn fast_retries(c: &mut chathook::Config) {
+pub fn fast_retries(c: &mut chathook::Config) {
     c.webhook.retry_schedule = vec![
         Duration::ZERO,
         Duration::from_millis(100),
