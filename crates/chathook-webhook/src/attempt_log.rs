@@ -19,9 +19,16 @@ const QUEUE: usize = 65_536;
 /// Most attempts written in one store call.
 const MAX_BATCH: usize = 4096;
 
+/// How long a batch of attempts that may wait (before-send hooks') waits for more before it is written.
+/// A hook makes one attempt per message, just before the message's own commit: written at once, each
+/// would take a commit of the store's writer ahead of the message's.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// What the writer takes, in order.
 enum Entry {
     Attempt(AttemptRecord),
+    /// An attempt whose batch may wait up to `LINGER` for others.
+    Lingering(AttemptRecord),
     /// Answered once every attempt queued before it is written (or failed to be).
     Flush(oneshot::Sender<()>),
 }
@@ -47,7 +54,17 @@ impl AttemptLog {
 
     /// Queues an attempt; never waits.
     pub(crate) fn record(&self, attempt: AttemptRecord) {
-        if self.queue.try_send(Entry::Attempt(attempt)).is_err() {
+        self.queue_entry(Entry::Attempt(attempt));
+    }
+
+    /// Queues an attempt that may be written up to `LINGER` later, with others (a before-send hook's,
+    /// so that it does not take a commit ahead of the message it judged); never waits.
+    pub(crate) fn record_lingering(&self, attempt: AttemptRecord) {
+        self.queue_entry(Entry::Lingering(attempt));
+    }
+
+    fn queue_entry(&self, entry: Entry) {
+        if self.queue.try_send(entry).is_err() {
             self.dropped.inc();
         }
     }
@@ -61,21 +78,40 @@ impl AttemptLog {
     }
 }
 
-/// Writes attempts in batches: one store call for whatever has queued. A flush is answered after the
-/// batch that holds everything queued before it.
+/// Writes attempts in batches: one store call for whatever has queued. A batch of lingering attempts
+/// only waits up to `LINGER` from its first for more; any other attempt or a flush ends the wait. A
+/// flush is answered after the batch that holds everything queued before it.
 async fn write(store: Arc<dyn WebhookStore>, mut entries: mpsc::Receiver<Entry>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut flushes = Vec::new();
     while let Some(first) = entries.recv().await {
+        let deadline = tokio::time::Instant::now() + LINGER;
+        // Whether everything in the batch so far may wait.
+        let mut may_wait = true;
         let mut next = Some(first);
         while let Some(entry) = next.take() {
             match entry {
-                Entry::Attempt(a) => batch.push(a),
-                Entry::Flush(done) => flushes.push(done),
+                Entry::Attempt(a) => {
+                    may_wait = false;
+                    batch.push(a);
+                }
+                Entry::Lingering(a) => batch.push(a),
+                Entry::Flush(done) => {
+                    may_wait = false;
+                    flushes.push(done);
+                }
             }
-            if batch.len() < MAX_BATCH {
-                next = entries.try_recv().ok();
+            if batch.len() >= MAX_BATCH {
+                break;
             }
+            next = match entries.try_recv() {
+                Ok(entry) => Some(entry),
+                Err(_) if may_wait => tokio::time::timeout_at(deadline, entries.recv())
+                    .await
+                    .ok()
+                    .flatten(),
+                Err(_) => None,
+            };
         }
         if !batch.is_empty() {
             if let Err(e) = store.record_attempts(std::mem::take(&mut batch)).await {
@@ -153,5 +189,34 @@ mod tests {
             .unwrap();
         assert_eq!(stored.len(), n);
         assert_eq!(log.dropped.get(), 0);
+    }
+
+    #[tokio::test]
+    async fn lingering_attempts_wait_for_company_but_never_past_a_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn WebhookStore> =
+            Arc::new(SqliteStore::open(SqliteOptions::new(dir.path())).unwrap());
+        let (log, _writer) = AttemptLog::start(store.clone(), Counter::default());
+        let count = || {
+            let store = store.clone();
+            async move {
+                store
+                    .attempts(AttemptQuery {
+                        endpoint_id: "ep".into(),
+                        limit: 100,
+                        ..AttemptQuery::default()
+                    })
+                    .await
+                    .unwrap()
+                    .len()
+            }
+        };
+        log.record_lingering(attempt(1));
+        log.record_lingering(attempt(2));
+        tokio::time::sleep(LINGER * 4).await;
+        assert_eq!(count().await, 2, "written once LINGER passed");
+        log.record_lingering(attempt(3));
+        log.flush().await;
+        assert_eq!(count().await, 3, "a flush does not wait for LINGER");
     }
 }

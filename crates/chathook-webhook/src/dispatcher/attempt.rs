@@ -144,7 +144,7 @@ async fn send_as(
             }),
         })
         .await;
-    attempts.record(AttemptRecord {
+    let record = AttemptRecord {
         endpoint_id: endpoint.id.clone(),
         delivery_id: delivery.id.clone(),
         event: delivery.event.clone(),
@@ -154,7 +154,12 @@ async fn send_as(
         latency_ms: latency_ms(result.latency),
         error: result.error.clone(),
         response: result.response.clone(),
-    });
+    };
+    if hook {
+        attempts.record_lingering(record);
+    } else {
+        attempts.record(record);
+    }
     (at_ms, result)
 }
 
