@@ -649,11 +649,8 @@ impl Receiver {
                 )
                     .into_response(),
                 Mode::SlowWhen(needle, delay, answer) => {
-                    let text = String::from_utf8_lossy(
-                        &state.requests.lock().unwrap().last().unwrap().body,
-                    )
-                    .to_string();
-                    if text.contains(needle) {
+                    // this request's own body (another may have been recorded since)
+                    if String::from_utf8_lossy(&body).contains(needle) {
                         tokio::time::sleep(delay).await;
                     }
                     (
