@@ -467,27 +467,32 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)]
     fn unknown_keys_and_bad_values_name_the_key() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("c.toml");
-        std::fs::write(&file, "[limits]\nmax_frame_bites = 1\n").unwrap();
-        let err = Config::load(Some(&file), &Overrides::default())
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("max_frame_bites"), "{err}");
-        std::fs::write(&file, "api_addr = \"not an address\"\n").unwrap();
-        let err = Config::load(Some(&file), &Overrides::default())
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("api_addr"), "{err}");
-        std::fs::write(&file, "node_id = 5000\n").unwrap();
-        let err = Config::load(Some(&file), &Overrides::default())
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("node_id"), "{err}");
-        let err =
-            Config::load(Some(&dir.path().join("none.toml")), &Overrides::default()).unwrap_err();
-        assert!(matches!(err, ConfigError::MissingFile(_)));
+        // Inside a jail: the tests that set environment variables do, so none is set meanwhile.
+        figment::Jail::expect_with(|_| {
+            let dir = tempfile::tempdir().unwrap();
+            let file = dir.path().join("c.toml");
+            std::fs::write(&file, "[limits]\nmax_frame_bites = 1\n").unwrap();
+            let err = Config::load(Some(&file), &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("max_frame_bites"), "{err}");
+            std::fs::write(&file, "api_addr = \"not an address\"\n").unwrap();
+            let err = Config::load(Some(&file), &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("api_addr"), "{err}");
+            std::fs::write(&file, "node_id = 5000\n").unwrap();
+            let err = Config::load(Some(&file), &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("node_id"), "{err}");
+            let err = Config::load(Some(&dir.path().join("none.toml")), &Overrides::default())
+                .unwrap_err();
+            assert!(matches!(err, ConfigError::MissingFile(_)));
+            Ok(())
+        });
     }
 
     #[test]
@@ -545,24 +550,28 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)]
     fn a_grpc_webhook_alone_is_refused_and_beside_http_warned() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("wk.yml");
-        std::fs::write(&file, "webhook:\n  grpcAddr: 127.0.0.1:6979\n").unwrap();
-        let err = Config::load(Some(&file), &Overrides::default())
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("grpcAddr") && err.contains("httpAddr"),
-            "{err}"
-        );
-        std::fs::write(
-            &file,
-            "webhook:\n  grpcAddr: 127.0.0.1:6979\n  httpAddr: http://127.0.0.1:9/h\n",
-        )
-        .unwrap();
-        let c = Config::load(Some(&file), &Overrides::default()).unwrap();
-        assert!(c.webhook.warnings()[0].contains("grpcAddr"));
+        figment::Jail::expect_with(|_| {
+            let dir = tempfile::tempdir().unwrap();
+            let file = dir.path().join("wk.yml");
+            std::fs::write(&file, "webhook:\n  grpcAddr: 127.0.0.1:6979\n").unwrap();
+            let err = Config::load(Some(&file), &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("grpcAddr") && err.contains("httpAddr"),
+                "{err}"
+            );
+            std::fs::write(
+                &file,
+                "webhook:\n  grpcAddr: 127.0.0.1:6979\n  httpAddr: http://127.0.0.1:9/h\n",
+            )
+            .unwrap();
+            let c = Config::load(Some(&file), &Overrides::default()).unwrap();
+            assert!(c.webhook.warnings()[0].contains("grpcAddr"));
+            Ok(())
+        });
     }
 
     #[test]
