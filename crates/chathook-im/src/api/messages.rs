@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -11,6 +13,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{check_uid, ok, ok_data};
+use crate::error::SendError;
 use crate::messaging::{Origin, SendRequest};
 use crate::Im;
 use chathook_events::{ChannelType, ClientInfo, MessageHeader};
@@ -55,11 +58,22 @@ fn rest_client(peer: SocketAddr) -> Arc<ClientInfo> {
     })
 }
 
+/// A send the before-send hook refused: WuKongIM's error shape plus the hook's code and text
+/// (`error_code`, `error_info`: Tencent's `ErrorCode` and `ErrorInfo`).
+fn rejected_by_hook(e: &SendError) -> Option<Response> {
+    let SendError::RejectedByHook { code, info } = e else {
+        return None;
+    };
+    let body = json!({"status": 400, "msg": e.to_string(), "code": e.code(), "field": null,
+                      "error_code": code, "error_info": info});
+    Some((StatusCode::BAD_REQUEST, Json(body)).into_response())
+}
+
 pub(super) async fn send(
     State(im): State<Im>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     WkJson(req): WkJson<MessageSendReq>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     // An empty from_uid is the system account, on every channel type.
     if !req.from_uid.is_empty() {
         check_uid("from_uid", &req.from_uid)?;
@@ -118,15 +132,20 @@ pub(super) async fn send(
             client: rest_client(peer),
             skip_before_send: req.skip_before_send,
         })
-        .await?;
+        .await;
+    let ack = match ack {
+        Ok(ack) => ack,
+        Err(e) => return rejected_by_hook(&e).ok_or_else(|| e.into()),
+    };
     if to_subscribers {
         // WuKongIM answers a send to subscribers with a bare OK.
-        return Ok(ok());
+        return Ok(ok().into_response());
     }
     Ok(ok_data(
         json!({"message_id": ack.message_id, "client_msg_no": ack.client_msg_no,
                       "message_seq": ack.message_seq}),
-    ))
+    )
+    .into_response())
 }
 
 #[derive(Deserialize)]

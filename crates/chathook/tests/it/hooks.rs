@@ -172,6 +172,10 @@ async fn tencent_verdicts_on_group_messages_and_rest_sends() {
                         .contains(&format!("ErrorCode {c}")),
                     "{body}"
                 );
+                assert_eq!(
+                    (body["error_code"].as_i64(), body["error_info"].as_str()),
+                    (Some(c), Some("no"))
+                );
             }
             None => assert_eq!(st, 200, "{code} fails open: {body}"),
         }
