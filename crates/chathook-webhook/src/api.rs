@@ -150,6 +150,7 @@ fn endpoint_json(engine: &WebhookEngine, e: &Endpoint, with_secret: bool) -> Val
     });
     v["sign_token_set"] = json!(e.sign_token.is_some());
     v["before_send"] = json!(e.before_send);
+    v["message_channel_types"] = json!(e.message_channel_types);
     v["hook_timeout_ms"] = json!(e.hook_timeout_ms);
     v["on_failure"] = json!(e.on_failure);
     if with_secret {
@@ -330,6 +331,7 @@ async fn create(
     e.rate_limit_per_s = req.rate_limit_per_s;
     e.sign_token = req.sign_token;
     e.before_send = hooks;
+    e.message_channel_types = catalog::message_channel_types(&req.events);
     e.hook_timeout_ms = req.hook_timeout_ms.unwrap_or(e.hook_timeout_ms);
     e.on_failure = req.on_failure.unwrap_or(e.on_failure);
     engine.create(e.clone()).await.map_err(engine_error)?;
@@ -447,6 +449,7 @@ async fn patch(
     }
     if let Some(events) = req.events {
         (e.events, e.before_send) = check_events(&events, e.flavour)?;
+        e.message_channel_types = catalog::message_channel_types(&events);
     } else if !e.before_send.is_empty() && e.flavour == Flavour::Wukongim {
         return Err(bad(
             "flavour",

@@ -23,8 +23,8 @@ pub struct EventType {
     pub wukongim_route: Route,
     /// WuKongIM itself has this webhook (the others are chathook's additions, sent by native name).
     pub wukongim_own: bool,
-    /// Tencent Cloud Chat's `CallbackCommand`s for it (a message is C2C or Group by its channel);
-    /// empty when the tencent flavour does not send it.
+    /// Tencent Cloud Chat's `CallbackCommand`s for it (a message's: the person channel's, then the
+    /// group's); empty when the tencent flavour does not send it.
     pub tencent: &'static [&'static str],
     /// An example of the event, for the listing and for test deliveries.
     pub sample: fn() -> Event,
@@ -164,6 +164,24 @@ pub fn resolve(name: &str) -> Option<Vec<EventKind>> {
     (!mapped.is_empty()).then_some(mapped)
 }
 
+/// The channel types whose messages a selection means when it names Tencent's after-send commands
+/// for one channel type only: `[1]` for `C2C.CallbackAfterSendMsg` alone, `[2]` for
+/// `Group.CallbackAfterSendMsg` alone; empty (every channel) otherwise.
+pub fn message_channel_types(names: &[String]) -> Vec<u8> {
+    let commands = entry(EventKind::MessageSent).tencent;
+    let named = |c: &str| names.iter().any(|n| n == c);
+    let (person, group) = (named(commands[0]), named(commands[1]));
+    let by_other_name = names.iter().any(|n| {
+        !commands.contains(&n.as_str())
+            && resolve(n).is_some_and(|kinds| kinds.contains(&EventKind::MessageSent))
+    });
+    match (person, group, by_other_name) {
+        (true, false, false) => vec![1],
+        (false, true, false) => vec![2],
+        _ => Vec::new(),
+    }
+}
+
 /// A sample of `kind` as logged at position 0.
 pub fn sample(kind: EventKind) -> chathook_events::LoggedEvent {
     chathook_events::LoggedEvent {
@@ -239,5 +257,26 @@ mod tests {
             Some(vec![EventKind::MessageSent])
         );
         assert_eq!(resolve("nope"), None);
+    }
+
+    #[test]
+    fn tencent_after_send_names_select_their_channel_type() {
+        let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            message_channel_types(&names(&["C2C.CallbackAfterSendMsg"])),
+            vec![1]
+        );
+        assert_eq!(
+            message_channel_types(&names(&["Group.CallbackAfterSendMsg", "State.StateChange"])),
+            vec![2]
+        );
+        assert!(message_channel_types(&names(&[
+            "C2C.CallbackAfterSendMsg",
+            "Group.CallbackAfterSendMsg"
+        ]))
+        .is_empty());
+        assert!(
+            message_channel_types(&names(&["C2C.CallbackAfterSendMsg", "message.sent"])).is_empty()
+        );
     }
 }

@@ -80,6 +80,7 @@ pub(crate) fn from_config(config: &WebhookConfig, seed: &str) -> Result<Vec<Endp
         );
         e.description = d.description;
         e.sign_token = d.sign_token;
+        e.message_channel_types = catalog::message_channel_types(&d.events);
         e.read_only = true;
         e.created_at = 0;
         e.updated_at = 0;

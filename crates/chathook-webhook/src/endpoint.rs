@@ -51,6 +51,10 @@ pub struct Endpoint {
     /// and `RequestTime`) and `RequestTime`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sign_token: Option<String>,
+    /// When not empty, the only channel types whose `message.sent` events it receives (set when its
+    /// events name one of Tencent's after-send commands without the other).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub message_channel_types: Vec<u8>,
     /// The before-send hooks it answers (at most one endpoint per hook).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub before_send: Vec<HookKind>,
@@ -151,6 +155,7 @@ impl Endpoint {
             read_only: false,
             disabled_at: None,
             sign_token: None,
+            message_channel_types: Vec::new(),
             before_send: Vec::new(),
             hook_timeout_ms: MAX_HOOK_TIMEOUT_MS,
             on_failure: OnFailure::Allow,

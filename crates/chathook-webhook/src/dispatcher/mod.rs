@@ -279,7 +279,14 @@ impl Dispatcher {
         let limits = self.batch_limits();
         for logged in events {
             let kind = logged.event.kind();
-            if !endpoint.events.contains(&kind) || !features.allows(kind) {
+            let other_channel_type = match &logged.event {
+                Event::MessageSent(m) => {
+                    !(endpoint.message_channel_types.is_empty()
+                        || endpoint.message_channel_types.contains(&m.channel_type))
+                }
+                _ => false,
+            };
+            if !endpoint.events.contains(&kind) || !features.allows(kind) || other_channel_type {
                 self.cursor.read(logged.position);
                 continue;
             }

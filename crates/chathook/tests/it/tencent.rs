@@ -398,8 +398,16 @@ async fn a_tencent_callback_succeeds_only_on_http_200_with_error_code_0() {
             .contains("ErrorCode 1 (busy)"),
         "{page}"
     );
+    // the endpoint named C2C's after-send alone: group messages are not its
+    assert_eq!(ep["message_channel_types"], json!([1]));
+    s.group("g", &["alice", "bob"]).await;
+    s.rest_send("alice", "g", 2, "to the group").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(rcv.requests().len(), 3, "nothing after the success");
+    assert_eq!(
+        rcv.requests().len(),
+        3,
+        "nothing after the success, and no group message"
+    );
     assert!(
         !rcv.requests()[0].query.contains("Sign="),
         "no token, no Sign"
