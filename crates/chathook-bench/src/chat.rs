@@ -123,6 +123,41 @@ pub async fn run(
     ))
 }
 
+/// `pairs` 1:1 pairs (`{prefix}s{i}` to `{prefix}r{i}`, registered here), each sender keeping `window`
+/// sends in flight for `seconds`; returns what [`run`] does.
+pub async fn one_to_one(
+    server: &Server,
+    prefix: &str,
+    pairs: usize,
+    seconds: u64,
+    window: usize,
+) -> anyhow::Result<(f64, Option<f64>, Option<f64>, u64)> {
+    let http = reqwest::Client::new();
+    let mut senders = Vec::new();
+    let mut receivers = Vec::new();
+    for i in 0..pairs {
+        let (s, r) = (format!("{prefix}s{i}"), format!("{prefix}r{i}"));
+        token(&http, &server.api, &s).await?;
+        token(&http, &server.api, &r).await?;
+        senders.push(Sender {
+            uid: s,
+            channel_id: r.clone(),
+            channel_type: 1,
+        });
+        receivers.push(r);
+    }
+    run(
+        server,
+        senders,
+        receivers,
+        seconds,
+        window,
+        Instant::now(),
+        None,
+    )
+    .await
+}
+
 /// `fanout`: 1:1 pairs, and one 100-member group with a few senders.
 pub async fn fanout(
     bin: &std::path::Path,
@@ -132,28 +167,7 @@ pub async fn fanout(
 ) -> anyhow::Result<Vec<Figures>> {
     let server = crate::harness::start_server(bin, &[]).await?;
     let http = reqwest::Client::new();
-    for i in 0..pairs {
-        token(&http, &server.api, &format!("s{i}")).await?;
-        token(&http, &server.api, &format!("r{i}")).await?;
-    }
-    let senders = (0..pairs)
-        .map(|i| Sender {
-            uid: format!("s{i}"),
-            channel_id: format!("r{i}"),
-            channel_type: 1,
-        })
-        .collect();
-    let receivers = (0..pairs).map(|i| format!("r{i}")).collect();
-    let (rate, p50, p99, total) = run(
-        &server,
-        senders,
-        receivers,
-        seconds,
-        window,
-        Instant::now(),
-        None,
-    )
-    .await?;
+    let (rate, p50, p99, total) = one_to_one(&server, "", pairs, seconds, window).await?;
     let mut out = vec![Figures::new(
         "fanout 1:1 WebSocket to WebSocket",
         rate,

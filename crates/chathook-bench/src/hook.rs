@@ -11,7 +11,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::chat::{self, Sender};
+use crate::chat;
 use crate::harness::{
     connect, percentile, post, start_server, start_sink_with, token, Server, SinkOptions,
 };
@@ -138,30 +138,8 @@ pub async fn hook(
         added(0.99)
     );
     // Throughput through the hook: 1:1 pairs, each with a window of sends in flight.
-    let pairs = clients.max(1);
-    let mut senders = Vec::new();
-    let mut receivers = Vec::new();
-    for i in 0..pairs {
-        let (a, b) = (format!("hs{i}"), format!("hr{i}"));
-        token(&http, &server.api, &a).await?;
-        token(&http, &server.api, &b).await?;
-        senders.push(Sender {
-            uid: a,
-            channel_id: b.clone(),
-            channel_type: 1,
-        });
-        receivers.push(b);
-    }
-    let (rate, p50, p99, total) = chat::run(
-        &server,
-        senders,
-        receivers,
-        seconds,
-        window,
-        Instant::now(),
-        None,
-    )
-    .await?;
+    let (rate, p50, p99, total) =
+        chat::one_to_one(&server, "h", clients.max(1), seconds, window).await?;
     Ok(vec![
         Figures::new(
             "hook added latency (ms, p50 and p99)",
