@@ -26,19 +26,48 @@ const PENDING_COLUMNS: &str =
     "delivery_id, endpoint_id, event, query, body, attempts, next_at_ms, \
      event_at_ms, last_error, dead, dead_at_ms";
 
-#[async_trait]
-impl WebhookStore for SqliteStore {
-    async fn put_endpoint(&self, id: &str, document: String) -> Result<(), StoreError> {
+/// The tables that keep one JSON document per endpoint: its settings, and its health.
+const ENDPOINTS: &str = "webhook_endpoints";
+const HEALTH: &str = "webhook_endpoint_health";
+
+impl SqliteStore {
+    /// Stores `document` as endpoint `id`'s row of `table` (one of the document tables above).
+    async fn put_document(
+        &self,
+        table: &'static str,
+        id: &str,
+        document: String,
+    ) -> Result<(), StoreError> {
         let id = id.to_string();
         self.write(move |ctx| {
             ctx.conn.execute(
-                "INSERT INTO webhook_endpoints(id, document) VALUES (?1, ?2)
-                 ON CONFLICT(id) DO UPDATE SET document = excluded.document",
+                &format!(
+                    "INSERT INTO {table}(id, document) VALUES (?1, ?2)
+                     ON CONFLICT(id) DO UPDATE SET document = excluded.document"
+                ),
                 params![id, document],
             )?;
             Ok(())
         })
         .await
+    }
+
+    /// Every row of `table` (one of the document tables above), by endpoint id.
+    async fn documents(&self, table: &'static str) -> Result<Vec<(String, String)>, StoreError> {
+        self.read(move |conn| {
+            Ok(conn
+                .prepare(&format!("SELECT id, document FROM {table} ORDER BY id"))?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl WebhookStore for SqliteStore {
+    async fn put_endpoint(&self, id: &str, document: String) -> Result<(), StoreError> {
+        self.put_document(ENDPOINTS, id, document).await
     }
 
     async fn delete_endpoint(&self, id: &str, consumer: &str) -> Result<bool, StoreError> {
@@ -67,36 +96,15 @@ impl WebhookStore for SqliteStore {
     }
 
     async fn endpoints(&self) -> Result<Vec<(String, String)>, StoreError> {
-        self.read(|conn| {
-            Ok(conn
-                .prepare("SELECT id, document FROM webhook_endpoints ORDER BY id")?
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<Result<Vec<_>, _>>()?)
-        })
-        .await
+        self.documents(ENDPOINTS).await
     }
 
     async fn put_endpoint_health(&self, id: &str, document: String) -> Result<(), StoreError> {
-        let id = id.to_string();
-        self.write(move |ctx| {
-            ctx.conn.execute(
-                "INSERT INTO webhook_endpoint_health(id, document) VALUES (?1, ?2)
-                 ON CONFLICT(id) DO UPDATE SET document = excluded.document",
-                params![id, document],
-            )?;
-            Ok(())
-        })
-        .await
+        self.put_document(HEALTH, id, document).await
     }
 
     async fn endpoint_health(&self) -> Result<Vec<(String, String)>, StoreError> {
-        self.read(|conn| {
-            Ok(conn
-                .prepare("SELECT id, document FROM webhook_endpoint_health ORDER BY id")?
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<Result<Vec<_>, _>>()?)
-        })
-        .await
+        self.documents(HEALTH).await
     }
 
     async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
