@@ -157,6 +157,22 @@ pub async fn post(
         .await?)
 }
 
+/// PATCH with the admin key; fails on an answer other than 2xx.
+pub async fn patch(
+    http: &reqwest::Client,
+    api: &str,
+    path: &str,
+    body: Value,
+) -> anyhow::Result<()> {
+    http.patch(format!("{api}{path}"))
+        .header("token", ADMIN)
+        .json(&body)
+        .send()
+        .await?
+        .error_for_status()?;
+    Ok(())
+}
+
 /// Registers `uid` with the token `uid` on device flag 0, as a primary device.
 pub async fn token(http: &reqwest::Client, api: &str, uid: &str) -> anyhow::Result<()> {
     post(

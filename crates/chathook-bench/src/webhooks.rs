@@ -12,8 +12,8 @@ use serde_json::{json, Value};
 
 use crate::chat::{self, Sender};
 use crate::harness::{
-    cpu_micros, percentile, post, rate_until, start_server, start_sink, start_sink_with, token,
-    Server, SinkOptions, ADMIN,
+    cpu_micros, patch, percentile, post, rate_until, start_server, start_sink, start_sink_with,
+    token, Server, SinkOptions, ADMIN,
 };
 use crate::Figures;
 
@@ -88,18 +88,15 @@ async fn queue_messages(server: &Server, n: u64, clients: u64) -> anyhow::Result
 }
 
 async fn enable(server: &Server, endpoint: &Value) -> anyhow::Result<()> {
-    let url = format!(
-        "{}/v1/webhooks/endpoints/{}",
-        server.api,
-        endpoint["id"].as_str().unwrap_or_default()
-    );
-    reqwest::Client::new()
-        .patch(url)
-        .header("token", ADMIN)
-        .json(&json!({"enabled": true}))
-        .send()
-        .await?;
-    Ok(())
+    let id = endpoint["id"].as_str().unwrap_or_default();
+    let path = format!("/v1/webhooks/endpoints/{id}");
+    patch(
+        &reqwest::Client::new(),
+        &server.api,
+        &path,
+        json!({"enabled": true}),
+    )
+    .await
 }
 
 /// `webhook`: the bare loop, then `events` queued message.sent events drained by one standard endpoint.

@@ -38,6 +38,10 @@ use cursor::Cursor;
 
 /// How long a stopping dispatcher waits for its in-flight attempts.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// The durable cursor moves at most this often (and at shutdown): one store commit per endpoint per
+/// interval, not one per event, so an endpoint that skips or delivers every event does not add a
+/// commit beside each message. After a crash, at most this much is delivered again (same ids).
+const ACK_INTERVAL: Duration = Duration::from_millis(50);
 
 /// What a finished delivery task reports.
 struct Done {
@@ -96,6 +100,8 @@ pub(crate) struct Dispatcher {
     retry_due: Option<Instant>,
     /// When the retry queue's gauges were last refreshed.
     gauges_at: Instant,
+    /// When the durable cursor last moved (it moves at most every `ACK_INTERVAL`).
+    acked_at: Instant,
     /// Deliveries wait in the retry table: the oldest-pending gauge is refreshed every second.
     retries_waiting: bool,
 }
@@ -128,7 +134,10 @@ impl Dispatcher {
             tokens_at: Instant::now(),
             // Look once at start: deliveries parked before a restart.
             retry_due: Some(Instant::now()),
-            // Refresh the gauges (and learn whether retries wait) on the first pass.
+            // Move the cursor, refresh the gauges (and learn whether retries wait) on the first pass.
+            acked_at: Instant::now()
+                .checked_sub(ACK_INTERVAL)
+                .unwrap_or_else(Instant::now),
             gauges_at: Instant::now()
                 .checked_sub(Duration::from_secs(1))
                 .unwrap_or_else(Instant::now),
@@ -146,7 +155,6 @@ impl Dispatcher {
 
     /// Runs until stopped; in-flight attempts are awaited so their outcome is recorded.
     pub(crate) async fn run(mut self) {
-        let mut last_ack = Instant::now();
         loop {
             if *self.stop.borrow() {
                 break;
@@ -173,9 +181,8 @@ impl Dispatcher {
                     self.start_ready(&endpoint);
                 }
             }
-            if last_ack.elapsed() >= Duration::from_millis(50) || self.inflight.is_empty() {
+            if self.acked_at.elapsed() >= ACK_INTERVAL {
                 self.ack().await;
-                last_ack = Instant::now();
             }
             // Wake on the next commit whenever there is room for it.
             let wait_for_log = active && self.has_room(&endpoint);
@@ -241,6 +248,9 @@ impl Dispatcher {
         }
         if self.retries_waiting {
             next = next.min(self.gauges_at + Duration::from_secs(1));
+        }
+        if self.cursor.ack_candidate().is_some() {
+            next = next.min(self.acked_at + ACK_INTERVAL);
         }
         if let Some(deadline) = self
             .hold_deadline_ms(endpoint, health)
@@ -663,6 +673,7 @@ impl Dispatcher {
 
     /// Moves the durable cursor up to the last event before the oldest outstanding one.
     async fn ack(&mut self) {
+        self.acked_at = Instant::now();
         if let Some(candidate) = self.cursor.ack_candidate() {
             match self.ctx.log.ack(&self.consumer, candidate).await {
                 Ok(()) => self.cursor.acked(candidate),

@@ -1048,6 +1048,35 @@ async fn idle_endpoints_do_not_wake_and_a_retry_wakes_at_its_due_time() {
     rcv.wait("the retries", LONG, |r| r.len() >= 200).await;
 }
 
+#[tokio::test]
+async fn an_endpoint_moves_its_cursor_in_steps_not_a_commit_beside_each_event() {
+    let s = TestServer::start().await;
+    let rcv = Receiver::start().await;
+    // every message event is read and skipped: only the cursor moves
+    let ep = s
+        .endpoint(json!({"url": rcv.url, "events": ["user.online"]}))
+        .await;
+    let id = ep["id"].as_str().unwrap();
+    caught_up(&s, id).await;
+    let name = "chathook_store_commits_total";
+    let before = counter(&s.metrics().await, name);
+    let started = std::time::Instant::now();
+    const SENDS: u64 = 30;
+    for i in 0..SENDS {
+        s.rest_send("alice", "bob", 1, &format!("m{i}")).await;
+    }
+    caught_up(&s, id).await;
+    let elapsed = started.elapsed();
+    let commits = counter(&s.metrics().await, name) - before;
+    // one commit per send, and the cursor's at most every 50 ms (one beside each send would double it)
+    let cursor_steps = elapsed.as_millis() as u64 / 50 + 2;
+    assert!(
+        commits <= SENDS + cursor_steps,
+        "{commits} commits for {SENDS} sends in {elapsed:?}"
+    );
+    assert!(rcv.requests().is_empty());
+}
+
 fn prune_everything_every_second(c: &mut chathook::Config) {
     c.events.retention_hours = 0;
     c.events.prune_interval_secs = 1;
