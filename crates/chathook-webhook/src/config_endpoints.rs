@@ -9,7 +9,8 @@ use sha2::{Digest, Sha256};
 
 use crate::catalog;
 use crate::config::{ConfigEndpoint, WebhookConfig};
-use crate::endpoint::{check_secret, check_url, Endpoint, Flavour};
+use crate::endpoint::{check_secret, Endpoint, Flavour};
+use crate::url_rules::check_url;
 
 fn stable_id(url: &str, flavour: Flavour) -> String {
     let digest = Sha256::digest(format!("{url}|{flavour:?}").as_bytes());

@@ -1,11 +1,12 @@
-//! Webhook endpoints: the model, the URL rules (seed: Tencent's "Webhook Configuration" console page),
-//! the port-prefix rule, and secrets.
+//! Webhook endpoints: the model, ids and secrets (the URL rules are in `url_rules`).
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use chathook_events::EventKind;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
+
+use crate::url_rules::UrlError;
 
 /// How events are rendered for an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -212,203 +213,9 @@ pub fn check_secret(secret: &str) -> Result<(), UrlError> {
     }
 }
 
-/// A broken URL rule: a stable code and a message for people.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct UrlError {
-    pub code: &'static str,
-    pub message: String,
-}
-
-fn url_error(code: &'static str, message: impl Into<String>) -> UrlError {
-    UrlError {
-        code,
-        message: message.into(),
-    }
-}
-
-/// Longest domain name an endpoint may use.
-pub const MAX_DOMAIN_LEN: usize = 63;
-
-/// Checks an endpoint URL against the console's rules; returns the parsed URL.
-pub fn check_url(raw: &str) -> Result<url::Url, UrlError> {
-    let lower = raw.to_ascii_lowercase();
-    if !(lower.starts_with("http://") || lower.starts_with("https://")) {
-        return Err(url_error(
-            "url_scheme",
-            "the URL must start with http:// or https://",
-        ));
-    }
-    if raw.chars().any(char::is_whitespace) {
-        return Err(url_error("url_space", "the URL must not contain spaces"));
-    }
-    if let Some(c) = raw.chars().find(|c| matches!(c, '!' | '$' | '&' | '?')) {
-        return Err(url_error(
-            "url_forbidden_character",
-            format!("the URL must not contain '{c}' (none of ! $ & ? are allowed; chathook appends the query string)"),
-        ));
-    }
-    if raw.contains('#') {
-        return Err(url_error(
-            "url_fragment",
-            "the URL must not contain a fragment (#)",
-        ));
-    }
-    let after_scheme = &raw[raw.find("://").map_or(0, |i| i + 3)..];
-    let authority = after_scheme.split('/').next().unwrap_or_default();
-    if authority.contains('@') {
-        return Err(url_error(
-            "url_userinfo",
-            "the URL must not carry user:password@",
-        ));
-    }
-    let host = if let Some(rest) = authority.strip_prefix('[') {
-        // IPv6 literal
-        let end = rest
-            .find(']')
-            .ok_or_else(|| url_error("url_host_invalid", "an IPv6 host must be closed by ]"))?;
-        let literal = &rest[..end];
-        literal.parse::<std::net::Ipv6Addr>().map_err(|_| {
-            url_error(
-                "url_host_invalid",
-                format!("{literal} is not an IPv6 address"),
-            )
-        })?;
-        None
-    } else {
-        let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
-        if host.parse::<std::net::Ipv4Addr>().is_ok() {
-            None
-        } else {
-            Some(host)
-        }
-    };
-    if let Some(domain) = host {
-        check_domain(domain)?;
-    }
-    url::Url::parse(raw)
-        .map_err(|e| url_error("url_invalid", format!("the URL does not parse: {e}")))
-}
-
-fn check_domain(domain: &str) -> Result<(), UrlError> {
-    if domain.is_empty() {
-        return Err(url_error("url_host_missing", "the URL has no host"));
-    }
-    if domain.len() > MAX_DOMAIN_LEN {
-        return Err(url_error(
-            "url_domain_too_long",
-            format!(
-                "the domain is {} characters; at most {MAX_DOMAIN_LEN} are allowed",
-                domain.len()
-            ),
-        ));
-    }
-    for label in domain.split('.') {
-        if label.is_empty() {
-            return Err(url_error(
-                "url_label_empty",
-                "the domain has an empty label (two dots in a row, or a dot at an end)",
-            ));
-        }
-        if !label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-            return Err(url_error(
-                "url_label_characters",
-                format!("the domain label '{label}' may hold only letters, digits and hyphens"),
-            ));
-        }
-        if label.chars().all(|c| c == '-') {
-            return Err(url_error(
-                "url_label_only_hyphens",
-                format!("the domain label '{label}' is only hyphens"),
-            ));
-        }
-        if label.starts_with('-') || label.ends_with('-') {
-            return Err(url_error(
-                "url_label_hyphen_edge",
-                format!("the domain label '{label}' must not start or end with a hyphen"),
-            ));
-        }
-        if label.contains("--") {
-            return Err(url_error(
-                "url_label_double_hyphen",
-                format!("the domain label '{label}' must not contain two hyphens in a row"),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// The port a URL connects to (the scheme's default when none is written).
-pub fn effective_port(url: &url::Url) -> u16 {
-    url.port_or_known_default().unwrap_or(0)
-}
-
-/// True when changing from `old` to `new` hits the port-prefix rule: the ports differ and one's decimal
-/// form starts with the other's (443 -> 4433, 80 -> 8080), a change that is easy to make by a typo.
-pub fn port_prefix_conflict(old: u16, new: u16) -> bool {
-    if old == new {
-        return false;
-    }
-    let (a, b) = (old.to_string(), new.to_string());
-    a.starts_with(&b) || b.starts_with(&a)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn each_url_rule_has_its_code() {
-        let cases = [
-            ("ftp://127.0.0.1/cb", "url_scheme"),
-            ("127.0.0.1/cb", "url_scheme"),
-            ("http://exa mple.localhost/cb", "url_space"),
-            ("http://127.0.0.1/c!b", "url_forbidden_character"),
-            ("http://127.0.0.1/c$b", "url_forbidden_character"),
-            ("http://127.0.0.1/c&b", "url_forbidden_character"),
-            ("http://127.0.0.1/cb?x=1", "url_forbidden_character"),
-            ("http://a--b.localhost/cb", "url_label_double_hyphen"),
-            ("http://-ab.localhost/cb", "url_label_hyphen_edge"),
-            ("http://ab-.localhost/cb", "url_label_hyphen_edge"),
-            ("http://---.localhost/cb", "url_label_only_hyphens"),
-            ("http://a_b.localhost/cb", "url_label_characters"),
-            ("http://a..b/cb", "url_label_empty"),
-            ("http://u:p@a.localhost/cb", "url_userinfo"),
-            ("http://a.localhost/cb#x", "url_fragment"),
-        ];
-        for (url, code) in cases {
-            assert_eq!(check_url(url).unwrap_err().code, code, "{url}");
-        }
-        for ok in [
-            "http://127.0.0.1/imcallback",
-            "https://a-b.localhost/cb",
-            "http://[::1]:8080/x",
-            "HTTPS://Example.COM",
-        ] {
-            assert!(check_url(ok).is_ok(), "{ok}");
-        }
-    }
-
-    #[test]
-    fn the_domain_length_edge_is_63() {
-        let at = format!("http://{}.localhost/cb", "a".repeat(53));
-        let over = format!("http://{}.localhost/cb", "a".repeat(54));
-        assert!(check_url(&at).is_ok());
-        assert_eq!(check_url(&over).unwrap_err().code, "url_domain_too_long");
-    }
-
-    #[test]
-    fn port_prefix_rule() {
-        assert!(port_prefix_conflict(443, 4433));
-        assert!(port_prefix_conflict(4433, 443));
-        assert!(port_prefix_conflict(80, 8080));
-        assert!(!port_prefix_conflict(443, 8443));
-        assert!(!port_prefix_conflict(80, 80));
-        assert_eq!(
-            effective_port(&check_url("https://a.localhost/x").unwrap()),
-            443
-        );
-    }
 
     #[test]
     fn secrets() {

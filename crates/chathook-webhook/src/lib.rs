@@ -23,6 +23,7 @@ mod hooks;
 pub mod metrics;
 mod sample;
 pub mod signing;
+pub mod url_rules;
 
 pub use config::WebhookConfig;
 pub use endpoint::{Endpoint, Flavour};

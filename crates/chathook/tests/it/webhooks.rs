@@ -148,6 +148,67 @@ async fn port_changes_that_are_prefixes_need_confirmation() {
 }
 
 #[tokio::test]
+async fn url_check_lists_every_broken_rule_and_the_port_change_to_confirm() {
+    let s = TestServer::start().await;
+    let check = |body: Value| {
+        let s = &s;
+        async move {
+            let (st, answer) = s.post("/v1/webhooks/url-check", body).await;
+            assert_eq!(st, 200, "{answer}");
+            answer
+        }
+    };
+    let answer = check(json!({"url": "ftp://a_b.-c.localhost/x?y"})).await;
+    assert_eq!(answer["valid"], false);
+    let codes: Vec<&str> = answer["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            "url_scheme",
+            "url_forbidden_character",
+            "url_label_characters",
+            "url_label_hyphen_edge"
+        ]
+    );
+    assert!(answer["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("http://"));
+    let answer = check(json!({"url": "http://127.0.0.1:8080/cb"})).await;
+    assert_eq!(
+        answer,
+        json!({"valid": true, "errors": [], "confirm_port_change": null})
+    );
+    // against an endpoint's URL, a prefix port is flagged before the change is sent
+    let ep = s.endpoint(json!({"url": "http://127.0.0.1/cb"})).await;
+    let id = ep["id"].as_str().unwrap();
+    let answer = check(json!({"url": "http://127.0.0.1:8080/cb", "endpoint_id": id})).await;
+    assert_eq!(
+        answer["confirm_port_change"],
+        json!({"from": 80, "to": 8080})
+    );
+    let answer = check(json!({"url": "http://127.0.0.1:9000/cb", "endpoint_id": id})).await;
+    assert_eq!(answer["confirm_port_change"], Value::Null);
+    let (st, body) = s
+        .post(
+            "/v1/webhooks/url-check",
+            json!({"url": "http://a/", "endpoint_id": "ep_none"}),
+        )
+        .await;
+    assert_eq!(
+        (st, body["error"]["code"].as_str()),
+        (404, Some("endpoint_not_found"))
+    );
+    let (st, body) = s.post("/v1/webhooks/url-check", json!({})).await;
+    assert_eq!((st, body["error"]["field"].as_str()), (400, Some("url")));
+}
+
+#[tokio::test]
 async fn wukongim_flavour_bodies_and_batching_by_size_and_interval() {
     let s = TestServer::start_with(|c| {
         c.webhook.msg_notify_max_batch = 5;

@@ -1,0 +1,470 @@
+//! Endpoints: create, list, show, change, delete, and rotate the secret; the checks every setting passes
+//! (URL rules, events and hooks, limits, the Tencent sign token).
+
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use chathook_events::EventKind;
+use chathook_http::{ApiError, V1Error, V1Json};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{bad, engine_error, find, store_error, ApiResult};
+use crate::catalog;
+use crate::config_endpoints::resolve_events;
+use crate::dispatcher::now_ms;
+use crate::endpoint::{
+    check_secret, new_id, new_secret, Endpoint, Flavour, HookKind, OnFailure, MAX_HOOK_TIMEOUT_MS,
+};
+use crate::engine::WebhookEngine;
+use crate::features::Feature;
+use crate::format::rfc3339;
+use crate::url_rules::{broken_rules, check_url, effective_port, port_prefix_conflict};
+
+/// An endpoint as the API shows it, its settings and its health together; the secret only when
+/// `with_secret`.
+fn endpoint_json(engine: &WebhookEngine, e: &Endpoint, with_secret: bool) -> Value {
+    let features = engine.features();
+    let health = engine.health(&e.id);
+    let inactive: Vec<Value> = e
+        .events
+        .iter()
+        .filter(|kind| !features.allows(**kind))
+        .map(|kind| json!({"event": kind, "feature": catalog::entry(*kind).feature.map(Feature::name)}))
+        .collect();
+    let mut v = json!({
+        "id": e.id,
+        "url": e.url,
+        "flavour": e.flavour,
+        "events": e.events,
+        "inactive_events": inactive,
+        "enabled": health.active(e),
+        "disabled_reason": health.server_disabled.as_ref().map(|d| &d.reason),
+        "description": e.description,
+        "timeout_ms": e.timeout_ms,
+        "max_in_flight": e.max_in_flight,
+        "rate_limit_per_s": e.rate_limit_per_s,
+        "created_at": rfc3339(e.created_at),
+        "updated_at": rfc3339(e.updated_at),
+        "read_only": e.read_only,
+        "failing_since": health.failing_since.map(rfc3339),
+        "disabled_at": health.disabled_since(e).map(rfc3339),
+        // false once disabled for webhook.hold_disabled: retention no longer waits for it
+        "holds_event_log": health.log_released.is_none(),
+        "gap": health.gap.as_ref().map(|g| json!({
+            "first_position": g.first_position,
+            "last_position": g.last_position,
+            "count": g.count,
+            "from": rfc3339(g.from_ms),
+            "until": rfc3339(g.until_ms),
+        })),
+    });
+    v["sign_token_set"] = json!(e.sign_token.is_some());
+    v["before_send"] = json!(e.before_send);
+    v["message_channel_types"] = json!(e.message_channel_types);
+    v["hook_timeout_ms"] = json!(e.hook_timeout_ms);
+    v["on_failure"] = json!(e.on_failure);
+    if with_secret {
+        v["secret"] = json!(e.secret);
+        if let Some(token) = &e.sign_token {
+            v["sign_token"] = json!(token);
+        }
+    }
+    v
+}
+
+fn writable(e: &Endpoint) -> ApiResult<()> {
+    if e.read_only {
+        return Err(V1Error(ApiError {
+            status: StatusCode::CONFLICT,
+            code: "endpoint_read_only",
+            message: "this endpoint is defined in the config file; change it there".into(),
+            field: None,
+        }));
+    }
+    Ok(())
+}
+
+/// Tencent's callback token: 1 to 128 printable ASCII characters, as its console takes.
+fn check_sign_token(token: &str) -> ApiResult<()> {
+    let printable = token.bytes().all(|b| b.is_ascii_graphic());
+    if token.is_empty() || token.len() > 128 || !printable {
+        return Err(bad(
+            "sign_token",
+            "sign_token_invalid",
+            "sign_token must be 1 to 128 printable ASCII characters without spaces",
+        ));
+    }
+    Ok(())
+}
+
+/// An endpoint's `events`: the event kinds it receives, and the before-send hooks it answers
+/// (`message.before_send.person`/`group`, or Tencent's `C2C`/`Group.CallbackBeforeSendMsg`).
+fn check_events(names: &[String], flavour: Flavour) -> ApiResult<(Vec<EventKind>, Vec<HookKind>)> {
+    let mut hooks: Vec<HookKind> = Vec::new();
+    let mut rest = Vec::new();
+    for n in names {
+        match HookKind::from_name(n) {
+            Some(h) if !hooks.contains(&h) => hooks.push(h),
+            Some(_) => {}
+            None => rest.push(n.clone()),
+        }
+    }
+    if !hooks.is_empty() && flavour == Flavour::Wukongim {
+        return Err(bad(
+            "events",
+            "before_send_flavour",
+            "before-send hooks need the tencent or standard flavour (WuKongIM has none)",
+        ));
+    }
+    let kinds = resolve_events(&rest).map_err(|n| {
+        bad(
+            "events",
+            "event_unknown",
+            format!("unknown event {n:?}; see GET /v1/webhooks/event-types"),
+        )
+    })?;
+    Ok((kinds, hooks))
+}
+
+fn check_hook_timeout(timeout_ms: Option<u64>) -> ApiResult<()> {
+    if timeout_ms.is_some_and(|t| !(1..=MAX_HOOK_TIMEOUT_MS).contains(&t)) {
+        return Err(bad(
+            "hook_timeout_ms",
+            "hook_timeout_out_of_range",
+            format!("hook_timeout_ms must be between 1 and {MAX_HOOK_TIMEOUT_MS}"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_limits(
+    timeout_ms: Option<u64>,
+    max_in_flight: Option<u32>,
+    rate: Option<u32>,
+) -> ApiResult<()> {
+    if timeout_ms.is_some_and(|t| !(100..=60_000).contains(&t)) {
+        return Err(bad(
+            "timeout_ms",
+            "timeout_out_of_range",
+            "timeout_ms must be between 100 and 60000",
+        ));
+    }
+    if max_in_flight.is_some_and(|m| !(1..=1024).contains(&m)) {
+        return Err(bad(
+            "max_in_flight",
+            "max_in_flight_out_of_range",
+            "max_in_flight must be between 1 and 1024",
+        ));
+    }
+    if rate == Some(0) {
+        return Err(bad(
+            "rate_limit_per_s",
+            "rate_limit_out_of_range",
+            "rate_limit_per_s must be at least 1 (or null)",
+        ));
+    }
+    Ok(())
+}
+
+fn url_checked(url: &str) -> ApiResult<url::Url> {
+    check_url(url).map_err(|e| bad("url", e.code, e.message))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CreateReq {
+    url: String,
+    #[serde(default = "standard")]
+    flavour: Flavour,
+    #[serde(default)]
+    events: Vec<String>,
+    #[serde(default)]
+    secret: Option<String>,
+    #[serde(default)]
+    enabled: Option<bool>,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    timeout_ms: Option<u64>,
+    #[serde(default)]
+    max_in_flight: Option<u32>,
+    #[serde(default)]
+    rate_limit_per_s: Option<u32>,
+    /// The tencent flavour's callback token (`Sign`).
+    #[serde(default)]
+    sign_token: Option<String>,
+    #[serde(default)]
+    hook_timeout_ms: Option<u64>,
+    #[serde(default)]
+    on_failure: Option<OnFailure>,
+}
+
+fn standard() -> Flavour {
+    Flavour::Standard
+}
+
+pub(super) async fn create(
+    State(engine): State<WebhookEngine>,
+    V1Json(req): V1Json<CreateReq>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    url_checked(&req.url)?;
+    if let Some(token) = &req.sign_token {
+        check_sign_token(token)?;
+    }
+    let (events, hooks) = check_events(&req.events, req.flavour)?;
+    check_limits(req.timeout_ms, req.max_in_flight, req.rate_limit_per_s)?;
+    check_hook_timeout(req.hook_timeout_ms)?;
+    let secret = match req.secret {
+        Some(s) => {
+            check_secret(&s).map_err(|e| bad("secret", e.code, e.message))?;
+            s
+        }
+        None => new_secret(),
+    };
+    let mut e = Endpoint::new(new_id("ep"), req.url, req.flavour, events, secret);
+    e.enabled = req.enabled.unwrap_or(true);
+    if !e.enabled {
+        e.disabled_at = Some(e.created_at);
+    }
+    e.description = req.description;
+    e.timeout_ms = req.timeout_ms.unwrap_or(e.timeout_ms);
+    e.max_in_flight = req.max_in_flight.unwrap_or(e.max_in_flight);
+    e.rate_limit_per_s = req.rate_limit_per_s;
+    e.sign_token = req.sign_token;
+    e.before_send = hooks;
+    e.message_channel_types = catalog::message_channel_types(&req.events);
+    e.hook_timeout_ms = req.hook_timeout_ms.unwrap_or(e.hook_timeout_ms);
+    e.on_failure = req.on_failure.unwrap_or(e.on_failure);
+    engine.create(e.clone()).await.map_err(engine_error)?;
+    Ok((StatusCode::CREATED, Json(endpoint_json(&engine, &e, true))))
+}
+
+pub(super) async fn list(State(engine): State<WebhookEngine>) -> Json<Value> {
+    let items: Vec<Value> = engine
+        .endpoints()
+        .iter()
+        .map(|e| endpoint_json(&engine, e, false))
+        .collect();
+    Json(json!({"data": items}))
+}
+
+pub(super) async fn show(
+    State(engine): State<WebhookEngine>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let e = find(&engine, &id)?;
+    let mut v = endpoint_json(&engine, &e, false);
+    let (pending, dead, oldest) = engine
+        .store()
+        .pending_summary(&id)
+        .await
+        .map_err(store_error)?;
+    let acked = engine
+        .log()
+        .consumer_position(&e.consumer_name())
+        .await
+        .unwrap_or(0);
+    v["queue"] = json!({
+        "events_behind": engine.log().head().saturating_sub(acked),
+        "retrying": pending,
+        "dead_letters": dead,
+        "oldest_retrying_event_at": oldest.map(rfc3339),
+    });
+    Ok(Json(v))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PatchReq {
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    flavour: Option<Flavour>,
+    #[serde(default)]
+    events: Option<Vec<String>>,
+    #[serde(default)]
+    enabled: Option<bool>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    timeout_ms: Option<u64>,
+    #[serde(default)]
+    max_in_flight: Option<u32>,
+    /// `null` removes the limit.
+    #[serde(default, deserialize_with = "some_nullable")]
+    rate_limit_per_s: Option<Option<u32>>,
+    /// `null` removes the token.
+    #[serde(default, deserialize_with = "some_nullable")]
+    sign_token: Option<Option<String>>,
+    #[serde(default)]
+    hook_timeout_ms: Option<u64>,
+    #[serde(default)]
+    on_failure: Option<OnFailure>,
+    #[serde(default)]
+    confirm_port_change: bool,
+}
+
+fn some_nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+pub(super) async fn patch(
+    State(engine): State<WebhookEngine>,
+    Path(id): Path<String>,
+    V1Json(req): V1Json<PatchReq>,
+) -> ApiResult<Json<Value>> {
+    let current = find(&engine, &id)?;
+    writable(&current)?;
+    let mut e = (*current).clone();
+    if let Some(url) = req.url {
+        let new = url_checked(&url)?;
+        if let Some((old, port)) = port_prefix_change(&e.url, &new) {
+            if !req.confirm_port_change {
+                return Err(V1Error(ApiError {
+                    status: StatusCode::CONFLICT,
+                    code: "port_prefix_conflict",
+                    message: format!(
+                        "the port changes from {old} to {port}, and one is a prefix of the other, which is a \
+                         common typo; send \"confirm_port_change\": true if the change is meant"
+                    ),
+                    field: Some("url".into()),
+                }));
+            }
+        }
+        e.url = url;
+    }
+    if let Some(f) = req.flavour {
+        e.flavour = f;
+    }
+    if let Some(token) = req.sign_token {
+        if let Some(t) = &token {
+            check_sign_token(t)?;
+        }
+        e.sign_token = token;
+    }
+    if let Some(events) = req.events {
+        (e.events, e.before_send) = check_events(&events, e.flavour)?;
+        e.message_channel_types = catalog::message_channel_types(&events);
+    } else if !e.before_send.is_empty() && e.flavour == Flavour::Wukongim {
+        return Err(bad(
+            "flavour",
+            "before_send_flavour",
+            "before-send hooks need the tencent or standard flavour (WuKongIM has none)",
+        ));
+    }
+    check_hook_timeout(req.hook_timeout_ms)?;
+    if let Some(t) = req.hook_timeout_ms {
+        e.hook_timeout_ms = t;
+    }
+    if let Some(f) = req.on_failure {
+        e.on_failure = f;
+    }
+    check_limits(
+        req.timeout_ms,
+        req.max_in_flight,
+        req.rate_limit_per_s.flatten(),
+    )?;
+    if let Some(enabled) = req.enabled {
+        if enabled {
+            e.disabled_at = None;
+        } else if e.enabled {
+            e.disabled_at = Some(now_ms());
+        }
+        e.enabled = enabled;
+    }
+    if let Some(d) = req.description {
+        e.description = d;
+    }
+    if let Some(t) = req.timeout_ms {
+        e.timeout_ms = t;
+    }
+    if let Some(m) = req.max_in_flight {
+        e.max_in_flight = m;
+    }
+    if let Some(r) = req.rate_limit_per_s {
+        e.rate_limit_per_s = r;
+    }
+    e.updated_at = now_ms();
+    engine
+        .update(e.clone(), req.enabled == Some(true))
+        .await
+        .map_err(engine_error)?;
+    Ok(Json(endpoint_json(&engine, &e, false)))
+}
+
+pub(super) async fn remove(
+    State(engine): State<WebhookEngine>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    writable(&*find(&engine, &id)?)?;
+    engine.delete(&id).await.map_err(engine_error)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// How long a rotated-out secret still signs.
+const ROTATION_GRACE: Duration = Duration::from_secs(24 * 3600);
+
+pub(super) async fn rotate_secret(
+    State(engine): State<WebhookEngine>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let current = find(&engine, &id)?;
+    writable(&current)?;
+    let mut e = (*current).clone();
+    let until = now_ms() + ROTATION_GRACE.as_millis() as i64;
+    e.previous_secret = Some((std::mem::replace(&mut e.secret, new_secret()), until));
+    e.updated_at = now_ms();
+    engine
+        .update(e.clone(), false)
+        .await
+        .map_err(engine_error)?;
+    let mut v = endpoint_json(&engine, &e, true);
+    v["previous_secret_valid_until"] = json!(rfc3339(until));
+    Ok(Json(v))
+}
+
+/// The ports (old, new) when changing `old_url` to `new` hits the port-prefix rule.
+fn port_prefix_change(old_url: &str, new: &url::Url) -> Option<(u16, u16)> {
+    let old = url::Url::parse(old_url)
+        .map(|u| effective_port(&u))
+        .unwrap_or(0);
+    let port = effective_port(new);
+    port_prefix_conflict(old, port).then_some((old, port))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct UrlCheckReq {
+    url: String,
+    /// The endpoint whose URL would change: the port-prefix rule is checked against its URL.
+    #[serde(default)]
+    endpoint_id: Option<String>,
+}
+
+/// Every URL rule `url` breaks (one entry per rule), and whether changing the endpoint's URL to it
+/// needs `confirm_port_change`: what the console shows as the operator types.
+pub(super) async fn url_check(
+    State(engine): State<WebhookEngine>,
+    V1Json(req): V1Json<UrlCheckReq>,
+) -> ApiResult<Json<Value>> {
+    let broken: Vec<Value> = broken_rules(&req.url)
+        .into_iter()
+        .map(|e| json!({"code": e.code, "message": e.message}))
+        .collect();
+    let port_change = match (&req.endpoint_id, check_url(&req.url)) {
+        (Some(id), Ok(new)) => port_prefix_change(&find(&engine, id)?.url, &new),
+        _ => None,
+    };
+    Ok(Json(json!({
+        "valid": broken.is_empty(),
+        "errors": broken,
+        "confirm_port_change": port_change.map(|(old, new)| json!({"from": old, "to": new})),
+    })))
+}

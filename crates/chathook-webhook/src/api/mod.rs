@@ -1,0 +1,118 @@
+//! The webhook admin API under `/v1` (admin key required, applied by the binary): the router and the
+//! errors every handler shares. Each file beside it owns one part: `endpoints` (settings, secrets,
+//! URL rules), `deliveries` (tests, attempts, dead letters, replays), `stats`, `event_types` (the
+//! catalog and the feature switches).
+
+mod deliveries;
+mod endpoints;
+mod event_types;
+mod stats;
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::Router;
+use chathook_http::{ApiError, V1Error};
+use chathook_store::StoreError;
+
+use crate::endpoint::Endpoint;
+use crate::engine::{EngineError, WebhookEngine};
+use deliveries::{attempts, dead_letters, replay_one, replay_since, test};
+use endpoints::{create, list, patch, remove, rotate_secret, show, url_check};
+use event_types::{event_types, get_features, put_features};
+use stats::stats;
+
+pub(super) type ApiResult<T> = Result<T, V1Error>;
+
+/// Every route of [`router`], as (method, path), for tests that must visit each one.
+pub const ROUTES: [(&str, &str); 16] = [
+    ("POST", "/v1/webhooks/endpoints"),
+    ("GET", "/v1/webhooks/endpoints"),
+    ("GET", "/v1/webhooks/endpoints/{id}"),
+    ("PATCH", "/v1/webhooks/endpoints/{id}"),
+    ("DELETE", "/v1/webhooks/endpoints/{id}"),
+    ("POST", "/v1/webhooks/endpoints/{id}/rotate-secret"),
+    ("POST", "/v1/webhooks/endpoints/{id}/test"),
+    ("GET", "/v1/webhooks/endpoints/{id}/attempts"),
+    ("GET", "/v1/webhooks/endpoints/{id}/dead-letters"),
+    (
+        "POST",
+        "/v1/webhooks/endpoints/{id}/dead-letters/{delivery_id}/replay",
+    ),
+    ("POST", "/v1/webhooks/endpoints/{id}/replay"),
+    ("GET", "/v1/webhooks/endpoints/{id}/stats"),
+    ("POST", "/v1/webhooks/url-check"),
+    ("GET", "/v1/webhooks/event-types"),
+    ("GET", "/v1/features"),
+    ("PUT", "/v1/features"),
+];
+
+/// The webhook routes.
+pub fn router(engine: WebhookEngine) -> Router {
+    Router::new()
+        .route("/v1/webhooks/endpoints", post(create).get(list))
+        .route(
+            "/v1/webhooks/endpoints/{id}",
+            get(show).patch(patch).delete(remove),
+        )
+        .route(
+            "/v1/webhooks/endpoints/{id}/rotate-secret",
+            post(rotate_secret),
+        )
+        .route("/v1/webhooks/endpoints/{id}/test", post(test))
+        .route("/v1/webhooks/endpoints/{id}/attempts", get(attempts))
+        .route(
+            "/v1/webhooks/endpoints/{id}/dead-letters",
+            get(dead_letters),
+        )
+        .route(
+            "/v1/webhooks/endpoints/{id}/dead-letters/{delivery_id}/replay",
+            post(replay_one),
+        )
+        .route("/v1/webhooks/endpoints/{id}/replay", post(replay_since))
+        .route("/v1/webhooks/endpoints/{id}/stats", get(stats))
+        .route("/v1/webhooks/url-check", post(url_check))
+        .route("/v1/webhooks/event-types", get(event_types))
+        .route("/v1/features", get(get_features).put(put_features))
+        .with_state(engine)
+}
+
+pub(super) fn engine_error(e: EngineError) -> V1Error {
+    if let EngineError::HookTaken { .. } = &e {
+        return V1Error(ApiError {
+            status: StatusCode::CONFLICT,
+            code: "before_send_taken",
+            message: e.to_string(),
+            field: Some("events".into()),
+        });
+    }
+    tracing::error!(error = %e, "webhook engine error in an API call");
+    let status = match &e {
+        EngineError::Store(StoreError::Unwritable(_)) => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    V1Error(ApiError {
+        status,
+        code: "internal_error",
+        message: "the server could not complete the request".into(),
+        field: None,
+    })
+}
+
+pub(super) fn store_error(e: StoreError) -> V1Error {
+    engine_error(EngineError::Store(e))
+}
+
+pub(super) fn bad(field: &str, code: &'static str, message: impl Into<String>) -> V1Error {
+    V1Error(ApiError::field(field, code, message))
+}
+
+pub(super) fn find(engine: &WebhookEngine, id: &str) -> ApiResult<Arc<Endpoint>> {
+    engine.endpoint(id).ok_or_else(|| {
+        V1Error(ApiError::not_found(
+            "endpoint_not_found",
+            format!("no endpoint {id}"),
+        ))
+    })
+}
