@@ -261,6 +261,8 @@ pub struct AttemptQuery {
     pub event: Option<String>,
     /// Only attempts strictly older than this attempt id.
     pub before_id: Option<i64>,
+    /// Only attempts strictly newer than this attempt id.
+    pub after_id: Option<i64>,
     /// Only attempts at or after this unix ms.
     pub since_ms: Option<i64>,
     pub limit: usize,

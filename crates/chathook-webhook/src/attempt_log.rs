@@ -1,7 +1,8 @@
 //! The attempt log's writing side: every delivery attempt is queued without waiting (a full queue
 //! counts it as dropped, it never slows a delivery), written in batches by one task, and kept for
 //! `webhook.attempt_retention`. A flush waits until everything queued before it is stored, which is
-//! how a graceful stop loses none.
+//! how a graceful stop loses none. Each stored batch is announced (`stored`), for live views to read
+//! what is new.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,6 +38,8 @@ enum Entry {
 #[derive(Clone)]
 pub(crate) struct AttemptLog {
     queue: mpsc::Sender<Entry>,
+    /// Counts the batches stored so far: a live view waits for it to change, then reads the new rows.
+    stored: watch::Receiver<u64>,
     /// Attempts that found the queue full (`webhook_attempt_log_dropped`).
     dropped: Counter,
 }
@@ -48,8 +51,16 @@ impl AttemptLog {
         dropped: Counter,
     ) -> (AttemptLog, JoinHandle<()>) {
         let (queue, entries) = mpsc::channel(QUEUE);
-        let writer = tokio::spawn(write(store, entries));
-        (AttemptLog { queue, dropped }, writer)
+        let (announce, stored) = watch::channel(0);
+        let writer = tokio::spawn(write(store, entries, announce));
+        (
+            AttemptLog {
+                queue,
+                stored,
+                dropped,
+            },
+            writer,
+        )
     }
 
     /// Queues an attempt; never waits.
@@ -69,6 +80,11 @@ impl AttemptLog {
         }
     }
 
+    /// Changes each time a batch of attempts is stored.
+    pub(crate) fn stored(&self) -> watch::Receiver<u64> {
+        self.stored.clone()
+    }
+
     /// Waits until every attempt recorded before this call is stored.
     pub(crate) async fn flush(&self) {
         let (flushed, written) = oneshot::channel();
@@ -81,7 +97,11 @@ impl AttemptLog {
 /// Writes attempts in batches: one store call for whatever has queued. A batch of lingering attempts
 /// only waits up to `LINGER` from its first for more; any other attempt or a flush ends the wait. A
 /// flush is answered after the batch that holds everything queued before it.
-async fn write(store: Arc<dyn WebhookStore>, mut entries: mpsc::Receiver<Entry>) {
+async fn write(
+    store: Arc<dyn WebhookStore>,
+    mut entries: mpsc::Receiver<Entry>,
+    announce: watch::Sender<u64>,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut flushes = Vec::new();
     while let Some(first) = entries.recv().await {
@@ -114,8 +134,11 @@ async fn write(store: Arc<dyn WebhookStore>, mut entries: mpsc::Receiver<Entry>)
             };
         }
         if !batch.is_empty() {
-            if let Err(e) = store.record_attempts(std::mem::take(&mut batch)).await {
-                tracing::error!(error = %e, "cannot write the attempt log");
+            match store.record_attempts(std::mem::take(&mut batch)).await {
+                Ok(()) => {
+                    announce.send_modify(|n| *n += 1);
+                }
+                Err(e) => tracing::error!(error = %e, "cannot write the attempt log"),
             }
         }
         for done in flushes.drain(..) {
@@ -182,6 +205,7 @@ mod tests {
                 success: None,
                 event: None,
                 before_id: None,
+                after_id: None,
                 since_ms: None,
                 limit: n + 1,
             })

@@ -362,6 +362,16 @@ impl WebhookEngine {
         &self.ctx.log
     }
 
+    /// Changes each time a batch of attempts is stored (for live views of the attempt log).
+    pub fn attempts_stored(&self) -> watch::Receiver<u64> {
+        self.ctx.attempts.stored()
+    }
+
+    /// Turns true when the engine shuts down (live views end then).
+    pub fn stopping(&self) -> watch::Receiver<bool> {
+        self.stop.subscribe()
+    }
+
     pub fn metrics(&self) -> &WebhookMetrics {
         &self.ctx.metrics
     }

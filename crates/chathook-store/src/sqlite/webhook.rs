@@ -317,12 +317,12 @@ impl WebhookStore for SqliteStore {
                 "SELECT id, endpoint_id, delivery_id, event, at_ms, success, status, latency_ms, error, response
                  FROM webhook_attempts
                  WHERE endpoint_id = ?1 AND (?2 IS NULL OR success = ?2) AND (?3 IS NULL OR event = ?3)
-                   AND (?4 IS NULL OR id < ?4) AND (?5 IS NULL OR at_ms >= ?5)
+                   AND (?4 IS NULL OR id < ?4) AND (?5 IS NULL OR at_ms >= ?5) AND (?7 IS NULL OR id > ?7)
                  ORDER BY id DESC LIMIT ?6",
             )?;
             let rows = stmt
                 .query_map(
-                    params![q.endpoint_id, q.success, q.event, q.before_id, q.since_ms, q.limit as i64],
+                    params![q.endpoint_id, q.success, q.event, q.before_id, q.since_ms, q.limit as i64, q.after_id],
                     |r| {
                         Ok((
                             r.get(0)?,

@@ -2,10 +2,12 @@
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::Json;
 use chathook_events::EventKind;
 use chathook_http::{ApiError, V1Error, V1Json};
 use chathook_store::{AttemptQuery, AttemptRecord, PendingDelivery};
+use futures_util::{Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -89,24 +91,27 @@ pub(super) struct AttemptsQuery {
     limit: Option<usize>,
 }
 
+/// The `status` filter: `success`, `failure`, or none.
+fn status_filter(status: Option<&str>) -> ApiResult<Option<bool>> {
+    match status {
+        None | Some("") => Ok(None),
+        Some("success") => Ok(Some(true)),
+        Some("failure") => Ok(Some(false)),
+        Some(other) => Err(bad(
+            "status",
+            "status_invalid",
+            format!("status must be success or failure, not {other:?}"),
+        )),
+    }
+}
+
 pub(super) async fn attempts(
     State(engine): State<WebhookEngine>,
     Path(id): Path<String>,
     Query(q): Query<AttemptsQuery>,
 ) -> ApiResult<Json<Value>> {
     find(&engine, &id)?;
-    let success = match q.status.as_deref() {
-        None | Some("") => None,
-        Some("success") => Some(true),
-        Some("failure") => Some(false),
-        Some(other) => {
-            return Err(bad(
-                "status",
-                "status_invalid",
-                format!("status must be success or failure, not {other:?}"),
-            ))
-        }
-    };
+    let success = status_filter(q.status.as_deref())?;
     let limit = q.limit.unwrap_or(50);
     if !(1..=1000).contains(&limit) {
         return Err(bad(
@@ -122,8 +127,8 @@ pub(super) async fn attempts(
             success,
             event: q.event.filter(|e| !e.is_empty()),
             before_id: q.before,
-            since_ms: None,
             limit,
+            ..Default::default()
         })
         .await
         .map_err(store_error)?;
@@ -132,6 +137,101 @@ pub(super) async fn attempts(
         .flatten();
     let data: Vec<Value> = rows.iter().map(|(i, a)| attempt_json(*i, a)).collect();
     Ok(Json(json!({"data": data, "next_before": next})))
+}
+
+#[derive(Deserialize)]
+pub(super) struct StreamQuery {
+    status: Option<String>,
+    event: Option<String>,
+    /// Send attempts newer than this id (default: only those stored from now on).
+    after: Option<i64>,
+}
+
+/// Most attempts one stream event carries after a batch is stored.
+const STREAM_BATCH: usize = 1000;
+
+/// The attempt log live, as Server-Sent Events: one `attempt` event per new attempt (the same JSON as
+/// the list), oldest first, with the filters of the list. Ends when the endpoint is deleted or the
+/// server stops.
+pub(super) async fn attempts_stream(
+    State(engine): State<WebhookEngine>,
+    Path(id): Path<String>,
+    Query(q): Query<StreamQuery>,
+) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, std::convert::Infallible>>>> {
+    find(&engine, &id)?;
+    let success = status_filter(q.status.as_deref())?;
+    let query = AttemptQuery {
+        endpoint_id: id,
+        success,
+        event: q.event.filter(|e| !e.is_empty()),
+        limit: STREAM_BATCH,
+        ..Default::default()
+    };
+    let mut stored = engine.attempts_stored();
+    stored.mark_changed();
+    let last = match q.after {
+        Some(after) => after,
+        None => newest_id(&engine, &query).await?,
+    };
+    let stopping = engine.stopping();
+    let state = (engine, query, stored, stopping, last);
+    let events = futures_util::stream::unfold(
+        state,
+        |(engine, query, mut stored, mut stopping, last)| async move {
+            loop {
+                tokio::select! {
+                    changed = stored.changed() => changed.ok()?,
+                    _ = stopping.wait_for(|s| *s) => return None,
+                }
+                engine.endpoint(&query.endpoint_id)?;
+                let mut rows = engine
+                    .store()
+                    .attempts(AttemptQuery {
+                        after_id: Some(last),
+                        ..query.clone()
+                    })
+                    .await
+                    .ok()?;
+                if rows.is_empty() {
+                    continue;
+                }
+                if rows.len() == STREAM_BATCH {
+                    // more are waiting: read again at once
+                    stored.mark_changed();
+                }
+                rows.reverse();
+                let newest = rows.last().map_or(last, |r| r.0);
+                let events: Vec<Result<SseEvent, std::convert::Infallible>> = rows
+                    .iter()
+                    .map(|(i, a)| {
+                        Ok(SseEvent::default()
+                            .event("attempt")
+                            .id(i.to_string())
+                            .data(attempt_json(*i, a).to_string()))
+                    })
+                    .collect();
+                return Some((
+                    futures_util::stream::iter(events),
+                    (engine, query, stored, stopping, newest),
+                ));
+            }
+        },
+    )
+    .flatten();
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+}
+
+/// The id of the newest attempt `query` matches (0 when none).
+async fn newest_id(engine: &WebhookEngine, query: &AttemptQuery) -> ApiResult<i64> {
+    let newest = engine
+        .store()
+        .attempts(AttemptQuery {
+            limit: 1,
+            ..query.clone()
+        })
+        .await
+        .map_err(store_error)?;
+    Ok(newest.first().map_or(0, |r| r.0))
 }
 
 fn dead_letter_json(d: &PendingDelivery) -> Value {

@@ -18,7 +18,7 @@ use chathook_store::StoreError;
 
 use crate::endpoint::Endpoint;
 use crate::engine::{EngineError, WebhookEngine};
-use deliveries::{attempts, dead_letters, replay_one, replay_since, test};
+use deliveries::{attempts, attempts_stream, dead_letters, replay_one, replay_since, test};
 use endpoints::{create, list, patch, remove, rotate_secret, show, url_check};
 use event_types::{event_types, get_features, put_features};
 use stats::stats;
@@ -26,7 +26,7 @@ use stats::stats;
 pub(super) type ApiResult<T> = Result<T, V1Error>;
 
 /// Every route of [`router`], as (method, path), for tests that must visit each one.
-pub const ROUTES: [(&str, &str); 16] = [
+pub const ROUTES: [(&str, &str); 17] = [
     ("POST", "/v1/webhooks/endpoints"),
     ("GET", "/v1/webhooks/endpoints"),
     ("GET", "/v1/webhooks/endpoints/{id}"),
@@ -35,6 +35,7 @@ pub const ROUTES: [(&str, &str); 16] = [
     ("POST", "/v1/webhooks/endpoints/{id}/rotate-secret"),
     ("POST", "/v1/webhooks/endpoints/{id}/test"),
     ("GET", "/v1/webhooks/endpoints/{id}/attempts"),
+    ("GET", "/v1/webhooks/endpoints/{id}/attempts/stream"),
     ("GET", "/v1/webhooks/endpoints/{id}/dead-letters"),
     (
         "POST",
@@ -62,6 +63,10 @@ pub fn router(engine: WebhookEngine) -> Router {
         )
         .route("/v1/webhooks/endpoints/{id}/test", post(test))
         .route("/v1/webhooks/endpoints/{id}/attempts", get(attempts))
+        .route(
+            "/v1/webhooks/endpoints/{id}/attempts/stream",
+            get(attempts_stream),
+        )
         .route(
             "/v1/webhooks/endpoints/{id}/dead-letters",
             get(dead_letters),

@@ -1063,6 +1063,120 @@ async fn online_statuses_batch_by_their_own_interval() {
     );
 }
 
+/// Opens `path` as a Server-Sent Events stream; yields each event's `data` JSON.
+async fn sse(s: &TestServer, path: &str) -> tokio::sync::mpsc::Receiver<Value> {
+    use futures_util::StreamExt;
+    let response = reqwest::Client::new()
+        .get(format!("{}{path}", s.api))
+        .header("token", ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"].to_str().unwrap(),
+        "text/event-stream"
+    );
+    let (tx, rx) = tokio::sync::mpsc::channel(100);
+    tokio::spawn(async move {
+        let mut body = response.bytes_stream();
+        let mut text = String::new();
+        while let Some(Ok(chunk)) = body.next().await {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = text.find("\n\n") {
+                let event: String = text.drain(..end + 2).collect();
+                if let Some(data) = event.lines().find_map(|l| l.strip_prefix("data: ")) {
+                    assert!(event.contains("event: attempt\n"), "{event}");
+                    if tx.send(serde_json::from_str(data).unwrap()).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    rx
+}
+
+#[tokio::test]
+async fn the_attempt_log_streams_live_with_its_filters() {
+    let mut s = TestServer::start().await;
+    let rcv = Receiver::start().await;
+    let ep = s
+        .endpoint(json!({"url": rcv.url, "events": ["message.sent"]}))
+        .await;
+    let id = ep["id"].as_str().unwrap();
+    // an attempt made before the stream opens is not sent again
+    s.rest_send("alice", "bob", 1, "before").await;
+    rcv.wait("the first delivery", LONG, |r| r.len() == 1).await;
+    let base = format!("/v1/webhooks/endpoints/{id}/attempts");
+    let (_, listed) = s.call("GET", &base, None, Some(ADMIN)).await;
+    let first_id = listed["data"][0]["id"].as_i64().unwrap();
+    let mut all = sse(&s, &format!("{base}/stream")).await;
+    let mut failures = sse(&s, &format!("{base}/stream?status=failure")).await;
+    let mut replayed = sse(&s, &format!("{base}/stream?after=0")).await;
+    s.rest_send("alice", "bob", 1, "live").await;
+    let next = tokio::time::timeout(LONG, all.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (next["success"].as_bool(), next["status"].as_u64()),
+        (Some(true), Some(200))
+    );
+    assert_eq!(next["event"], "message.sent");
+    assert!(next["id"].as_i64().unwrap() > first_id, "{next}");
+    rcv.set(Mode::Status(500));
+    s.rest_send("alice", "bob", 1, "fails").await;
+    let failed = tokio::time::timeout(LONG, failures.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (failed["success"].as_bool(), failed["status"].as_u64()),
+        (Some(false), Some(500))
+    );
+    let next = tokio::time::timeout(LONG, all.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        next["id"], failed["id"],
+        "the unfiltered stream has it too, in order"
+    );
+    // `after=0` starts from the oldest
+    let oldest = tokio::time::timeout(LONG, replayed.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(oldest["id"].as_i64(), Some(first_id));
+    // bad filters are named; an unknown endpoint is 404
+    let (st, body) = s
+        .call(
+            "GET",
+            &format!("{base}/stream?status=maybe"),
+            None,
+            Some(ADMIN),
+        )
+        .await;
+    assert_eq!((st, body["error"]["field"].as_str()), (400, Some("status")));
+    let (st, _) = s
+        .call(
+            "GET",
+            "/v1/webhooks/endpoints/ep_none/attempts/stream",
+            None,
+            Some(ADMIN),
+        )
+        .await;
+    assert_eq!(st, 404);
+    // the stream ends when the server stops (a graceful stop does not wait on it)
+    s.server.take().unwrap().stop().await;
+    assert!(
+        tokio::time::timeout(LONG, async { while all.recv().await.is_some() {} })
+            .await
+            .is_ok()
+    );
+}
+
 /// The value of an unlabelled counter in the `/metrics` text.
 fn counter(metrics: &str, name: &str) -> u64 {
     metrics
