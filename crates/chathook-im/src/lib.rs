@@ -146,6 +146,12 @@ impl Im {
         &self.inner.metrics
     }
 
+    /// Messages sent since the server started, person and group channels together.
+    pub fn messages_sent_total(&self) -> u64 {
+        let c = self.message_counters();
+        c.person.get() + c.group.get()
+    }
+
     /// A uid marked with `/user/systemuids_add`.
     pub fn is_system_uid(&self, uid: &str) -> bool {
         self.inner.system_uids.contains(uid)

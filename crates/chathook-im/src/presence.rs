@@ -121,6 +121,11 @@ impl Presence {
         })
     }
 
+    /// Users with at least one connection.
+    pub fn users_online(&self) -> usize {
+        self.users.len()
+    }
+
     /// Every connection (for shutdown).
     pub fn all(&self) -> Vec<Arc<ConnHandle>> {
         self.users.iter().flat_map(|e| e.value().clone()).collect()

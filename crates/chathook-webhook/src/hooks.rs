@@ -85,7 +85,7 @@ impl BeforeSend for Hooks {
         let Some((kind, endpoint)) = self.judge_for(m.channel_type) else {
             return Verdict::Allow { payload: None };
         };
-        let rendered = render(&endpoint, kind, m, self.ctx.tencent_app);
+        let rendered = render(endpoint.flavour, kind, m, self.ctx.tencent_app);
         let delivery = Delivery::one_off(new_id("hook"), rendered);
         let (_, result) = attempt::send_hook(
             &self.ctx.deliverer,
@@ -120,6 +120,49 @@ impl BeforeSend for Hooks {
     }
 }
 
+/// The before-send hooks as `GET /v1/webhooks/event-types` lists them: name per flavour, description,
+/// and an example request in each flavour that has hooks.
+pub(crate) fn listing() -> Value {
+    let items: Vec<Value> = [HookKind::Person, HookKind::Group]
+        .into_iter()
+        .map(|kind| {
+            let (channel_type, channel_id, what) = match kind {
+                HookKind::Person => (1, "bob", "one-to-one"),
+                HookKind::Group => (2, "g1", "group"),
+            };
+            let sample = Outgoing {
+                from_uid: "alice".into(),
+                channel_id: channel_id.into(),
+                channel_type,
+                client_msg_no: "c1".into(),
+                header: Default::default(),
+                payload: br#"{"type":1,"content":"hello"}"#.to_vec(),
+                timestamp: 1_700_000_000,
+                sender: Arc::new(chathook_events::ClientInfo {
+                    ip: "203.0.113.7".into(),
+                    platform: "Android".into(),
+                }),
+            };
+            let example = |flavour| {
+                let r = render(flavour, kind, &sample, 1_400_000_000);
+                serde_json::from_slice::<Value>(&r.body).unwrap_or(Value::Null)
+            };
+            json!({
+                "name": kind.name(),
+                "description": format!(
+                    "Before a {what} message is sent: the backend allows, rewrites, rejects or drops it \
+                     (synchronous, tencent and standard flavours)"
+                ),
+                "flavours": {"standard": kind.name(), "wukongim": null, "tencent": kind.tencent_command()},
+                "feature": null,
+                "examples": {"standard": example(Flavour::Standard), "wukongim": null,
+                             "tencent": example(Flavour::Tencent)},
+            })
+        })
+        .collect();
+    Value::Array(items)
+}
+
 fn rejected_code(kind: HookKind) -> i64 {
     match kind {
         HookKind::Person => C2C_REJECTED,
@@ -127,9 +170,9 @@ fn rejected_code(kind: HookKind) -> i64 {
     }
 }
 
-/// The request for `m` in the endpoint's flavour.
-fn render(endpoint: &Endpoint, kind: HookKind, m: &Outgoing, sdk_app_id: u64) -> Rendered {
-    if endpoint.flavour == Flavour::Tencent {
+/// The request for `m` in `flavour`.
+fn render(flavour: Flavour, kind: HookKind, m: &Outgoing, sdk_app_id: u64) -> Rendered {
+    if flavour == Flavour::Tencent {
         return tencent::before_send(m, sdk_app_id, now_ms());
     }
     let body = json!({

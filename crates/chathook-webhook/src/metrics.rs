@@ -30,6 +30,11 @@ pub struct WebhookMetrics {
     pub attempt_log_dropped: Counter,
     /// Times a dispatcher woke up, all endpoints together (what idle endpoints cost).
     pub dispatcher_wakeups: Counter,
+    /// Attempts that succeeded, all endpoints together (the console's overview; not exported, the
+    /// families above carry the same by endpoint).
+    pub succeeded: Counter,
+    /// Attempts that failed (or hooks that gave no verdict), all endpoints together.
+    pub failed: Counter,
 }
 
 impl Default for WebhookMetrics {
@@ -44,6 +49,8 @@ impl Default for WebhookMetrics {
             breaker_open: Family::default(),
             attempt_log_dropped: Counter::default(),
             dispatcher_wakeups: Counter::default(),
+            succeeded: Counter::default(),
+            failed: Counter::default(),
         }
     }
 }
@@ -99,6 +106,10 @@ impl WebhookMetrics {
         labels.push(("event".into(), event.into()));
         labels.push(("outcome".into(), outcome.into()));
         self.deliveries.get_or_create(&labels).inc();
+        match outcome {
+            "failure" | "dead_letter" => self.failed.inc(),
+            _ => self.succeeded.inc(),
+        };
         self.attempt_latency
             .get_or_create(&endpoint_label(endpoint))
             .observe(latency.as_secs_f64());

@@ -84,14 +84,15 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 pub const PUBLIC_PATHS: [&str; 2] = ["/health", "/metrics"];
 
 /// Refuses a request without the admin key with 401 and a JSON body, whatever its path (unknown paths
-/// too), except [`PUBLIC_PATHS`] and, in open mode, key-less calls from the open networks. A wrong key
-/// is refused in open mode too.
+/// too), except [`PUBLIC_PATHS`], the console's own files (they carry no data) and, in open mode,
+/// key-less calls from the open networks. A wrong key is refused in open mode too.
 pub async fn require_admin_key(
     State(key): State<AdminKey>,
     request: Request,
     next: Next,
 ) -> Response {
-    if PUBLIC_PATHS.contains(&request.uri().path()) {
+    let path = request.uri().path();
+    if PUBLIC_PATHS.contains(&path) || crate::console::is_console_path(path) {
         return next.run(request).await;
     }
     let given = presented(request.headers());

@@ -7,6 +7,8 @@
 
 pub mod auth;
 pub mod config;
+mod console;
+mod overview;
 pub mod wukongim_config;
 
 use std::future::{Future, IntoFuture};
@@ -31,6 +33,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use config::Config;
+
+/// The routes this crate adds beside the IM core's and the webhook engine's, as (method, path).
+pub const ROUTES: [(&str, &str); 1] = [("GET", "/v1/overview")];
 
 /// State of the `/metrics` handler.
 #[derive(Clone)]
@@ -210,6 +215,15 @@ impl Server {
                     event_log_held_from,
                 }),
             )
+            .route(
+                "/v1/overview",
+                get(overview::overview).with_state(overview::Overview {
+                    im: im.clone(),
+                    webhooks: webhooks.clone(),
+                    store: store.clone(),
+                }),
+            )
+            .merge(console::router())
             .merge(chathook_im::api::router(im.clone()))
             .merge(chathook_webhook::api::router(webhooks.clone()))
             .fallback(not_found)

@@ -11,7 +11,7 @@ use crate::engine::WebhookEngine;
 use crate::features::Features;
 
 pub(super) async fn event_types() -> Json<Value> {
-    Json(json!({"data": catalog::listing()}))
+    Json(json!({"data": catalog::listing(), "before_send": crate::hooks::listing()}))
 }
 
 pub(super) async fn get_features(State(engine): State<WebhookEngine>) -> Json<Value> {

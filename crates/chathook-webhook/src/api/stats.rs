@@ -66,7 +66,8 @@ pub(super) async fn stats(
     let ok = rows.iter().filter(|(_, a)| a.success).count();
     let mut latencies: Vec<u32> = rows.iter().map(|(_, a)| a.latency_ms).collect();
     latencies.sort_unstable();
-    let mut per_minute: BTreeMap<i64, (u64, u64)> = BTreeMap::new();
+    // minute -> (successes, failures, latencies)
+    let mut per_minute: BTreeMap<i64, (u64, u64, Vec<u32>)> = BTreeMap::new();
     for (_, a) in &rows {
         let slot = per_minute.entry(a.at_ms / 60_000 * 60_000).or_default();
         if a.success {
@@ -74,10 +75,15 @@ pub(super) async fn stats(
         } else {
             slot.1 += 1;
         }
+        slot.2.push(a.latency_ms);
     }
     let minutes: Vec<Value> = per_minute
-        .iter()
-        .map(|(m, (s, f))| json!({"minute": rfc3339(*m), "success": s, "failure": f}))
+        .iter_mut()
+        .map(|(m, (s, f, l))| {
+            l.sort_unstable();
+            json!({"minute": rfc3339(*m), "success": s, "failure": f,
+                   "latency_ms": {"p50": percentile(l, 0.5), "p99": percentile(l, 0.99)}})
+        })
         .collect();
     Ok(Json(json!({
         "window_seconds": window.as_secs(),

@@ -10,6 +10,7 @@ fn all_routes() -> Vec<(String, String)> {
     chathook_im::api::ROUTES
         .iter()
         .chain(chathook_webhook::api::ROUTES.iter())
+        .chain(chathook::ROUTES.iter())
         .map(|(m, p)| {
             (
                 m.to_string(),
@@ -57,6 +58,53 @@ async fn every_route_needs_the_admin_key() {
     assert_eq!(s.call("GET", "/health", None, None).await.0, 200);
     assert_eq!(s.call("GET", "/metrics", None, None).await.0, 200);
     assert_eq!(chathook::auth::PUBLIC_PATHS, ["/health", "/metrics"]);
+}
+
+#[tokio::test]
+async fn the_console_files_are_served_without_the_key_and_carry_no_data() {
+    let s = TestServer::start().await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let get = |path: &str| http.get(format!("{}{path}", s.api)).send();
+    let r = get("/console").await.unwrap();
+    assert_eq!(r.status(), 308);
+    assert_eq!(r.headers()["location"], "/console/");
+    for (path, media_type, needle) in [
+        (
+            "/console/",
+            "text/html",
+            "<script type=\"module\" src=\"/console/app.js\">",
+        ),
+        ("/console/app.js", "text/javascript", "import"),
+        ("/console/console.css", "text/css", "body"),
+    ] {
+        let r = get(path).await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        let ct = r.headers()["content-type"].to_str().unwrap().to_string();
+        assert!(ct.starts_with(media_type), "{path}: {ct}");
+        assert!(r.text().await.unwrap().contains(needle), "{path}");
+    }
+    // a name that is not one of its files is no public path
+    assert_eq!(get("/console/admin.key").await.unwrap().status(), 401);
+    assert_eq!(get("/console/../v1/overview").await.unwrap().status(), 401);
+    // the overview is data: it needs the key
+    assert_eq!(s.call("GET", "/v1/overview", None, None).await.0, 401);
+    let _alice = s.login("alice", 0).await;
+    s.rest_send("bob", "carol", 1, "hi").await;
+    let (st, o) = s.call("GET", "/v1/overview", None, Some(ADMIN)).await;
+    assert_eq!(st, 200, "{o}");
+    assert_eq!(
+        (o["users_online"].as_u64(), o["connections"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(o["messages_sent"], 1);
+    assert!(o["events"].as_u64().unwrap() >= 2, "online and sent: {o}");
+    assert_eq!(
+        o["endpoints"],
+        json!({"total": 0, "enabled": 0, "delivering": 0})
+    );
 }
 
 #[tokio::test]

@@ -122,6 +122,7 @@ fn random_bodies_on_every_rest_route_get_clear_errors() {
     let routes: Vec<(&str, String)> = chathook_im::api::ROUTES
         .iter()
         .chain(chathook_webhook::api::ROUTES.iter())
+        .chain(chathook::ROUTES.iter())
         .filter(|(m, p)| !(*p == "/v1/webhooks/endpoints" && *m == "POST") && *m != "PATCH")
         .map(|(m, p)| {
             (

@@ -789,6 +789,12 @@ async fn test_sends_attempts_page_and_stats_summarise() {
         .map(|m| m["success"].as_u64().unwrap() + m["failure"].as_u64().unwrap())
         .sum();
     assert_eq!(per_minute, 4);
+    let minute = &stats["per_minute"][0];
+    assert!(
+        minute["latency_ms"]["p50"].as_u64().unwrap()
+            <= minute["latency_ms"]["p99"].as_u64().unwrap(),
+        "{minute}"
+    );
 
     let (st, types) = s
         .call("GET", "/v1/webhooks/event-types", None, Some(ADMIN))
@@ -796,6 +802,23 @@ async fn test_sends_attempts_page_and_stats_summarise() {
     assert_eq!(st, 200);
     let list = types["data"].as_array().unwrap();
     assert_eq!(list.len(), 10);
+    let hooks = types["before_send"].as_array().unwrap();
+    assert_eq!(
+        hooks
+            .iter()
+            .map(|h| h["flavours"]["tencent"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["C2C.CallbackBeforeSendMsg", "Group.CallbackBeforeSendMsg"]
+    );
+    assert_eq!(hooks[1]["name"], "message.before_send.group");
+    assert_eq!(
+        hooks[0]["examples"]["tencent"]["CallbackCommand"],
+        "C2C.CallbackBeforeSendMsg"
+    );
+    assert_eq!(
+        hooks[0]["examples"]["standard"]["type"],
+        "message.before_send.person"
+    );
     let sent = list.iter().find(|t| t["name"] == "message.sent").unwrap();
     assert_eq!(sent["flavours"]["wukongim"], "msg.notify");
     assert!(sent["examples"]["wukongim"].is_array());

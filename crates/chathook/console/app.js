@@ -1,0 +1,123 @@
+// The console's shell: the login, the navigation between pages (the part of the URL after #), and a
+// watch on the server that says so at the top of every page when it cannot be reached.
+
+import { adminKey, api, ApiError } from "./api.js";
+import { banner, h } from "./ui.js";
+import * as overview from "./overview.js";
+import * as webhooks from "./webhooks.js";
+import * as deliveries from "./deliveries.js";
+import * as features from "./features.js";
+
+/** [pattern, page]: the first whose pattern matches the hash renders. */
+const PAGES = [
+  [/^#\/overview$/, overview.render],
+  [/^#\/webhooks$/, webhooks.renderList],
+  [/^#\/webhooks\/new$/, webhooks.renderNew],
+  [/^#\/webhooks\/([^/]+)\/deliveries$/, deliveries.render],
+  [/^#\/webhooks\/([^/]+)$/, webhooks.renderOne],
+  [/^#\/features$/, features.render],
+];
+
+/** Cleans up the page shown now (its timers and live streams). */
+let leave = null;
+
+async function show() {
+  if (leave) {
+    leave();
+    leave = null;
+  }
+  for (const d of document.querySelectorAll("dialog[open]")) d.close();
+  const main = document.getElementById("main");
+  main.replaceChildren();
+  banner.clear();
+  if (!adminKey.get()) {
+    document.getElementById("nav").hidden = true;
+    main.append(loginForm());
+    return;
+  }
+  document.getElementById("nav").hidden = false;
+  const hash = location.hash || "#/overview";
+  for (const a of document.querySelectorAll("nav a")) {
+    a.classList.toggle("current", hash.startsWith(a.getAttribute("href")));
+  }
+  for (const [pattern, render] of PAGES) {
+    const m = hash.match(pattern);
+    if (!m) continue;
+    const controller = new AbortController();
+    leave = () => controller.abort();
+    try {
+      await render(main, m.slice(1).map(decodeURIComponent), controller.signal);
+    } catch (e) {
+      failed(e);
+    }
+    return;
+  }
+  main.append(h("p", { text: "There is no such page." }), h("a", { href: "#/overview", text: "Overview" }));
+}
+
+/** Shows an error in the banner; a refused key sends the operator back to the login. */
+export function failed(e) {
+  if (e instanceof ApiError && e.status === 401) {
+    adminKey.clear();
+    show().then(() => banner.show("The admin key was refused. Log in again."));
+    return;
+  }
+  banner.show(e instanceof ApiError ? e.message : `Something went wrong: ${e.message}`);
+}
+
+function loginForm() {
+  const input = h("input", { type: "password", id: "admin-key", autocomplete: "off", required: true });
+  const error = h("p.bad", { role: "alert" });
+  const form = h(
+    "form.card.login",
+    {
+      onsubmit: async (ev) => {
+        ev.preventDefault();
+        error.textContent = "";
+        adminKey.set(input.value.trim());
+        try {
+          await api("GET", "/v1/webhooks/endpoints");
+        } catch (e) {
+          adminKey.clear();
+          error.textContent = e.status === 401 ? "That admin key is wrong." : e.message;
+          return;
+        }
+        if (!location.hash || location.hash === "#/login") location.hash = "#/overview";
+        show();
+      },
+    },
+    h("h1", { text: "Log in" }),
+    h("p.muted", { text: "The admin key is the server's admin_key setting, or the key it generated into admin.key in its data directory. It is kept in this tab only." }),
+    h("label", { for: "admin-key", text: "Admin key" }),
+    input,
+    error,
+    h("div.row", {}, h("button.primary", { type: "submit", text: "Log in" })),
+  );
+  setTimeout(() => input.focus());
+  return form;
+}
+
+/** Every few seconds, whether the server answers: a banner when it does not, cleared when it does. */
+let unreachable = false;
+async function watchServer() {
+  try {
+    const res = await fetch("/health", { cache: "no-store" });
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    if (unreachable) {
+      unreachable = false;
+      banner.clear();
+    }
+  } catch {
+    unreachable = true;
+    banner.show("The server cannot be reached. Is chathook running? This page retries every few seconds.");
+  }
+}
+
+document.getElementById("logout").addEventListener("click", () => {
+  adminKey.clear();
+  location.hash = "";
+  show();
+});
+window.addEventListener("hashchange", show);
+setInterval(watchServer, 3000);
+show();

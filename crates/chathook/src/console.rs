@@ -1,0 +1,62 @@
+//! The web console's files, embedded in the binary and served under `/console` without the admin key:
+//! they carry no data (the page asks for the key and sends it with every API call it makes). No build
+//! step: plain HTML, CSS and JavaScript modules, written for current browsers.
+
+use axum::extract::Path;
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::Router;
+
+/// Each file: its name under `/console/`, its media type and its content.
+const FILES: [(&str, &str, &str); 9] = [
+    ("index.html", HTML, include_str!("../console/index.html")),
+    ("console.css", CSS, include_str!("../console/console.css")),
+    ("app.js", JS, include_str!("../console/app.js")),
+    ("api.js", JS, include_str!("../console/api.js")),
+    ("ui.js", JS, include_str!("../console/ui.js")),
+    ("overview.js", JS, include_str!("../console/overview.js")),
+    ("webhooks.js", JS, include_str!("../console/webhooks.js")),
+    (
+        "deliveries.js",
+        JS,
+        include_str!("../console/deliveries.js"),
+    ),
+    ("features.js", JS, include_str!("../console/features.js")),
+];
+
+const HTML: &str = "text/html; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+const JS: &str = "text/javascript; charset=utf-8";
+
+/// Whether `path` is one of the console's own (public) paths.
+pub fn is_console_path(path: &str) -> bool {
+    path == "/console"
+        || path == "/console/"
+        || path
+            .strip_prefix("/console/")
+            .is_some_and(|name| FILES.iter().any(|(n, _, _)| *n == name))
+}
+
+/// The console's routes.
+pub fn router() -> Router {
+    Router::new()
+        .route(
+            "/console",
+            get(|| async { Redirect::permanent("/console/") }),
+        )
+        .route("/console/", get(|| file(Path("index.html".to_string()))))
+        .route("/console/{name}", get(file))
+}
+
+async fn file(Path(name): Path<String>) -> Response {
+    match FILES.iter().find(|(n, _, _)| *n == name) {
+        Some((_, media_type, content)) => (
+            [(CONTENT_TYPE, *media_type), (CACHE_CONTROL, "no-cache")],
+            *content,
+        )
+            .into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
