@@ -31,7 +31,7 @@ async function renderCharts(card, id) {
   const draw = async () => {
     const s = await api("GET", `/v1/webhooks/endpoints/${id}/stats?window=${select.value}`);
     body.replaceChildren(
-      h("p", {}, `${s.attempts} attempts, ${s.failures} failed · p50 ${s.latency_ms.p50 ?? "–"} ms · p99 ${s.latency_ms.p99 ?? "–"} ms`),
+      h("p", {}, `${s.attempts} attempt${s.attempts === 1 ? "" : "s"}, ${s.failures} failed · p50 ${s.latency_ms.p50 ?? "–"} ms · p99 ${s.latency_ms.p99 ?? "–"} ms`),
       h("h3.legend", { text: "Attempts per minute: succeeded (green), failed (red)" }),
       outcomeChart(s.per_minute),
       h("h3.legend", { text: "Latency per minute: p50 (blue), p99 (orange), in ms" }),
@@ -86,8 +86,11 @@ function latencyChart(minutes) {
   const chart = frame("latency per minute, p50 and p99", max);
   const step = W / Math.max(minutes.length, 1);
   for (const [key, colour] of [["p50", "#0b63ce"], ["p99", "#d97706"]]) {
-    const points = minutes.map((m, i) => `${i * step + step / 2},${H - ((m.latency_ms[key] || 0) / max) * H}`);
-    if (points.length) chart.append(svg("polyline", { points: points.join(" "), fill: "none", stroke: colour, "stroke-width": 2 }));
+    const points = minutes.map((m, i) => [i * step + step / 2, H - ((m.latency_ms[key] || 0) / max) * H]);
+    if (points.length) chart.append(svg("polyline", { points: points.map((p) => p.join(",")).join(" "), fill: "none", stroke: colour, "stroke-width": 2 }));
+    for (const [i, [x, y]] of points.entries()) {
+      chart.append(svg("circle", { cx: x, cy: y, r: 3, fill: colour }, svg("title", {}, `${time(minutes[i].minute)}: ${key} ${minutes[i].latency_ms[key]} ms`)));
+    }
   }
   return chart;
 }
@@ -173,13 +176,14 @@ function showAttempt(a) {
 
 // ---- dead letters -------------------------------------------------------------------------------
 
-async function renderDeadLetters(card, id) {
+/** The dead letters; `note` says what the last action did (the card is drawn again after each). */
+async function renderDeadLetters(card, id, note = "") {
   const list = (await api("GET", `/v1/webhooks/endpoints/${id}/dead-letters`)).data;
   const since = h("input", { type: "datetime-local", id: "replay-since" });
-  const result = h("p", { role: "status", id: "replay-result" });
-  const redraw = () => {
+  const result = h("p", { role: "status", id: "replay-result", text: note });
+  const redraw = (message) => {
     card.replaceChildren();
-    renderDeadLetters(card, id).catch((err) => banner.show(err.message));
+    renderDeadLetters(card, id, message).catch((err) => banner.show(err.message));
   };
   const replayAll = async () => {
     if (!since.value) {
@@ -189,8 +193,7 @@ async function renderDeadLetters(card, id) {
     const from = new Date(since.value);
     if (!(await confirm("Replay failed deliveries?", `Every dead letter since ${from.toLocaleString()} is delivered again.`, "Replay"))) return;
     const r = await api("POST", `/v1/webhooks/endpoints/${id}/replay`, { since: from.toISOString().replace(/\.\d+Z$/, "Z") });
-    result.textContent = `${r.replayed} queued for delivery.`;
-    redraw();
+    redraw(`${r.replayed} queued for delivery.`);
   };
   card.append(
     h("h2", { text: `Dead letters (${list.length})` }),
@@ -226,8 +229,7 @@ async function renderDeadLetters(card, id) {
                 onclick: async () => {
                   try {
                     await api("POST", `/v1/webhooks/endpoints/${id}/dead-letters/${encodeURIComponent(d.delivery_id)}/replay`);
-                    result.textContent = "Queued for delivery.";
-                    redraw();
+                    redraw("Queued for delivery.");
                   } catch (err) {
                     banner.show(err.message);
                   }

@@ -97,7 +97,17 @@ export function ms(x) {
   return x === null || x === undefined ? "–" : `${x} ms`;
 }
 
-/** A read-only code block of JSON. */
+/** A read-only code block: JSON pretty-printed (a string holding JSON too), other text as it is. */
 export function jsonBlock(value) {
-  return h("pre.json", { text: typeof value === "string" ? value : JSON.stringify(value, null, 2) });
+  let text = value;
+  if (typeof value === "string") {
+    try {
+      text = JSON.stringify(JSON.parse(value), null, 2);
+    } catch {
+      text = value;
+    }
+  } else {
+    text = JSON.stringify(value, null, 2);
+  }
+  return h("pre.json", { text });
 }

@@ -1,0 +1,258 @@
+// The console in a real browser: Debian's Chromium, headless, driven through Playwright against the
+// real server and a real webhook receiver. One server and one page for the whole file, in the order
+// an operator would go: log in, add an endpoint, choose events, watch deliveries, stop the server.
+
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { ADMIN, launchBrowser, screenshot, startReceiver, startServer } from "./harness.mjs";
+
+let server, receiver, browser, page;
+let endpointId, firstSecret;
+
+const WIDTHS = { wide: { width: 1280, height: 900 }, narrow: { width: 390, height: 844 } };
+
+/** Waits until `fn` (run in the test) returns a truthy value. */
+async function eventually(what, fn, timeoutMs = 10_000) {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Opens a console page afresh (a page already at that address is loaded again). */
+async function visit(hash) {
+  await page.goto(`${server.base}/console/${hash}`);
+  await page.reload();
+}
+
+/** Screenshots of the current page at both widths. */
+async function shots(name) {
+  for (const [label, size] of Object.entries(WIDTHS)) {
+    await page.setViewportSize(size);
+    await page.waitForTimeout(100);
+    await screenshot(page, `${name}-${label}`);
+  }
+  await page.setViewportSize(WIDTHS.wide);
+}
+
+before(async () => {
+  server = await startServer();
+  receiver = await startReceiver();
+  browser = await launchBrowser();
+  page = await browser.newPage({ viewport: WIDTHS.wide });
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+  server?.cleanup();
+  await receiver?.close();
+});
+
+test("a wrong key is refused, the right one opens the overview (by keyboard)", async () => {
+  await visit("");
+  await page.locator("#admin-key").waitFor();
+  await shots("login");
+  await page.keyboard.type("not-the-key");
+  await page.keyboard.press("Enter");
+  await page.getByText("That admin key is wrong.").waitFor();
+  await page.locator("#admin-key").fill(ADMIN);
+  await page.keyboard.press("Enter");
+  await page.getByRole("heading", { name: "Overview" }).waitFor();
+  await eventually("figures", async () => (await page.locator('[data-stat="endpoints"] .value').textContent()) === "0 / 0");
+  // the key stays in this tab's session only
+  assert.equal(await page.evaluate(() => localStorage.length), 0);
+  assert.equal(await page.evaluate(() => sessionStorage.getItem("chathook.adminKey")), ADMIN);
+  await shots("overview");
+});
+
+test("every broken URL rule shows the server's message as you type; a good URL saves", async () => {
+  await visit(`#/webhooks/new`);
+  const url = page.locator("#url");
+  await url.waitFor();
+  const long = `http://${"a".repeat(54)}.localhost/cb`;
+  const cases = [
+    ["ftp://127.0.0.1/cb", ["the URL must start with http:// or https://"]],
+    ["http://127.0.0.1/c b", ["the URL must not contain spaces"]],
+    ["http://127.0.0.1/cb?x=1", ["the URL must not contain '?' (none of ! $ & ? are allowed; chathook appends the query string)"]],
+    ["http://127.0.0.1/cb#top", ["the URL must not contain a fragment (#)"]],
+    ["http://user:pw@a.localhost/cb", ["the URL must not carry user:password@"]],
+    ["http://a_b.localhost/cb", ["the domain label 'a_b' may hold only letters, digits and hyphens"]],
+    ["http://---.localhost/cb", ["the domain label '---' is only hyphens"]],
+    ["http://-ab.localhost/cb", ["the domain label '-ab' must not start or end with a hyphen"]],
+    ["http://a--b.localhost/cb", ["the domain label 'a--b' must not contain two hyphens in a row"]],
+    ["http://a..b/cb", ["the domain has an empty label (two dots in a row, or a dot at an end)"]],
+    [long, ["the domain is 64 characters; at most 63 are allowed"]],
+    // several rules at once: one message each
+    ["ftp://a_b.-c.localhost/x!", [
+      "the URL must start with http:// or https://",
+      "the URL must not contain '!' (none of ! $ & ? are allowed; chathook appends the query string)",
+      "the domain label 'a_b' may hold only letters, digits and hyphens",
+      "the domain label '-c' must not start or end with a hyphen",
+    ]],
+  ];
+  for (const [bad, messages] of cases) {
+    await url.fill(bad);
+    await eventually(`the messages for ${bad}`, async () => {
+      const shown = await page.locator("#url-errors li").allTextContents();
+      return JSON.stringify(shown) === JSON.stringify(messages);
+    });
+  }
+  // Save with a broken URL keeps the dialog open
+  await page.getByRole("button", { name: "Save" }).click();
+  await page.locator("#url-errors li").first().waitFor();
+  assert.equal((await server.call("GET", "/v1/webhooks/endpoints")).body.data.length, 0);
+  await url.fill(receiver.url);
+  await eventually("no message", async () => (await page.locator("#url-errors li").count()) === 0);
+  await page.locator("#description").fill("the business backend");
+  await shots("endpoint-url-dialog");
+  await page.getByRole("button", { name: "Save" }).click();
+  // the secret is shown once, masked until revealed
+  await page.locator("#secret-value").waitFor();
+  assert.equal(await page.locator("#secret-value").textContent(), "whsec_••••••••••••");
+  await page.locator("#reveal-secret").click();
+  firstSecret = await page.locator("#secret-value").textContent();
+  assert.match(firstSecret, /^whsec_[A-Za-z0-9+/=]{40,}$/);
+  await page.getByRole("button", { name: "Done" }).click();
+  await page.getByRole("heading", { name: "Webhook configuration" }).waitFor();
+  const list = (await server.call("GET", "/v1/webhooks/endpoints")).body.data;
+  assert.equal(list.length, 1);
+  assert.equal(list[0].url, receiver.url);
+  assert.equal(list[0].description, "the business backend");
+  endpointId = list[0].id;
+  assert.equal(await page.locator("#endpoint-url").textContent(), receiver.url);
+});
+
+test("a port change that is a prefix of the old port asks for confirmation", async () => {
+  const other = (await server.call("POST", "/v1/webhooks/endpoints", { url: "http://127.0.0.1/other", enabled: false })).body;
+  await visit(`#/webhooks/${other.id}`);
+  await page.locator("#edit-url").click();
+  await page.locator("#url").fill("http://127.0.0.1:8080/other");
+  await page.getByRole("button", { name: "Save" }).click();
+  await page.getByText("The port changes from 80 to 8080").waitFor();
+  await page.getByRole("button", { name: "Yes, change it" }).click();
+  await eventually("the new URL", async () => (await page.locator("#endpoint-url").textContent()) === "http://127.0.0.1:8080/other");
+  await server.call("DELETE", `/v1/webhooks/endpoints/${other.id}`);
+});
+
+test("events are chosen by feature group; one behind a switched-off feature links to event activation", async () => {
+  await visit(`#/webhooks/${endpointId}`);
+  await page.locator("#edit-events").click();
+  await page.getByRole("group", { name: "Messages" }).waitFor();
+  for (const group of ["Online status", "Messages", "Groups", "Profiles", "Before-send hooks"]) {
+    assert.equal(await page.getByRole("group", { name: group }).count(), 1, group);
+  }
+  await page.locator("#event-message-sent").check();
+  await page.locator("#event-user-profile_changed").check();
+  // the profile event's feature is off by default: the dialog says so
+  const profile = page.locator("label[for=event-user-profile_changed]");
+  assert.match(await profile.textContent(), /needs Profile changes, which is off/);
+  await shots("events-dialog");
+  await page.getByRole("button", { name: "Save" }).click();
+  await eventually("the saved events", async () => (await page.locator("#events-area li").count()) === 2);
+  const saved = (await server.call("GET", `/v1/webhooks/endpoints/${endpointId}`)).body;
+  assert.deepEqual(saved.events.sort(), ["message.sent", "user.profile_changed"]);
+  await shots("endpoint");
+  // follow the link to event activation and switch the feature on
+  await page.locator("#events-area .inactive a").click();
+  await page.getByRole("heading", { name: "Event activation" }).waitFor();
+  await shots("features");
+  await page.locator("#feature-profile_change_subscription").check();
+  await page.getByText("Profile changes is on.").waitFor();
+  assert.equal((await server.call("GET", "/v1/features")).body.profile_change_subscription, true);
+  await visit(`#/webhooks/${endpointId}`);
+  await page.locator("#events-area li").first().waitFor();
+  assert.equal(await page.locator("#events-area .inactive").count(), 0);
+});
+
+test("a test event shows the attempt's status, latency and response", async () => {
+  await page.locator("#test-event").selectOption("message.sent");
+  await page.locator("#send-test").click();
+  await page.locator("#test-result").getByText("Delivered").waitFor();
+  const text = await page.locator("#test-result").textContent();
+  assert.match(text, /status 200 · \d+ ms/);
+  assert.match(text, /"received": true/);
+});
+
+test("deliveries appear live: a 200, then a 500 shown failed and opened", async () => {
+  await visit(`#/webhooks/${endpointId}/deliveries`);
+  await eventually("the live stream", async () => (await page.locator("#live-state").textContent()) === "live");
+  const rows = page.locator("#attempts tbody tr");
+  const before = await rows.count();
+  await server.sendText("alice", "bob", "hello console");
+  await eventually("a live succeeded row", async () => (await rows.count()) > before);
+  const first = rows.first();
+  assert.match(await first.textContent(), /message\.sent.*succeeded.*200/);
+  receiver.status = 500;
+  await server.sendText("alice", "bob", "this one fails");
+  await eventually("a live failed row", async () => /failed500/.test((await rows.first().textContent()).replace(/\s/g, "")));
+  await shots("deliveries");
+  await rows.first().click();
+  await page.locator("#attempt-detail").getByText("HTTP 500").first().waitFor();
+  assert.match(await page.locator("#attempt-detail").textContent(), /"status": 500/);
+  await page.getByRole("button", { name: "Close" }).click();
+  // the status filter keeps only failures
+  await page.locator("#filter-status").selectOption("failure");
+  await eventually("only failures", async () => {
+    const texts = await rows.allTextContents();
+    return texts.length > 0 && texts.every((t) => t.includes("failed"));
+  });
+});
+
+test("a dead letter is replayed from the console and then delivered", async () => {
+  // the failing delivery runs out of retries (0s, 100ms, 100ms) and becomes a dead letter
+  await eventually("a dead letter", async () => (await server.call("GET", `/v1/webhooks/endpoints/${endpointId}/dead-letters`)).body.data.length === 1);
+  receiver.status = 200;
+  await visit(`#/webhooks/${endpointId}/deliveries`);
+  const dead = page.locator("#dead-letters tbody tr");
+  await dead.first().waitFor();
+  assert.match(await dead.first().textContent(), /HTTP 500/);
+  const delivered = receiver.requests.length;
+  await dead.first().getByRole("button", { name: "Replay" }).click();
+  await page.getByText("Queued for delivery.").waitFor();
+  await eventually("the replayed delivery", async () => receiver.requests.slice(delivered).some((r) => r.body.includes(Buffer.from(JSON.stringify({ type: 1, content: "this one fails" })).toString("base64"))));
+  await eventually("no dead letter left", async () => (await server.call("GET", `/v1/webhooks/endpoints/${endpointId}/dead-letters`)).body.data.length === 0);
+  await page.locator("#filter-status").selectOption("success");
+  await eventually("the replay's success in the log", async () => (await page.locator("#attempts tbody tr").count()) >= 2);
+});
+
+test("the secret is rotated on confirmation and shown once", async () => {
+  await visit(`#/webhooks/${endpointId}`);
+  await page.locator("#rotate-secret").click();
+  await page.getByRole("button", { name: "Cancel" }).click();
+  await page.locator("#rotate-secret").click();
+  await page.getByRole("button", { name: "Rotate", exact: true }).click();
+  await page.locator("#reveal-secret").click();
+  const secret = await page.locator("#secret-value").textContent();
+  assert.match(secret, /^whsec_/);
+  assert.notEqual(secret, firstSecret);
+  await page.getByRole("button", { name: "Done" }).click();
+  // deliveries are now signed with the new secret (and the old one, for 24 hours)
+  const before = receiver.requests.length;
+  await server.sendText("alice", "bob", "signed anew");
+  const req = await eventually("a signed delivery", async () => receiver.requests[before]);
+  assert.equal(req.headers["webhook-signature"].split(" ").length, 2);
+});
+
+test("the webhook list shows each endpoint's state and last hour", async () => {
+  await visit(`#/webhooks`);
+  const row = page.locator(`tr[data-endpoint="${endpointId}"]`);
+  await row.waitFor();
+  let text = "";
+  await eventually("the figures", async () => /Delivering.*%.*ms/.test((text = await row.textContent()))).catch((e) => {
+    throw new Error(`${e.message}: ${text}`);
+  });
+  await shots("webhooks");
+});
+
+test("a stopped server is said so on the open page", async () => {
+  await visit(`#/overview`);
+  await page.getByRole("heading", { name: "Overview" }).waitFor();
+  await server.stop();
+  await page.getByText("The server cannot be reached").first().waitFor({ timeout: 10_000 });
+  assert.equal(await page.locator("#banner").isVisible(), true);
+  await shots("server-stopped");
+});

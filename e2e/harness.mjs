@@ -1,0 +1,115 @@
+// What the console tests drive: the real chathook binary on free loopback ports with a throwaway data
+// directory, a webhook receiver whose answer the test sets, and the system's Chromium through
+// Playwright (no browser download: Debian's `chromium` package).
+
+import { spawn } from "node:child_process";
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+export const ADMIN = "console-test-admin-key";
+export const SCREENSHOTS = join(HERE, "screenshots");
+
+async function freePort() {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Starts the server (CHATHOOK_BINARY, or the workspace's debug build); resolves once /health answers. */
+export async function startServer() {
+  const dir = mkdtempSync(join(tmpdir(), "chathook-console-"));
+  const [apiPort, wsPort] = [await freePort(), await freePort()];
+  const config = join(dir, "chathook.toml");
+  writeFileSync(
+    config,
+    [
+      `admin_key = "${ADMIN}"`,
+      "[webhook]",
+      // a failed delivery becomes a dead letter after two quick retries
+      'retry_schedule = ["0s", "100ms", "100ms"]',
+      "retry_jitter = 0.0",
+    ].join("\n"),
+  );
+  const bin = process.env.CHATHOOK_BINARY || join(process.env.CARGO_TARGET_DIR || join(HERE, "..", "target"), "debug", "chathook");
+  const proc = spawn(bin, ["--config", config, "--data-dir", join(dir, "data"), "--api-addr", `127.0.0.1:${apiPort}`, "--ws-addr", `127.0.0.1:${wsPort}`], {
+    stdio: ["ignore", "ignore", "pipe"],
+    env: { ...process.env, RUST_LOG: "warn" },
+  });
+  let stderr = "";
+  proc.stderr.on("data", (d) => (stderr += d));
+  const base = `http://127.0.0.1:${apiPort}`;
+  for (let i = 0; i < 300; i++) {
+    if (proc.exitCode !== null) throw new Error(`chathook exited: ${stderr}`);
+    try {
+      if ((await fetch(`${base}/health`)).ok) break;
+    } catch {}
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    base,
+    async call(method, path, body) {
+      const res = await fetch(base + path, {
+        method,
+        headers: { token: ADMIN, "content-type": "application/json" },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const text = await res.text();
+      return { status: res.status, body: text ? JSON.parse(text) : null };
+    },
+    async sendText(from, to, text) {
+      const payload = Buffer.from(JSON.stringify({ type: 1, content: text })).toString("base64");
+      const r = await this.call("POST", "/message/send", { from_uid: from, channel_id: to, channel_type: 1, payload });
+      if (r.status !== 200) throw new Error(`send: ${r.status} ${JSON.stringify(r.body)}`);
+    },
+    async stop() {
+      if (proc.exitCode === null) {
+        proc.kill("SIGTERM");
+        await new Promise((r) => proc.once("exit", r));
+      }
+    },
+    cleanup() {
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A webhook receiver: answers `status` (200 by default), records each request. */
+export async function startReceiver() {
+  const receiver = { status: 200, requests: [] };
+  const server = createServer((req, res) => {
+    let body = "";
+    req.on("data", (d) => (body += d));
+    req.on("end", () => {
+      receiver.requests.push({ url: req.url, headers: req.headers, body });
+      res.writeHead(receiver.status, { "content-type": "application/json" });
+      res.end(JSON.stringify({ received: true, status: receiver.status }));
+    });
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  receiver.url = `http://127.0.0.1:${server.address().port}/hook`;
+  receiver.close = () => new Promise((r) => server.close(r));
+  return receiver;
+}
+
+/** Chromium, headless, from the system. */
+export async function launchBrowser() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+  });
+}
+
+/** Saves a screenshot of `page` as `name`.png in the ignored screenshots folder. */
+export async function screenshot(page, name) {
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
+}
