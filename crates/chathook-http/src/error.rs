@@ -4,7 +4,8 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 /// An error answer, rendered in WuKongIM's shape.
 #[derive(Debug)]
@@ -41,10 +42,26 @@ impl ApiError {
     }
 }
 
+/// An error on WuKongIM's routes, as sent.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WkErrorBody {
+    /// The HTTP status again (WuKongIM's convention).
+    pub status: u16,
+    pub msg: String,
+    /// A stable code for programs.
+    pub code: String,
+    /// The request field at fault, if one is.
+    pub field: Option<String>,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"status": self.status.as_u16(), "msg": self.message, "code": self.code,
-                          "field": self.field});
+        let body = WkErrorBody {
+            status: self.status.as_u16(),
+            msg: self.message,
+            code: self.code.to_string(),
+            field: self.field,
+        };
         (self.status, Json(body)).into_response()
     }
 }
@@ -53,10 +70,32 @@ impl IntoResponse for ApiError {
 #[derive(Debug)]
 pub struct V1Error(pub ApiError);
 
+/// An error on `/v1` routes, as sent: `{"error": {"code", "message", "field"}}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct V1ErrorBody {
+    pub error: V1ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct V1ErrorDetail {
+    /// A stable code for programs.
+    pub code: String,
+    /// What went wrong, for people.
+    pub message: String,
+    /// The request field at fault, if one is.
+    pub field: Option<String>,
+}
+
 impl IntoResponse for V1Error {
     fn into_response(self) -> Response {
         let e = self.0;
-        let body = json!({"error": {"code": e.code, "message": e.message, "field": e.field}});
+        let body = V1ErrorBody {
+            error: V1ErrorDetail {
+                code: e.code.to_string(),
+                message: e.message,
+                field: e.field,
+            },
+        };
         (e.status, Json(body)).into_response()
     }
 }

@@ -1,8 +1,9 @@
-//! JSON bodies whose errors name the field: `serde_path_to_error` gives the path of the value that
-//! failed; missing and unknown fields are named by serde's message.
+//! JSON bodies and query strings whose errors name the field: `serde_path_to_error` gives the path of
+//! the value that failed; missing and unknown fields are named by serde's message.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
@@ -46,6 +47,38 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for V1Json<T> {
             .await
             .map(|WkJson(v)| V1Json(v))
             .map_err(V1Error)
+    }
+}
+
+/// A query string for `/v1` routes; errors come in DESIGN's shape, naming the parameter.
+pub struct V1Query<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for V1Query<T> {
+    type Rejection = V1Error;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(de)
+            .map(V1Query)
+            .map_err(|err| {
+                let path = err.path().to_string();
+                let message = err.into_inner().to_string();
+                let field = match path.as_str() {
+                    "." => backticked(&message).map(str::to_string),
+                    p => Some(p.to_string()),
+                };
+                let message = match &field {
+                    Some(f) if !message.contains('`') => format!("{f}: {message}"),
+                    _ => message,
+                };
+                V1Error(ApiError {
+                    status: StatusCode::BAD_REQUEST,
+                    code: "query_invalid",
+                    message,
+                    field,
+                })
+            })
     }
 }
 

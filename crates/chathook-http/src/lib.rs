@@ -6,8 +6,8 @@
 mod error;
 mod extract;
 
-pub use error::{ApiError, V1Error};
-pub use extract::{parse, V1Json, WkJson};
+pub use error::{ApiError, V1Error, V1ErrorBody, V1ErrorDetail, WkErrorBody};
+pub use extract::{parse, V1Json, V1Query, WkJson};
 
 /// Sends small writes at once on an accepted connection (use with `axum::serve::ListenerExt::tap_io`):
 /// IM frames and API replies are a few hundred bytes, and Nagle's algorithm would hold one back until

@@ -4,7 +4,9 @@
 //! this table; adding a flavour adds a column here.
 
 use chathook_events::{Event, EventKind};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
 
 use crate::endpoint::Flavour;
 use crate::features::Feature;
@@ -192,30 +194,63 @@ pub fn sample(kind: EventKind) -> chathook_events::LoggedEvent {
 }
 
 /// The catalog as JSON, with example bodies in every flavour.
-pub fn listing() -> Value {
-    let items: Vec<Value> = CATALOG
+pub fn listing() -> Vec<ListedEvent> {
+    CATALOG
         .iter()
         .map(|t| {
             let sample = sample(t.kind);
             let body = |flavour| {
                 crate::format::render_sample(flavour, &sample, 1_400_000_000)
                     .and_then(|r| serde_json::from_slice::<Value>(&r.body).ok())
-                    .unwrap_or(Value::Null)
             };
-            json!({
-                "name": t.kind.name(),
-                "description": t.description,
-                "flavours": {"standard": t.kind.name(), "wukongim": t.wukongim, "tencent": t.tencent},
-                "feature": t.feature.map(Feature::name),
-                "examples": {
-                    "standard": body(Flavour::Standard),
-                    "wukongim": body(Flavour::Wukongim),
-                    "tencent": body(Flavour::Tencent),
+            ListedEvent {
+                name: t.kind.name(),
+                description: t.description.to_string(),
+                flavours: FlavourNames {
+                    standard: t.kind.name(),
+                    wukongim: Some(t.wukongim),
+                    tencent: t.tencent.to_vec(),
                 },
-            })
+                feature: t.feature.map(Feature::name),
+                examples: Examples {
+                    standard: body(Flavour::Standard),
+                    wukongim: body(Flavour::Wukongim),
+                    tencent: body(Flavour::Tencent),
+                },
+            }
         })
-        .collect();
-    Value::Array(items)
+        .collect()
+}
+
+/// An event (or a before-send hook) as `GET /v1/webhooks/event-types` lists it.
+#[derive(Serialize, ToSchema)]
+pub struct ListedEvent {
+    /// The native name (what endpoints select).
+    pub name: &'static str,
+    pub description: String,
+    pub flavours: FlavourNames,
+    /// The feature switch it needs, if any.
+    pub feature: Option<&'static str>,
+    /// An example body in each flavour that sends it.
+    pub examples: Examples,
+}
+
+/// The event's name in each flavour.
+#[derive(Serialize, ToSchema)]
+pub struct FlavourNames {
+    pub standard: &'static str,
+    /// `None` when WuKongIM has no such event.
+    pub wukongim: Option<&'static str>,
+    /// Tencent's `CallbackCommand`s (empty when Tencent has none).
+    pub tencent: Vec<&'static str>,
+}
+
+/// Example bodies, one per flavour (`None` where the flavour does not send it).
+#[derive(Serialize, ToSchema)]
+pub struct Examples {
+    pub standard: Option<Value>,
+    pub wukongim: Option<Value>,
+    pub tencent: Option<Value>,
 }
 
 #[cfg(test)]

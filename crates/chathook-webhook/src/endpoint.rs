@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::url_rules::UrlError;
 
 /// How events are rendered for an endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Flavour {
     /// WuKongIM's bodies and `?event=` names.
@@ -69,7 +69,7 @@ pub struct Endpoint {
 }
 
 /// A before-send hook: the messages of one channel type, judged before they are sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum HookKind {
     #[serde(rename = "message.before_send.person")]
     Person,
@@ -112,7 +112,7 @@ impl HookKind {
 }
 
 /// What a failed before-send hook decides.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum OnFailure {
     /// Send the message as it is (Tencent's rule: fail open).

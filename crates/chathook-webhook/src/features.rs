@@ -6,7 +6,7 @@ use chathook_events::EventKind;
 use serde::{Deserialize, Serialize};
 
 /// The switches, stored durably and changed by `PUT /v1/features`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Features {
     /// `user.online`, `user.offline` (WuKongIM's `user.onlinestatus`).

@@ -13,6 +13,7 @@ use base64::Engine;
 use chathook_events::{BeforeSend, Outgoing, Verdict};
 use serde_json::{json, Value};
 
+use crate::catalog::{Examples, FlavourNames, ListedEvent};
 use crate::client::AttemptResult;
 use crate::dispatcher::attempt::{self, Delivery};
 use crate::dispatcher::{now_ms, Context};
@@ -122,8 +123,8 @@ impl BeforeSend for Hooks {
 
 /// The before-send hooks as `GET /v1/webhooks/event-types` lists them: name per flavour, description,
 /// and an example request in each flavour that has hooks.
-pub(crate) fn listing() -> Value {
-    let items: Vec<Value> = [HookKind::Person, HookKind::Group]
+pub(crate) fn listing() -> Vec<ListedEvent> {
+    [HookKind::Person, HookKind::Group]
         .into_iter()
         .map(|kind| {
             let (channel_type, channel_id, what) = match kind {
@@ -145,22 +146,28 @@ pub(crate) fn listing() -> Value {
             };
             let example = |flavour| {
                 let r = render(flavour, kind, &sample, 1_400_000_000);
-                serde_json::from_slice::<Value>(&r.body).unwrap_or(Value::Null)
+                serde_json::from_slice::<Value>(&r.body).ok()
             };
-            json!({
-                "name": kind.name(),
-                "description": format!(
+            ListedEvent {
+                name: kind.name(),
+                description: format!(
                     "Before a {what} message is sent: the backend allows, rewrites, rejects or drops it \
                      (synchronous, tencent and standard flavours)"
                 ),
-                "flavours": {"standard": kind.name(), "wukongim": null, "tencent": kind.tencent_command()},
-                "feature": null,
-                "examples": {"standard": example(Flavour::Standard), "wukongim": null,
-                             "tencent": example(Flavour::Tencent)},
-            })
+                flavours: FlavourNames {
+                    standard: kind.name(),
+                    wukongim: None,
+                    tencent: vec![kind.tencent_command()],
+                },
+                feature: None,
+                examples: Examples {
+                    standard: example(Flavour::Standard),
+                    wukongim: None,
+                    tencent: example(Flavour::Tencent),
+                },
+            }
         })
-        .collect();
-    Value::Array(items)
+        .collect()
 }
 
 fn rejected_code(kind: HookKind) -> i64 {

@@ -343,7 +343,7 @@ function eventOptions(flavour, types) {
   }
   if (flavour !== "wukongim") {
     for (const hook of types.before_send || []) {
-      const value = flavour === "tencent" ? hook.flavours.tencent : hook.name;
+      const value = flavour === "tencent" ? hook.flavours.tencent[0] : hook.name;
       options.push({
         value, label: value, natives: [], group: "Before-send hooks", description: hook.description,
         feature: null, example: hook.examples[flavour], hook: true,

@@ -81,7 +81,7 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// The only paths served without the admin key.
-pub const PUBLIC_PATHS: [&str; 2] = ["/health", "/metrics"];
+pub const PUBLIC_PATHS: [&str; 3] = ["/health", "/metrics", "/openapi.json"];
 
 /// Refuses a request without the admin key with 401 and a JSON body, whatever its path (unknown paths
 /// too), except [`PUBLIC_PATHS`], the console's own files (they carry no data) and, in open mode,

@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod config;
 mod console;
+pub mod openapi;
 mod overview;
 pub mod wukongim_config;
 
@@ -31,6 +32,8 @@ use prometheus_client::registry::Registry;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use config::Config;
 
@@ -201,6 +204,17 @@ impl Server {
         // Before-send hooks: the IM core asks the endpoints that answer them.
         im.set_before_send(webhooks.before_send());
 
+        // The routes described in the OpenAPI document, which is made from them.
+        let (documented, document) =
+            OpenApiRouter::with_openapi(<openapi::ApiDoc as utoipa::OpenApi>::openapi())
+                .routes(routes!(overview::overview))
+                .with_state(overview::Sources {
+                    im: im.clone(),
+                    webhooks: webhooks.clone(),
+                    store: store.clone(),
+                })
+                .merge(chathook_webhook::api::router(webhooks.clone()))
+                .split_for_parts();
         // The admin key wraps the whole app, unknown paths included; only `auth::PUBLIC_PATHS` pass
         // without it, so a route added later cannot skip the check.
         let api = Router::new()
@@ -215,17 +229,10 @@ impl Server {
                     event_log_held_from,
                 }),
             )
-            .route(
-                "/v1/overview",
-                get(overview::overview).with_state(overview::Overview {
-                    im: im.clone(),
-                    webhooks: webhooks.clone(),
-                    store: store.clone(),
-                }),
-            )
+            .route("/openapi.json", openapi::route(document))
+            .merge(documented)
             .merge(console::router())
             .merge(chathook_im::api::router(im.clone()))
-            .merge(chathook_webhook::api::router(webhooks.clone()))
             .fallback(not_found)
             .layer(axum::middleware::from_fn_with_state(
                 auth::AdminKey {

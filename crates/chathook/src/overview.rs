@@ -8,30 +8,68 @@ use chathook_events::EventLog;
 use chathook_im::Im;
 use chathook_store::SqliteStore;
 use chathook_webhook::WebhookEngine;
-use serde_json::{json, Value};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 /// What the overview reads.
 #[derive(Clone)]
-pub struct Overview {
+pub struct Sources {
     pub im: Im,
     pub webhooks: WebhookEngine,
     pub store: SqliteStore,
 }
 
-pub async fn overview(State(o): State<Overview>) -> Json<Value> {
+#[derive(Serialize, ToSchema)]
+pub struct Overview {
+    /// Users with at least one connection.
+    users_online: usize,
+    connections: i64,
+    /// Messages sent since the server started.
+    messages_sent: u64,
+    /// The event log's head: events appended so far.
+    events: u64,
+    /// Delivery attempts since the server started.
+    attempts: Attempts,
+    endpoints: Endpoints,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Attempts {
+    succeeded: u64,
+    failed: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Endpoints {
+    total: usize,
+    /// Enabled by the operator.
+    enabled: usize,
+    /// Enabled and not disabled by the server.
+    delivering: usize,
+}
+
+/// The server at a glance.
+#[utoipa::path(get, path = "/v1/overview", tag = "server",
+    responses((status = 200, body = Overview)))]
+pub async fn overview(State(o): State<Sources>) -> Json<Overview> {
     let endpoints = o.webhooks.endpoints();
-    let enabled = endpoints.iter().filter(|e| e.enabled).count();
-    let active = endpoints
-        .iter()
-        .filter(|e| o.webhooks.health(&e.id).active(e))
-        .count();
     let metrics = o.webhooks.metrics();
-    Json(json!({
-        "users_online": o.im.presence().users_online(),
-        "connections": o.im.metrics().connections.get(),
-        "messages_sent": o.im.messages_sent_total(),
-        "events": o.store.head(),
-        "attempts": {"succeeded": metrics.succeeded.get(), "failed": metrics.failed.get()},
-        "endpoints": {"total": endpoints.len(), "enabled": enabled, "delivering": active},
-    }))
+    Json(Overview {
+        users_online: o.im.presence().users_online(),
+        connections: o.im.metrics().connections.get(),
+        messages_sent: o.im.messages_sent_total(),
+        events: o.store.head(),
+        attempts: Attempts {
+            succeeded: metrics.succeeded.get(),
+            failed: metrics.failed.get(),
+        },
+        endpoints: Endpoints {
+            total: endpoints.len(),
+            enabled: endpoints.iter().filter(|e| e.enabled).count(),
+            delivering: endpoints
+                .iter()
+                .filter(|e| o.webhooks.health(&e.id).active(e))
+                .count(),
+        },
+    })
 }

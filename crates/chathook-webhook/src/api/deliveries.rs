@@ -1,15 +1,15 @@
 //! Deliveries: a test event sent now, the attempt log, dead letters and their replay.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::Json;
 use chathook_events::EventKind;
-use chathook_http::{ApiError, V1Error, V1Json};
+use chathook_http::{ApiError, V1Error, V1ErrorBody, V1Json, V1Query};
 use chathook_store::{AttemptQuery, AttemptRecord, PendingDelivery};
 use futures_util::{Stream, StreamExt};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::{bad, find, store_error, ApiResult};
 use crate::catalog;
@@ -19,18 +19,40 @@ use crate::endpoint::new_id;
 use crate::engine::WebhookEngine;
 use crate::format::{self, rfc3339};
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct TestReq {
+    /// The event to send a sample of (native name; default `message.sent`).
     #[serde(default)]
     event: Option<String>,
 }
 
+/// What a test send did.
+#[derive(Serialize, ToSchema)]
+pub(super) struct TestResult {
+    delivery_id: String,
+    /// The event's name in the endpoint's flavour.
+    event: String,
+    at: String,
+    success: bool,
+    /// The HTTP status, when an answer came.
+    status: Option<u16>,
+    latency_ms: u32,
+    error: String,
+    /// The start of the answer's body.
+    response: String,
+}
+
+/// Sends a sample event to the endpoint now, outside its queue; the attempt is logged.
+#[utoipa::path(post, path = "/v1/webhooks/endpoints/{id}/test", tag = "deliveries",
+    params(("id" = String, Path, description = "The endpoint's id")),
+    request_body(content = Option<TestReq>, description = "Optional; an empty body sends message.sent"),
+    responses((status = 200, body = TestResult), (status = "4XX", body = V1ErrorBody)))]
 pub(super) async fn test(
     State(engine): State<WebhookEngine>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<TestResult>> {
     let e = find(&engine, &id)?;
     let req: TestReq = if body.iter().all(u8::is_ascii_whitespace) {
         TestReq::default()
@@ -57,37 +79,66 @@ pub(super) async fn test(
     };
     let delivery = Delivery::one_off(new_id("test"), rendered);
     let (at, result) = engine.send_once(&e, &delivery).await;
-    Ok(Json(json!({
-        "delivery_id": delivery.id,
-        "event": delivery.event,
-        "at": rfc3339(at),
-        "success": result.success,
-        "status": result.status,
-        "latency_ms": latency_ms(result.latency),
-        "error": result.error,
-        "response": result.response,
-    })))
+    Ok(Json(TestResult {
+        delivery_id: delivery.id,
+        event: delivery.event,
+        at: rfc3339(at),
+        success: result.success,
+        status: result.status,
+        latency_ms: latency_ms(result.latency),
+        error: result.error,
+        response: result.response,
+    }))
 }
 
-fn attempt_json(id: i64, a: &AttemptRecord) -> Value {
-    json!({
-        "id": id,
-        "delivery_id": a.delivery_id,
-        "event": a.event,
-        "at": rfc3339(a.at_ms),
-        "success": a.success,
-        "status": a.status,
-        "latency_ms": a.latency_ms,
-        "error": a.error,
-        "response": a.response,
-    })
+/// One attempt of the log.
+#[derive(Serialize, ToSchema)]
+pub(super) struct AttemptView {
+    id: i64,
+    delivery_id: String,
+    event: String,
+    at: String,
+    success: bool,
+    status: Option<u16>,
+    latency_ms: u32,
+    error: String,
+    response: String,
 }
 
-#[derive(Deserialize)]
+impl AttemptView {
+    fn of(id: i64, a: &AttemptRecord) -> AttemptView {
+        AttemptView {
+            id,
+            delivery_id: a.delivery_id.clone(),
+            event: a.event.clone(),
+            at: rfc3339(a.at_ms),
+            success: a.success,
+            status: a.status,
+            latency_ms: a.latency_ms,
+            error: a.error.clone(),
+            response: a.response.clone(),
+        }
+    }
+}
+
+/// A page of the attempt log, newest first.
+#[derive(Serialize, ToSchema)]
+pub(super) struct AttemptPage {
+    data: Vec<AttemptView>,
+    /// The `before` of the next page, when there may be one.
+    next_before: Option<i64>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct AttemptsQuery {
+    /// `success` or `failure`.
     status: Option<String>,
+    /// Only attempts of this event (its name in the endpoint's flavour).
     event: Option<String>,
+    /// Only attempts older than this attempt id (the previous page's `next_before`).
     before: Option<i64>,
+    /// Page size, 1 to 1000 (default 50).
     limit: Option<usize>,
 }
 
@@ -105,11 +156,15 @@ fn status_filter(status: Option<&str>) -> ApiResult<Option<bool>> {
     }
 }
 
+/// The attempt log, newest first, filtered.
+#[utoipa::path(get, path = "/v1/webhooks/endpoints/{id}/attempts", tag = "deliveries",
+    params(("id" = String, Path, description = "The endpoint's id"), AttemptsQuery),
+    responses((status = 200, body = AttemptPage), (status = "4XX", body = V1ErrorBody)))]
 pub(super) async fn attempts(
     State(engine): State<WebhookEngine>,
     Path(id): Path<String>,
-    Query(q): Query<AttemptsQuery>,
-) -> ApiResult<Json<Value>> {
+    V1Query(q): V1Query<AttemptsQuery>,
+) -> ApiResult<Json<AttemptPage>> {
     find(&engine, &id)?;
     let success = status_filter(q.status.as_deref())?;
     let limit = q.limit.unwrap_or(50);
@@ -135,13 +190,19 @@ pub(super) async fn attempts(
     let next = (rows.len() == limit)
         .then(|| rows.last().map(|r| r.0))
         .flatten();
-    let data: Vec<Value> = rows.iter().map(|(i, a)| attempt_json(*i, a)).collect();
-    Ok(Json(json!({"data": data, "next_before": next})))
+    let data = rows.iter().map(|(i, a)| AttemptView::of(*i, a)).collect();
+    Ok(Json(AttemptPage {
+        data,
+        next_before: next,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct StreamQuery {
+    /// `success` or `failure`.
     status: Option<String>,
+    /// Only attempts of this event.
     event: Option<String>,
     /// Send attempts newer than this id (default: only those stored from now on).
     after: Option<i64>,
@@ -153,10 +214,16 @@ const STREAM_BATCH: usize = 1000;
 /// The attempt log live, as Server-Sent Events: one `attempt` event per new attempt (the same JSON as
 /// the list), oldest first, with the filters of the list. Ends when the endpoint is deleted or the
 /// server stops.
+#[utoipa::path(get, path = "/v1/webhooks/endpoints/{id}/attempts/stream", tag = "deliveries",
+    params(("id" = String, Path, description = "The endpoint's id"), StreamQuery),
+    responses(
+        (status = 200, content_type = "text/event-stream", body = String,
+         description = "`event: attempt`, `id: <attempt id>`, `data: <an attempt as in the list>`"),
+        (status = "4XX", body = V1ErrorBody)))]
 pub(super) async fn attempts_stream(
     State(engine): State<WebhookEngine>,
     Path(id): Path<String>,
-    Query(q): Query<StreamQuery>,
+    V1Query(q): V1Query<StreamQuery>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, std::convert::Infallible>>>> {
     find(&engine, &id)?;
     let success = status_filter(q.status.as_deref())?;
@@ -207,7 +274,8 @@ pub(super) async fn attempts_stream(
                         Ok(SseEvent::default()
                             .event("attempt")
                             .id(i.to_string())
-                            .data(attempt_json(*i, a).to_string()))
+                            .json_data(AttemptView::of(*i, a))
+                            .unwrap_or_default())
                     })
                     .collect();
                 return Some((
@@ -234,37 +302,73 @@ async fn newest_id(engine: &WebhookEngine, query: &AttemptQuery) -> ApiResult<i6
     Ok(newest.first().map_or(0, |r| r.0))
 }
 
-fn dead_letter_json(d: &PendingDelivery) -> Value {
-    json!({
-        "delivery_id": d.delivery_id,
-        "event": d.event,
-        "attempts": d.attempts,
-        "last_error": d.last_error,
-        "event_at": rfc3339(d.event_at_ms),
-        "dead_lettered_at": rfc3339(d.dead_at_ms),
-        "body": String::from_utf8_lossy(&d.body),
-    })
+/// A delivery that ran out of retries.
+#[derive(Serialize, ToSchema)]
+pub(super) struct DeadLetterView {
+    delivery_id: String,
+    event: String,
+    attempts: u32,
+    last_error: String,
+    event_at: String,
+    dead_lettered_at: String,
+    /// The request body it was sent with.
+    body: String,
 }
 
+#[derive(Serialize, ToSchema)]
+pub(super) struct DeadLetterList {
+    data: Vec<DeadLetterView>,
+}
+
+impl DeadLetterView {
+    fn of(d: &PendingDelivery) -> DeadLetterView {
+        DeadLetterView {
+            delivery_id: d.delivery_id.clone(),
+            event: d.event.clone(),
+            attempts: d.attempts,
+            last_error: d.last_error.clone(),
+            event_at: rfc3339(d.event_at_ms),
+            dead_lettered_at: rfc3339(d.dead_at_ms),
+            body: String::from_utf8_lossy(&d.body).into_owned(),
+        }
+    }
+}
+
+/// The endpoint's dead letters (at most 1000, newest first).
+#[utoipa::path(get, path = "/v1/webhooks/endpoints/{id}/dead-letters", tag = "deliveries",
+    params(("id" = String, Path, description = "The endpoint's id")),
+    responses((status = 200, body = DeadLetterList), (status = "4XX", body = V1ErrorBody)))]
 pub(super) async fn dead_letters(
     State(engine): State<WebhookEngine>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<DeadLetterList>> {
     find(&engine, &id)?;
     let rows = engine
         .store()
         .dead_letters(&id, 1000)
         .await
         .map_err(store_error)?;
-    Ok(Json(
-        json!({"data": rows.iter().map(dead_letter_json).collect::<Vec<_>>()}),
-    ))
+    Ok(Json(DeadLetterList {
+        data: rows.iter().map(DeadLetterView::of).collect(),
+    }))
 }
 
+/// How many dead letters were queued for delivery again.
+#[derive(Serialize, ToSchema)]
+pub(super) struct Replayed {
+    replayed: u64,
+}
+
+/// Queues one dead letter for delivery again.
+#[utoipa::path(post, path = "/v1/webhooks/endpoints/{id}/dead-letters/{delivery_id}/replay",
+    tag = "deliveries",
+    params(("id" = String, Path, description = "The endpoint's id"),
+           ("delivery_id" = String, Path, description = "The dead letter's delivery id")),
+    responses((status = 202, body = Replayed), (status = "4XX", body = V1ErrorBody)))]
 pub(super) async fn replay_one(
     State(engine): State<WebhookEngine>,
     Path((id, delivery_id)): Path<(String, String)>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<Replayed>)> {
     find(&engine, &id)?;
     let n = engine
         .store()
@@ -278,20 +382,26 @@ pub(super) async fn replay_one(
         )));
     }
     engine.wake(&id);
-    Ok((StatusCode::ACCEPTED, Json(json!({"replayed": n}))))
+    Ok((StatusCode::ACCEPTED, Json(Replayed { replayed: n as u64 })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ReplayReq {
+    /// RFC 3339 UTC time: dead letters of events since then are delivered again.
     since: String,
 }
 
+/// Queues every dead letter of events since a time for delivery again.
+#[utoipa::path(post, path = "/v1/webhooks/endpoints/{id}/replay", tag = "deliveries",
+    params(("id" = String, Path, description = "The endpoint's id")),
+    request_body = ReplayReq,
+    responses((status = 202, body = Replayed), (status = "4XX", body = V1ErrorBody)))]
 pub(super) async fn replay_since(
     State(engine): State<WebhookEngine>,
     Path(id): Path<String>,
     V1Json(req): V1Json<ReplayReq>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<Replayed>)> {
     find(&engine, &id)?;
     let since = humantime_serde::re::humantime::parse_rfc3339_weak(&req.since).map_err(|e| {
         bad(
@@ -310,5 +420,5 @@ pub(super) async fn replay_since(
         .await
         .map_err(store_error)?;
     engine.wake(&id);
-    Ok((StatusCode::ACCEPTED, Json(json!({"replayed": n}))))
+    Ok((StatusCode::ACCEPTED, Json(Replayed { replayed: n as u64 })))
 }

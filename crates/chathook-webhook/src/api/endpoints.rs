@@ -7,9 +7,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chathook_events::EventKind;
-use chathook_http::{ApiError, V1Error, V1Json};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use chathook_http::{ApiError, V1Error, V1ErrorBody, V1Json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::{bad, engine_error, find, store_error, ApiResult};
 use crate::catalog;
@@ -23,56 +23,137 @@ use crate::features::Feature;
 use crate::format::rfc3339;
 use crate::url_rules::{broken_rules, check_url, effective_port, port_prefix_conflict};
 
-/// An endpoint as the API shows it, its settings and its health together; the secret only when
-/// `with_secret`.
-fn endpoint_json(engine: &WebhookEngine, e: &Endpoint, with_secret: bool) -> Value {
-    let features = engine.features();
-    let health = engine.health(&e.id);
-    let inactive: Vec<Value> = e
-        .events
-        .iter()
-        .filter(|kind| !features.allows(**kind))
-        .map(|kind| json!({"event": kind, "feature": catalog::entry(*kind).feature.map(Feature::name)}))
-        .collect();
-    let mut v = json!({
-        "id": e.id,
-        "url": e.url,
-        "flavour": e.flavour,
-        "events": e.events,
-        "inactive_events": inactive,
-        "enabled": health.active(e),
-        "disabled_reason": health.server_disabled.as_ref().map(|d| &d.reason),
-        "description": e.description,
-        "timeout_ms": e.timeout_ms,
-        "max_in_flight": e.max_in_flight,
-        "rate_limit_per_s": e.rate_limit_per_s,
-        "created_at": rfc3339(e.created_at),
-        "updated_at": rfc3339(e.updated_at),
-        "read_only": e.read_only,
-        "failing_since": health.failing_since.map(rfc3339),
-        "disabled_at": health.disabled_since(e).map(rfc3339),
-        // false once disabled for webhook.hold_disabled: retention no longer waits for it
-        "holds_event_log": health.log_released.is_none(),
-        "gap": health.gap.as_ref().map(|g| json!({
-            "first_position": g.first_position,
-            "last_position": g.last_position,
-            "count": g.count,
-            "from": rfc3339(g.from_ms),
-            "until": rfc3339(g.until_ms),
-        })),
-    });
-    v["sign_token_set"] = json!(e.sign_token.is_some());
-    v["before_send"] = json!(e.before_send);
-    v["message_channel_types"] = json!(e.message_channel_types);
-    v["hook_timeout_ms"] = json!(e.hook_timeout_ms);
-    v["on_failure"] = json!(e.on_failure);
-    if with_secret {
-        v["secret"] = json!(e.secret);
-        if let Some(token) = &e.sign_token {
-            v["sign_token"] = json!(token);
+/// An endpoint as the API shows it: its settings and its health together.
+#[derive(Serialize, ToSchema)]
+pub(super) struct EndpointView {
+    id: String,
+    url: String,
+    flavour: Flavour,
+    /// The events it receives (native names).
+    #[schema(value_type = Vec<String>)]
+    events: Vec<EventKind>,
+    /// Selected events whose feature switch is off (selected, not delivered).
+    inactive_events: Vec<InactiveEvent>,
+    /// Delivering: enabled by the operator and not disabled by the server.
+    enabled: bool,
+    /// Why the server disabled it, when it did.
+    disabled_reason: Option<String>,
+    description: String,
+    timeout_ms: u64,
+    max_in_flight: u32,
+    rate_limit_per_s: Option<u32>,
+    created_at: String,
+    updated_at: String,
+    /// Defined in the config file: the API cannot change it.
+    read_only: bool,
+    failing_since: Option<String>,
+    disabled_at: Option<String>,
+    /// False once disabled for `webhook.hold_disabled`: retention no longer waits for it.
+    holds_event_log: bool,
+    /// Events retention removed while it was disabled, shown once it is enabled again.
+    gap: Option<GapView>,
+    /// Whether the tencent flavour's `sign_token` is set (the token is shown only on create).
+    sign_token_set: bool,
+    /// The before-send hooks it answers.
+    before_send: Vec<HookKind>,
+    /// Message events limited to these channel types (1 person, 2 group); empty = all.
+    message_channel_types: Vec<u8>,
+    hook_timeout_ms: u64,
+    on_failure: OnFailure,
+    /// Only on create and rotate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secret: Option<String>,
+    /// Only on create, when set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sign_token: Option<String>,
+    /// Only on rotate: until when the previous secret still signs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    previous_secret_valid_until: Option<String>,
+    /// Only on `GET .../{id}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    queue: Option<QueueView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct InactiveEvent {
+    #[schema(value_type = String)]
+    event: EventKind,
+    /// The feature switch it waits for.
+    feature: Option<&'static str>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct GapView {
+    first_position: u64,
+    last_position: u64,
+    count: u64,
+    from: String,
+    until: String,
+}
+
+/// Where the endpoint stands in the event log and its retry queue.
+#[derive(Serialize, ToSchema)]
+pub(super) struct QueueView {
+    events_behind: u64,
+    retrying: u64,
+    dead_letters: u64,
+    oldest_retrying_event_at: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct EndpointList {
+    data: Vec<EndpointView>,
+}
+
+impl EndpointView {
+    /// The view of `e`; the secret and the sign token only when `with_secret`.
+    fn of(engine: &WebhookEngine, e: &Endpoint, with_secret: bool) -> EndpointView {
+        let features = engine.features();
+        let health = engine.health(&e.id);
+        EndpointView {
+            id: e.id.clone(),
+            url: e.url.clone(),
+            flavour: e.flavour,
+            events: e.events.clone(),
+            inactive_events: e
+                .events
+                .iter()
+                .filter(|kind| !features.allows(**kind))
+                .map(|kind| InactiveEvent {
+                    event: *kind,
+                    feature: catalog::entry(*kind).feature.map(Feature::name),
+                })
+                .collect(),
+            enabled: health.active(e),
+            disabled_reason: health.server_disabled.as_ref().map(|d| d.reason.clone()),
+            description: e.description.clone(),
+            timeout_ms: e.timeout_ms,
+            max_in_flight: e.max_in_flight,
+            rate_limit_per_s: e.rate_limit_per_s,
+            created_at: rfc3339(e.created_at),
+            updated_at: rfc3339(e.updated_at),
+            read_only: e.read_only,
+            failing_since: health.failing_since.map(rfc3339),
+            disabled_at: health.disabled_since(e).map(rfc3339),
+            holds_event_log: health.log_released.is_none(),
+            gap: health.gap.as_ref().map(|g| GapView {
+                first_position: g.first_position,
+                last_position: g.last_position,
+                count: g.count,
+                from: rfc3339(g.from_ms),
+                until: rfc3339(g.until_ms),
+            }),
+            sign_token_set: e.sign_token.is_some(),
+            before_send: e.before_send.clone(),
+            message_channel_types: e.message_channel_types.clone(),
+            hook_timeout_ms: e.hook_timeout_ms,
+            on_failure: e.on_failure,
+            secret: with_secret.then(|| e.secret.clone()),
+            sign_token: e.sign_token.clone().filter(|_| with_secret),
+            previous_secret_valid_until: None,
+            queue: None,
         }
     }
-    v
 }
 
 fn writable(e: &Endpoint) -> ApiResult<()> {
@@ -173,7 +254,7 @@ fn url_checked(url: &str) -> ApiResult<url::Url> {
     check_url(url).map_err(|e| bad("url", e.code, e.message))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CreateReq {
     url: String,
@@ -206,10 +287,14 @@ fn standard() -> Flavour {
     Flavour::Standard
 }
 
+/// Creates an endpoint; the answer is the only one that shows its `secret` (and `sign_token`).
+#[utoipa::path(post, path = "/v1/webhooks/endpoints", tag = "webhooks",
+    request_body = CreateReq,
+    responses((status = 201, body = EndpointView), (status = "4XX", body = V1ErrorBody)))]
 pub(super) async fn create(
     State(engine): State<WebhookEngine>,
     V1Json(req): V1Json<CreateReq>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<EndpointView>)> {
     url_checked(&req.url)?;
     if let Some(token) = &req.sign_token {
         check_sign_token(token)?;
@@ -239,24 +324,34 @@ pub(super) async fn create(
     e.hook_timeout_ms = req.hook_timeout_ms.unwrap_or(e.hook_timeout_ms);
     e.on_failure = req.on_failure.unwrap_or(e.on_failure);
     engine.create(e.clone()).await.map_err(engine_error)?;
-    Ok((StatusCode::CREATED, Json(endpoint_json(&engine, &e, true))))
+    Ok((
+        StatusCode::CREATED,
+        Json(EndpointView::of(&engine, &e, true)),
+    ))
 }
 
-pub(super) async fn list(State(engine): State<WebhookEngine>) -> Json<Value> {
-    let items: Vec<Value> = engine
+/// Every endpoint.
+#[utoipa::path(get, path = "/v1/webhooks/endpoints", tag = "webhooks",
+    responses((status = 200, body = EndpointList)))]
+pub(super) async fn list(State(engine): State<WebhookEngine>) -> Json<EndpointList> {
+    let data = engine
         .endpoints()
         .iter()
-        .map(|e| endpoint_json(&engine, e, false))
+        .map(|e| EndpointView::of(&engine, e, false))
         .collect();
-    Json(json!({"data": items}))
+    Json(EndpointList { data })
 }
 
+/// One endpoint, with where it stands in the event log and its retry queue.
+#[utoipa::path(get, path = "/v1/webhooks/endpoints/{id}", tag = "webhooks",
+    params(("id" = String, Path, description = "The endpoint's id")),
+    responses((status = 200, body = EndpointView), (status = 404, body = V1ErrorBody)))]
 pub(super) async fn show(
     State(engine): State<WebhookEngine>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<EndpointView>> {
     let e = find(&engine, &id)?;
-    let mut v = endpoint_json(&engine, &e, false);
+    let mut v = EndpointView::of(&engine, &e, false);
     let (pending, dead, oldest) = engine
         .store()
         .pending_summary(&id)
@@ -267,16 +362,16 @@ pub(super) async fn show(
         .consumer_position(&e.consumer_name())
         .await
         .unwrap_or(0);
-    v["queue"] = json!({
-        "events_behind": engine.log().head().saturating_sub(acked),
-        "retrying": pending,
-        "dead_letters": dead,
-        "oldest_retrying_event_at": oldest.map(rfc3339),
+    v.queue = Some(QueueView {
+        events_behind: engine.log().head().saturating_sub(acked),
+        retrying: pending,
+        dead_letters: dead,
+        oldest_retrying_event_at: oldest.map(rfc3339),
     });
     Ok(Json(v))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct PatchReq {
     #[serde(default)]
@@ -295,9 +390,11 @@ pub(super) struct PatchReq {
     max_in_flight: Option<u32>,
     /// `null` removes the limit.
     #[serde(default, deserialize_with = "some_nullable")]
+    #[schema(value_type = Option<u32>)]
     rate_limit_per_s: Option<Option<u32>>,
     /// `null` removes the token.
     #[serde(default, deserialize_with = "some_nullable")]
+    #[schema(value_type = Option<String>)]
     sign_token: Option<Option<String>>,
     #[serde(default)]
     hook_timeout_ms: Option<u64>,
@@ -315,11 +412,16 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
+/// Changes an endpoint's settings (only those given).
+#[utoipa::path(patch, path = "/v1/webhooks/endpoints/{id}", tag = "webhooks",
+    params(("id" = String, Path, description = "The endpoint's id")),
+    request_body = PatchReq,
+    responses((status = 200, body = EndpointView), (status = "4XX", body = V1ErrorBody)))]
 pub(super) async fn patch(
     State(engine): State<WebhookEngine>,
     Path(id): Path<String>,
     V1Json(req): V1Json<PatchReq>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<EndpointView>> {
     let current = find(&engine, &id)?;
     writable(&current)?;
     let mut e = (*current).clone();
@@ -396,9 +498,13 @@ pub(super) async fn patch(
         .update(e.clone(), req.enabled == Some(true))
         .await
         .map_err(engine_error)?;
-    Ok(Json(endpoint_json(&engine, &e, false)))
+    Ok(Json(EndpointView::of(&engine, &e, false)))
 }
 
+/// Deletes an endpoint with its cursor, retries and attempts.
+#[utoipa::path(delete, path = "/v1/webhooks/endpoints/{id}", tag = "webhooks",
+    params(("id" = String, Path, description = "The endpoint's id")),
+    responses((status = 204), (status = "4XX", body = V1ErrorBody)))]
 pub(super) async fn remove(
     State(engine): State<WebhookEngine>,
     Path(id): Path<String>,
@@ -411,10 +517,14 @@ pub(super) async fn remove(
 /// How long a rotated-out secret still signs.
 const ROTATION_GRACE: Duration = Duration::from_secs(24 * 3600);
 
+/// Replaces the secret; the previous one still signs for 24 hours. The answer shows the new secret.
+#[utoipa::path(post, path = "/v1/webhooks/endpoints/{id}/rotate-secret", tag = "webhooks",
+    params(("id" = String, Path, description = "The endpoint's id")),
+    responses((status = 200, body = EndpointView), (status = "4XX", body = V1ErrorBody)))]
 pub(super) async fn rotate_secret(
     State(engine): State<WebhookEngine>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<EndpointView>> {
     let current = find(&engine, &id)?;
     writable(&current)?;
     let mut e = (*current).clone();
@@ -425,8 +535,8 @@ pub(super) async fn rotate_secret(
         .update(e.clone(), false)
         .await
         .map_err(engine_error)?;
-    let mut v = endpoint_json(&engine, &e, true);
-    v["previous_secret_valid_until"] = json!(rfc3339(until));
+    let mut v = EndpointView::of(&engine, &e, true);
+    v.previous_secret_valid_until = Some(rfc3339(until));
     Ok(Json(v))
 }
 
@@ -439,7 +549,7 @@ fn port_prefix_change(old_url: &str, new: &url::Url) -> Option<(u16, u16)> {
     port_prefix_conflict(old, port).then_some((old, port))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct UrlCheckReq {
     url: String,
@@ -448,23 +558,51 @@ pub(super) struct UrlCheckReq {
     endpoint_id: Option<String>,
 }
 
+#[derive(Serialize, ToSchema)]
+pub(super) struct UrlCheck {
+    /// No rule is broken.
+    valid: bool,
+    /// One entry per broken rule.
+    errors: Vec<BrokenRule>,
+    /// Set when changing the endpoint's URL to this one needs `confirm_port_change`.
+    confirm_port_change: Option<PortChange>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct BrokenRule {
+    code: &'static str,
+    message: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct PortChange {
+    from: u16,
+    to: u16,
+}
+
 /// Every URL rule `url` breaks (one entry per rule), and whether changing the endpoint's URL to it
 /// needs `confirm_port_change`: what the console shows as the operator types.
+#[utoipa::path(post, path = "/v1/webhooks/url-check", tag = "webhooks",
+    request_body = UrlCheckReq,
+    responses((status = 200, body = UrlCheck), (status = "4XX", body = V1ErrorBody)))]
 pub(super) async fn url_check(
     State(engine): State<WebhookEngine>,
     V1Json(req): V1Json<UrlCheckReq>,
-) -> ApiResult<Json<Value>> {
-    let broken: Vec<Value> = broken_rules(&req.url)
+) -> ApiResult<Json<UrlCheck>> {
+    let errors: Vec<BrokenRule> = broken_rules(&req.url)
         .into_iter()
-        .map(|e| json!({"code": e.code, "message": e.message}))
+        .map(|e| BrokenRule {
+            code: e.code,
+            message: e.message,
+        })
         .collect();
     let port_change = match (&req.endpoint_id, check_url(&req.url)) {
         (Some(id), Ok(new)) => port_prefix_change(&find(&engine, id)?.url, &new),
         _ => None,
     };
-    Ok(Json(json!({
-        "valid": broken.is_empty(),
-        "errors": broken,
-        "confirm_port_change": port_change.map(|(old, new)| json!({"from": old, "to": new})),
-    })))
+    Ok(Json(UrlCheck {
+        valid: errors.is_empty(),
+        errors,
+        confirm_port_change: port_change.map(|(from, to)| PortChange { from, to }),
+    }))
 }

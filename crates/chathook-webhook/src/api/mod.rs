@@ -11,17 +11,13 @@ mod stats;
 use std::sync::Arc;
 
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::Router;
 use chathook_http::{ApiError, V1Error};
 use chathook_store::StoreError;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::endpoint::Endpoint;
 use crate::engine::{EngineError, WebhookEngine};
-use deliveries::{attempts, attempts_stream, dead_letters, replay_one, replay_since, test};
-use endpoints::{create, list, patch, remove, rotate_secret, show, url_check};
-use event_types::{event_types, get_features, put_features};
-use stats::stats;
 
 pub(super) type ApiResult<T> = Result<T, V1Error>;
 
@@ -49,37 +45,30 @@ pub const ROUTES: [(&str, &str); 17] = [
     ("PUT", "/v1/features"),
 ];
 
-/// The webhook routes.
-pub fn router(engine: WebhookEngine) -> Router {
-    Router::new()
-        .route("/v1/webhooks/endpoints", post(create).get(list))
-        .route(
-            "/v1/webhooks/endpoints/{id}",
-            get(show).patch(patch).delete(remove),
-        )
-        .route(
-            "/v1/webhooks/endpoints/{id}/rotate-secret",
-            post(rotate_secret),
-        )
-        .route("/v1/webhooks/endpoints/{id}/test", post(test))
-        .route("/v1/webhooks/endpoints/{id}/attempts", get(attempts))
-        .route(
-            "/v1/webhooks/endpoints/{id}/attempts/stream",
-            get(attempts_stream),
-        )
-        .route(
-            "/v1/webhooks/endpoints/{id}/dead-letters",
-            get(dead_letters),
-        )
-        .route(
-            "/v1/webhooks/endpoints/{id}/dead-letters/{delivery_id}/replay",
-            post(replay_one),
-        )
-        .route("/v1/webhooks/endpoints/{id}/replay", post(replay_since))
-        .route("/v1/webhooks/endpoints/{id}/stats", get(stats))
-        .route("/v1/webhooks/url-check", post(url_check))
-        .route("/v1/webhooks/event-types", get(event_types))
-        .route("/v1/features", get(get_features).put(put_features))
+/// The webhook routes, each with its OpenAPI description (`utoipa`), so that the document the binary
+/// serves is made from the handlers themselves.
+pub fn router(engine: WebhookEngine) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(endpoints::create, endpoints::list))
+        .routes(routes!(
+            endpoints::show,
+            endpoints::patch,
+            endpoints::remove
+        ))
+        .routes(routes!(endpoints::rotate_secret))
+        .routes(routes!(deliveries::test))
+        .routes(routes!(deliveries::attempts))
+        .routes(routes!(deliveries::attempts_stream))
+        .routes(routes!(deliveries::dead_letters))
+        .routes(routes!(deliveries::replay_one))
+        .routes(routes!(deliveries::replay_since))
+        .routes(routes!(stats::stats))
+        .routes(routes!(endpoints::url_check))
+        .routes(routes!(event_types::event_types))
+        .routes(routes!(
+            event_types::get_features,
+            event_types::put_features
+        ))
         .with_state(engine)
 }
 

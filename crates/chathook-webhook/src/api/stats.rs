@@ -4,20 +4,59 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::Json;
+use chathook_http::{V1ErrorBody, V1Query};
 use chathook_store::AttemptQuery;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::{bad, find, store_error, ApiResult};
 use crate::dispatcher::now_ms;
 use crate::engine::WebhookEngine;
 use crate::format::rfc3339;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct StatsQuery {
+    /// A duration like `1h` or `30m` (default 1 hour, at most 31 days).
     window: Option<String>,
+}
+
+/// Attempts over a window.
+#[derive(Serialize, ToSchema)]
+pub(super) struct Stats {
+    window_seconds: u64,
+    attempts: u64,
+    successes: u64,
+    failures: u64,
+    /// `null` when there was no attempt.
+    success_rate: Option<f64>,
+    latency_ms: Percentiles,
+    /// Minutes with attempts, oldest first.
+    per_minute: Vec<Minute>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct Percentiles {
+    p50: Option<u32>,
+    p95: Option<u32>,
+    p99: Option<u32>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct Minute {
+    /// The minute's start.
+    minute: String,
+    success: u64,
+    failure: u64,
+    latency_ms: MinuteLatency,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct MinuteLatency {
+    p50: Option<u32>,
+    p99: Option<u32>,
 }
 
 fn percentile(sorted: &[u32], p: f64) -> Option<u32> {
@@ -28,11 +67,15 @@ fn percentile(sorted: &[u32], p: f64) -> Option<u32> {
     Some(sorted[i])
 }
 
+/// Success rate, latency percentiles and attempts per minute over a window.
+#[utoipa::path(get, path = "/v1/webhooks/endpoints/{id}/stats", tag = "deliveries",
+    params(("id" = String, Path, description = "The endpoint's id"), StatsQuery),
+    responses((status = 200, body = Stats), (status = "4XX", body = V1ErrorBody)))]
 pub(super) async fn stats(
     State(engine): State<WebhookEngine>,
     Path(id): Path<String>,
-    Query(q): Query<StatsQuery>,
-) -> ApiResult<Json<Value>> {
+    V1Query(q): V1Query<StatsQuery>,
+) -> ApiResult<Json<Stats>> {
     find(&engine, &id)?;
     let window = match q.window.as_deref() {
         None | Some("") => Duration::from_secs(3600),
@@ -77,22 +120,32 @@ pub(super) async fn stats(
         }
         slot.2.push(a.latency_ms);
     }
-    let minutes: Vec<Value> = per_minute
+    let per_minute = per_minute
         .iter_mut()
         .map(|(m, (s, f, l))| {
             l.sort_unstable();
-            json!({"minute": rfc3339(*m), "success": s, "failure": f,
-                   "latency_ms": {"p50": percentile(l, 0.5), "p99": percentile(l, 0.99)}})
+            Minute {
+                minute: rfc3339(*m),
+                success: *s,
+                failure: *f,
+                latency_ms: MinuteLatency {
+                    p50: percentile(l, 0.5),
+                    p99: percentile(l, 0.99),
+                },
+            }
         })
         .collect();
-    Ok(Json(json!({
-        "window_seconds": window.as_secs(),
-        "attempts": total,
-        "successes": ok,
-        "failures": total - ok,
-        "success_rate": if total == 0 { Value::Null } else { json!(ok as f64 / total as f64) },
-        "latency_ms": {"p50": percentile(&latencies, 0.5), "p95": percentile(&latencies, 0.95),
-                       "p99": percentile(&latencies, 0.99)},
-        "per_minute": minutes,
-    })))
+    Ok(Json(Stats {
+        window_seconds: window.as_secs(),
+        attempts: total as u64,
+        successes: ok as u64,
+        failures: (total - ok) as u64,
+        success_rate: (total > 0).then(|| ok as f64 / total as f64),
+        latency_ms: Percentiles {
+            p50: percentile(&latencies, 0.5),
+            p95: percentile(&latencies, 0.95),
+            p99: percentile(&latencies, 0.99),
+        },
+        per_minute,
+    }))
 }

@@ -57,7 +57,48 @@ async fn every_route_needs_the_admin_key() {
     // only health and metrics are open
     assert_eq!(s.call("GET", "/health", None, None).await.0, 200);
     assert_eq!(s.call("GET", "/metrics", None, None).await.0, 200);
-    assert_eq!(chathook::auth::PUBLIC_PATHS, ["/health", "/metrics"]);
+    assert_eq!(
+        chathook::auth::PUBLIC_PATHS,
+        ["/health", "/metrics", "/openapi.json"]
+    );
+}
+
+#[tokio::test]
+async fn the_openapi_document_is_public_and_describes_the_routes_made_from_it() {
+    let s = TestServer::start().await;
+    let (st, doc) = s.call("GET", "/openapi.json", None, None).await;
+    assert_eq!(st, 200);
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3."),
+        "{}",
+        doc["openapi"]
+    );
+    let mut described: Vec<(String, String)> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, ops)| {
+            ops.as_object()
+                .unwrap()
+                .keys()
+                .map(move |m| (m.to_uppercase(), path.clone()))
+        })
+        .collect();
+    described.sort();
+    let mut routed: Vec<(String, String)> = chathook_webhook::api::ROUTES
+        .iter()
+        .chain(chathook::ROUTES.iter())
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    routed.sort();
+    assert_eq!(described, routed);
+    // errors are described in the shape the server sends
+    let create = &doc["paths"]["/v1/webhooks/endpoints"]["post"];
+    assert_eq!(
+        create["responses"]["4XX"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/V1ErrorBody"
+    );
+    assert!(doc["components"]["securitySchemes"]["token"].is_object());
 }
 
 #[tokio::test]
