@@ -192,7 +192,10 @@ test("deliveries appear live: a 200, then a 500 shown failed and opened", async 
   await shots("deliveries");
   await rows.first().click();
   await page.locator("#attempt-detail").getByText("HTTP 500").first().waitFor();
-  assert.match(await page.locator("#attempt-detail").textContent(), /"status": 500/);
+  const detail = await page.locator("#attempt-detail").textContent();
+  assert.match(detail, /"status": 500/);
+  // the request as sent: the standard envelope of the message
+  assert.match(detail, /Request.*"type": "message\.sent"/s);
   await page.getByRole("button", { name: "Close" }).click();
   // the status filter keeps only failures
   await page.locator("#filter-status").selectOption("failure");

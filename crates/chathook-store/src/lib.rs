@@ -250,8 +250,14 @@ pub trait WebhookStore: Send + Sync {
         endpoint_id: &str,
     ) -> Result<(u64, u64, Option<i64>), StoreError>;
     async fn record_attempts(&self, attempts: Vec<AttemptRecord>) -> Result<(), StoreError>;
-    /// Attempts, newest first, with their ids.
+    /// Attempts, newest first, with their ids (without their request bodies).
     async fn attempts(&self, query: AttemptQuery) -> Result<Vec<(i64, AttemptRecord)>, StoreError>;
+    /// One attempt of an endpoint, with its request body.
+    async fn attempt(
+        &self,
+        endpoint_id: &str,
+        id: i64,
+    ) -> Result<Option<AttemptRecord>, StoreError>;
     /// Deletes attempts older than `before_ms`; returns how many.
     async fn prune_attempts(&self, before_ms: i64) -> Result<usize, StoreError>;
 }

@@ -251,6 +251,9 @@ pub struct AttemptRecord {
     pub error: String,
     /// The first 1 KiB of the response body.
     pub response: String,
+    /// The start of the request body (at most 16 KiB). Lists of attempts leave it empty; one attempt
+    /// read by its id has it.
+    pub request: String,
 }
 
 /// A page request of the attempt log.

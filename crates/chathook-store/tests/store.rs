@@ -354,6 +354,7 @@ async fn attempt_retention_removes_exactly_the_attempts_started_before_the_cutof
         latency_ms: 1,
         error: String::new(),
         response: String::new(),
+        request: format!("{{\"n\":{at_ms}}}"),
     };
     assert_eq!(
         store.prune_attempts(1_000).await.unwrap(),
@@ -365,6 +366,20 @@ async fn attempt_retention_removes_exactly_the_attempts_started_before_the_cutof
         let records = batch.iter().map(|i| attempt(1_000 + i * 10)).collect();
         store.record_attempts(records).await.unwrap();
     }
+    // a list leaves the request bodies out; one attempt read by its id has its own
+    let listed = store
+        .attempts(AttemptQuery {
+            endpoint_id: "ep".into(),
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let (newest, listed) = &listed[0];
+    assert_eq!(listed.request, "");
+    let one = store.attempt("ep", *newest).await.unwrap().unwrap();
+    assert_eq!((one.at_ms, one.request.as_str()), (1_990, r#"{"n":1990}"#));
+    assert!(store.attempt("other", *newest).await.unwrap().is_none());
     for (cutoff, removed, left) in [
         (1_000, 0, 100),
         (1_255, 26, 74),

@@ -184,6 +184,7 @@ mod tests {
             latency_ms: 1,
             error: String::new(),
             response: "ok".into(),
+            request: "{}".into(),
         }
     }
 

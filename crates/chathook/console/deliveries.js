@@ -113,7 +113,7 @@ async function renderAttempts(card, id, pageSignal) {
     }
     return h(
       "tr.selectable",
-      { tabindex: 0, "data-attempt": a.id, onclick: () => showAttempt(a), onkeydown: (ev) => ev.key === "Enter" && showAttempt(a) },
+      { tabindex: 0, "data-attempt": a.id, onclick: () => showAttempt(id, a), onkeydown: (ev) => ev.key === "Enter" && showAttempt(id, a) },
       h("td", { text: time(a.at) }),
       h("td.mono", { text: a.event }),
       h("td", {}, h(`span.badge.${a.success ? "ok" : "bad"}`, { text: a.success ? "succeeded" : "failed" })),
@@ -158,7 +158,15 @@ async function renderAttempts(card, id, pageSignal) {
   await load();
 }
 
-function showAttempt(a) {
+/** One attempt: what was sent and what came back. */
+async function showAttempt(id, listed) {
+  let a;
+  try {
+    a = await api("GET", `/v1/webhooks/endpoints/${id}/attempts/${listed.id}`);
+  } catch (err) {
+    banner.show(err.message);
+    return;
+  }
   dialog(
     `Attempt ${a.id}`,
     h(
@@ -167,6 +175,8 @@ function showAttempt(a) {
       h("p", {}, `${a.event} · ${time(a.at)} · ${a.success ? "succeeded" : "failed"} · HTTP ${a.status ?? "none"} · ${a.latency_ms} ms`),
       h("p.mono", { text: `delivery ${a.delivery_id}` }),
       a.error ? h("p.bad", { text: a.error }) : null,
+      h("h3", { text: "Request" }),
+      a.request ? jsonBlock(a.request) : h("p.muted", { text: "No request body." }),
       h("h3", { text: "Response" }),
       a.response ? jsonBlock(a.response) : h("p.muted", { text: "No response body." }),
     ),

@@ -64,7 +64,8 @@ CREATE INDEX IF NOT EXISTS webhook_pending_due ON webhook_pending(endpoint_id, d
 CREATE TABLE IF NOT EXISTS webhook_attempts (
     id INTEGER PRIMARY KEY AUTOINCREMENT, endpoint_id TEXT NOT NULL, delivery_id TEXT NOT NULL,
     event TEXT NOT NULL, at_ms INTEGER NOT NULL, success INTEGER NOT NULL, status INTEGER,
-    latency_ms INTEGER NOT NULL, error TEXT NOT NULL, response TEXT NOT NULL);
+    latency_ms INTEGER NOT NULL, error TEXT NOT NULL, response TEXT NOT NULL,
+    request TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS webhook_attempts_endpoint ON webhook_attempts(endpoint_id, id);
 CREATE INDEX IF NOT EXISTS webhook_attempts_at ON webhook_attempts(at_ms);
 CREATE TABLE IF NOT EXISTS connections (
@@ -73,11 +74,12 @@ CREATE TABLE IF NOT EXISTS connections (
 ";
 
 /// The schema version `PRAGMA user_version` records once the steps below ran.
-const VERSION: i64 = 3;
+const VERSION: i64 = 4;
 
 /// Creates the tables that are missing, then runs the steps a store of an older version needs: version
 /// 2 indexes the person channels that already have history, for conversation lists; version 3 lets a
-/// consumer stop holding the event log (`consumers.holds`).
+/// consumer stop holding the event log (`consumers.holds`); version 4 keeps each attempt's request body
+/// (`webhook_attempts.request`).
 pub(crate) fn migrate(conn: &Connection) -> Result<(), StoreError> {
     conn.execute_batch(SCHEMA)?;
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -97,6 +99,11 @@ pub(crate) fn migrate(conn: &Connection) -> Result<(), StoreError> {
     }
     if version < 3 && !has_column(conn, "consumers", "holds")? {
         conn.execute_batch("ALTER TABLE consumers ADD COLUMN holds INTEGER NOT NULL DEFAULT 1")?;
+    }
+    if version < 4 && !has_column(conn, "webhook_attempts", "request")? {
+        conn.execute_batch(
+            "ALTER TABLE webhook_attempts ADD COLUMN request TEXT NOT NULL DEFAULT ''",
+        )?;
     }
     if version < VERSION {
         conn.execute_batch(&format!("PRAGMA user_version = {VERSION}"))?;

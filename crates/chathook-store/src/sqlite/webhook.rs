@@ -291,7 +291,7 @@ impl WebhookStore for SqliteStore {
         self.write(move |ctx| {
             let mut stmt = ctx.conn.prepare_cached(
                 "INSERT INTO webhook_attempts(endpoint_id, delivery_id, event, at_ms, success, status,
-                 latency_ms, error, response) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                 latency_ms, error, response, request) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?;
             for a in &attempts {
                 stmt.execute(params![
@@ -303,10 +303,44 @@ impl WebhookStore for SqliteStore {
                     a.status,
                     a.latency_ms,
                     a.error,
-                    a.response
+                    a.response,
+                    a.request
                 ])?;
             }
             Ok(())
+        })
+        .await
+    }
+
+    async fn attempt(
+        &self,
+        endpoint_id: &str,
+        id: i64,
+    ) -> Result<Option<AttemptRecord>, StoreError> {
+        let endpoint_id = endpoint_id.to_string();
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT endpoint_id, delivery_id, event, at_ms, success, status, latency_ms, error,
+                        response, request
+                 FROM webhook_attempts WHERE endpoint_id = ?1 AND id = ?2",
+            )?;
+            let found = stmt
+                .query_row(params![endpoint_id, id], |r| {
+                    Ok(AttemptRecord {
+                        endpoint_id: r.get(0)?,
+                        delivery_id: r.get(1)?,
+                        event: r.get(2)?,
+                        at_ms: r.get(3)?,
+                        success: r.get(4)?,
+                        status: r.get(5)?,
+                        latency_ms: r.get(6)?,
+                        error: r.get(7)?,
+                        response: r.get(8)?,
+                        request: r.get(9)?,
+                    })
+                })
+                .optional()?;
+            Ok(found)
         })
         .await
     }
@@ -336,6 +370,7 @@ impl WebhookStore for SqliteStore {
                                 latency_ms: r.get(7)?,
                                 error: r.get(8)?,
                                 response: r.get(9)?,
+                                request: String::new(),
                             },
                         ))
                     },

@@ -121,6 +121,43 @@ impl AttemptView {
     }
 }
 
+/// One attempt with the request body it sent (its start, at most 16 KiB).
+#[derive(Serialize, ToSchema)]
+pub(super) struct AttemptDetail {
+    #[serde(flatten)]
+    attempt: AttemptView,
+    request: String,
+}
+
+/// One attempt, with its request body.
+#[utoipa::path(get, path = "/v1/webhooks/endpoints/{id}/attempts/{attempt_id}", tag = "deliveries",
+    params(("id" = String, Path, description = "The endpoint's id"),
+           ("attempt_id" = i64, Path, description = "The attempt's id")),
+    responses((status = 200, body = AttemptDetail), (status = "4XX", body = V1ErrorBody)))]
+pub(super) async fn attempt(
+    State(engine): State<WebhookEngine>,
+    Path((id, attempt_id)): Path<(String, String)>,
+) -> ApiResult<Json<AttemptDetail>> {
+    find(&engine, &id)?;
+    let not_found = || {
+        V1Error(ApiError::not_found(
+            "attempt_not_found",
+            format!("no attempt {attempt_id} on this endpoint"),
+        ))
+    };
+    let number: i64 = attempt_id.parse().map_err(|_| not_found())?;
+    let a = engine
+        .store()
+        .attempt(&id, number)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(not_found)?;
+    Ok(Json(AttemptDetail {
+        attempt: AttemptView::of(number, &a),
+        request: a.request,
+    }))
+}
+
 /// A page of the attempt log, newest first.
 #[derive(Serialize, ToSchema)]
 pub(super) struct AttemptPage {

@@ -22,7 +22,7 @@ use crate::engine::{EngineError, WebhookEngine};
 pub(super) type ApiResult<T> = Result<T, V1Error>;
 
 /// Every route of [`router`], as (method, path), for tests that must visit each one.
-pub const ROUTES: [(&str, &str); 17] = [
+pub const ROUTES: [(&str, &str); 18] = [
     ("POST", "/v1/webhooks/endpoints"),
     ("GET", "/v1/webhooks/endpoints"),
     ("GET", "/v1/webhooks/endpoints/{id}"),
@@ -32,6 +32,7 @@ pub const ROUTES: [(&str, &str); 17] = [
     ("POST", "/v1/webhooks/endpoints/{id}/test"),
     ("GET", "/v1/webhooks/endpoints/{id}/attempts"),
     ("GET", "/v1/webhooks/endpoints/{id}/attempts/stream"),
+    ("GET", "/v1/webhooks/endpoints/{id}/attempts/{attempt_id}"),
     ("GET", "/v1/webhooks/endpoints/{id}/dead-letters"),
     (
         "POST",
@@ -59,6 +60,7 @@ pub fn router(engine: WebhookEngine) -> OpenApiRouter {
         .routes(routes!(deliveries::test))
         .routes(routes!(deliveries::attempts))
         .routes(routes!(deliveries::attempts_stream))
+        .routes(routes!(deliveries::attempt))
         .routes(routes!(deliveries::dead_letters))
         .routes(routes!(deliveries::replay_one))
         .routes(routes!(deliveries::replay_since))

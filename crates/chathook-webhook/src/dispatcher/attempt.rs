@@ -154,6 +154,7 @@ async fn send_as(
         latency_ms: latency_ms(result.latency),
         error: result.error.clone(),
         response: result.response.clone(),
+        request: logged_request(&delivery.body),
     };
     if hook {
         attempts.record_lingering(record);
@@ -161,6 +162,14 @@ async fn send_as(
         attempts.record(record);
     }
     (at_ms, result)
+}
+
+/// How much of a request body the attempt log keeps.
+pub(crate) const LOGGED_REQUEST_BYTES: usize = 16 * 1024;
+
+/// The start of `body` as text, for the attempt log.
+fn logged_request(body: &[u8]) -> String {
+    String::from_utf8_lossy(&body[..body.len().min(LOGGED_REQUEST_BYTES)]).into_owned()
 }
 
 /// Whole milliseconds of `latency`, saturating.

@@ -16,7 +16,8 @@ fn all_routes() -> Vec<(String, String)> {
                 m.to_string(),
                 p.replace("{uid}", "alice")
                     .replace("{id}", "ep_x")
-                    .replace("{delivery_id}", "d_x"),
+                    .replace("{delivery_id}", "d_x")
+                    .replace("{attempt_id}", "1"),
             )
         })
         .chain([

@@ -129,7 +129,8 @@ fn random_bodies_on_every_rest_route_get_clear_errors() {
                 *m,
                 p.replace("{uid}", "alice")
                     .replace("{id}", "ep_x")
-                    .replace("{delivery_id}", "d_x"),
+                    .replace("{delivery_id}", "d_x")
+                    .replace("{attempt_id}", "1"),
             )
         })
         .collect();

@@ -1181,6 +1181,25 @@ async fn the_attempt_log_streams_live_with_its_filters() {
         .unwrap()
         .unwrap();
     assert_eq!(oldest["id"].as_i64(), Some(first_id));
+    // one attempt opens to the request it sent (the list leaves it out)
+    let (st, one) = s
+        .call("GET", &format!("{base}/{}", next["id"]), None, Some(ADMIN))
+        .await;
+    assert_eq!(st, 200, "{one}");
+    assert_eq!(one["id"], next["id"]);
+    assert!(next.get("request").is_none());
+    let request: Value = serde_json::from_str(one["request"].as_str().unwrap()).unwrap();
+    assert_eq!(request["type"], "message.sent");
+    assert_eq!(request["data"]["channel_id"], "bob");
+    for missing in ["999999", "x"] {
+        let (st, body) = s
+            .call("GET", &format!("{base}/{missing}"), None, Some(ADMIN))
+            .await;
+        assert_eq!(
+            (st, body["error"]["code"].as_str()),
+            (404, Some("attempt_not_found"))
+        );
+    }
     // a query parameter that does not parse is named, in the JSON error shape
     for (query, field) in [("limit=-1", "limit"), ("before=x", "before")] {
         let (st, body) = s
