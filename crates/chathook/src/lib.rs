@@ -213,6 +213,7 @@ impl Server {
                     webhooks: webhooks.clone(),
                     store: store.clone(),
                 })
+                .merge(chathook_im::api::router(im.clone()))
                 .merge(chathook_webhook::api::router(webhooks.clone()))
                 .split_for_parts();
         // The admin key wraps the whole app, unknown paths included; only `auth::PUBLIC_PATHS` pass
@@ -232,7 +233,6 @@ impl Server {
             .route("/openapi.json", openapi::route(document))
             .merge(documented)
             .merge(console::router())
-            .merge(chathook_im::api::router(im.clone()))
             .fallback(not_found)
             .layer(axum::middleware::from_fn_with_state(
                 auth::AdminKey {

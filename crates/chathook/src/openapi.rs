@@ -11,13 +11,17 @@ use utoipa::{Modify, OpenApi};
 #[openapi(
     info(
         title = "chathook",
-        description = "chathook's REST API: WuKongIM's business routes and chathook's own under /v1 \
-                       (webhooks, features, overview). Every route needs the admin key, as the `token` \
+        description = "chathook's REST API: WuKongIM's business routes (bare answers where WuKongIM's are) and chathook's own under /v1 \
+                       (webhooks, features, profiles, overview). Every route needs the admin key, as the `token` \
                        header or `Authorization: Bearer`."
     ),
     modifiers(&AdminKey),
     security(("token" = []), ("bearer" = [])),
     tags(
+        (name = "users", description = "WuKongIM: tokens, devices, online status, system uids, routes; profiles"),
+        (name = "channels", description = "WuKongIM: channels, subscribers, blacklists and whitelists"),
+        (name = "messages", description = "WuKongIM: sending, history, the CMD queue"),
+        (name = "conversations", description = "WuKongIM: conversation lists and unread counts"),
         (name = "webhooks", description = "Endpoints, their events and secrets"),
         (name = "deliveries", description = "Test sends, the attempt log, dead letters, statistics"),
         (name = "features", description = "Feature switches some events need"),

@@ -4,16 +4,16 @@
 use axum::extract::State;
 use axum::Json;
 use serde::Deserialize;
-use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::error::store_error;
-use super::history::{message_resp, unix_now};
-use super::{check_uid, ok};
+use super::history::{unix_now, MessageResp};
+use super::{check_uid, ok, Status};
 use crate::Im;
-use chathook_http::ApiError;
 use chathook_http::WkJson;
+use chathook_http::{ApiError, WkErrorBody};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub(super) struct CmdSyncReq {
     uid: String,
     /// The last queue position the caller has (0: from the start).
@@ -28,10 +28,12 @@ const DEFAULT_CMD_SYNC_LIMIT: usize = 200;
 
 /// `POST /message/sync`: the user's queued CMD messages after `message_seq`, a bare array; each
 /// `message_seq` is the message's queue position, to acknowledge with `/message/syncack`.
+#[utoipa::path(post, path = "/message/sync", tag = "messages", request_body = CmdSyncReq,
+    responses((status = 200, body = Vec<MessageResp>), (status = "4XX", body = WkErrorBody)))]
 pub(super) async fn cmd_sync(
     State(im): State<Im>,
     WkJson(req): WkJson<CmdSyncReq>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Vec<MessageResp>>, ApiError> {
     check_uid("uid", &req.uid)?;
     let max = im.config().limits.sync_max_limit;
     let limit = match req.limit {
@@ -43,22 +45,22 @@ pub(super) async fn cmd_sync(
         .cmd_messages(&req.uid, req.message_seq, limit, unix_now())
         .await
         .map_err(store_error)?;
-    Ok(Json(Value::Array(
-        messages.iter().map(message_resp).collect(),
-    )))
+    Ok(Json(messages.iter().map(MessageResp::of).collect()))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub(super) struct CmdSyncAckReq {
     uid: String,
     last_message_seq: u64,
 }
 
 /// `POST /message/syncack`: removes the user's queued CMD messages up to `last_message_seq`.
+#[utoipa::path(post, path = "/message/syncack", tag = "messages", request_body = CmdSyncAckReq,
+    responses((status = 200, body = Status), (status = "4XX", body = WkErrorBody)))]
 pub(super) async fn cmd_sync_ack(
     State(im): State<Im>,
     WkJson(req): WkJson<CmdSyncAckReq>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Status>, ApiError> {
     check_uid("uid", &req.uid)?;
     if req.last_message_seq == 0 {
         return Err(ApiError::field(

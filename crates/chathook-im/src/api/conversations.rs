@@ -3,18 +3,18 @@
 
 use axum::extract::State;
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::error::store_error;
-use super::history::message_resp;
-use super::{check_uid, ok};
+use super::history::MessageResp;
+use super::{check_uid, ok, Status};
 use crate::conversations::{parse_client_seqs, ConversationQuery};
 use crate::Im;
-use chathook_http::{ApiError, WkJson};
+use chathook_http::{ApiError, WkErrorBody, WkJson};
 
-#[derive(Deserialize)]
-pub(super) struct SyncReq {
+#[derive(Deserialize, ToSchema)]
+pub(super) struct ConversationSyncReq {
     uid: String,
     #[serde(default)]
     version: i64,
@@ -32,11 +32,31 @@ pub(super) struct SyncReq {
     page_size: usize,
 }
 
-/// `POST /conversation/sync`.
+/// One conversation, as WuKongIM's `/conversation/sync` lists it.
+#[derive(Serialize, ToSchema)]
+pub(super) struct ConversationResp {
+    channel_id: String,
+    channel_type: u8,
+    unread: u64,
+    timestamp: i64,
+    last_msg_seq: u64,
+    last_client_msg_no: String,
+    /// Always 0.
+    offset_msg_seq: u64,
+    readed_to_msg_seq: u64,
+    /// The newest message's timestamp in nanoseconds.
+    version: i64,
+    /// Newest first.
+    recents: Vec<MessageResp>,
+}
+
+/// `POST /conversation/sync`: the user's conversations, a bare array.
+#[utoipa::path(post, path = "/conversation/sync", tag = "conversations", request_body = ConversationSyncReq,
+    responses((status = 200, body = Vec<ConversationResp>), (status = "4XX", body = WkErrorBody)))]
 pub(super) async fn sync(
     State(im): State<Im>,
-    WkJson(req): WkJson<SyncReq>,
-) -> Result<Json<Value>, ApiError> {
+    WkJson(req): WkJson<ConversationSyncReq>,
+) -> Result<Json<Vec<ConversationResp>>, ApiError> {
     check_uid("uid", &req.uid)?;
     let query = ConversationQuery {
         uid: req.uid,
@@ -49,27 +69,25 @@ pub(super) async fn sync(
         page_size: req.page_size,
     };
     let conversations = im.sync_conversations(&query).await.map_err(store_error)?;
-    let out: Vec<Value> = conversations
+    let out = conversations
         .iter()
-        .map(|c| {
-            json!({
-                "channel_id": c.channel_id,
-                "channel_type": c.channel_type,
-                "unread": c.unread,
-                "timestamp": c.timestamp,
-                "last_msg_seq": c.last_msg_seq,
-                "last_client_msg_no": c.last_client_msg_no,
-                "offset_msg_seq": 0,
-                "readed_to_msg_seq": c.readed_to_msg_seq,
-                "version": c.version,
-                "recents": c.recents.iter().map(message_resp).collect::<Vec<_>>(),
-            })
+        .map(|c| ConversationResp {
+            channel_id: c.channel_id.clone(),
+            channel_type: c.channel_type,
+            unread: c.unread,
+            timestamp: c.timestamp,
+            last_msg_seq: c.last_msg_seq,
+            last_client_msg_no: c.last_client_msg_no.clone(),
+            offset_msg_seq: 0,
+            readed_to_msg_seq: c.readed_to_msg_seq,
+            version: c.version,
+            recents: c.recents.iter().map(MessageResp::of).collect(),
         })
         .collect();
-    Ok(Json(Value::Array(out)))
+    Ok(Json(out))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub(super) struct ConversationReq {
     uid: String,
     channel_id: String,
@@ -101,10 +119,12 @@ impl ConversationReq {
 }
 
 /// `POST /conversations/setUnread`.
+#[utoipa::path(post, path = "/conversations/setUnread", tag = "conversations", request_body = ConversationReq,
+    responses((status = 200, body = Status), (status = "4XX", body = WkErrorBody)))]
 pub(super) async fn set_unread(
     State(im): State<Im>,
     WkJson(req): WkJson<ConversationReq>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Status>, ApiError> {
     req.check()?;
     im.set_unread(&req.uid, &req.channel_id, req.channel_type, req.unread)
         .await
@@ -113,10 +133,12 @@ pub(super) async fn set_unread(
 }
 
 /// `POST /conversations/clearUnread`.
+#[utoipa::path(post, path = "/conversations/clearUnread", tag = "conversations", request_body = ConversationReq,
+    responses((status = 200, body = Status), (status = "4XX", body = WkErrorBody)))]
 pub(super) async fn clear_unread(
     State(im): State<Im>,
     WkJson(req): WkJson<ConversationReq>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Status>, ApiError> {
     req.check()?;
     im.clear_unread(&req.uid, &req.channel_id, req.channel_type)
         .await
@@ -125,10 +147,12 @@ pub(super) async fn clear_unread(
 }
 
 /// `POST /conversations/delete`.
+#[utoipa::path(post, path = "/conversations/delete", tag = "conversations", request_body = ConversationReq,
+    responses((status = 200, body = Status), (status = "4XX", body = WkErrorBody)))]
 pub(super) async fn delete(
     State(im): State<Im>,
     WkJson(req): WkJson<ConversationReq>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Status>, ApiError> {
     req.check()?;
     im.delete_conversation(&req.uid, &req.channel_id, req.channel_type)
         .await

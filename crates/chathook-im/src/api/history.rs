@@ -7,18 +7,18 @@ use axum::extract::{Query, State};
 use axum::Json;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::error::store_error;
 use super::{check_uid, query_param};
 use crate::Im;
 use chathook_events::{ChannelType, Message};
-use chathook_http::ApiError;
 use chathook_http::WkJson;
+use chathook_http::{ApiError, WkErrorBody};
 use chathook_store::{person_channel_key, MessageLookup, PullMode, SyncQuery};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub(super) struct SyncReq {
     login_uid: String,
     channel_id: String,
@@ -36,10 +36,23 @@ pub(super) struct SyncReq {
 /// Page size when the request gives none.
 const DEFAULT_SYNC_LIMIT: usize = 100;
 
+/// A page of channel history, bare as WuKongIM answers it.
+#[derive(Serialize, ToSchema)]
+pub(super) struct MessagePage {
+    start_message_seq: u64,
+    end_message_seq: u64,
+    /// 1 when more messages follow in the pull direction.
+    more: u8,
+    messages: Vec<MessageResp>,
+}
+
+/// A channel's history from a seq, down or up.
+#[utoipa::path(post, path = "/channel/messagesync", tag = "messages", request_body = SyncReq,
+    responses((status = 200, body = MessagePage), (status = "4XX", body = WkErrorBody)))]
 pub(super) async fn sync(
     State(im): State<Im>,
     WkJson(req): WkJson<SyncReq>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MessagePage>, ApiError> {
     check_uid("login_uid", &req.login_uid)?;
     let channel_key = channel_key(&req.login_uid, &req.channel_id, req.channel_type)?;
     let pull_mode = match req.pull_mode {
@@ -72,14 +85,13 @@ pub(super) async fn sync(
         })
         .await
         .map_err(store_error)?;
-    let messages: Vec<Value> = page.messages.iter().map(message_resp).collect();
     // Bare, as WuKongIM answers it (backends read the body straight into their struct).
-    Ok(Json(json!({
-        "start_message_seq": req.start_message_seq,
-        "end_message_seq": req.end_message_seq,
-        "more": u8::from(page.more),
-        "messages": messages,
-    })))
+    Ok(Json(MessagePage {
+        start_message_seq: req.start_message_seq,
+        end_message_seq: req.end_message_seq,
+        more: u8::from(page.more),
+        messages: page.messages.iter().map(MessageResp::of).collect(),
+    }))
 }
 
 /// The storage key of the channel `login_uid` asks about (a person channel is keyed by both users).
@@ -105,7 +117,7 @@ fn channel_key(login_uid: &str, channel_id: &str, channel_type: u8) -> Result<St
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub(super) struct MessagesReq {
     #[serde(default)]
     login_uid: String,
@@ -123,10 +135,12 @@ pub(super) struct MessagesReq {
 const MAX_LOOKUPS: usize = 1000;
 
 /// `POST /messages`: messages of one channel by seqs, ids or client_msg_nos; answered like a sync page.
+#[utoipa::path(post, path = "/messages", tag = "messages", request_body = MessagesReq,
+    responses((status = 200, body = MessagePage), (status = "4XX", body = WkErrorBody)))]
 pub(super) async fn find(
     State(im): State<Im>,
     WkJson(req): WkJson<MessagesReq>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MessagePage>, ApiError> {
     let channel_key = channel_key(&req.login_uid, &req.channel_id, req.channel_type)?;
     let asked = req.message_seqs.len() + req.message_ids.len() + req.client_msg_nos.len();
     if asked > MAX_LOOKUPS {
@@ -147,20 +161,29 @@ pub(super) async fn find(
         })
         .await
         .map_err(store_error)?;
-    let messages: Vec<Value> = found.iter().map(message_resp).collect();
-    Ok(Json(json!({
-        "start_message_seq": 0,
-        "end_message_seq": 0,
-        "more": 0,
-        "messages": messages,
-    })))
+    Ok(Json(MessagePage {
+        start_message_seq: 0,
+        end_message_seq: 0,
+        more: 0,
+        messages: found.iter().map(MessageResp::of).collect(),
+    }))
+}
+
+/// A channel's newest seq.
+#[derive(Serialize, ToSchema)]
+pub(super) struct MaxSeq {
+    message_seq: u64,
 }
 
 /// `GET /channel/max_message_seq?channel_id=&channel_type=[&login_uid=]`: `{message_seq}`.
+#[utoipa::path(get, path = "/channel/max_message_seq", tag = "messages",
+    params(("channel_id" = String, Query), ("channel_type" = u8, Query),
+           ("login_uid" = Option<String>, Query, description = "for a person channel: the other member")),
+    responses((status = 200, body = MaxSeq), (status = "4XX", body = WkErrorBody)))]
 pub(super) async fn max_message_seq(
     State(im): State<Im>,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MaxSeq>, ApiError> {
     let channel_id: String = query_param(&q, "channel_id")?;
     let channel_type: u8 = query_param(&q, "channel_type")?;
     let login_uid = q.get("login_uid").map(String::as_str).unwrap_or_default();
@@ -170,7 +193,7 @@ pub(super) async fn max_message_seq(
         .last_seq(&key, channel_type)
         .await
         .map_err(store_error)?;
-    Ok(Json(json!({"message_seq": seq})))
+    Ok(Json(MaxSeq { message_seq: seq }))
 }
 
 pub(super) fn unix_now() -> i64 {
@@ -182,20 +205,51 @@ pub(super) fn unix_now() -> i64 {
 
 /// WuKongIM's `MessageResp`. For a person channel `channel_id` is the member who is not the sender,
 /// whoever asks (as the sender addressed it), and the system account shows as `from_uid: ""`.
-pub(super) fn message_resp(m: &Message) -> Value {
-    json!({
-        "header": {"no_persist": u8::from(m.header.no_persist), "red_dot": u8::from(m.header.red_dot),
-                   "sync_once": u8::from(m.header.sync_once)},
-        "setting": m.setting,
-        "message_id": m.message_id,
-        "message_idstr": m.message_id.to_string(),
-        "client_msg_no": m.client_msg_no,
-        "message_seq": m.message_seq,
-        "from_uid": m.from_uid,
-        "channel_id": m.channel_id,
-        "channel_type": m.channel_type,
-        "expire": m.expire,
-        "timestamp": m.timestamp,
-        "payload": STANDARD.encode(&m.payload),
-    })
+#[derive(Serialize, ToSchema)]
+pub(super) struct MessageResp {
+    header: HeaderResp,
+    setting: u8,
+    message_id: i64,
+    message_idstr: String,
+    client_msg_no: String,
+    message_seq: u64,
+    from_uid: String,
+    channel_id: String,
+    channel_type: u8,
+    expire: u32,
+    /// Unix seconds.
+    timestamp: i64,
+    /// Standard base64.
+    payload: String,
+}
+
+/// The header flags, 0/1 integers.
+#[derive(Serialize, ToSchema)]
+pub(super) struct HeaderResp {
+    no_persist: u8,
+    red_dot: u8,
+    sync_once: u8,
+}
+
+impl MessageResp {
+    pub(super) fn of(m: &Message) -> MessageResp {
+        MessageResp {
+            header: HeaderResp {
+                no_persist: u8::from(m.header.no_persist),
+                red_dot: u8::from(m.header.red_dot),
+                sync_once: u8::from(m.header.sync_once),
+            },
+            setting: m.setting,
+            message_id: m.message_id,
+            message_idstr: m.message_id.to_string(),
+            client_msg_no: m.client_msg_no.clone(),
+            message_seq: m.message_seq,
+            from_uid: m.from_uid.clone(),
+            channel_id: m.channel_id.clone(),
+            channel_type: m.channel_type,
+            expire: m.expire,
+            timestamp: m.timestamp,
+            payload: STANDARD.encode(&m.payload),
+        }
+    }
 }

@@ -9,19 +9,19 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-use super::{check_uid, ok, ok_data};
+use super::{check_uid, ok, ok_data, Status, WithData};
 use crate::error::SendError;
 use crate::messaging::{Origin, SendRequest};
 use crate::Im;
 use chathook_events::{ChannelType, ClientInfo, MessageHeader};
-use chathook_http::ApiError;
 use chathook_http::WkJson;
+use chathook_http::{ApiError, WkErrorBody};
 
-#[derive(Deserialize, Default)]
-struct HeaderReq {
+#[derive(Deserialize, Default, ToSchema)]
+pub(super) struct HeaderReq {
     #[serde(default)]
     no_persist: super::Flag,
     #[serde(default)]
@@ -30,7 +30,7 @@ struct HeaderReq {
     sync_once: super::Flag,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub(super) struct MessageSendReq {
     #[serde(default)]
     header: HeaderReq,
@@ -44,6 +44,7 @@ pub(super) struct MessageSendReq {
     expire: u32,
     #[serde(default)]
     subscribers: Option<Vec<String>>,
+    /// Standard base64.
     payload: String,
     /// chathook's addition: the message does not pass the before-send hook.
     #[serde(default)]
@@ -58,17 +59,56 @@ fn rest_client(peer: SocketAddr) -> Arc<ClientInfo> {
     })
 }
 
-/// A send the before-send hook refused: WuKongIM's error shape plus the hook's code and text
-/// (`error_code`, `error_info`: Tencent's `ErrorCode` and `ErrorInfo`).
+/// A refused send: WuKongIM's error shape; when the before-send hook refused it, also the hook's code
+/// and text (Tencent's `ErrorCode` and `ErrorInfo`).
+#[derive(Serialize, ToSchema)]
+pub(super) struct SendRefusal {
+    #[serde(flatten)]
+    error: WkErrorBody,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_code: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_info: Option<String>,
+}
+
 fn rejected_by_hook(e: &SendError) -> Option<Response> {
     let SendError::RejectedByHook { code, info } = e else {
         return None;
     };
-    let body = json!({"status": 400, "msg": e.to_string(), "code": e.code(), "field": null,
-                      "error_code": code, "error_info": info});
+    let body = SendRefusal {
+        error: WkErrorBody {
+            status: 400,
+            msg: e.to_string(),
+            code: e.code().to_string(),
+            field: None,
+        },
+        error_code: Some(*code),
+        error_info: Some(info.clone()),
+    };
     Some((StatusCode::BAD_REQUEST, Json(body)).into_response())
 }
 
+/// A stored message's ids.
+#[derive(Serialize, ToSchema)]
+pub(super) struct Sent {
+    message_id: i64,
+    client_msg_no: String,
+    message_seq: u64,
+}
+
+/// `/message/send`'s answer: the message's ids, or a bare OK for a CMD message to subscribers.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub(super) enum SendAnswer {
+    Sent(WithData<Sent>),
+    ToSubscribers(Status),
+}
+
+/// Sends a message as a backend (from `from_uid`, or the system when empty).
+#[utoipa::path(post, path = "/message/send", tag = "messages", request_body = MessageSendReq,
+    responses((status = 200, body = SendAnswer),
+              (status = 400, body = SendRefusal, description = "with error_code and error_info when the before-send hook refused it"),
+              (status = "4XX", body = WkErrorBody)))]
 pub(super) async fn send(
     State(im): State<Im>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -139,16 +179,17 @@ pub(super) async fn send(
     };
     if to_subscribers {
         // WuKongIM answers a send to subscribers with a bare OK.
-        return Ok(ok().into_response());
+        return Ok(Json(SendAnswer::ToSubscribers(ok().0)).into_response());
     }
-    Ok(ok_data(
-        json!({"message_id": ack.message_id, "client_msg_no": ack.client_msg_no,
-                      "message_seq": ack.message_seq}),
-    )
-    .into_response())
+    let sent = ok_data(Sent {
+        message_id: ack.message_id,
+        client_msg_no: ack.client_msg_no,
+        message_seq: ack.message_seq,
+    });
+    Ok(Json(SendAnswer::Sent(sent.0)).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub(super) struct SendBatchReq {
     #[serde(default)]
     header: HeaderReq,
@@ -163,13 +204,22 @@ pub(super) struct SendBatchReq {
 /// Most recipients of one `/message/sendbatch`.
 const MAX_BATCH_RECIPIENTS: usize = 10_000;
 
+/// The recipients a batch send failed for, each with its reason (same order).
+#[derive(Serialize, ToSchema)]
+pub(super) struct BatchSent {
+    fail_uids: Vec<String>,
+    reason: Vec<String>,
+}
+
 /// `POST /message/sendbatch`: one person message from `from_uid` to each subscriber. Answered bare:
 /// `{fail_uids, reason}`, the reasons in the same order as the uids.
+#[utoipa::path(post, path = "/message/sendbatch", tag = "messages", request_body = SendBatchReq,
+    responses((status = 200, body = BatchSent), (status = "4XX", body = WkErrorBody)))]
 pub(super) async fn send_batch(
     State(im): State<Im>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     WkJson(req): WkJson<SendBatchReq>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<BatchSent>, ApiError> {
     check_uid("from_uid", &req.from_uid)?;
     if req.subscribers.is_empty() {
         return Err(ApiError::field(
@@ -215,7 +265,10 @@ pub(super) async fn send_batch(
             reasons.push(e.to_string());
         }
     }
-    Ok(Json(json!({"fail_uids": fail_uids, "reason": reasons})))
+    Ok(Json(BatchSent {
+        fail_uids,
+        reason: reasons,
+    }))
 }
 
 /// WuKongIM's generated `client_msg_no`: a UUID and a trailing 0.

@@ -1,6 +1,7 @@
 //! The REST API a business backend calls: WuKongIM's routes and bodies (`users`, `channels`, `messages`
-//! for sends, `history` for reads, `cmd` for the CMD queue, `conversations`, `route`) and chathook's `/v1` profile routes. Authentication is the binary's job: it wraps this
-//! router with the admin-key check.
+//! for sends, `history` for reads, `cmd` for the CMD queue, `conversations`, `route`) and chathook's
+//! `/v1` profile routes, each described for the OpenAPI document. Authentication is the binary's job:
+//! it wraps this router with the admin-key check.
 
 mod channels;
 mod cmd;
@@ -12,10 +13,10 @@ mod route;
 mod users;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
-use axum::Router;
-use serde::{Deserialize, Deserializer};
-use serde_json::{json, Value};
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::Im;
 use chathook_http::ApiError;
@@ -58,70 +59,69 @@ pub const ROUTES: [(&str, &str); 34] = [
     ("POST", "/conversations/delete"),
 ];
 
-/// Every IM route (admin-key protected by the caller).
-pub fn router(im: Im) -> Router {
+/// Every IM route (admin-key protected by the caller), each with its OpenAPI description (`utoipa`).
+pub fn router(im: Im) -> OpenApiRouter {
     let body_limit = im.config().limits.max_http_body_bytes;
-    Router::new()
-        .route("/user/token", post(users::update_token))
-        .route("/user/device_quit", post(users::device_quit))
-        .route("/user/onlinestatus", post(users::online_status))
-        .route("/user/systemuids_add", post(users::system_uids_add))
-        .route("/user/systemuids_remove", post(users::system_uids_remove))
-        .route("/user/systemuids", get(users::system_uids))
-        .route("/conn/kick", post(users::kick))
-        .route("/route", get(route::route))
-        .route("/route/batch", post(route::route_batch))
-        .route(
-            "/v1/users/{uid}/profile",
-            get(users::get_profile).put(users::put_profile),
-        )
-        .route("/channel", post(channels::upsert))
-        .route("/channel/subscriber_add", post(channels::subscriber_add))
-        .route(
-            "/channel/subscriber_remove",
-            post(channels::subscriber_remove),
-        )
-        .route("/channel/delete", post(channels::delete))
-        .route("/channel/blacklist_add", post(channels::blacklist_add))
-        .route(
-            "/channel/blacklist_remove",
-            post(channels::blacklist_remove),
-        )
-        .route("/channel/blacklist_set", post(channels::blacklist_set))
-        .route("/channel/whitelist_add", post(channels::whitelist_add))
-        .route(
-            "/channel/whitelist_remove",
-            post(channels::whitelist_remove),
-        )
-        .route("/channel/whitelist_set", post(channels::whitelist_set))
-        .route("/channel/whitelist", get(channels::whitelist))
-        .route("/channel/info", post(channels::info))
-        .route("/message/send", post(messages::send))
-        .route("/message/sendbatch", post(messages::send_batch))
-        .route("/channel/messagesync", post(history::sync))
-        .route("/messages", post(history::find))
-        .route("/channel/max_message_seq", get(history::max_message_seq))
-        .route("/message/sync", post(cmd::cmd_sync))
-        .route("/message/syncack", post(cmd::cmd_sync_ack))
-        .route("/conversation/sync", post(conversations::sync))
-        .route("/conversations/setUnread", post(conversations::set_unread))
-        .route(
-            "/conversations/clearUnread",
-            post(conversations::clear_unread),
-        )
-        .route("/conversations/delete", post(conversations::delete))
+    OpenApiRouter::new()
+        .routes(routes!(users::update_token))
+        .routes(routes!(users::device_quit))
+        .routes(routes!(users::online_status))
+        .routes(routes!(users::system_uids_add))
+        .routes(routes!(users::system_uids_remove))
+        .routes(routes!(users::system_uids))
+        .routes(routes!(users::kick))
+        .routes(routes!(route::route))
+        .routes(routes!(route::route_batch))
+        .routes(routes!(users::get_profile, users::put_profile))
+        .routes(routes!(channels::upsert))
+        .routes(routes!(channels::subscriber_add))
+        .routes(routes!(channels::subscriber_remove))
+        .routes(routes!(channels::delete))
+        .routes(routes!(channels::blacklist_add))
+        .routes(routes!(channels::blacklist_remove))
+        .routes(routes!(channels::blacklist_set))
+        .routes(routes!(channels::whitelist_add))
+        .routes(routes!(channels::whitelist_remove))
+        .routes(routes!(channels::whitelist_set))
+        .routes(routes!(channels::whitelist))
+        .routes(routes!(channels::info))
+        .routes(routes!(messages::send))
+        .routes(routes!(messages::send_batch))
+        .routes(routes!(history::sync))
+        .routes(routes!(history::find))
+        .routes(routes!(history::max_message_seq))
+        .routes(routes!(cmd::cmd_sync))
+        .routes(routes!(cmd::cmd_sync_ack))
+        .routes(routes!(conversations::sync))
+        .routes(routes!(conversations::set_unread))
+        .routes(routes!(conversations::clear_unread))
+        .routes(routes!(conversations::delete))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(im)
 }
 
+/// WuKongIM's `{"status": N}` answer: 200 for done; some refusals answer HTTP 200 with another
+/// status (19 for a banned user's token).
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Status {
+    status: i64,
+}
+
 /// `{"status":200}`.
-pub(crate) fn ok() -> axum::Json<Value> {
-    axum::Json(json!({"status": 200}))
+pub(crate) fn ok() -> axum::Json<Status> {
+    axum::Json(Status { status: 200 })
+}
+
+/// WuKongIM's `{"status":200,"data":...}`.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct WithData<T> {
+    status: i64,
+    data: T,
 }
 
 /// `{"status":200,"data":...}`.
-pub(crate) fn ok_data(data: Value) -> axum::Json<Value> {
-    axum::Json(json!({"status": 200, "data": data}))
+pub(crate) fn ok_data<T>(data: T) -> axum::Json<WithData<T>> {
+    axum::Json(WithData { status: 200, data })
 }
 
 /// WuKongIM's 0/1 integer flags; anything else is refused with the field named by the caller.
@@ -137,6 +137,18 @@ impl<'de> Deserialize<'de> for Flag {
         }
     }
 }
+
+impl utoipa::PartialSchema for Flag {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::Integer)
+            .enum_values(Some([0, 1]))
+            .description(Some("0 or 1"))
+            .into()
+    }
+}
+
+impl ToSchema for Flag {}
 
 /// A required query-string parameter parsed as `T`; a missing or bad one is a 400 naming it.
 pub(crate) fn query_param<T: std::str::FromStr>(

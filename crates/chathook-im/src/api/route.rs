@@ -6,11 +6,29 @@ use std::collections::HashMap;
 
 use axum::extract::{Query, State};
 use axum::Json;
-use serde_json::{json, Value};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::check_uid;
 use crate::Im;
-use chathook_http::{ApiError, WkJson};
+use chathook_http::{ApiError, WkErrorBody, WkJson};
+
+/// Where a client connects.
+#[derive(Serialize, ToSchema)]
+pub(super) struct Route {
+    tcp_addr: String,
+    ws_addr: String,
+    wss_addr: String,
+}
+
+/// The route of a group of users.
+#[derive(Serialize, ToSchema)]
+pub(super) struct BatchRoute {
+    uids: Vec<String>,
+    tcp_addr: String,
+    ws_addr: String,
+    wss_addr: String,
+}
 
 /// (tcp_addr, ws_addr, wss_addr) for this request.
 fn addrs(im: &Im, query: &HashMap<String, String>) -> (String, String, String) {
@@ -31,25 +49,36 @@ fn addrs(im: &Im, query: &HashMap<String, String>) -> (String, String, String) {
 }
 
 /// `GET /route?uid=`: `{tcp_addr, ws_addr, wss_addr}`.
+#[utoipa::path(get, path = "/route", tag = "users",
+    params(("uid" = Option<String>, Query), ("intranet" = Option<u8>, Query, description = "1: the intranet TCP address alone")),
+    responses((status = 200, body = Route)))]
 pub(super) async fn route(
     State(im): State<Im>,
     Query(query): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
-    let (tcp, ws, wss) = addrs(&im, &query);
-    Ok(Json(
-        json!({"tcp_addr": tcp, "ws_addr": ws, "wss_addr": wss}),
-    ))
+) -> Json<Route> {
+    let (tcp_addr, ws_addr, wss_addr) = addrs(&im, &query);
+    Json(Route {
+        tcp_addr,
+        ws_addr,
+        wss_addr,
+    })
 }
 
 /// `POST /route/batch` with a JSON array of uids: `[{uids, tcp_addr, ws_addr, wss_addr}]`.
+#[utoipa::path(post, path = "/route/batch", tag = "users", request_body = Vec<String>,
+    params(("intranet" = Option<u8>, Query, description = "1: the intranet TCP address alone")),
+    responses((status = 200, body = Vec<BatchRoute>), (status = "4XX", body = WkErrorBody)))]
 pub(super) async fn route_batch(
     State(im): State<Im>,
     Query(query): Query<HashMap<String, String>>,
     WkJson(uids): WkJson<Vec<String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Vec<BatchRoute>>, ApiError> {
     uids.iter().try_for_each(|u| check_uid("uids", u))?;
-    let (tcp, ws, wss) = addrs(&im, &query);
-    Ok(Json(
-        json!([{"uids": uids, "tcp_addr": tcp, "ws_addr": ws, "wss_addr": wss}]),
-    ))
+    let (tcp_addr, ws_addr, wss_addr) = addrs(&im, &query);
+    Ok(Json(vec![BatchRoute {
+        uids,
+        tcp_addr,
+        ws_addr,
+        wss_addr,
+    }]))
 }

@@ -4,16 +4,16 @@ use std::collections::BTreeMap;
 
 use axum::extract::{Path, State};
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::error::store_error;
-use super::{check_uid, ok};
+use super::{check_uid, ok, Status};
 use crate::Im;
-use chathook_http::{ApiError, V1Error};
+use chathook_http::{ApiError, V1Error, V1ErrorBody, WkErrorBody};
 use chathook_http::{V1Json, WkJson};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub(super) struct UpdateTokenReq {
     uid: String,
     token: String,
@@ -23,10 +23,13 @@ pub(super) struct UpdateTokenReq {
     device_level: u8,
 }
 
+/// Registers a user's token for a device; a banned user gets status 19 (HTTP 200), as in WuKongIM.
+#[utoipa::path(post, path = "/user/token", tag = "users", request_body = UpdateTokenReq,
+    responses((status = 200, body = Status), (status = "4XX", body = WkErrorBody)))]
 pub(super) async fn update_token(
     State(im): State<Im>,
     WkJson(req): WkJson<UpdateTokenReq>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Status>, ApiError> {
     check_uid("uid", &req.uid)?;
     if req.token.is_empty() {
         return Err(ApiError::field(
@@ -48,7 +51,9 @@ pub(super) async fn update_token(
         .await
         .map_err(store_error)?;
     if own.is_some_and(|c| c.record.flags.ban) {
-        return Ok(Json(json!({"status": crate::error::reason::BAN})));
+        return Ok(Json(Status {
+            status: i64::from(crate::error::reason::BAN),
+        }));
     }
     im.set_token(&req.uid, &req.token, req.device_flag, req.device_level)
         .await
@@ -56,7 +61,7 @@ pub(super) async fn update_token(
     Ok(ok())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub(super) struct DeviceQuitReq {
     uid: String,
     /// -1 = every device.
@@ -64,10 +69,13 @@ pub(super) struct DeviceQuitReq {
     device_flag: i16,
 }
 
+/// Logs a user's devices out (all with `device_flag` -1) and removes their tokens.
+#[utoipa::path(post, path = "/user/device_quit", tag = "users", request_body = DeviceQuitReq,
+    responses((status = 200, body = Status), (status = "4XX", body = WkErrorBody)))]
 pub(super) async fn device_quit(
     State(im): State<Im>,
     WkJson(req): WkJson<DeviceQuitReq>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Status>, ApiError> {
     check_uid("uid", &req.uid)?;
     let flag = match req.device_flag {
         -1 => None,
@@ -84,25 +92,48 @@ pub(super) async fn device_quit(
     Ok(ok())
 }
 
+/// One online connection, as `/user/onlinestatus` lists it.
+#[derive(Serialize, ToSchema)]
+pub(super) struct OnlineConnection {
+    uid: String,
+    device_flag: u8,
+    /// Always 1.
+    online: u8,
+}
+
+/// `/user/onlinestatus`'s answer: the connections, bare; `{"status":200}` for an empty request.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub(super) enum OnlineStatus {
+    Connections(Vec<OnlineConnection>),
+    Empty(Status),
+}
+
 /// Body: a JSON array of uids. Answer (bare, as WuKongIM gives it): one `{uid, device_flag, online}` per
 /// connection of each online uid; an empty request answers `{"status":200}`.
+#[utoipa::path(post, path = "/user/onlinestatus", tag = "users", request_body = Vec<String>,
+    responses((status = 200, body = OnlineStatus), (status = "4XX", body = WkErrorBody)))]
 pub(super) async fn online_status(
     State(im): State<Im>,
     WkJson(uids): WkJson<Vec<String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<OnlineStatus>, ApiError> {
     if uids.is_empty() {
-        return Ok(ok());
+        return Ok(Json(OnlineStatus::Empty(ok().0)));
     }
     let mut out = Vec::new();
     for uid in &uids {
         for conn in im.presence().connections(uid) {
-            out.push(json!({"uid": conn.uid, "device_flag": conn.device_flag, "online": 1}));
+            out.push(OnlineConnection {
+                uid: conn.uid.clone(),
+                device_flag: conn.device_flag,
+                online: 1,
+            });
         }
     }
-    Ok(Json(Value::Array(out)))
+    Ok(Json(OnlineStatus::Connections(out)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub(super) struct SystemUidsReq {
     uids: Vec<String>,
 }
@@ -111,7 +142,7 @@ async fn change_system_uids(
     im: Im,
     req: SystemUidsReq,
     remove: bool,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Status>, ApiError> {
     if req.uids.is_empty() {
         return Err(ApiError::field(
             "uids",
@@ -127,28 +158,34 @@ async fn change_system_uids(
 }
 
 /// `POST /user/systemuids_add`: these uids' client sends skip the sender checks.
+#[utoipa::path(post, path = "/user/systemuids_add", tag = "users", request_body = SystemUidsReq,
+    responses((status = 200, body = Status), (status = "4XX", body = WkErrorBody)))]
 pub(super) async fn system_uids_add(
     State(im): State<Im>,
     WkJson(req): WkJson<SystemUidsReq>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Status>, ApiError> {
     change_system_uids(im, req, false).await
 }
 
 /// `POST /user/systemuids_remove`.
+#[utoipa::path(post, path = "/user/systemuids_remove", tag = "users", request_body = SystemUidsReq,
+    responses((status = 200, body = Status), (status = "4XX", body = WkErrorBody)))]
 pub(super) async fn system_uids_remove(
     State(im): State<Im>,
     WkJson(req): WkJson<SystemUidsReq>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Status>, ApiError> {
     change_system_uids(im, req, true).await
 }
 
 /// `GET /user/systemuids`: the bare array of system uids.
-pub(super) async fn system_uids(State(im): State<Im>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/user/systemuids", tag = "users",
+    responses((status = 200, body = Vec<String>), (status = "5XX", body = WkErrorBody)))]
+pub(super) async fn system_uids(State(im): State<Im>) -> Result<Json<Vec<String>>, ApiError> {
     let uids = im.store().system_uids().await.map_err(store_error)?;
-    Ok(Json(json!(uids)))
+    Ok(Json(uids))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub(super) struct KickReq {
     uid: String,
     /// WuKongIM's `node_id` and `op_node_id` (cluster fields) are ignored: one node here.
@@ -157,10 +194,12 @@ pub(super) struct KickReq {
 
 /// `POST /conn/kick`: the connection `conn_id` of `uid` (the id `user.onlinestatus` carries) is told
 /// it was kicked (reason 12) and closed. An unknown connection is not an error, as in WuKongIM.
+#[utoipa::path(post, path = "/conn/kick", tag = "users", request_body = KickReq,
+    responses((status = 200, body = Status), (status = "4XX", body = WkErrorBody)))]
 pub(super) async fn kick(
     State(im): State<Im>,
     WkJson(req): WkJson<KickReq>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Status>, ApiError> {
     check_uid("uid", &req.uid)?;
     if req.conn_id == 0 {
         return Err(ApiError::field(
@@ -173,7 +212,7 @@ pub(super) async fn kick(
     Ok(ok())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ProfileReq {
     #[serde(default)]
@@ -186,26 +225,51 @@ pub(super) struct ProfileReq {
 
 const MAX_PROFILE_FIELD: usize = 4096;
 
-fn profile_json(p: &chathook_store::Profile) -> Value {
-    json!({"uid": p.uid, "name": p.name, "avatar": p.avatar, "custom": p.custom})
+/// A user's profile.
+#[derive(Serialize, ToSchema)]
+pub(super) struct ProfileView {
+    uid: String,
+    name: String,
+    avatar: String,
+    custom: BTreeMap<String, String>,
 }
 
+impl ProfileView {
+    fn of(p: chathook_store::Profile) -> ProfileView {
+        ProfileView {
+            uid: p.uid,
+            name: p.name,
+            avatar: p.avatar,
+            custom: p.custom,
+        }
+    }
+}
+
+/// A user's profile.
+#[utoipa::path(get, path = "/v1/users/{uid}/profile", tag = "users",
+    params(("uid" = String, Path, description = "The user")),
+    responses((status = 200, body = ProfileView), (status = "4XX", body = V1ErrorBody)))]
 pub(super) async fn get_profile(
     State(im): State<Im>,
     Path(uid): Path<String>,
-) -> Result<Json<Value>, V1Error> {
+) -> Result<Json<ProfileView>, V1Error> {
     check_uid("uid", &uid)?;
     match im.profile(&uid).await.map_err(|e| store_error(e).v1())? {
-        Some(p) => Ok(Json(profile_json(&p))),
+        Some(p) => Ok(Json(ProfileView::of(p))),
         None => Err(ApiError::not_found("profile_not_found", format!("{uid} has no profile")).v1()),
     }
 }
 
+/// Sets a user's profile (a `user.profile_changed` event follows).
+#[utoipa::path(put, path = "/v1/users/{uid}/profile", tag = "users",
+    params(("uid" = String, Path, description = "The user")),
+    request_body = ProfileReq,
+    responses((status = 200, body = ProfileView), (status = "4XX", body = V1ErrorBody)))]
 pub(super) async fn put_profile(
     State(im): State<Im>,
     Path(uid): Path<String>,
     V1Json(req): V1Json<ProfileReq>,
-) -> Result<Json<Value>, V1Error> {
+) -> Result<Json<ProfileView>, V1Error> {
     check_uid("uid", &uid)?;
     for (field, value) in [("name", &req.name), ("avatar", &req.avatar)] {
         if value.len() > MAX_PROFILE_FIELD {
@@ -234,5 +298,5 @@ pub(super) async fn put_profile(
         .set_profile(&uid, req.name, req.avatar, req.custom)
         .await
         .map_err(|e| store_error(e).v1())?;
-    Ok(Json(profile_json(&profile)))
+    Ok(Json(ProfileView::of(profile)))
 }

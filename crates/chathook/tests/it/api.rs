@@ -86,8 +86,9 @@ async fn the_openapi_document_is_public_and_describes_the_routes_made_from_it() 
         })
         .collect();
     described.sort();
-    let mut routed: Vec<(String, String)> = chathook_webhook::api::ROUTES
+    let mut routed: Vec<(String, String)> = chathook_im::api::ROUTES
         .iter()
+        .chain(chathook_webhook::api::ROUTES.iter())
         .chain(chathook::ROUTES.iter())
         .map(|(m, p)| (m.to_string(), p.to_string()))
         .collect();
