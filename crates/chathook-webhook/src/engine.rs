@@ -362,6 +362,16 @@ impl WebhookEngine {
         &self.ctx.log
     }
 
+    /// Whether `id`'s circuit breaker is open (as its dispatcher last published it).
+    pub fn breaker_open(&self, id: &str) -> bool {
+        let labels = crate::metrics::endpoint_label(id);
+        self.ctx
+            .metrics
+            .breaker_open
+            .get(&labels)
+            .is_some_and(|g| g.get() == 1)
+    }
+
     /// Changes each time a batch of attempts is stored (for live views of the attempt log).
     pub fn attempts_stored(&self) -> watch::Receiver<u64> {
         self.ctx.attempts.stored()

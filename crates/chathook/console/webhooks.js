@@ -19,6 +19,7 @@ const featureTitle = (key) => (FEATURES.find((f) => f[0] === key) || [key, key])
 export function stateOf(e) {
   if (!e.enabled && e.disabled_reason) return [`Disabled by the server: ${e.disabled_reason}`, "bad"];
   if (!e.enabled) return ["Disabled", "muted"];
+  if (e.breaker_open) return [`Breaker open: paused but for probes (failing since ${time(e.failing_since)})`, "bad"];
   if (e.failing_since) return [`Failing since ${time(e.failing_since)}`, "warn"];
   return ["Delivering", "ok"];
 }

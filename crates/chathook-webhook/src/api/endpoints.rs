@@ -47,6 +47,8 @@ pub(super) struct EndpointView {
     /// Defined in the config file: the API cannot change it.
     read_only: bool,
     failing_since: Option<String>,
+    /// The circuit breaker is open: deliveries pause but for a probe now and then.
+    breaker_open: bool,
     disabled_at: Option<String>,
     /// False once disabled for `webhook.hold_disabled`: retention no longer waits for it.
     holds_event_log: bool,
@@ -134,6 +136,7 @@ impl EndpointView {
             updated_at: rfc3339(e.updated_at),
             read_only: e.read_only,
             failing_since: health.failing_since.map(rfc3339),
+            breaker_open: engine.breaker_open(&e.id),
             disabled_at: health.disabled_since(e).map(rfc3339),
             holds_event_log: health.log_released.is_none(),
             gap: health.gap.as_ref().map(|g| GapView {

@@ -475,7 +475,7 @@ async fn dead_letters_and_replay() {
 }
 
 #[tokio::test]
-async fn the_breaker_opens_then_probes_then_closes() {
+async fn the_breaker_opens_then_probes_then_closes_and_the_api_shows_it() {
     let s = TestServer::start_with(|c| {
         fast_retries(c);
         c.webhook.retry_schedule = vec![Duration::ZERO; 1]
@@ -488,8 +488,11 @@ async fn the_breaker_opens_then_probes_then_closes() {
     })
     .await;
     let rcv = Receiver::start().await;
-    s.endpoint(json!({"url": rcv.url, "events": ["message.sent"], "max_in_flight": 1}))
+    let ep = s
+        .endpoint(json!({"url": rcv.url, "events": ["message.sent"], "max_in_flight": 1}))
         .await;
+    assert_eq!(ep["breaker_open"], false);
+    let path = format!("/v1/webhooks/endpoints/{}", ep["id"].as_str().unwrap());
     rcv.set(Mode::Status(503));
     for i in 0..10 {
         s.rest_send("alice", "bob", 1, &format!("{i}")).await;
@@ -506,6 +509,8 @@ async fn the_breaker_opens_then_probes_then_closes() {
             .any(|l| l.starts_with("chathook_webhook_breaker_open{") && l.ends_with(" 1")),
         "{metrics}"
     );
+    let (_, shown) = s.call("GET", &path, None, Some(ADMIN)).await;
+    assert_eq!(shown["breaker_open"], true, "{shown}");
     rcv.set(Mode::Ok);
     rcv.wait("everything after closing", Duration::from_secs(10), |r| {
         r.iter()
@@ -522,6 +527,8 @@ async fn the_breaker_opens_then_probes_then_closes() {
     assert!(metrics
         .lines()
         .any(|l| l.starts_with("chathook_webhook_breaker_open{") && l.ends_with(" 0")));
+    let (_, shown) = s.call("GET", &path, None, Some(ADMIN)).await;
+    assert_eq!(shown["breaker_open"], false, "{shown}");
 }
 
 #[tokio::test]
