@@ -168,7 +168,37 @@ test("events are chosen by feature group; one behind a switched-off feature link
   assert.equal(await page.locator("#events-area .inactive").count(), 0);
 });
 
+test("the events dialog is reachable and usable by keyboard alone", async () => {
+  await visit(`#/webhooks/${endpointId}`);
+  await page.locator("#edit-events").waitFor();
+  // Tab from the top of the page until the events area's Edit button has the focus
+  await page.evaluate(() => document.activeElement?.blur());
+  let reached = false;
+  for (let i = 0; i < 40 && !reached; i++) {
+    await page.keyboard.press("Tab");
+    reached = await page.evaluate(() => document.activeElement?.id === "edit-events");
+  }
+  assert.ok(reached, "Tab reaches the events' Edit button");
+  await page.keyboard.press("Enter");
+  await page.getByRole("group", { name: "Groups" }).waitFor();
+  // the dialog holds the focus; Tab to the group.created box and tick it with Space
+  let onBox = false;
+  for (let i = 0; i < 60 && !onBox; i++) {
+    await page.keyboard.press("Tab");
+    onBox = await page.evaluate(() => document.activeElement?.id === "event-group-created");
+  }
+  assert.ok(onBox, "Tab reaches a checkbox inside the dialog");
+  await page.keyboard.press("Space");
+  assert.equal(await page.locator("#event-group-created").isChecked(), true);
+  // Escape closes without saving
+  await page.keyboard.press("Escape");
+  await eventually("the dialog closed", async () => (await page.locator("dialog[open]").count()) === 0);
+  const saved = (await server.call("GET", `/v1/webhooks/endpoints/${endpointId}`)).body;
+  assert.equal(saved.events.includes("group.created"), false);
+});
+
 test("a test event shows the attempt's status, latency and response", async () => {
+  await visit(`#/webhooks/${endpointId}`);
   await page.locator("#test-event").selectOption("message.sent");
   await page.locator("#send-test").click();
   await page.locator("#test-result").getByText("Delivered").waitFor();
