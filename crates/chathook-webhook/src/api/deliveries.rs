@@ -27,9 +27,9 @@ pub(super) struct TestReq {
     event: Option<String>,
 }
 
-/// What a test send did.
+/// What an attempt did: a test send's answer, and each attempt of the log (with its id).
 #[derive(Serialize, ToSchema)]
-pub(super) struct TestResult {
+pub(super) struct AttemptOutcome {
     delivery_id: String,
     /// The event's name in the endpoint's flavour.
     event: String,
@@ -47,12 +47,12 @@ pub(super) struct TestResult {
 #[utoipa::path(post, path = "/v1/webhooks/endpoints/{id}/test", tag = "deliveries",
     params(("id" = String, Path, description = "The endpoint's id")),
     request_body(content = Option<TestReq>, description = "Optional; an empty body sends message.sent"),
-    responses((status = 200, body = TestResult), (status = "4XX", body = V1ErrorBody)))]
+    responses((status = 200, body = AttemptOutcome), (status = "4XX", body = V1ErrorBody)))]
 pub(super) async fn test(
     State(engine): State<WebhookEngine>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
-) -> ApiResult<Json<TestResult>> {
+) -> ApiResult<Json<AttemptOutcome>> {
     let e = find(&engine, &id)?;
     let req: TestReq = if body.iter().all(u8::is_ascii_whitespace) {
         TestReq::default()
@@ -79,7 +79,7 @@ pub(super) async fn test(
     };
     let delivery = Delivery::one_off(new_id("test"), rendered);
     let (at, result) = engine.send_once(&e, &delivery).await;
-    Ok(Json(TestResult {
+    Ok(Json(AttemptOutcome {
         delivery_id: delivery.id,
         event: delivery.event,
         at: rfc3339(at),
@@ -95,28 +95,24 @@ pub(super) async fn test(
 #[derive(Serialize, ToSchema)]
 pub(super) struct AttemptView {
     id: i64,
-    delivery_id: String,
-    event: String,
-    at: String,
-    success: bool,
-    status: Option<u16>,
-    latency_ms: u32,
-    error: String,
-    response: String,
+    #[serde(flatten)]
+    outcome: AttemptOutcome,
 }
 
 impl AttemptView {
     fn of(id: i64, a: &AttemptRecord) -> AttemptView {
         AttemptView {
             id,
-            delivery_id: a.delivery_id.clone(),
-            event: a.event.clone(),
-            at: rfc3339(a.at_ms),
-            success: a.success,
-            status: a.status,
-            latency_ms: a.latency_ms,
-            error: a.error.clone(),
-            response: a.response.clone(),
+            outcome: AttemptOutcome {
+                delivery_id: a.delivery_id.clone(),
+                event: a.event.clone(),
+                at: rfc3339(a.at_ms),
+                success: a.success,
+                status: a.status,
+                latency_ms: a.latency_ms,
+                error: a.error.clone(),
+                response: a.response.clone(),
+            },
         }
     }
 }
