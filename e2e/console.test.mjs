@@ -138,6 +138,30 @@ test("a port change that is a prefix of the old port asks for confirmation", asy
   await server.call("DELETE", `/v1/webhooks/endpoints/${other.id}`);
 });
 
+test("a tencent endpoint takes its sign token in the URL dialog and lists Tencent's commands", async () => {
+  await visit("#/webhooks/new");
+  await page.locator("#url").fill("http://127.0.0.1:9/tencent");
+  assert.equal(await page.locator("#sign-token").isVisible(), false);
+  await page.locator("#flavour").selectOption("tencent");
+  await page.locator("#sign-token").fill("callback-token-1");
+  await page.getByRole("button", { name: "Save" }).click();
+  await page.getByRole("button", { name: "Done" }).click();
+  await page.getByRole("heading", { name: "Webhook configuration" }).waitFor();
+  await page.getByText("sign token set").waitFor();
+  const tencent = (await server.call("GET", "/v1/webhooks/endpoints")).body.data.find((e) => e.flavour === "tencent");
+  assert.equal(tencent.sign_token_set, true);
+  await page.locator("#edit-events").click();
+  await page.locator("#event-C2C-CallbackAfterSendMsg").check();
+  await page.locator("#event-C2C-CallbackBeforeSendMsg").check();
+  await page.getByRole("button", { name: "Save" }).click();
+  await eventually("the saved commands", async () => (await page.locator("#events-area li").count()) === 2);
+  const saved = (await server.call("GET", `/v1/webhooks/endpoints/${tencent.id}`)).body;
+  assert.deepEqual(saved.events, ["message.sent"]);
+  assert.deepEqual(saved.message_channel_types, [1]);
+  assert.deepEqual(saved.before_send, ["message.before_send.person"]);
+  await server.call("DELETE", `/v1/webhooks/endpoints/${tencent.id}`);
+});
+
 test("events are chosen by feature group; one behind a switched-off feature links to event activation", async () => {
   await visit(`#/webhooks/${endpointId}`);
   await page.locator("#edit-events").click();
@@ -248,6 +272,21 @@ test("a dead letter is replayed from the console and then delivered", async () =
   await page.getByText("Queued for delivery.").waitFor();
   await eventually("the replayed delivery", async () => receiver.requests.slice(delivered).some((r) => r.body.includes(Buffer.from(JSON.stringify({ type: 1, content: "this one fails" })).toString("base64"))));
   await eventually("no dead letter left", async () => (await server.call("GET", `/v1/webhooks/endpoints/${endpointId}/dead-letters`)).body.data.length === 0);
+  // two more fail and die; "replay all failed since" takes both
+  receiver.status = 500;
+  const since = new Date(Date.now() - 60_000);
+  await server.sendText("alice", "bob", "fails again 1");
+  await server.sendText("alice", "bob", "fails again 2");
+  await eventually("two dead letters", async () => (await server.call("GET", `/v1/webhooks/endpoints/${endpointId}/dead-letters`)).body.data.length === 2);
+  receiver.status = 200;
+  await visit(`#/webhooks/${endpointId}/deliveries`);
+  await page.getByText("Dead letters (2)").waitFor();
+  const local = new Date(since.getTime() - since.getTimezoneOffset() * 60_000).toISOString().slice(0, 16);
+  await page.locator("#replay-since").fill(local);
+  await page.locator("#replay-all").click();
+  await page.getByRole("button", { name: "Replay", exact: true }).last().click();
+  await page.getByText("2 queued for delivery.").waitFor();
+  await eventually("both delivered", async () => (await server.call("GET", `/v1/webhooks/endpoints/${endpointId}/dead-letters`)).body.data.length === 0);
   await page.locator("#filter-status").selectOption("success");
   await eventually("the replay's success in the log", async () => (await page.locator("#attempts tbody tr").count()) >= 2);
 });
