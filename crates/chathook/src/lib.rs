@@ -1,6 +1,6 @@
 //! The chathook server binary's library: configuration, wiring and the HTTP edges (`/health`,
-//! `/metrics`, admin-key auth). It owns no domain logic: the IM core lives in `chathook-im`, storage in
-//! `chathook-store`, events in `chathook-events`.
+//! `/metrics`, `/openapi.json`, `/v1/overview`, the console's files, admin-key auth). It owns no domain
+//! logic: the IM core lives in `chathook-im`, storage in `chathook-store`, events in `chathook-events`.
 //!
 //! [`run`] takes its listeners and a shutdown future (as mini-redis does), so tests start the real
 //! server on ephemeral loopback ports and stop it the way a signal would.
@@ -216,8 +216,8 @@ impl Server {
                 .merge(chathook_im::api::router(im.clone()))
                 .merge(chathook_webhook::api::router(webhooks.clone()))
                 .split_for_parts();
-        // The admin key wraps the whole app, unknown paths included; only `auth::PUBLIC_PATHS` pass
-        // without it, so a route added later cannot skip the check.
+        // The admin key wraps the whole app, unknown paths included; only `auth::PUBLIC_PATHS` and the
+        // console's own files pass without it, so a route added later cannot skip the check.
         let api = Router::new()
             .route("/health", get(health))
             .route(
