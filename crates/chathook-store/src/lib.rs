@@ -7,10 +7,12 @@
 //! write itself, so nothing is acknowledged before its event is durable. This crate never interprets
 //! events and never talks to the network.
 
+pub mod postgres;
 mod snowflake;
 mod sqlite;
 mod types;
 
+pub use postgres::PgStore;
 pub use snowflake::Snowflake;
 pub use sqlite::{SqliteOptions, SqliteStore};
 pub use types::*;

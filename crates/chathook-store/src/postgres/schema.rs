@@ -1,0 +1,61 @@
+//! The PostgreSQL schema as numbered steps. A node starting takes a transaction-scoped advisory lock,
+//! runs the steps the database has not recorded in `chathook_migrations`, records them, and commits:
+//! nodes starting together wait for each other and each step runs once. A step is never edited once
+//! released; a change is a new step.
+
+use tokio_postgres::Client;
+
+use super::pg_error;
+use crate::StoreError;
+
+/// The advisory lock key the migrations hold ("chathook" in ASCII).
+const MIGRATION_LOCK: i64 = 0x6368_6174_686f_6f6b;
+
+/// (version, what it adds, SQL), in order.
+const STEPS: &[(i32, &str, &str)] = &[(
+    1,
+    "users: device tokens, profiles, system uids",
+    "CREATE TABLE tokens (
+         uid TEXT NOT NULL, device_flag SMALLINT NOT NULL, token_hash TEXT NOT NULL,
+         device_level SMALLINT NOT NULL, PRIMARY KEY (uid, device_flag));
+     CREATE TABLE profiles (
+         uid TEXT PRIMARY KEY, name TEXT NOT NULL, avatar TEXT NOT NULL, custom JSONB NOT NULL);
+     CREATE TABLE system_uids (uid TEXT PRIMARY KEY);",
+)];
+
+/// The version the last step brings the schema to.
+pub const LATEST_VERSION: i32 = STEPS[STEPS.len() - 1].0;
+
+/// Brings the schema to [`LATEST_VERSION`].
+pub(super) async fn migrate(client: &mut Client) -> Result<(), StoreError> {
+    let tx = client.transaction().await.map_err(pg_error)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(pg_error)?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS chathook_migrations (
+             version INTEGER PRIMARY KEY, description TEXT NOT NULL,
+             applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+    )
+    .await
+    .map_err(pg_error)?;
+    let at: i32 = tx
+        .query_one(
+            "SELECT COALESCE(MAX(version), 0) FROM chathook_migrations",
+            &[],
+        )
+        .await
+        .map_err(pg_error)?
+        .get(0);
+    for (version, description, sql) in STEPS.iter().filter(|(v, _, _)| *v > at) {
+        tx.batch_execute(sql).await.map_err(pg_error)?;
+        tx.execute(
+            "INSERT INTO chathook_migrations(version, description) VALUES ($1, $2)",
+            &[version, description],
+        )
+        .await
+        .map_err(pg_error)?;
+        tracing::info!(version, description, "PostgreSQL schema step applied");
+    }
+    tx.commit().await.map_err(pg_error)
+}
