@@ -1,5 +1,8 @@
 //! The PostgreSQL store against a real PostgreSQL started for the test (`chathook-testkit`).
 
+use std::time::Duration;
+
+use chathook_events::{Event, EventLog, EventLogError, GroupRef, LoggedEvent, StartAt};
 use chathook_store::postgres::LATEST_VERSION;
 use chathook_store::PgStore;
 use chathook_testkit::Postgres;
@@ -37,7 +40,13 @@ async fn nodes_starting_together_migrate_the_schema_once() {
         (LATEST_VERSION as i64, LATEST_VERSION as i64)
     );
     // the steps' tables are there
-    for table in ["tokens", "profiles", "system_uids"] {
+    for table in [
+        "tokens",
+        "profiles",
+        "system_uids",
+        "event_log",
+        "consumers",
+    ] {
         let row = client
             .query_one("SELECT to_regclass($1)::text", &[&table])
             .await
@@ -71,4 +80,136 @@ async fn a_bad_url_or_an_absent_server_is_a_clear_error() {
         .err()
         .unwrap();
     assert!(e.to_string().contains("PostgreSQL connection"), "{e}");
+}
+
+fn dismissed(group: &str) -> Event {
+    Event::GroupDismissed(GroupRef {
+        channel_id: group.into(),
+    })
+}
+
+fn group_of(e: &LoggedEvent) -> String {
+    match &e.event {
+        Event::GroupDismissed(g) => g.channel_id.clone(),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_append_in_one_gap_free_order_and_each_wakes_for_the_other() {
+    let pg = Postgres::start().unwrap();
+    let url = pg.database("log").unwrap();
+    let a = PgStore::connect(&url, 4).await.unwrap();
+    let b = PgStore::connect(&url, 4).await.unwrap();
+    assert_eq!((a.head(), b.head()), (0, 0));
+    assert_eq!(
+        a.append(Vec::new()).await.unwrap(),
+        0,
+        "an empty append is the head"
+    );
+    // node B waits for node A's first append
+    let waiting = {
+        let b = b.clone();
+        tokio::spawn(async move { b.wait_beyond(0).await })
+    };
+    assert_eq!(a.append(vec![dismissed("first")]).await.unwrap(), 1);
+    tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("node B learns of node A's append")
+        .unwrap();
+    // concurrent appends from both nodes, several events each
+    let mut tasks = Vec::new();
+    for n in 0..40 {
+        let node = if n % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            let events = (0..3).map(|i| dismissed(&format!("{n}-{i}"))).collect();
+            node.append(events).await.unwrap()
+        }));
+    }
+    let mut lasts = Vec::new();
+    for t in tasks {
+        lasts.push(t.await.unwrap());
+    }
+    lasts.sort_unstable();
+    lasts.dedup();
+    assert_eq!(lasts.len(), 40, "each append has its own last position");
+    let all = a.read_after(0, 1000).await.unwrap();
+    let positions: Vec<u64> = all.iter().map(|e| e.position).collect();
+    assert_eq!(
+        positions,
+        (1..=121).collect::<Vec<u64>>(),
+        "gap-free, in order"
+    );
+    // each append's events are together, in its order
+    for n in 0..40 {
+        let mine: Vec<&LoggedEvent> = all
+            .iter()
+            .filter(|e| group_of(e).starts_with(&format!("{n}-")))
+            .collect();
+        assert_eq!(mine.len(), 3);
+        assert!(mine.windows(2).all(|w| w[1].position == w[0].position + 1));
+        assert_eq!(group_of(mine[0]), format!("{n}-0"));
+    }
+    assert_eq!(group_of(&all[0]), "first");
+    // pages
+    let page = b.read_after(100, 5).await.unwrap();
+    assert_eq!(
+        page.iter().map(|e| e.position).collect::<Vec<_>>(),
+        [101, 102, 103, 104, 105]
+    );
+    b.wait_beyond(120).await;
+    assert_eq!(b.head(), 121);
+    assert_eq!(a.oldest().await.unwrap().map(|(p, _)| p), Some(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumers_start_where_asked_ack_forward_only_and_hold_the_log() {
+    let pg = Postgres::start().unwrap();
+    let url = pg.database("consumers").unwrap();
+    let store = PgStore::connect(&url, 4).await.unwrap();
+    store
+        .append(vec![dismissed("a"), dismissed("b")])
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .register_consumer("from-head", StartAt::Head)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        store
+            .register_consumer("from-start", StartAt::Beginning)
+            .await
+            .unwrap(),
+        0
+    );
+    // registering again keeps the cursor
+    store.ack("from-start", 1).await.unwrap();
+    assert_eq!(
+        store
+            .register_consumer("from-start", StartAt::Head)
+            .await
+            .unwrap(),
+        1
+    );
+    // an ack never moves back
+    store.ack("from-start", 0).await.unwrap();
+    assert_eq!(store.consumer_position("from-start").await.unwrap(), 1);
+    assert_eq!(store.held_from().await.unwrap(), Some(1));
+    store.set_holding("from-start", false).await.unwrap();
+    assert_eq!(store.held_from().await.unwrap(), Some(2));
+    store.remove_consumer("from-head").await.unwrap();
+    assert_eq!(store.held_from().await.unwrap(), None);
+    for e in [
+        store.ack("nobody", 1).await.unwrap_err(),
+        store.consumer_position("nobody").await.unwrap_err(),
+        store.set_holding("nobody", true).await.unwrap_err(),
+    ] {
+        assert!(
+            matches!(e, EventLogError::UnknownConsumer(ref n) if n == "nobody"),
+            "{e}"
+        );
+    }
 }

@@ -1,22 +1,34 @@
 //! The PostgreSQL store (`storage.backend = "postgres"`, issue 13), for several chathook nodes sharing
-//! one database. It is being built trait by trait; so far it owns the connection pool and the versioned
-//! migrations, which are safe when several nodes start at once. The embedded SQLite store stays the
-//! default for one node.
+//! one database. It is being built trait by trait; so far: the connection pool, the versioned
+//! migrations (safe when several nodes start at once) and the event log (`event_log`). The embedded
+//! SQLite store stays the default for one node.
 
+mod event_log;
 mod schema;
 
+use std::sync::Arc;
+
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio::sync::{mpsc, watch};
 use tokio_postgres::NoTls;
 
 use crate::StoreError;
 
 pub use schema::LATEST_VERSION;
 
-/// A pool of connections to one PostgreSQL database, migrated to the latest schema.
+/// A pool of connections to one PostgreSQL database, migrated to the latest schema. Cloning shares it.
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
+    /// The event log's writer: appends queue here and commit in groups.
+    appends: mpsc::Sender<event_log::Append>,
+    /// The newest committed event log position this node knows of (its own appends, and other nodes'
+    /// through their notifications).
+    head: Arc<watch::Sender<u64>>,
 }
+
+/// Appends waiting for the event log's writer; beyond this, `append` waits.
+const APPEND_QUEUE: usize = 4096;
 
 impl PgStore {
     /// Connects with `url` (a libpq connection string or URI), keeping up to `max_connections`, and
@@ -25,6 +37,7 @@ impl PgStore {
         let config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| StoreError::Storage(format!("bad PostgreSQL URL: {e}")))?;
+        let config_for_listen = config.clone();
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -36,10 +49,26 @@ impl PgStore {
             .max_size(max_connections.max(1))
             .build()
             .map_err(|e| StoreError::Storage(format!("PostgreSQL pool: {e}")))?;
-        let store = PgStore { pool };
-        let mut client = store.client().await?;
+        let mut client = pool
+            .get()
+            .await
+            .map_err(|e| StoreError::Storage(format!("PostgreSQL connection: {e}")))?;
         schema::migrate(&mut client).await?;
-        Ok(store)
+        let at: i64 = client
+            .query_one("SELECT position FROM event_log_head WHERE only_row", &[])
+            .await
+            .map_err(pg_error)?
+            .get(0);
+        drop(client);
+        let head = Arc::new(watch::Sender::new(at as u64));
+        let (appends, queue) = mpsc::channel(APPEND_QUEUE);
+        tokio::spawn(event_log::write(pool.clone(), queue, head.clone()));
+        tokio::spawn(event_log::listen(config_for_listen, head.clone()));
+        Ok(PgStore {
+            pool,
+            appends,
+            head,
+        })
     }
 
     /// The schema version the database is at.

@@ -12,16 +12,29 @@ use crate::StoreError;
 const MIGRATION_LOCK: i64 = 0x6368_6174_686f_6f6b;
 
 /// (version, what it adds, SQL), in order.
-const STEPS: &[(i32, &str, &str)] = &[(
-    1,
-    "users: device tokens, profiles, system uids",
-    "CREATE TABLE tokens (
-         uid TEXT NOT NULL, device_flag SMALLINT NOT NULL, token_hash TEXT NOT NULL,
-         device_level SMALLINT NOT NULL, PRIMARY KEY (uid, device_flag));
-     CREATE TABLE profiles (
-         uid TEXT PRIMARY KEY, name TEXT NOT NULL, avatar TEXT NOT NULL, custom JSONB NOT NULL);
-     CREATE TABLE system_uids (uid TEXT PRIMARY KEY);",
-)];
+const STEPS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "users: device tokens, profiles, system uids",
+        "CREATE TABLE tokens (
+             uid TEXT NOT NULL, device_flag SMALLINT NOT NULL, token_hash TEXT NOT NULL,
+             device_level SMALLINT NOT NULL, PRIMARY KEY (uid, device_flag));
+         CREATE TABLE profiles (
+             uid TEXT PRIMARY KEY, name TEXT NOT NULL, avatar TEXT NOT NULL, custom JSONB NOT NULL);
+         CREATE TABLE system_uids (uid TEXT PRIMARY KEY);",
+    ),
+    (
+        2,
+        "the event log, its head (one row, locked by each append) and its consumers",
+        "CREATE TABLE event_log (
+             position BIGINT PRIMARY KEY, at_ms BIGINT NOT NULL, body JSONB NOT NULL);
+         CREATE TABLE event_log_head (
+             only_row BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (only_row), position BIGINT NOT NULL);
+         INSERT INTO event_log_head(position) VALUES (0);
+         CREATE TABLE consumers (
+             name TEXT PRIMARY KEY, position BIGINT NOT NULL, holds BOOLEAN NOT NULL DEFAULT TRUE);",
+    ),
+];
 
 /// The version the last step brings the schema to.
 pub const LATEST_VERSION: i32 = STEPS[STEPS.len() - 1].0;
