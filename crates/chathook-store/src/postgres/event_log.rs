@@ -1,8 +1,7 @@
-//! The event log in PostgreSQL, shared by every node. Appends are grouped: one writer task per node
-//! takes whatever is queued and commits it in one transaction. Each transaction locks the log's one head
-//! row, so positions are handed out and committed in order across nodes: a reader that has read up to a
-//! position never later finds a smaller one appearing. The commit notifies `chathook_event_log` with the
-//! new head, which every node listens to, so `wait_beyond` wakes for other nodes' appends too.
+//! The event log in PostgreSQL, shared by every node: appends go through the node's writer (`writer`,
+//! which hands out positions in commit order under the head row's lock); reads, consumers and cursors
+//! are plain queries. Every node listens for the writers' notifications, so `wait_beyond` wakes for
+//! other nodes' appends too.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,124 +9,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chathook_events::{Event, EventLog, EventLogError, LoggedEvent, StartAt};
 use futures_util::StreamExt;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tokio_postgres::{AsyncMessage, NoTls};
 
+use super::writer::{raise, HEAD_CHANNEL};
 use super::{pg_error, PgStore};
 use crate::StoreError;
 
-/// The channel a commit notifies with the new head.
-const CHANNEL: &str = "chathook_event_log";
-
-/// Most appends one transaction takes.
-const MAX_GROUP: usize = 1024;
-
-/// One caller's events and where its last position goes.
-pub(super) struct Append {
-    pub events: Vec<Event>,
-    pub done: oneshot::Sender<Result<u64, StoreError>>,
-}
-
-/// Commits queued appends, a group per transaction, until every sender is gone.
-pub(super) async fn write(
-    pool: deadpool_postgres::Pool,
-    mut queue: mpsc::Receiver<Append>,
-    head: Arc<watch::Sender<u64>>,
-) {
-    let mut group = Vec::with_capacity(MAX_GROUP);
-    while let Some(first) = queue.recv().await {
-        group.push(first);
-        while group.len() < MAX_GROUP {
-            match queue.try_recv() {
-                Ok(a) => group.push(a),
-                Err(_) => break,
-            }
-        }
-        match commit(&pool, &group).await {
-            Ok(lasts) => {
-                if let Some(newest) = lasts.iter().max() {
-                    head.send_if_modified(|h| raise(h, *newest));
-                }
-                for (append, last) in group.drain(..).zip(lasts) {
-                    let _ = append.done.send(Ok(last));
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "event log commit failed; the group is rolled back");
-                for append in group.drain(..) {
-                    let _ = append.done.send(Err(e.clone()));
-                }
-            }
-        }
-    }
-}
-
-/// Appends every group member's events in one transaction; the last position of each member (the head
-/// for a member without events).
-async fn commit(pool: &deadpool_postgres::Pool, group: &[Append]) -> Result<Vec<u64>, StoreError> {
-    let mut client = pool
-        .get()
-        .await
-        .map_err(|e| StoreError::Storage(format!("PostgreSQL connection: {e}")))?;
-    let tx = client.transaction().await.map_err(pg_error)?;
-    let head: i64 = tx
-        .query_one(
-            "SELECT position FROM event_log_head WHERE only_row FOR UPDATE",
-            &[],
-        )
-        .await
-        .map_err(pg_error)?
-        .get(0);
-    let at_ms = now_ms();
-    let (mut positions, mut times, mut bodies) = (Vec::new(), Vec::new(), Vec::new());
-    let mut lasts = Vec::with_capacity(group.len());
-    let mut next = head;
-    for append in group {
-        for event in &append.events {
-            next += 1;
-            positions.push(next);
-            times.push(at_ms);
-            bodies.push(
-                serde_json::to_value(event).map_err(|e| {
-                    StoreError::Storage(format!("an event does not serialise: {e}"))
-                })?,
-            );
-        }
-        lasts.push(next as u64);
-    }
-    if next > head {
-        tx.execute(
-            "INSERT INTO event_log(position, at_ms, body)
-             SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::JSONB[])",
-            &[&positions, &times, &bodies],
-        )
-        .await
-        .map_err(pg_error)?;
-        tx.execute(
-            "UPDATE event_log_head SET position = $1 WHERE only_row",
-            &[&next],
-        )
-        .await
-        .map_err(pg_error)?;
-        tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &next.to_string()])
-            .await
-            .map_err(pg_error)?;
-    }
-    tx.commit().await.map_err(pg_error)?;
-    Ok(lasts)
-}
-
-/// Raises `head` to `to`; whether it moved.
-fn raise(head: &mut u64, to: u64) -> bool {
-    if to > *head {
-        *head = to;
-        true
-    } else {
-        false
-    }
-}
-
-/// Follows other nodes' appends: listens on [`CHANNEL`] on a connection of its own (reconnecting after
+/// Follows other nodes' appends: listens on [`HEAD_CHANNEL`] on a connection of its own (reconnecting after
 /// a pause if it drops) and raises `head` to each notified position.
 pub(super) async fn listen(config: tokio_postgres::Config, head: Arc<watch::Sender<u64>>) {
     loop {
@@ -146,7 +35,7 @@ pub(super) async fn listen(config: tokio_postgres::Config, head: Arc<watch::Send
                     }
                 });
                 if client
-                    .batch_execute(&format!("LISTEN {CHANNEL}"))
+                    .batch_execute(&format!("LISTEN {HEAD_CHANNEL}"))
                     .await
                     .is_ok()
                 {
@@ -173,12 +62,6 @@ pub(super) async fn listen(config: tokio_postgres::Config, head: Arc<watch::Send
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn log_err(e: StoreError) -> EventLogError {
@@ -212,14 +95,8 @@ impl PgStore {
 #[async_trait]
 impl EventLog for PgStore {
     async fn append(&self, events: Vec<Event>) -> Result<u64, EventLogError> {
-        let (done, result) = oneshot::channel();
-        self.appends
-            .send(Append { events, done })
+        self.write(move |_| Box::pin(async move { Ok(events) }))
             .await
-            .map_err(|_| EventLogError::Storage("the event log writer has stopped".into()))?;
-        result
-            .await
-            .map_err(|_| EventLogError::Storage("the event log writer has stopped".into()))?
             .map_err(log_err)
     }
 

@@ -1,10 +1,13 @@
 //! The PostgreSQL store (`storage.backend = "postgres"`, issue 13), for several chathook nodes sharing
 //! one database. It is being built trait by trait; so far: the connection pool, the versioned
-//! migrations (safe when several nodes start at once) and the event log (`event_log`). The embedded
-//! SQLite store stays the default for one node.
+//! migrations (safe when several nodes start at once), the node's group-committing writer (`writer`),
+//! the event log (`event_log`) and `UserStore` (`users`). The embedded SQLite store stays the default
+//! for one node.
 
 mod event_log;
 mod schema;
+mod users;
+mod writer;
 
 use std::sync::Arc;
 
@@ -20,15 +23,15 @@ pub use schema::LATEST_VERSION;
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
-    /// The event log's writer: appends queue here and commit in groups.
-    appends: mpsc::Sender<event_log::Append>,
+    /// The node's writer: writes queue here and commit in groups.
+    writes: mpsc::Sender<writer::Job>,
     /// The newest committed event log position this node knows of (its own appends, and other nodes'
     /// through their notifications).
     head: Arc<watch::Sender<u64>>,
 }
 
-/// Appends waiting for the event log's writer; beyond this, `append` waits.
-const APPEND_QUEUE: usize = 4096;
+/// Writes waiting for the writer; beyond this, a write waits.
+const WRITE_QUEUE: usize = 4096;
 
 impl PgStore {
     /// Connects with `url` (a libpq connection string or URI), keeping up to `max_connections`, and
@@ -61,14 +64,10 @@ impl PgStore {
             .get(0);
         drop(client);
         let head = Arc::new(watch::Sender::new(at as u64));
-        let (appends, queue) = mpsc::channel(APPEND_QUEUE);
-        tokio::spawn(event_log::write(pool.clone(), queue, head.clone()));
+        let (writes, queue) = mpsc::channel(WRITE_QUEUE);
+        tokio::spawn(writer::run(pool.clone(), queue, head.clone()));
         tokio::spawn(event_log::listen(config_for_listen, head.clone()));
-        Ok(PgStore {
-            pool,
-            appends,
-            head,
-        })
+        Ok(PgStore { pool, writes, head })
     }
 
     /// The schema version the database is at.
@@ -82,6 +81,29 @@ impl PgStore {
             .await
             .map_err(pg_error)?;
         Ok(row.get(0))
+    }
+
+    /// Queues `work` for the writer; the position of its last event once committed.
+    async fn write<F>(&self, work: F) -> Result<u64, StoreError>
+    where
+        F: for<'t> FnOnce(
+                &'t tokio_postgres::Transaction<'t>,
+            ) -> futures_util::future::BoxFuture<
+                't,
+                Result<Vec<chathook_events::Event>, StoreError>,
+            > + Send
+            + 'static,
+    {
+        let stopped = || StoreError::Storage("the writer has stopped".into());
+        let (done, answer) = tokio::sync::oneshot::channel();
+        self.writes
+            .send(writer::Job {
+                work: Box::new(work),
+                done,
+            })
+            .await
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {

@@ -17,7 +17,7 @@ const STEPS: &[(i32, &str, &str)] = &[
         1,
         "users: device tokens, profiles, system uids",
         "CREATE TABLE tokens (
-             uid TEXT NOT NULL, device_flag SMALLINT NOT NULL, token_hash TEXT NOT NULL,
+             uid TEXT NOT NULL, device_flag SMALLINT NOT NULL, token_hash BYTEA NOT NULL,
              device_level SMALLINT NOT NULL, PRIMARY KEY (uid, device_flag));
          CREATE TABLE profiles (
              uid TEXT PRIMARY KEY, name TEXT NOT NULL, avatar TEXT NOT NULL, custom JSONB NOT NULL);

@@ -1,0 +1,167 @@
+//! The writer of one node: one task takes whatever writes are queued and commits them in one
+//! transaction (group commit), each job in a savepoint so that a failing job fails alone. The events
+//! the jobs produce are appended at the end, under the lock of the event log's head row, so positions
+//! are gap-free and committed in order across nodes; the commit notifies the other nodes of the new
+//! head. Callers are answered after the commit.
+
+use std::sync::Arc;
+
+use chathook_events::Event;
+use futures_util::future::BoxFuture;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_postgres::Transaction;
+
+use super::pg_error;
+use crate::StoreError;
+
+/// The channel a commit notifies with the new head.
+pub(super) const HEAD_CHANNEL: &str = "chathook_event_log";
+
+/// Most jobs one transaction takes.
+const MAX_GROUP: usize = 1024;
+
+/// A write: runs in the group's transaction and returns the events it causes (appended in the same
+/// commit).
+pub(super) type Work = Box<
+    dyn for<'t> FnOnce(&'t Transaction<'t>) -> BoxFuture<'t, Result<Vec<Event>, StoreError>> + Send,
+>;
+
+/// A queued write and where its answer goes: the position of its last event (the head when it made
+/// none).
+pub(super) struct Job {
+    pub work: Work,
+    pub done: oneshot::Sender<Result<u64, StoreError>>,
+}
+
+/// Commits queued jobs, a group per transaction, until every sender is gone.
+pub(super) async fn run(
+    pool: deadpool_postgres::Pool,
+    mut queue: mpsc::Receiver<Job>,
+    head: Arc<watch::Sender<u64>>,
+) {
+    let mut group = Vec::with_capacity(MAX_GROUP);
+    while let Some(first) = queue.recv().await {
+        group.push(first);
+        while group.len() < MAX_GROUP {
+            match queue.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        let (works, answers): (Vec<Work>, Vec<_>) =
+            group.drain(..).map(|j| (j.work, j.done)).unzip();
+        match commit(&pool, works).await {
+            Ok(outcomes) => {
+                if let Some(newest) = outcomes.iter().flatten().max() {
+                    head.send_if_modified(|h| raise(h, *newest));
+                }
+                for (done, outcome) in answers.into_iter().zip(outcomes) {
+                    let _ = done.send(outcome);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "commit failed; the group is rolled back");
+                for done in answers {
+                    let _ = done.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// Runs every job in one transaction and appends their events; each job's outcome.
+async fn commit(
+    pool: &deadpool_postgres::Pool,
+    works: Vec<Work>,
+) -> Result<Vec<Result<u64, StoreError>>, StoreError> {
+    let mut client = pool
+        .get()
+        .await
+        .map_err(|e| StoreError::Storage(format!("PostgreSQL connection: {e}")))?;
+    let mut tx = client.transaction().await.map_err(pg_error)?;
+    let mut produced: Vec<Result<Vec<Event>, StoreError>> = Vec::with_capacity(works.len());
+    for work in works {
+        let savepoint = tx.savepoint("job").await.map_err(pg_error)?;
+        match work(&savepoint).await {
+            Ok(events) => {
+                savepoint.commit().await.map_err(pg_error)?;
+                produced.push(Ok(events));
+            }
+            Err(e) => {
+                savepoint.rollback().await.map_err(pg_error)?;
+                produced.push(Err(e));
+            }
+        }
+    }
+    let head: i64 = tx
+        .query_one(
+            "SELECT position FROM event_log_head WHERE only_row FOR UPDATE",
+            &[],
+        )
+        .await
+        .map_err(pg_error)?
+        .get(0);
+    let at_ms = now_ms();
+    let (mut positions, mut times, mut bodies) = (Vec::new(), Vec::new(), Vec::new());
+    let mut outcomes = Vec::with_capacity(produced.len());
+    let mut next = head;
+    for result in produced {
+        let events = match result {
+            Ok(events) => events,
+            Err(e) => {
+                outcomes.push(Err(e));
+                continue;
+            }
+        };
+        for event in &events {
+            next += 1;
+            positions.push(next);
+            times.push(at_ms);
+            bodies.push(
+                serde_json::to_value(event).map_err(|e| {
+                    StoreError::Storage(format!("an event does not serialise: {e}"))
+                })?,
+            );
+        }
+        outcomes.push(Ok(next as u64));
+    }
+    if next > head {
+        tx.execute(
+            "INSERT INTO event_log(position, at_ms, body)
+             SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::JSONB[])",
+            &[&positions, &times, &bodies],
+        )
+        .await
+        .map_err(pg_error)?;
+        tx.execute(
+            "UPDATE event_log_head SET position = $1 WHERE only_row",
+            &[&next],
+        )
+        .await
+        .map_err(pg_error)?;
+        tx.execute(
+            "SELECT pg_notify($1, $2)",
+            &[&HEAD_CHANNEL, &next.to_string()],
+        )
+        .await
+        .map_err(pg_error)?;
+    }
+    tx.commit().await.map_err(pg_error)?;
+    Ok(outcomes)
+}
+
+/// Raises `head` to `to`; whether it moved.
+pub(super) fn raise(head: &mut u64, to: u64) -> bool {
+    if to > *head {
+        *head = to;
+        true
+    } else {
+        false
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
