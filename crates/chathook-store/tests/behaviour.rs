@@ -4,8 +4,11 @@
 
 use std::collections::BTreeMap;
 
-use chathook_events::{Event, EventLog, ProfileChange};
-use chathook_store::{PgStore, Profile, SqliteOptions, SqliteStore, TokenRecord, UserStore};
+use chathook_events::{Event, EventLog, ProfileChange, StartAt};
+use chathook_store::{
+    AttemptQuery, AttemptRecord, PendingDelivery, PgStore, Profile, SqliteOptions, SqliteStore,
+    TokenRecord, UserStore, WebhookStore,
+};
 use chathook_testkit::Postgres;
 
 /// Tokens per device flag, system uids as a set, profiles with their event in the same commit.
@@ -86,18 +89,277 @@ async fn users(store: &(impl UserStore + EventLog)) {
     assert_eq!(store.profile("bob").await.unwrap(), Some(renamed));
 }
 
+/// Endpoint documents and health, settings, and a delivery's life: parked, due, completed or dead,
+/// revived one by one or since a time.
+async fn webhook_state(store: &(impl WebhookStore + EventLog)) {
+    store.put_endpoint("ep1", "{\"v\":1}".into()).await.unwrap();
+    store.put_endpoint("ep2", "{}".into()).await.unwrap();
+    store.put_endpoint("ep1", "{\"v\":2}".into()).await.unwrap();
+    store
+        .put_endpoint_health("ep1", "{\"ok\":true}".into())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.endpoints().await.unwrap(),
+        [
+            ("ep1".to_string(), "{\"v\":2}".to_string()),
+            ("ep2".into(), "{}".into())
+        ]
+    );
+    assert_eq!(store.endpoint_health().await.unwrap().len(), 1);
+    assert_eq!(store.setting("features").await.unwrap(), None);
+    store.put_setting("features", "a".into()).await.unwrap();
+    store.put_setting("features", "b".into()).await.unwrap();
+    assert_eq!(
+        store.setting("features").await.unwrap().as_deref(),
+        Some("b")
+    );
+
+    let pending = |id: &str, next_at_ms: i64, dead: bool, dead_at_ms: i64| PendingDelivery {
+        delivery_id: id.into(),
+        endpoint_id: "ep1".into(),
+        event: "message.sent".into(),
+        query: String::new(),
+        body: format!("{{\"id\":\"{id}\"}}").into_bytes(),
+        attempts: 2,
+        next_at_ms,
+        event_at_ms: next_at_ms - 100,
+        last_error: "HTTP 500".into(),
+        dead,
+        dead_at_ms,
+    };
+    store
+        .park_deliveries(vec![
+            pending("now", 1_000, false, 0),
+            pending("later", 5_000, false, 0),
+            pending("dead-old", 900, true, 2_000),
+            pending("dead-new", 950, true, 3_000),
+        ])
+        .await
+        .unwrap();
+    let due = store.due_deliveries("ep1", 1_500, 10).await.unwrap();
+    assert_eq!(due, [pending("now", 1_000, false, 0)]);
+    assert_eq!(store.next_due("ep1", 1_500).await.unwrap(), Some(5_000));
+    assert_eq!(store.next_due("ep1", 5_000).await.unwrap(), None);
+    assert_eq!(
+        store.pending_summary("ep1").await.unwrap(),
+        (2, 2, Some(900)),
+        "two live, two dead, the oldest live event"
+    );
+    // parking again replaces (by endpoint and delivery id)
+    store
+        .park_deliveries(vec![PendingDelivery {
+            attempts: 3,
+            ..pending("now", 2_000, false, 0)
+        }])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.due_deliveries("ep1", 2_000, 10).await.unwrap()[0].attempts,
+        3
+    );
+    store
+        .complete_deliveries("ep1", vec!["now".into(), "unknown".into()])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.due_deliveries("ep1", 9_999, 10).await.unwrap().len(),
+        1
+    );
+    // dead letters, newest first; revived one by id, then every one dead since a time
+    let dead: Vec<String> = store
+        .dead_letters("ep1", 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.delivery_id)
+        .collect();
+    assert_eq!(dead, ["dead-new", "dead-old"]);
+    assert_eq!(
+        store
+            .revive("ep1", Some("dead-old"), 0, 7_000)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .revive("ep1", Some("dead-old"), 0, 7_000)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(store.revive("ep1", None, 3_001, 7_000).await.unwrap(), 0);
+    assert_eq!(store.revive("ep1", None, 3_000, 7_000).await.unwrap(), 1);
+    let revived = store.due_deliveries("ep1", 7_000, 10).await.unwrap();
+    let revived: Vec<&PendingDelivery> = revived
+        .iter()
+        .filter(|d| d.delivery_id.starts_with("dead-"))
+        .collect();
+    assert_eq!(revived.len(), 2);
+    assert!(revived
+        .iter()
+        .all(|d| !d.dead && d.attempts == 0 && d.next_at_ms == 7_000));
+    assert_eq!(store.pending_summary("ep1").await.unwrap().1, 0);
+
+    // deleting an endpoint takes its health, deliveries, attempts and event-log consumer along
+    store
+        .register_consumer("webhook:ep1", StartAt::Head)
+        .await
+        .unwrap();
+    store
+        .record_attempts(vec![attempt("ep1", 1, true, "message.sent")])
+        .await
+        .unwrap();
+    assert!(store.delete_endpoint("ep1", "webhook:ep1").await.unwrap());
+    assert!(!store.delete_endpoint("ep1", "webhook:ep1").await.unwrap());
+    assert_eq!(store.endpoints().await.unwrap().len(), 1);
+    assert!(store.endpoint_health().await.unwrap().is_empty());
+    assert_eq!(store.pending_summary("ep1").await.unwrap(), (0, 0, None));
+    assert!(store.consumer_position("webhook:ep1").await.is_err());
+    assert!(store
+        .attempts(AttemptQuery {
+            endpoint_id: "ep1".into(),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+fn attempt(endpoint: &str, at_ms: i64, success: bool, event: &str) -> AttemptRecord {
+    AttemptRecord {
+        endpoint_id: endpoint.into(),
+        delivery_id: format!("d{at_ms}"),
+        event: event.into(),
+        at_ms,
+        success,
+        status: Some(if success { 200 } else { 500 }),
+        latency_ms: 1,
+        error: String::new(),
+        response: String::new(),
+        request: format!("{{\"n\":{at_ms}}}"),
+    }
+}
+
+/// The attempt log: pages and filters, one attempt with its request, and retention.
+async fn attempt_log(store: &impl WebhookStore) {
+    assert_eq!(
+        store.prune_attempts(1_000).await.unwrap(),
+        0,
+        "an empty log"
+    );
+    // recorded in time order, in several batches; every third fails, every fifth is another event
+    for batch in (0..100i64).collect::<Vec<_>>().chunks(7) {
+        let records = batch
+            .iter()
+            .map(|i| {
+                let event = if i % 5 == 0 {
+                    "msg.notify"
+                } else {
+                    "message.sent"
+                };
+                attempt("ep", 1_000 + i * 10, i % 3 != 0, event)
+            })
+            .collect();
+        store.record_attempts(records).await.unwrap();
+    }
+    let query = |q: AttemptQuery| async move { store.attempts(q).await.unwrap() };
+    let all = query(AttemptQuery {
+        endpoint_id: "ep".into(),
+        limit: 1000,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(all.len(), 100);
+    assert!(all.windows(2).all(|w| w[0].0 > w[1].0), "newest first");
+    assert!(
+        all.iter().all(|(_, a)| a.request.is_empty()),
+        "lists leave the request out"
+    );
+    let failed = query(AttemptQuery {
+        endpoint_id: "ep".into(),
+        success: Some(false),
+        limit: 1000,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(failed.len(), 34);
+    let notify = query(AttemptQuery {
+        endpoint_id: "ep".into(),
+        event: Some("msg.notify".into()),
+        limit: 1000,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(notify.len(), 20);
+    // pages by id, both ways
+    let (newest, _) = all[0];
+    let page = query(AttemptQuery {
+        endpoint_id: "ep".into(),
+        before_id: Some(newest),
+        limit: 3,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(
+        page.iter().map(|r| r.0).collect::<Vec<_>>(),
+        [all[1].0, all[2].0, all[3].0]
+    );
+    let after = query(AttemptQuery {
+        endpoint_id: "ep".into(),
+        after_id: Some(all[2].0),
+        limit: 10,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(
+        after.iter().map(|r| r.0).collect::<Vec<_>>(),
+        [all[0].0, all[1].0]
+    );
+    let one = store.attempt("ep", newest).await.unwrap().unwrap();
+    assert_eq!((one.at_ms, one.request.as_str()), (1_990, r#"{"n":1990}"#));
+    assert!(store.attempt("other", newest).await.unwrap().is_none());
+    // retention removes exactly the attempts started before the cutoff
+    for (cutoff, removed, left) in [
+        (1_000, 0, 100),
+        (1_255, 26, 74),
+        (1_255, 0, 74),
+        (9_999, 74, 0),
+    ] {
+        assert_eq!(
+            store.prune_attempts(cutoff).await.unwrap(),
+            removed,
+            "cutoff {cutoff}"
+        );
+        let kept = query(AttemptQuery {
+            endpoint_id: "ep".into(),
+            limit: 1000,
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(kept.len(), left, "cutoff {cutoff}");
+        assert!(kept.iter().all(|(_, a)| a.at_ms >= cutoff.min(1_990)));
+    }
+}
+
 #[tokio::test]
-async fn users_in_sqlite() {
+async fn every_behaviour_in_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(SqliteOptions::new(dir.path())).unwrap();
     users(&store).await;
+    webhook_state(&store).await;
+    attempt_log(&store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn users_in_postgres() {
+async fn every_behaviour_in_postgres() {
     let pg = Postgres::start().unwrap();
     let store = PgStore::connect(&pg.database("users").unwrap(), 4)
         .await
         .unwrap();
     users(&store).await;
+    webhook_state(&store).await;
+    attempt_log(&store).await;
 }

@@ -1,12 +1,13 @@
 //! The PostgreSQL store (`storage.backend = "postgres"`, issue 13), for several chathook nodes sharing
 //! one database. It is being built trait by trait; so far: the connection pool, the versioned
 //! migrations (safe when several nodes start at once), the node's group-committing writer (`writer`),
-//! the event log (`event_log`) and `UserStore` (`users`). The embedded SQLite store stays the default
-//! for one node.
+//! the event log (`event_log`), `UserStore` (`users`) and `WebhookStore` (`webhook`). The embedded
+//! SQLite store stays the default for one node.
 
 mod event_log;
 mod schema;
 mod users;
+mod webhook;
 mod writer;
 
 use std::sync::Arc;
@@ -104,6 +105,32 @@ impl PgStore {
             .await
             .map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
+    }
+
+    /// Like [`PgStore::write`], for work that also answers a value (read once the commit is done).
+    async fn write_with<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'t> FnOnce(
+                &'t tokio_postgres::Transaction<'t>,
+            ) -> futures_util::future::BoxFuture<
+                't,
+                Result<(T, Vec<chathook_events::Event>), StoreError>,
+            > + Send
+            + 'static,
+    {
+        let (value, answer) = tokio::sync::oneshot::channel();
+        self.write(move |tx| {
+            Box::pin(async move {
+                let (v, events) = work(tx).await?;
+                let _ = value.send(v);
+                Ok(events)
+            })
+        })
+        .await?;
+        answer
+            .await
+            .map_err(|_| StoreError::Storage("the write gave no answer".into()))
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {

@@ -34,6 +34,27 @@ const STEPS: &[(i32, &str, &str)] = &[
          CREATE TABLE consumers (
              name TEXT PRIMARY KEY, position BIGINT NOT NULL, holds BOOLEAN NOT NULL DEFAULT TRUE);",
     ),
+    (
+        3,
+        "webhooks: endpoint documents and health, settings, pending deliveries, the attempt log",
+        "CREATE TABLE webhook_endpoints (id TEXT PRIMARY KEY, document TEXT NOT NULL);
+         CREATE TABLE webhook_endpoint_health (id TEXT PRIMARY KEY, document TEXT NOT NULL);
+         CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+         CREATE TABLE webhook_pending (
+             delivery_id TEXT NOT NULL, endpoint_id TEXT NOT NULL, event TEXT NOT NULL,
+             query TEXT NOT NULL, body BYTEA NOT NULL, attempts INTEGER NOT NULL,
+             next_at_ms BIGINT NOT NULL, event_at_ms BIGINT NOT NULL, last_error TEXT NOT NULL,
+             dead BOOLEAN NOT NULL, dead_at_ms BIGINT NOT NULL,
+             PRIMARY KEY (endpoint_id, delivery_id));
+         CREATE INDEX webhook_pending_due ON webhook_pending(endpoint_id, dead, next_at_ms);
+         CREATE TABLE webhook_attempts (
+             id BIGSERIAL PRIMARY KEY, endpoint_id TEXT NOT NULL, delivery_id TEXT NOT NULL,
+             event TEXT NOT NULL, at_ms BIGINT NOT NULL, success BOOLEAN NOT NULL, status INTEGER,
+             latency_ms BIGINT NOT NULL, error TEXT NOT NULL, response TEXT NOT NULL,
+             request TEXT NOT NULL DEFAULT '');
+         CREATE INDEX webhook_attempts_endpoint ON webhook_attempts(endpoint_id, id);
+         CREATE INDEX webhook_attempts_at ON webhook_attempts(at_ms);",
+    ),
 ];
 
 /// The version the last step brings the schema to.
