@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 
 use chathook_events::{Event, EventLog, ProfileChange, StartAt};
 use chathook_store::{
-    AttemptQuery, AttemptRecord, PendingDelivery, PgStore, Profile, SqliteOptions, SqliteStore,
-    TokenRecord, UserStore, WebhookStore,
+    AttemptQuery, AttemptRecord, ChannelDiff, ChannelFlags, ChannelRecord, ChannelStore,
+    ListChange, PendingDelivery, PgStore, Profile, SqliteOptions, SqliteStore, SubscriberChange,
+    TokenRecord, UidList, UserStore, WebhookStore,
 };
 use chathook_testkit::Postgres;
 
@@ -344,11 +345,195 @@ async fn attempt_log(store: &impl WebhookStore) {
     }
 }
 
+fn uids(list: &[&str]) -> Vec<String> {
+    list.iter().map(|u| u.to_string()).collect()
+}
+
+/// A group's life: created with subscribers, changed (in insertion order), reset, its lists, live
+/// groups, deleted (kept as disbanded) and set up again; each write's events in its commit.
+async fn channels(store: &(impl ChannelStore + EventLog)) {
+    let group = |live: bool, disband: bool| ChannelFlags {
+        live,
+        disband,
+        ..ChannelFlags::new("g1", 2)
+    };
+    let add = |list: &[&str], reset: bool| SubscriberChange::Add {
+        uids: uids(list),
+        reset,
+    };
+    // each write's events name what it did
+    let note = || -> chathook_store::EventsFor<ChannelDiff> {
+        Box::new(|d: &ChannelDiff| {
+            vec![Event::GroupMemberAdded(chathook_events::GroupChange {
+                channel_id: d.channel.flags.channel_id.clone(),
+                uids: d.added.clone(),
+            })]
+        })
+    };
+    assert_eq!(store.channel("g1", 2).await.unwrap(), None);
+    let head = store.head();
+    let diff = store
+        .upsert_channel(group(false, false), add(&["a", "b"], false), note())
+        .await
+        .unwrap();
+    assert!(diff.created && !diff.dismissed);
+    assert_eq!(
+        (diff.added.clone(), diff.removed.clone()),
+        (uids(&["a", "b"]), vec![])
+    );
+    assert_eq!(store.head(), head + 1, "the event is in the same commit");
+    let diff = store
+        .upsert_channel(group(false, false), add(&["b", "c"], false), note())
+        .await
+        .unwrap();
+    assert!(!diff.created);
+    assert_eq!(diff.added, uids(&["c"]));
+    assert_eq!(
+        diff.channel.subscribers,
+        uids(&["a", "b", "c"]),
+        "insertion order"
+    );
+    let diff = store
+        .upsert_channel(group(true, false), add(&["c", "d"], true), note())
+        .await
+        .unwrap();
+    assert_eq!(
+        (diff.added, diff.removed),
+        (uids(&["d"]), uids(&["a", "b"]))
+    );
+    assert_eq!(diff.channel.subscribers, uids(&["c", "d"]));
+    assert!(diff.channel.flags.live);
+    // subscribers of a missing channel: nothing
+    assert!(store
+        .change_subscribers("nope", 2, add(&["x"], false), note())
+        .await
+        .unwrap()
+        .is_none());
+    let diff = store
+        .change_subscribers(
+            "g1",
+            2,
+            SubscriberChange::Remove {
+                uids: uids(&["c", "x"]),
+            },
+            note(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((diff.added, diff.removed), (vec![], uids(&["c"])));
+    // lists
+    store
+        .change_list(
+            "g1",
+            2,
+            UidList::Blacklist,
+            ListChange::Add(uids(&["x", "y"])),
+            false,
+        )
+        .await
+        .unwrap();
+    store
+        .change_list(
+            "g1",
+            2,
+            UidList::Blacklist,
+            ListChange::Remove(uids(&["x"])),
+            false,
+        )
+        .await
+        .unwrap();
+    let ch = store
+        .change_list(
+            "g1",
+            2,
+            UidList::Whitelist,
+            ListChange::Set(uids(&["w2", "w1"])),
+            false,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (ch.blacklist, ch.whitelist),
+        (uids(&["y"]), uids(&["w2", "w1"]))
+    );
+    assert_eq!(
+        store
+            .change_list(
+                "alice",
+                1,
+                UidList::Blacklist,
+                ListChange::Add(uids(&["bob"])),
+                false
+            )
+            .await
+            .unwrap(),
+        None
+    );
+    let own = store
+        .change_list(
+            "alice",
+            1,
+            UidList::Blacklist,
+            ListChange::Add(uids(&["bob"])),
+            true,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        own.flags,
+        ChannelFlags::new("alice", 1),
+        "created with every flag off"
+    );
+    assert_eq!(own.blacklist, uids(&["bob"]));
+    // live groups
+    let live: Vec<ChannelRecord> = store.live_channels().await.unwrap();
+    assert_eq!(live.len(), 1);
+    assert_eq!(live[0].subscribers, uids(&["d"]));
+    // deleted: members and lists go, the channel stays as disbanded
+    let head = store.head();
+    let gone = store
+        .delete_channel(
+            "g1",
+            2,
+            Box::new(|c: &ChannelRecord| {
+                vec![Event::GroupDismissed(chathook_events::GroupRef {
+                    channel_id: c.flags.channel_id.clone(),
+                })]
+            }),
+        )
+        .await
+        .unwrap();
+    assert!(gone);
+    assert_eq!(store.head(), head + 1);
+    let kept = store.channel("g1", 2).await.unwrap().unwrap();
+    assert!(kept.flags.disband);
+    assert!(kept.subscribers.is_empty() && kept.blacklist.is_empty() && kept.whitelist.is_empty());
+    assert!(!store
+        .delete_channel("nope", 2, Box::new(|_: &ChannelRecord| Vec::new()))
+        .await
+        .unwrap());
+    // set up again: created anew; disbanding through an upsert says so
+    let again = store
+        .upsert_channel(group(false, false), add(&["e"], false), note())
+        .await
+        .unwrap();
+    assert!(again.created);
+    let dismissed = store
+        .upsert_channel(group(false, true), add(&[], false), note())
+        .await
+        .unwrap();
+    assert!(dismissed.dismissed && !dismissed.created);
+}
+
 #[tokio::test]
 async fn every_behaviour_in_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(SqliteOptions::new(dir.path())).unwrap();
     users(&store).await;
+    channels(&store).await;
     webhook_state(&store).await;
     attempt_log(&store).await;
 }
@@ -360,6 +545,7 @@ async fn every_behaviour_in_postgres() {
         .await
         .unwrap();
     users(&store).await;
+    channels(&store).await;
     webhook_state(&store).await;
     attempt_log(&store).await;
 }

@@ -1,9 +1,10 @@
 //! The PostgreSQL store (`storage.backend = "postgres"`, issue 13), for several chathook nodes sharing
 //! one database. It is being built trait by trait; so far: the connection pool, the versioned
 //! migrations (safe when several nodes start at once), the node's group-committing writer (`writer`),
-//! the event log (`event_log`), `UserStore` (`users`) and `WebhookStore` (`webhook`). The embedded
-//! SQLite store stays the default for one node.
+//! the event log (`event_log`), `UserStore` (`users`), `ChannelStore` (`channels`) and `WebhookStore`
+//! (`webhook`). The embedded SQLite store stays the default for one node.
 
+mod channels;
 mod event_log;
 mod schema;
 mod users;

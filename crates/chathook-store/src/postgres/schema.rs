@@ -55,6 +55,24 @@ const STEPS: &[(i32, &str, &str)] = &[
          CREATE INDEX webhook_attempts_endpoint ON webhook_attempts(endpoint_id, id);
          CREATE INDEX webhook_attempts_at ON webhook_attempts(at_ms);",
     ),
+    (
+        4,
+        "channels: flags, subscribers, blacklists and whitelists (lists keep their insertion order)",
+        "CREATE TABLE channels (
+             channel_id TEXT NOT NULL, channel_type SMALLINT NOT NULL, large BOOLEAN NOT NULL,
+             ban BOOLEAN NOT NULL, disband BOOLEAN NOT NULL, live BOOLEAN NOT NULL,
+             PRIMARY KEY (channel_id, channel_type));
+         CREATE INDEX channels_live ON channels(live) WHERE live;
+         CREATE TABLE subscribers (
+             channel_id TEXT NOT NULL, channel_type SMALLINT NOT NULL, uid TEXT NOT NULL,
+             seq BIGSERIAL, PRIMARY KEY (channel_id, channel_type, uid));
+         CREATE TABLE blacklist (
+             channel_id TEXT NOT NULL, channel_type SMALLINT NOT NULL, uid TEXT NOT NULL,
+             seq BIGSERIAL, PRIMARY KEY (channel_id, channel_type, uid));
+         CREATE TABLE whitelist (
+             channel_id TEXT NOT NULL, channel_type SMALLINT NOT NULL, uid TEXT NOT NULL,
+             seq BIGSERIAL, PRIMARY KEY (channel_id, channel_type, uid));",
+    ),
 ];
 
 /// The version the last step brings the schema to.
