@@ -7,6 +7,7 @@
 //! write itself, so nothing is acknowledged before its event is durable. This crate never interprets
 //! events and never talks to the network.
 
+mod header;
 pub mod postgres;
 mod snowflake;
 mod sqlite;

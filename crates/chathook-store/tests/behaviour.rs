@@ -4,11 +4,14 @@
 
 use std::collections::BTreeMap;
 
-use chathook_events::{Event, EventLog, ProfileChange, StartAt};
+use std::sync::Arc;
+
+use chathook_events::{Event, EventLog, Message, MessageHeader, ProfileChange, StartAt};
 use chathook_store::{
-    AttemptQuery, AttemptRecord, ChannelDiff, ChannelFlags, ChannelRecord, ChannelStore,
-    ListChange, PendingDelivery, PgStore, Profile, SqliteOptions, SqliteStore, SubscriberChange,
-    TokenRecord, UidList, UserStore, WebhookStore,
+    AppendOutcome, AttemptQuery, AttemptRecord, ChannelDiff, ChannelFlags, ChannelRecord,
+    ChannelStore, CmdQueueStore, ListChange, MessageLookup, MessageStore, NewMessage,
+    PendingDelivery, PgStore, Profile, PullMode, SqliteOptions, SqliteStore, SubscriberChange,
+    SyncQuery, TokenRecord, UidList, UserStore, WebhookStore,
 };
 use chathook_testkit::Postgres;
 
@@ -528,24 +531,251 @@ async fn channels(store: &(impl ChannelStore + EventLog)) {
     assert!(dismissed.dismissed && !dismissed.created);
 }
 
+fn new_message(channel: &str, from: &str, client_msg_no: &str) -> NewMessage {
+    NewMessage {
+        channel_key: channel.into(),
+        channel_id: channel.into(),
+        channel_type: 2,
+        client_msg_no: client_msg_no.into(),
+        from_uid: from.into(),
+        header: MessageHeader::default(),
+        setting: 0,
+        expire: 0,
+        payload: format!("{{\"n\":\"{client_msg_no}\"}}").into_bytes(),
+        cmd_recipients: Vec::new(),
+    }
+}
+
+fn sent(m: &Message) -> Vec<Event> {
+    vec![Event::MessageSent(m.clone())]
+}
+
+fn stored(outcome: AppendOutcome) -> Message {
+    match outcome {
+        AppendOutcome::Stored(m) => m,
+        other => panic!("not stored: {other:?}"),
+    }
+}
+
+/// History: concurrent senders get gap-free seqs and increasing ids, each message with its event in
+/// the same commit; duplicates write nothing; pages both ways; lookups; CMD queues.
+async fn messages<S>(store: Arc<S>)
+where
+    S: MessageStore + CmdQueueStore + EventLog + 'static,
+{
+    let head = store.head();
+    let tasks: Vec<_> = (0..100)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let m = store
+                    .append_message(
+                        new_message("g", "u", &format!("c{i}")),
+                        3600,
+                        Box::new(sent),
+                    )
+                    .await
+                    .unwrap();
+                let m = stored(m);
+                (m.message_seq, m.message_id)
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for t in tasks {
+        results.push(t.await.unwrap());
+    }
+    results.sort();
+    assert_eq!(
+        results.iter().map(|r| r.0).collect::<Vec<_>>(),
+        (1..=100).collect::<Vec<u64>>()
+    );
+    assert!(
+        results.windows(2).all(|w| w[0].1 < w[1].1),
+        "ids increase with seqs"
+    );
+    assert_eq!(store.head(), head + 100, "one event per message");
+    assert_eq!(store.last_seq("g", 2).await.unwrap(), 100);
+    assert_eq!(store.last_seq("other", 2).await.unwrap(), 0);
+
+    // a duplicate answers the first message and writes nothing
+    let first = stored(
+        store
+            .append_message(new_message("g", "u", "same"), 3600, Box::new(sent))
+            .await
+            .unwrap(),
+    );
+    let head = store.head();
+    let again = store
+        .append_message(new_message("g", "u", "same"), 3600, Box::new(sent))
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        AppendOutcome::Duplicate {
+            message_id: first.message_id,
+            message_seq: first.message_seq,
+            client_msg_no: "same".into()
+        }
+    );
+    assert_eq!(store.head(), head);
+    // no_persist: delivered (an id, its event) but no seq and not in history
+    let transient = stored(
+        store
+            .append_message(
+                NewMessage {
+                    header: MessageHeader {
+                        no_persist: true,
+                        ..Default::default()
+                    },
+                    ..new_message("g", "u", "t1")
+                },
+                3600,
+                Box::new(sent),
+            )
+            .await
+            .unwrap(),
+    );
+    assert_eq!(transient.message_seq, 0);
+    assert_eq!(store.last_seq("g", 2).await.unwrap(), 101);
+
+    // pages: down from the newest, up from a seq, with `more`
+    let page = |start, end, limit, pull_mode| SyncQuery {
+        channel_key: "g".into(),
+        channel_type: 2,
+        start_seq: start,
+        end_seq: end,
+        limit,
+        pull_mode,
+        now: 0,
+    };
+    let down = store.sync(page(0, 0, 3, PullMode::Down)).await.unwrap();
+    assert_eq!(
+        down.messages
+            .iter()
+            .map(|m| m.message_seq)
+            .collect::<Vec<_>>(),
+        [99, 100, 101]
+    );
+    assert!(down.more);
+    let up = store.sync(page(98, 0, 10, PullMode::Up)).await.unwrap();
+    assert_eq!(
+        up.messages
+            .iter()
+            .map(|m| m.message_seq)
+            .collect::<Vec<_>>(),
+        [98, 99, 100, 101]
+    );
+    assert!(!up.more);
+    assert_eq!(up.messages[3].payload, br#"{"n":"same"}"#);
+    // lookups by seq, id and client_msg_no, each found once
+    let found = store
+        .find_messages(MessageLookup {
+            channel_key: "g".into(),
+            channel_type: 2,
+            seqs: vec![5, 999],
+            message_ids: vec![first.message_id],
+            client_msg_nos: vec!["c7".into(), "same".into()],
+        })
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 3);
+    assert_eq!(found[0].message_seq, 5);
+    assert_eq!(found[1].client_msg_no, "same");
+    assert_eq!(found[2].client_msg_no, "c7");
+    let reserved = store.reserve_message_id().await.unwrap();
+    assert!(reserved > first.message_id && reserved > transient.message_id);
+
+    // CMD messages: no seq, a queue per recipient, positions that pages and acks follow
+    let cmd = |n: &str| NewMessage {
+        header: MessageHeader {
+            sync_once: true,
+            ..Default::default()
+        },
+        cmd_recipients: vec!["bob".into(), "carol".into()],
+        ..new_message("g", "alice", n)
+    };
+    for n in ["k1", "k2"] {
+        let m = stored(
+            store
+                .append_message(cmd(n), 3600, Box::new(sent))
+                .await
+                .unwrap(),
+        );
+        assert_eq!(
+            m.message_seq, 0,
+            "a CMD message takes no seq in channel history"
+        );
+    }
+    assert_eq!(store.last_seq("g", 2).await.unwrap(), 101);
+    let bob = store.cmd_messages("bob", 0, 10, 0).await.unwrap();
+    assert_eq!(bob.len(), 2);
+    assert_eq!(bob[0].client_msg_no, "k1");
+    assert!(bob[0].header.sync_once && bob[0].message_seq < bob[1].message_seq);
+    assert!(store
+        .cmd_messages("alice", 0, 10, 0)
+        .await
+        .unwrap()
+        .is_empty());
+    let rest = store
+        .cmd_messages("bob", bob[0].message_seq, 10, 0)
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(
+        store
+            .ack_cmd_messages("bob", bob[0].message_seq)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .ack_cmd_messages("bob", bob[1].message_seq)
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(store
+        .cmd_messages("bob", 0, 10, 0)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store.cmd_messages("carol", 0, 10, 0).await.unwrap().len(),
+        2
+    );
+    store
+        .append_message(cmd("k3"), 3600, Box::new(sent))
+        .await
+        .unwrap();
+    let bob_again = store.cmd_messages("bob", 0, 10, 0).await.unwrap();
+    assert!(
+        bob_again[0].message_seq > bob[1].message_seq,
+        "positions are never reused"
+    );
+}
+
 #[tokio::test]
 async fn every_behaviour_in_sqlite() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(SqliteOptions::new(dir.path())).unwrap();
-    users(&store).await;
-    channels(&store).await;
-    webhook_state(&store).await;
-    attempt_log(&store).await;
+    let store = Arc::new(SqliteStore::open(SqliteOptions::new(dir.path())).unwrap());
+    users(&*store).await;
+    channels(&*store).await;
+    webhook_state(&*store).await;
+    attempt_log(&*store).await;
+    messages(store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_behaviour_in_postgres() {
     let pg = Postgres::start().unwrap();
-    let store = PgStore::connect(&pg.database("users").unwrap(), 4)
+    let store = PgStore::connect(&pg.database("users").unwrap(), 4, 1)
         .await
         .unwrap();
     users(&store).await;
     channels(&store).await;
     webhook_state(&store).await;
     attempt_log(&store).await;
+    messages(Arc::new(store)).await;
 }

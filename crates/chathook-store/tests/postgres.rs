@@ -15,7 +15,7 @@ async fn nodes_starting_together_migrate_the_schema_once() {
     let starts: Vec<_> = (0..4)
         .map(|_| {
             let url = url.clone();
-            tokio::spawn(async move { PgStore::connect(&url, 2).await })
+            tokio::spawn(async move { PgStore::connect(&url, 2, 1).await })
         })
         .collect();
     let mut stores = Vec::new();
@@ -34,7 +34,7 @@ async fn nodes_starting_together_migrate_the_schema_once() {
         count(&client).await,
         (LATEST_VERSION as i64, LATEST_VERSION as i64)
     );
-    PgStore::connect(&url, 1).await.unwrap();
+    PgStore::connect(&url, 1, 1).await.unwrap();
     assert_eq!(
         count(&client).await,
         (LATEST_VERSION as i64, LATEST_VERSION as i64)
@@ -69,13 +69,13 @@ async fn count(client: &tokio_postgres::Client) -> (i64, i64) {
 
 #[tokio::test]
 async fn a_bad_url_or_an_absent_server_is_a_clear_error() {
-    let e = PgStore::connect("postgres://[not a url", 1)
+    let e = PgStore::connect("postgres://[not a url", 1, 1)
         .await
         .err()
         .unwrap();
     assert!(e.to_string().contains("bad PostgreSQL URL"), "{e}");
     // nothing listens on port 9 of loopback
-    let e = PgStore::connect("host=127.0.0.1 port=9 user=postgres", 1)
+    let e = PgStore::connect("host=127.0.0.1 port=9 user=postgres", 1, 1)
         .await
         .err()
         .unwrap();
@@ -99,8 +99,8 @@ fn group_of(e: &LoggedEvent) -> String {
 async fn two_nodes_append_in_one_gap_free_order_and_each_wakes_for_the_other() {
     let pg = Postgres::start().unwrap();
     let url = pg.database("log").unwrap();
-    let a = PgStore::connect(&url, 4).await.unwrap();
-    let b = PgStore::connect(&url, 4).await.unwrap();
+    let a = PgStore::connect(&url, 4, 1).await.unwrap();
+    let b = PgStore::connect(&url, 4, 1).await.unwrap();
     assert_eq!((a.head(), b.head()), (0, 0));
     assert_eq!(
         a.append(Vec::new()).await.unwrap(),
@@ -166,7 +166,7 @@ async fn two_nodes_append_in_one_gap_free_order_and_each_wakes_for_the_other() {
 async fn consumers_start_where_asked_ack_forward_only_and_hold_the_log() {
     let pg = Postgres::start().unwrap();
     let url = pg.database("consumers").unwrap();
-    let store = PgStore::connect(&url, 4).await.unwrap();
+    let store = PgStore::connect(&url, 4, 1).await.unwrap();
     store
         .append(vec![dismissed("a"), dismissed("b")])
         .await
@@ -212,4 +212,54 @@ async fn consumers_start_where_asked_ack_forward_only_and_hold_the_log() {
             "{e}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn senders_of_one_channel_on_two_nodes_get_gap_free_seqs_and_distinct_ids() {
+    use chathook_events::{Message, MessageHeader};
+    use chathook_store::{AppendOutcome, MessageStore, NewMessage};
+    let pg = Postgres::start().unwrap();
+    let url = pg.database("seqs").unwrap();
+    let a = PgStore::connect(&url, 4, 1).await.unwrap();
+    let b = PgStore::connect(&url, 4, 2).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..60 {
+        let node = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            let message = NewMessage {
+                channel_key: "g".into(),
+                channel_id: "g".into(),
+                channel_type: 2,
+                client_msg_no: format!("c{i}"),
+                from_uid: format!("u{i}"),
+                header: MessageHeader::default(),
+                setting: 0,
+                expire: 0,
+                payload: b"{}".to_vec(),
+                cmd_recipients: Vec::new(),
+            };
+            let sent = |m: &Message| vec![Event::MessageSent(m.clone())];
+            match node
+                .append_message(message, 3600, Box::new(sent))
+                .await
+                .unwrap()
+            {
+                AppendOutcome::Stored(m) => (m.message_seq, m.message_id),
+                other => panic!("{other:?}"),
+            }
+        }));
+    }
+    let mut results = Vec::new();
+    for t in tasks {
+        results.push(t.await.unwrap());
+    }
+    let mut seqs: Vec<u64> = results.iter().map(|r| r.0).collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=60).collect::<Vec<u64>>());
+    let mut ids: Vec<i64> = results.iter().map(|r| r.1).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 60, "the node id keeps ids apart");
+    // every message's event is in the shared log once
+    assert_eq!(a.read_after(0, 1000).await.unwrap().len(), 60);
 }

@@ -1,11 +1,14 @@
 //! The PostgreSQL store (`storage.backend = "postgres"`, issue 13), for several chathook nodes sharing
 //! one database. It is being built trait by trait; so far: the connection pool, the versioned
 //! migrations (safe when several nodes start at once), the node's group-committing writer (`writer`),
-//! the event log (`event_log`), `UserStore` (`users`), `ChannelStore` (`channels`) and `WebhookStore`
-//! (`webhook`). The embedded SQLite store stays the default for one node.
+//! the event log (`event_log`), `UserStore` (`users`), `ChannelStore` (`channels`), `MessageStore`
+//! (`messages`), `CmdQueueStore` (`cmd_queue`) and `WebhookStore` (`webhook`). The embedded SQLite
+//! store stays the default for one node.
 
 mod channels;
+mod cmd_queue;
 mod event_log;
+mod messages;
 mod schema;
 mod users;
 mod webhook;
@@ -30,6 +33,8 @@ pub struct PgStore {
     /// The newest committed event log position this node knows of (its own appends, and other nodes'
     /// through their notifications).
     head: Arc<watch::Sender<u64>>,
+    /// This node's message ids (its node id in every one).
+    ids: Arc<std::sync::Mutex<crate::Snowflake>>,
 }
 
 /// Writes waiting for the writer; beyond this, a write waits.
@@ -37,8 +42,12 @@ const WRITE_QUEUE: usize = 4096;
 
 impl PgStore {
     /// Connects with `url` (a libpq connection string or URI), keeping up to `max_connections`, and
-    /// brings the schema to the latest version.
-    pub async fn connect(url: &str, max_connections: usize) -> Result<PgStore, StoreError> {
+    /// brings the schema to the latest version. `node_id` goes into every message id this node makes.
+    pub async fn connect(
+        url: &str,
+        max_connections: usize,
+        node_id: u16,
+    ) -> Result<PgStore, StoreError> {
         let config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| StoreError::Storage(format!("bad PostgreSQL URL: {e}")))?;
@@ -69,7 +78,12 @@ impl PgStore {
         let (writes, queue) = mpsc::channel(WRITE_QUEUE);
         tokio::spawn(writer::run(pool.clone(), queue, head.clone()));
         tokio::spawn(event_log::listen(config_for_listen, head.clone()));
-        Ok(PgStore { pool, writes, head })
+        Ok(PgStore {
+            pool,
+            writes,
+            head,
+            ids: messages::ids(node_id),
+        })
     }
 
     /// The schema version the database is at.

@@ -73,6 +73,35 @@ const STEPS: &[(i32, &str, &str)] = &[
              channel_id TEXT NOT NULL, channel_type SMALLINT NOT NULL, uid TEXT NOT NULL,
              seq BIGSERIAL, PRIMARY KEY (channel_id, channel_type, uid));",
     ),
+    (
+        5,
+        "messages: history, each channel's last seq (locked by each append), client_msg_no claims, \
+         person channels, CMD queues",
+        "CREATE TABLE channel_seqs (
+             channel_key TEXT NOT NULL, channel_type SMALLINT NOT NULL, last_seq BIGINT NOT NULL,
+             PRIMARY KEY (channel_key, channel_type));
+         CREATE TABLE messages (
+             channel_key TEXT NOT NULL, channel_type SMALLINT NOT NULL, message_seq BIGINT NOT NULL,
+             message_id BIGINT NOT NULL, client_msg_no TEXT NOT NULL, from_uid TEXT NOT NULL,
+             channel_id TEXT NOT NULL, header SMALLINT NOT NULL, setting SMALLINT NOT NULL,
+             expire BIGINT NOT NULL, timestamp BIGINT NOT NULL, payload BYTEA NOT NULL,
+             PRIMARY KEY (channel_key, channel_type, message_seq));
+         CREATE INDEX messages_id ON messages(channel_key, channel_type, message_id);
+         CREATE INDEX messages_client_msg_no ON messages(channel_key, channel_type, client_msg_no);
+         CREATE TABLE client_msgs (
+             from_uid TEXT NOT NULL, client_msg_no TEXT NOT NULL, created_at BIGINT NOT NULL,
+             message_id BIGINT NOT NULL, message_seq BIGINT NOT NULL,
+             PRIMARY KEY (from_uid, client_msg_no));
+         CREATE TABLE person_channels (
+             uid TEXT NOT NULL, peer TEXT NOT NULL, channel_key TEXT NOT NULL,
+             PRIMARY KEY (uid, peer));
+         CREATE TABLE cmd_queue (
+             position BIGSERIAL PRIMARY KEY, uid TEXT NOT NULL, message_id BIGINT NOT NULL,
+             client_msg_no TEXT NOT NULL, from_uid TEXT NOT NULL, channel_id TEXT NOT NULL,
+             channel_type SMALLINT NOT NULL, header SMALLINT NOT NULL, setting SMALLINT NOT NULL,
+             expire BIGINT NOT NULL, timestamp BIGINT NOT NULL, payload BYTEA NOT NULL);
+         CREATE INDEX cmd_queue_uid ON cmd_queue(uid, position);",
+    ),
 ];
 
 /// The version the last step brings the schema to.

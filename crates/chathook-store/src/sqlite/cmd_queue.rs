@@ -6,8 +6,9 @@ use async_trait::async_trait;
 use chathook_events::Message;
 use rusqlite::{params, Connection};
 
-use super::messages::{header_bits, message_from_row};
+use super::messages::message_from_row;
 use super::SqliteStore;
+use crate::header::header_bits;
 use crate::{CmdQueueStore, StoreError};
 
 /// Appends `message` to each of `uids`' queues (inside the message's own commit).

@@ -1,11 +1,12 @@
 //! Channel history in the embedded store: appends (sequence numbers, de-duplication) and sync pages.
 
 use async_trait::async_trait;
-use chathook_events::{Message, MessageHeader};
+use chathook_events::Message;
 use rusqlite::{params, OptionalExtension};
 
 use super::writer::now_ms;
 use super::SqliteStore;
+use crate::header::{header_bits, header_from_bits};
 use crate::{
     AppendOutcome, EventsFor, MessageLookup, MessageStore, NewMessage, PullMode, StoreError,
     SyncPage, SyncQuery,
@@ -13,18 +14,6 @@ use crate::{
 
 /// WuKongIM's person channel type.
 const PERSON: u8 = 1;
-
-pub(super) fn header_bits(h: &MessageHeader) -> i64 {
-    i64::from(h.no_persist) | i64::from(h.red_dot) << 1 | i64::from(h.sync_once) << 2
-}
-
-fn header_from_bits(bits: i64) -> MessageHeader {
-    MessageHeader {
-        no_persist: bits & 1 != 0,
-        red_dot: bits & 2 != 0,
-        sync_once: bits & 4 != 0,
-    }
-}
 
 pub(super) fn message_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Message> {
     Ok(Message {

@@ -1,0 +1,84 @@
+//! Each user's CMD queue in PostgreSQL: the `sync_once` messages backends send, kept per recipient until
+//! the recipient's `/message/syncack`. A queue position is the row's id: increasing (not contiguous),
+//! never reused.
+
+use async_trait::async_trait;
+use chathook_events::Message;
+use tokio_postgres::GenericClient;
+
+use super::messages::message_from_row;
+use super::{pg_error, PgStore};
+use crate::header::header_bits;
+use crate::{CmdQueueStore, StoreError};
+
+/// Appends `message` to each of `uids`' queues (inside the message's own commit).
+pub(super) async fn enqueue(
+    c: &impl GenericClient,
+    message: &Message,
+    uids: &[String],
+) -> Result<(), StoreError> {
+    for uid in uids {
+        c.execute(
+            "INSERT INTO cmd_queue(uid, message_id, client_msg_no, from_uid, channel_id, channel_type,
+             header, setting, expire, timestamp, payload)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            &[
+                uid,
+                &message.message_id,
+                &message.client_msg_no,
+                &message.from_uid,
+                &message.channel_id,
+                &i16::from(message.channel_type),
+                &(header_bits(&message.header) as i16),
+                &i16::from(message.setting),
+                &i64::from(message.expire),
+                &message.timestamp,
+                &message.payload,
+            ],
+        )
+        .await
+        .map_err(pg_error)?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl CmdQueueStore for PgStore {
+    async fn cmd_messages(
+        &self,
+        uid: &str,
+        after: u64,
+        limit: usize,
+        now: i64,
+    ) -> Result<Vec<Message>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT position, message_id, client_msg_no, from_uid, channel_id, channel_type, header,
+                 setting, expire, timestamp, payload FROM cmd_queue
+                 WHERE uid = $1 AND position > $2 AND (expire = 0 OR timestamp + expire > $3)
+                 ORDER BY position LIMIT $4",
+                &[&uid, &(after as i64), &now, &(limit as i64)],
+            )
+            .await
+            .map_err(pg_error)?;
+        Ok(rows.iter().map(message_from_row).collect())
+    }
+
+    async fn ack_cmd_messages(&self, uid: &str, up_to: u64) -> Result<usize, StoreError> {
+        let uid = uid.to_string();
+        self.write_with(move |tx| {
+            Box::pin(async move {
+                let n = tx
+                    .execute(
+                        "DELETE FROM cmd_queue WHERE uid = $1 AND position <= $2",
+                        &[&uid, &(up_to as i64)],
+                    )
+                    .await
+                    .map_err(pg_error)?;
+                Ok((n as usize, Vec::new()))
+            })
+        })
+        .await
+    }
+}
