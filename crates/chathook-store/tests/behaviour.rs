@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use chathook_events::{Event, EventLog, Message, MessageHeader, ProfileChange, StartAt};
 use chathook_store::{
-    AppendOutcome, AttemptQuery, AttemptRecord, ChannelDiff, ChannelFlags, ChannelRecord,
-    ChannelStore, CmdQueueStore, ListChange, MessageLookup, MessageStore, NewMessage,
-    PendingDelivery, PgStore, Profile, PullMode, SqliteOptions, SqliteStore, SubscriberChange,
-    SyncQuery, TokenRecord, UidList, UserStore, WebhookStore,
+    person_channel_key, AppendOutcome, AttemptQuery, AttemptRecord, ChannelDiff, ChannelFlags,
+    ChannelRecord, ChannelStore, CmdQueueStore, ConversationStore, ListChange, MessageLookup,
+    MessageStore, NewMessage, PendingDelivery, PgStore, Profile, PullMode, SqliteOptions,
+    SqliteStore, SubscriberChange, SyncQuery, TokenRecord, UidList, UserStore, WebhookStore,
 };
 use chathook_testkit::Postgres;
 
@@ -756,6 +756,80 @@ where
     );
 }
 
+/// Conversation lists: the groups a user subscribes to and the person channels with history, each with
+/// its newest message and the user's positions (which only move forward).
+async fn conversations(store: &(impl ConversationStore + ChannelStore + MessageStore + EventLog)) {
+    store
+        .upsert_channel(
+            ChannelFlags::new("cg", 2),
+            SubscriberChange::Add {
+                uids: uids(&["alice", "bob"]),
+                reset: false,
+            },
+            Box::new(|_: &ChannelDiff| Vec::new()),
+        )
+        .await
+        .unwrap();
+    store
+        .append_message(new_message("cg", "bob", "m1"), 3600, Box::new(sent))
+        .await
+        .unwrap();
+    let key = person_channel_key("alice", "carol");
+    let to_carol = NewMessage {
+        channel_key: key.clone(),
+        channel_id: "carol".into(),
+        channel_type: 1,
+        ..new_message("", "alice", "p1")
+    };
+    store
+        .append_message(to_carol, 3600, Box::new(sent))
+        .await
+        .unwrap();
+    let mut alice = store.conversations("alice").await.unwrap();
+    alice.sort_by(|a, b| a.channel_key.cmp(&b.channel_key));
+    let group = alice.iter().find(|c| c.channel_key == "cg").unwrap();
+    assert_eq!(group.last.as_ref().unwrap().client_msg_no, "m1");
+    let person = alice.iter().find(|c| c.channel_key == key).unwrap();
+    assert_eq!(
+        (person.channel_id.as_str(), person.channel_type),
+        ("carol", 1)
+    );
+    let carol = store.conversations("carol").await.unwrap();
+    assert_eq!(carol.len(), 1);
+    assert_eq!(carol[0].channel_id, "alice");
+    assert!(store.conversations("nobody").await.unwrap().is_empty());
+    // positions move forward only
+    store
+        .mark_conversation("alice", "cg", 2, 1, 0)
+        .await
+        .unwrap();
+    store
+        .mark_conversation("alice", "cg", 2, 0, 1)
+        .await
+        .unwrap();
+    let group = store
+        .conversations("alice")
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.channel_key == "cg")
+        .unwrap();
+    assert_eq!((group.read_seq, group.deleted_seq), (1, 1));
+    // the newest seq a user sent, after a position
+    assert_eq!(
+        store.own_last_seq(&key, 1, "alice", 0, 100).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        store.own_last_seq(&key, 1, "alice", 1, 100).await.unwrap(),
+        0
+    );
+    assert_eq!(
+        store.own_last_seq(&key, 1, "carol", 0, 100).await.unwrap(),
+        0
+    );
+}
+
 #[tokio::test]
 async fn every_behaviour_in_sqlite() {
     let dir = tempfile::tempdir().unwrap();
@@ -764,6 +838,7 @@ async fn every_behaviour_in_sqlite() {
     channels(&*store).await;
     webhook_state(&*store).await;
     attempt_log(&*store).await;
+    conversations(&*store).await;
     messages(store).await;
 }
 
@@ -777,5 +852,6 @@ async fn every_behaviour_in_postgres() {
     channels(&store).await;
     webhook_state(&store).await;
     attempt_log(&store).await;
+    conversations(&store).await;
     messages(Arc::new(store)).await;
 }

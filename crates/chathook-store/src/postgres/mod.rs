@@ -2,11 +2,12 @@
 //! one database. It is being built trait by trait; so far: the connection pool, the versioned
 //! migrations (safe when several nodes start at once), the node's group-committing writer (`writer`),
 //! the event log (`event_log`), `UserStore` (`users`), `ChannelStore` (`channels`), `MessageStore`
-//! (`messages`), `CmdQueueStore` (`cmd_queue`) and `WebhookStore` (`webhook`). The embedded SQLite
-//! store stays the default for one node.
+//! (`messages`), `CmdQueueStore` (`cmd_queue`), `ConversationStore` (`conversations`) and `WebhookStore`
+//! (`webhook`). The embedded SQLite store stays the default for one node.
 
 mod channels;
 mod cmd_queue;
+mod conversations;
 mod event_log;
 mod messages;
 mod schema;

@@ -102,6 +102,15 @@ const STEPS: &[(i32, &str, &str)] = &[
              expire BIGINT NOT NULL, timestamp BIGINT NOT NULL, payload BYTEA NOT NULL);
          CREATE INDEX cmd_queue_uid ON cmd_queue(uid, position);",
     ),
+    (
+        6,
+        "conversations: each user's read and delete positions per channel",
+        "CREATE TABLE conversation_state (
+             uid TEXT NOT NULL, channel_key TEXT NOT NULL, channel_type SMALLINT NOT NULL,
+             read_seq BIGINT NOT NULL, deleted_seq BIGINT NOT NULL,
+             PRIMARY KEY (uid, channel_key, channel_type));
+         CREATE INDEX subscribers_uid ON subscribers(uid);",
+    ),
 ];
 
 /// The version the last step brings the schema to.
