@@ -9,9 +9,10 @@ use std::sync::Arc;
 use chathook_events::{Event, EventLog, Message, MessageHeader, ProfileChange, StartAt};
 use chathook_store::{
     person_channel_key, AppendOutcome, AttemptQuery, AttemptRecord, ChannelDiff, ChannelFlags,
-    ChannelRecord, ChannelStore, CmdQueueStore, ConversationStore, ListChange, MessageLookup,
-    MessageStore, NewMessage, PendingDelivery, PgStore, Profile, PullMode, SqliteOptions,
-    SqliteStore, SubscriberChange, SyncQuery, TokenRecord, UidList, UserStore, WebhookStore,
+    ChannelRecord, ChannelStore, CmdQueueStore, ConnRecord, ConversationStore, ListChange,
+    MessageLookup, MessageStore, NewMessage, PendingDelivery, PgStore, PresenceStore, Profile,
+    PullMode, SqliteOptions, SqliteStore, SubscriberChange, SyncQuery, TokenRecord, UidList,
+    UserStore, WebhookStore,
 };
 use chathook_testkit::Postgres;
 
@@ -830,6 +831,56 @@ async fn conversations(store: &(impl ConversationStore + ChannelStore + MessageS
     );
 }
 
+fn conn(conn_id: u64, uid: &str) -> ConnRecord {
+    ConnRecord {
+        conn_id,
+        uid: uid.into(),
+        device_flag: 0,
+        connected_at_ms: 1_700_000_000_000,
+    }
+}
+
+/// Connections recorded as online, each change with its event; after a crash the ones still recorded
+/// are taken back once, with the events made from them.
+async fn presence(store: &(impl PresenceStore + EventLog)) {
+    let marker = |g: &str| {
+        vec![Event::GroupDismissed(chathook_events::GroupRef {
+            channel_id: g.into(),
+        })]
+    };
+    let head = store.head();
+    store
+        .record_online(conn(1, "alice"), marker("on-1"))
+        .await
+        .unwrap();
+    store
+        .record_online(conn(2, "bob"), marker("on-2"))
+        .await
+        .unwrap();
+    store.record_offline(1, marker("off-1")).await.unwrap();
+    assert_eq!(store.head(), head + 3);
+    let recovered = store
+        .recover_connections(Box::new(|conns: &Vec<ConnRecord>| {
+            conns
+                .iter()
+                .map(|c| {
+                    Event::GroupDismissed(chathook_events::GroupRef {
+                        channel_id: c.uid.clone(),
+                    })
+                })
+                .collect()
+        }))
+        .await
+        .unwrap();
+    assert_eq!(recovered, [conn(2, "bob")]);
+    assert_eq!(store.head(), head + 4);
+    let again = store
+        .recover_connections(Box::new(|_: &Vec<ConnRecord>| Vec::new()))
+        .await
+        .unwrap();
+    assert!(again.is_empty());
+}
+
 #[tokio::test]
 async fn every_behaviour_in_sqlite() {
     let dir = tempfile::tempdir().unwrap();
@@ -839,6 +890,7 @@ async fn every_behaviour_in_sqlite() {
     webhook_state(&*store).await;
     attempt_log(&*store).await;
     conversations(&*store).await;
+    presence(&*store).await;
     messages(store).await;
 }
 
@@ -853,5 +905,6 @@ async fn every_behaviour_in_postgres() {
     webhook_state(&store).await;
     attempt_log(&store).await;
     conversations(&store).await;
+    presence(&store).await;
     messages(Arc::new(store)).await;
 }

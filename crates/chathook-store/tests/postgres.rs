@@ -263,3 +263,30 @@ async fn senders_of_one_channel_on_two_nodes_get_gap_free_seqs_and_distinct_ids(
     // every message's event is in the shared log once
     assert_eq!(a.read_after(0, 1000).await.unwrap().len(), 60);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_recovers_only_its_own_connections() {
+    use chathook_store::{ConnRecord, PresenceStore};
+    let pg = Postgres::start().unwrap();
+    let url = pg.database("presence").unwrap();
+    let a = PgStore::connect(&url, 2, 1).await.unwrap();
+    let b = PgStore::connect(&url, 2, 2).await.unwrap();
+    let conn = |conn_id, uid: &str| ConnRecord {
+        conn_id,
+        uid: uid.into(),
+        device_flag: 0,
+        connected_at_ms: 0,
+    };
+    // both nodes number their connections from 1
+    a.record_online(conn(1, "alice"), Vec::new()).await.unwrap();
+    b.record_online(conn(1, "bob"), Vec::new()).await.unwrap();
+    let none = |_: &Vec<ConnRecord>| Vec::new();
+    assert_eq!(
+        b.recover_connections(Box::new(none)).await.unwrap(),
+        [conn(1, "bob")]
+    );
+    assert_eq!(
+        a.recover_connections(Box::new(none)).await.unwrap(),
+        [conn(1, "alice")]
+    );
+}

@@ -2,14 +2,16 @@
 //! one database. It is being built trait by trait; so far: the connection pool, the versioned
 //! migrations (safe when several nodes start at once), the node's group-committing writer (`writer`),
 //! the event log (`event_log`), `UserStore` (`users`), `ChannelStore` (`channels`), `MessageStore`
-//! (`messages`), `CmdQueueStore` (`cmd_queue`), `ConversationStore` (`conversations`) and `WebhookStore`
-//! (`webhook`). The embedded SQLite store stays the default for one node.
+//! (`messages`), `CmdQueueStore` (`cmd_queue`), `ConversationStore` (`conversations`), `PresenceStore`
+//! (`presence`, by node) and `WebhookStore` (`webhook`): every storage trait. The embedded SQLite store
+//! stays the default for one node.
 
 mod channels;
 mod cmd_queue;
 mod conversations;
 mod event_log;
 mod messages;
+mod presence;
 mod schema;
 mod users;
 mod webhook;
@@ -36,6 +38,8 @@ pub struct PgStore {
     head: Arc<watch::Sender<u64>>,
     /// This node's message ids (its node id in every one).
     ids: Arc<std::sync::Mutex<crate::Snowflake>>,
+    /// This node's id: its connections are recorded under it.
+    node_id: u16,
 }
 
 /// Writes waiting for the writer; beyond this, a write waits.
@@ -84,6 +88,7 @@ impl PgStore {
             writes,
             head,
             ids: messages::ids(node_id),
+            node_id,
         })
     }
 

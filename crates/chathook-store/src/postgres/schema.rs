@@ -111,6 +111,14 @@ const STEPS: &[(i32, &str, &str)] = &[
              PRIMARY KEY (uid, channel_key, channel_type));
          CREATE INDEX subscribers_uid ON subscribers(uid);",
     ),
+    (
+        7,
+        "connections recorded as online, by node",
+        "CREATE TABLE connections (
+             node_id INTEGER NOT NULL, conn_id BIGINT NOT NULL, uid TEXT NOT NULL,
+             device_flag SMALLINT NOT NULL, connected_at BIGINT NOT NULL,
+             PRIMARY KEY (node_id, conn_id));",
+    ),
 ];
 
 /// The version the last step brings the schema to.
