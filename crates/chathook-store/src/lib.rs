@@ -265,6 +265,35 @@ pub trait WebhookStore: Send + Sync {
     async fn prune_attempts(&self, before_ms: i64) -> Result<usize, StoreError>;
 }
 
+/// Counters of a store's writer, shared with `/metrics`.
+#[derive(Clone, Default)]
+pub struct WriterMetrics {
+    /// Durable commits.
+    pub commits: prometheus_client::metrics::counter::Counter,
+    /// Writes committed (several per commit).
+    pub jobs: prometheus_client::metrics::counter::Counter,
+    pub failed_commits: prometheus_client::metrics::counter::Counter,
+}
+
+/// What a server does to its store besides reading and writing: retention, and its writer's counters.
+#[async_trait]
+pub trait Maintenance: Send + Sync {
+    /// Removes `client_msg_no` claims older than the de-duplication window and events older than
+    /// `event_retention_ms` that every holding consumer has acknowledged; returns (claims, events).
+    async fn prune(
+        &self,
+        dedup_window_secs: u64,
+        event_retention_ms: i64,
+    ) -> Result<(usize, usize), StoreError>;
+    fn writer_metrics(&self) -> WriterMetrics;
+    /// Where the store is, for the log (a path, or a database without its credentials).
+    fn describe(&self) -> String;
+}
+
+/// Everything a server needs from its store, whichever the backend.
+pub trait ServerStore: Store + WebhookStore + Maintenance {}
+impl<T> ServerStore for T where T: Store + WebhookStore + Maintenance {}
+
 /// Everything the IM core needs from storage.
 pub trait Store:
     UserStore

@@ -10,9 +10,9 @@ use chathook_events::{Event, EventLog, Message, MessageHeader, ProfileChange, St
 use chathook_store::{
     person_channel_key, AppendOutcome, AttemptQuery, AttemptRecord, ChannelDiff, ChannelFlags,
     ChannelRecord, ChannelStore, CmdQueueStore, ConnRecord, ConversationStore, ListChange,
-    MessageLookup, MessageStore, NewMessage, PendingDelivery, PgStore, PresenceStore, Profile,
-    PullMode, SqliteOptions, SqliteStore, SubscriberChange, SyncQuery, TokenRecord, UidList,
-    UserStore, WebhookStore,
+    Maintenance, MessageLookup, MessageStore, NewMessage, PendingDelivery, PgStore, PresenceStore,
+    Profile, PullMode, SqliteOptions, SqliteStore, SubscriberChange, SyncQuery, TokenRecord,
+    UidList, UserStore, WebhookStore,
 };
 use chathook_testkit::Postgres;
 
@@ -881,6 +881,40 @@ async fn presence(store: &(impl PresenceStore + EventLog)) {
     assert!(again.is_empty());
 }
 
+/// Retention removes old events only once every holding consumer has acknowledged them; the writer
+/// counts its commits.
+async fn maintenance(store: &(impl Maintenance + EventLog)) {
+    let head = store
+        .append(vec![
+            Event::GroupDismissed(chathook_events::GroupRef {
+                channel_id: "r1".into(),
+            }),
+            Event::GroupDismissed(chathook_events::GroupRef {
+                channel_id: "r2".into(),
+            }),
+        ])
+        .await
+        .unwrap();
+    store
+        .register_consumer("holder", StartAt::Beginning)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.prune(3600, 0).await.unwrap().1,
+        0,
+        "held from the beginning"
+    );
+    store.ack("holder", head - 1).await.unwrap();
+    let (_, removed) = store.prune(3600, 0).await.unwrap();
+    assert!(removed >= 1, "everything up to the ack may go");
+    let oldest = store.oldest().await.unwrap().map(|(p, _)| p);
+    assert_eq!(oldest, Some(head), "the unacknowledged event stays");
+    store.remove_consumer("holder").await.unwrap();
+    let metrics = store.writer_metrics();
+    assert!(metrics.commits.get() > 0 && metrics.jobs.get() >= metrics.commits.get());
+    assert!(!store.describe().is_empty());
+}
+
 #[tokio::test]
 async fn every_behaviour_in_sqlite() {
     let dir = tempfile::tempdir().unwrap();
@@ -891,7 +925,8 @@ async fn every_behaviour_in_sqlite() {
     attempt_log(&*store).await;
     conversations(&*store).await;
     presence(&*store).await;
-    messages(store).await;
+    messages(store.clone()).await;
+    maintenance(&*store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -906,5 +941,7 @@ async fn every_behaviour_in_postgres() {
     attempt_log(&store).await;
     conversations(&store).await;
     presence(&store).await;
-    messages(Arc::new(store)).await;
+    let store = Arc::new(store);
+    messages(store.clone()).await;
+    maintenance(&*store).await;
 }

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use chathook_events::{Event, EventLog, Message, MessageHeader};
 use chathook_store::{
-    person_channel_key, AppendOutcome, CmdQueueStore, ConversationStore, MessageStore, NewMessage,
-    SqliteOptions, SqliteStore,
+    person_channel_key, AppendOutcome, CmdQueueStore, ConversationStore, Maintenance, MessageStore,
+    NewMessage, SqliteOptions, SqliteStore,
 };
 
 fn new_message(from: &str, client_msg_no: &str) -> NewMessage {

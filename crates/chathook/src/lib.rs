@@ -25,7 +25,7 @@ use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use chathook_events::EventLog;
 use chathook_im::{Im, ImConfig, ImMetrics};
-use chathook_store::{SqliteOptions, SqliteStore};
+use chathook_store::{Maintenance, SqliteOptions, SqliteStore};
 use chathook_webhook::{WebhookEngine, WebhookMetrics};
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;

@@ -23,7 +23,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio::sync::{mpsc, watch};
 use tokio_postgres::NoTls;
 
-use crate::StoreError;
+use crate::{Maintenance, StoreError, WriterMetrics};
 
 pub use schema::LATEST_VERSION;
 
@@ -40,6 +40,9 @@ pub struct PgStore {
     ids: Arc<std::sync::Mutex<crate::Snowflake>>,
     /// This node's id: its connections are recorded under it.
     node_id: u16,
+    metrics: WriterMetrics,
+    /// The database, for the log (host, port and name; never the password).
+    described: String,
 }
 
 /// Writes waiting for the writer; beyond this, a write waits.
@@ -57,6 +60,7 @@ impl PgStore {
             .parse()
             .map_err(|e| StoreError::Storage(format!("bad PostgreSQL URL: {e}")))?;
         let config_for_listen = config.clone();
+        let described = describe(&config);
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -81,7 +85,13 @@ impl PgStore {
         drop(client);
         let head = Arc::new(watch::Sender::new(at as u64));
         let (writes, queue) = mpsc::channel(WRITE_QUEUE);
-        tokio::spawn(writer::run(pool.clone(), queue, head.clone()));
+        let metrics = WriterMetrics::default();
+        tokio::spawn(writer::run(
+            pool.clone(),
+            queue,
+            head.clone(),
+            metrics.clone(),
+        ));
         tokio::spawn(event_log::listen(config_for_listen, head.clone()));
         Ok(PgStore {
             pool,
@@ -89,6 +99,8 @@ impl PgStore {
             head,
             ids: messages::ids(node_id),
             node_id,
+            metrics,
+            described,
         })
     }
 
@@ -159,6 +171,66 @@ impl PgStore {
             .get()
             .await
             .map_err(|e| StoreError::Storage(format!("PostgreSQL connection: {e}")))
+    }
+}
+
+/// "PostgreSQL host:port/dbname" (never the password).
+fn describe(config: &tokio_postgres::Config) -> String {
+    let host = config
+        .get_hosts()
+        .first()
+        .map(|h| match h {
+            tokio_postgres::config::Host::Tcp(name) => name.clone(),
+            #[cfg(unix)]
+            tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+        })
+        .unwrap_or_default();
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!(
+        "PostgreSQL {host}:{port}/{}",
+        config.get_dbname().unwrap_or("postgres")
+    )
+}
+
+#[async_trait::async_trait]
+impl Maintenance for PgStore {
+    async fn prune(
+        &self,
+        dedup_window_secs: u64,
+        event_retention_ms: i64,
+    ) -> Result<(usize, usize), StoreError> {
+        self.write_with(move |tx| {
+            Box::pin(async move {
+                let now_ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64);
+                let claims = tx
+                    .execute(
+                        "DELETE FROM client_msgs WHERE created_at < $1",
+                        &[&(now_ms / 1000 - dedup_window_secs as i64)],
+                    )
+                    .await
+                    .map_err(pg_error)?;
+                let events = tx
+                    .execute(
+                        "DELETE FROM event_log WHERE at_ms < $1 AND position <= COALESCE(
+                             (SELECT MIN(position) FROM consumers WHERE holds), 9223372036854775807)",
+                        &[&(now_ms - event_retention_ms)],
+                    )
+                    .await
+                    .map_err(pg_error)?;
+                Ok(((claims as usize, events as usize), Vec::new()))
+            })
+        })
+        .await
+    }
+
+    fn writer_metrics(&self) -> WriterMetrics {
+        self.metrics.clone()
+    }
+
+    fn describe(&self) -> String {
+        self.described.clone()
     }
 }
 

@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_postgres::Transaction;
 
 use super::pg_error;
-use crate::StoreError;
+use crate::{StoreError, WriterMetrics};
 
 /// The channel a commit notifies with the new head.
 pub(super) const HEAD_CHANNEL: &str = "chathook_event_log";
@@ -38,6 +38,7 @@ pub(super) async fn run(
     pool: deadpool_postgres::Pool,
     mut queue: mpsc::Receiver<Job>,
     head: Arc<watch::Sender<u64>>,
+    metrics: WriterMetrics,
 ) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     while let Some(first) = queue.recv().await {
@@ -50,8 +51,11 @@ pub(super) async fn run(
         }
         let (works, answers): (Vec<Work>, Vec<_>) =
             group.drain(..).map(|j| (j.work, j.done)).unzip();
+        let jobs = works.len() as u64;
         match commit(&pool, works).await {
             Ok(outcomes) => {
+                metrics.commits.inc();
+                metrics.jobs.inc_by(jobs);
                 if let Some(newest) = outcomes.iter().flatten().max() {
                     head.send_if_modified(|h| raise(h, *newest));
                 }
@@ -60,6 +64,7 @@ pub(super) async fn run(
                 }
             }
             Err(e) => {
+                metrics.failed_commits.inc();
                 tracing::error!(error = %e, "commit failed; the group is rolled back");
                 for done in answers {
                     let _ = done.send(Err(e.clone()));

@@ -20,10 +20,9 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{params, Connection};
 use tokio::sync::{mpsc, oneshot, watch};
 
-pub use writer::WriterMetrics;
 use writer::{in_savepoint, now_ms, Job, WriteCtx, WriterState};
 
-use crate::{Snowflake, StoreError};
+use crate::{Maintenance, Snowflake, StoreError, WriterMetrics};
 
 /// Prepared statements the write connection keeps.
 const WRITER_STATEMENTS: usize = 128;
@@ -180,10 +179,11 @@ impl SqliteStore {
         .await
         .map_err(|e| StoreError::Storage(format!("read task failed: {e}")))?
     }
+}
 
-    /// Deletes idempotency keys older than `dedup_window_secs` and events older than
-    /// `event_retention_ms` that every consumer holding the log has acknowledged. Returns (keys, events) removed.
-    pub async fn prune(
+#[async_trait::async_trait]
+impl Maintenance for SqliteStore {
+    async fn prune(
         &self,
         dedup_window_secs: u64,
         event_retention_ms: i64,
@@ -206,5 +206,13 @@ impl SqliteStore {
             Ok((keys, events))
         })
         .await
+    }
+
+    fn writer_metrics(&self) -> WriterMetrics {
+        self.metrics()
+    }
+
+    fn describe(&self) -> String {
+        self.path().display().to_string()
     }
 }

@@ -6,6 +6,7 @@
 //! the id generator, the event head) is changed by a job only after its SQL succeeded, and the cache is
 //! dropped when a commit fails.
 
+use crate::WriterMetrics;
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -90,14 +91,6 @@ pub(crate) fn in_savepoint<R: Send + 'static>(
             Err(e)
         }
     }
-}
-
-/// Counters of the writer, shared with `/metrics`.
-#[derive(Clone, Default)]
-pub struct WriterMetrics {
-    pub commits: prometheus_client::metrics::counter::Counter,
-    pub jobs: prometheus_client::metrics::counter::Counter,
-    pub failed_commits: prometheus_client::metrics::counter::Counter,
 }
 
 /// The writer loop; runs on its own thread until every sender is dropped.

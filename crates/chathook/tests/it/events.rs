@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use chathook_events::{Event, EventLog, PresenceReason, StartAt};
+use chathook_store::Maintenance;
 use serde_json::json;
 
 use crate::util::*;
