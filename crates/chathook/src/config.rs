@@ -14,7 +14,7 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 /// Top-level keys; environment variables naming anything else are ignored with a warning.
-const TOP_LEVEL_KEYS: [&str; 14] = [
+const TOP_LEVEL_KEYS: [&str; 15] = [
     "api_addr",
     "ws_addr",
     "data_dir",
@@ -27,6 +27,7 @@ const TOP_LEVEL_KEYS: [&str; 14] = [
     "route",
     "events",
     "store",
+    "storage",
     "webhook",
     "tencent",
 ];
@@ -54,6 +55,8 @@ pub struct Config {
     pub route: RouteConfig,
     pub events: EventsConfig,
     pub store: StoreConfig,
+    /// Which database holds everything durable: the embedded SQLite file (one node) or PostgreSQL.
+    pub storage: StorageConfig,
     pub webhook: WebhookConfig,
     /// Tencent Cloud Chat compatibility: the app id and the key UserSigs are signed with.
     pub tencent: TencentConfig,
@@ -74,6 +77,7 @@ impl Default for Config {
             route: RouteConfig::default(),
             events: EventsConfig::default(),
             store: StoreConfig::default(),
+            storage: StorageConfig::default(),
             webhook: WebhookConfig::default(),
             tencent: TencentConfig::default(),
         }
@@ -143,6 +147,51 @@ impl Default for StoreConfig {
             max_batch: 2048,
             queue_capacity: 16_384,
         }
+    }
+}
+
+/// The storage backend. Its `Debug` masks the PostgreSQL URL (it may hold a password).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    pub backend: Backend,
+    /// A libpq connection string or URI; required with `backend = "postgres"`.
+    pub postgres_url: Option<String>,
+    /// Connections each node keeps to PostgreSQL.
+    pub postgres_max_connections: usize,
+}
+
+/// Where everything durable is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// The embedded store in `data_dir` (one node).
+    #[default]
+    Sqlite,
+    /// A PostgreSQL database several nodes share.
+    Postgres,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            backend: Backend::Sqlite,
+            postgres_url: None,
+            postgres_max_connections: 16,
+        }
+    }
+}
+
+impl std::fmt::Debug for StorageConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorageConfig")
+            .field("backend", &self.backend)
+            .field(
+                "postgres_url",
+                &self.postgres_url.as_ref().map(|_| "********"),
+            )
+            .field("postgres_max_connections", &self.postgres_max_connections)
+            .finish()
     }
 }
 
@@ -285,10 +334,26 @@ impl Config {
             ("limits.max_http_body_bytes", l.max_http_body_bytes),
             ("store.max_batch", self.store.max_batch),
             ("store.queue_capacity", self.store.queue_capacity),
+            (
+                "storage.postgres_max_connections",
+                self.storage.postgres_max_connections,
+            ),
         ] {
             if value == 0 {
                 return bad(key, "must be greater than 0");
             }
+        }
+        if self.storage.backend == Backend::Postgres
+            && self
+                .storage
+                .postgres_url
+                .as_deref()
+                .is_none_or(str::is_empty)
+        {
+            return bad(
+                "storage.postgres_url",
+                "is required with storage.backend = \"postgres\"",
+            );
         }
         self.webhook.validate().map_err(ConfigError::Invalid)?;
         if self
@@ -340,6 +405,9 @@ impl Config {
         }
         if shown.tencent.secret_key.is_some() {
             shown.tencent.secret_key = Some("********".into());
+        }
+        if shown.storage.postgres_url.is_some() {
+            shown.storage.postgres_url = Some("********".into());
         }
         toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
     }

@@ -25,7 +25,7 @@ use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use chathook_events::EventLog;
 use chathook_im::{Im, ImConfig, ImMetrics};
-use chathook_store::{Maintenance, SqliteOptions, SqliteStore};
+use chathook_store::{PgStore, ServerStore, SqliteOptions, SqliteStore, Store, WebhookStore};
 use chathook_webhook::{WebhookEngine, WebhookMetrics};
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
@@ -44,7 +44,7 @@ pub const ROUTES: [(&str, &str); 1] = [("GET", "/v1/overview")];
 #[derive(Clone)]
 struct MetricsState {
     registry: Arc<Registry>,
-    store: SqliteStore,
+    store: Arc<dyn ServerStore>,
     event_log_head: Gauge,
     /// Events stored in the log (from the oldest to the head).
     event_log_events: Gauge,
@@ -109,7 +109,7 @@ pub async fn run(
 pub struct Server {
     im: Im,
     webhooks: WebhookEngine,
-    store: SqliteStore,
+    store: Arc<dyn ServerStore>,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -123,18 +123,13 @@ impl Server {
     ) -> anyhow::Result<Server> {
         let admin_key = auth::resolve_admin_key(config.admin_key.as_deref(), &config.data_dir)
             .context("cannot set up the admin key")?;
-        let mut options = SqliteOptions::new(&config.data_dir);
-        options.node_id = config.node_id;
-        options.max_batch = config.store.max_batch;
-        options.queue_capacity = config.store.queue_capacity;
-        let store = SqliteStore::open(options)
-            .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
-        tracing::info!(path = %store.path().display(), "store open");
+        let store = open_store(&config).await?;
+        tracing::info!(store = %store.describe(), "store open");
 
         let mut registry = Registry::with_prefix("chathook");
         let im_metrics = ImMetrics::default();
         im_metrics.register(&mut registry);
-        let writer = store.metrics();
+        let writer = store.writer_metrics();
         registry.register(
             "store_commits",
             "Durable commits of the store's writer",
@@ -183,15 +178,15 @@ impl Server {
             node_id: config.node_id,
             usersig: config.tencent.user_sig_key(),
         };
-        let im = Im::start(Arc::new(store.clone()), im_config, im_metrics)
+        let im = Im::start(store.clone() as Arc<dyn Store>, im_config, im_metrics)
             .await
             .context("cannot start the IM core")?;
 
         let webhook_metrics = WebhookMetrics::default();
         webhook_metrics.register(&mut registry);
         let webhooks = WebhookEngine::start(
-            Arc::new(store.clone()),
-            Arc::new(store.clone()),
+            store.clone() as Arc<dyn EventLog>,
+            store.clone() as Arc<dyn WebhookStore>,
             chathook_webhook::WebhookConfig {
                 tencent_sdk_app_id: config.tencent.sdk_app_id,
                 ..config.webhook.clone()
@@ -294,7 +289,7 @@ impl Server {
     }
 
     /// The store (the event log's consumer API is on it).
-    pub fn store(&self) -> &SqliteStore {
+    pub fn store(&self) -> &Arc<dyn ServerStore> {
         &self.store
     }
 
@@ -323,7 +318,31 @@ impl Server {
 }
 
 /// Removes expired idempotency keys and acknowledged old events, periodically.
-async fn prune_loop(store: SqliteStore, config: Config, mut stop: watch::Receiver<bool>) {
+/// Opens the configured backend: the embedded store in `data_dir`, or PostgreSQL.
+async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn ServerStore>> {
+    match config.storage.backend {
+        config::Backend::Sqlite => {
+            let mut options = SqliteOptions::new(&config.data_dir);
+            options.node_id = config.node_id;
+            options.max_batch = config.store.max_batch;
+            options.queue_capacity = config.store.queue_capacity;
+            let store = SqliteStore::open(options).with_context(|| {
+                format!("cannot open the store in {}", config.data_dir.display())
+            })?;
+            Ok(Arc::new(store))
+        }
+        config::Backend::Postgres => {
+            let url = config.storage.postgres_url.as_deref().unwrap_or_default();
+            let store =
+                PgStore::connect(url, config.storage.postgres_max_connections, config.node_id)
+                    .await
+                    .context("cannot open the PostgreSQL store (storage.postgres_url)")?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+async fn prune_loop(store: Arc<dyn ServerStore>, config: Config, mut stop: watch::Receiver<bool>) {
     let every = Duration::from_secs(config.events.prune_interval_secs);
     let retention_ms = (config.events.retention_hours as i64).saturating_mul(3_600_000);
     loop {

@@ -4,9 +4,8 @@
 
 use axum::extract::State;
 use axum::Json;
-use chathook_events::EventLog;
 use chathook_im::Im;
-use chathook_store::SqliteStore;
+use chathook_store::ServerStore;
 use chathook_webhook::WebhookEngine;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -16,7 +15,7 @@ use utoipa::ToSchema;
 pub struct Sources {
     pub im: Im,
     pub webhooks: WebhookEngine,
-    pub store: SqliteStore,
+    pub store: std::sync::Arc<dyn ServerStore>,
 }
 
 #[derive(Serialize, ToSchema)]

@@ -2,8 +2,7 @@
 
 use std::time::Duration;
 
-use chathook_events::{Event, EventLog, PresenceReason, StartAt};
-use chathook_store::Maintenance;
+use chathook_events::{Event, PresenceReason, StartAt};
 use serde_json::json;
 
 use crate::util::*;

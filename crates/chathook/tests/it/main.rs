@@ -15,6 +15,7 @@ mod lifecycle;
 mod limits;
 mod messaging;
 mod ordering;
+mod postgres;
 mod sdk;
 mod tencent;
 mod webhooks;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use chathook::{Config, Server};
-use chathook_events::{EventLog, LoggedEvent};
+use chathook_events::LoggedEvent;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::net::{TcpListener, TcpStream};

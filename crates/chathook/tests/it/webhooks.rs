@@ -2,7 +2,6 @@
 
 use std::collections::{HashMap, HashSet};
 
-use chathook_events::EventLog;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -964,7 +963,6 @@ async fn deleting_an_endpoint_stops_its_deliveries_and_frees_its_cursor() {
     s.rest_send("alice", "bob", 1, "y").await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(rcv.requests().len(), 1);
-    use chathook_events::EventLog;
     assert!(s
         .server()
         .store()
