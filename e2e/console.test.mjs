@@ -244,6 +244,15 @@ test("deliveries appear live: a 200, then a 500 shown failed and opened", async 
   await server.sendText("alice", "bob", "this one fails");
   await eventually("a live failed row", async () => /failed500/.test((await rows.first().textContent()).replace(/\s/g, "")));
   await shots("deliveries");
+  // the charts: a bar per minute with attempts, a line per percentile, redrawn for another window
+  await visit(`#/webhooks/${endpointId}/deliveries`);
+  const summary = page.locator("#charts p").first();
+  await eventually("the charts' summary", async () => /\d+ attempts?, [1-9]\d* failed/.test(await summary.textContent()));
+  assert.ok((await page.locator("#charts svg rect").count()) >= 2, "succeeded and failed bars");
+  assert.equal(await page.locator("#charts svg polyline").count(), 2, "p50 and p99 lines");
+  await page.locator("#chart-window").selectOption("24h");
+  await eventually("the charts redrawn", async () => (await page.locator("#charts svg polyline").count()) === 2);
+  await eventually("the live stream again", async () => (await page.locator("#live-state").textContent()) === "live");
   await rows.first().click();
   await page.locator("#attempt-detail").getByText("HTTP 500").first().waitFor();
   const detail = await page.locator("#attempt-detail").textContent();
