@@ -105,6 +105,41 @@ pub struct ChannelDiff {
     pub channel: ChannelRecord,
 }
 
+impl ChannelDiff {
+    /// What an upsert did, from the channel before it (if any) and after it.
+    pub fn of_upsert(
+        before: Option<&ChannelRecord>,
+        added: Vec<String>,
+        removed: Vec<String>,
+        channel: ChannelRecord,
+    ) -> ChannelDiff {
+        let disband = channel.flags.disband;
+        ChannelDiff {
+            // A deleted group (kept as disbanded) that is set up again counts as created.
+            created: before.is_none_or(|b| b.flags.disband && !disband),
+            dismissed: disband && !before.is_some_and(|b| b.flags.disband),
+            added,
+            removed,
+            channel,
+        }
+    }
+
+    /// What a subscriber change of an existing channel did.
+    pub fn of_subscribers(
+        added: Vec<String>,
+        removed: Vec<String>,
+        channel: ChannelRecord,
+    ) -> Self {
+        ChannelDiff {
+            created: false,
+            dismissed: false,
+            added,
+            removed,
+            channel,
+        }
+    }
+}
+
 /// A message before the store gives it an id, a sequence number and a timestamp.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewMessage {

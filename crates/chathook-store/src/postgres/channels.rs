@@ -194,16 +194,7 @@ impl ChannelStore for PgStore {
                 let channel = load_channel(tx, &id, ty, false)
                     .await?
                     .ok_or_else(|| StoreError::Storage("channel vanished during upsert".into()))?;
-                let diff = ChannelDiff {
-                    // A deleted group (kept as disbanded) that is set up again counts as created.
-                    created: before
-                        .as_ref()
-                        .is_none_or(|b| b.flags.disband && !flags.disband),
-                    dismissed: flags.disband && !before.as_ref().is_some_and(|b| b.flags.disband),
-                    added,
-                    removed,
-                    channel,
-                };
+                let diff = ChannelDiff::of_upsert(before.as_ref(), added, removed, channel);
                 let caused = events(&diff);
                 Ok((diff, caused))
             })
@@ -228,13 +219,7 @@ impl ChannelStore for PgStore {
                 let channel = load_channel(tx, &id, channel_type, false)
                     .await?
                     .ok_or_else(|| StoreError::Storage("channel vanished".into()))?;
-                let diff = ChannelDiff {
-                    created: false,
-                    dismissed: false,
-                    added,
-                    removed,
-                    channel,
-                };
+                let diff = ChannelDiff::of_subscribers(added, removed, channel);
                 let caused = events(&diff);
                 Ok((Some(diff), caused))
             })

@@ -174,16 +174,7 @@ impl ChannelStore for SqliteStore {
             )?;
             let channel = load_channel(ctx.conn, &flags.channel_id, flags.channel_type)?
                 .ok_or_else(|| StoreError::Storage("channel vanished during upsert".into()))?;
-            let diff = ChannelDiff {
-                // A deleted group (kept as disbanded) that is set up again counts as created.
-                created: before
-                    .as_ref()
-                    .is_none_or(|b| b.flags.disband && !flags.disband),
-                dismissed: flags.disband && !before.as_ref().is_some_and(|b| b.flags.disband),
-                added,
-                removed,
-                channel,
-            };
+            let diff = ChannelDiff::of_upsert(before.as_ref(), added, removed, channel);
             let head = ctx.append_events(&events(&diff))?;
             ctx.note_head(head);
             Ok(diff)
@@ -206,13 +197,7 @@ impl ChannelStore for SqliteStore {
             let (added, removed) = apply_subscribers(ctx.conn, &id, channel_type, &change)?;
             let channel = load_channel(ctx.conn, &id, channel_type)?
                 .ok_or_else(|| StoreError::Storage("channel vanished".into()))?;
-            let diff = ChannelDiff {
-                created: false,
-                dismissed: false,
-                added,
-                removed,
-                channel,
-            };
+            let diff = ChannelDiff::of_subscribers(added, removed, channel);
             let head = ctx.append_events(&events(&diff))?;
             ctx.note_head(head);
             Ok(Some(diff))
