@@ -66,19 +66,12 @@ impl CmdQueueStore for PgStore {
     }
 
     async fn ack_cmd_messages(&self, uid: &str, up_to: u64) -> Result<usize, StoreError> {
-        let uid = uid.to_string();
-        self.write_with(move |tx| {
-            Box::pin(async move {
-                let n = tx
-                    .execute(
-                        "DELETE FROM cmd_queue WHERE uid = $1 AND position <= $2",
-                        &[&uid, &(up_to as i64)],
-                    )
-                    .await
-                    .map_err(pg_error)?;
-                Ok((n as usize, Vec::new()))
-            })
-        })
-        .await
+        let n = self
+            .execute(
+                "DELETE FROM cmd_queue WHERE uid = $1 AND position <= $2",
+                vec![Box::new(uid.to_string()), Box::new(up_to as i64)],
+            )
+            .await?;
+        Ok(n as usize)
     }
 }

@@ -114,28 +114,20 @@ impl ConversationStore for PgStore {
         read_seq: u64,
         deleted_seq: u64,
     ) -> Result<(), StoreError> {
-        let (uid, key) = (uid.to_string(), channel_key.to_string());
-        self.write(move |tx| {
-            Box::pin(async move {
-                tx.execute(
-                    "INSERT INTO conversation_state(uid, channel_key, channel_type, read_seq, deleted_seq)
-                     VALUES ($1, $2, $3, $4, $5)
-                     ON CONFLICT (uid, channel_key, channel_type) DO UPDATE SET
-                       read_seq = GREATEST(conversation_state.read_seq, excluded.read_seq),
-                       deleted_seq = GREATEST(conversation_state.deleted_seq, excluded.deleted_seq)",
-                    &[
-                        &uid,
-                        &key,
-                        &i16::from(channel_type),
-                        &(read_seq as i64),
-                        &(deleted_seq as i64),
-                    ],
-                )
-                .await
-                .map_err(pg_error)?;
-                Ok(Vec::new())
-            })
-        })
+        self.execute(
+            "INSERT INTO conversation_state(uid, channel_key, channel_type, read_seq, deleted_seq)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (uid, channel_key, channel_type) DO UPDATE SET
+               read_seq = GREATEST(conversation_state.read_seq, excluded.read_seq),
+               deleted_seq = GREATEST(conversation_state.deleted_seq, excluded.deleted_seq)",
+            vec![
+                Box::new(uid.to_string()),
+                Box::new(channel_key.to_string()),
+                Box::new(i16::from(channel_type)),
+                Box::new(read_seq as i64),
+                Box::new(deleted_seq as i64),
+            ],
+        )
         .await?;
         Ok(())
     }

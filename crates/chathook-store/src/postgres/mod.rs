@@ -166,6 +166,26 @@ impl PgStore {
             .map_err(|_| StoreError::Storage("the write gave no answer".into()))
     }
 
+    /// One statement as a write of its own, causing no event; the rows it changed.
+    async fn execute(
+        &self,
+        sql: impl Into<String>,
+        params: Vec<Box<dyn tokio_postgres::types::ToSql + Send + Sync>>,
+    ) -> Result<u64, StoreError> {
+        let sql = sql.into();
+        self.write_with(move |tx| {
+            Box::pin(async move {
+                let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params
+                    .iter()
+                    .map(|p| p.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync))
+                    .collect();
+                let n = tx.execute(sql.as_str(), &refs).await.map_err(pg_error)?;
+                Ok((n, Vec::new()))
+            })
+        })
+        .await
+    }
+
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         self.pool
             .get()

@@ -37,25 +37,17 @@ impl UserStore for PgStore {
     }
 
     async fn set_token(&self, token: TokenRecord) -> Result<(), StoreError> {
-        self.write(move |tx| {
-            Box::pin(async move {
-                tx.execute(
-                    "INSERT INTO tokens(uid, device_flag, token_hash, device_level)
-                     VALUES ($1, $2, $3, $4)
-                     ON CONFLICT (uid, device_flag) DO UPDATE SET token_hash = excluded.token_hash,
-                     device_level = excluded.device_level",
-                    &[
-                        &token.uid,
-                        &i16::from(token.device_flag),
-                        &token.token_hash,
-                        &i16::from(token.device_level),
-                    ],
-                )
-                .await
-                .map_err(pg_error)?;
-                Ok(Vec::new())
-            })
-        })
+        self.execute(
+            "INSERT INTO tokens(uid, device_flag, token_hash, device_level) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (uid, device_flag) DO UPDATE SET token_hash = excluded.token_hash,
+             device_level = excluded.device_level",
+            vec![
+                Box::new(token.uid),
+                Box::new(i16::from(token.device_flag)),
+                Box::new(token.token_hash),
+                Box::new(i16::from(token.device_level)),
+            ],
+        )
         .await?;
         Ok(())
     }
@@ -78,20 +70,14 @@ impl UserStore for PgStore {
     }
 
     async fn remove_tokens(&self, uid: &str, device_flag: Option<u8>) -> Result<(), StoreError> {
-        let uid = uid.to_string();
-        self.write(move |tx| {
-            Box::pin(async move {
-                // every device flag when none is given
-                let flag = device_flag.map(i16::from);
-                tx.execute(
-                    "DELETE FROM tokens WHERE uid = $1 AND ($2::SMALLINT IS NULL OR device_flag = $2)",
-                    &[&uid, &flag],
-                )
-                .await
-                .map_err(pg_error)?;
-                Ok(Vec::new())
-            })
-        })
+        // every device flag when none is given
+        self.execute(
+            "DELETE FROM tokens WHERE uid = $1 AND ($2::SMALLINT IS NULL OR device_flag = $2)",
+            vec![
+                Box::new(uid.to_string()),
+                Box::new(device_flag.map(i16::from)),
+            ],
+        )
         .await?;
         Ok(())
     }

@@ -39,21 +39,13 @@ impl PgStore {
         id: &str,
         document: String,
     ) -> Result<(), StoreError> {
-        let id = id.to_string();
-        self.write(move |tx| {
-            Box::pin(async move {
-                tx.execute(
-                    &format!(
-                        "INSERT INTO {table}(id, document) VALUES ($1, $2)
-                         ON CONFLICT (id) DO UPDATE SET document = excluded.document"
-                    ),
-                    &[&id, &document],
-                )
-                .await
-                .map_err(pg_error)?;
-                Ok(Vec::new())
-            })
-        })
+        self.execute(
+            format!(
+                "INSERT INTO {table}(id, document) VALUES ($1, $2)
+                 ON CONFLICT (id) DO UPDATE SET document = excluded.document"
+            ),
+            vec![Box::new(id.to_string()), Box::new(document)],
+        )
         .await?;
         Ok(())
     }
@@ -124,19 +116,11 @@ impl WebhookStore for PgStore {
     }
 
     async fn put_setting(&self, key: &str, value: String) -> Result<(), StoreError> {
-        let key = key.to_string();
-        self.write(move |tx| {
-            Box::pin(async move {
-                tx.execute(
-                    "INSERT INTO settings(key, value) VALUES ($1, $2)
-                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    &[&key, &value],
-                )
-                .await
-                .map_err(pg_error)?;
-                Ok(Vec::new())
-            })
-        })
+        self.execute(
+            "INSERT INTO settings(key, value) VALUES ($1, $2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            vec![Box::new(key.to_string()), Box::new(value)],
+        )
         .await?;
         Ok(())
     }
@@ -194,18 +178,10 @@ impl WebhookStore for PgStore {
         if ids.is_empty() {
             return Ok(());
         }
-        let endpoint_id = endpoint_id.to_string();
-        self.write(move |tx| {
-            Box::pin(async move {
-                tx.execute(
-                    "DELETE FROM webhook_pending WHERE endpoint_id = $1 AND delivery_id = ANY($2)",
-                    &[&endpoint_id, &ids],
-                )
-                .await
-                .map_err(pg_error)?;
-                Ok(Vec::new())
-            })
-        })
+        self.execute(
+            "DELETE FROM webhook_pending WHERE endpoint_id = $1 AND delivery_id = ANY($2)",
+            vec![Box::new(endpoint_id.to_string()), Box::new(ids)],
+        )
         .await?;
         Ok(())
     }
@@ -270,26 +246,23 @@ impl WebhookStore for PgStore {
         since_ms: i64,
         now_ms: i64,
     ) -> Result<usize, StoreError> {
-        let endpoint_id = endpoint_id.to_string();
-        let delivery_id = delivery_id.map(str::to_string);
-        self.write_with(move |tx| {
-            Box::pin(async move {
-                // one dead letter by id, or every one dead since `since_ms`
-                let n = tx
-                    .execute(
-                        "UPDATE webhook_pending
-                         SET dead = FALSE, dead_at_ms = 0, attempts = 0, next_at_ms = $4
-                         WHERE endpoint_id = $1 AND dead
-                           AND (($2::TEXT IS NOT NULL AND delivery_id = $2)
-                                OR ($2::TEXT IS NULL AND dead_at_ms >= $3))",
-                        &[&endpoint_id, &delivery_id, &since_ms, &now_ms],
-                    )
-                    .await
-                    .map_err(pg_error)?;
-                Ok((n as usize, Vec::new()))
-            })
-        })
-        .await
+        // one dead letter by id, or every one dead since `since_ms`
+        let n = self
+            .execute(
+                "UPDATE webhook_pending
+                 SET dead = FALSE, dead_at_ms = 0, attempts = 0, next_at_ms = $4
+                 WHERE endpoint_id = $1 AND dead
+                   AND (($2::TEXT IS NOT NULL AND delivery_id = $2)
+                        OR ($2::TEXT IS NULL AND dead_at_ms >= $3))",
+                vec![
+                    Box::new(endpoint_id.to_string()),
+                    Box::new(delivery_id.map(str::to_string)),
+                    Box::new(since_ms),
+                    Box::new(now_ms),
+                ],
+            )
+            .await?;
+        Ok(n as usize)
     }
 
     async fn pending_summary(
@@ -404,19 +377,13 @@ impl WebhookStore for PgStore {
     }
 
     async fn prune_attempts(&self, before_ms: i64) -> Result<usize, StoreError> {
-        self.write_with(move |tx| {
-            Box::pin(async move {
-                let n = tx
-                    .execute(
-                        "DELETE FROM webhook_attempts WHERE at_ms < $1",
-                        &[&before_ms],
-                    )
-                    .await
-                    .map_err(pg_error)?;
-                Ok((n as usize, Vec::new()))
-            })
-        })
-        .await
+        let n = self
+            .execute(
+                "DELETE FROM webhook_attempts WHERE at_ms < $1",
+                vec![Box::new(before_ms)],
+            )
+            .await?;
+        Ok(n as usize)
     }
 }
 
