@@ -125,6 +125,7 @@ impl Im {
             conn_id: handle.conn_id,
             uid: handle.uid.clone(),
             device_flag: handle.device_flag,
+            device_level: handle.device_level,
             connected_at_ms: now_ms(),
         };
         let counted = events.clone();

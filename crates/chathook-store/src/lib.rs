@@ -18,6 +18,8 @@ pub use snowflake::Snowflake;
 pub use sqlite::{SqliteOptions, SqliteStore};
 pub use types::*;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use chathook_events::{Event, EventLog, Message};
 
@@ -263,6 +265,52 @@ pub trait WebhookStore: Send + Sync {
     ) -> Result<Option<AttemptRecord>, StoreError>;
     /// Deletes attempts older than `before_ms`; returns how many.
     async fn prune_attempts(&self, before_ms: i64) -> Result<usize, StoreError>;
+}
+
+/// Events one node committed together: they hold the log positions `first_position..` in order.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    pub first_position: u64,
+    pub events: Arc<[Event]>,
+}
+
+/// Called on the writer's task after each commit that appended events, in commit order; must not block.
+pub type CommitObserver = Box<dyn Fn(&Committed) + Send + Sync>;
+
+/// What a store shared by several nodes (PostgreSQL) offers their coordination: the commits as they
+/// happen, the other nodes' connections, the nodes' heartbeats and named leases. Times are the
+/// database's clock, so that the nodes' clocks need not agree.
+#[async_trait]
+pub trait ClusterStore: Send + Sync {
+    /// This node's id (in its message ids, connection records, heartbeats and leases).
+    fn node_id(&self) -> u16;
+    /// Sets the observer of this node's commits (once; later calls are ignored).
+    fn observe_commits(&self, observer: CommitObserver);
+    /// The event log's head and every connection other nodes hold, read at one instant: the events
+    /// after that head are the changes since.
+    async fn cluster_presence(&self) -> Result<(u64, Vec<(u16, ConnRecord)>), StoreError>;
+    /// Records that this node is alive now.
+    async fn heartbeat(&self) -> Result<(), StoreError>;
+    /// Other nodes that hold connections and whose last heartbeat is older than `timeout_ms` (or that
+    /// never beat).
+    async fn silent_nodes(&self, timeout_ms: i64) -> Result<Vec<u16>, StoreError>;
+    /// Removes the connections of `node` if it is still silent for `timeout_ms` and no other node is at
+    /// it, and appends the events built from them, in one commit; the connections removed.
+    async fn take_over_connections(
+        &self,
+        node: u16,
+        timeout_ms: i64,
+        events: EventsFor<Vec<ConnRecord>>,
+    ) -> Result<Vec<ConnRecord>, StoreError>;
+    /// Takes or renews, for `ttl_ms`, each named lease that is free, expired or already this node's;
+    /// answers the names this node holds now.
+    async fn acquire_leases(
+        &self,
+        names: Vec<String>,
+        ttl_ms: i64,
+    ) -> Result<Vec<String>, StoreError>;
+    /// Gives up leases this node holds (at shutdown, so that another node takes them at once).
+    async fn release_leases(&self, names: Vec<String>) -> Result<(), StoreError>;
 }
 
 /// Counters of a store's writer, shared with `/metrics`.

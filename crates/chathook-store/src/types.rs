@@ -234,6 +234,9 @@ pub struct ConnRecord {
     pub conn_id: u64,
     pub uid: String,
     pub device_flag: u8,
+    /// 1 for a primary device (WuKongIM's `device_level`), else 0. Kept by the shared store only (other
+    /// nodes count a user's primary devices from it); the embedded store answers 0.
+    pub device_level: u8,
     /// Unix milliseconds.
     pub connected_at_ms: i64,
 }

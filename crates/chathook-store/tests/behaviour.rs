@@ -836,6 +836,7 @@ fn conn(conn_id: u64, uid: &str) -> ConnRecord {
         conn_id,
         uid: uid.into(),
         device_flag: 0,
+        device_level: 0,
         connected_at_ms: 1_700_000_000_000,
     }
 }

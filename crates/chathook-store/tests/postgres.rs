@@ -275,6 +275,7 @@ async fn a_node_recovers_only_its_own_connections() {
         conn_id,
         uid: uid.into(),
         device_flag: 0,
+        device_level: 0,
         connected_at_ms: 0,
     };
     // both nodes number their connections from 1
@@ -289,4 +290,143 @@ async fn a_node_recovers_only_its_own_connections() {
         a.recover_connections(Box::new(none)).await.unwrap(),
         [conn(1, "alice")]
     );
+}
+
+fn record(conn_id: u64, uid: &str, device_level: u8) -> chathook_store::ConnRecord {
+    chathook_store::ConnRecord {
+        conn_id,
+        uid: uid.into(),
+        device_flag: 1,
+        device_level,
+        connected_at_ms: 7,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commits_are_observed_in_order_and_other_nodes_connections_read_with_the_head() {
+    use chathook_store::{ClusterStore, Committed, PresenceStore};
+    use std::sync::{Arc, Mutex};
+    let pg = Postgres::start().unwrap();
+    let url = pg.database("observe").unwrap();
+    let a = PgStore::connect(&url, 4, 1).await.unwrap();
+    let b = PgStore::connect(&url, 4, 2).await.unwrap();
+    let seen: Arc<Mutex<Vec<(u64, usize)>>> = Arc::default();
+    let sink = seen.clone();
+    a.observe_commits(Box::new(move |c: &Committed| {
+        sink.lock()
+            .unwrap()
+            .push((c.first_position, c.events.len()));
+    }));
+    b.append(vec![dismissed("b1")]).await.unwrap();
+    a.append(vec![dismissed("a1"), dismissed("a2")])
+        .await
+        .unwrap();
+    a.append(Vec::new()).await.unwrap();
+    a.append(vec![dismissed("a3")]).await.unwrap();
+    // node A sees its own commits (not B's, nor the empty one), each with its first position
+    assert_eq!(*seen.lock().unwrap(), [(2, 2), (4, 1)]);
+
+    a.record_online(record(1, "alice", 1), vec![dismissed("on")])
+        .await
+        .unwrap();
+    b.record_online(record(1, "bob", 0), Vec::new())
+        .await
+        .unwrap();
+    b.record_online(record(2, "bob", 1), Vec::new())
+        .await
+        .unwrap();
+    let (head, conns) = a.cluster_presence().await.unwrap();
+    assert_eq!(head, 5);
+    assert_eq!(conns, [(2, record(1, "bob", 0)), (2, record(2, "bob", 1))]);
+    let (_, conns) = b.cluster_presence().await.unwrap();
+    assert_eq!(conns, [(1, record(1, "alice", 1))], "device level kept");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_nodes_connections_are_taken_over_once() {
+    use chathook_store::{ClusterStore, ConnRecord, PresenceStore};
+    let pg = Postgres::start().unwrap();
+    let url = pg.database("silent").unwrap();
+    let a = PgStore::connect(&url, 4, 1).await.unwrap();
+    let b = PgStore::connect(&url, 4, 2).await.unwrap();
+    let c = PgStore::connect(&url, 4, 3).await.unwrap();
+    for node in [&a, &b, &c] {
+        node.heartbeat().await.unwrap();
+    }
+    c.record_online(record(1, "carol", 0), Vec::new())
+        .await
+        .unwrap();
+    c.record_online(record(2, "carl", 0), Vec::new())
+        .await
+        .unwrap();
+    // within the timeout nobody is silent; a node never reports itself
+    assert!(a.silent_nodes(60_000).await.unwrap().is_empty());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    a.heartbeat().await.unwrap();
+    b.heartbeat().await.unwrap();
+    assert_eq!(a.silent_nodes(200).await.unwrap(), [3]);
+    assert!(c.silent_nodes(200).await.unwrap().is_empty());
+    // a node that beat again is not taken over
+    let lost = |conns: &Vec<ConnRecord>| conns.iter().map(|c| dismissed(&c.uid)).collect();
+    assert!(a
+        .take_over_connections(2, 200, Box::new(lost))
+        .await
+        .unwrap()
+        .is_empty());
+    // A and B take over C at once: one of them gets its connections, with their events, once
+    let (ta, tb) = tokio::join!(
+        a.take_over_connections(3, 200, Box::new(lost)),
+        b.take_over_connections(3, 200, Box::new(lost))
+    );
+    let mut taken = ta.unwrap();
+    taken.extend(tb.unwrap());
+    assert_eq!(taken, [record(1, "carol", 0), record(2, "carl", 0)]);
+    let events = a.read_after(0, 10).await.unwrap();
+    assert_eq!(events.len(), 2, "the offline events are appended once");
+    assert!(a.silent_nodes(200).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_is_held_by_one_node_until_it_expires_or_is_released() {
+    use chathook_store::ClusterStore;
+    let pg = Postgres::start().unwrap();
+    let url = pg.database("leases").unwrap();
+    let a = PgStore::connect(&url, 2, 1).await.unwrap();
+    let b = PgStore::connect(&url, 2, 2).await.unwrap();
+    let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        a.acquire_leases(names(&["x", "y"]), 400)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    // B gets only the free one; A renews its own
+    assert_eq!(
+        b.acquire_leases(names(&["x", "y", "z"]), 400)
+            .await
+            .unwrap(),
+        ["z"]
+    );
+    let mut renewed = a
+        .acquire_leases(names(&["x", "y", "z"]), 400)
+        .await
+        .unwrap();
+    renewed.sort();
+    assert_eq!(renewed, ["x", "y"]);
+    // A stops renewing x: it expires and B takes it; A released y: B takes it at once
+    a.release_leases(names(&["y"])).await.unwrap();
+    assert_eq!(b.acquire_leases(names(&["y"]), 400).await.unwrap(), ["y"]);
+    assert!(b
+        .acquire_leases(names(&["x"]), 400)
+        .await
+        .unwrap()
+        .is_empty());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(b.acquire_leases(names(&["x"]), 400).await.unwrap(), ["x"]);
+    assert!(a
+        .acquire_leases(names(&["x"]), 400)
+        .await
+        .unwrap()
+        .is_empty());
 }

@@ -1,6 +1,6 @@
-//! Throwaway services for tests: each test that needs PostgreSQL starts its own cluster here, on a free
-//! loopback port, in a temporary directory, and the cluster stops and disappears when the handle is
-//! dropped. A test never depends on a service someone else started. Never a dependency of the server.
+//! Throwaway services for tests: each test that needs PostgreSQL or NATS starts its own instance here,
+//! on a free loopback port (PostgreSQL in a temporary directory), and it stops and disappears when the
+//! handle is dropped. A test never depends on a service someone else started. Never a dependency of the server.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -129,6 +129,46 @@ impl Drop for Postgres {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
+    }
+}
+
+/// A running NATS server of one test (`nats-server` from the PATH or `NATS_SERVER`), killed on drop.
+pub struct Nats {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Nats {
+    /// Starts `nats-server` on a free loopback port.
+    pub fn start() -> Result<Nats, StartError> {
+        let program = std::env::var_os("NATS_SERVER").unwrap_or_else(|| "nats-server".into());
+        let port = free_port()?;
+        let child = Command::new(&program)
+            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| {
+                StartError(format!(
+                    "{}: {e} (install the nats-server package, or set NATS_SERVER)",
+                    Path::new(&program).display()
+                ))
+            })?;
+        let nats = Nats { child, port };
+        wait_for_port(port, Duration::from_secs(30))?;
+        Ok(nats)
+    }
+
+    /// The server's address, as `cluster.nats_url` takes it.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

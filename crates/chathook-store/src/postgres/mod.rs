@@ -1,12 +1,13 @@
-//! The PostgreSQL store (`storage.backend = "postgres"`, issue 13), for several chathook nodes sharing
-//! one database. It is being built trait by trait; so far: the connection pool, the versioned
-//! migrations (safe when several nodes start at once), the node's group-committing writer (`writer`),
-//! the event log (`event_log`), `UserStore` (`users`), `ChannelStore` (`channels`), `MessageStore`
-//! (`messages`), `CmdQueueStore` (`cmd_queue`), `ConversationStore` (`conversations`), `PresenceStore`
-//! (`presence`, by node) and `WebhookStore` (`webhook`): every storage trait. The embedded SQLite store
-//! stays the default for one node.
+//! The PostgreSQL store (`storage.backend = "postgres"`), for several chathook nodes sharing one
+//! database: the connection pool, the versioned migrations (safe when several nodes start at once), the
+//! node's group-committing writer (`writer`), the event log (`event_log`), `UserStore` (`users`),
+//! `ChannelStore` (`channels`), `MessageStore` (`messages`), `CmdQueueStore` (`cmd_queue`),
+//! `ConversationStore` (`conversations`), `PresenceStore` (`presence`, by node), `WebhookStore`
+//! (`webhook`), and what the nodes coordinate through (`cluster`: commits, heartbeats, leases). The
+//! embedded SQLite store stays the default for one node.
 
 mod channels;
+mod cluster;
 mod cmd_queue;
 mod conversations;
 mod event_log;
@@ -43,6 +44,8 @@ pub struct PgStore {
     metrics: WriterMetrics,
     /// The database, for the log (host, port and name; never the password).
     described: String,
+    /// Who the writer tells of each commit (the cluster's relay), once set.
+    observer: Arc<std::sync::OnceLock<crate::CommitObserver>>,
 }
 
 /// Writes waiting for the writer; beyond this, a write waits.
@@ -86,11 +89,13 @@ impl PgStore {
         let head = Arc::new(watch::Sender::new(at as u64));
         let (writes, queue) = mpsc::channel(WRITE_QUEUE);
         let metrics = WriterMetrics::default();
+        let observer = Arc::new(std::sync::OnceLock::new());
         tokio::spawn(writer::run(
             pool.clone(),
             queue,
             head.clone(),
             metrics.clone(),
+            observer.clone(),
         ));
         tokio::spawn(event_log::listen(config_for_listen, head.clone()));
         Ok(PgStore {
@@ -101,6 +106,7 @@ impl PgStore {
             node_id,
             metrics,
             described,
+            observer,
         })
     }
 

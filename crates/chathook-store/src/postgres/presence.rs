@@ -14,16 +14,19 @@ impl PresenceStore for PgStore {
         self.write(move |tx| {
             Box::pin(async move {
                 tx.execute(
-                    "INSERT INTO connections(node_id, conn_id, uid, device_flag, connected_at)
-                     VALUES ($1, $2, $3, $4, $5)
+                    "INSERT INTO connections(node_id, conn_id, uid, device_flag, connected_at,
+                         device_level)
+                     VALUES ($1, $2, $3, $4, $5, $6)
                      ON CONFLICT (node_id, conn_id) DO UPDATE SET uid = excluded.uid,
-                     device_flag = excluded.device_flag, connected_at = excluded.connected_at",
+                     device_flag = excluded.device_flag, connected_at = excluded.connected_at,
+                     device_level = excluded.device_level",
                     &[
                         &node,
                         &(conn.conn_id as i64),
                         &conn.uid,
                         &i16::from(conn.device_flag),
                         &conn.connected_at_ms,
+                        &i16::from(conn.device_level),
                     ],
                 )
                 .await
@@ -59,28 +62,41 @@ impl PresenceStore for PgStore {
         let node = i32::from(self.node_id);
         self.write_with(move |tx| {
             Box::pin(async move {
-                let rows = tx
-                    .query(
-                        "DELETE FROM connections WHERE node_id = $1
-                         RETURNING conn_id, uid, device_flag, connected_at",
-                        &[&node],
-                    )
-                    .await
-                    .map_err(pg_error)?;
-                let mut conns: Vec<ConnRecord> = rows
-                    .iter()
-                    .map(|r| ConnRecord {
-                        conn_id: r.get::<_, i64>(0) as u64,
-                        uid: r.get(1),
-                        device_flag: r.get::<_, i16>(2) as u8,
-                        connected_at_ms: r.get(3),
-                    })
-                    .collect();
-                conns.sort_by_key(|c| c.conn_id);
+                let conns = remove_connections(tx, node).await?;
                 let caused = events(&conns);
                 Ok((conns, caused))
             })
         })
         .await
     }
+}
+
+/// The columns [`conn_record`] reads, in its order.
+pub(super) const CONN_COLUMNS: &str = "conn_id, uid, device_flag, connected_at, device_level";
+
+pub(super) fn conn_record(r: &tokio_postgres::Row) -> ConnRecord {
+    ConnRecord {
+        conn_id: r.get::<_, i64>(0) as u64,
+        uid: r.get(1),
+        device_flag: r.get::<_, i16>(2) as u8,
+        connected_at_ms: r.get(3),
+        device_level: r.get::<_, i16>(4) as u8,
+    }
+}
+
+/// Deletes `node`'s connections and answers them by connection id.
+pub(super) async fn remove_connections(
+    tx: &tokio_postgres::Transaction<'_>,
+    node: i32,
+) -> Result<Vec<ConnRecord>, StoreError> {
+    let rows = tx
+        .query(
+            &format!("DELETE FROM connections WHERE node_id = $1 RETURNING {CONN_COLUMNS}"),
+            &[&node],
+        )
+        .await
+        .map_err(pg_error)?;
+    let mut conns: Vec<ConnRecord> = rows.iter().map(conn_record).collect();
+    conns.sort_by_key(|c| c.conn_id);
+    Ok(conns)
 }

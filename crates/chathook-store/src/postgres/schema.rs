@@ -119,6 +119,14 @@ const STEPS: &[(i32, &str, &str)] = &[
              device_flag SMALLINT NOT NULL, connected_at BIGINT NOT NULL,
              PRIMARY KEY (node_id, conn_id));",
     ),
+    (
+        8,
+        "the cluster: connections' device level, nodes' heartbeats, leases",
+        "ALTER TABLE connections ADD COLUMN device_level SMALLINT NOT NULL DEFAULT 0;
+         CREATE TABLE nodes (node_id INTEGER PRIMARY KEY, seen_at_ms BIGINT NOT NULL);
+         CREATE TABLE leases (
+             name TEXT PRIMARY KEY, node_id INTEGER NOT NULL, expires_at_ms BIGINT NOT NULL);",
+    ),
 ];
 
 /// The version the last step brings the schema to.

@@ -2,9 +2,10 @@
 //! transaction (group commit), each job in a savepoint so that a failing job fails alone. The events
 //! the jobs produce are appended at the end, under the lock of the event log's head row, so positions
 //! are gap-free and committed in order across nodes; the commit notifies the other nodes of the new
-//! head. Callers are answered after the commit.
+//! head. Callers are answered after the commit; then the commit's observer (the cluster's relay) sees
+//! the events with their positions.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use chathook_events::Event;
 use futures_util::future::BoxFuture;
@@ -12,7 +13,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_postgres::Transaction;
 
 use super::pg_error;
-use crate::{StoreError, WriterMetrics};
+use crate::{CommitObserver, Committed, StoreError, WriterMetrics};
 
 /// The channel a commit notifies with the new head.
 pub(super) const HEAD_CHANNEL: &str = "chathook_event_log";
@@ -39,6 +40,7 @@ pub(super) async fn run(
     mut queue: mpsc::Receiver<Job>,
     head: Arc<watch::Sender<u64>>,
     metrics: WriterMetrics,
+    observer: Arc<OnceLock<CommitObserver>>,
 ) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     while let Some(first) = queue.recv().await {
@@ -53,7 +55,7 @@ pub(super) async fn run(
             group.drain(..).map(|j| (j.work, j.done)).unzip();
         let jobs = works.len() as u64;
         match commit(&pool, works).await {
-            Ok(outcomes) => {
+            Ok((outcomes, committed)) => {
                 metrics.commits.inc();
                 metrics.jobs.inc_by(jobs);
                 if let Some(newest) = outcomes.iter().flatten().max() {
@@ -61,6 +63,9 @@ pub(super) async fn run(
                 }
                 for (done, outcome) in answers.into_iter().zip(outcomes) {
                     let _ = done.send(outcome);
+                }
+                if let (Some(committed), Some(observe)) = (committed, observer.get()) {
+                    observe(&committed);
                 }
             }
             Err(e) => {
@@ -74,11 +79,12 @@ pub(super) async fn run(
     }
 }
 
-/// Runs every job in one transaction and appends their events; each job's outcome.
+/// Runs every job in one transaction and appends their events; each job's outcome, and the events
+/// appended (when there are any).
 async fn commit(
     pool: &deadpool_postgres::Pool,
     works: Vec<Work>,
-) -> Result<Vec<Result<u64, StoreError>>, StoreError> {
+) -> Result<(Vec<Result<u64, StoreError>>, Option<Committed>), StoreError> {
     let mut client = pool
         .get()
         .await
@@ -109,6 +115,7 @@ async fn commit(
     let at_ms = now_ms();
     let (mut positions, mut times, mut bodies) = (Vec::new(), Vec::new(), Vec::new());
     let mut outcomes = Vec::with_capacity(produced.len());
+    let mut appended = Vec::new();
     let mut next = head;
     for result in produced {
         let events = match result {
@@ -118,15 +125,16 @@ async fn commit(
                 continue;
             }
         };
-        for event in &events {
+        for event in events {
             next += 1;
             positions.push(next);
             times.push(at_ms);
             bodies.push(
-                serde_json::to_value(event).map_err(|e| {
+                serde_json::to_value(&event).map_err(|e| {
                     StoreError::Storage(format!("an event does not serialise: {e}"))
                 })?,
             );
+            appended.push(event);
         }
         outcomes.push(Ok(next as u64));
     }
@@ -152,7 +160,11 @@ async fn commit(
         .map_err(pg_error)?;
     }
     tx.commit().await.map_err(pg_error)?;
-    Ok(outcomes)
+    let committed = (!appended.is_empty()).then(|| Committed {
+        first_position: head as u64 + 1,
+        events: appended.into(),
+    });
+    Ok((outcomes, committed))
 }
 
 /// Raises `head` to `to`; whether it moved.

@@ -55,6 +55,7 @@ impl PresenceStore for SqliteStore {
                         uid: r.get(1)?,
                         device_flag: r.get(2)?,
                         connected_at_ms: r.get(3)?,
+                        device_level: 0,
                     })
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
