@@ -153,6 +153,9 @@ pub enum PresenceReason {
     ServerShutdown,
     /// The connection broke a protocol rule or a limit and was closed.
     ProtocolError,
+    /// The node holding the connection stopped answering (a cluster of nodes): another node reported
+    /// its connections offline after `cluster.node_timeout`.
+    NodeLost,
 }
 
 /// One connection's presence change, with the counts WuKongIM's `user.onlinestatus` carries.
@@ -161,6 +164,9 @@ pub struct PresenceChange {
     pub uid: String,
     /// 0 app, 1 web, 2 pc.
     pub device_flag: u8,
+    /// 1 for a primary device, else 0 (the token's `device_level`).
+    #[serde(default)]
+    pub device_level: u8,
     pub conn_id: u64,
     /// The user's connections with this device flag, after the change.
     pub device_online_count: u32,

@@ -108,6 +108,21 @@ impl Channels {
         }
     }
 
+    /// Forgets a channel another node wrote, and indexes it again from the store.
+    pub async fn reload(
+        &self,
+        store: &dyn Store,
+        id: &str,
+        channel_type: u8,
+    ) -> Result<(), StoreError> {
+        self.invalidate(id, channel_type, None);
+        if channel_type == ChannelType::Group.as_u8() {
+            let record = store.channel(id, channel_type).await?;
+            self.index_live(id, record.as_ref());
+        }
+        Ok(())
+    }
+
     /// Rebuilds the live index from every live group (at start).
     pub fn load_live(&self, live: &[ChannelRecord]) {
         for ch in live {

@@ -131,6 +131,43 @@ pub struct RouteConfig {
     pub intranet_tcp_addr: String,
 }
 
+/// Several nodes sharing one PostgreSQL (`storage.backend = "postgres"`) and one NATS.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// The NATS server the nodes exchange their commits and orders through (`nats://host:4222`);
+    /// empty: this node runs alone.
+    pub nats_url: String,
+    /// How often a node records in the database that it is alive.
+    pub heartbeat_ms: u64,
+    /// A node silent this long has its connections reported offline by another (reason `node_lost`).
+    pub node_timeout_ms: u64,
+    /// How long a node waits for a commit from NATS before reading it from the database instead.
+    pub gap_wait_ms: u64,
+    /// Each webhook endpoint's dispatcher runs on one node under a lease of this length, renewed at a
+    /// third of it; another node takes over within it when that node dies.
+    pub lease_ms: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            nats_url: String::new(),
+            heartbeat_ms: 1_000,
+            node_timeout_ms: 10_000,
+            gap_wait_ms: 200,
+            lease_ms: 10_000,
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// Whether this node is part of a cluster.
+    pub fn enabled(&self) -> bool {
+        !self.nats_url.is_empty()
+    }
+}
+
 /// Everything the IM core is configured with.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ImConfig {
@@ -139,6 +176,7 @@ pub struct ImConfig {
     pub messages: MessagesConfig,
     pub route: RouteConfig,
     pub node_id: u16,
+    pub cluster: ClusterConfig,
     /// Set with `tencent.secret_key`: clients may connect with a Tencent UserSig instead of a token.
     pub usersig: Option<crate::usersig::UserSigKey>,
 }

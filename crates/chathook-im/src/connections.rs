@@ -66,12 +66,32 @@ fn change(conn: &ConnHandle, counts: Counts, reason: PresenceReason) -> Presence
     PresenceChange {
         uid: conn.uid.clone(),
         device_flag: conn.device_flag,
+        device_level: conn.device_level,
         conn_id: conn.conn_id,
         device_online_count: counts.device,
         total_online_count: counts.total,
         reason,
         client: (*conn.client).clone(),
         kicked_platforms: Vec::new(),
+    }
+}
+
+/// The order to other nodes to do `kick`.
+fn kick_order(
+    uid: &str,
+    conn_id: Option<u64>,
+    device_flag: Option<u8>,
+    keep: Option<u64>,
+    kick: Kick,
+) -> crate::cluster::wire::Order {
+    crate::cluster::wire::Order::Kick {
+        uid: uid.to_string(),
+        conn_id,
+        device_flag,
+        keep,
+        reason_code: kick.reason_code,
+        reason: kick.reason,
+        presence_reason: kick.presence_reason,
     }
 }
 
@@ -161,25 +181,34 @@ impl Im {
         }
     }
 
-    /// `/conn/kick`: tells one connection it was kicked (reason 12) and closes it; false when `uid` has
-    /// no connection `conn_id`.
+    /// `/conn/kick`: tells one connection it was kicked (reason 12) and closes it, on whichever node
+    /// holds it; false when `uid` has no connection `conn_id`.
     pub fn kick_connection(&self, uid: &str, conn_id: u64) -> bool {
-        let mut found = false;
-        self.presence().for_each(uid, |conn| {
-            if conn.conn_id == conn_id {
-                found = true;
-                conn.kick(Kick {
-                    reason_code: reason::CONNECT_KICK,
-                    reason: "server kick".into(),
-                    presence_reason: PresenceReason::Kicked,
-                });
-            }
-        });
-        found
+        let kick = Kick {
+            reason_code: reason::CONNECT_KICK,
+            reason: "server kick".into(),
+            presence_reason: PresenceReason::Kicked,
+        };
+        if !self
+            .kick_here(uid, Some(conn_id), None, None, kick.clone())
+            .is_empty()
+        {
+            return true;
+        }
+        let elsewhere = self
+            .presence()
+            .remote()
+            .connections(uid)
+            .iter()
+            .any(|c| c.conn_id == conn_id);
+        if elsewhere {
+            self.tell_other_nodes(kick_order(uid, Some(conn_id), None, None, kick));
+        }
+        elsewhere
     }
 
-    /// Closes `uid`'s connections with `device_flag` (all when `None`), except `keep`; returns the
-    /// platforms of the connections it closed.
+    /// Closes `uid`'s connections with `device_flag` (all when `None`), except `keep`, on every node;
+    /// returns the platforms of the connections it closed on this one.
     pub(crate) fn kick_device(
         &self,
         uid: &str,
@@ -187,9 +216,32 @@ impl Im {
         keep: Option<u64>,
         kick: Kick,
     ) -> Vec<String> {
+        if self.presence().remote().is_online(uid) {
+            let order = kick_order(uid, None, device_flag, keep, kick.clone());
+            self.tell_other_nodes(order);
+        }
+        self.kick_here(uid, None, device_flag, keep, kick)
+    }
+
+    /// Closes this node's connections of `uid`: `conn_id`, or those with `device_flag` (all when
+    /// `None`) except `keep`; the platforms of those it closed.
+    pub(crate) fn kick_here(
+        &self,
+        uid: &str,
+        conn_id: Option<u64>,
+        device_flag: Option<u8>,
+        keep: Option<u64>,
+        kick: Kick,
+    ) -> Vec<String> {
         let mut platforms = Vec::new();
         self.presence().for_each(uid, |conn| {
-            if device_flag.is_none_or(|f| f == conn.device_flag) && Some(conn.conn_id) != keep {
+            let chosen = match conn_id {
+                Some(id) => id == conn.conn_id,
+                None => {
+                    device_flag.is_none_or(|f| f == conn.device_flag) && Some(conn.conn_id) != keep
+                }
+            };
+            if chosen {
                 conn.kick(kick.clone());
                 platforms.push(conn.client.platform.clone());
             }
@@ -199,20 +251,28 @@ impl Im {
 
     /// Offline events for connections that were online when the server stopped, counts falling to 0.
     pub(crate) fn restart_events(&self, conns: &[ConnRecord]) -> Vec<Event> {
+        self.offline_events(conns, PresenceReason::ServerRestart)
+    }
+
+    /// Offline events for connections reported offline together (`conns`, none of them counted in
+    /// presence any more), each with the user's counts after it.
+    pub(crate) fn offline_events(&self, conns: &[ConnRecord], why: PresenceReason) -> Vec<Event> {
         let mut events = Vec::new();
         for (i, conn) in conns.iter().enumerate() {
             let rest = conns[i + 1..].iter().filter(|c| c.uid == conn.uid);
-            let (device, total) = rest.fold((0u32, 0u32), |(d, t), c| {
+            let elsewhere = self.presence().counts(&conn.uid, conn.device_flag);
+            let (device, total) = rest.fold((elsewhere.device, elsewhere.total), |(d, t), c| {
                 (d + u32::from(c.device_flag == conn.device_flag), t + 1)
             });
             events.extend(self.presence_events(
                 PresenceChange {
                     uid: conn.uid.clone(),
                     device_flag: conn.device_flag,
+                    device_level: conn.device_level,
                     conn_id: conn.conn_id,
                     device_online_count: device,
                     total_online_count: total,
-                    reason: PresenceReason::ServerRestart,
+                    reason: why,
                     client: ClientInfo::default(),
                     kicked_platforms: Vec::new(),
                 },

@@ -103,10 +103,19 @@ impl Im {
         Ok(())
     }
 
+    /// After a channel write: this node's cache forgets the channel (and indexes `after`), and so do
+    /// the other nodes'.
+    fn channel_written(&self, id: &str, channel_type: u8, after: Option<&ChannelRecord>) {
+        self.channels().invalidate(id, channel_type, after);
+        self.tell_other_nodes(crate::cluster::wire::Order::ChannelChanged {
+            channel_id: id.to_string(),
+            channel_type,
+        });
+    }
+
     fn after_write(&self, diff: &ChannelDiff) {
         let f = &diff.channel.flags;
-        self.channels()
-            .invalidate(&f.channel_id, f.channel_type, Some(&diff.channel));
+        self.channel_written(&f.channel_id, f.channel_type, Some(&diff.channel));
         self.metrics().count_events(&group_events(diff));
     }
 
@@ -178,7 +187,7 @@ impl Im {
             .change_list(id, channel_type, list, change, kind == ChannelType::Person)
             .await?
             .ok_or(ChannelError::NotFound)?;
-        self.channels().invalidate(id, channel_type, Some(&record));
+        self.channel_written(id, channel_type, Some(&record));
         Ok(record)
     }
 
@@ -221,7 +230,7 @@ impl Im {
         if !deleted {
             return Err(ChannelError::NotFound);
         }
-        self.channels().invalidate(id, channel_type, None);
+        self.channel_written(id, channel_type, None);
         self.metrics()
             .events
             .get_or_create(&vec![("type".into(), "group.dismissed".into())])

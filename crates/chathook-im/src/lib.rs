@@ -8,6 +8,7 @@
 
 pub mod api;
 mod channels;
+pub mod cluster;
 pub mod config;
 mod connections;
 pub mod conversations;
@@ -29,7 +30,10 @@ use chathook_store::{ConnRecord, Store, StoreError};
 use tokio::sync::{watch, Semaphore};
 
 pub use channels::Channels;
-pub use config::{GatewayConfig, ImConfig, Limits, MessagesConfig, PayloadFormat, RouteConfig};
+pub use cluster::ClusterError;
+pub use config::{
+    ClusterConfig, GatewayConfig, ImConfig, Limits, MessagesConfig, PayloadFormat, RouteConfig,
+};
 pub use connections::{Login, LoginRefused, OpenConnection};
 pub use error::{ChannelError, SendError};
 pub use groups::valid_channel_id;
@@ -64,6 +68,8 @@ struct Inner {
     before_send: std::sync::OnceLock<Arc<dyn chathook_events::BeforeSend>>,
     /// Each channel's line of sends while a before-send hook judges them.
     turns: turns::Turns,
+    /// This node's part in a cluster, once it joined one.
+    cluster: cluster::ClusterSlot,
 }
 
 impl Im {
@@ -77,18 +83,25 @@ impl Im {
         let channels = Channels::default();
         channels.load_live(&store.live_channels().await?);
         let system_uids = store.system_uids().await?.into_iter().collect();
+        // In a cluster a connection id carries its node's id, so that ids are unique across nodes.
+        let first_conn_id = if config.cluster.enabled() {
+            (u64::from(config.node_id) << cluster::CONN_ID_NODE_SHIFT) | 1
+        } else {
+            1
+        };
         let im = Im {
             inner: Arc::new(Inner {
                 store,
                 presence: Presence::default(),
                 channels,
-                next_conn_id: AtomicU64::new(1),
+                next_conn_id: AtomicU64::new(first_conn_id),
                 sequencer: ordering::Sequencer::default(),
                 system_uids,
                 shutdown: watch::channel(false).0,
                 sessions: Arc::new(Semaphore::new(config.limits.max_connections)),
                 before_send: std::sync::OnceLock::new(),
                 turns: turns::Turns::default(),
+                cluster: cluster::ClusterSlot::new(),
                 config,
                 counters: metrics.message_counters(),
                 metrics,
@@ -102,7 +115,7 @@ impl Im {
             }))
             .await?;
         if let Some(max) = recovered.iter().map(|c| c.conn_id).max() {
-            im.inner.next_conn_id.store(max + 1, Ordering::Relaxed);
+            im.inner.next_conn_id.fetch_max(max + 1, Ordering::Relaxed);
         }
         if !recovered.is_empty() {
             tracing::info!(
@@ -164,12 +177,24 @@ impl Im {
         remove: bool,
     ) -> Result<Vec<String>, StoreError> {
         let all = self.store().change_system_uids(uids, remove).await?;
+        self.replace_system_uids(&all);
+        self.tell_other_nodes(cluster::wire::Order::SystemUidsChanged);
+        Ok(all)
+    }
+
+    /// Reads the system uids again (another node changed them).
+    pub(crate) async fn reload_system_uids(&self) -> Result<(), StoreError> {
+        let all = self.store().system_uids().await?;
+        self.replace_system_uids(&all);
+        Ok(())
+    }
+
+    fn replace_system_uids(&self, all: &[String]) {
         let set = &self.inner.system_uids;
         set.retain(|u| all.contains(u));
-        for uid in &all {
+        for uid in all {
             set.insert(uid.clone());
         }
-        Ok(all)
     }
 
     pub(crate) fn sequencer(&self) -> &ordering::Sequencer<messaging::Fanout> {

@@ -5,7 +5,9 @@
 //!
 //! Fan-out never blocks: each connection has a bounded queue, and a connection whose queue is full is
 //! disconnected as a slow consumer (its messages stay in history for sync). Fan-outs of a channel run
-//! in seq order (`ordering`), so every connection receives the channel's messages in seq order.
+//! in seq order (`ordering`), so every connection receives the channel's messages in seq order. In a
+//! cluster, the relay fans out every node's messages in log order instead (`cluster`): the send only
+//! notes how its message is delivered.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -23,7 +25,8 @@ use crate::presence::{Delivery, Kick, Outbound};
 use crate::Im;
 
 /// Where a send comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Origin {
     /// A client connection: the message is not echoed to it.
     Connection(u64),
@@ -252,8 +255,19 @@ impl Im {
         let client = req.client;
         let client_msg_no = req.client_msg_no;
         let source_id = u64::from(self.config().node_id);
+        // In a cluster, the relay delivers the message once it is committed, in log order.
+        let cluster = self.cluster().cloned();
+        let cluster_route = cluster.clone().map(|c| {
+            let listed = match &recipients {
+                Recipients::Listed(uids) if to_subscribers => Some(uids.clone()),
+                _ => None,
+            };
+            (c, req.origin, listed)
+        });
+        let routed = Arc::new(OnceLock::new());
+        let routed_id = routed.clone();
         // Messages with a seq (stored in channel history) reach connections in seq order.
-        let ordered = !req.header.no_persist && !req.header.sync_once;
+        let ordered = !req.header.no_persist && !req.header.sync_once && cluster.is_none();
         let order = ordered.then(|| Ordered {
             channel: (req.channel_type, channel_key.clone()),
             seq: Arc::new(AtomicU64::new(0)),
@@ -279,6 +293,14 @@ impl Im {
                 self.config().messages.dedup_window_secs,
                 Box::new(move |m: &Message| {
                     drop(next_turn);
+                    if let Some((cluster, origin, listed)) = cluster_route {
+                        cluster.route(crate::cluster::wire::Route {
+                            message_id: m.message_id,
+                            origin,
+                            listed,
+                        });
+                        let _ = routed_id.set(m.message_id);
+                    }
                     // On the writer thread, in seq order: announce the seq to the sequencer.
                     if let Some(order) = &announce {
                         order.im.sequencer().expect(&order.channel, m.message_seq);
@@ -304,6 +326,9 @@ impl Im {
         let outcome = match outcome {
             Ok(outcome) => outcome,
             Err(e) => {
+                if let (Some(cluster), Some(id)) = (&cluster, routed.get()) {
+                    cluster.forget(*id);
+                }
                 if let Some(order) = &order {
                     let seq = order.seq.load(Ordering::Acquire);
                     if seq != 0 {
@@ -346,6 +371,7 @@ impl Im {
                     origin: req.origin,
                 };
                 match &order {
+                    _ if cluster.is_some() => {}
                     Some(order) => {
                         let released = self.sequencer().finish(&order.channel, seq, fanout);
                         self.fan_out_all(&order.channel, released);
@@ -399,7 +425,7 @@ impl Im {
     }
 
     /// Queues the message to every connection of every recipient, except the one it came from.
-    fn fan_out(&self, message: Arc<Message>, recipients: &[String], origin: Origin) {
+    pub(crate) fn fan_out(&self, message: Arc<Message>, recipients: &[String], origin: Origin) {
         let skip = match origin {
             Origin::Connection(id) => Some(id),
             Origin::Backend => None,

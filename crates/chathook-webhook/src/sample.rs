@@ -37,6 +37,7 @@ fn presence(reason: PresenceReason, count: u32) -> PresenceChange {
     PresenceChange {
         uid: "alice".into(),
         device_flag: 0,
+        device_level: 1,
         conn_id: 42,
         device_online_count: count,
         total_online_count: count,

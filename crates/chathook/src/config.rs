@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use chathook_im::{GatewayConfig, Limits, MessagesConfig, RouteConfig};
+use chathook_im::{ClusterConfig, GatewayConfig, Limits, MessagesConfig, RouteConfig};
 use chathook_webhook::config::WUKONGIM_KEYS;
 use chathook_webhook::WebhookConfig;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -14,7 +14,7 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 /// Top-level keys; environment variables naming anything else are ignored with a warning.
-const TOP_LEVEL_KEYS: [&str; 15] = [
+const TOP_LEVEL_KEYS: [&str; 16] = [
     "api_addr",
     "ws_addr",
     "data_dir",
@@ -28,6 +28,7 @@ const TOP_LEVEL_KEYS: [&str; 15] = [
     "events",
     "store",
     "storage",
+    "cluster",
     "webhook",
     "tencent",
 ];
@@ -57,6 +58,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// Which database holds everything durable: the embedded SQLite file (one node) or PostgreSQL.
     pub storage: StorageConfig,
+    /// Several nodes: the NATS server they share, heartbeats, lost nodes, webhook leases.
+    pub cluster: ClusterConfig,
     pub webhook: WebhookConfig,
     /// Tencent Cloud Chat compatibility: the app id and the key UserSigs are signed with.
     pub tencent: TencentConfig,
@@ -78,6 +81,7 @@ impl Default for Config {
             events: EventsConfig::default(),
             store: StoreConfig::default(),
             storage: StorageConfig::default(),
+            cluster: ClusterConfig::default(),
             webhook: WebhookConfig::default(),
             tencent: TencentConfig::default(),
         }
@@ -355,6 +359,28 @@ impl Config {
                 "is required with storage.backend = \"postgres\"",
             );
         }
+        if self.cluster.enabled() && self.storage.backend != Backend::Postgres {
+            return bad(
+                "cluster.nats_url",
+                "needs storage.backend = \"postgres\" (the nodes share one database)",
+            );
+        }
+        let c = &self.cluster;
+        for (key, value) in [
+            ("cluster.heartbeat_ms", c.heartbeat_ms),
+            ("cluster.gap_wait_ms", c.gap_wait_ms),
+            ("cluster.lease_ms", c.lease_ms),
+        ] {
+            if value == 0 {
+                return bad(key, "must be greater than 0");
+            }
+        }
+        if c.node_timeout_ms <= c.heartbeat_ms {
+            return bad(
+                "cluster.node_timeout_ms",
+                "must be longer than cluster.heartbeat_ms",
+            );
+        }
         self.webhook.validate().map_err(ConfigError::Invalid)?;
         if self
             .tencent
@@ -408,6 +434,10 @@ impl Config {
         }
         if shown.storage.postgres_url.is_some() {
             shown.storage.postgres_url = Some("********".into());
+        }
+        // nats://user:password@host: the credentials are masked, the host is shown.
+        if let Some((_, host)) = shown.cluster.nats_url.rsplit_once('@') {
+            shown.cluster.nats_url = format!("nats://********@{host}");
         }
         toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
     }

@@ -25,7 +25,9 @@ use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use chathook_events::EventLog;
 use chathook_im::{Im, ImConfig, ImMetrics};
-use chathook_store::{PgStore, ServerStore, SqliteOptions, SqliteStore, Store, WebhookStore};
+use chathook_store::{
+    ClusterStore, PgStore, ServerStore, SqliteOptions, SqliteStore, Store, WebhookStore,
+};
 use chathook_webhook::{WebhookEngine, WebhookMetrics};
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
@@ -123,7 +125,7 @@ impl Server {
     ) -> anyhow::Result<Server> {
         let admin_key = auth::resolve_admin_key(config.admin_key.as_deref(), &config.data_dir)
             .context("cannot set up the admin key")?;
-        let store = open_store(&config).await?;
+        let (store, cluster) = open_store(&config).await?;
         tracing::info!(store = %store.describe(), "store open");
 
         let mut registry = Registry::with_prefix("chathook");
@@ -176,11 +178,17 @@ impl Server {
                 ..config.route.clone()
             },
             node_id: config.node_id,
+            cluster: config.cluster.clone(),
             usersig: config.tencent.user_sig_key(),
         };
         let im = Im::start(store.clone() as Arc<dyn Store>, im_config, im_metrics)
             .await
             .context("cannot start the IM core")?;
+        if let Some(shared) = cluster.clone() {
+            im.join_cluster(shared)
+                .await
+                .context("cannot join the cluster (cluster.nats_url)")?;
+        }
 
         let webhook_metrics = WebhookMetrics::default();
         webhook_metrics.register(&mut registry);
@@ -317,9 +325,11 @@ impl Server {
     }
 }
 
-/// Removes expired idempotency keys and acknowledged old events, periodically.
-/// Opens the configured backend: the embedded store in `data_dir`, or PostgreSQL.
-async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn ServerStore>> {
+/// Opens the configured backend: the embedded store in `data_dir`, or PostgreSQL; with
+/// `cluster.nats_url`, also the database as the nodes' coordination.
+async fn open_store(
+    config: &Config,
+) -> anyhow::Result<(Arc<dyn ServerStore>, Option<Arc<dyn ClusterStore>>)> {
     match config.storage.backend {
         config::Backend::Sqlite => {
             let mut options = SqliteOptions::new(&config.data_dir);
@@ -329,7 +339,7 @@ async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn ServerStore>> {
             let store = SqliteStore::open(options).with_context(|| {
                 format!("cannot open the store in {}", config.data_dir.display())
             })?;
-            Ok(Arc::new(store))
+            Ok((Arc::new(store), None))
         }
         config::Backend::Postgres => {
             let url = config.storage.postgres_url.as_deref().unwrap_or_default();
@@ -337,11 +347,17 @@ async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn ServerStore>> {
                 PgStore::connect(url, config.storage.postgres_max_connections, config.node_id)
                     .await
                     .context("cannot open the PostgreSQL store (storage.postgres_url)")?;
-            Ok(Arc::new(store))
+            let store = Arc::new(store);
+            let cluster = config
+                .cluster
+                .enabled()
+                .then(|| store.clone() as Arc<dyn ClusterStore>);
+            Ok((store, cluster))
         }
     }
 }
 
+/// Removes expired idempotency keys and acknowledged old events, periodically.
 async fn prune_loop(store: Arc<dyn ServerStore>, config: Config, mut stop: watch::Receiver<bool>) {
     let every = Duration::from_secs(config.events.prune_interval_secs);
     let retention_ms = (config.events.retention_hours as i64).saturating_mul(3_600_000);

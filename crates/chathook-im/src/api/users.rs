@@ -110,7 +110,7 @@ pub(super) enum OnlineStatus {
 }
 
 /// Body: a JSON array of uids. Answer (bare, as WuKongIM gives it): one `{uid, device_flag, online}` per
-/// connection of each online uid; an empty request answers `{"status":200}`.
+/// connection of each online uid, on every node; an empty request answers `{"status":200}`.
 #[utoipa::path(post, path = "/user/onlinestatus", tag = "users", request_body = Vec<String>,
     responses((status = 200, body = OnlineStatus), (status = "4XX", body = WkErrorBody)))]
 pub(super) async fn online_status(
@@ -125,6 +125,14 @@ pub(super) async fn online_status(
         for conn in im.presence().connections(uid) {
             out.push(OnlineConnection {
                 uid: conn.uid.clone(),
+                device_flag: conn.device_flag,
+                online: 1,
+            });
+        }
+        // In a cluster: the other nodes' connections too.
+        for conn in im.presence().remote().connections(uid) {
+            out.push(OnlineConnection {
+                uid: uid.clone(),
                 device_flag: conn.device_flag,
                 online: 1,
             });

@@ -5,6 +5,7 @@
 mod util;
 
 mod api;
+mod cluster;
 mod conversations;
 mod drills;
 mod events;

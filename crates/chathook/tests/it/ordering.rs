@@ -11,7 +11,7 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::util::*;
 
 /// Sends `n` messages to `channel` with every request written before any result is awaited.
-async fn pipelined_sends(
+pub(crate) async fn pipelined_sends(
     client: &mut Client,
     channel: &str,
     channel_type: u8,
@@ -39,7 +39,7 @@ async fn pipelined_sends(
 }
 
 /// Reads `n` recvs (acknowledging each) and returns their seqs for `channel`, in arrival order.
-async fn received_seqs(client: &mut Client, channel: &str, n: usize) -> Vec<u64> {
+pub(crate) async fn received_seqs(client: &mut Client, channel: &str, n: usize) -> Vec<u64> {
     let mut seqs = Vec::new();
     while seqs.len() < n {
         let Some(frame) = client.recv(Duration::from_secs(10), true).await else {
@@ -53,7 +53,7 @@ async fn received_seqs(client: &mut Client, channel: &str, n: usize) -> Vec<u64>
     seqs
 }
 
-fn assert_in_order(seqs: &[u64], expected: usize, who: &str) {
+pub(crate) fn assert_in_order(seqs: &[u64], expected: usize, who: &str) {
     assert_eq!(seqs.len(), expected, "{who} received {seqs:?}");
     assert!(
         seqs.windows(2).all(|w| w[0] < w[1]),

@@ -2,7 +2,12 @@
 //!
 //! Owns the live connection handles (each with its bounded outbound queue and control channel) and the
 //! counts WuKongIM's `user.onlinestatus` carries. Lookups take one shard lock of a concurrent map; there
-//! is no global lock on the message path. Presence never writes to storage: the gateway does that.
+//! is no global lock on the message path. Presence never writes to storage: the gateway does that. In a
+//! cluster, the counts and the online checks also cover the other nodes' connections (`remote`).
+
+mod remote;
+
+pub use remote::{RemoteConn, RemotePresence};
 
 use std::sync::{Arc, OnceLock};
 
@@ -69,6 +74,8 @@ pub struct Counts {
 #[derive(Debug, Default)]
 pub struct Presence {
     users: DashMap<String, Vec<Arc<ConnHandle>>>,
+    /// Other nodes' connections (empty on a node that runs alone).
+    remote: RemotePresence,
 }
 
 impl Presence {
@@ -79,8 +86,37 @@ impl Presence {
             return None;
         }
         let flag = handle.device_flag;
+        let uid = handle.uid.clone();
         conns.push(handle);
-        Some(counts_of(&conns, flag))
+        let here = counts_of(&conns, flag);
+        drop(conns);
+        Some(self.with_remote(&uid, flag, here))
+    }
+
+    /// `here` (this node's counts of `uid`) plus the other nodes'.
+    fn with_remote(&self, uid: &str, device_flag: u8, here: Counts) -> Counts {
+        let (device, total) = self.remote.counts(uid, device_flag);
+        Counts {
+            device: here.device + device,
+            total: here.total + total,
+        }
+    }
+
+    /// The user's counts over every node, for a connection with `device_flag`.
+    pub fn counts(&self, uid: &str, device_flag: u8) -> Counts {
+        let here = self.users.get(uid).map_or(
+            Counts {
+                device: 0,
+                total: 0,
+            },
+            |c| counts_of(&c, device_flag),
+        );
+        self.with_remote(uid, device_flag, here)
+    }
+
+    /// The other nodes' connections.
+    pub fn remote(&self) -> &RemotePresence {
+        &self.remote
     }
 
     /// Removes a connection; returns the counts after, or `None` if it was not registered.
@@ -93,7 +129,7 @@ impl Presence {
             }
             conns.is_empty()
         });
-        counts
+        counts.map(|here| self.with_remote(uid, device_flag, here))
     }
 
     /// Calls `f` with each connection of `uid` (under the user's shard lock: `f` must not block).
@@ -109,21 +145,31 @@ impl Presence {
     }
 
     pub fn is_online(&self, uid: &str) -> bool {
-        self.users.contains_key(uid)
+        self.users.contains_key(uid) || self.remote.is_online(uid)
     }
 
-    /// The user has a primary (`device_level` 1) connection.
+    /// The user has a primary (`device_level` 1) connection, on any node.
     pub fn has_primary(&self, uid: &str) -> bool {
         self.users.get(uid).is_some_and(|conns| {
             conns
                 .iter()
                 .any(|c| c.device_level == crate::DEVICE_LEVEL_PRIMARY)
-        })
+        }) || self.remote.has_primary(uid)
     }
 
-    /// Users with at least one connection.
+    /// Users with at least one connection, on any node.
     pub fn users_online(&self) -> usize {
-        self.users.len()
+        let elsewhere = self.remote.users();
+        let only_elsewhere = elsewhere
+            .iter()
+            .filter(|u| !self.users.contains_key(u.as_str()))
+            .count();
+        self.users.len() + only_elsewhere
+    }
+
+    /// Connections held by this node.
+    pub fn connections_here(&self) -> usize {
+        self.users.iter().map(|e| e.value().len()).sum()
     }
 
     /// Every connection (for shutdown).

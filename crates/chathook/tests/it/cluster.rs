@@ -1,0 +1,254 @@
+//! Several nodes on one PostgreSQL and one NATS, both started for the test: messages reach
+//! connections on every node, in seq order when senders of one channel are on different nodes;
+//! presence, tokens and kicks are cluster-wide; NATS going away costs speed, not messages.
+
+use std::time::Duration;
+
+use chathook::config::Backend;
+use chathook_testkit::{Nats, Postgres};
+use serde_json::json;
+
+use crate::ordering::{assert_in_order, pipelined_sends, received_seqs};
+use crate::util::*;
+
+/// A shared database and NATS for the nodes of one test.
+pub(crate) struct Shared {
+    /// Held for its lifetime: the database stops when the test ends.
+    _pg: Postgres,
+    pub nats: Option<Nats>,
+    pub url: String,
+}
+
+impl Shared {
+    pub(crate) fn start(name: &str) -> Shared {
+        let pg = Postgres::start().unwrap();
+        let url = pg.database(name).unwrap();
+        Shared {
+            _pg: pg,
+            nats: Some(Nats::start().unwrap()),
+            url,
+        }
+    }
+
+    /// Node `node_id`'s settings.
+    pub(crate) fn node(&self, node_id: u16) -> impl FnOnce(&mut chathook::Config) + '_ {
+        let nats = self.nats.as_ref().map(Nats::url).unwrap_or_default();
+        move |c| {
+            c.node_id = node_id;
+            c.storage.backend = Backend::Postgres;
+            c.storage.postgres_url = Some(self.url.clone());
+            c.storage.postgres_max_connections = 4;
+            c.cluster.nats_url = nats;
+            c.cluster.heartbeat_ms = 100;
+            c.cluster.node_timeout_ms = 1_000;
+            c.cluster.gap_wait_ms = 100;
+            c.limits.sends_per_sec = 0;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_cross_nodes_one_to_one_in_groups_and_from_the_backend() {
+    let shared = Shared::start("crossing");
+    let a = TestServer::start_with(shared.node(1)).await;
+    let b = TestServer::start_with(shared.node(2)).await;
+    let mut alice = a.login("alice", 0).await;
+    let mut bob = b.login("bob", 0).await;
+    // 1:1 from node A to node B and back
+    let ack = alice.send_msg("bob", 1, "m-1", "hello bob").await;
+    assert_eq!(ack["result"]["messageSeq"], 1, "{ack}");
+    let got = bob.recv(LONG, true).await.expect("bob on node B receives");
+    assert_eq!(got["params"]["channelId"], "alice");
+    assert_eq!(
+        payload_json(&got["params"]["payload"]),
+        json!({"type": 1, "content": "hello bob"})
+    );
+    let ack = bob.send_msg("alice", 1, "m-2", "hello alice").await;
+    assert_eq!(ack["result"]["messageSeq"], 2, "{ack}");
+    let got = alice
+        .recv(LONG, true)
+        .await
+        .expect("alice on node A receives");
+    assert_eq!(got["params"]["messageSeq"], 2);
+    // a group made through node A, members on both nodes, a sender on B
+    a.group("g1", &["alice", "bob", "carol"]).await;
+    let mut carol = a.login("carol", 1).await;
+    let ack = bob.send_msg("g1", 2, "g-1", "to all").await;
+    assert_eq!(ack["result"]["messageSeq"], 1, "{ack}");
+    for (who, c) in [("alice", &mut alice), ("carol", &mut carol)] {
+        let got = c
+            .recv(LONG, true)
+            .await
+            .unwrap_or_else(|| panic!("{who} gets it"));
+        assert_eq!(got["params"]["channelId"], "g1");
+    }
+    assert!(
+        bob.recv(SHORT, true).await.is_none(),
+        "not echoed to the sending connection"
+    );
+    // a member added through node B is reached on node A (node A's cache follows)
+    b.post_ok(
+        "/channel/subscriber_add",
+        json!({"channel_id": "g1", "channel_type": 2, "subscribers": ["dave"]}),
+    )
+    .await;
+    let mut dave = a.login("dave", 0).await;
+    // a backend's send through node B: to every connection, the sender's own ones excepted
+    let (st, body) = b
+        .post(
+            "/message/send",
+            json!({"header": {"red_dot": 1}, "from_uid": "alice", "channel_id": "g1",
+                   "channel_type": 2, "payload": b64("{\"type\":1}")}),
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
+    for (who, c) in [
+        ("bob", &mut bob),
+        ("carol", &mut carol),
+        ("dave", &mut dave),
+    ] {
+        let got = c
+            .recv(LONG, true)
+            .await
+            .unwrap_or_else(|| panic!("{who} gets the backend's"));
+        assert_eq!(got["params"]["messageSeq"], 2, "{who}: {got}");
+    }
+    assert!(
+        alice.recv(SHORT, true).await.is_none(),
+        "the sender's connections skipped"
+    );
+    // a CMD message to listed subscribers through node A reaches bob on node B
+    let (st, body) = a
+        .post(
+            "/message/send",
+            json!({"header": {"sync_once": 1}, "from_uid": "sys", "channel_id": "",
+                   "channel_type": 1, "subscribers": ["bob"], "payload": b64("{\"cmd\":1}")}),
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
+    let got = bob.recv(LONG, true).await.expect("bob gets the CMD");
+    assert_eq!(got["params"]["fromUid"], "sys");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn senders_of_one_channel_on_two_nodes_every_connection_in_seq_order() {
+    let shared = Shared::start("order");
+    let a = TestServer::start_with(shared.node(1)).await;
+    let b = TestServer::start_with(shared.node(2)).await;
+    a.group("g", &["s1", "s2", "s3", "s4", "r1", "r2"]).await;
+    let per_sender = 25;
+    let mut receivers = [a.login("r1", 0).await, b.login("r2", 0).await];
+    let mut senders = vec![
+        a.login("s1", 0).await,
+        b.login("s2", 0).await,
+        a.login("s3", 0).await,
+        b.login("s4", 0).await,
+    ];
+    let tasks: Vec<_> = senders
+        .drain(..)
+        .enumerate()
+        .map(|(i, mut c)| {
+            tokio::spawn(async move {
+                pipelined_sends(&mut c, "g", 2, &format!("s{i}"), per_sender).await;
+                c
+            })
+        })
+        .collect();
+    let total = per_sender * tasks.len();
+    for (i, r) in receivers.iter_mut().enumerate() {
+        let seqs = received_seqs(r, "g", total).await;
+        assert_in_order(&seqs, total, &format!("receiver on node {}", i + 1));
+        assert_eq!(seqs.first(), Some(&1));
+        assert_eq!(seqs.last(), Some(&(total as u64)), "gap-free: {seqs:?}");
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    // the same seen by the history
+    let page = a.sync("r1", "g", 2, (0, 0), 1_000, 0).await;
+    assert_eq!(seqs(&page), (1..=total as u64).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_tokens_and_kicks_are_cluster_wide() {
+    let shared = Shared::start("presence");
+    let a = TestServer::start_with(shared.node(1)).await;
+    let b = TestServer::start_with(shared.node(2)).await;
+    // a token registered through node A works on node B
+    a.token("erin", "tok-e", 1, 1).await;
+    let mut on_b = Client::open(&b.ws).await;
+    let r = on_b.connect("erin", "tok-e", 1).await;
+    assert_eq!(r["result"]["reasonCode"], 1, "{r}");
+    // her second device, on node A, is counted with the first
+    let _on_a = a.login("erin", 0).await;
+    let online = a
+        .wait_event("erin's second online", |e| {
+            matches!(&e.event, chathook_events::Event::UserOnline(c)
+                if c.uid == "erin" && c.device_flag == 0)
+        })
+        .await;
+    let chathook_events::Event::UserOnline(change) = online.event else {
+        unreachable!()
+    };
+    assert_eq!(
+        (change.device_online_count, change.total_online_count),
+        (1, 2)
+    );
+    // connection ids carry the node id
+    assert_eq!(change.conn_id >> 40, 1, "{}", change.conn_id);
+    // /user/onlinestatus through either node lists both connections
+    for node in [&a, &b] {
+        let (st, body) = node.post("/user/onlinestatus", json!(["erin"])).await;
+        assert_eq!(st, 200);
+        let mut flags: Vec<u64> = body
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["device_flag"].as_u64().unwrap())
+            .collect();
+        flags.sort();
+        assert_eq!(flags, [0, 1], "{body}");
+    }
+    // erin's primary device is on node B: a message to her through node A is not "offline"
+    let (st, _) = a.rest_send("frank", "erin", 1, "hi").await;
+    assert_eq!(st, 200);
+    assert!(on_b.recv(LONG, true).await.is_some());
+    let offline = a.events().await.into_iter().any(|e| {
+        matches!(&e.event, chathook_events::Event::MessageOffline(o) if o.to_uids.contains(&"erin".to_string()))
+    });
+    assert!(!offline, "erin counted online through node B");
+    // the backend quits her web device through node A: node B closes it
+    a.post_ok(
+        "/user/device_quit",
+        json!({"uid": "erin", "device_flag": 1}),
+    )
+    .await;
+    let closed = on_b.closed(LONG).await;
+    assert!(closed.disconnect.is_some() || closed.code.is_some());
+    let (_, body) = a.post("/user/onlinestatus", json!(["erin"])).await;
+    let deadline = tokio::time::Instant::now() + LONG;
+    let mut body = body;
+    while body.as_array().map_or(0, |a| a.len()) != 1 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        body = a.post("/user/onlinestatus", json!(["erin"])).await.1;
+    }
+    assert_eq!(body.as_array().map(|a| a.len()), Some(1), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_nats_messages_still_arrive_from_the_database() {
+    let mut shared = Shared::start("nonats");
+    let a = TestServer::start_with(shared.node(1)).await;
+    let b = TestServer::start_with(shared.node(2)).await;
+    let mut alice = a.login("alice", 0).await;
+    let mut bob = b.login("bob", 0).await;
+    drop(shared.nats.take());
+    for i in 1..=5 {
+        let ack = alice
+            .send_msg("bob", 1, &format!("n-{i}"), "still here")
+            .await;
+        assert_eq!(ack["result"]["messageSeq"], i, "{ack}");
+    }
+    let seqs = received_seqs(&mut bob, "alice", 5).await;
+    assert_eq!(seqs, [1, 2, 3, 4, 5]);
+}
