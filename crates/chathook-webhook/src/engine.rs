@@ -1,7 +1,8 @@
 //! The webhook engine: the registry of endpoints (stored ones and read-only ones from the config), one
 //! dispatcher task each, the feature switches, the endpoints' health, and the attempt log's writer and
 //! retention. The API changes endpoints through it; dispatchers never reach back into it (they get a
-//! [`Context`] without the registry).
+//! [`Context`] without the registry). In a cluster, an endpoint's dispatcher runs only while this node
+//! holds its lease (`lease`), and the registry follows the other nodes' changes.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -23,13 +24,76 @@ use crate::health::{Health, HealthBook};
 use crate::hooks::{HookSlots, Hooks};
 use crate::metrics::WebhookMetrics;
 
-/// A running dispatcher and the handles to reach it.
+/// An endpoint's dispatcher (running while the node may deliver to it) and the handles to reach it.
 struct Worker {
     /// The endpoint's settings, as its dispatcher sees them.
     endpoint: watch::Sender<Arc<Endpoint>>,
     wake: Arc<Notify>,
     stop: watch::Sender<bool>,
+    /// Whether this node may run the dispatcher: always when it runs alone; in a cluster, while it
+    /// holds the endpoint's lease.
+    leased: watch::Sender<bool>,
     task: JoinHandle<()>,
+}
+
+/// What an endpoint's dispatcher is started from, each time this node may run it.
+struct Run {
+    ctx: Arc<Context>,
+    endpoint: watch::Receiver<Arc<Endpoint>>,
+    health: watch::Receiver<Arc<Health>>,
+    wake: Arc<Notify>,
+    start: StartAt,
+}
+
+impl Run {
+    /// Runs the dispatcher whenever `lease` says this node may, until `stop`; a dispatcher stopped by
+    /// a lost lease lets its in-flight attempts end and moves its cursor before it goes.
+    async fn while_leased(self, mut stop: watch::Receiver<bool>, mut lease: watch::Receiver<bool>) {
+        loop {
+            loop {
+                if *stop.borrow_and_update() {
+                    return;
+                }
+                if *lease.borrow_and_update() {
+                    break;
+                }
+                tokio::select! {
+                    changed = lease.changed() => if changed.is_err() { return },
+                    changed = stop.changed() => if changed.is_err() { return },
+                }
+            }
+            let (run_stop, run_stop_rx) = watch::channel(false);
+            let dispatcher = Dispatcher::start(
+                self.ctx.clone(),
+                self.endpoint.clone(),
+                self.health.clone(),
+                self.wake.clone(),
+                run_stop_rx,
+                self.start,
+            )
+            .await;
+            let dispatcher = match dispatcher {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start a dispatcher; trying again");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            let mut running = tokio::spawn(dispatcher.run());
+            let finished = loop {
+                tokio::select! {
+                    _ = &mut running => break true,
+                    changed = stop.changed() => if changed.is_err() || *stop.borrow() { break false },
+                    changed = lease.changed() => if changed.is_err() || !*lease.borrow() { break false },
+                }
+            };
+            run_stop.send_replace(true);
+            if !finished {
+                let _ = running.await;
+            }
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -67,9 +131,11 @@ pub struct WebhookEngine {
     changes: Arc<tokio::sync::Mutex<()>>,
     stop: watch::Sender<bool>,
     background: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    /// In a cluster: dispatchers run under leases.
+    leasing: Option<crate::lease::Leasing>,
 }
 
-const FEATURES_KEY: &str = "webhook.features";
+pub(crate) const FEATURES_KEY: &str = "webhook.features";
 
 impl WebhookEngine {
     /// Starts the engine: loads the endpoints, their health and the features, adds the config file's
@@ -81,6 +147,7 @@ impl WebhookEngine {
         config: WebhookConfig,
         secret_seed: &str,
         metrics: WebhookMetrics,
+        leasing: Option<crate::lease::Leasing>,
     ) -> Result<WebhookEngine, EngineError> {
         config.validate().map_err(EngineError::Config)?;
         let deliverer = Deliverer::new(NetworkGuard::new(
@@ -124,6 +191,7 @@ impl WebhookEngine {
             changes: Arc::new(tokio::sync::Mutex::new(())),
             stop: stop.clone(),
             background: Arc::new(Mutex::new(Vec::new())),
+            leasing,
         };
         let mut stored = Vec::new();
         for (id, doc) in ctx.store.endpoints().await? {
@@ -167,10 +235,21 @@ impl WebhookEngine {
         if let Ok(mut bg) = engine.background.lock() {
             bg.extend([writer, pruner]);
         }
+        if let Some(leasing) = engine.leasing.clone() {
+            let holder = tokio::spawn(crate::lease::hold(
+                engine.clone(),
+                leasing,
+                stop.subscribe(),
+            ));
+            if let Ok(mut bg) = engine.background.lock() {
+                bg.push(holder);
+            }
+        }
         Ok(engine)
     }
 
-    /// Starts a dispatcher for `endpoint` with `health`.
+    /// Registers `endpoint` with `health` and starts its dispatcher (in a cluster, once this node holds
+    /// its lease).
     async fn launch(
         &self,
         endpoint: Endpoint,
@@ -178,38 +257,125 @@ impl WebhookEngine {
         start: StartAt,
     ) -> Result<(), EngineError> {
         let id = endpoint.id.clone();
+        // The cursor exists from now on, whichever node delivers.
+        self.ctx
+            .log
+            .register_consumer(&endpoint.consumer_name(), start)
+            .await?;
         let health = self.ctx.health.insert(&id, health);
         let (endpoint_tx, endpoint_rx) = watch::channel(Arc::new(endpoint));
         let wake = Arc::new(Notify::new());
         let (stop_tx, stop_rx) = watch::channel(false);
+        let (leased, lease) = watch::channel(self.leasing.is_none());
         let mut global_stop = self.stop.subscribe();
         let local_stop = stop_tx.clone();
-        let dispatcher = Dispatcher::start(
-            self.ctx.clone(),
-            endpoint_rx,
+        let run = Run {
+            ctx: self.ctx.clone(),
+            endpoint: endpoint_rx,
             health,
-            wake.clone(),
-            stop_rx,
+            wake: wake.clone(),
             start,
-        )
-        .await?;
+        };
         let task = tokio::spawn(async move {
             let relay = tokio::spawn(async move {
                 let _ = global_stop.wait_for(|s| *s).await;
                 local_stop.send_replace(true);
             });
-            dispatcher.run().await;
+            run.while_leased(stop_rx, lease).await;
             relay.abort();
         });
         let worker = Worker {
             endpoint: endpoint_tx,
             wake,
             stop: stop_tx,
+            leased,
             task,
         };
         if let Ok(mut workers) = self.workers.lock() {
             if let Some(old) = workers.insert(id, worker) {
                 old.stop.send_replace(true);
+            }
+        }
+        self.refresh_hooks();
+        Ok(())
+    }
+
+    /// The ids of the endpoints in the registry, and whether this node now runs each one's dispatcher.
+    pub(crate) fn leased(&self) -> Vec<(String, bool)> {
+        self.workers
+            .lock()
+            .map(|w| {
+                w.iter()
+                    .map(|(id, w)| (id.clone(), *w.leased.borrow()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// In a cluster: takes what other nodes changed (endpoints, health, switches) now, not at the
+    /// next lease round. Alone: nothing to do.
+    pub async fn catch_up(&self) -> Result<(), EngineError> {
+        if self.leasing.is_some() {
+            crate::lease::follow(self).await?;
+        }
+        Ok(())
+    }
+
+    /// Lets (or stops) this node run `id`'s dispatcher.
+    pub(crate) fn set_leased(&self, id: &str, held: bool) {
+        if let Ok(workers) = self.workers.lock() {
+            if let Some(w) = workers.get(id) {
+                w.leased
+                    .send_if_modified(|h| std::mem::replace(h, held) != held);
+            }
+        }
+    }
+
+    /// Follows another node's change of the stored endpoints: adds the new ones, takes changed
+    /// settings, and stops the removed ones (their data went with them).
+    pub(crate) async fn follow_stored(
+        &self,
+        stored: Vec<(String, String)>,
+        health: HashMap<String, Health>,
+    ) -> Result<(), EngineError> {
+        let _one_change_at_a_time = self.changes.lock().await;
+        let mut seen = std::collections::HashSet::new();
+        for (id, doc) in stored {
+            let Ok(endpoint) = serde_json::from_str::<Endpoint>(&doc) else {
+                continue;
+            };
+            seen.insert(id.clone());
+            let known = self
+                .workers
+                .lock()
+                .ok()
+                .and_then(|w| w.get(&id).map(|w| w.endpoint.borrow().clone()));
+            let h = health.get(&id).cloned().unwrap_or_default();
+            match known {
+                None => self.launch(endpoint, h, StartAt::Head).await?,
+                Some(current) => {
+                    if *current != endpoint {
+                        if let Ok(workers) = self.workers.lock() {
+                            if let Some(w) = workers.get(&id) {
+                                w.endpoint.send_replace(Arc::new(endpoint));
+                            }
+                        }
+                    }
+                    self.ctx.health.follow(&id, h).await;
+                }
+            }
+        }
+        let gone: Vec<String> = self
+            .endpoints()
+            .iter()
+            .filter(|e| !e.read_only && !seen.contains(&e.id))
+            .map(|e| e.id.clone())
+            .collect();
+        for id in gone {
+            self.ctx.health.remove(&id).await;
+            let worker = self.workers.lock().ok().and_then(|mut w| w.remove(&id));
+            if let Some(w) = worker {
+                w.stop.send_replace(true);
             }
         }
         self.refresh_hooks();
@@ -358,6 +524,13 @@ impl WebhookEngine {
         &self.ctx.store
     }
 
+    /// Takes the feature switches another node stored.
+    pub(crate) fn follow_features(&self, features: Features) {
+        self.ctx
+            .features
+            .send_if_modified(|f| std::mem::replace(f, features) != features);
+    }
+
     pub fn log(&self) -> &Arc<dyn EventLog> {
         &self.ctx.log
     }
@@ -411,6 +584,10 @@ impl WebhookEngine {
             .unwrap_or_default();
         for t in tasks {
             let _ = tokio::time::timeout(Duration::from_secs(15), t).await;
+        }
+        // Every dispatcher has stopped: another node may take their endpoints at once.
+        if let Some(leasing) = &self.leasing {
+            leasing.release_all().await;
         }
         // Every dispatcher has recorded its last attempt: wait until the writer has stored them all.
         self.ctx.attempts.flush().await;

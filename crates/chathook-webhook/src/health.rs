@@ -27,6 +27,9 @@ pub struct Health {
     pub log_released: Option<LogRelease>,
     /// Events it never received because retention removed them while it was disabled (kept visible).
     pub gap: Option<Gap>,
+    /// Changes stored so far: in a cluster, a node takes a stored document with a higher revision
+    /// than its own (another node changed it).
+    pub revision: u64,
 }
 
 /// Why and when the server disabled an endpoint.
@@ -84,6 +87,7 @@ impl Health {
                 server_disabled,
                 log_released: legacy.log_released,
                 gap: legacy.gap,
+                revision: 0,
             },
             reenable,
         )
@@ -160,11 +164,27 @@ impl HealthBook {
         if next == *current {
             return;
         }
+        next.revision = current.revision + 1;
         let document = serde_json::to_string(&next).unwrap_or_default();
         if let Err(e) = self.store.put_endpoint_health(id, document).await {
             tracing::error!(endpoint = %id, error = %e, "cannot store the endpoint's health");
         }
         tx.send_replace(Arc::new(next));
+    }
+
+    /// Takes `health` as `id`'s when another node stored a later revision of it.
+    pub async fn follow(&self, id: &str, health: Health) {
+        let _one_at_a_time = self.writing.lock().await;
+        let Some(tx) = self.entries.lock().ok().and_then(|e| e.get(id).cloned()) else {
+            return;
+        };
+        tx.send_if_modified(|h| {
+            let newer = health.revision > h.revision;
+            if newer {
+                *h = Arc::new(health);
+            }
+            newer
+        });
     }
 
     /// Stops following `id`: later updates are ignored (its stored document goes with the endpoint).

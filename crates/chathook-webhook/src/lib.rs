@@ -4,8 +4,9 @@
 //!
 //! It consumes `chathook-events` (the event log's consumer API) and keeps its own state through
 //! `chathook-store`'s `WebhookStore`; it never imports the IM core, so it can relay another server's
-//! events too. Flow: `engine` (endpoints, one `dispatcher` task each) -> `format` (render once per
-//! delivery) -> `client` (sign, send, network guard) -> attempt log and metrics.
+//! events too. Flow: `engine` (endpoints, one `dispatcher` task each; in a cluster under a `lease`) ->
+//! `format` (render once per delivery) -> `client` (sign, send, network guard) -> attempt log and
+//! metrics.
 
 pub mod api;
 mod attempt_log;
@@ -20,6 +21,7 @@ pub mod features;
 pub mod format;
 pub mod health;
 mod hooks;
+mod lease;
 pub mod metrics;
 mod sample;
 pub mod signing;
@@ -29,4 +31,5 @@ pub use config::WebhookConfig;
 pub use endpoint::{Endpoint, Flavour};
 pub use engine::{EngineError, WebhookEngine};
 pub use features::Features;
+pub use lease::Leasing;
 pub use metrics::WebhookMetrics;

@@ -201,6 +201,12 @@ impl Server {
             },
             &admin_key,
             webhook_metrics,
+            cluster.clone().map(|shared| {
+                chathook_webhook::Leasing::new(
+                    shared,
+                    Duration::from_millis(config.cluster.lease_ms),
+                )
+            }),
         )
         .await
         .context("cannot start the webhook engine")?;

@@ -53,7 +53,7 @@ pub(super) async fn test(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<AttemptOutcome>> {
-    let e = find(&engine, &id)?;
+    let e = find(&engine, &id).await?;
     let req: TestReq = if body.iter().all(u8::is_ascii_whitespace) {
         TestReq::default()
     } else {
@@ -134,7 +134,7 @@ pub(super) async fn attempt(
     State(engine): State<WebhookEngine>,
     Path((id, attempt_id)): Path<(String, String)>,
 ) -> ApiResult<Json<AttemptDetail>> {
-    find(&engine, &id)?;
+    find(&engine, &id).await?;
     let not_found = || {
         V1Error(ApiError::not_found(
             "attempt_not_found",
@@ -198,7 +198,7 @@ pub(super) async fn attempts(
     Path(id): Path<String>,
     V1Query(q): V1Query<AttemptsQuery>,
 ) -> ApiResult<Json<AttemptPage>> {
-    find(&engine, &id)?;
+    find(&engine, &id).await?;
     let success = status_filter(q.status.as_deref())?;
     let limit = q.limit.unwrap_or(50);
     if !(1..=1000).contains(&limit) {
@@ -258,7 +258,7 @@ pub(super) async fn attempts_stream(
     Path(id): Path<String>,
     V1Query(q): V1Query<StreamQuery>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, std::convert::Infallible>>>> {
-    find(&engine, &id)?;
+    find(&engine, &id).await?;
     let success = status_filter(q.status.as_deref())?;
     let query = AttemptQuery {
         endpoint_id: id,
@@ -375,7 +375,7 @@ pub(super) async fn dead_letters(
     State(engine): State<WebhookEngine>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<DeadLetterList>> {
-    find(&engine, &id)?;
+    find(&engine, &id).await?;
     let rows = engine
         .store()
         .dead_letters(&id, 1000)
@@ -402,7 +402,7 @@ pub(super) async fn replay_one(
     State(engine): State<WebhookEngine>,
     Path((id, delivery_id)): Path<(String, String)>,
 ) -> ApiResult<(StatusCode, Json<Replayed>)> {
-    find(&engine, &id)?;
+    find(&engine, &id).await?;
     let n = engine
         .store()
         .revive(&id, Some(&delivery_id), 0, now_ms())
@@ -435,7 +435,7 @@ pub(super) async fn replay_since(
     Path(id): Path<String>,
     V1Json(req): V1Json<ReplayReq>,
 ) -> ApiResult<(StatusCode, Json<Replayed>)> {
-    find(&engine, &id)?;
+    find(&engine, &id).await?;
     let since = humantime_serde::re::humantime::parse_rfc3339_weak(&req.since).map_err(|e| {
         bad(
             "since",

@@ -335,14 +335,15 @@ pub(super) async fn create(
 
 /// Every endpoint.
 #[utoipa::path(get, path = "/v1/webhooks/endpoints", tag = "webhooks",
-    responses((status = 200, body = EndpointList)))]
-pub(super) async fn list(State(engine): State<WebhookEngine>) -> Json<EndpointList> {
+    responses((status = 200, body = EndpointList), (status = 500, body = V1ErrorBody)))]
+pub(super) async fn list(State(engine): State<WebhookEngine>) -> ApiResult<Json<EndpointList>> {
+    engine.catch_up().await.map_err(engine_error)?;
     let data = engine
         .endpoints()
         .iter()
         .map(|e| EndpointView::of(&engine, e, false))
         .collect();
-    Json(EndpointList { data })
+    Ok(Json(EndpointList { data }))
 }
 
 /// One endpoint, with where it stands in the event log and its retry queue.
@@ -353,7 +354,7 @@ pub(super) async fn show(
     State(engine): State<WebhookEngine>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<EndpointView>> {
-    let e = find(&engine, &id)?;
+    let e = find(&engine, &id).await?;
     let mut v = EndpointView::of(&engine, &e, false);
     let (pending, dead, oldest) = engine
         .store()
@@ -425,7 +426,7 @@ pub(super) async fn patch(
     Path(id): Path<String>,
     V1Json(req): V1Json<PatchReq>,
 ) -> ApiResult<Json<EndpointView>> {
-    let current = find(&engine, &id)?;
+    let current = find(&engine, &id).await?;
     writable(&current)?;
     let mut e = (*current).clone();
     if let Some(url) = req.url {
@@ -512,7 +513,7 @@ pub(super) async fn remove(
     State(engine): State<WebhookEngine>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    writable(&*find(&engine, &id)?)?;
+    writable(&*find(&engine, &id).await?)?;
     engine.delete(&id).await.map_err(engine_error)?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -528,7 +529,7 @@ pub(super) async fn rotate_secret(
     State(engine): State<WebhookEngine>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<EndpointView>> {
-    let current = find(&engine, &id)?;
+    let current = find(&engine, &id).await?;
     writable(&current)?;
     let mut e = (*current).clone();
     let until = now_ms() + ROTATION_GRACE.as_millis() as i64;
@@ -600,7 +601,7 @@ pub(super) async fn url_check(
         })
         .collect();
     let port_change = match (&req.endpoint_id, check_url(&req.url)) {
-        (Some(id), Ok(new)) => port_prefix_change(&find(&engine, id)?.url, &new),
+        (Some(id), Ok(new)) => port_prefix_change(&find(&engine, id).await?.url, &new),
         _ => None,
     };
     Ok(Json(UrlCheck {

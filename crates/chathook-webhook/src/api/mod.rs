@@ -104,7 +104,9 @@ pub(super) fn bad(field: &str, code: &'static str, message: impl Into<String>) -
     V1Error(ApiError::field(field, code, message))
 }
 
-pub(super) fn find(engine: &WebhookEngine, id: &str) -> ApiResult<Arc<Endpoint>> {
+/// The endpoint `id`, as the store has it now (in a cluster another node may have just changed it).
+pub(super) async fn find(engine: &WebhookEngine, id: &str) -> ApiResult<Arc<Endpoint>> {
+    engine.catch_up().await.map_err(engine_error)?;
     engine.endpoint(id).ok_or_else(|| {
         V1Error(ApiError::not_found(
             "endpoint_not_found",

@@ -76,7 +76,7 @@ pub(super) async fn stats(
     Path(id): Path<String>,
     V1Query(q): V1Query<StatsQuery>,
 ) -> ApiResult<Json<Stats>> {
-    find(&engine, &id)?;
+    find(&engine, &id).await?;
     let window = match q.window.as_deref() {
         None | Some("") => Duration::from_secs(3600),
         Some(w) => humantime_serde::re::humantime::parse_duration(w).map_err(|e| {

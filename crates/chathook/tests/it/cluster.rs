@@ -252,3 +252,167 @@ async fn without_nats_messages_still_arrive_from_the_database() {
     let seqs = received_seqs(&mut bob, "alice", 5).await;
     assert_eq!(seqs, [1, 2, 3, 4, 5]);
 }
+
+/// Node `node_id` as the real binary, in `dir`, with the settings of [`Shared::node`].
+async fn spawn_node(shared: &Shared, node_id: u16, dir: &std::path::Path) -> Proc {
+    let nats = shared.nats.as_ref().map(Nats::url).unwrap_or_default();
+    spawn_binary_with(
+        dir,
+        &[
+            ("CHATHOOK_NODE_ID", node_id.to_string()),
+            ("CHATHOOK_STORAGE__BACKEND", "postgres".into()),
+            ("CHATHOOK_STORAGE__POSTGRES_URL", shared.url.clone()),
+            ("CHATHOOK_STORAGE__POSTGRES_MAX_CONNECTIONS", "4".into()),
+            ("CHATHOOK_CLUSTER__NATS_URL", nats),
+            ("CHATHOOK_CLUSTER__HEARTBEAT_MS", "100".into()),
+            ("CHATHOOK_CLUSTER__NODE_TIMEOUT_MS", "1000".into()),
+            ("CHATHOOK_CLUSTER__LEASE_MS", "1500".into()),
+            ("CHATHOOK_LIMITS__SENDS_PER_SEC", "0".into()),
+        ],
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_node_is_reported_lost_and_its_endpoint_taken_over_with_no_event_missing() {
+    let shared = Shared::start("killed");
+    let rcv = Receiver::start().await;
+    // node 3 (a process) starts alone and takes the endpoint's lease
+    let dir = tempfile::tempdir().unwrap();
+    let mut doomed = spawn_node(&shared, 3, dir.path()).await;
+    let endpoint = admin_post(
+        &doomed.api,
+        "/v1/webhooks/endpoints",
+        json!({"url": rcv.url, "flavour": "standard", "events": ["message.sent", "user.offline"]}),
+    )
+    .await;
+    assert!(endpoint["id"].is_string(), "{endpoint}");
+    admin_post(
+        &doomed.api,
+        "/user/token",
+        json!({"uid": "alice", "token": "ta", "device_flag": 0}),
+    )
+    .await;
+    let mut alice = Client::open(&doomed.ws).await;
+    assert_eq!(
+        alice.connect("alice", "ta", 0).await["result"]["reasonCode"],
+        1
+    );
+    let first = alice.send_msg("bob", 1, "first", "x").await;
+    assert_eq!(first["result"]["messageSeq"], 1, "{first}");
+    rcv.wait("node 3 delivers", LONG, |r| !r.is_empty()).await;
+    // node 1 joins; messages go through it while node 3 is killed
+    let a = TestServer::start_with(shared.node(1)).await;
+    let (_, online) = a.post("/user/onlinestatus", json!(["alice"])).await;
+    assert_eq!(
+        online,
+        json!([{"uid": "alice", "device_flag": 0, "online": 1}]),
+        "node 1 found alice on node 3 when it joined"
+    );
+    let mut bob = a.login("bob", 0).await;
+    let mut acked = vec![first["result"]["messageId"].as_str().unwrap().to_string()];
+    for i in 0..40 {
+        if i == 10 {
+            doomed.child.kill().unwrap();
+            doomed.child.wait().unwrap();
+        }
+        let ack = bob.send_msg("alice", 1, &format!("b{i}"), "y").await;
+        assert_eq!(ack["result"]["reasonCode"], 1, "{ack}");
+        acked.push(ack["result"]["messageId"].as_str().unwrap().to_string());
+    }
+    // node 1 reports alice offline (node_lost) and takes the endpoint over: every message's event
+    // arrives, and the offline one
+    rcv.wait(
+        "every message and the offline event",
+        Duration::from_secs(15),
+        |reqs| {
+            let ids: std::collections::HashSet<String> = reqs
+                .iter()
+                .filter(|r| r.json()["type"] == "message.sent")
+                .map(|r| r.json()["data"]["message_id"].to_string())
+                .collect();
+            let lost = reqs.iter().any(|r| {
+                let j = r.json();
+                j["type"] == "user.offline"
+                    && j["data"]["uid"] == "alice"
+                    && j["data"]["reason"] == "node_lost"
+            });
+            lost && acked.iter().all(|id| ids.contains(id))
+        },
+    )
+    .await;
+    // a delivery id is never reused for another event
+    let mut by_id = std::collections::HashMap::new();
+    for r in rcv.requests() {
+        let previous = by_id.insert(r.id(), r.body.clone());
+        assert!(
+            previous.is_none_or(|b| b == r.body),
+            "one id, two bodies: {}",
+            r.id()
+        );
+    }
+    let (_, online) = a.post("/user/onlinestatus", json!(["alice"])).await;
+    assert_eq!(online, json!([]), "alice is no longer counted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_node_delivers_to_an_endpoint_and_batches_msg_notify_for_the_whole_cluster() {
+    let shared = Shared::start("batching");
+    let a = TestServer::start_with(shared.node(1)).await;
+    let b = TestServer::start_with(shared.node(2)).await;
+    let rcv = Receiver::start().await;
+    // created through node B; settings changed through node A reach whichever node delivers
+    let endpoint = b
+        .endpoint(json!({"url": rcv.url, "flavour": "wukongim", "events": ["msg.notify"]}))
+        .await;
+    let id = endpoint["id"].as_str().unwrap().to_string();
+    let (st, body) = a
+        .call(
+            "PATCH",
+            &format!("/v1/webhooks/endpoints/{id}"),
+            Some(json!({"description": "through node A"})),
+            Some(ADMIN),
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
+    let (st, listed) = b
+        .call(
+            "GET",
+            &format!("/v1/webhooks/endpoints/{id}"),
+            None,
+            Some(ADMIN),
+        )
+        .await;
+    assert_eq!(st, 200, "{listed}");
+    let mut ids = Vec::new();
+    for i in 0..30 {
+        let node = if i % 2 == 0 { &a } else { &b };
+        let (st, body) = node.rest_send("u1", "u2", 1, &format!("n{i}")).await;
+        assert_eq!(st, 200, "{body}");
+        ids.push(body["data"]["message_id"].as_i64().unwrap());
+    }
+    rcv.wait("all 30 in msg.notify", LONG, |reqs| {
+        notify_ids(reqs).len() >= 30
+    })
+    .await;
+    tokio::time::sleep(SHORT).await;
+    let reqs = rcv.requests();
+    let mut got = notify_ids(&reqs);
+    got.sort();
+    ids.sort();
+    assert_eq!(got, ids, "each message once, from one node");
+    assert!(
+        reqs.len() < 30,
+        "batched across the nodes' messages: {} requests",
+        reqs.len()
+    );
+    let (_, after) = b
+        .call(
+            "GET",
+            &format!("/v1/webhooks/endpoints/{id}"),
+            None,
+            Some(ADMIN),
+        )
+        .await;
+    assert_eq!(after["description"], "through node A", "{after}");
+}

@@ -1,7 +1,7 @@
 //! Start, graceful shutdown, restart and crash: history, events and cursors survive; connections that
 //! were online are reported offline; the binary's config command and admin key file.
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use chathook_events::{Event, EventLog, PresenceReason, StartAt};
@@ -109,59 +109,6 @@ async fn history_events_and_cursors_survive_a_restart() {
     // idempotency keys survive too
     let again = alice.send_msg("g", 2, "k0", "x").await;
     assert_eq!(again["result"]["messageSeq"], 1);
-}
-
-struct Proc {
-    child: Child,
-    api: String,
-    ws: String,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn spawn_binary(dir: &std::path::Path) -> Proc {
-    let (api_port, ws_port) = (free_port(), free_port());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_chathook"))
-        .env("CHATHOOK_API_ADDR", format!("127.0.0.1:{api_port}"))
-        .env("CHATHOOK_WS_ADDR", format!("127.0.0.1:{ws_port}"))
-        .env("CHATHOOK_DATA_DIR", dir)
-        .env("CHATHOOK_ADMIN_KEY", ADMIN)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn chathook");
-    let api = format!("http://127.0.0.1:{api_port}");
-    for _ in 0..100 {
-        if let Ok(r) = reqwest::get(format!("{api}/health")).await {
-            if r.status() == 200 {
-                return Proc {
-                    child,
-                    api,
-                    ws: format!("ws://127.0.0.1:{ws_port}"),
-                };
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("chathook did not start");
-}
-
-fn signal(child: &Child, sig: &str) {
-    let status = Command::new("kill")
-        .arg(sig)
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
-    assert!(status.success());
 }
 
 #[tokio::test]

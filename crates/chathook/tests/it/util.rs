@@ -722,3 +722,65 @@ pub fn notify_ids(reqs: &[Recorded]) -> Vec<i64> {
         .filter_map(|m| m["message_id"].as_i64())
         .collect()
 }
+
+/// The real binary, running.
+pub struct Proc {
+    pub child: std::process::Child,
+    pub api: String,
+    pub ws: String,
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts the real binary on `dir` and waits until it answers.
+pub async fn spawn_binary(dir: &std::path::Path) -> Proc {
+    spawn_binary_with(dir, &[]).await
+}
+
+/// Starts the real binary on `dir` with more settings (`CHATHOOK_*` variables).
+pub async fn spawn_binary_with(dir: &std::path::Path, settings: &[(&str, String)]) -> Proc {
+    let (api_port, ws_port) = (free_port(), free_port());
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_chathook"))
+        .envs(settings.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("CHATHOOK_API_ADDR", format!("127.0.0.1:{api_port}"))
+        .env("CHATHOOK_WS_ADDR", format!("127.0.0.1:{ws_port}"))
+        .env("CHATHOOK_DATA_DIR", dir)
+        .env("CHATHOOK_ADMIN_KEY", ADMIN)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn chathook");
+    let api = format!("http://127.0.0.1:{api_port}");
+    for _ in 0..100 {
+        if let Ok(r) = reqwest::get(format!("{api}/health")).await {
+            if r.status() == 200 {
+                return Proc {
+                    child,
+                    api,
+                    ws: format!("ws://127.0.0.1:{ws_port}"),
+                };
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("chathook did not start");
+}
+
+/// Sends `sig` (`-TERM`, `-KILL`...) to a child.
+pub fn signal(child: &std::process::Child, sig: &str) {
+    let status = std::process::Command::new("kill")
+        .arg(sig)
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
