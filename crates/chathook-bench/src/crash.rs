@@ -113,7 +113,7 @@ pub async fn crash(bin: &Path, n: u64) -> anyhow::Result<Vec<Figures>> {
             "channel_type": 1, "start_message_seq": 1, "limit": 10000, "pull_mode": 1}),
         )
         .await?;
-        let stored: HashSet<u64> = page["data"]["messages"]
+        let stored: HashSet<u64> = page["messages"]
             .as_array()
             .map(|m| m.iter().filter_map(|m| m["message_seq"].as_u64()).collect())
             .unwrap_or_default();

@@ -6,6 +6,7 @@
 //! uses `CHATHOOK_BINARY`).
 
 mod chat;
+mod cluster;
 mod crash;
 mod harness;
 mod hook;
@@ -34,9 +35,12 @@ struct Args {
     /// Connection counts at which the idle scenario measures memory.
     #[arg(long, value_delimiter = ',', default_values_t = [10_000, 25_000, 50_000])]
     idle_steps: Vec<usize>,
-    /// Messages in the crash drill.
+    /// Messages in the crash drill and the cluster drill.
     #[arg(long, default_value_t = 100_000)]
     crash_messages: u64,
+    /// The webhook lease (and node timeout) of the cluster drill, in milliseconds.
+    #[arg(long, default_value_t = 3_000)]
+    lease_ms: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -59,6 +63,8 @@ enum Scenario {
     Hook,
     /// kill -9 in the middle of N messages: nothing lost.
     Crash,
+    /// Three nodes on PostgreSQL and NATS; kill -9 of the endpoint's node half way: nothing lost.
+    Cluster,
     /// Every scenario.
     All,
 }
@@ -122,6 +128,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if want(Scenario::Crash) {
         figures.extend(crash::crash(&bin, args.crash_messages).await?);
+    }
+    if want(Scenario::Cluster) {
+        figures.extend(cluster::cluster(&bin, args.crash_messages, args.lease_ms).await?);
     }
     println!(
         "{:<44} {:>14} {:>10} {:>10} {:>10}",
