@@ -599,6 +599,59 @@ where
     assert_eq!(store.last_seq("g", 2).await.unwrap(), 100);
     assert_eq!(store.last_seq("other", 2).await.unwrap(), 0);
 
+    // many channels at once, one key sent ten times among them: one message takes it (and one seq),
+    // the other nine answer with its ids; every channel's seqs stay gap-free
+    let tasks: Vec<_> = (0..30)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let channel = format!("h{}", i % 3);
+                let key = if i < 10 {
+                    "ten-times".to_string()
+                } else {
+                    format!("d{i}")
+                };
+                let outcome = store
+                    .append_message(new_message(&channel, "v", &key), 3600, Box::new(sent))
+                    .await
+                    .unwrap();
+                (channel, outcome)
+            })
+        })
+        .collect();
+    let mut by_channel: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    let (mut firsts, mut answered) = (Vec::new(), Vec::new());
+    for t in tasks {
+        let (channel, outcome) = t.await.unwrap();
+        match outcome {
+            AppendOutcome::Stored(m) => {
+                if m.client_msg_no == "ten-times" {
+                    firsts.push((m.message_id, m.message_seq));
+                }
+                by_channel.entry(channel).or_default().push(m.message_seq);
+            }
+            AppendOutcome::Duplicate {
+                message_id,
+                message_seq,
+                ..
+            } => answered.push((message_id, message_seq)),
+        }
+    }
+    assert_eq!(firsts.len(), 1, "one of the ten is stored");
+    assert_eq!(
+        answered,
+        vec![firsts[0]; 9],
+        "the others answer with its ids"
+    );
+    for (channel, mut seqs) in by_channel {
+        seqs.sort();
+        assert_eq!(
+            seqs,
+            (1..=seqs.len() as u64).collect::<Vec<_>>(),
+            "{channel}"
+        );
+    }
+
     // a duplicate answers the first message and writes nothing
     let first = stored(
         store
@@ -896,6 +949,8 @@ async fn maintenance(store: &(impl Maintenance + EventLog)) {
         ])
         .await
         .unwrap();
+    // retention 0 removes what is older than now: let this millisecond pass
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     store
         .register_consumer("holder", StartAt::Beginning)
         .await

@@ -1,22 +1,18 @@
-//! Channel history in PostgreSQL: appends (sequence numbers, de-duplication) and reads. An append locks
-//! its channel's `channel_seqs` row, so senders of one channel on different nodes take turns and the
-//! channel's seqs stay gap-free and increasing; other channels never wait.
+//! Channel history in PostgreSQL: reads, and appends handed to the writer, which appends a group's
+//! messages together (`appends`: sequence numbers, de-duplication).
 
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chathook_events::Message;
-use tokio_postgres::{GenericClient, Row};
+use tokio_postgres::Row;
 
 use super::{pg_error, PgStore};
-use crate::header::{header_bits, header_from_bits};
+use crate::header::header_from_bits;
 use crate::{
     AppendOutcome, EventsFor, MessageLookup, MessageStore, NewMessage, PullMode, Snowflake,
     StoreError, SyncPage, SyncQuery,
 };
-
-/// WuKongIM's person channel type.
-const PERSON: u8 = 1;
 
 /// The columns [`message_from_row`] reads, in its order.
 pub(super) const MESSAGE_COLUMNS: &str = "message_seq, message_id, client_msg_no, from_uid, \
@@ -54,29 +50,6 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-/// Locks the channel's seq row (creating it at 0) and returns its last seq.
-async fn lock_last_seq(
-    c: &impl GenericClient,
-    key: &str,
-    channel_type: i16,
-) -> Result<i64, StoreError> {
-    c.execute(
-        "INSERT INTO channel_seqs(channel_key, channel_type, last_seq) VALUES ($1, $2, 0)
-         ON CONFLICT DO NOTHING",
-        &[&key, &channel_type],
-    )
-    .await
-    .map_err(pg_error)?;
-    let row = c
-        .query_one(
-            "SELECT last_seq FROM channel_seqs WHERE channel_key = $1 AND channel_type = $2 FOR UPDATE",
-            &[&key, &channel_type],
-        )
-        .await
-        .map_err(pg_error)?;
-    Ok(row.get(0))
-}
-
 #[async_trait]
 impl MessageStore for PgStore {
     async fn append_message(
@@ -85,124 +58,17 @@ impl MessageStore for PgStore {
         dedup_window_secs: u64,
         events: EventsFor<Message>,
     ) -> Result<AppendOutcome, StoreError> {
-        let ids = self.ids.clone();
-        self.write_with(move |tx| {
-            Box::pin(async move {
-                let now_secs = now_ms() / 1000;
-                let ty = i16::from(message.channel_type);
-                // A CMD message takes no place in channel history: it goes to its recipients' queues.
-                let cmd = message.header.sync_once && !message.header.no_persist;
-                let seq = if message.header.no_persist || cmd {
-                    0
-                } else {
-                    lock_last_seq(tx, &message.channel_key, ty).await? + 1
-                };
-                let message_id = next_id(&ids);
-                if !message.client_msg_no.is_empty() {
-                    // A key still inside the window is left alone (no row changed): the earlier message
-                    // answers.
-                    let claimed = tx
-                        .execute(
-                            "INSERT INTO client_msgs(from_uid, client_msg_no, created_at, message_id, message_seq)
-                             VALUES ($1, $2, $3, $4, $5)
-                             ON CONFLICT (from_uid, client_msg_no) DO UPDATE SET
-                               created_at = excluded.created_at, message_id = excluded.message_id,
-                               message_seq = excluded.message_seq
-                             WHERE client_msgs.created_at < $6",
-                            &[
-                                &message.from_uid,
-                                &message.client_msg_no,
-                                &now_secs,
-                                &message_id,
-                                &seq,
-                                &(now_secs - dedup_window_secs as i64),
-                            ],
-                        )
-                        .await
-                        .map_err(pg_error)?;
-                    if claimed == 0 {
-                        let row = tx
-                            .query_one(
-                                "SELECT message_id, message_seq FROM client_msgs
-                                 WHERE from_uid = $1 AND client_msg_no = $2",
-                                &[&message.from_uid, &message.client_msg_no],
-                            )
-                            .await
-                            .map_err(pg_error)?;
-                        let first = AppendOutcome::Duplicate {
-                            message_id: row.get(0),
-                            message_seq: row.get::<_, i64>(1) as u64,
-                            client_msg_no: message.client_msg_no,
-                        };
-                        return Ok((first, Vec::new()));
-                    }
-                }
-                let key = message.channel_key;
-                let stored = Message {
-                    message_id,
-                    client_msg_no: message.client_msg_no,
-                    message_seq: seq as u64,
-                    from_uid: message.from_uid,
-                    channel_id: message.channel_id,
-                    channel_type: message.channel_type,
-                    header: message.header,
-                    setting: message.setting,
-                    expire: message.expire,
-                    timestamp: now_secs,
-                    payload: message.payload,
-                    sender: Default::default(),
-                };
-                if cmd {
-                    super::cmd_queue::enqueue(tx, &stored, &message.cmd_recipients).await?;
-                } else if !stored.header.no_persist {
-                    tx.execute(
-                        "INSERT INTO messages(channel_key, channel_type, message_seq, message_id,
-                         client_msg_no, from_uid, channel_id, header, setting, expire, timestamp, payload)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-                        &[
-                            &key,
-                            &ty,
-                            &seq,
-                            &stored.message_id,
-                            &stored.client_msg_no,
-                            &stored.from_uid,
-                            &stored.channel_id,
-                            &(header_bits(&stored.header) as i16),
-                            &i16::from(stored.setting),
-                            &i64::from(stored.expire),
-                            &stored.timestamp,
-                            &stored.payload,
-                        ],
-                    )
-                    .await
-                    .map_err(pg_error)?;
-                    tx.execute(
-                        "UPDATE channel_seqs SET last_seq = $3 WHERE channel_key = $1 AND channel_type = $2",
-                        &[&key, &ty, &seq],
-                    )
-                    .await
-                    .map_err(pg_error)?;
-                }
-                if seq == 1 && stored.channel_type == PERSON {
-                    // A new person channel: both users' conversation lists learn of it, once.
-                    for (uid, peer) in [
-                        (&stored.from_uid, &stored.channel_id),
-                        (&stored.channel_id, &stored.from_uid),
-                    ] {
-                        tx.execute(
-                            "INSERT INTO person_channels(uid, peer, channel_key) VALUES ($1, $2, $3)
-                             ON CONFLICT DO NOTHING",
-                            &[uid, peer, &key],
-                        )
-                        .await
-                        .map_err(pg_error)?;
-                    }
-                }
-                let caused = events(&stored);
-                Ok((AppendOutcome::Stored(stored), caused))
-            })
-        })
-        .await
+        let (answer, outcome) = tokio::sync::oneshot::channel();
+        self.submit(super::writer::Task::Append(super::appends::Append {
+            message,
+            dedup_window_secs,
+            events,
+            answer,
+        }))
+        .await?;
+        outcome
+            .await
+            .map_err(|_| StoreError::Storage("the append gave no answer".into()))
     }
 
     async fn sync(&self, query: SyncQuery) -> Result<SyncPage, StoreError> {

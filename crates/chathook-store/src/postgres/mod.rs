@@ -6,6 +6,7 @@
 //! (`webhook`), and what the nodes coordinate through (`cluster`: commits, heartbeats, leases). The
 //! embedded SQLite store stays the default for one node.
 
+mod appends;
 mod channels;
 mod cluster;
 mod cmd_queue;
@@ -90,19 +91,21 @@ impl PgStore {
         let (writes, queue) = mpsc::channel(WRITE_QUEUE);
         let metrics = WriterMetrics::default();
         let observer = Arc::new(std::sync::OnceLock::new());
+        let ids = messages::ids(node_id);
         tokio::spawn(writer::run(
             pool.clone(),
             queue,
             head.clone(),
             metrics.clone(),
             observer.clone(),
+            ids.clone(),
         ));
         tokio::spawn(event_log::listen(config_for_listen, head.clone()));
         Ok(PgStore {
             pool,
             writes,
             head,
-            ids: messages::ids(node_id),
+            ids,
             node_id,
             metrics,
             described,
@@ -134,13 +137,15 @@ impl PgStore {
             > + Send
             + 'static,
     {
+        self.submit(writer::Task::Work(Box::new(work))).await
+    }
+
+    /// Queues `task` for the writer; the position of its last event once committed.
+    async fn submit(&self, task: writer::Task) -> Result<u64, StoreError> {
         let stopped = || StoreError::Storage("the writer has stopped".into());
         let (done, answer) = tokio::sync::oneshot::channel();
         self.writes
-            .send(writer::Job {
-                work: Box::new(work),
-                done,
-            })
+            .send(writer::Job { task, done })
             .await
             .map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?

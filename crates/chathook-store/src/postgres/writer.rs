@@ -1,5 +1,6 @@
 //! The writer of one node: one task takes whatever writes are queued and commits them in one
-//! transaction (group commit), each job in a savepoint so that a failing job fails alone. The events
+//! transaction (group commit): the group's message appends together, in a fixed number of statements
+//! (`appends`), then each other job in a savepoint so that a failing job fails alone. The events
 //! the jobs produce are appended at the end, under the lock of the event log's head row, so positions
 //! are gap-free and committed in order across nodes; the commit notifies the other nodes of the new
 //! head. Callers are answered after the commit; then the commit's observer (the cluster's relay) sees
@@ -27,10 +28,17 @@ pub(super) type Work = Box<
     dyn for<'t> FnOnce(&'t Transaction<'t>) -> BoxFuture<'t, Result<Vec<Event>, StoreError>> + Send,
 >;
 
+/// What a queued write does.
+pub(super) enum Task {
+    Work(Work),
+    /// A message append, done with the group's other appends.
+    Append(super::appends::Append),
+}
+
 /// A queued write and where its answer goes: the position of its last event (the head when it made
 /// none).
 pub(super) struct Job {
-    pub work: Work,
+    pub task: Task,
     pub done: oneshot::Sender<Result<u64, StoreError>>,
 }
 
@@ -41,6 +49,7 @@ pub(super) async fn run(
     head: Arc<watch::Sender<u64>>,
     metrics: WriterMetrics,
     observer: Arc<OnceLock<CommitObserver>>,
+    ids: Arc<std::sync::Mutex<crate::Snowflake>>,
 ) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     while let Some(first) = queue.recv().await {
@@ -51,10 +60,10 @@ pub(super) async fn run(
                 Err(_) => break,
             }
         }
-        let (works, answers): (Vec<Work>, Vec<_>) =
-            group.drain(..).map(|j| (j.work, j.done)).unzip();
-        let jobs = works.len() as u64;
-        match commit(&pool, works).await {
+        let (tasks, answers): (Vec<Task>, Vec<_>) =
+            group.drain(..).map(|j| (j.task, j.done)).unzip();
+        let jobs = tasks.len() as u64;
+        match commit(&pool, tasks, &ids).await {
             Ok((outcomes, committed)) => {
                 metrics.commits.inc();
                 metrics.jobs.inc_by(jobs);
@@ -83,27 +92,60 @@ pub(super) async fn run(
 /// appended (when there are any).
 async fn commit(
     pool: &deadpool_postgres::Pool,
-    works: Vec<Work>,
+    tasks: Vec<Task>,
+    ids: &std::sync::Mutex<crate::Snowflake>,
 ) -> Result<(Vec<Result<u64, StoreError>>, Option<Committed>), StoreError> {
     let mut client = pool
         .get()
         .await
         .map_err(|e| StoreError::Storage(format!("PostgreSQL connection: {e}")))?;
     let mut tx = client.transaction().await.map_err(pg_error)?;
-    let mut produced: Vec<Result<Vec<Event>, StoreError>> = Vec::with_capacity(works.len());
-    for work in works {
+    let mut produced: Vec<Option<Result<Vec<Event>, StoreError>>> =
+        (0..tasks.len()).map(|_| None).collect();
+    let mut works = Vec::new();
+    let (mut appending, mut appends) = (Vec::new(), Vec::new());
+    for (i, task) in tasks.into_iter().enumerate() {
+        match task {
+            Task::Work(work) => works.push((i, work)),
+            Task::Append(append) => {
+                appending.push(i);
+                appends.push(append);
+            }
+        }
+    }
+    if !appends.is_empty() {
+        let savepoint = tx.savepoint("appends").await.map_err(pg_error)?;
+        match super::appends::append_all(&savepoint, ids, appends).await {
+            Ok(events) => {
+                savepoint.commit().await.map_err(pg_error)?;
+                for (i, events) in appending.into_iter().zip(events) {
+                    produced[i] = Some(Ok(events));
+                }
+            }
+            Err(e) => {
+                savepoint.rollback().await.map_err(pg_error)?;
+                for i in appending {
+                    produced[i] = Some(Err(e.clone()));
+                }
+            }
+        }
+    }
+    for (i, work) in works {
         let savepoint = tx.savepoint("job").await.map_err(pg_error)?;
         match work(&savepoint).await {
             Ok(events) => {
                 savepoint.commit().await.map_err(pg_error)?;
-                produced.push(Ok(events));
+                produced[i] = Some(Ok(events));
             }
             Err(e) => {
                 savepoint.rollback().await.map_err(pg_error)?;
-                produced.push(Err(e));
+                produced[i] = Some(Err(e));
             }
         }
     }
+    let produced = produced
+        .into_iter()
+        .map(|p| p.unwrap_or_else(|| Err(StoreError::Storage("a job was not run".into()))));
     let head: i64 = tx
         .query_one(
             "SELECT position FROM event_log_head WHERE only_row FOR UPDATE",

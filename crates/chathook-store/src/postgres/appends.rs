@@ -1,0 +1,390 @@
+//! Message appends, a whole group at once: the writer hands every append of its group here, and they
+//! take a fixed number of statements whatever their number (claims of `client_msg_no`, then the
+//! channels' seqs, then history, person channels and CMD queues), not a round trip per message.
+//!
+//! Seqs: each channel's `channel_seqs` row is raised by its number of messages in the group, in one
+//! upsert that locks the rows in (channel key, type) order, so that groups of two nodes touching the
+//! same channels wait for each other rather than deadlock; a channel's seqs stay gap-free and
+//! increasing across nodes. A duplicate `client_msg_no` (in the window, or twice in one group) takes
+//! no seq.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use chathook_events::{Event, Message};
+use tokio::sync::oneshot;
+use tokio_postgres::Transaction;
+
+use super::pg_error;
+use crate::header::header_bits;
+use crate::{AppendOutcome, EventsFor, NewMessage, Snowflake, StoreError};
+
+/// WuKongIM's person channel type.
+const PERSON: u8 = 1;
+
+/// One queued append and where its outcome goes.
+pub(super) struct Append {
+    pub message: NewMessage,
+    pub dedup_window_secs: u64,
+    pub events: EventsFor<Message>,
+    pub answer: oneshot::Sender<AppendOutcome>,
+}
+
+/// What became of one append before its events are built.
+enum Planned {
+    /// Stored (or, for `no_persist`, only announced) with this message.
+    New(Message),
+    /// The same sender's `client_msg_no` within the window: the first message's id and seq.
+    Stored { message_id: i64, message_seq: u64 },
+    /// The same key earlier in this group: that append's outcome.
+    SameAs(usize),
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Appends `appends` inside `tx`; each one's events, in order (answers are sent once all statements
+/// ran; the caller learns of the commit from its job).
+pub(super) async fn append_all(
+    tx: &Transaction<'_>,
+    ids: &Mutex<Snowflake>,
+    appends: Vec<Append>,
+) -> Result<Vec<Vec<Event>>, StoreError> {
+    let now_secs = now_ms() / 1000;
+    let window = appends.first().map_or(0, |a| a.dedup_window_secs as i64);
+    // The messages apart from their callbacks (which are `Send` but not `Sync`).
+    let (messages, callbacks): (Vec<NewMessage>, Vec<_>) = appends
+        .into_iter()
+        .map(|a| (a.message, (a.events, a.answer)))
+        .unzip();
+    let message_ids: Vec<i64> = {
+        let mut ids = ids.lock().unwrap_or_else(|p| p.into_inner());
+        let now = now_ms();
+        messages.iter().map(|_| ids.next_at(now)).collect()
+    };
+    let cmd = |m: &NewMessage| m.header.sync_once && !m.header.no_persist;
+    let in_history = |m: &NewMessage| !m.header.no_persist && !cmd(m);
+
+    // 1. Claims of client_msg_no: the first of a key in the group claims it; a key claimed within
+    //    the window stays with its first message.
+    let mut plans: Vec<Option<Planned>> = (0..messages.len()).map(|_| None).collect();
+    let mut first_of_key: HashMap<(&str, &str), usize> = HashMap::new();
+    let mut claiming = Vec::new();
+    for (i, m) in messages.iter().enumerate() {
+        if m.client_msg_no.is_empty() {
+            continue;
+        }
+        match first_of_key.get(&(m.from_uid.as_str(), m.client_msg_no.as_str())) {
+            Some(&j) => plans[i] = Some(Planned::SameAs(j)),
+            None => {
+                first_of_key.insert((&m.from_uid, &m.client_msg_no), i);
+                claiming.push(i);
+            }
+        }
+    }
+    if !claiming.is_empty() {
+        let from: Vec<&str> = claiming
+            .iter()
+            .map(|&i| messages[i].from_uid.as_str())
+            .collect();
+        let keys: Vec<&str> = claiming
+            .iter()
+            .map(|&i| messages[i].client_msg_no.as_str())
+            .collect();
+        let at: Vec<i64> = claiming.iter().map(|_| now_secs).collect();
+        let mids: Vec<i64> = claiming.iter().map(|&i| message_ids[i]).collect();
+        let claimed: std::collections::HashSet<(String, String)> = tx
+            .query(
+                "INSERT INTO client_msgs(from_uid, client_msg_no, created_at, message_id, message_seq)
+                 SELECT f, k, t, m, 0 FROM UNNEST($1::TEXT[], $2::TEXT[], $3::BIGINT[], $4::BIGINT[])
+                     AS u(f, k, t, m)
+                 ON CONFLICT (from_uid, client_msg_no) DO UPDATE SET
+                   created_at = excluded.created_at, message_id = excluded.message_id,
+                   message_seq = excluded.message_seq
+                 WHERE client_msgs.created_at < $5
+                 RETURNING from_uid, client_msg_no",
+                &[&from, &keys, &at, &mids, &(now_secs - window)],
+            )
+            .await
+            .map_err(pg_error)?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        let taken: Vec<usize> = claiming
+            .iter()
+            .copied()
+            .filter(|&i| {
+                let m = &messages[i];
+                !claimed.contains(&(m.from_uid.clone(), m.client_msg_no.clone()))
+            })
+            .collect();
+        if !taken.is_empty() {
+            let from: Vec<&str> = taken
+                .iter()
+                .map(|&i| messages[i].from_uid.as_str())
+                .collect();
+            let keys: Vec<&str> = taken
+                .iter()
+                .map(|&i| messages[i].client_msg_no.as_str())
+                .collect();
+            let rows = tx
+                .query(
+                    "SELECT c.from_uid, c.client_msg_no, c.message_id, c.message_seq
+                     FROM client_msgs c JOIN UNNEST($1::TEXT[], $2::TEXT[]) AS u(f, k)
+                       ON c.from_uid = u.f AND c.client_msg_no = u.k",
+                    &[&from, &keys],
+                )
+                .await
+                .map_err(pg_error)?;
+            let firsts: HashMap<(String, String), (i64, i64)> = rows
+                .iter()
+                .map(|r| ((r.get(0), r.get(1)), (r.get(2), r.get(3))))
+                .collect();
+            for i in taken {
+                let m = &messages[i];
+                let (message_id, seq) = firsts
+                    .get(&(m.from_uid.clone(), m.client_msg_no.clone()))
+                    .copied()
+                    .ok_or_else(|| {
+                        StoreError::Storage("a claimed client_msg_no vanished".into())
+                    })?;
+                plans[i] = Some(Planned::Stored {
+                    message_id,
+                    message_seq: seq as u64,
+                });
+            }
+        }
+    }
+
+    // 2. Seqs: each channel's row raised by its count, rows locked in key order.
+    let mut counts: HashMap<(&str, i16), i64> = HashMap::new();
+    for (i, m) in messages.iter().enumerate() {
+        if plans[i].is_none() && in_history(m) {
+            *counts
+                .entry((m.channel_key.as_str(), i16::from(m.channel_type)))
+                .or_default() += 1;
+        }
+    }
+    let mut next_seq: HashMap<(&str, i16), i64> = HashMap::new();
+    if !counts.is_empty() {
+        let mut channels: Vec<((&str, i16), i64)> = counts.into_iter().collect();
+        channels.sort();
+        let keys: Vec<&str> = channels.iter().map(|c| c.0 .0).collect();
+        let types: Vec<i16> = channels.iter().map(|c| c.0 .1).collect();
+        let adds: Vec<i64> = channels.iter().map(|c| c.1).collect();
+        let rows = tx
+            .query(
+                "INSERT INTO channel_seqs(channel_key, channel_type, last_seq)
+                 SELECT k, t, n FROM UNNEST($1::TEXT[], $2::SMALLINT[], $3::BIGINT[]) AS u(k, t, n)
+                 ORDER BY k, t
+                 ON CONFLICT (channel_key, channel_type) DO UPDATE
+                   SET last_seq = channel_seqs.last_seq + excluded.last_seq
+                 RETURNING channel_key, channel_type, last_seq",
+                &[&keys, &types, &adds],
+            )
+            .await
+            .map_err(pg_error)?;
+        let lasts: HashMap<(String, i16), i64> = rows
+            .iter()
+            .map(|r| ((r.get(0), r.get(1)), r.get(2)))
+            .collect();
+        for ((key, ty), n) in channels {
+            let last = lasts.get(&(key.to_string(), ty)).copied().ok_or_else(|| {
+                StoreError::Storage("a channel's seq row was not returned".into())
+            })?;
+            next_seq.insert((key, ty), last - n + 1);
+        }
+    }
+
+    // 3. The new messages, with their seqs.
+    for (i, m) in messages.iter().enumerate() {
+        if plans[i].is_some() {
+            continue;
+        }
+        let seq = if in_history(m) {
+            let next = next_seq
+                .get_mut(&(m.channel_key.as_str(), i16::from(m.channel_type)))
+                .ok_or_else(|| StoreError::Storage("a channel without a seq".into()))?;
+            *next += 1;
+            *next - 1
+        } else {
+            0
+        };
+        plans[i] = Some(Planned::New(Message {
+            message_id: message_ids[i],
+            client_msg_no: m.client_msg_no.clone(),
+            message_seq: seq as u64,
+            from_uid: m.from_uid.clone(),
+            channel_id: m.channel_id.clone(),
+            channel_type: m.channel_type,
+            header: m.header,
+            setting: m.setting,
+            expire: m.expire,
+            timestamp: now_secs,
+            payload: Vec::new(),
+            sender: Default::default(),
+        }));
+    }
+    let new: Vec<(usize, &Message)> = plans
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| match p {
+            Some(Planned::New(m)) => Some((i, m)),
+            _ => None,
+        })
+        .collect();
+
+    // 4. Claims learn their seqs; history, person channels and CMD queues are written.
+    let seqs_to_claims: Vec<(usize, &Message)> = new
+        .iter()
+        .copied()
+        .filter(|(_, m)| m.message_seq > 0 && !m.client_msg_no.is_empty())
+        .collect();
+    if !seqs_to_claims.is_empty() {
+        let from: Vec<&str> = seqs_to_claims
+            .iter()
+            .map(|(_, m)| m.from_uid.as_str())
+            .collect();
+        let keys: Vec<&str> = seqs_to_claims
+            .iter()
+            .map(|(_, m)| m.client_msg_no.as_str())
+            .collect();
+        let seqs: Vec<i64> = seqs_to_claims
+            .iter()
+            .map(|(_, m)| m.message_seq as i64)
+            .collect();
+        tx.execute(
+            "UPDATE client_msgs c SET message_seq = u.s
+             FROM UNNEST($1::TEXT[], $2::TEXT[], $3::BIGINT[]) AS u(f, k, s)
+             WHERE c.from_uid = u.f AND c.client_msg_no = u.k",
+            &[&from, &keys, &seqs],
+        )
+        .await
+        .map_err(pg_error)?;
+    }
+    let history: Vec<(usize, &Message)> = new
+        .iter()
+        .copied()
+        .filter(|(i, _)| in_history(&messages[*i]))
+        .collect();
+    if !history.is_empty() {
+        let col = |f: &dyn Fn(usize, &Message) -> i64| -> Vec<i64> {
+            history.iter().map(|(i, m)| f(*i, m)).collect()
+        };
+        let keys: Vec<&str> = history
+            .iter()
+            .map(|(i, _)| messages[*i].channel_key.as_str())
+            .collect();
+        let types: Vec<i16> = history
+            .iter()
+            .map(|(_, m)| i16::from(m.channel_type))
+            .collect();
+        let seqs = col(&|_, m| m.message_seq as i64);
+        let mids = col(&|_, m| m.message_id);
+        let nos: Vec<&str> = history
+            .iter()
+            .map(|(_, m)| m.client_msg_no.as_str())
+            .collect();
+        let froms: Vec<&str> = history.iter().map(|(_, m)| m.from_uid.as_str()).collect();
+        let chans: Vec<&str> = history.iter().map(|(_, m)| m.channel_id.as_str()).collect();
+        let headers: Vec<i16> = history
+            .iter()
+            .map(|(_, m)| header_bits(&m.header) as i16)
+            .collect();
+        let settings: Vec<i16> = history.iter().map(|(_, m)| i16::from(m.setting)).collect();
+        let expires = col(&|_, m| i64::from(m.expire));
+        let times = col(&|_, m| m.timestamp);
+        let payloads: Vec<&[u8]> = history
+            .iter()
+            .map(|(i, _)| messages[*i].payload.as_slice())
+            .collect();
+        tx.execute(
+            "INSERT INTO messages(channel_key, channel_type, message_seq, message_id, client_msg_no,
+                 from_uid, channel_id, header, setting, expire, timestamp, payload)
+             SELECT * FROM UNNEST($1::TEXT[], $2::SMALLINT[], $3::BIGINT[], $4::BIGINT[], $5::TEXT[],
+                 $6::TEXT[], $7::TEXT[], $8::SMALLINT[], $9::SMALLINT[], $10::BIGINT[], $11::BIGINT[],
+                 $12::BYTEA[])",
+            &[
+                &keys, &types, &seqs, &mids, &nos, &froms, &chans, &headers, &settings, &expires,
+                &times, &payloads,
+            ],
+        )
+        .await
+        .map_err(pg_error)?;
+        // A new person channel: both users' conversation lists learn of it, once.
+        let (mut uids, mut peers, mut pkeys) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, m) in &history {
+            if m.message_seq == 1 && m.channel_type == PERSON {
+                let key = messages[*i].channel_key.as_str();
+                for (uid, peer) in [(&m.from_uid, &m.channel_id), (&m.channel_id, &m.from_uid)] {
+                    uids.push(uid.as_str());
+                    peers.push(peer.as_str());
+                    pkeys.push(key);
+                }
+            }
+        }
+        if !uids.is_empty() {
+            tx.execute(
+                "INSERT INTO person_channels(uid, peer, channel_key)
+                 SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[]) ON CONFLICT DO NOTHING",
+                &[&uids, &peers, &pkeys],
+            )
+            .await
+            .map_err(pg_error)?;
+        }
+    }
+
+    // 5. Outcomes, in order; then the events each append causes.
+    let mut outcomes: Vec<AppendOutcome> = Vec::with_capacity(messages.len());
+    for (i, plan) in plans.into_iter().enumerate() {
+        let outcome = match plan {
+            Some(Planned::New(mut m)) => {
+                m.payload = messages[i].payload.clone();
+                AppendOutcome::Stored(m)
+            }
+            Some(Planned::Stored {
+                message_id,
+                message_seq,
+            }) => AppendOutcome::Duplicate {
+                message_id,
+                message_seq,
+                client_msg_no: messages[i].client_msg_no.clone(),
+            },
+            Some(Planned::SameAs(j)) => {
+                let (message_id, message_seq) = match &outcomes[j] {
+                    AppendOutcome::Stored(m) => (m.message_id, m.message_seq),
+                    AppendOutcome::Duplicate {
+                        message_id,
+                        message_seq,
+                        ..
+                    } => (*message_id, *message_seq),
+                };
+                AppendOutcome::Duplicate {
+                    message_id,
+                    message_seq,
+                    client_msg_no: messages[i].client_msg_no.clone(),
+                }
+            }
+            None => return Err(StoreError::Storage("an append without a plan".into())),
+        };
+        outcomes.push(outcome);
+    }
+    for (message, outcome) in messages.iter().zip(&outcomes) {
+        if let (true, AppendOutcome::Stored(m)) = (cmd(message), outcome) {
+            super::cmd_queue::enqueue(tx, m, &message.cmd_recipients).await?;
+        }
+    }
+    let mut events = Vec::with_capacity(outcomes.len());
+    for ((caused_by, answer), outcome) in callbacks.into_iter().zip(outcomes) {
+        let caused = match &outcome {
+            AppendOutcome::Stored(m) => caused_by(m),
+            AppendOutcome::Duplicate { .. } => Vec::new(),
+        };
+        events.push(caused);
+        let _ = answer.send(outcome);
+    }
+    Ok(events)
+}
