@@ -199,16 +199,132 @@ impl Im {
 /// Publishes what the node sends, in the order it was queued.
 async fn publish_loop(nats: async_nats::Client, subject: String, mut queue: mpsc::Receiver<Wire>) {
     while let Some(wire) = queue.recv().await {
-        let body = match serde_json::to_vec(&wire) {
-            Ok(body) => body,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot encode a message for other nodes");
-                continue;
+        let limit = nats.server_info().max_payload;
+        for body in encode_within(&wire, limit) {
+            if let Err(e) = nats.publish(subject.clone(), body.into()).await {
+                tracing::warn!(error = %e, "cannot publish to NATS; other nodes read the database");
             }
-        };
-        if let Err(e) = nats.publish(subject.clone(), body.into()).await {
-            tracing::warn!(error = %e, "cannot publish to NATS; other nodes read the database");
         }
+    }
+}
+
+/// `wire` as JSON bodies of at most `limit` bytes: a commit too large for one is split into commits
+/// of consecutive positions (a single event beyond the limit is left to the database).
+pub(crate) fn encode_within(wire: &Wire, limit: usize) -> Vec<Vec<u8>> {
+    let body = match serde_json::to_vec(wire) {
+        Ok(body) => body,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot encode a message for other nodes");
+            return Vec::new();
+        }
+    };
+    if body.len() <= limit {
+        return vec![body];
+    }
+    let Wire::Commit(record) = wire else {
+        tracing::warn!(size = body.len(), "an order too large for NATS is dropped");
+        return Vec::new();
+    };
+    if record.events.len() < 2 {
+        tracing::warn!(
+            size = body.len(),
+            "an event too large for NATS: other nodes read it from the database"
+        );
+        return Vec::new();
+    }
+    let half = record.events.len() / 2;
+    let part = |first: u64, events: &[Event]| {
+        let routes = record
+            .routes
+            .iter()
+            .filter(|r| {
+                events
+                    .iter()
+                    .any(|e| matches!(e, Event::MessageSent(m) if m.message_id == r.message_id))
+            })
+            .cloned()
+            .collect();
+        Wire::Commit(Arc::new(CommitRecord {
+            node: record.node,
+            first,
+            events: events.to_vec().into(),
+            routes,
+        }))
+    };
+    let (front, back) = record.events.split_at(half);
+    let mut bodies = encode_within(&part(record.first, front), limit);
+    bodies.extend(encode_within(
+        &part(record.first + half as u64, back),
+        limit,
+    ));
+    bodies
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chathook_events::{Message, MessageHeader};
+
+    fn sent(id: i64) -> Event {
+        Event::MessageSent(Message {
+            message_id: id,
+            client_msg_no: String::new(),
+            message_seq: id as u64,
+            from_uid: "a".into(),
+            channel_id: "b".into(),
+            channel_type: 1,
+            header: MessageHeader::default(),
+            setting: 0,
+            expire: 0,
+            timestamp: 0,
+            payload: vec![7; 300],
+            sender: Default::default(),
+        })
+    }
+
+    #[test]
+    fn a_commit_too_large_for_nats_goes_as_consecutive_parts_with_their_routes() {
+        let record = CommitRecord {
+            node: 1,
+            first: 10,
+            events: (1..=8).map(sent).collect::<Vec<_>>().into(),
+            routes: (1..=8)
+                .map(|id| Route {
+                    message_id: id,
+                    origin: crate::Origin::Backend,
+                    listed: None,
+                })
+                .collect(),
+        };
+        let bodies = encode_within(&Wire::Commit(Arc::new(record)), 1_200);
+        let parts: Vec<Arc<CommitRecord>> = bodies
+            .iter()
+            .map(|b| {
+                assert!(b.len() <= 1_200, "{}", b.len());
+                match serde_json::from_slice(b).unwrap() {
+                    Wire::Commit(r) => r,
+                    Wire::Order(o) => panic!("{o:?}"),
+                }
+            })
+            .collect();
+        assert!(parts.len() > 1);
+        let mut next = 10;
+        for p in &parts {
+            assert_eq!(p.first, next, "consecutive");
+            next = p.end();
+            for e in p.events.iter() {
+                let Event::MessageSent(m) = e else { panic!() };
+                assert!(p.route(m.message_id).is_some(), "its route goes with it");
+            }
+        }
+        assert_eq!(next, 18);
+        // one event beyond the limit is left to the database
+        let single = CommitRecord {
+            events: vec![sent(1)].into(),
+            routes: Vec::new(),
+            ..parts[0].as_ref().clone()
+        };
+        assert!(encode_within(&Wire::Commit(Arc::new(single)), 10).is_empty());
     }
 }
 
