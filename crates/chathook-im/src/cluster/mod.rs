@@ -89,6 +89,9 @@ impl Cluster {
     }
 }
 
+/// Set once by [`Im::join_cluster`].
+pub(crate) type ClusterSlot = OnceLock<Arc<Cluster>>;
+
 /// In a cluster, a connection id is the node id shifted by this many bits, plus the node's counter.
 pub(crate) const CONN_ID_NODE_SHIFT: u32 = 40;
 
@@ -327,6 +330,3 @@ mod tests {
         assert!(encode_within(&Wire::Commit(Arc::new(single)), 10).is_empty());
     }
 }
-
-/// Set once by [`Im::join_cluster`].
-pub(crate) type ClusterSlot = OnceLock<Arc<Cluster>>;
