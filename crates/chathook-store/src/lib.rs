@@ -13,7 +13,7 @@ mod snowflake;
 mod sqlite;
 mod types;
 
-pub use postgres::PgStore;
+pub use postgres::{PgOptions, PgStore};
 pub use snowflake::Snowflake;
 pub use sqlite::{SqliteOptions, SqliteStore};
 pub use types::*;

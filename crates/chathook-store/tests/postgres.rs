@@ -430,3 +430,37 @@ async fn a_lease_is_held_by_one_node_until_it_expires_or_is_released() {
         .unwrap()
         .is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_takes_at_most_max_batch_writes() {
+    use chathook_store::{Maintenance, PgOptions};
+    let pg = Postgres::start().unwrap();
+    let url = pg.database("batch").unwrap();
+    let store = PgStore::connect_with(
+        &url,
+        PgOptions {
+            max_batch: 3,
+            queue_capacity: 1,
+            ..PgOptions::new(2, 1)
+        },
+    )
+    .await
+    .unwrap();
+    let metrics = store.writer_metrics();
+    let before = (metrics.commits.get(), metrics.jobs.get());
+    let writes: Vec<_> = (0..12)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move { store.append(vec![dismissed(&format!("w{i}"))]).await })
+        })
+        .collect();
+    for w in writes {
+        w.await.unwrap().unwrap();
+    }
+    let commits = metrics.commits.get() - before.0;
+    assert_eq!(metrics.jobs.get() - before.1, 12);
+    assert!(
+        commits >= 4,
+        "12 writes, at most 3 a commit: {commits} commits"
+    );
+}

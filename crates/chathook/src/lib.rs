@@ -26,7 +26,7 @@ use axum::{Json, Router};
 use chathook_events::EventLog;
 use chathook_im::{Im, ImConfig, ImMetrics};
 use chathook_store::{
-    ClusterStore, PgStore, ServerStore, SqliteOptions, SqliteStore, Store, WebhookStore,
+    ClusterStore, PgOptions, PgStore, ServerStore, SqliteOptions, SqliteStore, Store, WebhookStore,
 };
 use chathook_webhook::{WebhookEngine, WebhookMetrics};
 use prometheus_client::metrics::gauge::Gauge;
@@ -349,10 +349,14 @@ async fn open_store(
         }
         config::Backend::Postgres => {
             let url = config.storage.postgres_url.as_deref().unwrap_or_default();
-            let store =
-                PgStore::connect(url, config.storage.postgres_max_connections, config.node_id)
-                    .await
-                    .context("cannot open the PostgreSQL store (storage.postgres_url)")?;
+            let options = PgOptions {
+                max_batch: config.store.max_batch,
+                queue_capacity: config.store.queue_capacity,
+                ..PgOptions::new(config.storage.postgres_max_connections, config.node_id)
+            };
+            let store = PgStore::connect_with(url, options)
+                .await
+                .context("cannot open the PostgreSQL store (storage.postgres_url)")?;
             let store = Arc::new(store);
             let cluster = config
                 .cluster

@@ -49,8 +49,30 @@ pub struct PgStore {
     observer: Arc<std::sync::OnceLock<crate::CommitObserver>>,
 }
 
-/// Writes waiting for the writer; beyond this, a write waits.
-const WRITE_QUEUE: usize = 4096;
+/// How a node uses its PostgreSQL database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PgOptions {
+    /// Connections the node keeps open.
+    pub max_connections: usize,
+    /// Goes into every message id and connection record of this node.
+    pub node_id: u16,
+    /// Most writes one commit takes (`store.max_batch`).
+    pub max_batch: usize,
+    /// Writes waiting for the writer; beyond this a write waits (`store.queue_capacity`).
+    pub queue_capacity: usize,
+}
+
+impl PgOptions {
+    /// `max_connections` and `node_id`, with the store's default batch and queue.
+    pub fn new(max_connections: usize, node_id: u16) -> PgOptions {
+        PgOptions {
+            max_connections,
+            node_id,
+            max_batch: 2048,
+            queue_capacity: 16_384,
+        }
+    }
+}
 
 impl PgStore {
     /// Connects with `url` (a libpq connection string or URI), keeping up to `max_connections`, and
@@ -60,6 +82,17 @@ impl PgStore {
         max_connections: usize,
         node_id: u16,
     ) -> Result<PgStore, StoreError> {
+        PgStore::connect_with(url, PgOptions::new(max_connections, node_id)).await
+    }
+
+    /// [`PgStore::connect`] with every option.
+    pub async fn connect_with(url: &str, options: PgOptions) -> Result<PgStore, StoreError> {
+        let PgOptions {
+            max_connections,
+            node_id,
+            max_batch,
+            queue_capacity,
+        } = options;
         let config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| StoreError::Storage(format!("bad PostgreSQL URL: {e}")))?;
@@ -88,7 +121,7 @@ impl PgStore {
             .get(0);
         drop(client);
         let head = Arc::new(watch::Sender::new(at as u64));
-        let (writes, queue) = mpsc::channel(WRITE_QUEUE);
+        let (writes, queue) = mpsc::channel(queue_capacity.max(1));
         let metrics = WriterMetrics::default();
         let observer = Arc::new(std::sync::OnceLock::new());
         let ids = messages::ids(node_id);
@@ -99,6 +132,7 @@ impl PgStore {
             metrics.clone(),
             observer.clone(),
             ids.clone(),
+            max_batch.max(1),
         ));
         tokio::spawn(event_log::listen(config_for_listen, head.clone()));
         Ok(PgStore {

@@ -19,9 +19,6 @@ use crate::{CommitObserver, Committed, StoreError, WriterMetrics};
 /// The channel a commit notifies with the new head.
 pub(super) const HEAD_CHANNEL: &str = "chathook_event_log";
 
-/// Most jobs one transaction takes.
-const MAX_GROUP: usize = 1024;
-
 /// A write: runs in the group's transaction and returns the events it causes (appended in the same
 /// commit).
 pub(super) type Work = Box<
@@ -50,11 +47,12 @@ pub(super) async fn run(
     metrics: WriterMetrics,
     observer: Arc<OnceLock<CommitObserver>>,
     ids: Arc<std::sync::Mutex<crate::Snowflake>>,
+    max_group: usize,
 ) {
-    let mut group = Vec::with_capacity(MAX_GROUP);
+    let mut group = Vec::with_capacity(max_group);
     while let Some(first) = queue.recv().await {
         group.push(first);
-        while group.len() < MAX_GROUP {
+        while group.len() < max_group {
             match queue.try_recv() {
                 Ok(job) => group.push(job),
                 Err(_) => break,
