@@ -78,6 +78,46 @@ pub async fn start_server(bin: &Path, env: &[(&str, String)]) -> anyhow::Result<
     Ok(server)
 }
 
+/// With `--postgres`: the throwaway PostgreSQL every server of the run stores in, and the databases
+/// made so far (one per data dir, so that a restart finds its own).
+struct Shared {
+    postgres: chathook_testkit::Postgres,
+    databases: std::sync::Mutex<std::collections::HashMap<PathBuf, String>>,
+}
+
+static POSTGRES: std::sync::OnceLock<Shared> = std::sync::OnceLock::new();
+
+/// Runs every server of this run on PostgreSQL (a throwaway cluster, started now).
+pub fn use_postgres() -> anyhow::Result<()> {
+    let postgres = chathook_testkit::Postgres::start().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let _ = POSTGRES.set(Shared {
+        postgres,
+        databases: Default::default(),
+    });
+    Ok(())
+}
+
+/// The PostgreSQL database of the server in `dir`, made on first use; `None` on the embedded store.
+fn database_for(dir: &Path) -> anyhow::Result<Option<String>> {
+    let Some(shared) = POSTGRES.get() else {
+        return Ok(None);
+    };
+    let mut databases = shared
+        .databases
+        .lock()
+        .map_err(|_| anyhow::anyhow!("poisoned"))?;
+    if let Some(url) = databases.get(dir) {
+        return Ok(Some(url.clone()));
+    }
+    let name = format!("bench{}", databases.len());
+    let url = shared
+        .postgres
+        .database(&name)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    databases.insert(dir.to_path_buf(), url.clone());
+    Ok(Some(url))
+}
+
 /// Starts the server on an existing data dir (for restarts).
 pub async fn start_server_in(
     bin: &Path,
@@ -86,6 +126,11 @@ pub async fn start_server_in(
 ) -> anyhow::Result<Server> {
     let (api_port, ws_port) = free_ports()?;
     let mut cmd = Command::new(bin);
+    if let Some(url) = database_for(dir)? {
+        cmd.env("CHATHOOK_STORAGE__BACKEND", "postgres")
+            .env("CHATHOOK_STORAGE__POSTGRES_URL", url)
+            .env("CHATHOOK_STORAGE__POSTGRES_MAX_CONNECTIONS", "16");
+    }
     cmd.env("CHATHOOK_API_ADDR", format!("127.0.0.1:{api_port}"))
         .env("CHATHOOK_WS_ADDR", format!("127.0.0.1:{ws_port}"))
         .env("CHATHOOK_DATA_DIR", dir)

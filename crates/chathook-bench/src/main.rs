@@ -3,11 +3,12 @@
 //! and prints a table and one JSON line of figures.
 //!
 //! Run with `cargo run --release -p chathook-bench -- all` (it builds the release server if needed, or
-//! uses `CHATHOOK_BINARY`).
+//! uses `CHATHOOK_BINARY`); `--postgres` runs every scenario on PostgreSQL (a throwaway cluster).
 
 mod chat;
 mod cluster;
 mod crash;
+mod drill;
 mod harness;
 mod hook;
 mod idle;
@@ -38,6 +39,9 @@ struct Args {
     /// Messages in the crash drill and the cluster drill.
     #[arg(long, default_value_t = 100_000)]
     crash_messages: u64,
+    /// Every server on PostgreSQL (a throwaway cluster this run starts) instead of the embedded store.
+    #[arg(long)]
+    postgres: bool,
     /// The webhook lease (and node timeout) of the cluster drill, in milliseconds.
     #[arg(long, default_value_t = 3_000)]
     lease_ms: u64,
@@ -100,6 +104,9 @@ impl Figures {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let bin = harness::binary()?;
+    if args.postgres {
+        harness::use_postgres()?;
+    }
     let want = |s: Scenario| args.scenario == s || args.scenario == Scenario::All;
     let mut figures = Vec::new();
     if want(Scenario::Fanout) {

@@ -237,70 +237,81 @@ pub(super) async fn append_all(
         })
         .collect();
 
-    // 4. Claims learn their seqs; history, person channels and CMD queues are written.
-    let seqs_to_claims: Vec<(usize, &Message)> = new
+    // 4. Claims learn their seqs; history and person channels are written: three statements
+    //    pipelined in one round trip.
+    let seqs_to_claims: Vec<&Message> = new
         .iter()
-        .copied()
-        .filter(|(_, m)| m.message_seq > 0 && !m.client_msg_no.is_empty())
+        .map(|(_, m)| *m)
+        .filter(|m| m.message_seq > 0 && !m.client_msg_no.is_empty())
         .collect();
-    if !seqs_to_claims.is_empty() {
-        let from: Vec<&str> = seqs_to_claims
-            .iter()
-            .map(|(_, m)| m.from_uid.as_str())
-            .collect();
-        let keys: Vec<&str> = seqs_to_claims
-            .iter()
-            .map(|(_, m)| m.client_msg_no.as_str())
-            .collect();
-        let seqs: Vec<i64> = seqs_to_claims
-            .iter()
-            .map(|(_, m)| m.message_seq as i64)
-            .collect();
-        tx.execute(
-            "UPDATE client_msgs c SET message_seq = u.s
-             FROM UNNEST($1::TEXT[], $2::TEXT[], $3::BIGINT[]) AS u(f, k, s)
-             WHERE c.from_uid = u.f AND c.client_msg_no = u.k",
-            &[&from, &keys, &seqs],
-        )
-        .await
-        .map_err(pg_error)?;
-    }
+    let claim_from: Vec<&str> = seqs_to_claims.iter().map(|m| m.from_uid.as_str()).collect();
+    let claim_keys: Vec<&str> = seqs_to_claims
+        .iter()
+        .map(|m| m.client_msg_no.as_str())
+        .collect();
+    let claim_seqs: Vec<i64> = seqs_to_claims
+        .iter()
+        .map(|m| m.message_seq as i64)
+        .collect();
     let history: Vec<(usize, &Message)> = new
         .iter()
         .copied()
         .filter(|(i, _)| in_history(&messages[*i]))
         .collect();
-    if !history.is_empty() {
-        let col = |f: &dyn Fn(usize, &Message) -> i64| -> Vec<i64> {
-            history.iter().map(|(i, m)| f(*i, m)).collect()
-        };
-        let keys: Vec<&str> = history
-            .iter()
-            .map(|(i, _)| messages[*i].channel_key.as_str())
-            .collect();
-        let types: Vec<i16> = history
-            .iter()
-            .map(|(_, m)| i16::from(m.channel_type))
-            .collect();
-        let seqs = col(&|_, m| m.message_seq as i64);
-        let mids = col(&|_, m| m.message_id);
-        let nos: Vec<&str> = history
-            .iter()
-            .map(|(_, m)| m.client_msg_no.as_str())
-            .collect();
-        let froms: Vec<&str> = history.iter().map(|(_, m)| m.from_uid.as_str()).collect();
-        let chans: Vec<&str> = history.iter().map(|(_, m)| m.channel_id.as_str()).collect();
-        let headers: Vec<i16> = history
-            .iter()
-            .map(|(_, m)| header_bits(&m.header) as i16)
-            .collect();
-        let settings: Vec<i16> = history.iter().map(|(_, m)| i16::from(m.setting)).collect();
-        let expires = col(&|_, m| i64::from(m.expire));
-        let times = col(&|_, m| m.timestamp);
-        let payloads: Vec<&[u8]> = history
-            .iter()
-            .map(|(i, _)| messages[*i].payload.as_slice())
-            .collect();
+    let keys: Vec<&str> = history
+        .iter()
+        .map(|(i, _)| messages[*i].channel_key.as_str())
+        .collect();
+    let types: Vec<i16> = history
+        .iter()
+        .map(|(_, m)| i16::from(m.channel_type))
+        .collect();
+    let seqs: Vec<i64> = history.iter().map(|(_, m)| m.message_seq as i64).collect();
+    let mids: Vec<i64> = history.iter().map(|(_, m)| m.message_id).collect();
+    let nos: Vec<&str> = history
+        .iter()
+        .map(|(_, m)| m.client_msg_no.as_str())
+        .collect();
+    let froms: Vec<&str> = history.iter().map(|(_, m)| m.from_uid.as_str()).collect();
+    let chans: Vec<&str> = history.iter().map(|(_, m)| m.channel_id.as_str()).collect();
+    let headers: Vec<i16> = history
+        .iter()
+        .map(|(_, m)| header_bits(&m.header) as i16)
+        .collect();
+    let settings: Vec<i16> = history.iter().map(|(_, m)| i16::from(m.setting)).collect();
+    let expires: Vec<i64> = history.iter().map(|(_, m)| i64::from(m.expire)).collect();
+    let times: Vec<i64> = history.iter().map(|(_, m)| m.timestamp).collect();
+    let payloads: Vec<&[u8]> = history
+        .iter()
+        .map(|(i, _)| messages[*i].payload.as_slice())
+        .collect();
+    // A new person channel: both users' conversation lists learn of it, once.
+    let (mut uids, mut peers, mut pkeys) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, m) in &history {
+        if m.message_seq == 1 && m.channel_type == PERSON {
+            for (uid, peer) in [(&m.from_uid, &m.channel_id), (&m.channel_id, &m.from_uid)] {
+                uids.push(uid.as_str());
+                peers.push(peer.as_str());
+                pkeys.push(messages[*i].channel_key.as_str());
+            }
+        }
+    }
+    let claims = async {
+        if claim_from.is_empty() {
+            return Ok(0);
+        }
+        tx.execute(
+            "UPDATE client_msgs c SET message_seq = u.s
+             FROM UNNEST($1::TEXT[], $2::TEXT[], $3::BIGINT[]) AS u(f, k, s)
+             WHERE c.from_uid = u.f AND c.client_msg_no = u.k",
+            &[&claim_from, &claim_keys, &claim_seqs],
+        )
+        .await
+    };
+    let stored = async {
+        if history.is_empty() {
+            return Ok(0);
+        }
         tx.execute(
             "INSERT INTO messages(channel_key, channel_type, message_seq, message_id, client_msg_no,
                  from_uid, channel_id, header, setting, expire, timestamp, payload)
@@ -313,29 +324,19 @@ pub(super) async fn append_all(
             ],
         )
         .await
-        .map_err(pg_error)?;
-        // A new person channel: both users' conversation lists learn of it, once.
-        let (mut uids, mut peers, mut pkeys) = (Vec::new(), Vec::new(), Vec::new());
-        for (i, m) in &history {
-            if m.message_seq == 1 && m.channel_type == PERSON {
-                let key = messages[*i].channel_key.as_str();
-                for (uid, peer) in [(&m.from_uid, &m.channel_id), (&m.channel_id, &m.from_uid)] {
-                    uids.push(uid.as_str());
-                    peers.push(peer.as_str());
-                    pkeys.push(key);
-                }
-            }
+    };
+    let persons = async {
+        if uids.is_empty() {
+            return Ok(0);
         }
-        if !uids.is_empty() {
-            tx.execute(
-                "INSERT INTO person_channels(uid, peer, channel_key)
-                 SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[]) ON CONFLICT DO NOTHING",
-                &[&uids, &peers, &pkeys],
-            )
-            .await
-            .map_err(pg_error)?;
-        }
-    }
+        tx.execute(
+            "INSERT INTO person_channels(uid, peer, channel_key)
+             SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[]) ON CONFLICT DO NOTHING",
+            &[&uids, &peers, &pkeys],
+        )
+        .await
+    };
+    tokio::try_join!(claims, stored, persons).map_err(pg_error)?;
 
     // 5. Outcomes, in order; then the events each append causes.
     let mut outcomes: Vec<AppendOutcome> = Vec::with_capacity(messages.len());

@@ -3,8 +3,8 @@
 //! (`appends`), then each other job in a savepoint so that a failing job fails alone. The events
 //! the jobs produce are appended at the end, under the lock of the event log's head row, so positions
 //! are gap-free and committed in order across nodes; the commit notifies the other nodes of the new
-//! head. Callers are answered after the commit; then the commit's observer (the cluster's relay) sees
-//! the events with their positions.
+//! head. After the commit, its observer (the cluster's relay) sees the events with their positions,
+//! then the callers are answered.
 
 use std::sync::{Arc, OnceLock};
 
@@ -68,11 +68,12 @@ pub(super) async fn run(
                 if let Some(newest) = outcomes.iter().flatten().max() {
                     head.send_if_modified(|h| raise(h, *newest));
                 }
-                for (done, outcome) in answers.into_iter().zip(outcomes) {
-                    let _ = done.send(outcome);
-                }
+                // The observer first: whoever is answered finds the commit already observed.
                 if let (Some(committed), Some(observe)) = (committed, observer.get()) {
                     observe(&committed);
+                }
+                for (done, outcome) in answers.into_iter().zip(outcomes) {
+                    let _ = done.send(outcome);
                 }
             }
             Err(e) => {
@@ -111,7 +112,13 @@ async fn commit(
             }
         }
     }
-    if !appends.is_empty() {
+    if !appends.is_empty() && works.is_empty() {
+        // Only appends: nothing else in the group to keep when they fail, so no savepoint.
+        let events = super::appends::append_all(&tx, ids, appends).await?;
+        for (i, events) in appending.into_iter().zip(events) {
+            produced[i] = Some(Ok(events));
+        }
+    } else if !appends.is_empty() {
         let savepoint = tx.savepoint("appends").await.map_err(pg_error)?;
         match super::appends::append_all(&savepoint, ids, appends).await {
             Ok(events) => {
@@ -179,24 +186,23 @@ async fn commit(
         outcomes.push(Ok(next as u64));
     }
     if next > head {
-        tx.execute(
-            "INSERT INTO event_log(position, at_ms, body)
-             SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::JSONB[])",
-            &[&positions, &times, &bodies],
+        // Three statements in one round trip (the client pipelines them).
+        let next_text = next.to_string();
+        let events: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&positions, &times, &bodies];
+        let raised: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&next];
+        let notified: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&HEAD_CHANNEL, &next_text];
+        tokio::try_join!(
+            tx.execute(
+                "INSERT INTO event_log(position, at_ms, body)
+                 SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::JSONB[])",
+                &events,
+            ),
+            tx.execute(
+                "UPDATE event_log_head SET position = $1 WHERE only_row",
+                &raised,
+            ),
+            tx.execute("SELECT pg_notify($1, $2)", &notified),
         )
-        .await
-        .map_err(pg_error)?;
-        tx.execute(
-            "UPDATE event_log_head SET position = $1 WHERE only_row",
-            &[&next],
-        )
-        .await
-        .map_err(pg_error)?;
-        tx.execute(
-            "SELECT pg_notify($1, $2)",
-            &[&HEAD_CHANNEL, &next.to_string()],
-        )
-        .await
         .map_err(pg_error)?;
     }
     tx.commit().await.map_err(pg_error)?;
