@@ -464,3 +464,32 @@ async fn a_commit_takes_at_most_max_batch_writes() {
         "12 writes, at most 3 a commit: {commits} commits"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_stored_as_jsonb_before_step_9_stay_readable_after_it() {
+    let pg = Postgres::start().unwrap();
+    let url = pg.database("step9").unwrap();
+    let store = PgStore::connect(&url, 2, 1).await.unwrap();
+    store.append(vec![dismissed("before")]).await.unwrap();
+    drop(store);
+    // the database as schema version 8 left it
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+        .batch_execute(
+            "ALTER TABLE event_log ALTER COLUMN body TYPE JSONB USING body::JSONB;
+             DELETE FROM chathook_migrations WHERE version = 9;",
+        )
+        .await
+        .unwrap();
+    let store = PgStore::connect(&url, 2, 1).await.unwrap();
+    assert_eq!(store.schema_version().await.unwrap(), LATEST_VERSION);
+    store.append(vec![dismissed("after")]).await.unwrap();
+    let events = store.read_after(0, 10).await.unwrap();
+    assert_eq!(
+        events.into_iter().map(|e| e.event).collect::<Vec<_>>(),
+        [dismissed("before"), dismissed("after")]
+    );
+}

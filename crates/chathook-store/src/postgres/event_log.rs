@@ -117,8 +117,8 @@ impl EventLog for PgStore {
         rows.into_iter()
             .map(|row| {
                 let position = row.get::<_, i64>(0) as u64;
-                let body: serde_json::Value = row.get(2);
-                let event = serde_json::from_value(body).map_err(|e| EventLogError::Corrupt {
+                let body: &str = row.get(2);
+                let event = serde_json::from_str(body).map_err(|e| EventLogError::Corrupt {
                     position,
                     reason: e.to_string(),
                 })?;

@@ -177,7 +177,7 @@ async fn commit(
             positions.push(next);
             times.push(at_ms);
             bodies.push(
-                serde_json::to_value(&event).map_err(|e| {
+                serde_json::to_string(&event).map_err(|e| {
                     StoreError::Storage(format!("an event does not serialise: {e}"))
                 })?,
             );
@@ -194,7 +194,7 @@ async fn commit(
         tokio::try_join!(
             tx.execute(
                 "INSERT INTO event_log(position, at_ms, body)
-                 SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::JSONB[])",
+                 SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[])",
                 &events,
             ),
             tx.execute(
