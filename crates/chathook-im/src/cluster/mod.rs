@@ -41,6 +41,8 @@ pub enum ClusterError {
     Nats(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("this node already joined its cluster")]
+    AlreadyJoined,
 }
 
 /// This node's part in the cluster.
@@ -108,6 +110,9 @@ impl Im {
     /// applies every node's in log order, follows the other nodes' connections (loaded now), and
     /// watches the nodes' heartbeats. Call once, after [`Im::start`] and before serving.
     pub async fn join_cluster(&self, store: Arc<dyn ClusterStore>) -> Result<(), ClusterError> {
+        if self.cluster().is_some() {
+            return Err(ClusterError::AlreadyJoined);
+        }
         let config = &self.config().cluster;
         let node_id = store.node_id();
         let timings = Timings {
@@ -162,7 +167,7 @@ impl Im {
             }));
         store.heartbeat().await?;
         if self.inner.cluster.set(cluster).is_err() {
-            return Err(ClusterError::Nats("this node already joined".into()));
+            return Err(ClusterError::AlreadyJoined);
         }
         tokio::spawn(publish_loop(nats, wire::subject(node_id), publish));
         tokio::spawn(
