@@ -123,7 +123,6 @@ impl Im {
         let nats = ConnectOptions::new()
             .name(format!("chathook node {node_id}"))
             .no_echo()
-            .retry_on_initial_connect()
             .connection_timeout(Duration::from_secs(5))
             .connect(config.nats_url.as_str())
             .await

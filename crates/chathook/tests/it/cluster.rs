@@ -416,3 +416,42 @@ async fn one_node_delivers_to_an_endpoint_and_batches_msg_notify_for_the_whole_c
         .await;
     assert_eq!(after["description"], "through node A", "{after}");
 }
+
+#[tokio::test]
+async fn the_cluster_settings_are_checked_and_an_unreachable_nats_stops_the_start() {
+    let mut config = chathook::Config::default();
+    config.cluster.nats_url = "nats://127.0.0.1:4222".into();
+    let e = config.validate().unwrap_err().to_string();
+    assert!(
+        e.contains("cluster.nats_url") && e.contains("postgres"),
+        "{e}"
+    );
+    config.storage.backend = Backend::Postgres;
+    config.storage.postgres_url = Some("host=127.0.0.1".into());
+    config.cluster.node_timeout_ms = config.cluster.heartbeat_ms;
+    let e = config.validate().unwrap_err().to_string();
+    assert!(e.contains("cluster.node_timeout_ms"), "{e}");
+    config.cluster.node_timeout_ms = 10_000;
+    config.cluster.nats_url = "nats://user:pw-9c2e@127.0.0.1:4222".into();
+    assert!(config.validate().is_ok());
+    assert!(
+        !config.to_masked_toml().contains("pw-9c2e"),
+        "NATS credentials masked"
+    );
+    // nothing listens where NATS should be: the start fails and names the setting
+    let pg = Postgres::start().unwrap();
+    let url = pg.database("nonats").unwrap();
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    config.storage.backend = Backend::Postgres;
+    config.storage.postgres_url = Some(url);
+    config.cluster.nats_url = format!("nats://127.0.0.1:{port}");
+    let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ws = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let e = chathook::Server::start(config, api, ws)
+        .await
+        .err()
+        .expect("the start fails");
+    assert!(format!("{e:#}").contains("cluster.nats_url"), "{e:#}");
+}
