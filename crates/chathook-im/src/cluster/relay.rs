@@ -1,5 +1,6 @@
 //! Applies every node's commits to this node in log position order: delivers their messages to this
-//! node's connections and follows the other nodes' connections from their presence events. Commits
+//! node's connections, follows the other nodes' connections from their presence events, and reloads
+//! the groups whose members other nodes changed (before the group's next message). Commits
 //! come from this node's writer at once and from the other nodes through NATS, in any order; one
 //! that does not arrive within `cluster.gap_wait_ms` is read from the database. Orders from other
 //! nodes are done as they arrive.
@@ -149,11 +150,22 @@ impl Relay {
 
     async fn apply(&mut self, record: &CommitRecord) {
         let skip = self.next.saturating_sub(record.first) as usize;
+        let theirs = record.node != self.node_id;
         for event in record.events.iter().skip(skip) {
             match event {
                 Event::MessageSent(m) => self.deliver(m, record.route(m.message_id)).await,
                 Event::UserOnline(c) => self.followed_online(c),
                 Event::UserOffline(c) => self.followed_offline(c),
+                // Another node changed a group's members: the cache takes it here, in log order, so
+                // the group's next messages reach the members as they are then.
+                Event::GroupCreated(g)
+                | Event::GroupMemberAdded(g)
+                | Event::GroupMemberRemoved(g)
+                    if theirs =>
+                {
+                    self.reload_group(&g.channel_id).await
+                }
+                Event::GroupDismissed(g) if theirs => self.reload_group(&g.channel_id).await,
                 _ => {}
             }
         }
@@ -193,6 +205,18 @@ impl Relay {
             recipients.push(message.from_uid.clone());
         }
         self.im.fan_out(message, &recipients, origin);
+    }
+
+    async fn reload_group(&self, channel_id: &str) {
+        let group = ChannelType::Group.as_u8();
+        if let Err(e) = self
+            .im
+            .channels()
+            .reload(self.im.store(), channel_id, group)
+            .await
+        {
+            tracing::warn!(error = %e, channel = %channel_id, "cannot reload a group another node changed");
+        }
     }
 
     fn holds(&self, conn_id: u64) -> bool {

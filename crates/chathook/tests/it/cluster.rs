@@ -242,6 +242,11 @@ async fn without_nats_messages_still_arrive_from_the_database() {
     let b = TestServer::start_with(shared.node(2)).await;
     let mut alice = a.login("alice", 0).await;
     let mut bob = b.login("bob", 0).await;
+    let mut carol = a.login("carol", 0).await;
+    // node A knows group g (it delivered to it) before NATS goes
+    a.group("g", &["alice", "bob"]).await;
+    bob.send_msg("g", 2, "g-1", "first").await;
+    assert!(alice.recv(LONG, true).await.is_some());
     drop(shared.nats.take());
     for i in 1..=5 {
         let ack = alice
@@ -251,6 +256,19 @@ async fn without_nats_messages_still_arrive_from_the_database() {
     }
     let seqs = received_seqs(&mut bob, "alice", 5).await;
     assert_eq!(seqs, [1, 2, 3, 4, 5]);
+    // carol joins through node B (its order to reload the group is lost with NATS): node A takes
+    // the change from the log before the group's next message, and carol on node A gets it
+    b.post_ok(
+        "/channel/subscriber_add",
+        json!({"channel_id": "g", "channel_type": 2, "subscribers": ["carol"]}),
+    )
+    .await;
+    bob.send_msg("g", 2, "g-2", "welcome").await;
+    let got = carol
+        .recv(LONG, true)
+        .await
+        .expect("carol gets the group's message");
+    assert_eq!(got["params"]["messageSeq"], 2, "{got}");
 }
 
 /// Node `node_id` as the real binary, in `dir`, with the settings of [`Shared::node`].
