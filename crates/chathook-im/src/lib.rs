@@ -3,8 +3,8 @@
 //! Data flows one way: `gateway` (frames, auth, limits, sessions) and `api` (backend REST calls) call
 //! into [`Im`], which owns `presence` (who is online), `channels` (group cache) and `messaging` (ids,
 //! persistence with events, fan-out). Every state change appends its events to the store's event log
-//! before it is acknowledged. This crate produces events and never consumes them: it knows nothing of
-//! webhooks.
+//! before it is acknowledged. In a cluster (`cluster`), each node also applies every node's commits in
+//! log order, to deliver their messages and follow their connections. It knows nothing of webhooks.
 
 pub mod api;
 mod channels;

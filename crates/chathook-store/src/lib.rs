@@ -1,11 +1,14 @@
-//! Storage for chathook: one trait per need and the embedded default implementation.
+//! Storage for chathook: one trait per need and two implementations of them.
 //!
 //! The traits ([`UserStore`], [`ChannelStore`], [`MessageStore`], [`CmdQueueStore`],
-//! [`ConversationStore`], [`PresenceStore`] and the event log's [`chathook_events::EventLog`]) are what the rest of the server sees;
-//! [`SqliteStore`] implements them on one SQLite file in WAL mode with a single writer thread that groups every queued write into one durable
-//! commit (see `sqlite::writer`). Events that a write causes are appended in the same transaction as the
-//! write itself, so nothing is acknowledged before its event is durable. This crate never interprets
-//! events and never talks to the network.
+//! [`ConversationStore`], [`PresenceStore`], [`WebhookStore`], the event log's
+//! [`chathook_events::EventLog`], and [`ClusterStore`] for what several nodes coordinate through) are what
+//! the rest of the server sees. [`SqliteStore`], the embedded default, implements them on one SQLite file
+//! in WAL mode with a single writer thread that groups every queued write into one durable commit (see
+//! `sqlite::writer`); [`PgStore`] on a PostgreSQL database shared by several nodes, with one
+//! group-committing writer per node (see `postgres::writer`). Events that a write causes are appended in the
+//! same transaction as the write itself, so nothing is acknowledged before its event is durable. This crate
+//! never interprets events and talks to nothing but its database.
 
 mod header;
 pub mod postgres;
