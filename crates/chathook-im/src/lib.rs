@@ -224,5 +224,8 @@ impl Im {
         if let Ok(permits) = self.inner.sessions.acquire_many(all).await {
             permits.forget();
         }
+        if let Some(cluster) = self.cluster() {
+            cluster.leave().await;
+        }
     }
 }

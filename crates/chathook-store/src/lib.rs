@@ -294,6 +294,11 @@ pub trait ClusterStore: Send + Sync {
     async fn cluster_presence(&self) -> Result<(u64, Vec<(u16, ConnRecord)>), StoreError>;
     /// Records that this node is alive now.
     async fn heartbeat(&self) -> Result<(), StoreError>;
+    /// Records that this node stopped (it holds no connection any more): the others stop counting it
+    /// as live at once.
+    async fn leave(&self) -> Result<(), StoreError>;
+    /// The nodes (this one included) whose last heartbeat is at most `window_ms` old, in order.
+    async fn live_nodes(&self, window_ms: i64) -> Result<Vec<u16>, StoreError>;
     /// Other nodes that hold connections and whose last heartbeat is older than `timeout_ms` (or that
     /// never beat).
     async fn silent_nodes(&self, timeout_ms: i64) -> Result<Vec<u16>, StoreError>;

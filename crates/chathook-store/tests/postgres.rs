@@ -361,11 +361,24 @@ async fn a_silent_nodes_connections_are_taken_over_once() {
         .unwrap();
     // within the timeout nobody is silent; a node never reports itself
     assert!(a.silent_nodes(60_000).await.unwrap().is_empty());
+    assert_eq!(a.live_nodes(60_000).await.unwrap(), [1, 2, 3]);
     tokio::time::sleep(Duration::from_millis(300)).await;
     a.heartbeat().await.unwrap();
     b.heartbeat().await.unwrap();
     assert_eq!(a.silent_nodes(200).await.unwrap(), [3]);
+    assert_eq!(a.live_nodes(200).await.unwrap(), [1, 2]);
+    assert_eq!(
+        c.live_nodes(200).await.unwrap(),
+        [1, 2, 3],
+        "a node counts itself"
+    );
     assert!(c.silent_nodes(200).await.unwrap().is_empty());
+    b.leave().await.unwrap();
+    assert_eq!(
+        a.live_nodes(60_000).await.unwrap(),
+        [1, 3],
+        "a node that left is not live"
+    );
     // a node that beat again is not taken over
     let lost = |conns: &Vec<ConnRecord>| conns.iter().map(|c| dismissed(&c.uid)).collect();
     assert!(a

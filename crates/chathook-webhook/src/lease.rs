@@ -1,16 +1,21 @@
 //! In a cluster, each endpoint's dispatcher runs on one node at a time: the node holding the
-//! endpoint's lease in the shared database (named `webhook:<endpoint id>`). Every round (a third of
-//! `cluster.lease_ms`, at most a second) each node renews the leases it holds and takes those that are
-//! free or expired; a node that cannot renew stops its dispatchers before its leases can expire, and
-//! the node that takes one over starts from the endpoint's durable cursor (what was delivered after it
-//! is delivered again, with the same ids). Each round also follows what other nodes changed: the
-//! endpoints, their health, the feature switches.
+//! endpoint's lease in the shared database (named `webhook:<endpoint id>`). Endpoints are spread over
+//! the live nodes (those whose heartbeat is at most two thirds of `cluster.lease_ms` old) by rendezvous
+//! hashing: each endpoint goes to the live node with the highest hash of (endpoint, node), so a node
+//! joining or leaving moves only its own share. Every round (a third of `cluster.lease_ms`, at most a
+//! second) each node takes or renews the leases of its share; one it holds but is no longer its share
+//! is handed over (its dispatcher stopped, the lease given up the round after). A node that cannot
+//! renew stops its dispatchers before its leases can expire; when a node dies, its endpoints fall to
+//! the others' shares once it stops counting as live, and are taken when their leases expire, from the
+//! durable cursor (what was delivered after it is delivered again, with the same ids). Each round also
+//! follows what other nodes changed: the endpoints, their health, the feature switches.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chathook_store::ClusterStore;
+use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
 use crate::engine::{EngineError, WebhookEngine, FEATURES_KEY};
@@ -51,12 +56,31 @@ fn lease_name(endpoint_id: &str) -> String {
     format!("webhook:{endpoint_id}")
 }
 
+/// The live node an endpoint goes to: the highest hash of (endpoint, node) (rendezvous hashing; the
+/// same answer on every node, in every version). `None` without live nodes.
+pub fn share_of(endpoint_id: &str, live: &[u16]) -> Option<u16> {
+    live.iter().copied().max_by_key(|node| {
+        let digest = Sha256::new()
+            .chain_update(endpoint_id.as_bytes())
+            .chain_update(node.to_be_bytes())
+            .finalize();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        (u64::from_be_bytes(first), *node)
+    })
+}
+
 /// Holds leases and follows other nodes' changes until `stop`.
 pub(crate) async fn hold(engine: WebhookEngine, leasing: Leasing, mut stop: watch::Receiver<bool>) {
     let round = (leasing.lease / 3).clamp(Duration::from_millis(10), Duration::from_secs(1));
     let mut tick = tokio::time::interval(round);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut renewed_at: Option<Instant> = None;
+    let me = leasing.store.node_id();
+    let window_ms = (leasing.lease * 2 / 3).as_millis() as i64;
+    let mut live = vec![me];
+    // Leases whose dispatchers this node stopped last round: given up this round.
+    let mut handed_over: Vec<String> = Vec::new();
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -68,11 +92,34 @@ pub(crate) async fn hold(engine: WebhookEngine, leasing: Leasing, mut stop: watc
         if let Err(e) = follow(&engine).await {
             tracing::warn!(error = %e, "cannot read the endpoints other nodes changed");
         }
+        match leasing.store.live_nodes(window_ms).await {
+            Ok(nodes) => live = nodes,
+            Err(e) => tracing::warn!(error = %e, "cannot read which nodes are live"),
+        }
         let endpoints = engine.leased();
-        let names = endpoints.iter().map(|(id, _)| lease_name(id)).collect();
+        let mut share = Vec::new();
+        let mut handing = Vec::new();
+        for (id, held) in &endpoints {
+            if share_of(id, &live) == Some(me) {
+                share.push(lease_name(id));
+            } else if *held {
+                tracing::info!(endpoint = %id, "handing this endpoint over to another node");
+                engine.set_leased(id, false);
+                handing.push(lease_name(id));
+            }
+        }
+        let release: Vec<String> = std::mem::replace(&mut handed_over, handing)
+            .into_iter()
+            .filter(|name| !share.contains(name))
+            .collect();
+        if !release.is_empty() {
+            if let Err(e) = leasing.store.release_leases(release).await {
+                tracing::warn!(error = %e, "cannot give leases up; they expire instead");
+            }
+        }
         match leasing
             .store
-            .acquire_leases(names, leasing.lease_ms())
+            .acquire_leases(share, leasing.lease_ms())
             .await
         {
             Ok(held) => {
@@ -121,4 +168,30 @@ pub(crate) async fn follow(engine: &WebhookEngine) -> Result<(), EngineError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_spread_over_the_live_nodes_and_a_leaving_node_moves_only_its_own() {
+        let ids: Vec<String> = (0..300).map(|i| format!("ep_{i}")).collect();
+        let three = [1, 2, 3];
+        let mut counts = std::collections::HashMap::new();
+        for id in &ids {
+            *counts.entry(share_of(id, &three).unwrap()).or_insert(0) += 1;
+        }
+        assert!(counts.values().all(|&n| n > 60), "{counts:?}");
+        // node 3 leaves: its endpoints move, the others stay where they were
+        for id in &ids {
+            let before = share_of(id, &three).unwrap();
+            let after = share_of(id, &[1, 2]).unwrap();
+            if before != 3 {
+                assert_eq!(before, after, "{id}");
+            }
+        }
+        assert_eq!(share_of("x", &[]), None);
+        assert_eq!(share_of("x", &[7]), Some(7));
+    }
 }

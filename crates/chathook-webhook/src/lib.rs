@@ -31,5 +31,5 @@ pub use config::WebhookConfig;
 pub use endpoint::{Endpoint, Flavour};
 pub use engine::{EngineError, WebhookEngine};
 pub use features::Features;
-pub use lease::Leasing;
+pub use lease::{share_of, Leasing};
 pub use metrics::WebhookMetrics;

@@ -48,6 +48,8 @@ pub enum ClusterError {
 /// This node's part in the cluster.
 pub(crate) struct Cluster {
     node_id: u16,
+    /// The shared database's coordination (heartbeats; leaving at shutdown).
+    store: Arc<dyn ClusterStore>,
     /// The routes of messages being committed, by message id, until the commit's observer takes them.
     routes: DashMap<i64, Route>,
     /// To the publisher (bounded: a full queue drops, and other nodes read the database instead).
@@ -63,6 +65,14 @@ impl Cluster {
     /// Forgets a route whose message was not committed.
     pub(crate) fn forget(&self, message_id: i64) {
         self.routes.remove(&message_id);
+    }
+
+    /// Tells the other nodes that this one stopped, once it holds no connection: they stop counting it
+    /// as live (its webhook endpoints go to their shares) at once.
+    pub(crate) async fn leave(&self) {
+        if let Err(e) = self.store.leave().await {
+            tracing::warn!(error = %e, "cannot record that this node leaves; the others see it go silent");
+        }
     }
 
     /// Asks the other nodes to do `order`.
@@ -137,6 +147,7 @@ impl Im {
         let (outgoing, publish) = mpsc::channel(PUBLISH_QUEUE);
         let cluster = Arc::new(Cluster {
             node_id,
+            store: store.clone(),
             routes: DashMap::new(),
             outgoing,
         });

@@ -68,6 +68,33 @@ impl ClusterStore for PgStore {
         Ok(())
     }
 
+    async fn leave(&self) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE nodes SET seen_at_ms = 0 WHERE node_id = $1",
+                &[&i32::from(self.node_id)],
+            )
+            .await
+            .map_err(pg_error)?;
+        Ok(())
+    }
+
+    async fn live_nodes(&self, window_ms: i64) -> Result<Vec<u16>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT node_id FROM nodes WHERE seen_at_ms >= {NOW_MS} - $1 OR node_id = $2
+                     ORDER BY node_id"
+                ),
+                &[&window_ms, &i32::from(self.node_id)],
+            )
+            .await
+            .map_err(pg_error)?;
+        Ok(rows.iter().map(|r| r.get::<_, i32>(0) as u16).collect())
+    }
+
     async fn silent_nodes(&self, timeout_ms: i64) -> Result<Vec<u16>, StoreError> {
         let client = self.client().await?;
         let rows = client

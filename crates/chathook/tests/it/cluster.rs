@@ -42,6 +42,7 @@ impl Shared {
             c.cluster.heartbeat_ms = 100;
             c.cluster.node_timeout_ms = 1_000;
             c.cluster.gap_wait_ms = 100;
+            c.cluster.lease_ms = 3_000;
             c.limits.sends_per_sec = 0;
         }
     }
@@ -298,13 +299,27 @@ async fn a_killed_node_is_reported_lost_and_its_endpoint_taken_over_with_no_even
     // node 3 (a process) starts alone and takes the endpoint's lease
     let dir = tempfile::tempdir().unwrap();
     let mut doomed = spawn_node(&shared, 3, dir.path()).await;
-    let endpoint = admin_post(
-        &doomed.api,
-        "/v1/webhooks/endpoints",
-        json!({"url": rcv.url, "flavour": "standard", "events": ["message.sent", "user.offline"]}),
-    )
-    .await;
-    assert!(endpoint["id"].is_string(), "{endpoint}");
+    // an endpoint that stays node 3's once node 1 joins (endpoints are spread over the live nodes)
+    let http = reqwest::Client::new();
+    loop {
+        let endpoint = admin_post(
+            &doomed.api,
+            "/v1/webhooks/endpoints",
+            json!({"url": rcv.url, "flavour": "standard", "events": ["message.sent", "user.offline"]}),
+        )
+        .await;
+        let id = endpoint["id"].as_str().expect("an endpoint id").to_string();
+        if chathook_webhook::share_of(&id, &[1, 3]) == Some(3) {
+            break;
+        }
+        let gone = http
+            .delete(format!("{}/v1/webhooks/endpoints/{id}", doomed.api))
+            .header("token", ADMIN)
+            .send()
+            .await
+            .unwrap();
+        assert!(gone.status().is_success());
+    }
     admin_post(
         &doomed.api,
         "/user/token",
@@ -463,4 +478,75 @@ async fn the_cluster_settings_are_checked_and_an_unreachable_nats_stops_the_star
         .err()
         .expect("the start fails");
     assert!(format!("{e:#}").contains("cluster.nats_url"), "{e:#}");
+}
+
+/// Which node holds each webhook lease, by endpoint id.
+async fn lease_holders(url: &str) -> std::collections::BTreeMap<String, u16> {
+    let (db, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    db.query("SELECT name, node_id FROM leases", &[])
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|r| {
+            let name: String = r.get(0);
+            let node: i32 = r.get(1);
+            Some((name.strip_prefix("webhook:")?.to_string(), node as u16))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoints_are_spread_over_the_nodes_and_move_when_one_stops() {
+    let shared = Shared::start("spread");
+    let a = TestServer::start_with(shared.node(1)).await;
+    let mut b = TestServer::start_with(shared.node(2)).await;
+    let rcv = Receiver::start().await;
+    let mut ids = Vec::new();
+    for _ in 0..8 {
+        let e = a
+            .endpoint(json!({"url": rcv.url, "flavour": "standard", "events": ["message.sent"]}))
+            .await;
+        ids.push(e["id"].as_str().unwrap().to_string());
+    }
+    let expected: std::collections::BTreeMap<String, u16> = ids
+        .iter()
+        .map(|id| (id.clone(), chathook_webhook::share_of(id, &[1, 2]).unwrap()))
+        .collect();
+    assert!(
+        expected.values().any(|&n| n == 1) && expected.values().any(|&n| n == 2),
+        "eight endpoints over two nodes: {expected:?}"
+    );
+    // each endpoint's lease ends up with the node whose share it is
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while lease_holders(&shared.url).await != expected {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "leases {:?}, expected {expected:?}",
+            lease_holders(&shared.url).await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // every endpoint delivers, whichever node holds it
+    let (st, _) = a.rest_send("u1", "u2", 1, "to all").await;
+    assert_eq!(st, 200);
+    rcv.wait("all eight endpoints", LONG, |reqs| reqs.len() >= 8)
+        .await;
+    // node 2 stops: it gives its leases up and node 1 takes them
+    b.stop().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let holders = lease_holders(&shared.url).await;
+        if holders.len() == 8 && holders.values().all(|&n| n == 1) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "leases {holders:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (st, _) = a.rest_send("u1", "u2", 1, "again").await;
+    assert_eq!(st, 200);
+    rcv.wait("sixteen deliveries", LONG, |reqs| reqs.len() >= 16)
+        .await;
 }
