@@ -129,7 +129,7 @@ pub(crate) async fn hold(engine: WebhookEngine, leasing: Leasing, mut stop: watc
                     let has = held.contains(&lease_name(&id));
                     if has && !had {
                         tracing::info!(endpoint = %id, "delivering to this endpoint from this node");
-                    } else if had && !has {
+                    } else if had && !has && !handed_over.contains(&lease_name(&id)) {
                         tracing::warn!(endpoint = %id, "another node took this endpoint's lease");
                     }
                     engine.set_leased(&id, has);
