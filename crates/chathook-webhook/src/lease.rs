@@ -26,7 +26,7 @@ use crate::health::Health;
 pub struct Leasing {
     store: Arc<dyn ClusterStore>,
     lease: Duration,
-    /// The lease names this node held after its last round.
+    /// The lease names this node held after its last round (given up at shutdown).
     held: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
@@ -134,8 +134,9 @@ pub(crate) async fn hold(engine: WebhookEngine, leasing: Leasing, mut stop: watc
                     }
                     engine.set_leased(&id, has);
                 }
+                // Those being handed over are still this node's until the next round gives them up.
                 if let Ok(mut mine) = leasing.held.lock() {
-                    *mine = held.into_iter().collect();
+                    *mine = held.into_iter().chain(handed_over.iter().cloned()).collect();
                 }
             }
             Err(e) => {
