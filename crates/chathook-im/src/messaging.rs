@@ -264,7 +264,8 @@ impl Im {
             };
             (c, req.origin, listed)
         });
-        let routed = Arc::new(OnceLock::new());
+        // The id the route was noted under, to forget it when the append fails.
+        let routed: Option<Arc<OnceLock<i64>>> = cluster.as_ref().map(|_| Arc::default());
         let routed_id = routed.clone();
         // Messages with a seq (stored in channel history) reach connections in seq order.
         let ordered = !req.header.no_persist && !req.header.sync_once && cluster.is_none();
@@ -293,13 +294,15 @@ impl Im {
                 self.config().messages.dedup_window_secs,
                 Box::new(move |m: &Message| {
                     drop(next_turn);
-                    if let Some((cluster, origin, listed)) = cluster_route {
+                    if let (Some((cluster, origin, listed)), Some(routed)) =
+                        (cluster_route, routed_id)
+                    {
                         cluster.route(crate::cluster::wire::Route {
                             message_id: m.message_id,
                             origin,
                             listed,
                         });
-                        let _ = routed_id.set(m.message_id);
+                        let _ = routed.set(m.message_id);
                     }
                     // On the writer thread, in seq order: announce the seq to the sequencer.
                     if let Some(order) = &announce {
@@ -326,7 +329,8 @@ impl Im {
         let outcome = match outcome {
             Ok(outcome) => outcome,
             Err(e) => {
-                if let (Some(cluster), Some(id)) = (&cluster, routed.get()) {
+                if let (Some(cluster), Some(id)) = (&cluster, routed.as_ref().and_then(|r| r.get()))
+                {
                     cluster.forget(*id);
                 }
                 if let Some(order) = &order {
@@ -364,6 +368,10 @@ impl Im {
                     message_seq: message.message_seq,
                     client_msg_no: message.client_msg_no.clone(),
                 };
+                if cluster.is_some() {
+                    // The relay delivers it, in log order.
+                    return Ok(ack);
+                }
                 let seq = message.message_seq;
                 let fanout = Fanout {
                     message: Arc::new(message),
@@ -371,7 +379,6 @@ impl Im {
                     origin: req.origin,
                 };
                 match &order {
-                    _ if cluster.is_some() => {}
                     Some(order) => {
                         let released = self.sequencer().finish(&order.channel, seq, fanout);
                         self.fan_out_all(&order.channel, released);

@@ -136,7 +136,10 @@ pub(crate) async fn hold(engine: WebhookEngine, leasing: Leasing, mut stop: watc
                 }
                 // Those being handed over are still this node's until the next round gives them up.
                 if let Ok(mut mine) = leasing.held.lock() {
-                    *mine = held.into_iter().chain(handed_over.iter().cloned()).collect();
+                    *mine = held
+                        .into_iter()
+                        .chain(handed_over.iter().cloned())
+                        .collect();
                 }
             }
             Err(e) => {
