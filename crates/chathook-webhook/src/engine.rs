@@ -17,7 +17,7 @@ use crate::attempt_log::{self, AttemptLog};
 use crate::client::{AttemptResult, Deliverer, NetworkGuard};
 use crate::config::WebhookConfig;
 use crate::dispatcher::attempt::Delivery;
-use crate::dispatcher::{Context, Dispatcher};
+use crate::dispatcher::Context;
 use crate::endpoint::{consumer_name, Endpoint};
 use crate::features::Features;
 use crate::health::{Health, HealthBook};
@@ -34,66 +34,6 @@ struct Worker {
     /// holds the endpoint's lease.
     leased: watch::Sender<bool>,
     task: JoinHandle<()>,
-}
-
-/// What an endpoint's dispatcher is started from, each time this node may run it.
-struct Run {
-    ctx: Arc<Context>,
-    endpoint: watch::Receiver<Arc<Endpoint>>,
-    health: watch::Receiver<Arc<Health>>,
-    wake: Arc<Notify>,
-    start: StartAt,
-}
-
-impl Run {
-    /// Runs the dispatcher whenever `lease` says this node may, until `stop`; a dispatcher stopped by
-    /// a lost lease lets its in-flight attempts end and moves its cursor before it goes.
-    async fn while_leased(self, mut stop: watch::Receiver<bool>, mut lease: watch::Receiver<bool>) {
-        loop {
-            loop {
-                if *stop.borrow_and_update() {
-                    return;
-                }
-                if *lease.borrow_and_update() {
-                    break;
-                }
-                tokio::select! {
-                    changed = lease.changed() => if changed.is_err() { return },
-                    changed = stop.changed() => if changed.is_err() { return },
-                }
-            }
-            let (run_stop, run_stop_rx) = watch::channel(false);
-            let dispatcher = Dispatcher::start(
-                self.ctx.clone(),
-                self.endpoint.clone(),
-                self.health.clone(),
-                self.wake.clone(),
-                run_stop_rx,
-                self.start,
-            )
-            .await;
-            let dispatcher = match dispatcher {
-                Ok(d) => d,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot start a dispatcher; trying again");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
-            };
-            let mut running = tokio::spawn(dispatcher.run());
-            let finished = loop {
-                tokio::select! {
-                    _ = &mut running => break true,
-                    changed = stop.changed() => if changed.is_err() || *stop.borrow() { break false },
-                    changed = lease.changed() => if changed.is_err() || !*lease.borrow() { break false },
-                }
-            };
-            run_stop.send_replace(true);
-            if !finished {
-                let _ = running.await;
-            }
-        }
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -269,7 +209,7 @@ impl WebhookEngine {
         let (leased, lease) = watch::channel(self.leasing.is_none());
         let mut global_stop = self.stop.subscribe();
         let local_stop = stop_tx.clone();
-        let run = Run {
+        let run = crate::lease::Run {
             ctx: self.ctx.clone(),
             endpoint: endpoint_rx,
             health,

@@ -8,15 +8,20 @@
 //! renew stops its dispatchers before its leases can expire; when a node dies, its endpoints fall to
 //! the others' shares once it stops counting as live, and are taken when their leases expire, from the
 //! durable cursor (what was delivered after it is delivered again, with the same ids). Each round also
-//! follows what other nodes changed: the endpoints, their health, the feature switches.
+//! follows what other nodes changed: the endpoints, their health, the feature switches. `Run` starts
+//! and stops an endpoint's dispatcher as its lease comes and goes (always held on a node alone).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use chathook_events::StartAt;
 use chathook_store::ClusterStore;
 use sha2::{Digest, Sha256};
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
+
+use crate::dispatcher::{Context, Dispatcher};
+use crate::endpoint::Endpoint;
 
 use crate::engine::{EngineError, WebhookEngine, FEATURES_KEY};
 use crate::health::Health;
@@ -68,6 +73,71 @@ pub fn share_of(endpoint_id: &str, live: &[u16]) -> Option<u16> {
         first.copy_from_slice(&digest[..8]);
         (u64::from_be_bytes(first), *node)
     })
+}
+
+/// What an endpoint's dispatcher is started from (see `Dispatcher::start`), each time this node may run
+/// it: alone, from the start; in a cluster, each time it takes the endpoint's lease.
+pub(crate) struct Run {
+    pub ctx: Arc<Context>,
+    pub endpoint: watch::Receiver<Arc<Endpoint>>,
+    pub health: watch::Receiver<Arc<Health>>,
+    pub wake: Arc<Notify>,
+    pub start: StartAt,
+}
+
+impl Run {
+    /// Runs the dispatcher whenever `lease` says this node may, until `stop`; a dispatcher stopped by
+    /// a lost lease lets its in-flight attempts end and moves its cursor before it goes.
+    pub(crate) async fn while_leased(
+        self,
+        mut stop: watch::Receiver<bool>,
+        mut lease: watch::Receiver<bool>,
+    ) {
+        loop {
+            loop {
+                if *stop.borrow_and_update() {
+                    return;
+                }
+                if *lease.borrow_and_update() {
+                    break;
+                }
+                tokio::select! {
+                    changed = lease.changed() => if changed.is_err() { return },
+                    changed = stop.changed() => if changed.is_err() { return },
+                }
+            }
+            let (run_stop, run_stop_rx) = watch::channel(false);
+            let dispatcher = Dispatcher::start(
+                self.ctx.clone(),
+                self.endpoint.clone(),
+                self.health.clone(),
+                self.wake.clone(),
+                run_stop_rx,
+                self.start,
+            )
+            .await;
+            let dispatcher = match dispatcher {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start a dispatcher; trying again");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            let mut running = tokio::spawn(dispatcher.run());
+            let finished = loop {
+                tokio::select! {
+                    _ = &mut running => break true,
+                    changed = stop.changed() => if changed.is_err() || *stop.borrow() { break false },
+                    changed = lease.changed() => if changed.is_err() || !*lease.borrow() { break false },
+                }
+            };
+            run_stop.send_replace(true);
+            if !finished {
+                let _ = running.await;
+            }
+        }
+    }
 }
 
 /// Holds leases and follows other nodes' changes until `stop`.
