@@ -280,6 +280,31 @@ async fn attempt_log(store: &impl WebhookStore) {
     assert_eq!(all.len(), 100);
     assert!(all.windows(2).all(|w| w[0].0 > w[1].0), "newest first");
     assert!(
+        all.windows(2).all(|w| w[0].1.at_ms > w[1].1.at_ms),
+        "ids follow the order attempts were recorded in"
+    );
+    // an attempt that got no response keeps its missing status
+    let unanswered = AttemptRecord {
+        status: None,
+        error: "connection refused".into(),
+        ..attempt("ep-down", 20_000, false, "message.sent")
+    };
+    store
+        .record_attempts(vec![unanswered.clone()])
+        .await
+        .unwrap();
+    let down = query(AttemptQuery {
+        endpoint_id: "ep-down".into(),
+        limit: 10,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(down.len(), 1);
+    assert_eq!(
+        (down[0].1.status, &down[0].1.error),
+        (None, &unanswered.error)
+    );
+    assert!(
         all.iter().all(|(_, a)| a.request.is_empty()),
         "lists leave the request out"
     );

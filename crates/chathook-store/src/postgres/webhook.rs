@@ -292,33 +292,38 @@ impl WebhookStore for PgStore {
         }
         self.write(move |tx| {
             Box::pin(async move {
-                let statement = tx
-                    .prepare(
-                        "INSERT INTO webhook_attempts(endpoint_id, delivery_id, event, at_ms, success,
+                // One statement for the batch; ids follow the batch's order.
+                let column = |f: fn(&AttemptRecord) -> &str| -> Vec<&str> {
+                    attempts.iter().map(f).collect()
+                };
+                let at: Vec<i64> = attempts.iter().map(|a| a.at_ms).collect();
+                let success: Vec<bool> = attempts.iter().map(|a| a.success).collect();
+                let status: Vec<Option<i32>> =
+                    attempts.iter().map(|a| a.status.map(i32::from)).collect();
+                let latency: Vec<i64> = attempts.iter().map(|a| i64::from(a.latency_ms)).collect();
+                tx.execute(
+                    "INSERT INTO webhook_attempts(endpoint_id, delivery_id, event, at_ms, success,
                          status, latency_ms, error, response, request)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                    )
-                    .await
-                    .map_err(pg_error)?;
-                for a in &attempts {
-                    tx.execute(
-                        &statement,
-                        &[
-                            &a.endpoint_id,
-                            &a.delivery_id,
-                            &a.event,
-                            &a.at_ms,
-                            &a.success,
-                            &a.status.map(i32::from),
-                            &i64::from(a.latency_ms),
-                            &a.error,
-                            &a.response,
-                            &a.request,
-                        ],
-                    )
-                    .await
-                    .map_err(pg_error)?;
-                }
+                     SELECT e, d, v, t, s, st, l, er, r, q
+                     FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::BOOLEAN[],
+                         $6::INTEGER[], $7::BIGINT[], $8::TEXT[], $9::TEXT[], $10::TEXT[])
+                         WITH ORDINALITY AS u(e, d, v, t, s, st, l, er, r, q, n)
+                     ORDER BY n",
+                    &[
+                        &column(|a| &a.endpoint_id),
+                        &column(|a| &a.delivery_id),
+                        &column(|a| &a.event),
+                        &at,
+                        &success,
+                        &status,
+                        &latency,
+                        &column(|a| &a.error),
+                        &column(|a| &a.response),
+                        &column(|a| &a.request),
+                    ],
+                )
+                .await
+                .map_err(pg_error)?;
                 Ok(Vec::new())
             })
         })
