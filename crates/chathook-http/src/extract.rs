@@ -92,8 +92,8 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             field: None,
         });
     }
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|err| {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.into_inner();
         let message = inner.to_string();
@@ -123,7 +123,16 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             message,
             field,
         }
-    })
+    })?;
+    // Anything but white space after the value: a second document, or garbage a proxy may read
+    // differently.
+    de.end().map_err(|e| ApiError {
+        status: StatusCode::BAD_REQUEST,
+        code: "json_invalid",
+        message: format!("data after the JSON value: {e}"),
+        field: None,
+    })?;
+    Ok(value)
 }
 
 fn backticked(message: &str) -> Option<&str> {
@@ -170,5 +179,19 @@ mod tests {
         assert_eq!((e.code, e.field.as_deref()), ("field_unknown", Some("x")));
         let e = parse::<Req>(b"{not json").unwrap_err();
         assert_eq!(e.code, "json_invalid");
+    }
+
+    #[test]
+    fn data_after_the_json_value_is_refused_and_white_space_is_not() {
+        for body in [
+            &br#"{"uid":"a"}{"uid":"b"}"#[..],
+            br#"{"uid":"a"} x"#,
+            br#"{"uid":"a"}]"#,
+        ] {
+            let e = parse::<Req>(body).unwrap_err();
+            assert_eq!(e.code, "json_invalid", "{}", String::from_utf8_lossy(body));
+            assert!(e.message.contains("after the JSON value"), "{}", e.message);
+        }
+        assert!(parse::<Req>(b"{\"uid\":\"a\"} \r\n\t").is_ok());
     }
 }

@@ -1,83 +1,21 @@
 //! The HTTP side of delivery: one pooled client (keep-alive, HTTP/1.1 and HTTP/2, TLS with the system's
-//! roots, no redirects), the network guard checked on every connect, signing, timeouts, and a bounded
+//! roots, no redirects), the network guard (`guard`) checked on every connect, signing, timeouts, and a bounded
 //! read of the response.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use ipnet::IpNet;
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
 
+use crate::guard::{GuardedResolver, NetworkGuard};
 use crate::signing;
 
 /// Largest part of a response body that is read.
 pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 /// Part of the response body kept in the attempt log.
 pub const LOGGED_RESPONSE_BYTES: usize = 1024;
-
-/// Which addresses deliveries may reach.
-#[derive(Debug, Clone)]
-pub struct NetworkGuard {
-    allowed: Vec<IpNet>,
-    blocked: Vec<IpNet>,
-}
-
-/// Link-local and cloud metadata ranges, refused unless allowed.
-pub fn default_blocked() -> Vec<IpNet> {
-    [
-        "169.254.0.0/16",
-        "fe80::/10",
-        "100.100.100.200/32",
-        "fd00:ec2::254/128",
-        "0.0.0.0/8",
-    ]
-    .iter()
-    .filter_map(|n| n.parse().ok())
-    .collect()
-}
-
-impl NetworkGuard {
-    pub fn new(allowed: Vec<IpNet>, mut blocked: Vec<IpNet>) -> Self {
-        blocked.extend(default_blocked());
-        NetworkGuard { allowed, blocked }
-    }
-
-    pub fn permits(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-            v4 => v4,
-        };
-        self.allowed.iter().any(|n| n.contains(&ip))
-            || !self.blocked.iter().any(|n| n.contains(&ip))
-    }
-}
-
-/// Resolves names and drops the addresses the guard refuses, so a name that later resolves elsewhere
-/// cannot slip past: the check runs on every new connection.
-struct GuardedResolver(Arc<NetworkGuard>);
-
-impl Resolve for GuardedResolver {
-    fn resolve(&self, name: Name) -> Resolving {
-        let guard = self.0.clone();
-        Box::pin(async move {
-            let host = name.as_str().to_string();
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .filter(|a| guard.permits(a.ip()))
-                .collect();
-            if addrs.is_empty() {
-                let err: Box<dyn std::error::Error + Send + Sync> =
-                    format!("{host} resolves only to blocked networks (webhook.allowed_networks)")
-                        .into();
-                return Err(err);
-            }
-            Ok(Box::new(addrs.into_iter()) as Addrs)
-        })
-    }
-}
 
 /// What one attempt gave.
 #[derive(Debug, Clone, Default)]
@@ -317,26 +255,4 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_guard_refuses_metadata_ranges_unless_allowed() {
-        let g = NetworkGuard::new(vec![], vec![]);
-        assert!(!g.permits("169.254.169.254".parse().unwrap()));
-        assert!(!g.permits("fe80::1".parse().unwrap()));
-        assert!(!g.permits("::ffff:169.254.169.254".parse().unwrap()));
-        assert!(g.permits("127.0.0.1".parse().unwrap()));
-        assert!(g.permits("10.1.2.3".parse().unwrap()));
-        let g = NetworkGuard::new(
-            vec!["169.254.169.254/32".parse().unwrap()],
-            vec!["10.0.0.0/8".parse().unwrap()],
-        );
-        assert!(g.permits("169.254.169.254".parse().unwrap()));
-        assert!(!g.permits("169.254.1.1".parse().unwrap()));
-        assert!(!g.permits("10.1.2.3".parse().unwrap()));
-    }
 }

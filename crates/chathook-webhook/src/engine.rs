@@ -14,12 +14,13 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 use crate::attempt_log::{self, AttemptLog};
-use crate::client::{AttemptResult, Deliverer, NetworkGuard};
+use crate::client::{AttemptResult, Deliverer};
 use crate::config::WebhookConfig;
 use crate::dispatcher::attempt::Delivery;
 use crate::dispatcher::Context;
 use crate::endpoint::{consumer_name, Endpoint};
 use crate::features::Features;
+use crate::guard::NetworkGuard;
 use crate::health::{Health, HealthBook};
 use crate::hooks::{HookSlots, Hooks};
 use crate::metrics::WebhookMetrics;

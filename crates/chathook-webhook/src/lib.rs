@@ -5,7 +5,7 @@
 //! It consumes `chathook-events` (the event log's consumer API) and keeps its own state through
 //! `chathook-store`'s `WebhookStore`; it never imports the IM core, so it can relay another server's
 //! events too. Flow: `engine` (endpoints, one `dispatcher` task each; in a cluster under a `lease`) ->
-//! `format` (render once per delivery) -> `client` (sign, send, network guard) -> attempt log and
+//! `format` (render once per delivery) -> `client` (sign, send; `guard` checks each address) -> attempt log and
 //! metrics.
 
 pub mod api;
@@ -19,6 +19,7 @@ pub mod endpoint;
 mod engine;
 pub mod features;
 pub mod format;
+pub mod guard;
 pub mod health;
 mod hooks;
 mod lease;

@@ -12,21 +12,37 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use chathook_http::listen::ConnHandle;
 use rand::RngCore;
 use serde_json::json;
 
 /// File in the data dir that holds a generated admin key.
 pub const ADMIN_KEY_FILE: &str = "admin.key";
 
+/// The shortest admin key accepted, from any source: guessing at thousands of tries a second must not
+/// get anywhere.
+pub const MIN_ADMIN_KEY_CHARS: usize = 16;
+
 /// The key from the config, or the one stored in (or newly generated into) `data_dir`.
 pub fn resolve_admin_key(configured: Option<&str>, data_dir: &Path) -> anyhow::Result<String> {
     if let Some(key) = configured {
-        return Ok(key.trim().to_string());
+        let key = key.trim();
+        anyhow::ensure!(
+            key.chars().count() >= MIN_ADMIN_KEY_CHARS,
+            "admin_key: must be at least {MIN_ADMIN_KEY_CHARS} characters"
+        );
+        return Ok(key.to_string());
     }
     let path: PathBuf = data_dir.join(ADMIN_KEY_FILE);
     if path.exists() {
         let key = std::fs::read_to_string(&path)?.trim().to_string();
-        anyhow::ensure!(!key.is_empty(), "{} is empty", path.display());
+        anyhow::ensure!(
+            key.chars().count() >= MIN_ADMIN_KEY_CHARS,
+            "{} holds a key of {} characters: an admin key needs at least {MIN_ADMIN_KEY_CHARS} \
+             (remove the file to have one generated)",
+            path.display(),
+            key.chars().count()
+        );
         tracing::info!(path = %path.display(), "using the admin key stored in the data dir");
         return Ok(key);
     }
@@ -107,7 +123,13 @@ pub async fn require_admin_key(
         }
     }
     match given {
-        Some(given) if same(given.as_bytes(), key.key.as_bytes()) => next.run(request).await,
+        Some(given) if same(given.as_bytes(), key.key.as_bytes()) => {
+            // The listener never closes a connection that has shown the key to make room for another.
+            if let Some(conn) = request.extensions().get::<ConnHandle>() {
+                conn.authenticated();
+            }
+            next.run(request).await
+        }
         given => {
             let message = if given.is_none() {
                 "the admin key is required: send it as the `token` header or `Authorization: Bearer`"
@@ -122,6 +144,43 @@ pub async fn require_admin_key(
                 ),
             )
                 .into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_admin_key_shorter_than_sixteen_characters_is_refused_from_the_config_and_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let short = resolve_admin_key(Some("fifteen-chars!!"), dir.path()).unwrap_err();
+        assert!(short.to_string().contains("admin_key"), "{short}");
+        assert_eq!(
+            resolve_admin_key(Some(" sixteen-chars!!! "), dir.path()).unwrap(),
+            "sixteen-chars!!!"
+        );
+        std::fs::write(dir.path().join(ADMIN_KEY_FILE), "abc\n").unwrap();
+        let file = resolve_admin_key(None, dir.path()).unwrap_err();
+        assert!(file.to_string().contains("admin.key"), "{file}");
+        assert!(file.to_string().contains("at least 16"), "{file}");
+    }
+
+    #[test]
+    fn a_generated_admin_key_is_long_enough_and_stored_privately() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = resolve_admin_key(None, dir.path()).unwrap();
+        assert_eq!(key.len(), 64);
+        assert_eq!(resolve_admin_key(None, dir.path()).unwrap(), key);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join(ADMIN_KEY_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
         }
     }
 }

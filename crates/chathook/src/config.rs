@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use chathook_http::listen::ListenConfig;
 use chathook_im::{ClusterConfig, GatewayConfig, Limits, MessagesConfig, RouteConfig};
 use chathook_webhook::config::WUKONGIM_KEYS;
 use chathook_webhook::WebhookConfig;
@@ -14,9 +15,10 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 /// Top-level keys; environment variables naming anything else are ignored with a warning.
-const TOP_LEVEL_KEYS: [&str; 16] = [
+const TOP_LEVEL_KEYS: [&str; 17] = [
     "api_addr",
     "ws_addr",
+    "listen",
     "data_dir",
     "admin_key",
     "auth",
@@ -41,6 +43,8 @@ pub struct Config {
     pub api_addr: SocketAddr,
     /// WebSocket JSON-RPC gateway (WuKongIM's port 5200).
     pub ws_addr: SocketAddr,
+    /// Timeouts and connection caps of both listeners.
+    pub listen: ListenConfig,
     /// Where the embedded store (and a generated admin key) live.
     pub data_dir: PathBuf,
     /// The key server API calls must carry; generated into `data_dir/admin.key` when unset.
@@ -70,6 +74,7 @@ impl Default for Config {
         Config {
             api_addr: SocketAddr::from(([127, 0, 0, 1], 5001)),
             ws_addr: SocketAddr::from(([127, 0, 0, 1], 5200)),
+            listen: ListenConfig::default(),
             data_dir: PathBuf::from("./chathook-data"),
             admin_key: None,
             auth: AuthConfig::default(),
@@ -101,14 +106,9 @@ pub struct AuthConfig {
 
 impl Default for AuthConfig {
     fn default() -> Self {
-        let nets = [
-            "127.0.0.0/8",
-            "::1/128",
-            "10.0.0.0/8",
-            "172.16.0.0/12",
-            "192.168.0.0/16",
-            "fc00::/7",
-        ];
+        // Loopback only: behind a proxy every client comes from a private network, so private ranges
+        // are listed on purpose or not at all.
+        let nets = ["127.0.0.0/8", "::1/128"];
         AuthConfig {
             open: false,
             open_networks: nets.iter().filter_map(|n| n.parse().ok()).collect(),
@@ -320,9 +320,9 @@ impl Config {
         if self
             .admin_key
             .as_deref()
-            .is_some_and(|k| k.trim().len() < 8)
+            .is_some_and(|k| k.trim().chars().count() < crate::auth::MIN_ADMIN_KEY_CHARS)
         {
-            return bad("admin_key", "must be at least 8 characters when set");
+            return bad("admin_key", "must be at least 16 characters when set");
         }
         let l = &self.limits;
         for (key, value) in [
@@ -401,6 +401,12 @@ impl Config {
         }
         for (key, value) in [
             ("limits.connect_timeout_ms", l.connect_timeout_ms),
+            ("listen.header_timeout_ms", self.listen.header_timeout_ms),
+            ("listen.idle_timeout_ms", self.listen.idle_timeout_ms),
+            (
+                "listen.max_unauthenticated",
+                self.listen.max_unauthenticated as u64,
+            ),
             (
                 "gateway.heartbeat_timeout_ms",
                 self.gateway.heartbeat_timeout_ms,
@@ -673,14 +679,16 @@ mod tests {
     }
 
     #[test]
-    fn open_mode_is_off_by_default_with_loopback_and_private_networks_listed() {
+    fn open_mode_is_off_by_default_with_only_loopback_listed() {
         let auth = Config::default().auth;
         assert!(!auth.open);
-        for ip in ["127.0.0.1", "10.1.2.3", "192.168.1.1", "172.20.0.1", "::1"] {
+        for ip in ["127.0.0.1", "::1"] {
             let ip: std::net::IpAddr = ip.parse().unwrap();
             assert!(auth.open_networks.iter().any(|n| n.contains(&ip)), "{ip}");
         }
-        let public: std::net::IpAddr = "8.8.8.8".parse().unwrap();
-        assert!(!auth.open_networks.iter().any(|n| n.contains(&public)));
+        for ip in ["10.1.2.3", "192.168.1.1", "172.20.0.1", "fd00::1", "8.8.8.8"] {
+            let ip: std::net::IpAddr = ip.parse().unwrap();
+            assert!(!auth.open_networks.iter().any(|n| n.contains(&ip)), "{ip}");
+        }
     }
 }

@@ -12,7 +12,7 @@ pub mod openapi;
 mod overview;
 pub mod wukongim_config;
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,9 +21,9 @@ use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use chathook_events::EventLog;
+use chathook_http::listen;
 use chathook_im::{Im, ImConfig, ImMetrics};
 use chathook_store::{
     ClusterStore, PgOptions, PgStore, ServerStore, SqliteOptions, SqliteStore, Store, WebhookStore,
@@ -274,12 +274,10 @@ impl Server {
             let _ = rx.wait_for(|s| *s).await;
         };
         tracing::info!(api = %api_listener.local_addr()?, ws = %ws_listener.local_addr()?, "chathook is serving");
-        let api = api.into_make_service_with_connect_info::<std::net::SocketAddr>();
-        let api_task = axum::serve(api_listener.tap_io(chathook_http::no_delay), api)
-            .with_graceful_shutdown(stopped(stop_rx.clone()))
-            .into_future();
+        let limits = connection_limits(&config.listen);
+        let api_task = listen::serve(api_listener, api, limits.clone(), stopped(stop_rx.clone()));
         let ws_task =
-            chathook_im::gateway::serve(ws_listener, im.clone(), stopped(stop_rx.clone()));
+            chathook_im::gateway::serve(ws_listener, im.clone(), limits, stopped(stop_rx.clone()));
         let tasks = vec![
             tokio::spawn(async move {
                 if let Err(e) = api_task.await {
@@ -329,6 +327,21 @@ impl Server {
         }
         tracing::info!("stopped");
     }
+}
+
+/// The listeners' shared limits under this process's descriptor limit (raised to its maximum first).
+fn connection_limits(config: &listen::ListenConfig) -> Arc<listen::ConnLimits> {
+    let descriptors = listen::descriptor_limit();
+    let limits = listen::ConnLimits::new(config, descriptors);
+    let caps = limits.admission.caps().clone();
+    tracing::info!(
+        descriptors,
+        connections = caps.total,
+        per_address = caps.per_address,
+        unauthenticated = caps.unauthenticated,
+        "connection limits"
+    );
+    limits
 }
 
 /// Opens the configured backend: the embedded store in `data_dir`, or PostgreSQL; with

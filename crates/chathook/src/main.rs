@@ -84,11 +84,10 @@ fn serve(config: Config) -> anyhow::Result<()> {
         .build()
         .context("cannot start the runtime")?;
     runtime.block_on(async {
-        let api = tokio::net::TcpListener::bind(config.api_addr)
-            .await
+        let backlog = config.listen.backlog;
+        let api = chathook_http::listen::bind(config.api_addr, backlog)
             .with_context(|| format!("cannot listen on api_addr {}", config.api_addr))?;
-        let ws = tokio::net::TcpListener::bind(config.ws_addr)
-            .await
+        let ws = chathook_http::listen::bind(config.ws_addr, backlog)
             .with_context(|| format!("cannot listen on ws_addr {}", config.ws_addr))?;
         chathook::run(config, api, ws, shutdown_signal()).await
     })

@@ -168,7 +168,8 @@ pub(crate) fn query_param<T: std::str::FromStr>(
 }
 
 /// User ids: non-empty, at most 128 bytes, no `@` (it joins the two users of a person channel's
-/// storage key) and no whitespace or control characters.
+/// storage key), no whitespace or control characters, and no invisible formatting characters (bidi
+/// overrides and isolates, zero-width characters) that would let one uid pass for another on screen.
 pub(crate) fn check_uid(field: &str, uid: &str) -> Result<(), ApiError> {
     if uid.is_empty() {
         return Err(ApiError::field(
@@ -180,13 +181,48 @@ pub(crate) fn check_uid(field: &str, uid: &str) -> Result<(), ApiError> {
     if uid.len() > 128
         || uid
             .chars()
-            .any(|c| c == '@' || c.is_whitespace() || c.is_control())
+            .any(|c| c == '@' || c.is_whitespace() || c.is_control() || is_invisible(c))
     {
         return Err(ApiError::field(
             field,
             "uid_invalid",
-            format!("{field} must be at most 128 bytes without '@', spaces or control characters"),
+            format!(
+                "{field} must be at most 128 bytes without '@', spaces, control characters, \
+                 bidi overrides or zero-width characters"
+            ),
         ));
     }
     Ok(())
+}
+
+/// Unicode formatting characters that change how text shows without showing themselves: the soft
+/// hyphen, bidi marks, embeddings, overrides and isolates, zero-width spaces and joiners, the word
+/// joiner and invisible operators, the byte-order mark and interlinear annotation marks.
+pub(crate) fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uids_with_bidi_overrides_or_zero_width_characters_are_refused() {
+        for uid in [
+            "admin\u{202E}nimda",
+            "al\u{200B}ice",
+            "bob\u{200D}",
+            "\u{FEFF}carol",
+            "dave\u{2066}x\u{2069}",
+            "eve\u{00AD}",
+        ] {
+            let e = check_uid("uid", uid).unwrap_err();
+            assert_eq!(e.code, "uid_invalid", "{uid:?}");
+        }
+        for uid in ["alice", "用户一", "zoë_42", "a-b.c:d"] {
+            assert!(check_uid("uid", uid).is_ok(), "{uid:?}");
+        }
+    }
 }

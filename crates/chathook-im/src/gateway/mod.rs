@@ -12,14 +12,15 @@ mod session;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::extract::ws::{Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
-use axum::serve::ListenerExt;
-use axum::Router;
+use axum::{Extension, Router};
+use chathook_http::listen::{ConnHandle, ConnLimits};
 use futures_util::stream::SplitSink;
 use tokio::net::TcpListener;
 
@@ -52,21 +53,21 @@ pub fn router(im: Im) -> Router {
         .with_state(im)
 }
 
-/// Serves the gateway on `listener` until `shutdown` completes; sessions are ended by [`Im::shutdown`].
+/// Serves the gateway on `listener` under the server's connection limits until `shutdown` completes;
+/// sessions are ended by [`Im::shutdown`].
 pub async fn serve(
     listener: TcpListener,
     im: Im,
+    limits: Arc<ConnLimits>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(im).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener.tap_io(chathook_http::no_delay), app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    chathook_http::listen::serve(listener, router(im), limits, shutdown).await
 }
 
 async fn upgrade(
     State(im): State<Im>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    conn: Option<Extension<ConnHandle>>,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
     let ws = match ws {
@@ -91,5 +92,5 @@ async fn upgrade(
     ws.max_message_size(max)
         .max_frame_size(max)
         .read_buffer_size(im.config().gateway.read_buffer_bytes)
-        .on_upgrade(move |socket| session::run(socket, im, peer, permit))
+        .on_upgrade(move |socket| session::run(socket, im, peer, conn.map(|c| c.0), permit))
 }

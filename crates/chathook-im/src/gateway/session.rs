@@ -33,12 +33,17 @@ pub(super) async fn run(
     socket: WebSocket,
     im: Im,
     peer: std::net::SocketAddr,
+    listened: Option<chathook_http::listen::ConnHandle>,
     _permit: OwnedSemaphorePermit,
 ) {
     let (mut sink, mut stream) = socket.split();
     let Some(Connected { open, kind }) = connect(&im, peer, &mut sink, &mut stream).await else {
         return;
     };
+    // Logged in: the listener never closes this connection to make room for another.
+    if let Some(listened) = listened {
+        listened.authenticated();
+    }
     let (mut outbound, mut control) = (open.outbound, open.control);
     let mut session = Session {
         bucket: Bucket::new(im.config().limits.sends_per_sec),

@@ -260,8 +260,8 @@ pub(crate) async fn settle(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::NetworkGuard;
     use crate::format::Rendered;
+    use crate::guard::NetworkGuard;
     use chathook_store::{AttemptQuery, SqliteOptions, SqliteStore};
     use prometheus_client::metrics::counter::Counter;
 

@@ -386,6 +386,22 @@ async fn bad_requests_are_400_naming_the_field() {
     assert_eq!(resp.status(), 400);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["code"], "json_invalid");
+    // a message followed by more data: refused, and nothing stored
+    s.token("tail", "t-tail", 0, 0).await;
+    let send = json!({"from_uid": "tail", "channel_id": "other", "channel_type": 1,
+                      "payload": b64("{\"type\":1}")});
+    let resp = reqwest::Client::new()
+        .post(format!("{}/message/send", s.api))
+        .header("token", ADMIN)
+        .body(format!("{send} {{\"from_uid\":\"x\"}}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["code"], "json_invalid", "{body}");
+    let page = s.sync("tail", "other", 1, (0, 0), 100, 0).await;
+    assert!(seqs(&page).is_empty(), "{page}");
     // nothing partial was written by the refused group
     let (st, _) = s
         .post(

@@ -14,6 +14,7 @@ mod gateway;
 mod hooks;
 mod lifecycle;
 mod limits;
+mod listen;
 mod messaging;
 mod ordering;
 mod postgres;

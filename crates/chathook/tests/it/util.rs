@@ -745,8 +745,26 @@ pub async fn spawn_binary(dir: &std::path::Path) -> Proc {
 
 /// Starts the real binary on `dir` with more settings (`CHATHOOK_*` variables).
 pub async fn spawn_binary_with(dir: &std::path::Path, settings: &[(&str, String)]) -> Proc {
+    spawn_binary_under(&[], dir, settings).await
+}
+
+/// Starts the real binary through a wrapper command (`prlimit --nofile=...`, empty for none).
+pub async fn spawn_binary_under(
+    wrapper: &[&str],
+    dir: &std::path::Path,
+    settings: &[(&str, String)],
+) -> Proc {
     let (api_port, ws_port) = (free_port(), free_port());
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_chathook"))
+    let binary = env!("CARGO_BIN_EXE_chathook");
+    let mut command = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut c = std::process::Command::new(program);
+            c.args(args).arg(binary);
+            c
+        }
+        None => std::process::Command::new(binary),
+    };
+    let mut child = command
         .envs(settings.iter().map(|(k, v)| (*k, v.as_str())))
         .env("CHATHOOK_API_ADDR", format!("127.0.0.1:{api_port}"))
         .env("CHATHOOK_WS_ADDR", format!("127.0.0.1:{ws_port}"))
