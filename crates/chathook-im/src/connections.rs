@@ -44,6 +44,8 @@ pub enum LoginRefused {
     TooManyConnections(usize),
     #[error("the server cannot record the login")]
     Storage,
+    #[error("the user is banned")]
+    Banned,
 }
 
 impl LoginRefused {
@@ -51,6 +53,7 @@ impl LoginRefused {
         match self {
             LoginRefused::TooManyConnections(_) => reason::NOT_ALLOW_SEND,
             LoginRefused::Storage => reason::SYSTEM_ERROR,
+            LoginRefused::Banned => reason::BAN,
         }
     }
 }
@@ -126,6 +129,19 @@ impl Im {
             .ok_or(LoginRefused::TooManyConnections(
                 limits.connections_per_user,
             ))?;
+        // Checked once the connection is in presence, so a ban written meanwhile kicks it instead.
+        let banned = self.is_banned(&handle.uid).await;
+        if !matches!(banned, Ok(false)) {
+            self.presence()
+                .remove(&handle.uid, handle.conn_id, handle.device_flag);
+            return Err(match banned {
+                Ok(_) => LoginRefused::Banned,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot check whether a user is banned");
+                    LoginRefused::Storage
+                }
+            });
+        }
         let kicked_platforms = if handle.device_level == DEVICE_LEVEL_PRIMARY {
             self.kick_device(
                 &handle.uid,

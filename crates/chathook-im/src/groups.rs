@@ -1,9 +1,9 @@
 //! Channel management for backends: groups (create or update, subscribers, delete) and the flags and
 //! lists every channel has (`/channel/info`, blacklist, whitelist), person channels included: a person
 //! channel's record is one user's (`channel_id` = the uid). Each write appends its group events in the
-//! same commit and refreshes the channel cache.
+//! same commit and refreshes the channel cache. A ban on a user's person channel ends their sessions.
 
-use chathook_events::{ChannelType, Event, GroupChange, GroupRef};
+use chathook_events::{ChannelType, Event, GroupChange, GroupRef, PresenceReason};
 use std::sync::Arc;
 
 use chathook_store::{
@@ -11,7 +11,8 @@ use chathook_store::{
 };
 
 use crate::channels::CachedChannel;
-use crate::error::ChannelError;
+use crate::error::{reason, ChannelError};
+use crate::presence::Kick;
 use crate::Im;
 
 /// Channel ids: non-empty, and only characters that are safe in URLs and keys.
@@ -192,14 +193,36 @@ impl Im {
     }
 
     /// `POST /channel/info`: sets a channel's flags (a group's or a person channel's), creating it when
-    /// missing; its subscribers and lists stay.
+    /// missing; its subscribers and lists stay. Banning a user (their person channel) ends their
+    /// sessions on every node with reason 19; their connects are refused until the ban is lifted.
     pub async fn set_channel_info(&self, flags: ChannelFlags) -> Result<ChannelDiff, ChannelError> {
-        self.check_any_channel(&flags.channel_id, flags.channel_type)?;
+        let kind = self.check_any_channel(&flags.channel_id, flags.channel_type)?;
         let unchanged = SubscriberChange::Add {
             uids: Vec::new(),
             reset: false,
         };
-        self.write_channel(flags, unchanged).await
+        let banned = (kind == ChannelType::Person && flags.ban).then(|| flags.channel_id.clone());
+        let diff = self.write_channel(flags, unchanged).await?;
+        // After the write (and the cache's refresh): a login racing the ban either is kicked here or
+        // finds the ban when it checks.
+        if let Some(uid) = banned {
+            let kick = Kick {
+                reason_code: reason::BAN,
+                reason: "the user is banned".into(),
+                presence_reason: PresenceReason::Kicked,
+            };
+            self.kick_device(&uid, None, None, kick);
+        }
+        Ok(diff)
+    }
+
+    /// Whether `uid` is banned (their person channel carries `ban`).
+    pub(crate) async fn is_banned(&self, uid: &str) -> Result<bool, StoreError> {
+        let own = self
+            .channels()
+            .get(self.store(), uid, ChannelType::Person.as_u8())
+            .await?;
+        Ok(own.is_some_and(|c| c.record.flags.ban))
     }
 
     /// The stored record of a channel (`None` when it has none).

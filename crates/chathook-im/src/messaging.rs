@@ -392,11 +392,7 @@ impl Im {
 
     /// A sender whose own person channel is banned may not send (reason 19).
     async fn check_sender_not_banned(&self, from_uid: &str) -> Result<(), SendError> {
-        let own = self
-            .channels()
-            .get(self.store(), from_uid, ChannelType::Person.as_u8())
-            .await?;
-        if own.is_some_and(|c| c.record.flags.ban) {
+        if self.is_banned(from_uid).await? {
             return Err(SendError::Banned);
         }
         Ok(())

@@ -686,7 +686,13 @@ mod tests {
             let ip: std::net::IpAddr = ip.parse().unwrap();
             assert!(auth.open_networks.iter().any(|n| n.contains(&ip)), "{ip}");
         }
-        for ip in ["10.1.2.3", "192.168.1.1", "172.20.0.1", "fd00::1", "8.8.8.8"] {
+        for ip in [
+            "10.1.2.3",
+            "192.168.1.1",
+            "172.20.0.1",
+            "fd00::1",
+            "8.8.8.8",
+        ] {
             let ip: std::net::IpAddr = ip.parse().unwrap();
             assert!(!auth.open_networks.iter().any(|n| n.contains(&ip)), "{ip}");
         }

@@ -220,15 +220,29 @@ async fn person_whitelists_are_enforced_only_when_the_setting_is_on() {
 }
 
 #[tokio::test]
-async fn a_banned_user_gets_status_19_for_a_token_and_reason_19_for_sends() {
+async fn a_banned_user_is_disconnected_with_reason_19_and_refused_until_unbanned() {
     let s = TestServer::start().await;
     let mut alice = s.login("alice", 0).await;
+    let mut alice_web = s.login("alice", 1).await;
     let _bob = s.login("bob", 0).await;
     s.post_ok(
         "/channel/info",
         json!({"channel_id": "alice", "channel_type": 1, "ban": 1}),
     )
     .await;
+    // every live session ends with a disconnect carrying reason 19
+    for session in [&mut alice, &mut alice_web] {
+        let closed = session.closed(LONG).await;
+        let disconnect = closed.disconnect.expect("a disconnect notification first");
+        assert_eq!(disconnect["params"]["reasonCode"], 19, "{disconnect}");
+    }
+    // the existing token no longer logs in, with reason 19
+    let mut again = Client::open(&s.ws).await;
+    assert_eq!(
+        again.connect("alice", "tok-alice-0", 0).await["result"]["reasonCode"],
+        19
+    );
+    // a new token is refused with status 19 and not stored
     let (st, body) = s
         .post(
             "/user/token",
@@ -236,30 +250,26 @@ async fn a_banned_user_gets_status_19_for_a_token_and_reason_19_for_sends() {
         )
         .await;
     assert_eq!((st, body), (200, json!({"status": 19})));
-    assert_eq!(
-        alice.send_msg("bob", 1, "b-1", "x").await["result"]["reasonCode"],
-        19
-    );
-    // the refused token was not stored
-    let mut c = Client::open(&s.ws).await;
-    assert_eq!(
-        c.connect("alice", "new", 0).await["result"]["reasonCode"],
-        2
-    );
     s.post_ok(
         "/channel/info",
         json!({"channel_id": "alice", "channel_type": 1, "ban": 0}),
     )
     .await;
+    let mut back = Client::open(&s.ws).await;
     assert_eq!(
-        alice.send_msg("bob", 1, "b-2", "x").await["result"]["reasonCode"],
+        back.connect("alice", "tok-alice-0", 0).await["result"]["reasonCode"],
         1
     );
-    s.post_ok(
-        "/user/token",
-        json!({"uid": "alice", "token": "new", "device_flag": 0}),
-    )
-    .await;
+    assert_eq!(
+        back.send_msg("bob", 1, "b-2", "x").await["result"]["reasonCode"],
+        1
+    );
+    let mut c = Client::open(&s.ws).await;
+    assert_eq!(
+        c.connect("alice", "new", 0).await["result"]["reasonCode"],
+        2,
+        "the token refused during the ban was not stored"
+    );
 }
 
 #[tokio::test]
