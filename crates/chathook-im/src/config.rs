@@ -10,6 +10,8 @@ pub struct Limits {
     pub max_frame_bytes: usize,
     /// Largest message payload, in bytes (after base64 or JSON decoding).
     pub max_payload_bytes: usize,
+    /// Longest `client_msg_no` a send may carry, in bytes (it is stored, echoed and sent in webhooks).
+    pub max_client_msg_no_bytes: usize,
     /// Sends per second per connection (a token bucket with this burst).
     pub sends_per_sec: u32,
     /// Simultaneous connections of one user, all devices together.
@@ -37,6 +39,7 @@ impl Default for Limits {
         Limits {
             max_frame_bytes: 1024 * 1024,
             max_payload_bytes: 512 * 1024,
+            max_client_msg_no_bytes: 128,
             sends_per_sec: 200,
             connections_per_user: 32,
             max_connections: 100_000,

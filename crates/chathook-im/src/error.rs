@@ -34,6 +34,12 @@ pub enum SendError {
     UnsupportedChannelType(u8),
     #[error("channel_id must not be empty")]
     EmptyChannelId,
+    #[error("{field} is {size} bytes, above the limit of {limit}")]
+    TooLong {
+        field: &'static str,
+        size: usize,
+        limit: usize,
+    },
     #[error("the channel does not exist")]
     ChannelNotFound,
     #[error("the sender is not a subscriber of the channel")]
@@ -64,6 +70,8 @@ impl SendError {
             | SendError::BadPayload(_) => reason::PAYLOAD_DECODE_ERROR,
             SendError::UnsupportedChannelType(_) => reason::NOT_SUPPORT_CHANNEL_TYPE,
             SendError::EmptyChannelId => reason::CHANNEL_ID_ERROR,
+            SendError::TooLong { field, .. } if *field == "channel_id" => reason::CHANNEL_ID_ERROR,
+            SendError::TooLong { .. } => reason::PAYLOAD_DECODE_ERROR,
             SendError::ChannelNotFound => reason::CHANNEL_NOT_EXIST,
             SendError::NotMember => reason::SUBSCRIBER_NOT_EXIST,
             SendError::Blacklisted => reason::IN_BLACKLIST,
@@ -84,6 +92,7 @@ impl SendError {
             SendError::BadPayload(_) => "payload_invalid",
             SendError::UnsupportedChannelType(_) => "channel_type_unsupported",
             SendError::EmptyChannelId => "channel_id_empty",
+            SendError::TooLong { .. } => "field_too_long",
             SendError::ChannelNotFound => "channel_not_found",
             SendError::NotMember => "not_a_subscriber",
             SendError::Blacklisted => "sender_blacklisted",
@@ -105,6 +114,7 @@ impl SendError {
             | SendError::BadPayload(_) => Some("payload"),
             SendError::UnsupportedChannelType(_) => Some("channel_type"),
             SendError::EmptyChannelId | SendError::ChannelNotFound => Some("channel_id"),
+            SendError::TooLong { field, .. } => Some(field),
             SendError::NotMember | SendError::Blacklisted | SendError::NotWhitelisted => {
                 Some("from_uid")
             }

@@ -18,7 +18,7 @@ use crate::Im;
 /// Channel ids: non-empty, and only characters that are safe in URLs and keys.
 pub fn valid_channel_id(id: &str) -> bool {
     !id.is_empty()
-        && id.len() <= 128
+        && id.len() <= crate::messaging::MAX_CHANNEL_ID_BYTES
         && id
             .chars()
             .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '@' | ':'))

@@ -35,6 +35,9 @@ pub enum Origin {
     Backend,
 }
 
+/// The longest channel id a message may name: a uid's (person channels) or a group id's limit.
+pub const MAX_CHANNEL_ID_BYTES: usize = 128;
+
 /// A message to send.
 #[derive(Debug, Clone)]
 pub struct SendRequest {
@@ -129,7 +132,17 @@ impl Im {
     }
 
     async fn send_inner(&self, mut req: SendRequest) -> Result<SendAck, SendError> {
-        let limit = self.config().limits.max_payload_bytes;
+        let limits = &self.config().limits;
+        for (field, value, limit) in [
+            ("client_msg_no", &req.client_msg_no, limits.max_client_msg_no_bytes),
+            ("channel_id", &req.channel_id, MAX_CHANNEL_ID_BYTES),
+        ] {
+            if value.len() > limit {
+                let size = value.len();
+                return Err(SendError::TooLong { field, size, limit });
+            }
+        }
+        let limit = limits.max_payload_bytes;
         if req.payload.is_empty() {
             return Err(SendError::EmptyPayload);
         }

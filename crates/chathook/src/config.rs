@@ -328,6 +328,7 @@ impl Config {
         for (key, value) in [
             ("limits.max_frame_bytes", l.max_frame_bytes),
             ("limits.max_payload_bytes", l.max_payload_bytes),
+            ("limits.max_client_msg_no_bytes", l.max_client_msg_no_bytes),
             ("limits.connections_per_user", l.connections_per_user),
             ("limits.max_connections", l.max_connections),
             ("limits.group_max_members", l.group_max_members),
