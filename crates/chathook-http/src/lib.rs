@@ -6,6 +6,7 @@
 mod error;
 mod extract;
 pub mod listen;
+pub mod throttle;
 
 pub use error::{ApiError, V1Error, V1ErrorBody, V1ErrorDetail, WkErrorBody};
 pub use extract::{parse, V1Json, V1Query, WkJson};

@@ -182,4 +182,6 @@ pub struct ImConfig {
     pub cluster: ClusterConfig,
     /// Set with `tencent.secret_key`: clients may connect with a Tencent UserSig instead of a token.
     pub usersig: Option<crate::usersig::UserSigKey>,
+    /// How failed logins slow down (`auth.throttle`).
+    pub throttle: chathook_http::throttle::ThrottleConfig,
 }

@@ -70,6 +70,8 @@ struct Inner {
     turns: turns::Turns,
     /// This node's part in a cluster, once it joined one.
     cluster: cluster::ClusterSlot,
+    /// Failed logins by address and user (shared with the admin API's key check).
+    throttle: Arc<chathook_http::throttle::Throttle>,
 }
 
 impl Im {
@@ -102,6 +104,9 @@ impl Im {
                 before_send: std::sync::OnceLock::new(),
                 turns: turns::Turns::default(),
                 cluster: cluster::ClusterSlot::new(),
+                throttle: Arc::new(chathook_http::throttle::Throttle::new(
+                    config.throttle.clone(),
+                )),
                 config,
                 counters: metrics.message_counters(),
                 metrics,
@@ -128,6 +133,12 @@ impl Im {
 
     pub fn store(&self) -> &dyn Store {
         &*self.inner.store
+    }
+
+    /// Failed credentials by address and user: the gateway's logins report to it, and so may the
+    /// server's admin-key check.
+    pub fn throttle(&self) -> &Arc<chathook_http::throttle::Throttle> {
+        &self.inner.throttle
     }
 
     /// Wires the before-send hook; later calls are ignored (one hook source per server).

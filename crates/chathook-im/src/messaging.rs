@@ -134,7 +134,11 @@ impl Im {
     async fn send_inner(&self, mut req: SendRequest) -> Result<SendAck, SendError> {
         let limits = &self.config().limits;
         for (field, value, limit) in [
-            ("client_msg_no", &req.client_msg_no, limits.max_client_msg_no_bytes),
+            (
+                "client_msg_no",
+                &req.client_msg_no,
+                limits.max_client_msg_no_bytes,
+            ),
             ("channel_id", &req.channel_id, MAX_CHANNEL_ID_BYTES),
         ] {
             if value.len() > limit {

@@ -13,6 +13,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chathook_http::listen::ConnHandle;
+use chathook_http::throttle::{Throttle, Verdict};
 use rand::RngCore;
 use serde_json::json;
 
@@ -79,6 +80,8 @@ pub struct AdminKey {
     pub key: Arc<str>,
     /// `Some` in open mode: a call without a key from one of these networks passes.
     pub open_networks: Option<Arc<[ipnet::IpNet]>>,
+    /// Wrong keys by address (shared with the gateway's logins).
+    pub throttle: Arc<Throttle>,
 }
 
 fn presented(headers: &HeaderMap) -> Option<&str> {
@@ -94,6 +97,24 @@ fn presented(headers: &HeaderMap) -> Option<&str> {
 
 fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// 429 while the caller's address is blocked for wrong keys, with `Retry-After` in seconds.
+fn too_many_failures(wait: std::time::Duration) -> Response {
+    let message = format!(
+        "too many wrong admin keys from this address: try again in {} ms",
+        wait.as_millis()
+    );
+    let retry_after = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(axum::http::header::RETRY_AFTER, retry_after.to_string())],
+        Json(
+            json!({"status": 429, "msg": message, "code": "too_many_failures",
+                    "error": {"code": "too_many_failures", "message": message}}),
+        ),
+    )
+        .into_response()
 }
 
 /// The only paths served without the admin key.
@@ -112,18 +133,26 @@ pub async fn require_admin_key(
         return next.run(request).await;
     }
     let given = presented(request.headers());
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_canonical());
     if given.is_none() {
-        let peer = request
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip());
         let open = key.open_networks.as_deref().zip(peer);
         if open.is_some_and(|(nets, ip)| nets.iter().any(|n| n.contains(&ip))) {
             return next.run(request).await;
         }
     }
+    if let (Some(_), Some(ip)) = (given, peer) {
+        if let Verdict::Blocked(wait) = key.throttle.check(ip, None) {
+            return too_many_failures(wait);
+        }
+    }
     match given {
         Some(given) if same(given.as_bytes(), key.key.as_bytes()) => {
+            if let Some(ip) = peer {
+                key.throttle.succeeded(ip);
+            }
             // The listener never closes a connection that has shown the key to make room for another.
             if let Some(conn) = request.extensions().get::<ConnHandle>() {
                 conn.authenticated();
@@ -131,6 +160,9 @@ pub async fn require_admin_key(
             next.run(request).await
         }
         given => {
+            if let (Some(_), Some(ip)) = (given, peer) {
+                key.throttle.failed(ip, None);
+            }
             let message = if given.is_none() {
                 "the admin key is required: send it as the `token` header or `Authorization: Bearer`"
             } else {

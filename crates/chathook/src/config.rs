@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use chathook_http::listen::ListenConfig;
+use chathook_http::throttle::ThrottleConfig;
 use chathook_im::{ClusterConfig, GatewayConfig, Limits, MessagesConfig, RouteConfig};
 use chathook_webhook::config::WUKONGIM_KEYS;
 use chathook_webhook::WebhookConfig;
@@ -102,6 +103,8 @@ pub struct AuthConfig {
     pub open: bool,
     /// Where key-less calls are accepted from in open mode (CIDR).
     pub open_networks: Vec<ipnet::IpNet>,
+    /// How wrong admin keys and login tokens slow down.
+    pub throttle: ThrottleConfig,
 }
 
 impl Default for AuthConfig {
@@ -112,6 +115,7 @@ impl Default for AuthConfig {
         AuthConfig {
             open: false,
             open_networks: nets.iter().filter_map(|n| n.parse().ok()).collect(),
+            throttle: ThrottleConfig::default(),
         }
     }
 }
@@ -403,6 +407,19 @@ impl Config {
         for (key, value) in [
             ("limits.connect_timeout_ms", l.connect_timeout_ms),
             ("listen.header_timeout_ms", self.listen.header_timeout_ms),
+            (
+                "auth.throttle.base_block_ms",
+                self.auth.throttle.base_block_ms,
+            ),
+            (
+                "auth.throttle.max_block_ms",
+                self.auth.throttle.max_block_ms,
+            ),
+            (
+                "auth.throttle.forget_after_ms",
+                self.auth.throttle.forget_after_ms,
+            ),
+            ("auth.throttle.max_keys", self.auth.throttle.max_keys as u64),
             ("listen.idle_timeout_ms", self.listen.idle_timeout_ms),
             (
                 "listen.max_unauthenticated",

@@ -180,6 +180,7 @@ impl Server {
             node_id: config.node_id,
             cluster: config.cluster.clone(),
             usersig: config.tencent.user_sig_key(),
+            throttle: config.auth.throttle.clone(),
         };
         let im = Im::start(store.clone() as Arc<dyn Store>, im_config, im_metrics)
             .await
@@ -250,6 +251,7 @@ impl Server {
                         .auth
                         .open
                         .then(|| config.auth.open_networks.clone().into()),
+                    throttle: im.throttle().clone(),
                 },
                 auth::require_admin_key,
             ));

@@ -15,6 +15,7 @@ use super::close::{close, close_code, unreadable};
 use super::protocol::{self, rpc_code, ConnectParams, Request, RequestError};
 use super::{FrameKind, Sink};
 use chathook_events::ClientInfo;
+use chathook_http::throttle::Verdict;
 
 use crate::error::reason;
 use crate::usersig::UserSigError;
@@ -54,6 +55,15 @@ pub(super) async fn connect(
             return None;
         }
     };
+    let ip = peer.ip().to_canonical();
+    if let Verdict::Blocked(wait) = im.throttle().check(ip, Some(&params.uid)) {
+        let why = format!(
+            "too many failed logins: try again in {} ms",
+            wait.as_millis()
+        );
+        refuse(sink, kind, &id, reason::RATE_LIMIT, &why).await;
+        return None;
+    }
     let device_level = match im
         .verify_token(&params.uid, &params.token, params.device_flag)
         .await
@@ -62,6 +72,7 @@ pub(super) async fn connect(
         Ok(None) => match user_sig_login(im, &params.uid, &params.token) {
             Ok(level) => level,
             Err(why) => {
+                im.throttle().failed(ip, Some(&params.uid));
                 refuse(sink, kind, &id, reason::AUTH_FAIL, &why).await;
                 return None;
             }
@@ -73,8 +84,9 @@ pub(super) async fn connect(
             return None;
         }
     };
+    im.throttle().succeeded(ip);
     let client = ClientInfo {
-        ip: peer.ip().to_canonical().to_string(),
+        ip: ip.to_string(),
         platform: platform(params.platform.as_deref(), params.device_flag),
     };
     let login = Login {

@@ -77,15 +77,15 @@ async fn payload_size_limit() {
 async fn client_msg_no_and_channel_id_lengths_are_limited_on_both_paths() {
     let s = TestServer::start_with(|c| c.limits.max_client_msg_no_bytes = 40).await;
     let mut c = s.login("alice", 0).await;
-    let send = |no: String, channel: String| {
-        json!({"clientMsgNo": no, "channelId": channel, "channelType": 1, "payload": {"c": 1}})
-    };
+    let send = |no: String, channel: String| json!({"clientMsgNo": no, "channelId": channel, "channelType": 1, "payload": {"c": 1}});
     let r = c.request("send", send("n".repeat(40), "bob".into())).await;
     assert_eq!(r["result"]["reasonCode"], 1, "exactly at the limit: {r}");
     let r = c.request("send", send("n".repeat(41), "bob".into())).await;
     assert_eq!(r["result"]["reasonCode"], 9, "{r}");
     assert_eq!(r["result"]["code"], "field_too_long", "{r}");
-    let r = c.request("send", send("ok-1".into(), "u".repeat(129))).await;
+    let r = c
+        .request("send", send("ok-1".into(), "u".repeat(129)))
+        .await;
     assert_eq!(r["result"]["reasonCode"], 16, "{r}");
     let (st, body) = s
         .post(
@@ -106,7 +106,11 @@ async fn client_msg_no_and_channel_id_lengths_are_limited_on_both_paths() {
                    "payload": b64("{}")}),
         )
         .await;
-    assert_eq!((st, body["field"].as_str()), (400, Some("channel_id")), "{body}");
+    assert_eq!(
+        (st, body["field"].as_str()),
+        (400, Some("channel_id")),
+        "{body}"
+    );
     // only the message at the limit was stored
     let page = s.sync("bob", "alice", 1, (0, 0), 100, 0).await;
     assert_eq!(seqs(&page), vec![1], "{page}");

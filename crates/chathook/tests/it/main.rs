@@ -7,6 +7,7 @@ mod util;
 mod api;
 mod cluster;
 mod conversations;
+mod credentials;
 mod drills;
 mod events;
 mod garbage;

@@ -326,6 +326,27 @@ impl Client {
         }
     }
 
+    /// A client whose connection comes from the loopback address `from` (127.0.0.2, ...).
+    pub async fn open_from(url: &str, from: std::net::IpAddr) -> Client {
+        let host = url.trim_start_matches("ws://");
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(std::net::SocketAddr::new(from, 0)).unwrap();
+        let tcp = socket
+            .connect(host.parse().expect("ws://ip:port"))
+            .await
+            .unwrap();
+        let (ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(tcp))
+            .await
+            .expect("ws connect");
+        Client {
+            ws,
+            next_id: 0,
+            inbox: Vec::new(),
+            binary: false,
+            other_kind_frames: 0,
+        }
+    }
+
     /// A client that sends its JSON-RPC frames as binary WebSocket frames.
     pub async fn open_binary(url: &str) -> Client {
         Client {
