@@ -5,8 +5,6 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use serde_json::json;
-
 use crate::util::*;
 
 const GUESSER: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3));
