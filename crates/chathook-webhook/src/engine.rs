@@ -318,6 +318,7 @@ impl WebhookEngine {
             if let Some(w) = worker {
                 w.stop.send_replace(true);
             }
+            self.ctx.metrics.forget_endpoint(&id);
         }
         self.refresh_hooks();
         Ok(())
@@ -430,6 +431,8 @@ impl WebhookEngine {
             w.stop.send_replace(true);
             let _ = tokio::time::timeout(Duration::from_secs(10), w.task).await;
         }
+        // After the dispatcher stopped, so that no attempt makes a series again.
+        self.ctx.metrics.forget_endpoint(id);
         Ok(self
             .ctx
             .store

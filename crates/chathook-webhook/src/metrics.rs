@@ -5,6 +5,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub type Labels = Vec<(String, String)>;
@@ -35,6 +37,9 @@ pub struct WebhookMetrics {
     pub succeeded: Counter,
     /// Attempts that failed (or hooks that gave no verdict), all endpoints together.
     pub failed: Counter,
+    /// The label sets each endpoint's `deliveries` series were made with, so that deleting the
+    /// endpoint removes them all (added to on a series' first attempt only).
+    delivery_series: Arc<Mutex<HashMap<String, Vec<Labels>>>>,
 }
 
 impl Default for WebhookMetrics {
@@ -51,6 +56,7 @@ impl Default for WebhookMetrics {
             dispatcher_wakeups: Counter::default(),
             succeeded: Counter::default(),
             failed: Counter::default(),
+            delivery_series: Arc::default(),
         }
     }
 }
@@ -105,7 +111,17 @@ impl WebhookMetrics {
         let mut labels = endpoint_label(endpoint);
         labels.push(("event".into(), event.into()));
         labels.push(("outcome".into(), outcome.into()));
-        self.deliveries.get_or_create(&labels).inc();
+        // One lookup on the common path; the guard is gone before the family is written to.
+        let known = self.deliveries.get(&labels).map(|c| c.inc()).is_some();
+        if !known {
+            self.deliveries.get_or_create(&labels).inc();
+            self.delivery_series
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(endpoint.to_string())
+                .or_default()
+                .push(labels);
+        }
         match outcome {
             "failure" | "dead_letter" => self.failed.inc(),
             _ => self.succeeded.inc(),
@@ -113,6 +129,28 @@ impl WebhookMetrics {
         self.attempt_latency
             .get_or_create(&endpoint_label(endpoint))
             .observe(latency.as_secs_f64());
+    }
+}
+
+impl WebhookMetrics {
+    /// Removes every series of a deleted endpoint, so `/metrics` stops reporting it.
+    pub fn forget_endpoint(&self, endpoint: &str) {
+        let labels = endpoint_label(endpoint);
+        self.attempt_latency.remove(&labels);
+        self.queue_depth.remove(&labels);
+        self.oldest_pending_age_seconds.remove(&labels);
+        self.retries.remove(&labels);
+        self.dead_letters.remove(&labels);
+        self.breaker_open.remove(&labels);
+        let series = self
+            .delivery_series
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(endpoint)
+            .unwrap_or_default();
+        for labels in series {
+            self.deliveries.remove(&labels);
+        }
     }
 }
 

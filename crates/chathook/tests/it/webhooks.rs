@@ -1028,7 +1028,7 @@ async fn msg_notify_batches_stop_before_max_body_bytes() {
 }
 
 #[tokio::test]
-async fn attempt_retention_is_enforced_and_metrics_are_exported() {
+async fn attempt_retention_is_enforced_and_metrics_are_exported_until_the_endpoint_is_deleted() {
     let s = TestServer::start_with(|c| {
         c.webhook.attempt_retention = Duration::from_millis(300);
         c.webhook.attempt_prune_interval = Duration::from_millis(100);
@@ -1062,6 +1062,21 @@ async fn attempt_retention_is_enforced_and_metrics_are_exported() {
     }
     s.poll(&path, |p| p["data"].as_array().unwrap().is_empty())
         .await;
+    // A deleted endpoint's series leave /metrics.
+    let (st, _) = s
+        .call(
+            "DELETE",
+            &format!("/v1/webhooks/endpoints/{id}"),
+            None,
+            Some(ADMIN),
+        )
+        .await;
+    assert!(st == 200 || st == 204, "{st}");
+    let metrics = s.metrics().await;
+    assert!(
+        !metrics.contains(&format!("endpoint=\"{id}\"")),
+        "a deleted endpoint's series:\n{metrics}"
+    );
 }
 
 #[tokio::test]
