@@ -7,6 +7,9 @@ import assert from "node:assert/strict";
 import { ADMIN, launchBrowser, screenshot, startReceiver, startServer } from "./harness.mjs";
 
 let server, receiver, browser, page;
+/** What the browser reported breaking the content security policy, and every URL the page fetched. */
+const violations = [];
+const requested = [];
 let endpointId, firstSecret;
 
 const WIDTHS = { wide: { width: 1280, height: 900 }, narrow: { width: 390, height: 844 } };
@@ -43,6 +46,10 @@ before(async () => {
   receiver = await startReceiver();
   browser = await launchBrowser();
   page = await browser.newPage({ viewport: WIDTHS.wide });
+  page.on("console", (m) => {
+    if (/Content Security Policy/i.test(m.text())) violations.push(m.text());
+  });
+  page.on("request", (r) => requested.push(r.url()));
 });
 
 after(async () => {
@@ -327,6 +334,17 @@ test("the webhook list shows each endpoint's state and last hour", async () => {
     throw new Error(`${e.message}: ${text}`);
   });
   await shots("webhooks");
+});
+
+test("a route parameter cannot reach another API path, and no page broke the content security policy", async () => {
+  requested.length = 0;
+  for (const hash of ["#/webhooks/..%2F..%2Fuser%2Fsystemuids", "#/webhooks/..%2F..%2Fuser%2Fsystemuids/deliveries", "#/webhooks/%2e%2e"]) {
+    await visit(hash);
+    await page.getByText("There is no such page.").waitFor();
+  }
+  const strays = requested.filter((u) => !/\/console\/|\/favicon\.ico$/.test(u));
+  assert.deepEqual(strays, [], "the page called the API for a forged route");
+  assert.deepEqual(violations, []);
 });
 
 test("a stopped server is said so on the open page", async () => {

@@ -18,7 +18,7 @@ mod types;
 
 pub use postgres::{PgOptions, PgStore};
 pub use snowflake::Snowflake;
-pub use sqlite::{SqliteOptions, SqliteStore};
+pub use sqlite::{SqliteOptions, SqliteStore, SQLITE_FILE};
 pub use types::*;
 
 use std::sync::Arc;

@@ -26,8 +26,17 @@ function headers(body) {
   return h;
 }
 
+/** Refuses a path that a browser would resolve to another route (dot segments built from input). */
+function sameRoute(path) {
+  const [route] = path.split("?");
+  if (new URL(path, location.origin).pathname !== route) {
+    throw new ApiError(0, "bad_path", `Refused to call ${route}: it leads to another path.`);
+  }
+}
+
 /** Calls `method path` with an optional JSON body; resolves to the JSON answer (null when empty). */
 export async function api(method, path, body) {
+  sameRoute(path);
   let res;
   try {
     res = await fetch(path, {
@@ -63,6 +72,7 @@ export async function api(method, path, body) {
  * stream cannot be opened or breaks.
  */
 export async function stream(path, onEvent, signal) {
+  sameRoute(path);
   let res;
   try {
     res = await fetch(path, { headers: headers(), signal });

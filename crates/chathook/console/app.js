@@ -18,6 +18,19 @@ const PAGES = [
   [/^#\/features$/, features.render],
 ];
 
+/** A route parameter names one thing, never another path: letters, digits and _ . : ~ - (not . or ..). */
+const PARAM = /^(?!\.{1,2}$)[A-Za-z0-9_.:~-]{1,200}$/;
+
+/** The decoded route parameters, or null when one is malformed or could reach another path. */
+function routeParams(match) {
+  try {
+    const params = match.slice(1).map(decodeURIComponent);
+    return params.every((p) => PARAM.test(p)) ? params : null;
+  } catch {
+    return null;
+  }
+}
+
 /** Cleans up the page shown now (its timers and live streams). */
 let leave = null;
 
@@ -43,10 +56,12 @@ async function show() {
   for (const [pattern, render] of PAGES) {
     const m = hash.match(pattern);
     if (!m) continue;
+    const params = routeParams(m);
+    if (!params) break;
     const controller = new AbortController();
     leave = () => controller.abort();
     try {
-      await render(main, m.slice(1).map(decodeURIComponent), controller.signal);
+      await render(main, params, controller.signal);
     } catch (e) {
       failed(e);
     }

@@ -47,7 +47,7 @@ pub fn resolve_admin_key(configured: Option<&str>, data_dir: &Path) -> anyhow::R
         tracing::info!(path = %path.display(), "using the admin key stored in the data dir");
         return Ok(key);
     }
-    std::fs::create_dir_all(data_dir)?;
+    crate::data_dir::create(data_dir)?;
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     let key: String = bytes.iter().map(|b| format!("{b:02x}")).collect();

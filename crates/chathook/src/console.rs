@@ -1,9 +1,13 @@
 //! The web console's files, embedded in the binary and served under `/console` without the admin key:
 //! they carry no data (the page asks for the key and sends it with every API call it makes). No build
-//! step: plain HTML, CSS and JavaScript modules, written for current browsers.
+//! step: plain HTML, CSS and JavaScript modules, written for current browsers, served with a strict
+//! content security policy (no inline script or style, no framing).
 
 use axum::extract::Path;
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::header::{
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY as CONTENT_SECURITY_POLICY_HEADER, CONTENT_TYPE,
+    REFERRER_POLICY, X_FRAME_OPTIONS,
+};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -50,10 +54,22 @@ pub fn router() -> Router {
         .route("/console/{name}", get(file))
 }
 
+/// What the console's pages may load and do: only its own files (no inline script or style, no
+/// other origin), calls to this server, no framing by another site.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+     img-src 'self' data:; connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; \
+     frame-ancestors 'none'";
+
 async fn file(Path(name): Path<String>) -> Response {
     match FILES.iter().find(|(n, _, _)| *n == name) {
         Some((_, media_type, content)) => (
-            [(CONTENT_TYPE, *media_type), (CACHE_CONTROL, "no-cache")],
+            [
+                (CONTENT_TYPE, *media_type),
+                (CACHE_CONTROL, "no-cache"),
+                (CONTENT_SECURITY_POLICY_HEADER, CONTENT_SECURITY_POLICY),
+                (X_FRAME_OPTIONS, "DENY"),
+                (REFERRER_POLICY, "no-referrer"),
+            ],
             *content,
         )
             .into_response(),

@@ -8,11 +8,13 @@
 pub mod auth;
 pub mod config;
 mod console;
+pub mod data_dir;
 pub mod openapi;
 mod overview;
 pub mod wukongim_config;
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -89,6 +91,15 @@ async fn not_found() -> impl IntoResponse {
     )
 }
 
+/// Every answer's media type is the one it says: browsers must not guess another.
+async fn no_sniff(mut response: axum::response::Response) -> axum::response::Response {
+    response.headers_mut().insert(
+        axum::http::header::X_CONTENT_TYPE_OPTIONS,
+        axum::http::HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
 async fn health() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
@@ -123,9 +134,12 @@ impl Server {
         api_listener: TcpListener,
         ws_listener: TcpListener,
     ) -> anyhow::Result<Server> {
+        data_dir::create(&config.data_dir)
+            .with_context(|| format!("cannot create the data dir {}", config.data_dir.display()))?;
         let admin_key = auth::resolve_admin_key(config.admin_key.as_deref(), &config.data_dir)
             .context("cannot set up the admin key")?;
         let (store, cluster) = open_store(&config).await?;
+        data_dir::warn_if_open(&config.data_dir);
         tracing::info!(store = %store.describe(), "store open");
 
         let mut registry = Registry::with_prefix("chathook");
@@ -254,7 +268,9 @@ impl Server {
                     throttle: im.throttle().clone(),
                 },
                 auth::require_admin_key,
-            ));
+            ))
+            // Outermost, so that refusals carry it too.
+            .layer(axum::middleware::map_response(no_sniff));
         if config.auth.open {
             let nets: Vec<String> = config
                 .auth
@@ -353,6 +369,8 @@ async fn open_store(
 ) -> anyhow::Result<(Arc<dyn ServerStore>, Option<Arc<dyn ClusterStore>>)> {
     match config.storage.backend {
         config::Backend::Sqlite => {
+            let file = config.data_dir.join(chathook_store::SQLITE_FILE);
+            let new = !file.exists();
             let mut options = SqliteOptions::new(&config.data_dir);
             options.node_id = config.node_id;
             options.max_batch = config.store.max_batch;
@@ -360,6 +378,16 @@ async fn open_store(
             let store = SqliteStore::open(options).with_context(|| {
                 format!("cannot open the store in {}", config.data_dir.display())
             })?;
+            // SQLite makes the file as the umask says; its WAL and shared memory take its mode.
+            if new {
+                for suffix in ["", "-wal", "-shm"] {
+                    let path = PathBuf::from(format!("{}{suffix}", file.display()));
+                    if path.exists() {
+                        data_dir::make_private(&path)
+                            .with_context(|| format!("cannot make {} private", path.display()))?;
+                    }
+                }
+            }
             Ok((Arc::new(store), None))
         }
         config::Backend::Postgres => {

@@ -27,10 +27,13 @@ use crate::{Maintenance, Snowflake, StoreError, WriterMetrics};
 /// Prepared statements the write connection keeps.
 const WRITER_STATEMENTS: usize = 128;
 
+/// The database file's name in the data directory.
+pub const SQLITE_FILE: &str = "chathook.db";
+
 /// Settings of the embedded store.
 #[derive(Debug, Clone)]
 pub struct SqliteOptions {
-    /// Directory that holds `chathook.db` (created if missing).
+    /// Directory that holds `chathook.db` ([`SQLITE_FILE`], created if missing).
     pub data_dir: PathBuf,
     /// Node id encoded in message ids.
     pub node_id: u16,
@@ -70,7 +73,7 @@ impl SqliteStore {
     pub fn open(options: SqliteOptions) -> Result<Self, StoreError> {
         std::fs::create_dir_all(&options.data_dir)
             .map_err(|e| StoreError::Unwritable(format!("{}: {e}", options.data_dir.display())))?;
-        let path = options.data_dir.join("chathook.db");
+        let path = options.data_dir.join(SQLITE_FILE);
         let conn = Connection::open(&path)?;
         conn.execute_batch(
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;

@@ -125,6 +125,18 @@ async fn the_console_files_are_served_without_the_key_and_carry_no_data() {
     ] {
         let r = get(path).await.unwrap();
         assert_eq!(r.status(), 200, "{path}");
+        // A strict policy: no inline script or style, no framing, no guessed media types.
+        let csp = r.headers()["content-security-policy"].to_str().unwrap();
+        for rule in [
+            "script-src 'self'",
+            "style-src 'self'",
+            "frame-ancestors 'none'",
+        ] {
+            assert!(csp.contains(rule), "{path}: {csp}");
+        }
+        assert!(!csp.contains("unsafe"), "{path}: {csp}");
+        assert_eq!(r.headers()["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(r.headers()["x-frame-options"], "DENY", "{path}");
         let ct = r.headers()["content-type"].to_str().unwrap().to_string();
         assert!(ct.starts_with(media_type), "{path}: {ct}");
         assert!(r.text().await.unwrap().contains(needle), "{path}");
@@ -134,6 +146,11 @@ async fn the_console_files_are_served_without_the_key_and_carry_no_data() {
     assert_eq!(get("/console/../v1/overview").await.unwrap().status(), 401);
     // the overview is data: it needs the key
     assert_eq!(s.call("GET", "/v1/overview", None, None).await.0, 401);
+    // every answer, errors included, says its media type is not to be guessed
+    for path in ["/v1/overview", "/health", "/no/such/route"] {
+        let r = get(path).await.unwrap();
+        assert_eq!(r.headers()["x-content-type-options"], "nosniff", "{path}");
+    }
     let _alice = s.login("alice", 0).await;
     s.rest_send("bob", "carol", 1, "hi").await;
     let (st, o) = s.call("GET", "/v1/overview", None, Some(ADMIN)).await;

@@ -20,6 +20,7 @@ mod messaging;
 mod ordering;
 mod postgres;
 mod sdk;
+mod secrets;
 mod tencent;
 mod webhooks;
 mod wukongim;
