@@ -154,7 +154,7 @@ export async function renderOne(main, [id]) {
     h("h2", { text: "Send a test event" }),
     h("label", { for: "test-event", text: "Event" }),
     testEvent,
-    h("div.row.spaced", h("button.primary", { type: "button", id: "send-test", text: "Send test event", onclick: () => sendTest(e.id, testEvent.value, testResult) })),
+    h("div.row.spaced", {}, h("button.primary", { type: "button", id: "send-test", text: "Send test event", onclick: () => sendTest(e.id, testEvent.value, testResult) })),
     testResult,
   );
 
