@@ -26,6 +26,9 @@ pub struct Limits {
     pub connect_timeout_ms: u64,
     /// Frames waiting to be written to one connection; a client that lets it fill is disconnected.
     pub outbound_queue: usize,
+    /// Bytes one connection may hold in `recv`s queued or awaiting `recvack` (payloads counted twice,
+    /// as message and frame); a client that lets it fill is disconnected.
+    pub outbound_queue_bytes: usize,
     /// `recv`s a connection may leave unacknowledged before it is disconnected.
     pub max_unacked: usize,
     /// `send`s of one connection being processed at once; reading pauses beyond it.
@@ -47,6 +50,7 @@ impl Default for Limits {
             sync_max_limit: 10_000,
             connect_timeout_ms: 2_000,
             outbound_queue: 1_024,
+            outbound_queue_bytes: 8 * 1024 * 1024,
             max_unacked: 1_024,
             max_inflight_sends: 64,
             max_http_body_bytes: 4 * 1024 * 1024,

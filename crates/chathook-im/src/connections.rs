@@ -122,6 +122,7 @@ impl Im {
             client: Arc::new(login.client),
             outbound,
             control,
+            buffered: Default::default(),
         });
         let counts = self
             .presence()

@@ -467,26 +467,38 @@ impl Im {
             d
         };
         let mut delivered = 0u64;
+        let budget = self.config().limits.outbound_queue_bytes;
+        let slow = |conn: &crate::presence::ConnHandle, what: &str| {
+            self.metrics().slow_consumer_disconnects.inc();
+            conn.kick(Kick {
+                reason_code: reason::SYSTEM_ERROR,
+                reason: format!("slow consumer: {what}"),
+                presence_reason: chathook_events::PresenceReason::ProtocolError,
+            });
+        };
         for uid in recipients {
             if skip_sender && *uid == message.from_uid {
                 continue;
             }
             let delivery = delivery_for(uid);
+            let cost = delivery.cost();
             self.presence().for_each(uid, |conn| {
                 if Some(conn.conn_id) == skip {
                     return;
                 }
+                if !conn.reserve(cost, budget) {
+                    return slow(
+                        conn,
+                        "its unacknowledged recvs pass limits.outbound_queue_bytes",
+                    );
+                }
                 match conn.outbound.try_send(Outbound::Recv(delivery.clone())) {
                     Ok(()) => delivered += 1,
                     Err(TrySendError::Full(_)) => {
-                        self.metrics().slow_consumer_disconnects.inc();
-                        conn.kick(Kick {
-                            reason_code: reason::SYSTEM_ERROR,
-                            reason: "slow consumer: the outbound queue is full".into(),
-                            presence_reason: chathook_events::PresenceReason::ProtocolError,
-                        });
+                        conn.release(cost);
+                        slow(conn, "the outbound queue is full")
                     }
-                    Err(TrySendError::Closed(_)) => {}
+                    Err(TrySendError::Closed(_)) => conn.release(cost),
                 }
             });
         }

@@ -338,6 +338,7 @@ impl Config {
             ("limits.group_max_members", l.group_max_members),
             ("limits.sync_max_limit", l.sync_max_limit),
             ("limits.outbound_queue", l.outbound_queue),
+            ("limits.outbound_queue_bytes", l.outbound_queue_bytes),
             ("limits.max_unacked", l.max_unacked),
             ("limits.max_inflight_sends", l.max_inflight_sends),
             ("limits.max_http_body_bytes", l.max_http_body_bytes),

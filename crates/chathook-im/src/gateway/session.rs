@@ -63,6 +63,8 @@ pub(super) async fn run(
 
 /// A `recv` waiting for its `recvack`.
 struct Unacked {
+    /// Its [`crate::presence::Delivery::cost`], reserved on the connection until it is acknowledged.
+    cost: usize,
     frame: Utf8Bytes,
     sent_at: Instant,
     resends: u32,
@@ -228,14 +230,18 @@ impl Session {
                     close_code::POLICY,
                 ));
             }
-            self.unacked.insert(
+            let replaced = self.unacked.insert(
                 delivery.message.message_id,
                 Unacked {
+                    cost: delivery.cost(),
                     frame: frame.clone(),
                     sent_at: Instant::now(),
                     resends: 0,
                 },
             );
+            if let Some(old) = replaced {
+                self.conn.release(old.cost);
+            }
             let fed = tokio::time::timeout(limit, self.sink.feed(self.kind.message(frame))).await;
             if !matches!(fed, Ok(Ok(()))) {
                 return Err(End::Quiet(PresenceReason::LinkClosed));
@@ -254,11 +260,13 @@ impl Session {
     async fn resend_overdue(&mut self, ack_timeout: Duration, max_resends: u32) -> Result<(), ()> {
         let now = Instant::now();
         let mut due = Vec::new();
+        let conn = &self.conn;
         self.unacked.retain(|_, u| {
             if now.duration_since(u.sent_at) < ack_timeout {
                 return true;
             }
             if u.resends >= max_resends {
+                conn.release(u.cost);
                 return false;
             }
             u.resends += 1;
@@ -335,8 +343,9 @@ impl Session {
                 Ok(())
             }
             Ok(Request::RecvAck(ack)) => {
-                if let Some(message_id) = ack.message_id() {
-                    self.unacked.remove(&message_id);
+                let acked = ack.message_id().and_then(|id| self.unacked.remove(&id));
+                if let Some(acked) = acked {
+                    self.conn.release(acked.cost);
                 }
                 Ok(())
             }

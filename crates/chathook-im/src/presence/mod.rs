@@ -9,6 +9,7 @@ mod remote;
 
 pub use remote::{RemoteConn, RemotePresence};
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use axum::extract::ws::Utf8Bytes;
@@ -35,6 +36,20 @@ pub struct Delivery {
     pub frame: OnceLock<Utf8Bytes>,
 }
 
+impl Delivery {
+    /// What holding this delivery costs one connection, in bytes, counted against
+    /// `limits.outbound_queue_bytes` from the moment it is queued until its `recvack`: the payload
+    /// twice (the message, and the frame with it in base64) and the strings around it.
+    pub fn cost(&self) -> usize {
+        let m = &self.message;
+        m.payload.len() * 7 / 3
+            + self.channel_id.len()
+            + m.client_msg_no.len()
+            + m.from_uid.len()
+            + 256
+    }
+}
+
 /// An order to close a connection, with the reason the client and the event log are told.
 #[derive(Debug, Clone)]
 pub struct Kick {
@@ -54,9 +69,28 @@ pub struct ConnHandle {
     pub client: Arc<ClientInfo>,
     pub outbound: mpsc::Sender<Outbound>,
     pub control: mpsc::Sender<Kick>,
+    /// Bytes of the deliveries queued for this connection or sent and awaiting their `recvack`
+    /// ([`Delivery::cost`] each): reserved before a delivery is queued, released when it is
+    /// acknowledged or given up; never above the limit it was reserved under.
+    pub buffered: AtomicUsize,
 }
 
 impl ConnHandle {
+    /// Reserves `cost` bytes for a delivery; false (nothing reserved) when that would pass `limit`.
+    pub fn reserve(&self, cost: usize, limit: usize) -> bool {
+        let before = self.buffered.fetch_add(cost, Ordering::AcqRel);
+        if before + cost > limit {
+            self.buffered.fetch_sub(cost, Ordering::AcqRel);
+            return false;
+        }
+        true
+    }
+
+    /// Returns the bytes of a delivery that was acknowledged, given up, or never queued.
+    pub fn release(&self, cost: usize) {
+        self.buffered.fetch_sub(cost, Ordering::AcqRel);
+    }
+
     /// Asks the connection to close; a second order while one is pending is ignored.
     pub fn kick(&self, kick: Kick) {
         let _ = self.control.try_send(kick);
@@ -203,6 +237,7 @@ mod tests {
             client: Arc::default(),
             outbound: tx,
             control: ctl,
+            buffered: AtomicUsize::new(0),
         })
     }
 

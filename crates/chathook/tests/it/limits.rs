@@ -265,6 +265,42 @@ async fn unacknowledged_recvs_are_capped() {
 }
 
 #[tokio::test]
+async fn a_connection_holds_at_most_outbound_queue_bytes_of_unacknowledged_recvs() {
+    let s = TestServer::start_with(|c| {
+        c.limits.outbound_queue_bytes = 1024 * 1024;
+        c.limits.max_payload_bytes = 200_000;
+    })
+    .await;
+    // About 233 KiB each (the payload as message and frame): four fit in 1 MiB, a fifth does not.
+    let big = b64(&"z".repeat(100_000));
+    let send = |no: String| {
+        json!({"from_uid": "alice", "client_msg_no": no, "channel_id": "bob", "channel_type": 1,
+               "payload": big.clone()})
+    };
+    // A client that acknowledges what it receives is never near the limit.
+    let mut acking = s.login("bob", 0).await;
+    for i in 0..12 {
+        let (st, _) = s.post("/message/send", send(format!("a{i}"))).await;
+        assert_eq!(st, 200);
+        assert!(acking.recv(LONG, true).await.is_some(), "recv {i}");
+    }
+    acking.ws.close(None).await.unwrap();
+    // One that reads but never acknowledges is disconnected at the fifth.
+    let mut hoarder = s.login("bob", 1).await;
+    for i in 0..4 {
+        s.post("/message/send", send(format!("h{i}"))).await;
+        assert!(hoarder.recv(LONG, false).await.is_some(), "recv {i}");
+    }
+    s.post("/message/send", send("h-last".into())).await;
+    let closed = hoarder.closed(LONG).await;
+    let reason = closed
+        .disconnect
+        .map(|d| d["params"]["reason"].to_string())
+        .unwrap_or(closed.reason);
+    assert!(reason.contains("outbound_queue_bytes"), "{reason}");
+}
+
+#[tokio::test]
 async fn a_client_that_stops_reading_is_disconnected_not_buffered() {
     let s = TestServer::start_with(|c| {
         c.limits.outbound_queue = 4;
