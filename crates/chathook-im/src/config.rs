@@ -22,6 +22,9 @@ pub struct Limits {
     pub group_max_members: usize,
     /// Largest `limit` of `/channel/messagesync`.
     pub sync_max_limit: usize,
+    /// Bytes of messages one history page may hold (payloads and ids); a page that would pass it
+    /// ends early with `more: 1`, so one call never holds more than this.
+    pub sync_max_bytes: usize,
     /// Time a new WebSocket has to send `connect`, in milliseconds.
     pub connect_timeout_ms: u64,
     /// Frames waiting to be written to one connection; a client that lets it fill is disconnected.
@@ -48,6 +51,7 @@ impl Default for Limits {
             max_connections: 100_000,
             group_max_members: 10_000,
             sync_max_limit: 10_000,
+            sync_max_bytes: 16 * 1024 * 1024,
             connect_timeout_ms: 2_000,
             outbound_queue: 1_024,
             outbound_queue_bytes: 8 * 1024 * 1024,

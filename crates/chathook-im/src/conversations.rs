@@ -161,6 +161,7 @@ impl Im {
                 start_seq: 0,
                 end_seq: from.saturating_sub(1),
                 limit: q.msg_count.min(self.config().limits.sync_max_limit),
+                max_bytes: self.config().limits.sync_max_bytes,
                 pull_mode: PullMode::Down,
                 now: unix_now(),
             })

@@ -190,9 +190,70 @@ pub struct SyncQuery {
     /// Excluded from the page (0 = no bound).
     pub end_seq: u64,
     pub limit: usize,
+    /// Bytes of messages a page may hold ([`Message`]s' [`stored_bytes`]); the page ends early, with
+    /// `more`, when the next one would pass it (the first message is always taken).
+    pub max_bytes: usize,
     pub pull_mode: PullMode,
     /// Unix seconds used to hide expired messages.
     pub now: i64,
+}
+
+/// What a message weighs in a page: its payload and strings, and a fixed part for the rest.
+pub fn stored_bytes(m: &Message) -> usize {
+    m.payload.len() + m.client_msg_no.len() + m.from_uid.len() + m.channel_id.len() + 128
+}
+
+/// A page being filled from rows read in the pull direction (a down pull's come newest first): at
+/// most `limit` messages and `max_bytes` of them. The reader stops as soon as [`PageBuilder::offer`]
+/// says the page is full, so no more rows are held than the page needs.
+#[derive(Debug)]
+pub struct PageBuilder {
+    /// Messages taken, in the order they were read.
+    messages: Vec<Message>,
+    /// Their [`stored_bytes`] together.
+    bytes: usize,
+    limit: usize,
+    max_bytes: usize,
+    pull_mode: PullMode,
+    /// A row was offered that the page could not take: more lie beyond it.
+    more: bool,
+}
+
+impl PageBuilder {
+    pub fn new(query: &SyncQuery) -> PageBuilder {
+        PageBuilder {
+            messages: Vec::new(),
+            bytes: 0,
+            limit: query.limit.max(1),
+            max_bytes: query.max_bytes,
+            pull_mode: query.pull_mode,
+            more: false,
+        }
+    }
+
+    /// Takes the next row's message if it fits; false when the page is full (stop reading).
+    pub fn offer(&mut self, message: Message) -> bool {
+        let weight = stored_bytes(&message);
+        let over = !self.messages.is_empty() && self.bytes + weight > self.max_bytes;
+        if self.messages.len() >= self.limit || over {
+            self.more = true;
+            return false;
+        }
+        self.bytes += weight;
+        self.messages.push(message);
+        true
+    }
+
+    /// The page, oldest first.
+    pub fn finish(mut self) -> SyncPage {
+        if self.pull_mode == PullMode::Down {
+            self.messages.reverse();
+        }
+        SyncPage {
+            messages: self.messages,
+            more: self.more,
+        }
+    }
 }
 
 /// Messages of one channel to look up (WuKongIM's `/messages`).

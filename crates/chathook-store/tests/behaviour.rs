@@ -725,6 +725,7 @@ where
         start_seq: start,
         end_seq: end,
         limit,
+        max_bytes: usize::MAX,
         pull_mode,
         now: 0,
     };
@@ -747,6 +748,28 @@ where
     );
     assert!(!up.more);
     assert_eq!(up.messages[3].payload, br#"{"n":"same"}"#);
+    // a byte budget ends a page early with `more`, never below one message
+    let weight = chathook_store::stored_bytes(&up.messages[0]);
+    let budget = |max_bytes, pull_mode| SyncQuery {
+        max_bytes,
+        ..page(0, 0, 10, pull_mode)
+    };
+    let tight = store
+        .sync(budget(weight * 2 + weight / 2, PullMode::Down))
+        .await
+        .unwrap();
+    assert_eq!(
+        tight
+            .messages
+            .iter()
+            .map(|m| m.message_seq)
+            .collect::<Vec<_>>(),
+        [100, 101]
+    );
+    assert!(tight.more);
+    let tiny = store.sync(budget(1, PullMode::Up)).await.unwrap();
+    assert_eq!(tiny.messages.len(), 1);
+    assert!(tiny.more);
     // lookups by seq, id and client_msg_no, each found once
     let found = store
         .find_messages(MessageLookup {

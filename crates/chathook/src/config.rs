@@ -337,6 +337,7 @@ impl Config {
             ("limits.max_connections", l.max_connections),
             ("limits.group_max_members", l.group_max_members),
             ("limits.sync_max_limit", l.sync_max_limit),
+            ("limits.sync_max_bytes", l.sync_max_bytes),
             ("limits.outbound_queue", l.outbound_queue),
             ("limits.outbound_queue_bytes", l.outbound_queue_bytes),
             ("limits.max_unacked", l.max_unacked),

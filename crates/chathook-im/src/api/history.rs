@@ -80,6 +80,7 @@ pub(super) async fn sync(
             start_seq: req.start_message_seq,
             end_seq: req.end_message_seq,
             limit,
+            max_bytes: im.config().limits.sync_max_bytes,
             pull_mode,
             now,
         })

@@ -5,13 +5,14 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chathook_events::Message;
+use futures_util::TryStreamExt;
 use tokio_postgres::Row;
 
 use super::{pg_error, PgStore};
 use crate::header::header_from_bits;
 use crate::{
-    AppendOutcome, EventsFor, MessageLookup, MessageStore, NewMessage, PullMode, Snowflake,
-    StoreError, SyncPage, SyncQuery,
+    AppendOutcome, EventsFor, MessageLookup, MessageStore, NewMessage, PageBuilder, PullMode,
+    Snowflake, StoreError, SyncPage, SyncQuery,
 };
 
 /// The columns [`message_from_row`] reads, in its order.
@@ -103,27 +104,25 @@ impl MessageStore for PgStore {
             (PullMode::Down, 0) => i64::MAX,
             (_, s) => s as i64,
         };
-        let rows = client
-            .query(
-                &sql,
-                &[
-                    &query.channel_key,
-                    &i16::from(query.channel_type),
-                    &query.now,
-                    &start,
-                    &bound,
-                    &fetch,
-                ],
-            )
-            .await
-            .map_err(pg_error)?;
-        let mut messages: Vec<Message> = rows.iter().map(message_from_row).collect();
-        let more = messages.len() > limit;
-        messages.truncate(limit);
-        if query.pull_mode == PullMode::Down {
-            messages.reverse();
+        let channel_type = i16::from(query.channel_type);
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] = [
+            &query.channel_key,
+            &channel_type,
+            &query.now,
+            &start,
+            &bound,
+            &fetch,
+        ];
+        // Rows are read as they arrive, and no further than the page needs.
+        let stream = client.query_raw(&sql, params).await.map_err(pg_error)?;
+        let mut stream = std::pin::pin!(stream);
+        let mut page = PageBuilder::new(&query);
+        while let Some(row) = stream.try_next().await.map_err(pg_error)? {
+            if !page.offer(message_from_row(&row)) {
+                break;
+            }
         }
-        Ok(SyncPage { messages, more })
+        Ok(page.finish())
     }
 
     async fn reserve_message_id(&self) -> Result<i64, StoreError> {

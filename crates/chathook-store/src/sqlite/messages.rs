@@ -8,8 +8,8 @@ use super::writer::now_ms;
 use super::SqliteStore;
 use crate::header::{header_bits, header_from_bits};
 use crate::{
-    AppendOutcome, EventsFor, MessageLookup, MessageStore, NewMessage, PullMode, StoreError,
-    SyncPage, SyncQuery,
+    AppendOutcome, EventsFor, MessageLookup, MessageStore, NewMessage, PageBuilder, PullMode,
+    StoreError, SyncPage, SyncQuery,
 };
 
 /// WuKongIM's person channel type.
@@ -193,25 +193,24 @@ impl MessageStore for SqliteStore {
                 (_, s) => s,
             };
             let mut stmt = conn.prepare_cached(&sql)?;
-            let mut messages = stmt
-                .query_map(
-                    params![
-                        query.channel_key,
-                        query.channel_type,
-                        query.now,
-                        start,
-                        bound,
-                        fetch
-                    ],
-                    message_from_row,
-                )?
-                .collect::<Result<Vec<_>, _>>()?;
-            let more = messages.len() > limit;
-            messages.truncate(limit);
-            if query.pull_mode == PullMode::Down {
-                messages.reverse();
+            let rows = stmt.query_map(
+                params![
+                    query.channel_key,
+                    query.channel_type,
+                    query.now,
+                    start,
+                    bound,
+                    fetch
+                ],
+                message_from_row,
+            )?;
+            let mut page = PageBuilder::new(&query);
+            for row in rows {
+                if !page.offer(row?) {
+                    break;
+                }
             }
-            Ok(SyncPage { messages, more })
+            Ok(page.finish())
         })
         .await
     }

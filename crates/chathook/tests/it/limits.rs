@@ -229,6 +229,29 @@ async fn sync_limit_caps_the_page() {
 }
 
 #[tokio::test]
+async fn a_history_page_ends_at_sync_max_bytes_and_says_where_to_go_on() {
+    let s = TestServer::start_with(|c| c.limits.sync_max_bytes = 50_000).await;
+    // Twelve messages of about 10 KB: four fit in a page of 50 KB (five would pass it).
+    let text = "w".repeat(10_000);
+    for i in 0..12 {
+        s.rest_send("alice", "bob", 1, &format!("{i}{text}")).await;
+    }
+    let mut seen: Vec<u64> = Vec::new();
+    let mut from: u64 = 1;
+    loop {
+        let page = s.sync("bob", "alice", 1, (from, 0), 100, 1).await;
+        let got = seqs(&page);
+        assert!(!got.is_empty() && got.len() <= 4, "{got:?}");
+        seen.extend(&got);
+        if page["more"] == 0 {
+            break;
+        }
+        from = got.last().unwrap() + 1;
+    }
+    assert_eq!(seen, (1..=12).collect::<Vec<u64>>());
+}
+
+#[tokio::test]
 async fn http_body_limit() {
     let s = TestServer::start_with(|c| c.limits.max_http_body_bytes = 1024).await;
     let (st, body) = s
