@@ -50,6 +50,10 @@ pub async fn cluster(bin: &Path, n: u64, lease_ms: u64) -> anyhow::Result<Vec<Fi
         let env = [
             ("CHATHOOK_NODE_ID", (i + 1).to_string()),
             ("CHATHOOK_STORAGE__BACKEND", "postgres".to_string()),
+            (
+                "CHATHOOK_SECRETS__KEY",
+                crate::harness::SECRETS_KEY.to_string(),
+            ),
             ("CHATHOOK_STORAGE__POSTGRES_URL", url.clone()),
             (
                 "CHATHOOK_STORAGE__POSTGRES_MAX_CONNECTIONS",

@@ -14,6 +14,8 @@ use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
 pub const ADMIN: &str = "bench-admin-key-0000";
+/// The secrets key of the bench's servers on PostgreSQL (the nodes of a cluster share one).
+pub const SECRETS_KEY: &str = "Y2hhdGhvb2stYmVuY2gtc2VjcmV0cy1rZXktMDAwMDA=";
 
 pub type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
 
@@ -128,6 +130,7 @@ pub async fn start_server_in(
     let mut cmd = Command::new(bin);
     if let Some(url) = database_for(dir)? {
         cmd.env("CHATHOOK_STORAGE__BACKEND", "postgres")
+            .env("CHATHOOK_SECRETS__KEY", SECRETS_KEY)
             .env("CHATHOOK_STORAGE__POSTGRES_URL", url)
             .env("CHATHOOK_STORAGE__POSTGRES_MAX_CONNECTIONS", "16");
     }

@@ -72,6 +72,8 @@ struct Inner {
     cluster: cluster::ClusterSlot,
     /// Failed logins by address and user (shared with the admin API's key check).
     throttle: Arc<chathook_http::throttle::Throttle>,
+    /// Hashes users' tokens under the secrets key.
+    sealer: chathook_store::sealing::Sealer,
 }
 
 impl Im {
@@ -80,6 +82,7 @@ impl Im {
     pub async fn start(
         store: Arc<dyn Store>,
         config: ImConfig,
+        sealer: chathook_store::sealing::Sealer,
         metrics: ImMetrics,
     ) -> Result<Im, StoreError> {
         let channels = Channels::default();
@@ -107,6 +110,7 @@ impl Im {
                 throttle: Arc::new(chathook_http::throttle::Throttle::new(
                     config.throttle.clone(),
                 )),
+                sealer,
                 config,
                 counters: metrics.message_counters(),
                 metrics,
@@ -133,6 +137,11 @@ impl Im {
 
     pub fn store(&self) -> &dyn Store {
         &*self.inner.store
+    }
+
+    /// The secrets keys (users' token hashes).
+    pub(crate) fn sealer(&self) -> &chathook_store::sealing::Sealer {
+        &self.inner.sealer
     }
 
     /// Failed credentials by address and user: the gateway's logins report to it, and so may the

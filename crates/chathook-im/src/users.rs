@@ -1,10 +1,10 @@
-//! Users: device tokens (stored hashed), logins and kicks, device quits, online status and profiles.
+//! Users: device tokens (stored as keyed hashes, `chathook_store::sealing`), logins and kicks, device
+//! quits, online status and profiles.
 
 use std::collections::BTreeMap;
 
 use chathook_events::{Event, PresenceReason, ProfileChange};
 use chathook_store::{Profile, StoreError, TokenRecord};
-use sha2::{Digest, Sha256};
 
 use crate::connections::kicked;
 use crate::error::reason;
@@ -13,15 +13,6 @@ use crate::Im;
 
 /// The primary device level: a login kicks the user's other connections with the same device flag.
 pub const DEVICE_LEVEL_PRIMARY: u8 = 1;
-
-fn hash_token(token: &str) -> Vec<u8> {
-    Sha256::digest(token.as_bytes()).to_vec()
-}
-
-/// Compares two byte strings in time independent of where they differ.
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
 
 impl Im {
     /// Stores a device token. A primary device's new token kicks that device flag's connections.
@@ -36,7 +27,7 @@ impl Im {
             .set_token(TokenRecord {
                 uid: uid.to_string(),
                 device_flag,
-                token_hash: hash_token(token),
+                token_hash: self.sealer().token_hash(token),
                 device_level,
             })
             .await?;
@@ -58,10 +49,24 @@ impl Im {
         token: &str,
         device_flag: u8,
     ) -> Result<Option<u8>, StoreError> {
-        let stored = self.store().token(uid, device_flag).await?;
-        Ok(stored
-            .filter(|t| same_bytes(&t.token_hash, &hash_token(token)))
-            .map(|t| t.device_level))
+        let Some(stored) = self.store().token(uid, device_flag).await? else {
+            return Ok(None);
+        };
+        let Some(stale) = self.sealer().verify_token(token, &stored.token_hash) else {
+            return Ok(None);
+        };
+        // Hashed by an older version or under an earlier secrets key: stored again under the current
+        // one, now that the token is known.
+        if stale {
+            let again = TokenRecord {
+                token_hash: self.sealer().token_hash(token),
+                ..stored.clone()
+            };
+            if let Err(e) = self.store().set_token(again).await {
+                tracing::warn!(error = %e, "cannot store a token's hash again under the current key");
+            }
+        }
+        Ok(Some(stored.device_level))
     }
 
     /// Logs a device (or, with `None`, every device) out: its tokens are removed and its connections closed.

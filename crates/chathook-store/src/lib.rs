@@ -12,6 +12,7 @@
 
 mod header;
 pub mod postgres;
+pub mod sealing;
 mod snowflake;
 mod sqlite;
 mod types;

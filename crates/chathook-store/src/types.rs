@@ -9,7 +9,8 @@ use chathook_events::{Message, MessageHeader};
 pub struct TokenRecord {
     pub uid: String,
     pub device_flag: u8,
-    /// SHA-256 of the token.
+    /// The token's keyed hash ([`crate::sealing::Sealer::token_hash`]; the unkeyed SHA-256 of older
+    /// versions until the token is next used).
     pub token_hash: Vec<u8>,
     /// 1 primary, 0 secondary.
     pub device_level: u8,

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chathook_events::{EventLog, StartAt};
+use chathook_store::sealing::Sealer;
 use chathook_store::{StoreError, WebhookStore};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
@@ -24,6 +25,7 @@ use crate::guard::NetworkGuard;
 use crate::health::{Health, HealthBook};
 use crate::hooks::{HookSlots, Hooks};
 use crate::metrics::WebhookMetrics;
+use crate::stored;
 
 /// An endpoint's dispatcher (running while the node may deliver to it) and the handles to reach it.
 struct Worker {
@@ -47,6 +49,9 @@ pub enum EngineError {
     Client(String),
     #[error("invalid webhook configuration: {0}")]
     Config(String),
+    /// A stored endpoint cannot be read (its secrets do not open under the secrets keys).
+    #[error(transparent)]
+    Stored(#[from] crate::stored::StoredError),
     /// Another endpoint already answers this before-send hook.
     #[error(
         "{hook} is already answered by endpoint {endpoint}; one endpoint per before-send hook"
@@ -55,10 +60,6 @@ pub enum EngineError {
         hook: &'static str,
         endpoint: String,
     },
-}
-
-fn document(e: &Endpoint) -> String {
-    serde_json::to_string(e).unwrap_or_default()
 }
 
 /// The running webhook engine. Cloning shares it.
@@ -87,6 +88,7 @@ impl WebhookEngine {
         store: Arc<dyn WebhookStore>,
         config: WebhookConfig,
         secret_seed: &str,
+        sealer: Sealer,
         metrics: WebhookMetrics,
         leasing: Option<crate::lease::Leasing>,
     ) -> Result<WebhookEngine, EngineError> {
@@ -123,6 +125,7 @@ impl WebhookEngine {
             attempts,
             tencent_app: config.tencent_sdk_app_id,
             config,
+            sealer,
         });
         let (stop, _) = watch::channel(false);
         let engine = WebhookEngine {
@@ -136,27 +139,35 @@ impl WebhookEngine {
         };
         let mut stored = Vec::new();
         for (id, doc) in ctx.store.endpoints().await? {
-            match serde_json::from_str::<Endpoint>(&doc) {
-                Ok(mut e) => {
-                    let h = match health.remove(&id) {
-                        Some(h) => h,
-                        None => {
-                            // Stored before health had a document of its own.
-                            let (h, reenable) = Health::from_legacy_document(&doc);
-                            if reenable {
-                                e.enabled = true;
-                                e.disabled_at = None;
-                                ctx.store.put_endpoint(&id, document(&e)).await?;
-                            }
-                            h
-                        }
-                    };
-                    stored.push((e, h));
-                }
+            let (mut e, mut rewrite) = match stored::open(&ctx.sealer, &id, &doc) {
+                Ok(opened) => opened,
+                // Secrets that do not open: the wrong secrets key; starting would lose them.
+                Err(e @ stored::StoredError::Sealed { .. }) => return Err(e.into()),
                 Err(e) => {
-                    tracing::error!(endpoint = %id, error = %e, "skipping an unreadable endpoint")
+                    tracing::error!(error = %e, "skipping an unreadable endpoint");
+                    continue;
                 }
+            };
+            let h = match health.remove(&id) {
+                Some(h) => h,
+                None => {
+                    // Stored before health had a document of its own.
+                    let (h, reenable) = Health::from_legacy_document(&doc);
+                    if reenable {
+                        e.enabled = true;
+                        e.disabled_at = None;
+                        rewrite = true;
+                    }
+                    h
+                }
+            };
+            // Stored in clear by an older version, or under an earlier secrets key: sealed anew.
+            if rewrite {
+                ctx.store
+                    .put_endpoint(&id, stored::seal(&ctx.sealer, &e))
+                    .await?;
             }
+            stored.push((e, h));
         }
         let from_config = crate::config_endpoints::from_config(&ctx.config, secret_seed)
             .map_err(EngineError::Config)?;
@@ -282,8 +293,12 @@ impl WebhookEngine {
         let _one_change_at_a_time = self.changes.lock().await;
         let mut seen = std::collections::HashSet::new();
         for (id, doc) in stored {
-            let Ok(endpoint) = serde_json::from_str::<Endpoint>(&doc) else {
-                continue;
+            let endpoint = match stored::open(&self.ctx.sealer, &id, &doc) {
+                Ok((endpoint, _)) => endpoint,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot follow an endpoint another node stored");
+                    continue;
+                }
             };
             seen.insert(id.clone());
             let known = self
@@ -385,7 +400,7 @@ impl WebhookEngine {
         self.check_hooks_free(&endpoint)?;
         self.ctx
             .store
-            .put_endpoint(&endpoint.id, document(&endpoint))
+            .put_endpoint(&endpoint.id, stored::seal(&self.ctx.sealer, &endpoint))
             .await?;
         self.launch(endpoint, Health::default(), StartAt::Head)
             .await
@@ -403,7 +418,7 @@ impl WebhookEngine {
         self.check_hooks_free(&endpoint)?;
         self.ctx
             .store
-            .put_endpoint(&id, document(&endpoint))
+            .put_endpoint(&id, stored::seal(&self.ctx.sealer, &endpoint))
             .await?;
         if let Ok(workers) = self.workers.lock() {
             if let Some(w) = workers.get(&id) {

@@ -26,6 +26,7 @@ mod lease;
 pub mod metrics;
 mod sample;
 pub mod signing;
+mod stored;
 pub mod url_rules;
 
 pub use config::WebhookConfig;

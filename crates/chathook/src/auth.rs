@@ -57,7 +57,7 @@ pub fn resolve_admin_key(configured: Option<&str>, data_dir: &Path) -> anyhow::R
 }
 
 #[cfg(unix)]
-fn write_private(path: &Path, key: &str) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &Path, key: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()
@@ -70,7 +70,7 @@ fn write_private(path: &Path, key: &str) -> std::io::Result<()> {
 }
 
 #[cfg(not(unix))]
-fn write_private(path: &Path, key: &str) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &Path, key: &str) -> std::io::Result<()> {
     std::fs::write(path, key)
 }
 

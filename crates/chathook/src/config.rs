@@ -16,12 +16,13 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 /// Top-level keys; environment variables naming anything else are ignored with a warning.
-const TOP_LEVEL_KEYS: [&str; 17] = [
+const TOP_LEVEL_KEYS: [&str; 18] = [
     "api_addr",
     "ws_addr",
     "listen",
     "data_dir",
     "admin_key",
+    "secrets",
     "auth",
     "node_id",
     "limits",
@@ -50,6 +51,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// The key server API calls must carry; generated into `data_dir/admin.key` when unset.
     pub admin_key: Option<String>,
+    /// The key that seals secrets at rest (webhook secrets, sign tokens) and keys token hashes.
+    pub secrets: SecretsConfig,
     /// WuKongIM's open mode (off by default).
     pub auth: AuthConfig,
     /// Node id encoded in message ids (0..=1023).
@@ -78,6 +81,7 @@ impl Default for Config {
             listen: ListenConfig::default(),
             data_dir: PathBuf::from("./chathook-data"),
             admin_key: None,
+            secrets: SecretsConfig::default(),
             auth: AuthConfig::default(),
             node_id: 1,
             limits: Limits::default(),
@@ -91,6 +95,25 @@ impl Default for Config {
             webhook: WebhookConfig::default(),
             tencent: TencentConfig::default(),
         }
+    }
+}
+
+/// The secrets key: 32 bytes as standard base64; unset, `data_dir/secrets.key` (generated on first
+/// start with the embedded store). Earlier keys still open what was sealed under them, and the server
+/// seals it again under the current key (a rotation).
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecretsConfig {
+    pub key: Option<String>,
+    pub previous_keys: Vec<String>,
+}
+
+impl std::fmt::Debug for SecretsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretsConfig")
+            .field("key", &self.key.as_ref().map(|_| "********"))
+            .field("previous_keys", &self.previous_keys.len())
+            .finish()
     }
 }
 
@@ -457,6 +480,12 @@ impl Config {
         }
         if shown.tencent.secret_key.is_some() {
             shown.tencent.secret_key = Some("********".into());
+        }
+        if shown.secrets.key.is_some() {
+            shown.secrets.key = Some("********".into());
+        }
+        for key in &mut shown.secrets.previous_keys {
+            *key = "********".into();
         }
         if shown.storage.postgres_url.is_some() {
             shown.storage.postgres_url = Some("********".into());

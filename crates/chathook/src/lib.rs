@@ -11,6 +11,7 @@ mod console;
 pub mod data_dir;
 pub mod openapi;
 mod overview;
+pub mod secrets;
 pub mod wukongim_config;
 
 use std::future::Future;
@@ -138,6 +139,8 @@ impl Server {
             .with_context(|| format!("cannot create the data dir {}", config.data_dir.display()))?;
         let admin_key = auth::resolve_admin_key(config.admin_key.as_deref(), &config.data_dir)
             .context("cannot set up the admin key")?;
+        let sealer = secrets::resolve(&config).context("cannot set up the secrets key")?;
+        tracing::info!(fingerprint = %sealer.fingerprint(), "secrets key");
         let (store, cluster) = open_store(&config).await?;
         data_dir::warn_if_open(&config.data_dir);
         tracing::info!(store = %store.describe(), "store open");
@@ -196,9 +199,14 @@ impl Server {
             usersig: config.tencent.user_sig_key(),
             throttle: config.auth.throttle.clone(),
         };
-        let im = Im::start(store.clone() as Arc<dyn Store>, im_config, im_metrics)
-            .await
-            .context("cannot start the IM core")?;
+        let im = Im::start(
+            store.clone() as Arc<dyn Store>,
+            im_config,
+            sealer.clone(),
+            im_metrics,
+        )
+        .await
+        .context("cannot start the IM core")?;
         if let Some(shared) = cluster.clone() {
             im.join_cluster(shared)
                 .await
@@ -215,6 +223,7 @@ impl Server {
                 ..config.webhook.clone()
             },
             &admin_key,
+            sealer,
             webhook_metrics,
             cluster.clone().map(|shared| {
                 chathook_webhook::Leasing::new(

@@ -70,6 +70,8 @@ pub(crate) struct Context {
     pub health: HealthBook,
     /// `tencent.sdk_app_id`, named in every request of the tencent flavour.
     pub tencent_app: u64,
+    /// Seals the endpoints' secrets in the documents the store keeps (`stored`).
+    pub sealer: chathook_store::sealing::Sealer,
 }
 
 pub(crate) struct Dispatcher {

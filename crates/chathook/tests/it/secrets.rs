@@ -64,3 +64,129 @@ async fn a_data_dir_others_can_read_is_named_in_a_warning_at_start() {
     assert_eq!(mode(&dir), 0o755);
     assert_eq!(mode(&dir.join("chathook.db")), 0o600);
 }
+
+/// Everything the embedded store holds on disk (the database and its WAL), as text.
+fn on_disk(dir: &std::path::Path) -> String {
+    ["chathook.db", "chathook.db-wal"]
+        .iter()
+        .filter_map(|f| std::fs::read(dir.join(f)).ok())
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .collect()
+}
+
+/// Whether `r` is signed with `secret`.
+fn signed_with(r: &Recorded, secret: &str) -> bool {
+    let ts: i64 = r.headers["webhook-timestamp"].parse().unwrap();
+    let expected = chathook_webhook::signing::signature_header(&[secret], &r.id(), ts, &r.body);
+    r.headers["webhook-signature"] == expected
+}
+
+fn key_of(n: u8) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode([n; 32])
+}
+
+#[tokio::test]
+async fn endpoint_secrets_and_sign_tokens_are_sealed_on_disk_and_still_sign_after_a_restart() {
+    let s = TestServer::start().await;
+    let rcv = Receiver::start().await;
+    let ep = s
+        .endpoint(serde_json::json!({"url": rcv.url, "events": ["message.sent"]}))
+        .await;
+    let secret = ep["secret"].as_str().unwrap().to_string();
+    let tencent = s
+        .endpoint(serde_json::json!({"url": rcv.url, "flavour": "tencent",
+            "events": ["C2C.CallbackAfterSendMsg"], "sign_token": "sign-token-7d1e"}))
+        .await;
+    assert!(tencent["id"].is_string());
+    let disk = on_disk(&s.dir);
+    assert!(
+        !disk.contains(&secret),
+        "the signing secret is on disk in clear"
+    );
+    assert!(!disk.contains(&secret["whsec_".len()..]));
+    assert!(
+        !disk.contains("sign-token-7d1e"),
+        "the sign token is on disk in clear"
+    );
+    let s = s.restart(|_| {}).await;
+    s.rest_send("alice", "bob", 1, "after the restart").await;
+    rcv.wait("the message", LONG, |r| {
+        r.iter().any(|r| r.json()["type"] == "message.sent")
+    })
+    .await;
+    let delivered = rcv.requests();
+    let sent = delivered
+        .iter()
+        .find(|r| r.json()["type"] == "message.sent")
+        .unwrap();
+    assert!(
+        signed_with(sent, &secret),
+        "signed with the secret given at creation"
+    );
+}
+
+#[tokio::test]
+async fn a_rotated_secrets_key_opens_the_old_seals_and_seals_them_anew() {
+    let s = TestServer::start_with(|c| c.secrets.key = Some(key_of(1))).await;
+    let rcv = Receiver::start().await;
+    let ep = s
+        .endpoint(serde_json::json!({"url": rcv.url, "events": ["message.sent"]}))
+        .await;
+    let secret = ep["secret"].as_str().unwrap().to_string();
+    s.token("alice", "t-alice", 0, 1).await;
+    // A server with another key and without the old one refuses to start: it names the setting.
+    let mut s = s;
+    s.stop().await;
+    let mut wrong = test_config(&s.dir);
+    wrong.secrets.key = Some(key_of(2));
+    let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ws = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let e = chathook::Server::start(wrong, api, ws)
+        .await
+        .err()
+        .expect("refused");
+    assert!(format!("{e:#}").contains("secrets"), "{e:#}");
+    // The new key with the old one listed: everything opens, and is sealed again under the new key.
+    let s = s
+        .restart(|c| {
+            c.secrets.key = Some(key_of(2));
+            c.secrets.previous_keys = vec![key_of(1)];
+        })
+        .await;
+    let mut alice = Client::open(&s.ws).await;
+    assert_eq!(
+        alice.connect("alice", "t-alice", 0).await["result"]["reasonCode"],
+        1
+    );
+    drop(alice);
+    // Now the old key can go.
+    let s = s.restart(|c| c.secrets.key = Some(key_of(2))).await;
+    let mut alice = Client::open(&s.ws).await;
+    assert_eq!(
+        alice.connect("alice", "t-alice", 0).await["result"]["reasonCode"],
+        1
+    );
+    s.rest_send("bob", "carol", 1, "x").await;
+    rcv.wait("the message", LONG, |r| !r.is_empty()).await;
+    assert!(signed_with(&rcv.requests()[0], &secret));
+}
+
+#[test]
+fn several_nodes_on_postgresql_need_a_secrets_key_they_share() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    config.secrets.key = None;
+    config.storage.backend = chathook::config::Backend::Postgres;
+    let e = chathook::secrets::resolve(&config).unwrap_err();
+    assert!(format!("{e:#}").contains("secrets.key"), "{e:#}");
+    // The embedded store generates one, privately, and uses it again.
+    config.storage.backend = chathook::config::Backend::Sqlite;
+    let first = chathook::secrets::resolve(&config).unwrap().fingerprint();
+    let file = dir.path().join("secrets.key");
+    assert_eq!(mode(&file), 0o600);
+    assert_eq!(
+        chathook::secrets::resolve(&config).unwrap().fingerprint(),
+        first
+    );
+}

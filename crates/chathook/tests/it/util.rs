@@ -16,6 +16,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub const ADMIN: &str = "test-admin-key-123";
+/// The secrets key of the tests' servers (nodes of one cluster must share one).
+pub const SECRETS_KEY: &str = "Y2hhdGhvb2stdGVzdC1zZWNyZXRzLWtleS0wMDAwMDA=";
 
 pub struct TestServer {
     pub server: Option<Server>,
@@ -31,6 +33,10 @@ pub fn test_config(dir: &Path) -> Config {
     Config {
         data_dir: dir.to_path_buf(),
         admin_key: Some(ADMIN.into()),
+        secrets: chathook::config::SecretsConfig {
+            key: Some(SECRETS_KEY.into()),
+            previous_keys: Vec::new(),
+        },
         ..Config::default()
     }
 }
@@ -791,6 +797,7 @@ pub async fn spawn_binary_under(
         .env("CHATHOOK_WS_ADDR", format!("127.0.0.1:{ws_port}"))
         .env("CHATHOOK_DATA_DIR", dir)
         .env("CHATHOOK_ADMIN_KEY", ADMIN)
+        .env("CHATHOOK_SECRETS__KEY", SECRETS_KEY)
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
