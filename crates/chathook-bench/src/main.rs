@@ -5,6 +5,7 @@
 //! Run with `cargo run --release -p chathook-bench -- all` (it builds the release server if needed, or
 //! uses `CHATHOOK_BINARY`); `--postgres` runs every scenario on PostgreSQL (a throwaway cluster).
 
+mod abuse;
 mod chat;
 mod cluster;
 mod crash;
@@ -69,6 +70,8 @@ enum Scenario {
     Crash,
     /// Three nodes on PostgreSQL and NATS; kill -9 of the endpoint's node half way: nothing lost.
     Cluster,
+    /// REST senders alone and beside 5,000 idle sockets and 200 slow-loris clients.
+    Abuse,
     /// Every scenario.
     All,
 }
@@ -135,6 +138,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if want(Scenario::Crash) {
         figures.extend(crash::crash(&bin, args.crash_messages).await?);
+    }
+    if want(Scenario::Abuse) {
+        figures.extend(abuse::abuse(&bin, args.seconds, args.clients).await?);
     }
     if want(Scenario::Cluster) {
         figures.extend(cluster::cluster(&bin, args.crash_messages, args.lease_ms).await?);

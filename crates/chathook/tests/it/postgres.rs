@@ -76,6 +76,7 @@ async fn a_missing_or_unreachable_database_stops_the_start_and_the_url_stays_hid
     let dir = tempfile::tempdir().unwrap();
     config.data_dir = dir.path().to_path_buf();
     config.admin_key = Some(ADMIN.into());
+    config.secrets.key = Some(SECRETS_KEY.into());
     let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let ws = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let e = chathook::Server::start(config, api, ws)
