@@ -412,6 +412,15 @@ impl Config {
             );
         }
         self.webhook.validate().map_err(ConfigError::Invalid)?;
+        // One message at the largest payload, in base64 with its fields, must fit one webhook body.
+        let one_message = self.limits.max_payload_bytes.div_ceil(3) * 4 + 4096;
+        if self.webhook.max_body_bytes < one_message {
+            return Err(ConfigError::Invalid(format!(
+                "webhook.max_body_bytes: must be at least {one_message} bytes, so that one message of \
+                 limits.max_payload_bytes ({}) fits a webhook body",
+                self.limits.max_payload_bytes
+            )));
+        }
         if self
             .tencent
             .secret_key
@@ -646,6 +655,19 @@ mod tests {
             assert!(matches!(err, ConfigError::MissingFile(_)));
             Ok(())
         });
+    }
+
+    #[test]
+    fn a_webhook_body_must_hold_one_message_of_the_largest_payload() {
+        let mut c = Config::default();
+        c.limits.max_payload_bytes = 3_000_000;
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("webhook.max_body_bytes") && e.contains("limits.max_payload_bytes"),
+            "{e}"
+        );
+        c.webhook.max_body_bytes = 4_004_096;
+        assert!(c.validate().is_ok());
     }
 
     #[test]

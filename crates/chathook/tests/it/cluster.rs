@@ -234,6 +234,19 @@ async fn presence_tokens_and_kicks_are_cluster_wide() {
         body = a.post("/user/onlinestatus", json!(["erin"])).await.1;
     }
     assert_eq!(body.as_array().map(|a| a.len()), Some(1), "{body}");
+    // a ban through node A ends gus's session on node B with reason 19, and node B refuses him
+    let mut gus = b.login("gus", 0).await;
+    a.post_ok(
+        "/channel/info",
+        json!({"channel_id": "gus", "channel_type": 1, "ban": 1}),
+    )
+    .await;
+    let closed = gus.closed(LONG).await;
+    let disconnect = closed.disconnect.expect("a disconnect notification");
+    assert_eq!(disconnect["params"]["reasonCode"], 19, "{disconnect}");
+    let mut again = Client::open(&b.ws).await;
+    let r = again.connect("gus", "tok-gus-0", 0).await;
+    assert_eq!(r["result"]["reasonCode"], 19, "{r}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
