@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -78,6 +79,8 @@ pub enum Verdict {
 pub struct Throttle {
     config: ThrottleConfig,
     keys: Mutex<HashMap<Key, Failures>>,
+    /// Whether `keys` may hold anything: while no credential has failed, checks take no lock.
+    any: AtomicBool,
 }
 
 impl Throttle {
@@ -85,6 +88,7 @@ impl Throttle {
         Throttle {
             config,
             keys: Mutex::default(),
+            any: AtomicBool::new(false),
         }
     }
 
@@ -95,6 +99,9 @@ impl Throttle {
     /// Whether an attempt from `ip` (for `user`, when it names one) may be checked. A blocked address
     /// is refused; a blocked user is refused only from an address that has failed recently.
     pub fn check(&self, ip: IpAddr, user: Option<&str>) -> Verdict {
+        if !self.any.load(Ordering::Acquire) {
+            return Verdict::Check;
+        }
         let now = Instant::now();
         let keys = self.lock();
         let left = |key: &Key| {
@@ -122,6 +129,7 @@ impl Throttle {
         }
         let now = Instant::now();
         let mut keys = self.lock();
+        self.any.store(true, Ordering::Release);
         if keys.len() >= self.config.max_keys {
             keys.retain(|_, f| !self.forgotten(f, now));
         }
@@ -162,9 +170,13 @@ impl Throttle {
     /// A credential from `ip` was right: the address's failures are forgotten (a user's stay, so a
     /// guesser elsewhere stays blocked).
     pub fn succeeded(&self, ip: IpAddr) {
+        if !self.any.load(Ordering::Acquire) {
+            return;
+        }
         let mut keys = self.lock();
-        if !keys.is_empty() {
-            keys.remove(&Key::Address(ip));
+        keys.remove(&Key::Address(ip));
+        if keys.is_empty() {
+            self.any.store(false, Ordering::Release);
         }
     }
 
