@@ -22,6 +22,9 @@ pub struct Limits {
     pub group_max_members: usize,
     /// Largest `limit` of `/channel/messagesync`.
     pub sync_max_limit: usize,
+    /// Bytes of offline recipients one `message.offline` event lists (`to_uids` as JSON); more are
+    /// spread over several events of the same message.
+    pub offline_uids_bytes: usize,
     /// Bytes of messages one history page may hold (payloads and ids); a page that would pass it
     /// ends early with `more: 1`, so one call never holds more than this.
     pub sync_max_bytes: usize,
@@ -51,6 +54,7 @@ impl Default for Limits {
             max_connections: 100_000,
             group_max_members: 10_000,
             sync_max_limit: 10_000,
+            offline_uids_bytes: 256 * 1024,
             sync_max_bytes: 16 * 1024 * 1024,
             connect_timeout_ms: 2_000,
             outbound_queue: 1_024,

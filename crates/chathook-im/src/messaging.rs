@@ -35,6 +35,26 @@ pub enum Origin {
     Backend,
 }
 
+/// `uids` in consecutive parts of at most `budget` bytes as a JSON array holds them (each uid with its
+/// quotes and comma), each part one `message.offline` event, so that no webhook body carrying one
+/// passes `webhook.max_body_bytes`; a uid larger than the budget goes alone. No part when `uids` is empty.
+fn split_uids(uids: Vec<String>, budget: usize) -> Vec<Vec<String>> {
+    let mut parts: Vec<Vec<String>> = Vec::new();
+    let mut bytes = 0;
+    for uid in uids {
+        let weight = uid.len() + 3;
+        match parts.last_mut() {
+            Some(part) if bytes + weight <= budget => part.push(uid),
+            _ => {
+                bytes = 0;
+                parts.push(vec![uid]);
+            }
+        }
+        bytes += weight;
+    }
+    parts
+}
+
 /// The longest channel id a message may name: a uid's (person channels) or a group id's limit.
 pub const MAX_CHANNEL_ID_BYTES: usize = 128;
 
@@ -268,7 +288,8 @@ impl Im {
         } else {
             Vec::new()
         };
-        let has_offline = !offline.is_empty();
+        let offline_parts = split_uids(offline, self.config().limits.offline_uids_bytes);
+        let offline_events = offline_parts.len() as u64;
         let client = req.client;
         let client_msg_no = req.client_msg_no;
         let source_id = u64::from(self.config().node_id);
@@ -330,11 +351,11 @@ impl Im {
                         sender: client,
                         ..m.clone()
                     };
-                    let mut events = Vec::with_capacity(2);
-                    if has_offline {
+                    let mut events = Vec::with_capacity(1 + offline_parts.len());
+                    for to_uids in offline_parts {
                         events.push(Event::MessageOffline(OfflineMessage {
                             message: sent.clone(),
-                            to_uids: offline,
+                            to_uids,
                             source_id,
                         }));
                     }
@@ -377,9 +398,7 @@ impl Im {
                     ChannelType::Group => counters.group.inc(),
                 };
                 counters.sent_events.inc();
-                if has_offline {
-                    counters.offline_events.inc();
-                }
+                counters.offline_events.inc_by(offline_events);
                 let ack = SendAck {
                     message_id: message.message_id,
                     message_seq: message.message_seq,
@@ -503,5 +522,33 @@ impl Im {
             });
         }
         self.metrics().messages_delivered.inc_by(delivered);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_uids;
+
+    fn uids(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("u{i:03}")).collect()
+    }
+
+    #[test]
+    fn offline_recipients_are_spread_over_parts_within_the_budget_in_order() {
+        // Each uid weighs 4 + 3 bytes: three fit in 21.
+        let parts = split_uids(uids(8), 21);
+        assert_eq!(parts.iter().map(Vec::len).collect::<Vec<_>>(), [3, 3, 2]);
+        assert_eq!(parts.concat(), uids(8));
+        for part in &parts {
+            let json = serde_json::to_string(part).unwrap();
+            assert!(json.len() <= 21 + 1, "{json}");
+        }
+    }
+
+    #[test]
+    fn no_recipients_make_no_part_and_an_oversized_uid_goes_alone() {
+        assert!(split_uids(Vec::new(), 100).is_empty());
+        let parts = split_uids(vec!["a".repeat(50), "b".into(), "c".into()], 10);
+        assert_eq!(parts, [vec!["a".repeat(50)], vec!["b".into(), "c".into()]]);
     }
 }

@@ -361,6 +361,7 @@ impl Config {
             ("limits.group_max_members", l.group_max_members),
             ("limits.sync_max_limit", l.sync_max_limit),
             ("limits.sync_max_bytes", l.sync_max_bytes),
+            ("limits.offline_uids_bytes", l.offline_uids_bytes),
             ("limits.outbound_queue", l.outbound_queue),
             ("limits.outbound_queue_bytes", l.outbound_queue_bytes),
             ("limits.max_unacked", l.max_unacked),
@@ -412,13 +413,16 @@ impl Config {
             );
         }
         self.webhook.validate().map_err(ConfigError::Invalid)?;
-        // One message at the largest payload, in base64 with its fields, must fit one webhook body.
-        let one_message = self.limits.max_payload_bytes.div_ceil(3) * 4 + 4096;
+        // One message at the largest payload, in base64 with its fields, and one event's share of its
+        // offline recipients must fit one webhook body.
+        let one_message =
+            self.limits.max_payload_bytes.div_ceil(3) * 4 + 4096 + self.limits.offline_uids_bytes;
         if self.webhook.max_body_bytes < one_message {
             return Err(ConfigError::Invalid(format!(
                 "webhook.max_body_bytes: must be at least {one_message} bytes, so that one message of \
-                 limits.max_payload_bytes ({}) fits a webhook body",
-                self.limits.max_payload_bytes
+                 limits.max_payload_bytes ({}) with limits.offline_uids_bytes ({}) of offline \
+                 recipients fits a webhook body",
+                self.limits.max_payload_bytes, self.limits.offline_uids_bytes
             )));
         }
         if self
@@ -667,6 +671,11 @@ mod tests {
             "{e}"
         );
         c.webhook.max_body_bytes = 4_004_096;
+        assert!(
+            c.validate().is_err(),
+            "the offline recipients need room too"
+        );
+        c.webhook.max_body_bytes = 4_004_096 + 256 * 1024;
         assert!(c.validate().is_ok());
     }
 

@@ -252,6 +252,41 @@ async fn a_history_page_ends_at_sync_max_bytes_and_says_where_to_go_on() {
 }
 
 #[tokio::test]
+async fn a_large_groups_offline_recipients_are_spread_over_msg_offline_bodies() {
+    let s = TestServer::start_with(|c| c.limits.offline_uids_bytes = 100).await;
+    let rcv = Receiver::start().await;
+    s.endpoint(json!({"url": rcv.url, "flavour": "wukongim", "events": ["msg.offline"]}))
+        .await;
+    // 30 members, none online: 29 offline recipients of 6 bytes each in JSON, 16 to a body of 100.
+    let members: Vec<String> = (0..30).map(|i| format!("m{i:02}")).collect();
+    let refs: Vec<&str> = members.iter().map(String::as_str).collect();
+    s.group("big", &refs).await;
+    let (st, _) = s.rest_send("m00", "big", 2, "to everyone").await;
+    assert_eq!(st, 200);
+    rcv.wait("two msg.offline bodies", LONG, |r| {
+        r.iter().filter(|r| r.event() == "msg.offline").count() >= 2
+    })
+    .await;
+    tokio::time::sleep(SHORT).await;
+    let bodies = rcv.by_event("msg.offline");
+    assert_eq!(bodies.len(), 2);
+    let mut to: Vec<String> = Vec::new();
+    for body in &bodies {
+        let v = body.json();
+        assert_eq!(
+            v["message_id"],
+            bodies[0].json()["message_id"],
+            "one message"
+        );
+        let uids = v["to_uids"].as_array().unwrap();
+        assert!(serde_json::to_string(uids).unwrap().len() <= 101, "{v}");
+        to.extend(uids.iter().map(|u| u.as_str().unwrap().to_string()));
+    }
+    to.sort();
+    assert_eq!(to, members[1..].to_vec(), "every offline member once");
+}
+
+#[tokio::test]
 async fn http_body_limit() {
     let s = TestServer::start_with(|c| c.limits.max_http_body_bytes = 1024).await;
     let (st, body) = s
