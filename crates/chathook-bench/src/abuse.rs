@@ -5,12 +5,13 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpSocket, TcpStream};
 
-use crate::harness::{percentile, post, start_server};
+use crate::chat::rest_senders;
+use crate::harness::start_server;
 use crate::Figures;
 
 /// Idle sockets and slow-loris clients of the attack.
@@ -24,10 +25,10 @@ pub async fn abuse(bin: &Path, seconds: u64, clients: usize) -> anyhow::Result<V
         rlimit::increase_nofile_limit(want)?;
     }
     let server = start_server(bin, &[]).await?;
-    let calm = senders(&server.api, seconds, clients).await?;
+    let calm = rest_senders(&server.api, seconds, clients).await?;
     let attack = Attack::start(&server.api, &server.ws).await?;
     let (descriptors, rss) = (descriptors(server.child.id()), server.rss_bytes());
-    let stormy = senders(&server.api, seconds, clients).await?;
+    let stormy = rest_senders(&server.api, seconds, clients).await?;
     let held = attack.stop();
     let kept = stormy.value / calm.value.max(1.0) * 100.0;
     println!(
@@ -65,46 +66,6 @@ pub async fn abuse(bin: &Path, seconds: u64, clients: usize) -> anyhow::Result<V
             0,
         ),
     ])
-}
-
-/// `clients` REST senders for `seconds`: their rate and latency.
-async fn senders(api: &str, seconds: u64, clients: usize) -> anyhow::Result<Figures> {
-    use base64::Engine;
-    let payload = base64::engine::general_purpose::STANDARD.encode(r#"{"type":1,"content":"hi"}"#);
-    let start = Instant::now();
-    let deadline = start + Duration::from_secs(seconds);
-    let tasks: Vec<_> = (0..clients)
-        .map(|i| {
-            let (api, payload) = (api.to_string(), payload.clone());
-            tokio::spawn(async move {
-                let http = reqwest::Client::new();
-                let mut latencies = Vec::new();
-                while Instant::now() < deadline {
-                    let t = Instant::now();
-                    let body = serde_json::json!({"from_uid": format!("a{i}"), "channel_id": format!("b{i}"),
-                        "channel_type": 1, "payload": payload});
-                    match post(&http, &api, "/message/send", body).await {
-                        Ok(v) if v["status"] == 200 => latencies.push(t.elapsed().as_micros() as u64),
-                        _ => tokio::time::sleep(Duration::from_millis(10)).await,
-                    }
-                }
-                latencies
-            })
-        })
-        .collect();
-    let mut latencies = Vec::new();
-    for t in tasks {
-        latencies.extend(t.await?);
-    }
-    let elapsed = start.elapsed().as_secs_f64();
-    latencies.sort_unstable();
-    Ok(Figures::new(
-        "sends",
-        latencies.len() as f64 / elapsed,
-        percentile(&latencies, 0.5),
-        percentile(&latencies, 0.99),
-        latencies.len() as u64,
-    ))
 }
 
 /// The attacking sockets: idle ones, and slow-loris clients trickling a header byte a second.

@@ -242,15 +242,20 @@ pub async fn fanout(
 
 /// `rest`: concurrent clients calling `POST /message/send`.
 pub async fn rest(bin: &std::path::Path, seconds: u64, clients: usize) -> anyhow::Result<Figures> {
-    use base64::Engine;
     let server = crate::harness::start_server(bin, &[]).await?;
+    rest_senders(&server.api, seconds, clients).await
+}
+
+/// `clients` REST senders, each to its own person channel, for `seconds`: their rate and latency.
+pub async fn rest_senders(api: &str, seconds: u64, clients: usize) -> anyhow::Result<Figures> {
+    use base64::Engine;
     let start = Instant::now();
     let deadline = start + Duration::from_secs(seconds);
     let payload =
         base64::engine::general_purpose::STANDARD.encode(r#"{"type":1,"content":"bench"}"#);
     let mut tasks = Vec::new();
     for i in 0..clients {
-        let api = server.api.clone();
+        let api = api.to_string();
         let payload = payload.clone();
         tasks.push(tokio::spawn(async move {
             let http = reqwest::Client::new();

@@ -98,28 +98,8 @@ async fn wrong_tokens_block_the_guessers_address_and_the_user_only_where_it_fail
 async fn a_block_is_logged_once_with_the_address_and_never_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("stdout.log");
-    let (api_port, ws_port) = (free_port(), free_port());
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_chathook"))
-        .env("CHATHOOK_API_ADDR", format!("127.0.0.1:{api_port}"))
-        .env("CHATHOOK_WS_ADDR", format!("127.0.0.1:{ws_port}"))
-        .env("CHATHOOK_DATA_DIR", dir.path())
-        .env("CHATHOOK_ADMIN_KEY", ADMIN)
-        .env("RUST_LOG", "warn")
-        .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let api = format!("http://127.0.0.1:{api_port}");
-    let guesser = from(GUESSER);
-    let mut answered = false;
-    for _ in 0..100 {
-        if let Ok(r) = guesser.get(format!("{api}/health")).send().await {
-            answered = r.status() == 200;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(answered, "the server did not start");
+    let mut proc = spawn_binary_logging(&dir.path().join("data"), &log, &[]).await;
+    let (api, guesser) = (proc.api.clone(), from(GUESSER));
     let guess = "a-guessed-admin-key-4711";
     let mut statuses = Vec::new();
     for _ in 0..12 {
@@ -128,8 +108,8 @@ async fn a_block_is_logged_once_with_the_address_and_never_the_key() {
     // Five free failures, the sixth starts the block.
     assert_eq!(&statuses[..6], &[401; 6]);
     assert!(statuses[6..].iter().all(|s| *s == 429), "{statuses:?}");
-    let _ = child.kill();
-    let _ = child.wait();
+    let _ = proc.child.kill();
+    let _ = proc.child.wait();
     let text = std::fs::read_to_string(&log).unwrap();
     let lines: Vec<_> = text
         .lines()

@@ -2,7 +2,6 @@
 //! a warning at start.
 
 use std::os::unix::fs::PermissionsExt;
-use std::time::Duration;
 
 use crate::util::*;
 
@@ -35,28 +34,9 @@ async fn a_data_dir_others_can_read_is_named_in_a_warning_at_start() {
     std::fs::create_dir(&dir).unwrap();
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     let log = tmp.path().join("stdout.log");
-    let (api_port, ws_port) = (free_port(), free_port());
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_chathook"))
-        .env("CHATHOOK_API_ADDR", format!("127.0.0.1:{api_port}"))
-        .env("CHATHOOK_WS_ADDR", format!("127.0.0.1:{ws_port}"))
-        .env("CHATHOOK_DATA_DIR", &dir)
-        .env("CHATHOOK_ADMIN_KEY", ADMIN)
-        .env("RUST_LOG", "warn")
-        .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut up = false;
-    for _ in 0..100 {
-        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{api_port}/health")).await {
-            up = r.status() == 200;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    assert!(up, "the server did not start");
+    let mut proc = spawn_binary_logging(&dir, &log, &[]).await;
+    let _ = proc.child.kill();
+    let _ = proc.child.wait();
     let text = std::fs::read_to_string(&log).unwrap();
     let warning = format!("chmod 700 {}", dir.display());
     assert!(text.contains(&warning), "{text}");

@@ -323,6 +323,10 @@ impl Client {
         let (ws, _) = tokio_tungstenite::connect_async(url)
             .await
             .expect("ws connect");
+        Client::of(ws)
+    }
+
+    fn of(ws: Ws) -> Client {
         Client {
             ws,
             next_id: 0,
@@ -344,13 +348,7 @@ impl Client {
         let (ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(tcp))
             .await
             .expect("ws connect");
-        Client {
-            ws,
-            next_id: 0,
-            inbox: Vec::new(),
-            binary: false,
-            other_kind_frames: 0,
-        }
+        Client::of(ws)
     }
 
     /// A client that sends its JSON-RPC frames as binary WebSocket frames.
@@ -781,6 +779,24 @@ pub async fn spawn_binary_under(
     dir: &std::path::Path,
     settings: &[(&str, String)],
 ) -> Proc {
+    launch(wrapper, dir, settings, None).await
+}
+
+/// Starts the real binary with its log (warnings and above) written to `log`.
+pub async fn spawn_binary_logging(
+    dir: &std::path::Path,
+    log: &std::path::Path,
+    settings: &[(&str, String)],
+) -> Proc {
+    launch(&[], dir, settings, Some(log)).await
+}
+
+async fn launch(
+    wrapper: &[&str],
+    dir: &std::path::Path,
+    settings: &[(&str, String)],
+    log: Option<&std::path::Path>,
+) -> Proc {
     let (api_port, ws_port) = (free_port(), free_port());
     let binary = env!("CARGO_BIN_EXE_chathook");
     let mut command = match wrapper.split_first() {
@@ -799,7 +815,10 @@ pub async fn spawn_binary_under(
         .env("CHATHOOK_ADMIN_KEY", ADMIN)
         .env("CHATHOOK_SECRETS__KEY", SECRETS_KEY)
         .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
+        .stdout(match log {
+            Some(path) => std::fs::File::create(path).expect("the log file").into(),
+            None => std::process::Stdio::null(),
+        })
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("spawn chathook");
