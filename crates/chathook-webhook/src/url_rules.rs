@@ -20,6 +20,8 @@ fn url_error(code: &'static str, message: impl Into<String>) -> UrlError {
 
 /// Longest domain name an endpoint may use.
 pub const MAX_DOMAIN_LEN: usize = 63;
+/// The longest URL, in bytes.
+pub const MAX_URL_BYTES: usize = 2048;
 
 /// Checks an endpoint URL against the rules; returns the parsed URL, or the first broken rule.
 pub fn check_url(raw: &str) -> Result<url::Url, UrlError> {
@@ -43,6 +45,12 @@ pub fn broken_rules(raw: &str) -> Vec<UrlError> {
     }
     if raw.chars().any(char::is_whitespace) {
         broken.push(url_error("url_space", "the URL must not contain spaces"));
+    }
+    if raw.len() > MAX_URL_BYTES {
+        broken.push(url_error(
+            "url_too_long",
+            format!("the URL must be at most {MAX_URL_BYTES} bytes"),
+        ));
     }
     let mut forbidden: Vec<char> = Vec::new();
     for c in raw.chars().filter(|c| matches!(c, '!' | '$' | '&' | '?')) {

@@ -184,6 +184,20 @@ fn check_sign_token(token: &str) -> ApiResult<()> {
     Ok(())
 }
 
+/// The longest description an endpoint keeps, in bytes.
+const MAX_DESCRIPTION_BYTES: usize = 1024;
+
+fn check_description(description: &str) -> ApiResult<()> {
+    if description.len() > MAX_DESCRIPTION_BYTES {
+        return Err(bad(
+            "description",
+            "description_too_long",
+            format!("description must be at most {MAX_DESCRIPTION_BYTES} bytes"),
+        ));
+    }
+    Ok(())
+}
+
 /// An endpoint's `events`: the event kinds it receives, and the before-send hooks it answers
 /// (`message.before_send.person`/`group`, or Tencent's `C2C`/`Group.CallbackBeforeSendMsg`).
 fn check_events(names: &[String], flavour: Flavour) -> ApiResult<(Vec<EventKind>, Vec<HookKind>)> {
@@ -299,6 +313,7 @@ pub(super) async fn create(
     V1Json(req): V1Json<CreateReq>,
 ) -> ApiResult<(StatusCode, Json<EndpointView>)> {
     url_checked(&req.url)?;
+    check_description(&req.description)?;
     if let Some(token) = &req.sign_token {
         check_sign_token(token)?;
     }
@@ -486,6 +501,7 @@ pub(super) async fn patch(
         e.enabled = enabled;
     }
     if let Some(d) = req.description {
+        check_description(&d)?;
         e.description = d;
     }
     if let Some(t) = req.timeout_ms {

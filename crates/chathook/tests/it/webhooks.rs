@@ -27,6 +27,52 @@ const IM_EVENTS: [&str; 4] = [
 ];
 
 #[tokio::test]
+async fn an_endpoints_url_and_description_have_length_limits() {
+    let s = TestServer::start().await;
+    let at = |n: usize| format!("http://127.0.0.1:9/{}", "p".repeat(n - 19));
+    let (st, body) = s
+        .post(
+            "/v1/webhooks/endpoints",
+            json!({"url": at(2049), "events": ["message.sent"]}),
+        )
+        .await;
+    assert_eq!(
+        (st, body["error"]["code"].as_str()),
+        (400, Some("url_too_long")),
+        "{body}"
+    );
+    let (st, body) = s
+        .post(
+            "/v1/webhooks/endpoints",
+            json!({"url": at(2048), "events": ["message.sent"],
+            "description": "d".repeat(1025)}),
+        )
+        .await;
+    assert_eq!(
+        (st, body["error"]["field"].as_str()),
+        (400, Some("description")),
+        "{body}"
+    );
+    let ep = s
+        .endpoint(
+            json!({"url": at(2048), "events": ["message.sent"], "description": "d".repeat(1024)}),
+        )
+        .await;
+    let (st, body) = s
+        .call(
+            "PATCH",
+            &format!("/v1/webhooks/endpoints/{}", ep["id"].as_str().unwrap()),
+            Some(json!({"description": "e".repeat(1025)})),
+            Some(ADMIN),
+        )
+        .await;
+    assert_eq!(
+        (st, body["error"]["code"].as_str()),
+        (400, Some("description_too_long"))
+    );
+}
+
+#[tokio::test]
 async fn url_rules_each_have_a_code_and_the_63_character_edge_holds() {
     let s = TestServer::start().await;
     let cases = [
