@@ -94,19 +94,26 @@ impl Im {
         if q.msg_count == 0 {
             return Ok(Vec::new());
         }
+        // One budget for the recent messages of the whole answer (each conversation still gets its
+        // newest message, so none is listed without one).
+        let mut left = self.config().limits.sync_max_bytes;
         let mut out = Vec::new();
         for record in records {
-            if let Some(c) = self.conversation(q, record).await? {
+            if let Some(c) = self.conversation(q, record, left).await? {
+                let used: usize = c.recents.iter().map(chathook_store::stored_bytes).sum();
+                left = left.saturating_sub(used);
                 out.push(c);
             }
         }
         Ok(out)
     }
 
+    /// One conversation of the list, with at most `max_bytes` of recent messages (its newest always).
     async fn conversation(
         &self,
         q: &ConversationQuery,
         record: ConversationRecord,
+        max_bytes: usize,
     ) -> Result<Option<Conversation>, StoreError> {
         let Some(last) = record.last else {
             return Ok(None);
@@ -161,7 +168,7 @@ impl Im {
                 start_seq: 0,
                 end_seq: from.saturating_sub(1),
                 limit: q.msg_count.min(self.config().limits.sync_max_limit),
-                max_bytes: self.config().limits.sync_max_bytes,
+                max_bytes,
                 pull_mode: PullMode::Down,
                 now: unix_now(),
             })

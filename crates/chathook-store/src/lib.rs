@@ -144,21 +144,24 @@ pub trait MessageStore: Send + Sync {
     /// The newest sequence number of a channel's history (0 when it has none).
     async fn last_seq(&self, channel_key: &str, channel_type: u8) -> Result<u64, StoreError>;
     /// The stored messages of a channel named by seq, by id or by `client_msg_no` (each found one once,
-    /// in that order of the lookup; the ones not found are left out).
-    async fn find_messages(&self, lookup: MessageLookup) -> Result<Vec<Message>, StoreError>;
+    /// in that order of the lookup; the ones not found are left out), no more of them than the lookup's
+    /// `max_bytes` (the first always): `more` when found ones were left out for it.
+    async fn find_messages(&self, lookup: MessageLookup) -> Result<SyncPage, StoreError>;
 }
 
 /// Each user's queue of CMD (`sync_once`) messages, filled by [`MessageStore::append_message`] in the
 /// message's own commit, read by WuKongIM's `/message/sync` and emptied by `/message/syncack`.
 #[async_trait]
 pub trait CmdQueueStore: Send + Sync {
-    /// Up to `limit` queued messages of `uid` after queue position `after`, oldest first, each with its
-    /// queue position as `message_seq`; messages expired at `now` (unix seconds) are left out.
+    /// Up to `limit` queued messages of `uid` after queue position `after`, and no more of them than
+    /// `max_bytes` (the first always), oldest first, each with its queue position as `message_seq`;
+    /// messages expired at `now` (unix seconds) are left out.
     async fn cmd_messages(
         &self,
         uid: &str,
         after: u64,
         limit: usize,
+        max_bytes: usize,
         now: i64,
     ) -> Result<Vec<Message>, StoreError>;
     /// Removes `uid`'s queued messages up to position `up_to`; returns how many.

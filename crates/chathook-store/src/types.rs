@@ -218,24 +218,40 @@ pub struct PageBuilder {
     pull_mode: PullMode,
     /// A row was offered that the page could not take: more lie beyond it.
     more: bool,
+    /// The budget holds even for the first message (else a page takes one message whatever it weighs,
+    /// so that paging always moves on).
+    strict: bool,
 }
 
 impl PageBuilder {
     pub fn new(query: &SyncQuery) -> PageBuilder {
+        PageBuilder::with(query.limit.max(1), query.max_bytes, query.pull_mode)
+    }
+
+    /// A page of at most `limit` messages and `max_bytes` of them, read in `pull_mode`'s order.
+    pub fn with(limit: usize, max_bytes: usize, pull_mode: PullMode) -> PageBuilder {
         PageBuilder {
             messages: Vec::new(),
             bytes: 0,
-            limit: query.limit.max(1),
-            max_bytes: query.max_bytes,
-            pull_mode: query.pull_mode,
+            limit,
+            max_bytes,
+            pull_mode,
             more: false,
+            strict: false,
         }
+    }
+
+    /// Makes the budget hold for the first message too.
+    pub fn strict(mut self) -> PageBuilder {
+        self.strict = true;
+        self
     }
 
     /// Takes the next row's message if it fits; false when the page is full (stop reading).
     pub fn offer(&mut self, message: Message) -> bool {
         let weight = stored_bytes(&message);
-        let over = !self.messages.is_empty() && self.bytes + weight > self.max_bytes;
+        let counted = self.strict || !self.messages.is_empty();
+        let over = counted && self.bytes + weight > self.max_bytes;
         if self.messages.len() >= self.limit || over {
             self.more = true;
             return false;
@@ -265,6 +281,41 @@ pub struct MessageLookup {
     pub seqs: Vec<u64>,
     pub message_ids: Vec<i64>,
     pub client_msg_nos: Vec<String>,
+    /// Bytes of messages the answer may hold ([`stored_bytes`]).
+    pub max_bytes: usize,
+}
+
+/// The messages a lookup found, each once, within its byte budget.
+#[derive(Debug)]
+pub struct Found {
+    page: PageBuilder,
+    /// Ids taken, so that a message named twice is kept once.
+    ids: std::collections::HashSet<i64>,
+}
+
+impl Found {
+    pub fn new(max_bytes: usize) -> Found {
+        Found {
+            page: PageBuilder::with(usize::MAX, max_bytes, PullMode::Up),
+            ids: std::collections::HashSet::new(),
+        }
+    }
+
+    /// Keeps a found message (not one kept already) while the budget lasts.
+    pub fn keep(&mut self, message: Option<Message>) {
+        if let Some(m) = message {
+            if !self.ids.contains(&m.message_id) {
+                let id = m.message_id;
+                if self.page.offer(m) {
+                    self.ids.insert(id);
+                }
+            }
+        }
+    }
+
+    pub fn finish(self) -> SyncPage {
+        self.page.finish()
+    }
 }
 
 /// One page of history, oldest first.

@@ -771,20 +771,32 @@ where
     assert_eq!(tiny.messages.len(), 1);
     assert!(tiny.more);
     // lookups by seq, id and client_msg_no, each found once
-    let found = store
-        .find_messages(MessageLookup {
-            channel_key: "g".into(),
-            channel_type: 2,
-            seqs: vec![5, 999],
-            message_ids: vec![first.message_id],
-            client_msg_nos: vec!["c7".into(), "same".into()],
-        })
-        .await
-        .unwrap();
+    let lookup = MessageLookup {
+        channel_key: "g".into(),
+        channel_type: 2,
+        seqs: vec![5, 999],
+        message_ids: vec![first.message_id],
+        client_msg_nos: vec!["c7".into(), "same".into()],
+        max_bytes: usize::MAX,
+    };
+    let page = store.find_messages(lookup.clone()).await.unwrap();
+    let found = &page.messages;
+    assert!(!page.more);
     assert_eq!(found.len(), 3);
     assert_eq!(found[0].message_seq, 5);
     assert_eq!(found[1].client_msg_no, "same");
     assert_eq!(found[2].client_msg_no, "c7");
+    // within a byte budget: the first ones found, and `more`
+    let budget = chathook_store::stored_bytes(&found[0]) + chathook_store::stored_bytes(&found[1]);
+    let page = store
+        .find_messages(MessageLookup {
+            max_bytes: budget,
+            ..lookup
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.messages.len(), 2);
+    assert!(page.more);
     let reserved = store.reserve_message_id().await.unwrap();
     assert!(reserved > first.message_id && reserved > transient.message_id);
 
@@ -810,17 +822,24 @@ where
         );
     }
     assert_eq!(store.last_seq("g", 2).await.unwrap(), 101);
-    let bob = store.cmd_messages("bob", 0, 10, 0).await.unwrap();
+    let bob = store
+        .cmd_messages("bob", 0, 10, usize::MAX, 0)
+        .await
+        .unwrap();
+    // a byte budget ends the page early, never below one message
+    let one = store.cmd_messages("bob", 0, 10, 1, 0).await.unwrap();
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[0].message_seq, bob[0].message_seq);
     assert_eq!(bob.len(), 2);
     assert_eq!(bob[0].client_msg_no, "k1");
     assert!(bob[0].header.sync_once && bob[0].message_seq < bob[1].message_seq);
     assert!(store
-        .cmd_messages("alice", 0, 10, 0)
+        .cmd_messages("alice", 0, 10, usize::MAX, 0)
         .await
         .unwrap()
         .is_empty());
     let rest = store
-        .cmd_messages("bob", bob[0].message_seq, 10, 0)
+        .cmd_messages("bob", bob[0].message_seq, 10, usize::MAX, 0)
         .await
         .unwrap();
     assert_eq!(rest.len(), 1);
@@ -839,19 +858,26 @@ where
         1
     );
     assert!(store
-        .cmd_messages("bob", 0, 10, 0)
+        .cmd_messages("bob", 0, 10, usize::MAX, 0)
         .await
         .unwrap()
         .is_empty());
     assert_eq!(
-        store.cmd_messages("carol", 0, 10, 0).await.unwrap().len(),
+        store
+            .cmd_messages("carol", 0, 10, usize::MAX, 0)
+            .await
+            .unwrap()
+            .len(),
         2
     );
     store
         .append_message(cmd("k3"), 3600, Box::new(sent))
         .await
         .unwrap();
-    let bob_again = store.cmd_messages("bob", 0, 10, 0).await.unwrap();
+    let bob_again = store
+        .cmd_messages("bob", 0, 10, usize::MAX, 0)
+        .await
+        .unwrap();
     assert!(
         bob_again[0].message_seq > bob[1].message_seq,
         "positions are never reused"

@@ -125,7 +125,10 @@ async fn cmd_queue_positions_are_never_reused_across_a_reopen() {
                 .await
                 .unwrap();
         }
-        let bob = store.cmd_messages("bob", 0, 10, 0).await.unwrap();
+        let bob = store
+            .cmd_messages("bob", 0, 10, usize::MAX, 0)
+            .await
+            .unwrap();
         assert_eq!(
             store
                 .ack_cmd_messages("bob", bob[1].message_seq)
@@ -140,7 +143,10 @@ async fn cmd_queue_positions_are_never_reused_across_a_reopen() {
         .append_message(cmd("c3"), 3600, Box::new(sent))
         .await
         .unwrap();
-    let bob = store.cmd_messages("bob", 0, 10, 0).await.unwrap();
+    let bob = store
+        .cmd_messages("bob", 0, 10, usize::MAX, 0)
+        .await
+        .unwrap();
     assert_eq!(bob.len(), 1);
     assert!(
         bob[0].message_seq > last,

@@ -42,7 +42,13 @@ pub(super) async fn cmd_sync(
     };
     let messages = im
         .store()
-        .cmd_messages(&req.uid, req.message_seq, limit, unix_now())
+        .cmd_messages(
+            &req.uid,
+            req.message_seq,
+            limit,
+            im.config().limits.sync_max_bytes,
+            unix_now(),
+        )
         .await
         .map_err(store_error)?;
     Ok(Json(messages.iter().map(MessageResp::of).collect()))

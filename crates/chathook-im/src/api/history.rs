@@ -159,14 +159,16 @@ pub(super) async fn find(
             seqs: req.message_seqs,
             message_ids: req.message_ids,
             client_msg_nos: req.client_msg_nos,
+            max_bytes: im.config().limits.sync_max_bytes,
         })
         .await
         .map_err(store_error)?;
+    // `more: 1` when found messages were left out for the byte budget: ask again for the rest.
     Ok(Json(MessagePage {
         start_message_seq: 0,
         end_message_seq: 0,
-        more: 0,
-        messages: found.iter().map(MessageResp::of).collect(),
+        more: u8::from(found.more),
+        messages: found.messages.iter().map(MessageResp::of).collect(),
     }))
 }
 

@@ -4,12 +4,13 @@
 
 use async_trait::async_trait;
 use chathook_events::Message;
+use futures_util::TryStreamExt;
 use tokio_postgres::GenericClient;
 
 use super::messages::message_from_row;
 use super::{pg_error, PgStore};
 use crate::header::header_bits;
-use crate::{CmdQueueStore, StoreError};
+use crate::{CmdQueueStore, PageBuilder, PullMode, StoreError};
 
 /// Appends `message` to each of `uids`' queues (inside the message's own commit).
 pub(super) async fn enqueue(
@@ -49,20 +50,32 @@ impl CmdQueueStore for PgStore {
         uid: &str,
         after: u64,
         limit: usize,
+        max_bytes: usize,
         now: i64,
     ) -> Result<Vec<Message>, StoreError> {
         let client = self.client().await?;
-        let rows = client
-            .query(
+        let (after, limit_rows) = (after as i64, limit as i64);
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+            [&uid, &after, &now, &limit_rows];
+        // Rows are read as they arrive, and no further than the budget.
+        let stream = client
+            .query_raw(
                 "SELECT position, message_id, client_msg_no, from_uid, channel_id, channel_type, header,
                  setting, expire, timestamp, payload FROM cmd_queue
                  WHERE uid = $1 AND position > $2 AND (expire = 0 OR timestamp + expire > $3)
                  ORDER BY position LIMIT $4",
-                &[&uid, &(after as i64), &now, &(limit as i64)],
+                params,
             )
             .await
             .map_err(pg_error)?;
-        Ok(rows.iter().map(message_from_row).collect())
+        let mut stream = std::pin::pin!(stream);
+        let mut page = PageBuilder::with(limit.max(1), max_bytes, PullMode::Up);
+        while let Some(row) = stream.try_next().await.map_err(pg_error)? {
+            if !page.offer(message_from_row(&row)) {
+                break;
+            }
+        }
+        Ok(page.finish().messages)
     }
 
     async fn ack_cmd_messages(&self, uid: &str, up_to: u64) -> Result<usize, StoreError> {

@@ -11,8 +11,8 @@ use tokio_postgres::Row;
 use super::{pg_error, PgStore};
 use crate::header::header_from_bits;
 use crate::{
-    AppendOutcome, EventsFor, MessageLookup, MessageStore, NewMessage, PageBuilder, PullMode,
-    Snowflake, StoreError, SyncPage, SyncQuery,
+    AppendOutcome, EventsFor, Found, MessageLookup, MessageStore, NewMessage, PageBuilder,
+    PullMode, Snowflake, StoreError, SyncPage, SyncQuery,
 };
 
 /// The columns [`message_from_row`] reads, in its order.
@@ -141,15 +141,13 @@ impl MessageStore for PgStore {
         Ok(row.map_or(0, |r| r.get::<_, i64>(0) as u64))
     }
 
-    async fn find_messages(&self, lookup: MessageLookup) -> Result<Vec<Message>, StoreError> {
+    async fn find_messages(&self, lookup: MessageLookup) -> Result<SyncPage, StoreError> {
         let client = self.client().await?;
         let (key, ty) = (&lookup.channel_key, i16::from(lookup.channel_type));
-        let mut found: Vec<Message> = Vec::new();
+        let mut found = Found::new(lookup.max_bytes);
         let mut keep = |rows: Vec<Row>| {
             for m in rows.iter().map(message_from_row) {
-                if !found.iter().any(|f| f.message_id == m.message_id) {
-                    found.push(m);
-                }
+                found.keep(Some(m));
             }
         };
         let base = format!(
@@ -185,7 +183,7 @@ impl MessageStore for PgStore {
                 .map_err(pg_error)?;
             keep(rows);
         }
-        Ok(found)
+        Ok(found.finish())
     }
 }
 

@@ -9,7 +9,7 @@ use rusqlite::{params, Connection};
 use super::messages::message_from_row;
 use super::SqliteStore;
 use crate::header::header_bits;
-use crate::{CmdQueueStore, StoreError};
+use crate::{CmdQueueStore, PageBuilder, PullMode, StoreError};
 
 /// Appends `message` to each of `uids`' queues (inside the message's own commit).
 pub(super) fn enqueue(
@@ -46,6 +46,7 @@ impl CmdQueueStore for SqliteStore {
         uid: &str,
         after: u64,
         limit: usize,
+        max_bytes: usize,
         now: i64,
     ) -> Result<Vec<Message>, StoreError> {
         let uid = uid.to_string();
@@ -60,7 +61,13 @@ impl CmdQueueStore for SqliteStore {
                 params![uid, after as i64, now, limit as i64],
                 message_from_row,
             )?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            let mut page = PageBuilder::with(limit.max(1), max_bytes, PullMode::Up);
+            for row in rows {
+                if !page.offer(row?) {
+                    break;
+                }
+            }
+            Ok(page.finish().messages)
         })
         .await
     }

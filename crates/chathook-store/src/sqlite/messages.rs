@@ -8,8 +8,8 @@ use super::writer::now_ms;
 use super::SqliteStore;
 use crate::header::{header_bits, header_from_bits};
 use crate::{
-    AppendOutcome, EventsFor, MessageLookup, MessageStore, NewMessage, PageBuilder, PullMode,
-    StoreError, SyncPage, SyncQuery,
+    AppendOutcome, EventsFor, Found, MessageLookup, MessageStore, NewMessage, PageBuilder,
+    PullMode, StoreError, SyncPage, SyncQuery,
 };
 
 /// WuKongIM's person channel type.
@@ -233,18 +233,14 @@ impl MessageStore for SqliteStore {
         .await
     }
 
-    async fn find_messages(&self, lookup: MessageLookup) -> Result<Vec<Message>, StoreError> {
+    async fn find_messages(&self, lookup: MessageLookup) -> Result<SyncPage, StoreError> {
         self.read(move |conn| {
             const COLUMNS: &str =
                 "SELECT message_seq, message_id, client_msg_no, from_uid, channel_id,
                 channel_type, header, setting, expire, timestamp, payload FROM messages
                 WHERE channel_key = ?1 AND channel_type = ?2";
-            let mut found: Vec<Message> = Vec::new();
-            let mut keep = |m: Option<Message>| {
-                if let Some(m) = m.filter(|m| !found.iter().any(|f| f.message_id == m.message_id)) {
-                    found.push(m);
-                }
-            };
+            let mut found = Found::new(lookup.max_bytes);
+            let mut keep = |m: Option<Message>| found.keep(m);
             let (key, ty) = (&lookup.channel_key, lookup.channel_type);
             let mut by_seq = conn.prepare_cached(&format!("{COLUMNS} AND message_seq = ?3"))?;
             for seq in &lookup.seqs {
@@ -272,7 +268,7 @@ impl MessageStore for SqliteStore {
                         .optional()?,
                 );
             }
-            Ok(found)
+            Ok(found.finish())
         })
         .await
     }

@@ -252,6 +252,59 @@ async fn a_history_page_ends_at_sync_max_bytes_and_says_where_to_go_on() {
 }
 
 #[tokio::test]
+async fn lookups_cmd_syncs_and_conversation_lists_hold_to_sync_max_bytes_too() {
+    let s = TestServer::start_with(|c| c.limits.sync_max_bytes = 50_000).await;
+    let text = "w".repeat(10_000);
+    for i in 0..6 {
+        s.rest_send("alice", "bob", 1, &format!("{i}{text}")).await;
+        s.rest_send("carol", "bob", 1, &format!("{i}{text}")).await;
+    }
+    // /messages: the first four found fit, and `more` says some were left out
+    let (st, page) = s
+        .post(
+            "/messages",
+            json!({"login_uid": "bob", "channel_id": "alice", "channel_type": 1,
+                   "message_seqs": [1, 2, 3, 4, 5, 6]}),
+        )
+        .await;
+    assert_eq!(st, 200, "{page}");
+    assert_eq!(seqs(&page), [1, 2, 3, 4]);
+    assert_eq!(page["more"], 1);
+    // /message/sync: CMD messages queued for bob, at most four a call
+    let cmd = b64(&json!({"cmd": text}).to_string());
+    for _ in 0..6 {
+        let (st, _) = s
+            .post(
+                "/message/send",
+                json!({"header": {"sync_once": 1}, "from_uid": "", "channel_id": "", "channel_type": 1,
+                       "subscribers": ["bob"], "payload": cmd}),
+            )
+            .await;
+        assert_eq!(st, 200);
+    }
+    let (_, queued) = s
+        .post(
+            "/message/sync",
+            json!({"uid": "bob", "message_seq": 0, "limit": 100}),
+        )
+        .await;
+    assert_eq!(queued.as_array().map(Vec::len), Some(4), "{queued}");
+    // /conversation/sync: one budget over the whole list, each conversation still with its newest
+    let (_, list) = s
+        .post("/conversation/sync", json!({"uid": "bob", "msg_count": 6}))
+        .await;
+    let list = list.as_array().unwrap();
+    let recents: Vec<usize> = list
+        .iter()
+        .filter(|c| c["channel_type"] == 1)
+        .map(|c| c["recents"].as_array().map_or(0, Vec::len))
+        .collect();
+    assert_eq!(recents.len(), 2, "{list:?}");
+    assert!(recents.iter().all(|n| *n >= 1), "{recents:?}");
+    assert!(recents.iter().sum::<usize>() <= 5, "{recents:?}");
+}
+
+#[tokio::test]
 async fn a_large_groups_offline_recipients_are_spread_over_msg_offline_bodies() {
     let s = TestServer::start_with(|c| c.limits.offline_uids_bytes = 100).await;
     let rcv = Receiver::start().await;
