@@ -132,7 +132,8 @@ impl Drop for Postgres {
     }
 }
 
-/// A running NATS server of one test (`nats-server` from the PATH or `NATS_SERVER`), killed on drop.
+/// A running NATS server of one test (`NATS_SERVER`, else `nats-server` from the PATH, else Debian's
+/// `/usr/sbin/nats-server`), killed on drop.
 pub struct Nats {
     child: std::process::Child,
     port: u16,
@@ -141,7 +142,7 @@ pub struct Nats {
 impl Nats {
     /// Starts `nats-server` on a free loopback port.
     pub fn start() -> Result<Nats, StartError> {
-        let program = std::env::var_os("NATS_SERVER").unwrap_or_else(|| "nats-server".into());
+        let program = nats_program();
         let port = free_port()?;
         let child = Command::new(&program)
             .args(["-a", "127.0.0.1", "-p", &port.to_string()])
@@ -170,6 +171,22 @@ impl Drop for Nats {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `NATS_SERVER`, else `nats-server` on the PATH, else Debian's place for it (outside a normal user's
+/// PATH).
+fn nats_program() -> std::ffi::OsString {
+    if let Some(program) = std::env::var_os("NATS_SERVER") {
+        return program;
+    }
+    let on_path = std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|p| p.join("nats-server").exists())
+    });
+    let debian = Path::new("/usr/sbin/nats-server");
+    if !on_path && debian.exists() {
+        return debian.into();
+    }
+    "nats-server".into()
 }
 
 /// The directory of PostgreSQL's programs: `PG_BIN`, else the newest `/usr/lib/postgresql/*/bin`,
