@@ -179,9 +179,8 @@ fn nats_program() -> std::ffi::OsString {
     if let Some(program) = std::env::var_os("NATS_SERVER") {
         return program;
     }
-    let on_path = std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|p| p.join("nats-server").exists())
-    });
+    let on_path = std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|p| p.join("nats-server").exists()));
     let debian = Path::new("/usr/sbin/nats-server");
     if !on_path && debian.exists() {
         return debian.into();

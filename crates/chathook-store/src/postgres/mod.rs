@@ -112,7 +112,7 @@ impl PgStore {
         let mut client = pool
             .get()
             .await
-            .map_err(|e| StoreError::Storage(format!("PostgreSQL connection: {e}")))?;
+            .map_err(|e| StoreError::Storage(format!("PostgreSQL connection: {}", chain(&e))))?;
         schema::migrate(&mut client).await?;
         let at: i64 = client
             .query_one("SELECT position FROM event_log_head WHERE only_row", &[])
@@ -235,7 +235,7 @@ impl PgStore {
         self.pool
             .get()
             .await
-            .map_err(|e| StoreError::Storage(format!("PostgreSQL connection: {e}")))
+            .map_err(|e| StoreError::Storage(format!("PostgreSQL connection: {}", chain(&e))))
     }
 }
 
@@ -304,8 +304,24 @@ pub(crate) fn pg_error(e: tokio_postgres::Error) -> StoreError {
     use tokio_postgres::error::SqlState;
     match e.code() {
         Some(c) if *c == SqlState::DISK_FULL || *c == SqlState::READ_ONLY_SQL_TRANSACTION => {
-            StoreError::Unwritable(e.to_string())
+            StoreError::Unwritable(chain(&e))
         }
-        _ => StoreError::Storage(e.to_string()),
+        _ => StoreError::Storage(chain(&e)),
     }
+}
+
+/// An error with its causes (the pool's and the driver's own words say little: "db error"; PostgreSQL's
+/// message is in the source), each once.
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let said = cause.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        source = cause.source();
+    }
+    text
 }

@@ -86,4 +86,22 @@ async fn a_missing_or_unreachable_database_stops_the_start_and_the_url_stays_hid
     let text = format!("{e:#}");
     assert!(text.contains("storage.postgres_url"), "{text}");
     assert!(!text.contains("pw-7f3a"), "{text}");
+    // a database that does not exist: PostgreSQL's own words say so
+    let pg = Postgres::start().unwrap();
+    let url = pg.database("present").unwrap().replace("present", "absent");
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    config.storage.backend = Backend::Postgres;
+    config.storage.postgres_url = Some(url);
+    let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ws = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let e = chathook::Server::start(config, api, ws)
+        .await
+        .err()
+        .unwrap();
+    let text = format!("{e:#}");
+    assert!(
+        text.contains("database \"absent\" does not exist"),
+        "{text}"
+    );
 }
