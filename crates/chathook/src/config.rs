@@ -16,12 +16,13 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 /// Top-level keys; environment variables naming anything else are ignored with a warning.
-const TOP_LEVEL_KEYS: [&str; 18] = [
+const TOP_LEVEL_KEYS: [&str; 19] = [
     "api_addr",
     "ws_addr",
     "listen",
     "data_dir",
     "admin_key",
+    "log",
     "secrets",
     "auth",
     "node_id",
@@ -51,6 +52,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// The key server API calls must carry; generated into `data_dir/admin.key` when unset.
     pub admin_key: Option<String>,
+    /// How the server writes its log.
+    pub log: LogConfig,
     /// The key that seals secrets at rest (webhook secrets, sign tokens) and keys token hashes.
     pub secrets: SecretsConfig,
     /// WuKongIM's open mode (off by default).
@@ -81,6 +84,7 @@ impl Default for Config {
             listen: ListenConfig::default(),
             data_dir: PathBuf::from("./chathook-data"),
             admin_key: None,
+            log: LogConfig::default(),
             secrets: SecretsConfig::default(),
             auth: AuthConfig::default(),
             node_id: 1,
@@ -96,6 +100,22 @@ impl Default for Config {
             tencent: TencentConfig::default(),
         }
     }
+}
+
+/// The log's form on standard output: `text` (coloured only on a terminal) or `json` (one object per
+/// line, for log collectors). Which lines is `RUST_LOG`'s (default `info`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 /// The secrets key: 32 bytes as standard base64; unset, `data_dir/secrets.key` (generated on first

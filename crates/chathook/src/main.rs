@@ -5,7 +5,9 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use chathook::config::{Config, Overrides};
+use std::io::IsTerminal;
+
+use chathook::config::{Config, LogFormat, Overrides};
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
@@ -43,12 +45,28 @@ enum Command {
     Config,
 }
 
-fn main() -> std::process::ExitCode {
+/// The log on standard output in the configured form; colours only on a terminal.
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stdout().is_terminal()).init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+/// Plain text on standard error while the configuration loads (it may warn before the log's form is
+/// known).
+fn loading_log() -> impl tracing::Subscriber {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .finish()
+}
+
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let overrides = Overrides {
         api_addr: cli.api_addr,
@@ -56,13 +74,17 @@ fn main() -> std::process::ExitCode {
         data_dir: cli.data_dir,
         node_id: cli.node_id,
     };
-    let config = match Config::load(cli.config.as_deref(), &overrides) {
+    let loaded = tracing::subscriber::with_default(loading_log(), || {
+        Config::load(cli.config.as_deref(), &overrides)
+    });
+    let config = match loaded {
         Ok(c) => c,
         Err(e) => {
             eprintln!("chathook: invalid configuration: {e}");
             return std::process::ExitCode::from(2);
         }
     };
+    init_logging(config.log.format);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Config => {
             print!("{}", config.to_masked_toml());

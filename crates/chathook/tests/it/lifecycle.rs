@@ -334,3 +334,38 @@ async fn a_graceful_stop_writes_every_attempt_made_before_it() {
         "one logged attempt per request made"
     );
 }
+
+#[tokio::test]
+async fn the_log_is_plain_text_off_a_terminal_and_one_json_object_a_line_when_asked() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (format, log) in [("text", "text.log"), ("json", "json.log")] {
+        let log = tmp.path().join(log);
+        let settings = [
+            ("CHATHOOK_LOG__FORMAT", format.to_string()),
+            ("RUST_LOG", "info".to_string()),
+        ];
+        let mut proc = spawn_binary_logging(&tmp.path().join(format), &log, &settings).await;
+        let _ = proc.child.kill();
+        let _ = proc.child.wait();
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(text.contains("chathook is serving"), "{format}: {text}");
+        assert!(
+            !text.contains('\x1b'),
+            "{format}: colour codes in a file: {text}"
+        );
+        if format == "json" {
+            for line in text.lines() {
+                let v: serde_json::Value = serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("{e}: not one JSON object: {line}"));
+                assert!(
+                    v["level"].is_string() && v["timestamp"].is_string(),
+                    "{line}"
+                );
+            }
+            assert!(
+                text.contains(r#""message":"chathook is serving""#),
+                "{text}"
+            );
+        }
+    }
+}

@@ -807,14 +807,15 @@ async fn launch(
         }
         None => std::process::Command::new(binary),
     };
+    // The test's settings last: they may replace these.
     let mut child = command
+        .env("CHATHOOK_ADMIN_KEY", ADMIN)
+        .env("CHATHOOK_SECRETS__KEY", SECRETS_KEY)
+        .env("RUST_LOG", "warn")
         .envs(settings.iter().map(|(k, v)| (*k, v.as_str())))
         .env("CHATHOOK_API_ADDR", format!("127.0.0.1:{api_port}"))
         .env("CHATHOOK_WS_ADDR", format!("127.0.0.1:{ws_port}"))
         .env("CHATHOOK_DATA_DIR", dir)
-        .env("CHATHOOK_ADMIN_KEY", ADMIN)
-        .env("CHATHOOK_SECRETS__KEY", SECRETS_KEY)
-        .env("RUST_LOG", "warn")
         .stdout(match log {
             Some(path) => std::fs::File::create(path).expect("the log file").into(),
             None => std::process::Stdio::null(),
