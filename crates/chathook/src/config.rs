@@ -557,7 +557,8 @@ fn rename_wukongim_keys(doc: &mut toml::Table) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// Figment's error, one line per problem, each naming the key.
+/// Figment's error, one line per problem, each naming the key, what was found and what is expected in
+/// words (never a Rust type), and where the value came from.
 fn describe(error: figment::Error) -> String {
     error
         .into_iter()
@@ -566,16 +567,78 @@ fn describe(error: figment::Error) -> String {
             let source = e
                 .metadata
                 .as_ref()
-                .map(|m| format!(" (from {})", m.name))
+                .map(|m| format!(" (from {})", source_name(&m.name)))
                 .unwrap_or_default();
+            let problem = in_words(&e.kind);
             if key.is_empty() {
-                format!("{}{source}", e.kind)
+                format!("{problem}{source}")
             } else {
-                format!("{key}: {}{source}", e.kind)
+                format!("{key}: {problem}{source}")
             }
         })
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// Where a value came from, as an operator knows it (a flag's provider is named by its Rust type).
+fn source_name(name: &str) -> String {
+    if name.starts_with('(') {
+        "a command-line flag".into()
+    } else {
+        name.to_string()
+    }
+}
+
+/// What a deserialisation error says, in an operator's words.
+fn in_words(kind: &figment::error::Kind) -> String {
+    use figment::error::{Actual, Kind};
+    let found = |a: &Actual| match a {
+        Actual::Str(v) => format!("{v:?}"),
+        Actual::Signed(v) => v.to_string(),
+        Actual::Unsigned(v) => v.to_string(),
+        Actual::Float(v) => v.to_string(),
+        Actual::Bool(v) => v.to_string(),
+        Actual::Seq => "a list".into(),
+        Actual::Map => "a table".into(),
+        other => other.to_string(),
+    };
+    match kind {
+        Kind::InvalidType(a, expected) | Kind::InvalidValue(a, expected) => {
+            format!(
+                "found {}, expected {}",
+                found(a),
+                expected_in_words(expected)
+            )
+        }
+        Kind::UnknownVariant(v, options) => {
+            format!("{v:?} is not one of: {}", options.join(", "))
+        }
+        Kind::UnknownField(f, _) => format!("{f} is no setting here"),
+        Kind::Message(m) if m.contains("socket address") => {
+            "not an address: expected host:port, such as 127.0.0.1:5001".into()
+        }
+        Kind::Message(m) if m.contains("invalid IP address") => {
+            "not a network: expected CIDR, such as 10.0.0.0/8 or ::1/128".into()
+        }
+        other => other.to_string(),
+    }
+}
+
+/// serde's expectation (a Rust type or a phrase) in words.
+fn expected_in_words(expected: &str) -> String {
+    let whole = |max: u128| format!("a whole number from 0 to {max}");
+    match expected.trim_start_matches("a ").trim_start_matches("an ") {
+        "u8" => whole(u8::MAX.into()),
+        "u16" => whole(u16::MAX.into()),
+        "u32" => whole(u32::MAX.into()),
+        "u64" | "usize" => whole(u64::MAX.into()),
+        "i64" | "i32" => "a whole number".into(),
+        "f64" | "f32" => "a number".into(),
+        "boolean" | "bool" => "true or false".into(),
+        "string" => "text".into(),
+        "sequence" => "a list".into(),
+        _ => expected.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -677,6 +740,35 @@ mod tests {
             let err = Config::load(Some(&dir.path().join("none.toml")), &Overrides::default())
                 .unwrap_err();
             assert!(matches!(err, ConfigError::MissingFile(_)));
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn configuration_errors_name_the_key_and_the_expected_form_in_words() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("CHATHOOK_LIMITS__SENDS_PER_SEC", "abc");
+            let e = Config::load(None, &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("limits.sends_per_sec"), "{e}");
+            assert!(e.contains("a whole number from 0 to 4294967295"), "{e}");
+            jail.set_env("CHATHOOK_LIMITS__SENDS_PER_SEC", "5");
+            jail.set_env("CHATHOOK_LOG__FORMAT", "xml");
+            let e = Config::load(None, &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("log.format") && e.contains("text, json"), "{e}");
+            jail.set_env("CHATHOOK_LOG__FORMAT", "json");
+            let flags = Overrides {
+                api_addr: Some("127.0.0.1:-5".into()),
+                ..Overrides::default()
+            };
+            let e = Config::load(None, &flags).unwrap_err().to_string();
+            assert!(e.contains("api_addr") && e.contains("host:port"), "{e}");
+            assert!(e.contains("command-line flag"), "{e}");
+            assert!(!e.contains("alloc::") && !e.contains("&str"), "{e}");
             Ok(())
         });
     }
