@@ -4,7 +4,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::Json;
-use chathook_events::EventKind;
 use chathook_http::{ApiError, V1Error, V1ErrorBody, V1Json, V1Query};
 use chathook_store::{AttemptQuery, AttemptRecord, PendingDelivery};
 use futures_util::{Stream, StreamExt};
@@ -60,7 +59,8 @@ pub(super) async fn test(
         chathook_http::parse(&body).map_err(V1Error)?
     };
     let name = req.event.unwrap_or_else(|| "message.sent".into());
-    let Some(kind) = EventKind::from_name(&name) else {
+    // Any name an endpoint's events take: native, WuKongIM's or Tencent's (the first kind it means).
+    let Some(kind) = catalog::resolve(&name).and_then(|kinds| kinds.first().copied()) else {
         return Err(bad(
             "event",
             "event_unknown",
