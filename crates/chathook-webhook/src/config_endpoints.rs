@@ -82,9 +82,8 @@ pub(crate) fn from_config(config: &WebhookConfig, seed: &str) -> Result<Vec<Endp
         e.description = d.description;
         e.sign_token = d.sign_token;
         e.message_channel_types = catalog::message_channel_types(&d.events);
+        // The engine sets the time it first loaded the endpoint.
         e.read_only = true;
-        e.created_at = 0;
-        e.updated_at = 0;
         out.push(e);
     }
     Ok(out)

@@ -62,6 +62,19 @@ pub enum EngineError {
     },
 }
 
+/// When an endpoint of the config file was first loaded (unix ms), remembered from its first start.
+async fn first_loaded(store: &dyn WebhookStore, id: &str) -> Result<i64, StoreError> {
+    let key = format!("config_endpoint_loaded:{id}");
+    if let Some(at) = store.setting(&key).await?.and_then(|v| v.parse().ok()) {
+        return Ok(at);
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    store.put_setting(&key, now.to_string()).await?;
+    Ok(now)
+}
+
 /// The running webhook engine. Cloning shares it.
 #[derive(Clone)]
 pub struct WebhookEngine {
@@ -171,7 +184,9 @@ impl WebhookEngine {
         }
         let from_config = crate::config_endpoints::from_config(&ctx.config, secret_seed)
             .map_err(EngineError::Config)?;
-        for e in from_config {
+        for mut e in from_config {
+            e.created_at = first_loaded(ctx.store.as_ref(), &e.id).await?;
+            e.updated_at = e.created_at;
             let h = health.remove(&e.id).unwrap_or_default();
             stored.push((e, h));
         }

@@ -14,8 +14,9 @@ use axum::routing::get;
 use axum::Router;
 
 /// Each file: its name under `/console/`, its media type and its content.
-const FILES: [(&str, &str, &str); 9] = [
+const FILES: [(&str, &str, &str); 10] = [
     ("index.html", HTML, include_str!("../console/index.html")),
+    ("favicon.svg", SVG, include_str!("../console/favicon.svg")),
     ("console.css", CSS, include_str!("../console/console.css")),
     ("app.js", JS, include_str!("../console/app.js")),
     ("api.js", JS, include_str!("../console/api.js")),
@@ -33,10 +34,13 @@ const FILES: [(&str, &str, &str); 9] = [
 const HTML: &str = "text/html; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
 const JS: &str = "text/javascript; charset=utf-8";
+const SVG: &str = "image/svg+xml";
 
-/// Whether `path` is one of the console's own (public) paths.
+/// Whether `path` is one of the console's own (public) paths (`/favicon.ico`, which browsers ask every
+/// site for, included).
 pub fn is_console_path(path: &str) -> bool {
-    path == "/console"
+    path == "/favicon.ico"
+        || path == "/console"
         || path == "/console/"
         || path
             .strip_prefix("/console/")
@@ -51,6 +55,10 @@ pub fn router() -> Router {
             get(|| async { Redirect::permanent("/console/") }),
         )
         .route("/console/", get(|| file(Path("index.html".to_string()))))
+        .route(
+            "/favicon.ico",
+            get(|| file(Path("favicon.svg".to_string()))),
+        )
         .route("/console/{name}", get(file))
 }
 

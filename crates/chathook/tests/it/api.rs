@@ -141,6 +141,10 @@ async fn the_console_files_are_served_without_the_key_and_carry_no_data() {
         assert!(ct.starts_with(media_type), "{path}: {ct}");
         assert!(r.text().await.unwrap().contains(needle), "{path}");
     }
+    // its icon, where browsers ask for it, without the key
+    let icon = get("/favicon.ico").await.unwrap();
+    assert_eq!(icon.status(), 200);
+    assert_eq!(icon.headers()["content-type"], "image/svg+xml");
     // a name that is not one of its files is no public path
     assert_eq!(get("/console/admin.key").await.unwrap().status(), 401);
     assert_eq!(get("/console/../v1/overview").await.unwrap().status(), 401);

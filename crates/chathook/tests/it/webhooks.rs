@@ -964,6 +964,12 @@ async fn config_file_endpoints_with_wukongim_keys_are_read_only() {
     let ep = &list["data"][0];
     assert_eq!(ep["read_only"], true);
     assert_eq!(ep["flavour"], "wukongim");
+    // created when first loaded, not in 1970, and the same after a restart
+    let created = ep["created_at"].as_str().unwrap().to_string();
+    assert!(
+        created.starts_with("20") && !created.starts_with("1970"),
+        "{created}"
+    );
     assert_eq!(ep["events"], json!(["message.offline"]));
     let path = format!("/v1/webhooks/endpoints/{}", ep["id"].as_str().unwrap());
     assert_eq!(
@@ -978,6 +984,12 @@ async fn config_file_endpoints_with_wukongim_keys_are_read_only() {
         r.iter().any(|x| x.event() == "msg.offline")
     })
     .await;
+    let webhook = config.webhook.clone();
+    let s = s.restart(move |c| c.webhook = webhook).await;
+    let (_, list) = s
+        .call("GET", "/v1/webhooks/endpoints", None, Some(ADMIN))
+        .await;
+    assert_eq!(list["data"][0]["created_at"], created.as_str());
 }
 
 #[tokio::test]
