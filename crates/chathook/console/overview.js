@@ -23,6 +23,7 @@ export async function render(main, _params, signal) {
       stat("events_rate", "events/s"),
       stat("success_rate", "delivery success (since start)"),
       stat("endpoints", "endpoints delivering / total"),
+      stat("endpoints_trouble", "endpoints with the breaker open · disabled"),
     ),
   );
   let last = null;
@@ -42,6 +43,7 @@ export async function render(main, _params, signal) {
     const attempts = o.attempts.succeeded + o.attempts.failed;
     values.success_rate.textContent = attempts ? percent(o.attempts.succeeded / attempts) : "no attempts yet";
     values.endpoints.textContent = `${o.endpoints.delivering} / ${o.endpoints.total}`;
+    values.endpoints_trouble.textContent = `${o.endpoints.breaker_open} · ${o.endpoints.disabled}`;
     last = { o, at: now };
   };
   await read();

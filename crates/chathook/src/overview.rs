@@ -43,8 +43,34 @@ pub struct Endpoints {
     total: usize,
     /// Enabled by the operator.
     enabled: usize,
-    /// Enabled and not disabled by the server.
+    /// Enabled, not disabled by the server, and with a closed circuit breaker.
     delivering: usize,
+    /// Enabled and not disabled by the server, but with the circuit breaker open (failing; probed).
+    breaker_open: usize,
+    /// Disabled by the operator or by the server.
+    disabled: usize,
+}
+
+/// The endpoints counted by state: each is delivering, failing with its breaker open, or disabled.
+fn endpoint_states(
+    webhooks: &WebhookEngine,
+    endpoints: &[std::sync::Arc<chathook_webhook::Endpoint>],
+) -> Endpoints {
+    let active: Vec<_> = endpoints
+        .iter()
+        .filter(|e| webhooks.health(&e.id).active(e))
+        .collect();
+    let breaker_open = active
+        .iter()
+        .filter(|e| webhooks.breaker_open(&e.id))
+        .count();
+    Endpoints {
+        total: endpoints.len(),
+        enabled: endpoints.iter().filter(|e| e.enabled).count(),
+        delivering: active.len() - breaker_open,
+        breaker_open,
+        disabled: endpoints.len() - active.len(),
+    }
 }
 
 /// The server at a glance.
@@ -62,13 +88,6 @@ pub async fn overview(State(o): State<Sources>) -> Json<Overview> {
             succeeded: metrics.succeeded.get(),
             failed: metrics.failed.get(),
         },
-        endpoints: Endpoints {
-            total: endpoints.len(),
-            enabled: endpoints.iter().filter(|e| e.enabled).count(),
-            delivering: endpoints
-                .iter()
-                .filter(|e| o.webhooks.health(&e.id).active(e))
-                .count(),
-        },
+        endpoints: endpoint_states(&o.webhooks, &endpoints),
     })
 }

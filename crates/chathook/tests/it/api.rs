@@ -167,7 +167,7 @@ async fn the_console_files_are_served_without_the_key_and_carry_no_data() {
     assert!(o["events"].as_u64().unwrap() >= 2, "online and sent: {o}");
     assert_eq!(
         o["endpoints"],
-        json!({"total": 0, "enabled": 0, "delivering": 0})
+        json!({"total": 0, "enabled": 0, "delivering": 0, "breaker_open": 0, "disabled": 0})
     );
 }
 

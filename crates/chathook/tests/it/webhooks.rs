@@ -556,6 +556,12 @@ async fn the_breaker_opens_then_probes_then_closes_and_the_api_shows_it() {
     );
     let (_, shown) = s.call("GET", &path, None, Some(ADMIN)).await;
     assert_eq!(shown["breaker_open"], true, "{shown}");
+    // the overview counts it apart from the delivering ones
+    let (_, overview) = s.call("GET", "/v1/overview", None, Some(ADMIN)).await;
+    assert_eq!(
+        overview["endpoints"],
+        json!({"total": 1, "enabled": 1, "delivering": 0, "breaker_open": 1, "disabled": 0})
+    );
     rcv.set(Mode::Ok);
     rcv.wait("everything after closing", Duration::from_secs(10), |r| {
         r.iter()
@@ -574,6 +580,20 @@ async fn the_breaker_opens_then_probes_then_closes_and_the_api_shows_it() {
         .any(|l| l.starts_with("chathook_webhook_breaker_open{") && l.ends_with(" 0")));
     let (_, shown) = s.call("GET", &path, None, Some(ADMIN)).await;
     assert_eq!(shown["breaker_open"], false, "{shown}");
+    let (_, overview) = s.call("GET", "/v1/overview", None, Some(ADMIN)).await;
+    assert_eq!(overview["endpoints"]["delivering"], 1, "{overview}");
+    // one the operator disables is counted as disabled
+    s.call("PATCH", &path, Some(json!({"enabled": false})), Some(ADMIN))
+        .await;
+    let (_, overview) = s.call("GET", "/v1/overview", None, Some(ADMIN)).await;
+    assert_eq!(
+        (
+            overview["endpoints"]["delivering"].as_u64(),
+            overview["endpoints"]["disabled"].as_u64()
+        ),
+        (Some(0), Some(1)),
+        "{overview}"
+    );
 }
 
 #[tokio::test]
