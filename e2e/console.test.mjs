@@ -62,6 +62,7 @@ after(async () => {
 test("a wrong key is refused, the right one opens the overview (by keyboard)", async () => {
   await visit("");
   await page.locator("#admin-key").waitFor();
+  assert.equal(await page.locator("#nav").isVisible(), false, "the login page shows no navigation");
   await shots("login");
   await page.keyboard.type("not-the-key");
   await page.keyboard.press("Enter");
@@ -334,6 +335,33 @@ test("the webhook list shows each endpoint's state and last hour", async () => {
     throw new Error(`${e.message}: ${text}`);
   });
   await shots("webhooks");
+});
+
+test("pages asked for quickly one after another never show together (a slow server)", async () => {
+  await visit("#/overview");
+  await page.getByRole("heading", { name: "Overview" }).waitFor();
+  // Every API answer 300 ms late; the operator clicks Webhooks, then Event activation 100 ms later.
+  const slow = async (route) => {
+    await new Promise((r) => setTimeout(r, 300));
+    await route.continue().catch(() => {});
+  };
+  await page.route("**/v1/**", slow);
+  try {
+    for (let round = 0; round < 3; round++) {
+      await page.locator('nav a[href="#/webhooks"]').click();
+      await page.waitForTimeout(100);
+      await page.locator('nav a[href="#/features"]').click();
+      await page.getByRole("heading", { name: "Event activation" }).waitFor();
+      await page.waitForTimeout(800);
+      const headings = await page.locator("main h1").allTextContents();
+      assert.deepEqual(headings, ["Event activation"], `round ${round}`);
+      await page.locator('nav a[href="#/overview"]').click();
+      await page.getByRole("heading", { name: "Overview" }).waitFor();
+    }
+  } finally {
+    await page.unroute("**/v1/**", slow);
+  }
+  assert.equal(await page.locator("#banner").isVisible(), false, "a left page's cancelled calls are no error");
 });
 
 test("a route parameter cannot reach another API path, and no page broke the content security policy", async () => {

@@ -20,6 +20,14 @@ export class ApiError extends Error {
 
 const UNREACHABLE = "The server cannot be reached. Is chathook running?";
 
+/** The page being shown: its calls are cancelled when the operator goes to another page. */
+export const navigation = {
+  signal: undefined,
+  begin(controller) {
+    this.signal = controller.signal;
+  },
+};
+
 function headers(body) {
   const h = { token: adminKey.get() || "" };
   if (body !== undefined) h["content-type"] = "application/json";
@@ -43,8 +51,10 @@ export async function api(method, path, body) {
       method,
       headers: headers(body),
       body: body === undefined ? undefined : JSON.stringify(body),
+      signal: navigation.signal,
     });
-  } catch {
+  } catch (e) {
+    if (navigation.signal?.aborted) throw new ApiError(0, "cancelled", "The page was left.");
     throw new ApiError(0, "unreachable", UNREACHABLE);
   }
   const text = await res.text().catch(() => "");

@@ -1,7 +1,7 @@
 // The console's shell: the login, the navigation between pages (the part of the URL after #), and a
 // watch on the server that says so at the top of every page when it cannot be reached.
 
-import { adminKey, api, ApiError } from "./api.js";
+import { adminKey, api, ApiError, navigation } from "./api.js";
 import { banner, h } from "./ui.js";
 import * as overview from "./overview.js";
 import * as webhooks from "./webhooks.js";
@@ -40,8 +40,13 @@ async function show() {
     leave = null;
   }
   for (const d of document.querySelectorAll("dialog[open]")) d.close();
-  const main = document.getElementById("main");
-  main.replaceChildren();
+  // Each navigation renders into a page of its own: one still loading when the next begins keeps
+  // writing into a page no longer shown, and its requests are cancelled.
+  const main = h("div.page");
+  document.getElementById("main").replaceChildren(main);
+  const controller = new AbortController();
+  navigation.begin(controller);
+  leave = () => controller.abort();
   banner.clear();
   if (!adminKey.get()) {
     document.getElementById("nav").hidden = true;
@@ -58,12 +63,10 @@ async function show() {
     if (!m) continue;
     const params = routeParams(m);
     if (!params) break;
-    const controller = new AbortController();
-    leave = () => controller.abort();
     try {
       await render(main, params, controller.signal);
     } catch (e) {
-      failed(e);
+      if (!controller.signal.aborted) failed(e);
     }
     return;
   }
