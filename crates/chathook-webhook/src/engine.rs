@@ -75,6 +75,48 @@ async fn first_loaded(store: &dyn WebhookStore, id: &str) -> Result<i64, StoreEr
     Ok(now)
 }
 
+/// The endpoints the store keeps, each with its health: a document stored in clear by an older version,
+/// under an earlier secrets key or before health had its own document is written again; one whose
+/// secrets do not open stops the start (the wrong secrets key).
+async fn load_stored(
+    ctx: &Context,
+    health: &mut HashMap<String, Health>,
+) -> Result<Vec<(Endpoint, Health)>, EngineError> {
+    let mut stored = Vec::new();
+    for (id, doc) in ctx.store.endpoints().await? {
+        let (mut e, mut rewrite) = match stored::open(&ctx.sealer, &id, &doc) {
+            Ok(opened) => opened,
+            // Secrets that do not open: the wrong secrets key; starting would lose them.
+            Err(e @ stored::StoredError::Sealed { .. }) => return Err(e.into()),
+            Err(e) => {
+                tracing::error!(error = %e, "skipping an unreadable endpoint");
+                continue;
+            }
+        };
+        let h = match health.remove(&id) {
+            Some(h) => h,
+            None => {
+                // Stored before health had a document of its own.
+                let (h, reenable) = Health::from_legacy_document(&doc);
+                if reenable {
+                    e.enabled = true;
+                    e.disabled_at = None;
+                    rewrite = true;
+                }
+                h
+            }
+        };
+        // Stored in clear by an older version, or under an earlier secrets key: sealed anew.
+        if rewrite {
+            ctx.store
+                .put_endpoint(&id, stored::seal(&ctx.sealer, &e))
+                .await?;
+        }
+        stored.push((e, h));
+    }
+    Ok(stored)
+}
+
 /// The running webhook engine. Cloning shares it.
 #[derive(Clone)]
 pub struct WebhookEngine {
@@ -150,38 +192,7 @@ impl WebhookEngine {
             background: Arc::new(Mutex::new(Vec::new())),
             leasing,
         };
-        let mut stored = Vec::new();
-        for (id, doc) in ctx.store.endpoints().await? {
-            let (mut e, mut rewrite) = match stored::open(&ctx.sealer, &id, &doc) {
-                Ok(opened) => opened,
-                // Secrets that do not open: the wrong secrets key; starting would lose them.
-                Err(e @ stored::StoredError::Sealed { .. }) => return Err(e.into()),
-                Err(e) => {
-                    tracing::error!(error = %e, "skipping an unreadable endpoint");
-                    continue;
-                }
-            };
-            let h = match health.remove(&id) {
-                Some(h) => h,
-                None => {
-                    // Stored before health had a document of its own.
-                    let (h, reenable) = Health::from_legacy_document(&doc);
-                    if reenable {
-                        e.enabled = true;
-                        e.disabled_at = None;
-                        rewrite = true;
-                    }
-                    h
-                }
-            };
-            // Stored in clear by an older version, or under an earlier secrets key: sealed anew.
-            if rewrite {
-                ctx.store
-                    .put_endpoint(&id, stored::seal(&ctx.sealer, &e))
-                    .await?;
-            }
-            stored.push((e, h));
-        }
+        let mut stored = load_stored(&ctx, &mut health).await?;
         let from_config = crate::config_endpoints::from_config(&ctx.config, secret_seed)
             .map_err(EngineError::Config)?;
         for mut e in from_config {

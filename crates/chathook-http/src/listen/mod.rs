@@ -139,7 +139,7 @@ pub async fn serve(
             },
         };
         // Refused: the socket is dropped, which closes it at once.
-        let Ok(conn) = limits.admission.admit(peer.ip()) else {
+        let Ok(conn) = limits.admission.admit(peer.ip().to_canonical()) else {
             continue;
         };
         let task = Connection {
