@@ -337,6 +337,45 @@ test("the webhook list shows each endpoint's state and last hour", async () => {
   await shots("webhooks");
 });
 
+test("long URLs wrap after their separators, never inside a part; the page follows a dark system theme", async () => {
+  // An endpoint whose URL is longer than a narrow screen is wide.
+  const long = `http://127.0.0.1:45678/${"callbacks/chathook-events/".repeat(4)}end`;
+  const created = await fetch(`${server.base}/v1/webhooks/endpoints`, {
+    method: "POST",
+    headers: { token: ADMIN, "content-type": "application/json" },
+    body: JSON.stringify({ url: long, events: ["message.sent"], enabled: false }),
+  }).then((r) => r.json());
+  await visit(`#/webhooks`);
+  const link = page.locator(`tr[data-endpoint="${created.id}"] a.mono`);
+  await link.waitFor();
+  await page.setViewportSize({ width: 390, height: 844 });
+  const height = await link.evaluate((a) => a.getClientRects().length);
+  assert.ok(height > 1, "the long URL wraps at 390 px");
+  const parts = await link.evaluate((a) =>
+    [...a.childNodes]
+      .filter((n) => n.nodeType === Node.TEXT_NODE)
+      .map((n) => {
+        const r = document.createRange();
+        r.selectNodeContents(n);
+        const lines = new Set([...r.getClientRects()].map((rect) => Math.round(rect.top)));
+        return { text: n.textContent, lines: lines.size };
+      }),
+  );
+  await page.setViewportSize(WIDTHS.wide);
+  assert.ok(parts.length > 3, JSON.stringify(parts));
+  for (const p of parts) assert.equal(p.lines, 1, `"${p.text}" is broken inside`);
+  await fetch(`${server.base}/v1/webhooks/endpoints/${created.id}`, { method: "DELETE", headers: { token: ADMIN } });
+  const background = () => page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  const light = await background();
+  await page.emulateMedia({ colorScheme: "dark" });
+  const dark = await background();
+  await shots("webhooks-dark");
+  await page.emulateMedia({ colorScheme: "light" });
+  assert.notEqual(dark, light);
+  const [r, g, b] = dark.match(/\d+/g).map(Number);
+  assert.ok(r + g + b < 150, `a dark background: ${dark}`);
+});
+
 test("pages asked for quickly one after another never show together (a slow server)", async () => {
   await visit("#/overview");
   await page.getByRole("heading", { name: "Overview" }).waitFor();

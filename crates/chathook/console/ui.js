@@ -111,3 +111,14 @@ export function jsonBlock(value) {
   }
   return h("pre.json", { text });
 }
+
+/** A URL as text that wraps after its separators (`/`, `.`, `?`, `&`, `=`, `-`), never inside a port or
+ * a word unless a part is longer than the line. */
+export function breakableUrl(url) {
+  const out = [];
+  for (const part of String(url).split(/(?<=[/.?&=-])/)) {
+    if (out.length) out.push(document.createElement("wbr"));
+    out.push(part);
+  }
+  return out;
+}

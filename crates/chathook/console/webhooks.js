@@ -4,7 +4,7 @@
 // feature, the secret (shown once, rotated on confirmation), and a test event.
 
 import { api, ApiError } from "./api.js";
-import { banner, confirm, dialog, fieldErrors, h, jsonBlock, ms, percent, time } from "./ui.js";
+import { banner, breakableUrl, confirm, dialog, fieldErrors, h, jsonBlock, ms, percent, time } from "./ui.js";
 import { FEATURES } from "./features.js";
 
 const FLAVOURS = [
@@ -53,7 +53,7 @@ export async function renderList(main, _params, signal) {
     return h(
       "tr",
       { "data-endpoint": e.id },
-      h("td", {}, h("a.mono", { href: `#/webhooks/${e.id}`, text: e.url }), e.description ? h("div.muted", { text: e.description }) : null),
+      h("td", {}, h("a.mono", { href: `#/webhooks/${e.id}` }, breakableUrl(e.url)), e.description ? h("div.muted", { text: e.description }) : null),
       h("td.hide-narrow", { text: e.flavour }),
       h("td", {}, h(`span.${look}`, { text: state })),
       cells.rate,
@@ -96,7 +96,7 @@ export async function renderOne(main, [id]) {
     "section.card",
     { id: "url-area" },
     h("div.row.spread", {}, h("h2", { text: "Callback URL" }), h("button", { type: "button", id: "edit-url", text: "Edit", disabled: e.read_only, onclick: async () => (await urlDialog(e)) && reload() })),
-    h("p.mono", { id: "endpoint-url", text: e.url }),
+    h("p.mono", { id: "endpoint-url" }, breakableUrl(e.url)),
     h("p", {}, `Flavour: ${flavourName}`, e.flavour === "tencent" ? ` · sign token ${e.sign_token_set ? "set" : "not set"}` : ""),
     e.description ? h("p.muted", { text: e.description }) : null,
     h(
