@@ -276,6 +276,15 @@ test("deliveries appear live: a 200, then a 500 shown failed and opened", async 
   });
 });
 
+test("the warnings page names the failing endpoint and links to its deliveries", async () => {
+  await visit("#/warnings");
+  const item = page.locator(`ul.warnings li[data-endpoint="${endpointId}"]`);
+  await item.waitFor();
+  assert.match(await item.textContent(), /(Failing since|Breaker open).*failed attempts? in the last hour/s);
+  assert.equal(await item.locator("a").getAttribute("href"), `#/webhooks/${endpointId}/deliveries`);
+  await shots("warnings");
+});
+
 test("a dead letter is replayed from the console and then delivered", async () => {
   // the failing delivery runs out of retries (0s, 100ms, 100ms) and becomes a dead letter
   await eventually("a dead letter", async () => (await server.call("GET", `/v1/webhooks/endpoints/${endpointId}/dead-letters`)).body.data.length === 1);

@@ -7,6 +7,7 @@ import * as overview from "./overview.js";
 import * as webhooks from "./webhooks.js";
 import * as deliveries from "./deliveries.js";
 import * as features from "./features.js";
+import * as warnings from "./warnings.js";
 
 /** [pattern, page]: the first whose pattern matches the hash renders. */
 const PAGES = [
@@ -16,6 +17,7 @@ const PAGES = [
   [/^#\/webhooks\/([^/]+)\/deliveries$/, deliveries.render],
   [/^#\/webhooks\/([^/]+)$/, webhooks.renderOne],
   [/^#\/features$/, features.render],
+  [/^#\/warnings$/, warnings.render],
 ];
 
 /** A route parameter names one thing, never another path: letters, digits and _ . : ~ - (not . or ..). */

@@ -14,7 +14,7 @@ use axum::routing::get;
 use axum::Router;
 
 /// Each file: its name under `/console/`, its media type and its content.
-const FILES: [(&str, &str, &str); 10] = [
+const FILES: [(&str, &str, &str); 11] = [
     ("index.html", HTML, include_str!("../console/index.html")),
     ("favicon.svg", SVG, include_str!("../console/favicon.svg")),
     ("console.css", CSS, include_str!("../console/console.css")),
@@ -29,6 +29,7 @@ const FILES: [(&str, &str, &str); 10] = [
         include_str!("../console/deliveries.js"),
     ),
     ("features.js", JS, include_str!("../console/features.js")),
+    ("warnings.js", JS, include_str!("../console/warnings.js")),
 ];
 
 const HTML: &str = "text/html; charset=utf-8";
