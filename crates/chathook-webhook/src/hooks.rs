@@ -127,25 +127,12 @@ pub(crate) fn listing() -> Vec<ListedEvent> {
     [HookKind::Person, HookKind::Group]
         .into_iter()
         .map(|kind| {
-            let (channel_type, channel_id, what) = match kind {
-                HookKind::Person => (1, "bob", "one-to-one"),
-                HookKind::Group => (2, "g1", "group"),
-            };
-            let sample = Outgoing {
-                from_uid: "alice".into(),
-                channel_id: channel_id.into(),
-                channel_type,
-                client_msg_no: "c1".into(),
-                header: Default::default(),
-                payload: br#"{"type":1,"content":"hello"}"#.to_vec(),
-                timestamp: 1_700_000_000,
-                sender: Arc::new(chathook_events::ClientInfo {
-                    ip: "203.0.113.7".into(),
-                    platform: "Android".into(),
-                }),
+            let what = match kind {
+                HookKind::Person => "one-to-one",
+                HookKind::Group => "group",
             };
             let example = |flavour| {
-                let r = render(flavour, kind, &sample, 1_400_000_000);
+                let r = render(flavour, kind, &sample(kind), 1_400_000_000);
                 serde_json::from_slice::<Value>(&r.body).ok()
             };
             ListedEvent {
@@ -168,6 +155,33 @@ pub(crate) fn listing() -> Vec<ListedEvent> {
             }
         })
         .collect()
+}
+
+/// A message as a before-send hook of `kind` is asked about it, for examples and test requests.
+fn sample(kind: HookKind) -> Outgoing {
+    let (channel_type, channel_id) = match kind {
+        HookKind::Person => (1, "bob"),
+        HookKind::Group => (2, "g1"),
+    };
+    Outgoing {
+        from_uid: "alice".into(),
+        channel_id: channel_id.into(),
+        channel_type,
+        client_msg_no: "c1".into(),
+        header: Default::default(),
+        payload: br#"{"type":1,"content":"hello"}"#.to_vec(),
+        timestamp: 1_700_000_000,
+        sender: Arc::new(chathook_events::ClientInfo {
+            ip: "203.0.113.7".into(),
+            platform: "Android".into(),
+        }),
+    }
+}
+
+/// A test request of the hook `kind` in `flavour` (the sample message); `None` for a flavour without
+/// before-send hooks (WuKongIM's).
+pub(crate) fn render_sample(flavour: Flavour, kind: HookKind, sdk_app_id: u64) -> Option<Rendered> {
+    (flavour != Flavour::Wukongim).then(|| render(flavour, kind, &sample(kind), sdk_app_id))
 }
 
 fn rejected_code(kind: HookKind) -> i64 {

@@ -14,7 +14,7 @@ use super::{bad, find, store_error, ApiResult};
 use crate::catalog;
 use crate::dispatcher::attempt::{latency_ms, Delivery};
 use crate::dispatcher::now_ms;
-use crate::endpoint::new_id;
+use crate::endpoint::{new_id, HookKind};
 use crate::engine::WebhookEngine;
 use crate::format::{self, rfc3339};
 
@@ -59,18 +59,22 @@ pub(super) async fn test(
         chathook_http::parse(&body).map_err(V1Error)?
     };
     let name = req.event.unwrap_or_else(|| "message.sent".into());
-    // Any name an endpoint's events take: native, WuKongIM's or Tencent's (the first kind it means).
-    let Some(kind) = catalog::resolve(&name).and_then(|kinds| kinds.first().copied()) else {
-        return Err(bad(
-            "event",
-            "event_unknown",
-            format!("unknown event {name:?}"),
-        ));
+    let app = engine.config().tencent_sdk_app_id;
+    // Any name an endpoint's events take: native, WuKongIM's or Tencent's (the first kind it means),
+    // or a before-send hook's.
+    let rendered = if let Some(hook) = HookKind::from_name(&name) {
+        crate::hooks::render_sample(e.flavour, hook, app)
+    } else {
+        let Some(kind) = catalog::resolve(&name).and_then(|kinds| kinds.first().copied()) else {
+            return Err(bad(
+                "event",
+                "event_unknown",
+                format!("unknown event {name:?}"),
+            ));
+        };
+        format::render_sample(e.flavour, &catalog::sample(kind), app)
     };
-    let sample = catalog::sample(kind);
-    let Some(rendered) =
-        format::render_sample(e.flavour, &sample, engine.config().tencent_sdk_app_id)
-    else {
+    let Some(rendered) = rendered else {
         return Err(bad(
             "event",
             "event_not_in_flavour",

@@ -354,3 +354,51 @@ async fn one_endpoint_per_hook() {
         (400, Some("before_send_flavour"))
     );
 }
+
+#[tokio::test]
+async fn a_test_event_asks_a_before_send_hook_about_a_sample_message_in_its_flavour() {
+    for (flavour, name, command) in [
+        ("standard", "message.before_send.person", None),
+        (
+            "tencent",
+            "C2C.CallbackBeforeSendMsg",
+            Some("C2C.CallbackBeforeSendMsg"),
+        ),
+        (
+            "tencent",
+            "message.before_send.group",
+            Some("Group.CallbackBeforeSendMsg"),
+        ),
+    ] {
+        let (s, rcv, id) = hooked(flavour, &[name], json!({})).await;
+        let (st, attempt) = s
+            .post(
+                &format!("/v1/webhooks/endpoints/{id}/test"),
+                json!({"event": name}),
+            )
+            .await;
+        assert_eq!(st, 200, "{attempt}");
+        assert_eq!(attempt["status"], 200, "{attempt}");
+        let asked = &rcv.requests()[0];
+        match command {
+            Some(c) => assert!(
+                asked.query.contains(&format!("CallbackCommand={c}")),
+                "{}",
+                asked.query
+            ),
+            None => assert_eq!(asked.json()["type"], name),
+        }
+    }
+    // WuKongIM's flavour has no before-send hooks: nothing to test
+    let (s, _rcv, id) = hooked("wukongim", &["msg.offline"], json!({})).await;
+    let (st, body) = s
+        .post(
+            &format!("/v1/webhooks/endpoints/{id}/test"),
+            json!({"event": "message.before_send.person"}),
+        )
+        .await;
+    assert_eq!(
+        (st, body["error"]["code"].as_str()),
+        (400, Some("event_not_in_flavour"))
+    );
+}
