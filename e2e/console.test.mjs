@@ -125,11 +125,16 @@ test("every broken URL rule shows the server's message as you type; a good URL s
   firstSecret = await page.locator("#secret-value").textContent();
   assert.match(firstSecret, /^whsec_[A-Za-z0-9+/=]{40,}$/);
   await page.getByRole("button", { name: "Done" }).click();
+  // then its events, in the grouped dialog of the configuration page
+  await page.getByRole("group", { name: "Messages" }).waitFor();
+  await page.locator("#event-message-sent").check();
+  await page.getByRole("button", { name: "Save" }).click();
   await page.getByRole("heading", { name: "Webhook configuration" }).waitFor();
   const list = (await server.call("GET", "/v1/webhooks/endpoints")).body.data;
   assert.equal(list.length, 1);
   assert.equal(list[0].url, receiver.url);
   assert.equal(list[0].description, "the business backend");
+  assert.deepEqual(list[0].events, ["message.sent"]);
   endpointId = list[0].id;
   assert.equal(await page.locator("#endpoint-url").textContent(), receiver.url);
 });
@@ -154,6 +159,9 @@ test("a tencent endpoint takes its sign token in the URL dialog and lists Tencen
   await page.locator("#sign-token").fill("callback-token-1");
   await page.getByRole("button", { name: "Save" }).click();
   await page.getByRole("button", { name: "Done" }).click();
+  // its events can wait: the dialog is left with Cancel
+  await page.getByRole("group", { name: "Messages" }).waitFor();
+  await page.getByRole("button", { name: "Cancel" }).click();
   await page.getByRole("heading", { name: "Webhook configuration" }).waitFor();
   await page.getByText("sign token set").waitFor();
   const tencent = (await server.call("GET", "/v1/webhooks/endpoints")).body.data.find((e) => e.flavour === "tencent");

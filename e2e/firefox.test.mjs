@@ -66,14 +66,13 @@ test("in Firefox: log in, add an endpoint (a broken URL named), choose an event,
   assert.match(await page.$eval("#secret-value", (el) => el.textContent), /^whsec_/);
   const [done] = await page.$$("xpath/.//button[text()='Done']");
   await done.click();
-  await text("Webhook configuration");
-  const id = (await server.call("GET", "/v1/webhooks/endpoints")).body.data[0].id;
-
-  await page.click("#edit-events");
+  // its events, chosen as it is created
   await page.waitForSelector("#event-message-sent");
   await page.click("#event-message-sent");
   const [saveEvents] = await page.$$("xpath/.//button[text()='Save']");
   await saveEvents.click();
+  await text("Webhook configuration");
+  const id = (await server.call("GET", "/v1/webhooks/endpoints")).body.data[0].id;
   await page.waitForFunction(() => document.querySelectorAll("#events-area li").length === 1);
   await shots("endpoint");
 

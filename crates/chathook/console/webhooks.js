@@ -79,6 +79,11 @@ export async function renderList(main, _params, signal) {
 export async function renderNew(main) {
   main.append(h("h1", { text: "Add endpoint" }));
   const created = await urlDialog(null);
+  if (created) {
+    // Its events, in the same grouped dialog as editing them.
+    const [types, features] = await Promise.all([api("GET", "/v1/webhooks/event-types"), api("GET", "/v1/features")]);
+    await eventsDialog(created, eventOptions(created.flavour, types), features);
+  }
   location.hash = created ? `#/webhooks/${created.id}` : "#/webhooks";
 }
 
