@@ -68,9 +68,7 @@ async fn first_loaded(store: &dyn WebhookStore, id: &str) -> Result<i64, StoreEr
     if let Some(at) = store.setting(&key).await?.and_then(|v| v.parse().ok()) {
         return Ok(at);
     }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
+    let now = crate::dispatcher::now_ms();
     store.put_setting(&key, now.to_string()).await?;
     Ok(now)
 }

@@ -484,13 +484,8 @@ async fn the_cluster_settings_are_checked_and_an_unreachable_nats_stops_the_star
     config.storage.backend = Backend::Postgres;
     config.storage.postgres_url = Some(url);
     config.cluster.nats_url = format!("nats://127.0.0.1:{port}");
-    let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let ws = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let e = chathook::Server::start(config, api, ws)
-        .await
-        .err()
-        .expect("the start fails");
-    assert!(format!("{e:#}").contains("cluster.nats_url"), "{e:#}");
+    let e = start_refused(config).await;
+    assert!(e.contains("cluster.nats_url"), "{e}");
 }
 
 /// Which node holds each webhook lease, by endpoint id.

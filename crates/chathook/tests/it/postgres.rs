@@ -77,13 +77,7 @@ async fn a_missing_or_unreachable_database_stops_the_start_and_the_url_stays_hid
     config.data_dir = dir.path().to_path_buf();
     config.admin_key = Some(ADMIN.into());
     config.secrets.key = Some(SECRETS_KEY.into());
-    let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let ws = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let e = chathook::Server::start(config, api, ws)
-        .await
-        .err()
-        .unwrap();
-    let text = format!("{e:#}");
+    let text = start_refused(config).await;
     assert!(text.contains("storage.postgres_url"), "{text}");
     assert!(!text.contains("pw-7f3a"), "{text}");
     // a database that does not exist: PostgreSQL's own words say so
@@ -93,13 +87,7 @@ async fn a_missing_or_unreachable_database_stops_the_start_and_the_url_stays_hid
     let mut config = test_config(dir.path());
     config.storage.backend = Backend::Postgres;
     config.storage.postgres_url = Some(url);
-    let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let ws = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let e = chathook::Server::start(config, api, ws)
-        .await
-        .err()
-        .unwrap();
-    let text = format!("{e:#}");
+    let text = start_refused(config).await;
     assert!(
         text.contains("database \"absent\" does not exist"),
         "{text}"

@@ -120,13 +120,8 @@ async fn a_rotated_secrets_key_opens_the_old_seals_and_seals_them_anew() {
     s.stop().await;
     let mut wrong = test_config(&s.dir);
     wrong.secrets.key = Some(key_of(2));
-    let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let ws = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let e = chathook::Server::start(wrong, api, ws)
-        .await
-        .err()
-        .expect("refused");
-    assert!(format!("{e:#}").contains("secrets"), "{e:#}");
+    let e = start_refused(wrong).await;
+    assert!(e.contains("secrets"), "{e}");
     // The new key with the old one listed: everything opens, and is sealed again under the new key.
     let s = s
         .restart(|c| {

@@ -41,6 +41,16 @@ pub fn test_config(dir: &Path) -> Config {
     }
 }
 
+/// Starts a server that must refuse to start; its error with every cause, one line.
+pub async fn start_refused(config: Config) -> String {
+    let api = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ws = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    match Server::start(config, api, ws).await {
+        Ok(_) => panic!("the server started"),
+        Err(e) => format!("{e:#}"),
+    }
+}
+
 impl TestServer {
     pub async fn start() -> TestServer {
         Self::start_with(|_| {}).await
