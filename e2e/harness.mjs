@@ -1,18 +1,18 @@
 // What the console tests drive: the real chathook binary on free loopback ports with a throwaway data
-// directory, a webhook receiver whose answer the test sets, and the system's Chromium through
-// Playwright (no browser download: Debian's `chromium` package).
+// directory, and a webhook receiver whose answer the test sets. The browsers are driver.mjs's.
 
 import { spawn } from "node:child_process";
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { createWriteStream, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 export const ADMIN = "console-test-admin-key";
+/** Screenshots and the server's log of each run (ignored by git). */
 export const SCREENSHOTS = join(HERE, "screenshots");
+mkdirSync(SCREENSHOTS, { recursive: true });
 
 async function freePort() {
   return new Promise((resolve) => {
@@ -24,8 +24,9 @@ async function freePort() {
   });
 }
 
-/** Starts the server (CHATHOOK_BINARY, or the workspace's debug build); resolves once /health answers. */
-export async function startServer() {
+/** Starts the server (CHATHOOK_BINARY, or the workspace's debug build); resolves once /health answers.
+ * Its log (info and up) goes to `logFile` when given. */
+export async function startServer(logFile) {
   const dir = mkdtempSync(join(tmpdir(), "chathook-console-"));
   const [apiPort, wsPort] = [await freePort(), await freePort()];
   const config = join(dir, "chathook.toml");
@@ -42,10 +43,14 @@ export async function startServer() {
   const bin = process.env.CHATHOOK_BINARY || join(process.env.CARGO_TARGET_DIR || join(HERE, "..", "target"), "debug", "chathook");
   const proc = spawn(bin, ["--config", config, "--data-dir", join(dir, "data"), "--api-addr", `127.0.0.1:${apiPort}`, "--ws-addr", `127.0.0.1:${wsPort}`], {
     stdio: ["ignore", "ignore", "pipe"],
-    env: { ...process.env, RUST_LOG: "warn" },
+    env: { ...process.env, RUST_LOG: "info" },
   });
   let stderr = "";
-  proc.stderr.on("data", (d) => (stderr += d));
+  const log = logFile ? createWriteStream(logFile) : null;
+  proc.stderr.on("data", (d) => {
+    if (stderr.length < 100_000) stderr += d;
+    log?.write(d);
+  });
   const base = `http://127.0.0.1:${apiPort}`;
   for (let i = 0; i < 300; i++) {
     if (proc.exitCode !== null) throw new Error(`chathook exited: ${stderr}`);
@@ -98,18 +103,4 @@ export async function startReceiver() {
   receiver.url = `http://127.0.0.1:${server.address().port}/hook`;
   receiver.close = () => new Promise((r) => server.close(r));
   return receiver;
-}
-
-/** Chromium, headless, from the system. */
-export async function launchBrowser() {
-  return chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
-  });
-}
-
-/** Saves a screenshot of `page` as `name`.png in the ignored screenshots folder. */
-export async function screenshot(page, name) {
-  mkdirSync(SCREENSHOTS, { recursive: true });
-  await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
 }

@@ -299,8 +299,14 @@ pub trait ClusterStore: Send + Sync {
     /// Records that this node is alive now.
     async fn heartbeat(&self) -> Result<(), StoreError>;
     /// Records that this node stopped (it holds no connection any more): the others stop counting it
-    /// as live at once.
+    /// as live, and its figures, at once.
     async fn leave(&self) -> Result<(), StoreError>;
+    /// Records this node's figures now (a JSON document the store keeps as it is; the console's
+    /// overview sums the nodes').
+    async fn publish_figures(&self, figures: &str) -> Result<(), StoreError>;
+    /// The figures of every node that published at most `window_ms` ago, in node order: (node, age
+    /// in milliseconds, document).
+    async fn node_figures(&self, window_ms: i64) -> Result<Vec<(u16, i64, String)>, StoreError>;
     /// The nodes (this one included) whose last heartbeat is at most `window_ms` old, in order.
     async fn live_nodes(&self, window_ms: i64) -> Result<Vec<u16>, StoreError>;
     /// Other nodes that hold connections and whose last heartbeat is older than `timeout_ms` (or that

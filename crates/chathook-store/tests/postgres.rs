@@ -343,6 +343,49 @@ async fn commits_are_observed_in_order_and_other_nodes_connections_read_with_the
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_nodes_latest_figures_are_read_while_fresh_and_gone_when_it_leaves() {
+    use chathook_store::ClusterStore;
+    let pg = Postgres::start().unwrap();
+    let url = pg.database("figures").unwrap();
+    let a = PgStore::connect(&url, 4, 1).await.unwrap();
+    let b = PgStore::connect(&url, 4, 2).await.unwrap();
+    a.publish_figures(r#"{"connections":1}"#).await.unwrap();
+    b.publish_figures(r#"{"connections":2}"#).await.unwrap();
+    a.publish_figures(r#"{"connections":3}"#).await.unwrap();
+    let read = a.node_figures(60_000).await.unwrap();
+    let docs: Vec<(u16, &str)> = read.iter().map(|(n, _, d)| (*n, d.as_str())).collect();
+    assert_eq!(
+        docs,
+        [(1, r#"{"connections":3}"#), (2, r#"{"connections":2}"#)],
+        "the newest document per node"
+    );
+    assert!(read.iter().all(|(_, age, _)| (0..60_000).contains(age)));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    a.publish_figures("{}").await.unwrap();
+    let fresh: Vec<u16> = b
+        .node_figures(200)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.0)
+        .collect();
+    assert_eq!(
+        fresh,
+        [1],
+        "a node silent for longer than the window is left out"
+    );
+    a.leave().await.unwrap();
+    let left: Vec<u16> = b
+        .node_figures(60_000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.0)
+        .collect();
+    assert_eq!(left, [2], "a node that left has no figures");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_nodes_connections_are_taken_over_once() {
     use chathook_store::{ClusterStore, ConnRecord, PresenceStore};
     let pg = Postgres::start().unwrap();

@@ -528,6 +528,16 @@ impl WebhookEngine {
             .is_some_and(|g| g.get() == 1)
     }
 
+    /// The endpoints whose dispatcher runs on this node (all of them alone; in a cluster, those whose
+    /// lease it holds) and whose circuit breaker is open: this node's share of a cluster's count.
+    pub fn breaker_open_here(&self) -> Vec<String> {
+        self.leased()
+            .into_iter()
+            .filter(|(id, here)| *here && self.breaker_open(id))
+            .map(|(id, _)| id)
+            .collect()
+    }
+
     /// Changes each time a batch of attempts is stored (for live views of the attempt log).
     pub fn attempts_stored(&self) -> watch::Receiver<u64> {
         self.ctx.attempts.stored()

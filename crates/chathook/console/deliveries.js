@@ -1,7 +1,8 @@
-// Deliveries of one endpoint: charts of attempts per minute by outcome and of latency, the attempt log
+// Deliveries of one endpoint: charts of its attempts over a window (charts.js), the attempt log
 // (filtered, newest first, live through the server's event stream), and the dead letters with replay.
 
 import { api, stream } from "./api.js";
+import { deliveryCharts } from "./charts.js";
 import { banner, confirm, dialog, h, jsonBlock, time } from "./ui.js";
 
 const PAGE = 50;
@@ -32,67 +33,12 @@ async function renderCharts(card, id) {
     const s = await api("GET", `/v1/webhooks/endpoints/${id}/stats?window=${select.value}`);
     body.replaceChildren(
       h("p", {}, `${s.attempts} attempt${s.attempts === 1 ? "" : "s"}, ${s.failures} failed · p50 ${s.latency_ms.p50 ?? "–"} ms · p99 ${s.latency_ms.p99 ?? "–"} ms`),
-      h("h3.legend", { text: "Attempts per minute: succeeded (green), failed (red)" }),
-      outcomeChart(s.per_minute),
-      h("h3.legend", { text: "Latency per minute: p50 (blue), p99 (orange), in ms" }),
-      latencyChart(s.per_minute),
+      ...deliveryCharts(s),
     );
   };
   select.addEventListener("change", () => draw().catch((err) => banner.show(err.message)));
   card.append(h("div.row.spread", {}, h("h2", { text: "Charts" }), h("label.row", {}, "Window ", select)), body);
   await draw();
-}
-
-const SVG = "http://www.w3.org/2000/svg";
-function svg(tag, attrs, ...children) {
-  const el = document.createElementNS(SVG, tag);
-  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
-  el.append(...children);
-  return el;
-}
-
-const W = 600;
-const H = 160;
-
-function frame(label, max) {
-  return svg(
-    "svg",
-    { viewBox: `0 0 ${W} ${H + 20}`, class: "chart", role: "img", "aria-label": label, preserveAspectRatio: "none" },
-    svg("line", { x1: 0, y1: H, x2: W, y2: H, stroke: "#d9dde5" }),
-    svg("text", { x: 2, y: 12, "font-size": 11, fill: "#5c6475" }, String(max)),
-  );
-}
-
-function outcomeChart(minutes) {
-  const max = Math.max(1, ...minutes.map((m) => m.success + m.failure));
-  const chart = frame("attempts per minute by outcome", max);
-  const step = W / Math.max(minutes.length, 1);
-  minutes.forEach((m, i) => {
-    const ok = (m.success / max) * H;
-    const bad = (m.failure / max) * H;
-    const x = i * step + step * 0.1;
-    const w = Math.max(step * 0.8, 1);
-    const tip = `${time(m.minute)}: ${m.success} succeeded, ${m.failure} failed`;
-    chart.append(
-      svg("rect", { x, y: H - ok, width: w, height: ok, fill: "#1b7f3b" }, svg("title", {}, tip)),
-      svg("rect", { x, y: H - ok - bad, width: w, height: bad, fill: "#b3261e" }, svg("title", {}, tip)),
-    );
-  });
-  return chart;
-}
-
-function latencyChart(minutes) {
-  const max = Math.max(1, ...minutes.map((m) => m.latency_ms.p99 || 0));
-  const chart = frame("latency per minute, p50 and p99", max);
-  const step = W / Math.max(minutes.length, 1);
-  for (const [key, colour] of [["p50", "#0b63ce"], ["p99", "#d97706"]]) {
-    const points = minutes.map((m, i) => [i * step + step / 2, H - ((m.latency_ms[key] || 0) / max) * H]);
-    if (points.length) chart.append(svg("polyline", { points: points.map((p) => p.join(",")).join(" "), fill: "none", stroke: colour, "stroke-width": 2 }));
-    for (const [i, [x, y]] of points.entries()) {
-      chart.append(svg("circle", { cx: x, cy: y, r: 3, fill: colour }, svg("title", {}, `${time(minutes[i].minute)}: ${key} ${minutes[i].latency_ms[key]} ms`)));
-    }
-  }
-  return chart;
 }
 
 // ---- the attempt log ----------------------------------------------------------------------------

@@ -237,15 +237,22 @@ impl Server {
         // Before-send hooks: the IM core asks the endpoints that answer them.
         im.set_before_send(webhooks.before_send());
 
+        let overview_sources = overview::Sources {
+            im: im.clone(),
+            webhooks: webhooks.clone(),
+            store: store.clone(),
+            cluster: cluster.clone().map(|shared| {
+                (
+                    shared,
+                    Duration::from_millis(config.cluster.node_timeout_ms),
+                )
+            }),
+        };
         // The routes described in the OpenAPI document, which is made from them.
         let (documented, document) =
             OpenApiRouter::with_openapi(<openapi::ApiDoc as utoipa::OpenApi>::openapi())
                 .routes(routes!(overview::overview))
-                .with_state(overview::Sources {
-                    im: im.clone(),
-                    webhooks: webhooks.clone(),
-                    store: store.clone(),
-                })
+                .with_state(overview_sources.clone())
                 .merge(chathook_im::api::router(im.clone()))
                 .merge(chathook_webhook::api::router(webhooks.clone()))
                 .split_for_parts();
@@ -305,7 +312,7 @@ impl Server {
         let api_task = listen::serve(api_listener, api, limits.clone(), stopped(stop_rx.clone()));
         let ws_task =
             chathook_im::gateway::serve(ws_listener, im.clone(), limits, stopped(stop_rx.clone()));
-        let tasks = vec![
+        let mut tasks = vec![
             tokio::spawn(async move {
                 if let Err(e) = api_task.await {
                     tracing::error!(error = %e, "the API server failed");
@@ -316,8 +323,16 @@ impl Server {
                     tracing::error!(error = %e, "the gateway failed");
                 }
             }),
-            tokio::spawn(prune_loop(store.clone(), config.clone(), stop_rx)),
+            tokio::spawn(prune_loop(store.clone(), config.clone(), stop_rx.clone())),
         ];
+        if let Some(shared) = cluster {
+            tasks.push(tokio::spawn(overview::publish(
+                overview_sources,
+                shared,
+                Duration::from_millis(config.cluster.heartbeat_ms),
+                stop_rx,
+            )));
+        }
         Ok(Server {
             im,
             webhooks,

@@ -1,6 +1,7 @@
 //! What the nodes sharing this database coordinate through ([`ClusterStore`]): the observer of this
-//! node's commits, the other nodes' connections at one instant, heartbeats (`nodes`), the take-over of a
-//! silent node's connections, and named leases (`leases`). Times come from the database's clock.
+//! node's commits, the other nodes' connections at one instant, heartbeats (`nodes`), the nodes' figures
+//! (`node_figures`), the take-over of a silent node's connections, and named leases (`leases`). Times
+//! come from the database's clock.
 
 use async_trait::async_trait;
 
@@ -71,13 +72,48 @@ impl ClusterStore for PgStore {
     async fn leave(&self) -> Result<(), StoreError> {
         let client = self.client().await?;
         client
+            .batch_execute(&format!(
+                "UPDATE nodes SET seen_at_ms = 0 WHERE node_id = {node};
+                 DELETE FROM node_figures WHERE node_id = {node};",
+                node = self.node_id
+            ))
+            .await
+            .map_err(pg_error)?;
+        Ok(())
+    }
+
+    async fn publish_figures(&self, figures: &str) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
             .execute(
-                "UPDATE nodes SET seen_at_ms = 0 WHERE node_id = $1",
-                &[&i32::from(self.node_id)],
+                &format!(
+                    "INSERT INTO node_figures(node_id, at_ms, figures) VALUES ($1, {NOW_MS}, $2)
+                     ON CONFLICT (node_id) DO UPDATE
+                     SET at_ms = excluded.at_ms, figures = excluded.figures"
+                ),
+                &[&i32::from(self.node_id), &figures],
             )
             .await
             .map_err(pg_error)?;
         Ok(())
+    }
+
+    async fn node_figures(&self, window_ms: i64) -> Result<Vec<(u16, i64, String)>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT node_id, {NOW_MS} - at_ms, figures FROM node_figures
+                     WHERE at_ms >= {NOW_MS} - $1 ORDER BY node_id"
+                ),
+                &[&window_ms],
+            )
+            .await
+            .map_err(pg_error)?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get::<_, i32>(0) as u16, r.get(1), r.get(2)))
+            .collect())
     }
 
     async fn live_nodes(&self, window_ms: i64) -> Result<Vec<u16>, StoreError> {

@@ -132,6 +132,12 @@ const STEPS: &[(i32, &str, &str)] = &[
         "event bodies as text: the database never looks inside them, so it need not parse them",
         "ALTER TABLE event_log ALTER COLUMN body TYPE TEXT USING body::TEXT;",
     ),
+    (
+        10,
+        "each node's figures for the console's overview (connections, messages, attempts)",
+        "CREATE TABLE node_figures (
+             node_id INTEGER PRIMARY KEY, at_ms BIGINT NOT NULL, figures TEXT NOT NULL);",
+    ),
 ];
 
 /// The version the last step brings the schema to.

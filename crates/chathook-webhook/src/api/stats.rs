@@ -27,6 +27,10 @@ pub(super) struct StatsQuery {
 #[derive(Serialize, ToSchema)]
 pub(super) struct Stats {
     window_seconds: u64,
+    /// The window's start (RFC 3339, the server's clock): the left edge of a chart.
+    since: String,
+    /// The window's end, the time of the answer: the right edge of a chart.
+    until: String,
     attempts: u64,
     successes: u64,
     failures: u64,
@@ -94,7 +98,8 @@ pub(super) async fn stats(
             "window must be between 1s and 31 days",
         ));
     }
-    let since = now_ms() - window.as_millis() as i64;
+    let until = now_ms();
+    let since = until - window.as_millis() as i64;
     let rows = engine
         .store()
         .attempts(AttemptQuery {
@@ -137,6 +142,8 @@ pub(super) async fn stats(
         .collect();
     Ok(Json(Stats {
         window_seconds: window.as_secs(),
+        since: rfc3339(since),
+        until: rfc3339(until),
         attempts: total as u64,
         successes: ok as u64,
         failures: (total - ok) as u64,

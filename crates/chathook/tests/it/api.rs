@@ -169,6 +169,10 @@ async fn the_console_files_are_served_without_the_key_and_carry_no_data() {
         o["endpoints"],
         json!({"total": 0, "enabled": 0, "delivering": 0, "breaker_open": 0, "disabled": 0})
     );
+    assert!(
+        o.get("nodes").is_none(),
+        "a single server lists no nodes: {o}"
+    );
 }
 
 #[tokio::test]

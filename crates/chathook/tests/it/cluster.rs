@@ -558,3 +558,53 @@ async fn endpoints_are_spread_over_the_nodes_and_move_when_one_stops() {
     rcv.wait("sixteen deliveries", LONG, |reqs| reqs.len() >= 16)
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_overview_sums_every_nodes_connections_messages_and_attempts_and_lists_the_nodes() {
+    let shared = Shared::start("overview");
+    let a = TestServer::start_with(shared.node(1)).await;
+    let b = TestServer::start_with(shared.node(2)).await;
+    let rcv = Receiver::start().await;
+    a.endpoint(json!({"url": rcv.url, "events": ["message.sent"]}))
+        .await;
+    let _alice = a.login("alice", 0).await;
+    let _bob = b.login("bob", 0).await;
+    let _carol = b.login("carol", 1).await;
+    for (node, text) in [(&a, "one"), (&a, "two"), (&b, "three")] {
+        let (st, body) = node.rest_send("alice", "bob", 1, text).await;
+        assert_eq!(st, 200, "{body}");
+    }
+    rcv.wait("three deliveries", LONG, |reqs| reqs.len() >= 3)
+        .await;
+    // whichever node delivers and whichever is asked, the figures are the cluster's
+    for (name, node) in [("A", &a), ("B", &b)] {
+        let deadline = tokio::time::Instant::now() + LONG;
+        let o = loop {
+            let (st, o) = node.call("GET", "/v1/overview", None, Some(ADMIN)).await;
+            assert_eq!(st, 200, "{o}");
+            let summed = o["connections"] == 3
+                && o["messages_sent"] == 3
+                && o["attempts"]["succeeded"].as_u64() >= Some(3);
+            if summed || tokio::time::Instant::now() > deadline {
+                break o;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(o["connections"], 3, "asked node {name}: {o}");
+        assert_eq!(o["messages_sent"], 3, "asked node {name}: {o}");
+        assert!(
+            o["attempts"]["succeeded"].as_u64() >= Some(3),
+            "asked node {name}: {o}"
+        );
+        assert_eq!(o["users_online"], 3, "{o}");
+        let nodes = o["nodes"].as_array().expect("a node list in a cluster");
+        let per_node: Vec<(u64, u64, u64)> = nodes
+            .iter()
+            .map(|n| {
+                let num = |k: &str| n[k].as_u64().unwrap();
+                (num("node"), num("connections"), num("messages_sent"))
+            })
+            .collect();
+        assert_eq!(per_node, [(1, 1, 2), (2, 2, 1)], "asked node {name}: {o}");
+    }
+}

@@ -855,6 +855,15 @@ async fn test_sends_attempts_page_and_stats_summarise() {
         .await;
     assert_eq!(st, 200, "{stats}");
     assert_eq!(stats["attempts"], 6);
+    // the window's edges, on the server's clock, an hour apart
+    let edge = |k: &str| {
+        humantime_serde::re::humantime::parse_rfc3339(stats[k].as_str().unwrap())
+            .unwrap()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+    };
+    assert_eq!(edge("until") - edge("since"), 3_600_000, "{stats}");
     let rate = stats["success_rate"].as_f64().unwrap();
     assert!((rate - 5.0 / 6.0).abs() < 0.001, "{stats}");
     assert!(stats["latency_ms"]["p99"].is_u64());
