@@ -12,7 +12,7 @@ import { launch, newPage } from "./driver.mjs";
 import { ADMIN, SCREENSHOTS, startReceiver, startServer } from "./harness.mjs";
 
 const WIDTHS = { wide: { width: 1280, height: 900 }, narrow: { width: 390, height: 844 } };
-/** The README's pictures: regenerated from the Chromium run when CHATHOOK_DOC_SCREENSHOTS=1. */
+/** The README's pictures: regenerated from the Chromium run when CONSOLE_DOC_SCREENSHOTS=1. */
 const DOCS = join(dirname(fileURLToPath(import.meta.url)), "..", "docs", "console");
 const DOC_SIZE = { width: 1100, height: 720 };
 
@@ -48,7 +48,7 @@ export function consoleSuite(engine) {
       await page.waitForTimeout(100);
       await page.screenshot({ path: join(SCREENSHOTS, `${engine}-${name}-${label}.png`), fullPage: true });
     }
-    if (engine === "chromium" && process.env.CHATHOOK_DOC_SCREENSHOTS && ["overview", "endpoint", "deliveries", "events-dialog"].includes(name)) {
+    if (engine === "chromium" && process.env.CONSOLE_DOC_SCREENSHOTS && ["overview", "endpoint", "deliveries", "events-dialog"].includes(name)) {
       mkdirSync(DOCS, { recursive: true });
       await page.setViewportSize(DOC_SIZE);
       await page.waitForTimeout(100);

@@ -42,7 +42,7 @@ export async function startServer(logFile) {
   );
   const bin = process.env.CHATHOOK_BINARY || join(process.env.CARGO_TARGET_DIR || join(HERE, "..", "target"), "debug", "chathook");
   const proc = spawn(bin, ["--config", config, "--data-dir", join(dir, "data"), "--api-addr", `127.0.0.1:${apiPort}`, "--ws-addr", `127.0.0.1:${wsPort}`], {
-    stdio: ["ignore", "ignore", "pipe"],
+    stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, RUST_LOG: "info" },
   });
   let stderr = "";
@@ -51,6 +51,7 @@ export async function startServer(logFile) {
     if (stderr.length < 100_000) stderr += d;
     log?.write(d);
   });
+  proc.stdout.on("data", (d) => log?.write(d));
   const base = `http://127.0.0.1:${apiPort}`;
   for (let i = 0; i < 300; i++) {
     if (proc.exitCode !== null) throw new Error(`chathook exited: ${stderr}`);
