@@ -16,13 +16,16 @@ const WIDTHS = { wide: { width: 1280, height: 900 }, narrow: { width: 390, heigh
 const DOCS = join(dirname(fileURLToPath(import.meta.url)), "..", "docs", "console");
 const DOC_SIZE = { width: 1100, height: 720 };
 
+/** The server of the running suite, whose recent log a timeout reports. */
+let current = null;
+
 /** Waits until `fn` (run in the test) returns a truthy value. */
 async function eventually(what, fn, timeoutMs = 10_000) {
   const until = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
     if (v) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}; the server's last lines:\n${current?.recentLog() ?? ""}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -109,6 +112,7 @@ export function consoleSuite(engine) {
 
   before(async () => {
     server = await startServer(join(SCREENSHOTS, `${engine}-server.log`));
+    current = server;
     receiver = await startReceiver();
     browser = await launch(engine);
     page = await newPage(browser, engine, WIDTHS.wide);

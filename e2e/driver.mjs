@@ -78,10 +78,12 @@ export class Page {
   async route(part, handler) {
     const listener = (req) => {
       if (req.isInterceptResolutionHandled()) return;
-      if (!req.url().includes(part)) return req.continue();
+      // (a request let through after `unroute` turned interception off has nothing left to do)
+      const settle = (p) => p.catch(() => {});
+      if (!req.url().includes(part)) return settle(req.continue());
       handler({
-        continue: () => req.continue(),
-        fulfill: ({ status = 200, json }) => req.respond({ status, contentType: "application/json", body: JSON.stringify(json) }),
+        continue: () => settle(req.continue()),
+        fulfill: ({ status = 200, json }) => settle(req.respond({ status, contentType: "application/json", body: JSON.stringify(json) })),
       });
     };
     this.routes.push(listener);

@@ -47,11 +47,17 @@ export async function startServer(logFile) {
   });
   let stderr = "";
   const log = logFile ? createWriteStream(logFile) : null;
+  /** The server's last lines of output, for a failing test's message. */
+  let recent = [];
+  const keep = (d) => {
+    log?.write(d);
+    recent = recent.concat(String(d).split("\n").filter(Boolean)).slice(-40);
+  };
   proc.stderr.on("data", (d) => {
     if (stderr.length < 100_000) stderr += d;
-    log?.write(d);
+    keep(d);
   });
-  proc.stdout.on("data", (d) => log?.write(d));
+  proc.stdout.on("data", keep);
   const base = `http://127.0.0.1:${apiPort}`;
   for (let i = 0; i < 300; i++) {
     if (proc.exitCode !== null) throw new Error(`chathook exited: ${stderr}`);
@@ -62,6 +68,7 @@ export async function startServer(logFile) {
   }
   return {
     base,
+    recentLog: () => recent.join("\n"),
     async call(method, path, body) {
       const res = await fetch(base + path, {
         method,

@@ -1,13 +1,11 @@
-//! How a connection ends on the wire: the close codes, what a frame the WebSocket layer could not read
-//! means, the `disconnect` notification and the close frame with its reason.
+//! How a connection ends: [`End`] (why, and what the client is told) and the close codes.
 
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes};
 use chathook_events::PresenceReason;
-use futures_util::SinkExt;
 
-use super::Sink;
+use super::codec::Codec;
+use super::transport::FrameSink;
 use crate::error::reason;
 
 /// WebSocket close codes used by the gateway.
@@ -19,20 +17,42 @@ pub(super) mod close_code {
     pub const TOO_BIG: u16 = 1009;
 }
 
-/// Why a connection ends, with what the client is told.
-pub(super) enum End {
+/// How a session ends: why (for the event log) and what the client is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct End {
+    /// The reason the offline event carries.
+    pub presence: PresenceReason,
+    /// What the client hears, as far as the link allows.
+    pub tell: Tell,
+}
+
+/// What a client is told as its connection ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Tell {
     /// Nothing can be or needs to be sent (the link broke, or the client closed).
-    Quiet(PresenceReason),
-    /// A close frame with a code and a reason.
-    Close(PresenceReason, u16, String),
-    /// A `disconnect` notification (reason code, reason), then a close frame with the code.
-    Disconnect(PresenceReason, u8, String, u16),
+    Nothing,
+    /// The link is closed with a code and a reason (a WebSocket close frame).
+    Close { code: u16, why: String },
+    /// The protocol's disconnect notice (reason code, reason), then the close.
+    Disconnect {
+        reason_code: u8,
+        why: String,
+        code: u16,
+    },
 }
 
 impl End {
-    /// The client broke the protocol: `disconnect` with the reason, then close with `code`.
+    /// The link broke or the client closed it.
+    pub(super) fn link_closed() -> End {
+        End {
+            presence: PresenceReason::LinkClosed,
+            tell: Tell::Nothing,
+        }
+    }
+
+    /// The client broke the protocol: the disconnect notice with the reason, then close with `code`.
     pub(super) fn protocol(code: u16, why: &str) -> End {
-        End::Disconnect(
+        End::disconnect(
             PresenceReason::ProtocolError,
             reason::SYSTEM_ERROR,
             why.to_string(),
@@ -40,60 +60,57 @@ impl End {
         )
     }
 
-    /// Tells the client (as far as the link allows) and returns the reason the event log gets.
-    pub(super) async fn tell(self, sink: &mut Sink, kind: super::FrameKind) -> PresenceReason {
-        match self {
-            End::Quiet(r) => r,
-            End::Close(r, code, why) => {
-                close(sink, code, &why).await;
-                r
-            }
-            End::Disconnect(r, reason_code, why, code) => {
-                let frame = super::protocol::disconnect_frame(reason_code, &why);
-                let _ = tokio::time::timeout(
-                    Duration::from_secs(2),
-                    sink.send(kind.message(frame.into())),
-                )
-                .await;
-                close(sink, code, &why).await;
-                r
-            }
+    /// The server ends the connection: the disconnect notice, then close with `code`.
+    pub(super) fn disconnect(
+        presence: PresenceReason,
+        reason_code: u8,
+        why: String,
+        code: u16,
+    ) -> End {
+        End {
+            presence,
+            tell: Tell::Disconnect {
+                reason_code,
+                why,
+                code,
+            },
         }
     }
-}
 
-/// The close code and reason for a frame the WebSocket layer could not read, or `None` when the
-/// link itself broke (nothing can be sent then). The layer's errors are only known by their text.
-pub(super) fn unreadable(e: &axum::Error, max_frame_bytes: usize) -> Option<(u16, String)> {
-    let text = e.to_string();
-    if text.contains("too long") || text.contains("Space limit") {
-        Some((
-            close_code::TOO_BIG,
-            format!("frame larger than limits.max_frame_bytes ({max_frame_bytes} bytes)"),
-        ))
-    } else if text.contains("UTF-8") {
-        Some((
-            close_code::INVALID_DATA,
-            "a text frame is not valid UTF-8".to_string(),
-        ))
-    } else if text.contains("protocol error") && !text.contains("without closing handshake") {
-        Some((close_code::PROTOCOL, text))
-    } else {
-        None
+    /// The link could not be read: close with `code` and `why`.
+    pub(super) fn unreadable(code: u16, why: String) -> End {
+        End {
+            presence: PresenceReason::ProtocolError,
+            tell: Tell::Close { code, why },
+        }
     }
-}
 
-/// Sends a close frame with a reason (cut to the 123 bytes a close frame allows).
-pub(super) async fn close(sink: &mut Sink, code: u16, reason: &str) {
-    let frame = CloseFrame {
-        code,
-        reason: Utf8Bytes::from(truncate(reason, 123)),
-    };
-    let _ = tokio::time::timeout(
-        Duration::from_secs(2),
-        sink.send(WsMessage::Close(Some(frame))),
-    )
-    .await;
+    /// Tells the client (as far as the link allows) and returns the reason the event log gets.
+    pub(super) async fn tell<C: Codec, K: FrameSink>(
+        self,
+        codec: &mut C,
+        sink: &mut K,
+    ) -> PresenceReason {
+        match self.tell {
+            Tell::Nothing => {}
+            Tell::Close { code, why } => sink.close(code, &why).await,
+            Tell::Disconnect {
+                reason_code,
+                why,
+                code,
+            } => {
+                let notice = codec.disconnect(reason_code, &why);
+                let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                    if sink.feed(notice).await.is_ok() {
+                        let _ = sink.flush().await;
+                    }
+                })
+                .await;
+                sink.close(code, &why).await;
+            }
+        }
+        self.presence
+    }
 }
 
 /// `s` cut to at most `max` bytes on a character boundary.

@@ -1,68 +1,143 @@
-//! The connect phase: the first frame must be `connect` and come within `limits.connect_timeout_ms`;
+//! The connect phase: the first request must be `connect` and come within `limits.connect_timeout_ms`;
 //! its token is checked, the IM core registers the connection, and only then does the client hear
-//! "connected". Every refusal is told to the client (a `connect` result with a reason code, or an error
-//! response) and followed by a close frame with the reason.
+//! "connected". Every refusal is told to the client (the protocol's connect answer with a reason code,
+//! or an error answer) and followed by a close with the reason.
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::extract::ws::{Message as WsMessage, WebSocket};
-use futures_util::stream::SplitStream;
-use futures_util::{SinkExt, StreamExt};
-use serde_json::{json, Value};
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
 
-use super::close::{close, close_code, unreadable};
-use super::protocol::{self, rpc_code, ConnectParams, Request, RequestError};
-use super::{FrameKind, Sink};
-use chathook_events::ClientInfo;
+use super::close::close_code;
+use super::codec::{Codec, ConnectRequest, Frame, Request};
+use super::session::Link;
+use super::transport::{FrameSink, Inbound, LinkBroken};
+use chathook_events::{ClientInfo, PresenceReason};
 use chathook_http::throttle::Verdict;
 
 use crate::error::reason;
 use crate::usersig::UserSigError;
 use crate::{Im, Login, OpenConnection};
 
-/// A connection that passed `connect` and is registered.
-pub(super) struct Connected {
-    pub open: OpenConnection,
-    /// The kind of frame the client spoke `connect` in; every answer uses the same.
-    pub kind: FrameKind,
-}
-
-/// Runs the connect phase; `None` when the client was refused (and told) or went away.
-pub(super) async fn connect(
+/// Runs the connect phase from the client's `first` bytes; `None` when the client was refused (and
+/// told) or went away. Requests that came after `connect` in the same bytes are left in `pending`.
+pub(super) async fn connect<C, K, S>(
     im: &Im,
-    peer: SocketAddr,
-    sink: &mut Sink,
-    stream: &mut SplitStream<WebSocket>,
-) -> Option<Connected> {
-    let (bytes, kind) = first_frame(im, sink, stream).await?;
-    let Some(Ok(incoming)) = protocol::parse_frames(&bytes).next() else {
-        close(sink, close_code::POLICY, "malformed JSON-RPC frame").await;
-        return None;
-    };
-    let id = incoming.id;
-    let params: ConnectParams = match incoming.request {
-        Ok(Request::Connect(p)) => p,
-        Err(RequestError::BadParams(why)) => {
-            let frame = protocol::error_frame(&id, rpc_code::INVALID_PARAMS, &why);
-            let _ = sink.send(kind.message(frame.into())).await;
-            close(sink, close_code::POLICY, &why).await;
+    codec: &mut C,
+    sink: &mut K,
+    stream: &mut S,
+    first: Bytes,
+    link: &Link,
+    pending: &mut Vec<Request<C::Tag>>,
+) -> Option<OpenConnection>
+where
+    C: Codec,
+    K: FrameSink,
+    S: Stream<Item = Inbound> + Unpin,
+{
+    let request = first_request(im, codec, sink, stream, first, link, pending).await?;
+    let params = match request {
+        Request::Connect(params) => params,
+        Request::Invalid { tag, why } => {
+            if let Some(tag) = tag {
+                let answer = codec.invalid(tag, &why);
+                let _ = write(im, sink, answer).await;
+            }
+            sink.close(close_code::POLICY, &why).await;
             return None;
         }
         _ => {
             let why = "the first request must be connect";
-            close(sink, close_code::POLICY, why).await;
+            sink.close(close_code::POLICY, why).await;
             return None;
         }
     };
-    let ip = peer.ip().to_canonical();
+    let ip = link.peer.ip().to_canonical();
+    let login = match login(im, ip, &params).await {
+        Ok(login) => login,
+        Err((reason_code, why)) => {
+            let answer = codec.connect_refused(params.tag, reason_code, &why);
+            let _ = write(im, sink, answer).await;
+            sink.close(close_code::POLICY, &why).await;
+            return None;
+        }
+    };
+    let open = match im.open_connection(login).await {
+        Ok(open) => open,
+        Err(refused) => {
+            let why = refused.to_string();
+            let answer = codec.connect_refused(params.tag, refused.reason_code(), &why);
+            let _ = write(im, sink, answer).await;
+            sink.close(close_code::POLICY, &why).await;
+            return None;
+        }
+    };
+    let time_diff = params.client_timestamp.map_or(0, |t| now_ms() - t);
+    let connected = codec.connected(params.tag, time_diff, im.config().node_id);
+    match write(im, sink, connected).await {
+        Ok(()) => Some(open),
+        Err(LinkBroken) => {
+            im.close_connection(&open.handle, PresenceReason::LinkClosed)
+                .await;
+            None
+        }
+    }
+}
+
+/// The first request, read on from `first` until one is whole, by the link's deadline; on a timeout,
+/// a broken frame or an unreadable link the client is told and `None` returned.
+async fn first_request<C, K, S>(
+    im: &Im,
+    codec: &mut C,
+    sink: &mut K,
+    stream: &mut S,
+    first: Bytes,
+    link: &Link,
+    pending: &mut Vec<Request<C::Tag>>,
+) -> Option<Request<C::Tag>>
+where
+    C: Codec,
+    K: FrameSink,
+    S: Stream<Item = Inbound> + Unpin,
+{
+    let mut chunk = Some(first);
+    loop {
+        if let Some(bytes) = chunk.take() {
+            if let Err(broken) = codec.decode(&bytes, pending) {
+                sink.close(broken.code, &broken.why).await;
+                return None;
+            }
+            if !pending.is_empty() {
+                return Some(pending.remove(0));
+            }
+        }
+        match tokio::time::timeout_at(link.deadline.into(), stream.next()).await {
+            Ok(Some(Inbound::Data(bytes))) => chunk = Some(bytes),
+            Ok(Some(Inbound::Alive)) => {}
+            Ok(Some(Inbound::Unreadable { code, why })) => {
+                sink.close(code, &why).await;
+                return None;
+            }
+            Ok(None) => return None,
+            Err(_) => {
+                let within = im.config().limits.connect_timeout_ms;
+                let why = format!("connect must come within {within} ms");
+                sink.close(close_code::POLICY, &why).await;
+                return None;
+            }
+        }
+    }
+}
+
+/// Checks the login (throttle, token or UserSig); `Err` is the reason code and words for the client.
+async fn login<T>(im: &Im, ip: IpAddr, params: &ConnectRequest<T>) -> Result<Login, (u8, String)> {
     if let Verdict::Blocked(wait) = im.throttle().check(ip, Some(&params.uid)) {
         let why = format!(
             "too many failed logins: try again in {} ms",
             wait.as_millis()
         );
-        refuse(sink, kind, &id, reason::RATE_LIMIT, &why).await;
-        return None;
+        return Err((reason::RATE_LIMIT, why));
     }
     let device_level = match im
         .verify_token(&params.uid, &params.token, params.device_flag)
@@ -73,47 +148,35 @@ pub(super) async fn connect(
             Ok(level) => level,
             Err(why) => {
                 im.throttle().failed(ip, Some(&params.uid));
-                refuse(sink, kind, &id, reason::AUTH_FAIL, &why).await;
-                return None;
+                return Err((reason::AUTH_FAIL, why));
             }
         },
         Err(e) => {
             tracing::error!(error = %e, "token lookup failed");
             let why = "the server cannot check the token";
-            refuse(sink, kind, &id, reason::SYSTEM_ERROR, why).await;
-            return None;
+            return Err((reason::SYSTEM_ERROR, why.into()));
         }
     };
     im.throttle().succeeded(ip);
-    let client = ClientInfo {
-        ip: ip.to_string(),
-        platform: platform(params.platform.as_deref(), params.device_flag),
-    };
-    let login = Login {
-        uid: params.uid,
+    Ok(Login {
+        uid: params.uid.clone(),
         device_flag: params.device_flag,
         device_level,
-        client,
-    };
-    let open = match im.open_connection(login).await {
-        Ok(open) => open,
-        Err(refused) => {
-            let why = refused.to_string();
-            refuse(sink, kind, &id, refused.reason_code(), &why).await;
-            return None;
-        }
-    };
-    let time_diff = params.client_timestamp.map_or(0, |t| now_ms() - t);
-    let connected = protocol::connected_frame(&id, time_diff, im.config().node_id);
+        client: ClientInfo {
+            ip: ip.to_string(),
+            platform: platform(params.platform.as_deref(), params.device_flag),
+        },
+    })
+}
+
+/// Writes one frame within `gateway.write_timeout_ms`.
+async fn write<K: FrameSink>(im: &Im, sink: &mut K, frame: Frame) -> Result<(), LinkBroken> {
     let limit = Duration::from_millis(im.config().gateway.write_timeout_ms);
-    match tokio::time::timeout(limit, sink.send(kind.message(connected.into()))).await {
-        Ok(Ok(())) => Some(Connected { open, kind }),
-        _ => {
-            im.close_connection(&open.handle, chathook_events::PresenceReason::LinkClosed)
-                .await;
-            None
-        }
-    }
+    let written = tokio::time::timeout(limit, async {
+        sink.feed(frame).await?;
+        sink.flush().await
+    });
+    written.await.unwrap_or(Err(LinkBroken))
 }
 
 /// The platforms a client may name at `connect` (`platform`), in Tencent Cloud Chat's words.
@@ -146,48 +209,6 @@ fn user_sig_login(im: &Im, uid: &str, token: &str) -> Result<u8, String> {
         Err(UserSigError::Malformed(_)) => Err(WRONG.into()),
         Err(e) => Err(format!("authentication failed: {e}")),
     }
-}
-
-/// The first data frame within the deadline; on a timeout or an unreadable frame the client is told.
-async fn first_frame(
-    im: &Im,
-    sink: &mut Sink,
-    stream: &mut SplitStream<WebSocket>,
-) -> Option<(bytes::Bytes, FrameKind)> {
-    let deadline = Duration::from_millis(im.config().limits.connect_timeout_ms);
-    let first = tokio::time::timeout(deadline, async {
-        loop {
-            match stream.next().await {
-                Some(Ok(WsMessage::Text(t))) => return Ok((t.into(), FrameKind::Text)),
-                Some(Ok(WsMessage::Binary(b))) => return Ok((b, FrameKind::Binary)),
-                Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => continue,
-                Some(Ok(WsMessage::Close(_))) | None => return Err(None),
-                Some(Err(e)) => return Err(unreadable(&e, im.config().limits.max_frame_bytes)),
-            }
-        }
-    })
-    .await;
-    match first {
-        Ok(Ok(frame)) => Some(frame),
-        Err(_) => {
-            let why = format!("connect must come within {} ms", deadline.as_millis());
-            close(sink, close_code::POLICY, &why).await;
-            None
-        }
-        // the link is gone: nothing to tell
-        Ok(Err(None)) => None,
-        Ok(Err(Some((code, why)))) => {
-            close(sink, code, &why).await;
-            None
-        }
-    }
-}
-
-/// Answers `connect` with a refusal (WuKongIM style: a result whose reasonCode is not 1) and closes.
-async fn refuse(sink: &mut Sink, kind: FrameKind, id: &Value, reason_code: u8, why: &str) {
-    let frame = protocol::result_frame(id, json!({"reasonCode": reason_code, "reason": why}));
-    let _ = sink.send(kind.message(frame.into())).await;
-    close(sink, close_code::POLICY, why).await;
 }
 
 fn now_ms() -> i64 {

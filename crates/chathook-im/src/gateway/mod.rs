@@ -1,49 +1,33 @@
-//! The WebSocket gateway: accepts connections (under the server-wide cap), and runs one session per
-//! connection speaking WuKongIM's JSON-RPC protocol: `protocol` (the frames), `connect` (the connect
-//! phase), `session` (the frame loop) and `close` (how a connection ends on the wire).
+//! The gateway: accepts connections (under the server-wide cap) and runs one session per connection.
+//! `ws` is the WebSocket link, `transport` what any link offers a session; `codec` what any wire
+//! protocol offers it, `jsonrpc` WuKongIM's JSON-RPC 2.0; `connect` is the connect phase, `session`
+//! the loop after it, and `close` how a connection ends.
 //!
 //! The gateway turns frames into calls on [`crate::Im`] and messages queued for a connection into
 //! frames; it holds no state of its own beyond each session.
 
 mod close;
+mod codec;
 mod connect;
-pub mod protocol;
+pub mod jsonrpc;
 mod session;
+mod transport;
+mod ws;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::ws::{Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::{Extension, Router};
 use chathook_http::listen::{ConnHandle, ConnLimits};
-use futures_util::stream::SplitSink;
 use tokio::net::TcpListener;
 
 use crate::Im;
-
-/// The writing half of a connection.
-type Sink = SplitSink<WebSocket, WsMessage>;
-
-/// The kind of WebSocket frame a client speaks JSON-RPC in; the server answers in the same kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum FrameKind {
-    Text,
-    Binary,
-}
-
-impl FrameKind {
-    fn message(self, text: Utf8Bytes) -> WsMessage {
-        match self {
-            FrameKind::Text => WsMessage::Text(text),
-            FrameKind::Binary => WsMessage::Binary(text.into()),
-        }
-    }
-}
 
 /// The WebSocket router: any path upgrades (WuKongIM clients connect to the root).
 pub fn router(im: Im) -> Router {
@@ -92,5 +76,5 @@ async fn upgrade(
     ws.max_message_size(max)
         .max_frame_size(max)
         .read_buffer_size(im.config().gateway.read_buffer_bytes)
-        .on_upgrade(move |socket| session::run(socket, im, peer, conn.map(|c| c.0), permit))
+        .on_upgrade(move |socket| ws::run(socket, im, peer, conn.map(|c| c.0), permit))
 }

@@ -1,4 +1,4 @@
-//! WuKongIM's JSON-RPC 2.0 protocol: the frames clients send and the frames the server writes.
+//! WuKongIM's JSON-RPC 2.0 frames: what clients send and what the server writes.
 //!
 //! Payload mapping: a `send` payload given as a JSON object (or any non-string JSON value) is stored as
 //! its compact JSON text; a string is decoded as standard base64 when it is valid base64 (the JS SDK's
