@@ -226,14 +226,14 @@ async fn presence_tokens_and_kicks_are_cluster_wide() {
     .await;
     let closed = on_b.closed(LONG).await;
     assert!(closed.disconnect.is_some() || closed.code.is_some());
-    let (_, body) = a.post("/user/onlinestatus", json!(["erin"])).await;
-    let deadline = tokio::time::Instant::now() + LONG;
-    let mut body = body;
-    while body.as_array().map_or(0, |a| a.len()) != 1 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        body = a.post("/user/onlinestatus", json!(["erin"])).await.1;
-    }
-    assert_eq!(body.as_array().map(|a| a.len()), Some(1), "{body}");
+    eventually("erin online once, on node B", LONG, || async {
+        let (_, body) = a.post("/user/onlinestatus", json!(["erin"])).await;
+        match body.as_array().map(|a| a.len()) {
+            Some(1) => Ok(()),
+            _ => Err(body.to_string()),
+        }
+    })
+    .await;
     // a ban through node A ends gus's session on node B with reason 19, and node B refuses him
     let mut gus = b.login("gus", 0).await;
     a.post_ok(
@@ -528,15 +528,20 @@ async fn endpoints_are_spread_over_the_nodes_and_move_when_one_stops() {
         "eight endpoints over two nodes: {expected:?}"
     );
     // each endpoint's lease ends up with the node whose share it is
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while lease_holders(&shared.url).await != expected {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "leases {:?}, expected {expected:?}",
-            lease_holders(&shared.url).await
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let (expected, url) = (&expected, &shared.url);
+    eventually(
+        "each lease with its share's node",
+        Duration::from_secs(15),
+        || async move {
+            let holders = lease_holders(url).await;
+            if &holders == expected {
+                Ok(())
+            } else {
+                Err(format!("{holders:?}, expected {expected:?}"))
+            }
+        },
+    )
+    .await;
     // every endpoint delivers, whichever node holds it
     let (st, _) = a.rest_send("u1", "u2", 1, "to all").await;
     assert_eq!(st, 200);
@@ -544,15 +549,19 @@ async fn endpoints_are_spread_over_the_nodes_and_move_when_one_stops() {
         .await;
     // node 2 stops: it gives its leases up and node 1 takes them
     b.stop().await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let holders = lease_holders(&shared.url).await;
-        if holders.len() == 8 && holders.values().all(|&n| n == 1) {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "leases {holders:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        "node 1 holding every lease",
+        Duration::from_secs(15),
+        || async move {
+            let holders = lease_holders(url).await;
+            if holders.len() == 8 && holders.values().all(|&n| n == 1) {
+                Ok(())
+            } else {
+                Err(format!("{holders:?}"))
+            }
+        },
+    )
+    .await;
     let (st, _) = a.rest_send("u1", "u2", 1, "again").await;
     assert_eq!(st, 200);
     rcv.wait("sixteen deliveries", LONG, |reqs| reqs.len() >= 16)
@@ -578,24 +587,19 @@ async fn the_overview_sums_every_nodes_connections_messages_and_attempts_and_lis
         .await;
     // whichever node delivers and whichever is asked, the figures are the cluster's
     for (name, node) in [("A", &a), ("B", &b)] {
-        let deadline = tokio::time::Instant::now() + LONG;
-        let o = loop {
-            let (st, o) = node.call("GET", "/v1/overview", None, Some(ADMIN)).await;
-            assert_eq!(st, 200, "{o}");
+        let what = format!("node {name}'s overview to count the cluster");
+        let o = eventually(&what, LONG, || async move {
+            let (_, o) = node.call("GET", "/v1/overview", None, Some(ADMIN)).await;
             let summed = o["connections"] == 3
                 && o["messages_sent"] == 3
                 && o["attempts"]["succeeded"].as_u64() >= Some(3);
-            if summed || tokio::time::Instant::now() > deadline {
-                break o;
+            if summed {
+                Ok(o)
+            } else {
+                Err(o.to_string())
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
-        assert_eq!(o["connections"], 3, "asked node {name}: {o}");
-        assert_eq!(o["messages_sent"], 3, "asked node {name}: {o}");
-        assert!(
-            o["attempts"]["succeeded"].as_u64() >= Some(3),
-            "asked node {name}: {o}"
-        );
+        })
+        .await;
         assert_eq!(o["users_online"], 3, "{o}");
         let nodes = o["nodes"].as_array().expect("a node list in a cluster");
         let per_node: Vec<(u64, u64, u64)> = nodes
