@@ -83,6 +83,9 @@ pub struct GatewayConfig {
     /// How `recv` carries a payload: `base64` (WuKongIM >= 2.2.3 and its SDKs) or `json` (the raw JSON
     /// value, for clients written for WuKongIM <= 2.2.2).
     pub payload_format: PayloadFormat,
+    /// Whether binary-protocol (wkproto) connections encrypt payloads (X25519 + AES, as WuKongIM's
+    /// SDKs expect); off for clients that send plain payloads (WuKongIM's `disableEncryption`).
+    pub encryption: bool,
 }
 
 /// The form of a `recv` payload on the wire.
@@ -105,6 +108,7 @@ impl Default for GatewayConfig {
             write_timeout_ms: 10_000,
             read_buffer_bytes: 4096,
             payload_format: PayloadFormat::Base64,
+            encryption: true,
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod reason {
     pub const SYSTEM_ERROR: u8 = 15;
     pub const CHANNEL_ID_ERROR: u8 = 16;
     pub const BAN: u8 = 19;
+    pub const CLIENT_KEY_IS_EMPTY: u8 = 21;
     pub const RATE_LIMIT: u8 = 22;
     pub const NOT_SUPPORT_CHANNEL_TYPE: u8 = 23;
     pub const DISBAND: u8 = 24;

@@ -1,20 +1,22 @@
 //! What a session hears from a client and says to it, whatever the wire protocol. A [`Codec`] turns the
 //! bytes a client sent into [`Request`]s and the session's answers into [`Frame`]s; `jsonrpc` speaks
-//! WuKongIM's JSON-RPC 2.0. A codec holds its connection's wire state (a partial frame, a cipher) and
+//! WuKongIM's JSON-RPC 2.0, `wkproto` its binary protocol. A codec holds its connection's wire state (a partial frame, a cipher) and
 //! never does I/O: the session loop and the connect phase know only this module's types.
 
 use axum::extract::ws::Utf8Bytes;
+use bytes::Bytes;
 use chathook_events::MessageHeader;
 
 use crate::messaging::SendAck;
 use crate::presence::Delivery;
 use crate::SendError;
 
-/// A frame to write. JSON-RPC's frames are text (known to be UTF-8, so a WebSocket text message
-/// needs no second check).
+/// A frame to write: text (JSON-RPC's, known to be UTF-8, so a WebSocket text message needs no second
+/// check) or binary (wkproto's; each one its own WebSocket message).
 #[derive(Debug, Clone)]
 pub(super) enum Frame {
     Text(Utf8Bytes),
+    Binary(Bytes),
 }
 
 /// What a client sends to log in.
@@ -97,10 +99,10 @@ pub(super) trait Codec: Send + 'static {
     /// A message for the client.
     fn recv(&mut self, delivery: &Delivery) -> Frame;
     fn pong(&mut self, tag: Self::Tag) -> Frame;
-    /// The answer to a [`Request::Invalid`].
-    fn invalid(&mut self, tag: Self::Tag, why: &str) -> Frame;
-    /// The answer to a [`Request::Refused`].
-    fn refused(&mut self, tag: Self::Tag, why: &str) -> Frame;
+    /// The answer to a [`Request::Invalid`], when the protocol has one.
+    fn invalid(&mut self, tag: Self::Tag, why: &str) -> Option<Frame>;
+    /// The answer to a [`Request::Refused`], when the protocol has one.
+    fn refused(&mut self, tag: Self::Tag, why: &str) -> Option<Frame>;
     /// The server's notice that it ends the connection.
     fn disconnect(&mut self, reason_code: u8, why: &str) -> Frame;
 }

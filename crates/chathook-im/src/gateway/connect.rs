@@ -40,8 +40,7 @@ where
     let params = match request {
         Request::Connect(params) => params,
         Request::Invalid { tag, why } => {
-            if let Some(tag) = tag {
-                let answer = codec.invalid(tag, &why);
+            if let Some(answer) = tag.and_then(|tag| codec.invalid(tag, &why)) {
                 let _ = write(im, sink, answer).await;
             }
             sink.close(close_code::POLICY, &why).await;

@@ -12,6 +12,7 @@ mod connect;
 pub mod jsonrpc;
 mod session;
 mod transport;
+mod wkproto;
 mod ws;
 
 use std::future::Future;

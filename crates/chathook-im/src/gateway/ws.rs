@@ -1,6 +1,7 @@
-//! The WebSocket link: the client's messages as [`Inbound`] chunks, frames written as messages (text
-//! or binary, as the client speaks), close frames with their reason, and the first message, read
-//! under `limits.connect_timeout_ms`, from which the session starts.
+//! The WebSocket link: the client's messages as [`Inbound`] chunks, frames written as messages (a
+//! JSON-RPC client's text in the kind it speaks, every wkproto packet its own binary message), close
+//! frames with their reason, and the first message, read under `limits.connect_timeout_ms`, which
+//! picks the protocol (JSON-RPC when it starts with `{`, wkproto otherwise).
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -17,6 +18,7 @@ use super::close::{close_code, truncate};
 use super::codec::Frame;
 use super::jsonrpc::JsonRpc;
 use super::transport::{FrameSink, Inbound, LinkBroken};
+use super::wkproto::Wkproto;
 use crate::Im;
 
 /// The kind of WebSocket message a client speaks; a JSON-RPC client is answered in the same kind.
@@ -38,6 +40,7 @@ impl FrameSink for WsSink {
         let msg = match (frame, self.kind) {
             (Frame::Text(t), FrameKind::Text) => WsMessage::Text(t),
             (Frame::Text(t), FrameKind::Binary) => WsMessage::Binary(t.into()),
+            (Frame::Binary(b), _) => WsMessage::Binary(b),
         };
         self.sink.feed(msg).await.map_err(|_| LinkBroken)
     }
@@ -107,13 +110,29 @@ pub(super) async fn run(
         return;
     };
     sink.kind = kind;
-    let codec = JsonRpc::new(im.config().gateway.payload_format);
     let link = super::session::Link {
         peer,
         listened,
         deadline,
     };
-    super::session::run(im, codec, sink, stream, first, link).await;
+    let gateway = &im.config().gateway;
+    if is_json(&first) {
+        let codec = JsonRpc::new(gateway.payload_format);
+        super::session::run(im, codec, sink, stream, first, link).await;
+    } else {
+        let codec = Wkproto::new(max_frame_bytes, gateway.encryption);
+        super::session::run(im, codec, sink, stream, first, link).await;
+    }
+}
+
+/// Whether a connection's first bytes are JSON-RPC: their first byte after JSON whitespace is `{`, as
+/// WuKongIM tells the two protocols apart (no wkproto packet starts so: 0x7B would be a PING with
+/// flags, which no client sends).
+pub(super) fn is_json(first: &[u8]) -> bool {
+    first
+        .iter()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+        .is_some_and(|b| *b == b'{')
 }
 
 /// The first data message and its kind, by the deadline; on a timeout or an unreadable message the

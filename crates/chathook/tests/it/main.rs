@@ -5,6 +5,7 @@
 mod util;
 
 mod api;
+mod binary;
 mod cluster;
 mod conversations;
 mod credentials;

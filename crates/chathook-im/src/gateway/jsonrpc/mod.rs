@@ -89,12 +89,20 @@ impl Codec for JsonRpc {
         text(frames::pong_frame(&tag))
     }
 
-    fn invalid(&mut self, tag: Value, why: &str) -> Frame {
-        text(frames::error_frame(&tag, rpc_code::INVALID_PARAMS, why))
+    fn invalid(&mut self, tag: Value, why: &str) -> Option<Frame> {
+        Some(text(frames::error_frame(
+            &tag,
+            rpc_code::INVALID_PARAMS,
+            why,
+        )))
     }
 
-    fn refused(&mut self, tag: Value, why: &str) -> Frame {
-        text(frames::error_frame(&tag, rpc_code::METHOD_NOT_FOUND, why))
+    fn refused(&mut self, tag: Value, why: &str) -> Option<Frame> {
+        Some(text(frames::error_frame(
+            &tag,
+            rpc_code::METHOD_NOT_FOUND,
+            why,
+        )))
     }
 
     fn disconnect(&mut self, reason_code: u8, why: &str) -> Frame {

@@ -428,17 +428,13 @@ impl<C: Codec, K: FrameSink> Session<C, K> {
             }
             Request::Disconnect => Err(End::link_closed()),
             Request::Connect(_) => Err(End::protocol(close_code::POLICY, "already connected")),
-            Request::Invalid { tag, why } => match tag {
-                Some(tag) => {
-                    let frame = self.codec.invalid(tag, &why);
-                    self.write(frame).await
-                }
+            Request::Invalid { tag, why } => match tag.and_then(|t| self.codec.invalid(t, &why)) {
+                Some(answer) => self.write(answer).await,
                 None => Ok(()),
             },
             Request::Refused { tag, why } => {
-                if let Some(tag) = tag {
-                    let frame = self.codec.refused(tag, &why);
-                    let _ = self.write(frame).await;
+                if let Some(answer) = tag.and_then(|t| self.codec.refused(t, &why)) {
+                    let _ = self.write(answer).await;
                 }
                 Err(End::protocol(close_code::POLICY, &why))
             }

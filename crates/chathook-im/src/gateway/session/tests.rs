@@ -33,7 +33,9 @@ impl FrameSink for Recorder {
         if self.stall {
             std::future::pending::<()>().await;
         }
-        let Frame::Text(text) = frame;
+        let Frame::Text(text) = frame else {
+            panic!("a JSON-RPC session writes text frames");
+        };
         let value = serde_json::from_str(text.as_str()).map_err(|_| LinkBroken)?;
         self.frames.lock().unwrap().push(value);
         Ok(())

@@ -1,9 +1,10 @@
 //! Test harness, one file per concept: the server in-process (`server`), the JSON-RPC client
-//! (`jsonrpc`), the webhook receiver (`receiver`), the real binary as a process (`process`), and
+//! (`jsonrpc`), the binary-protocol client (`binary`), the webhook receiver (`receiver`), the real binary as a process (`process`), and
 //! [`eventually`] for every "wait until" a test needs.
 
 #![allow(dead_code)]
 
+mod binary;
 mod jsonrpc;
 mod process;
 mod receiver;
@@ -12,6 +13,7 @@ mod server;
 use std::future::Future;
 use std::time::Duration;
 
+pub use binary::*;
 pub use jsonrpc::*;
 pub use process::*;
 pub use receiver::*;

@@ -162,6 +162,15 @@ impl TestServer {
         c
     }
 
+    /// Registers a token and connects a binary-protocol client of `version`, encrypted as the SDKs are.
+    pub async fn login_binary(&self, uid: &str, flag: u8, version: u8) -> BinClient {
+        let token = format!("tok-{uid}-{flag}");
+        self.token(uid, &token, flag, 0).await;
+        let c = BinClient::connect(&self.ws, uid, &token, flag, version, true).await;
+        assert_eq!(c.connack.reason, 1, "{:?}", c.connack);
+        c
+    }
+
     pub async fn group(&self, id: &str, members: &[&str]) {
         let (st, body) = self
             .post(
