@@ -21,6 +21,7 @@ mod messaging;
 mod ordering;
 mod postgres;
 mod sdk;
+mod sdk_js;
 mod secrets;
 mod tencent;
 mod webhooks;
