@@ -138,10 +138,11 @@ impl Default for MessagesConfig {
 }
 
 /// The addresses `GET /route` and `POST /route/batch` give clients (WuKongIM's `external.*` and
-/// `intranet.tcpAddr`). chathook serves no TCP binary protocol, so `tcp_addr` is empty unless set.
+/// `intranet.tcpAddr`). Unset, `tcp_addr` is the TCP gateway's address and `ws_addr` the WebSocket one's.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RouteConfig {
+    /// Empty: the TCP gateway's listen address (`host:port`), when it listens.
     pub tcp_addr: String,
     /// Empty: `ws://` + the gateway's listen address.
     pub ws_addr: String,

@@ -536,7 +536,8 @@ async fn events_stored_as_jsonb_before_step_9_stay_readable_after_it() {
     client
         .batch_execute(
             "ALTER TABLE event_log ALTER COLUMN body TYPE JSONB USING body::JSONB;
-             DELETE FROM chathook_migrations WHERE version = 9;",
+             DROP TABLE node_figures;
+             DELETE FROM chathook_migrations WHERE version >= 9;",
         )
         .await
         .unwrap();

@@ -16,9 +16,10 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 /// Top-level keys; environment variables naming anything else are ignored with a warning.
-const TOP_LEVEL_KEYS: [&str; 19] = [
+const TOP_LEVEL_KEYS: [&str; 20] = [
     "api_addr",
     "ws_addr",
+    "tcp_addr",
     "listen",
     "data_dir",
     "admin_key",
@@ -44,8 +45,11 @@ const TOP_LEVEL_KEYS: [&str; 19] = [
 pub struct Config {
     /// HTTP API (WuKongIM's port 5001).
     pub api_addr: SocketAddr,
-    /// WebSocket JSON-RPC gateway (WuKongIM's port 5200).
+    /// WebSocket gateway, JSON-RPC and binary (WuKongIM's port 5200).
     pub ws_addr: SocketAddr,
+    /// TCP gateway, binary and JSON-RPC (WuKongIM's `addr`, port 5100): unset, `127.0.0.1:5100`, skipped
+    /// with a warning when that port is taken; an address set here must be free; `"off"` turns it off.
+    pub tcp_addr: Option<String>,
     /// Timeouts and connection caps of both listeners.
     pub listen: ListenConfig,
     /// Where the embedded store (and a generated admin key) live.
@@ -81,6 +85,7 @@ impl Default for Config {
         Config {
             api_addr: SocketAddr::from(([127, 0, 0, 1], 5001)),
             ws_addr: SocketAddr::from(([127, 0, 0, 1], 5200)),
+            tcp_addr: None,
             listen: ListenConfig::default(),
             data_dir: PathBuf::from("./chathook-data"),
             admin_key: None,
@@ -282,6 +287,7 @@ impl TencentConfig {
 pub struct Overrides {
     pub api_addr: Option<String>,
     pub ws_addr: Option<String>,
+    pub tcp_addr: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub node_id: Option<u16>,
 }
@@ -295,6 +301,18 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// The TCP gateway's address, and whether it must be free (set by the operator) or may be skipped
+    /// (the default); `None` when it is off.
+    pub fn tcp_listener(&self) -> Result<Option<(SocketAddr, bool)>, String> {
+        match self.tcp_addr.as_deref().map(str::trim) {
+            None => Ok(Some((SocketAddr::from(([127, 0, 0, 1], 5100)), false))),
+            Some("off") | Some("") => Ok(None),
+            Some(addr) => addr.parse().map(|a| Some((a, true))).map_err(|_| {
+                format!("{addr:?} is not an address like 127.0.0.1:5100 (or \"off\")")
+            }),
+        }
+    }
+
     /// Loads the effective configuration from every source.
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
@@ -345,6 +363,9 @@ impl Config {
         if let Some(v) = &overrides.ws_addr {
             figment = figment.merge(("ws_addr", v));
         }
+        if let Some(v) = &overrides.tcp_addr {
+            figment = figment.merge(("tcp_addr", v));
+        }
         if let Some(v) = &overrides.data_dir {
             figment = figment.merge(("data_dir", v));
         }
@@ -363,6 +384,9 @@ impl Config {
         let bad = |key: &str, why: &str| Err(ConfigError::Invalid(format!("{key}: {why}")));
         if self.node_id > 1023 {
             return bad("node_id", "must be at most 1023");
+        }
+        if let Err(why) = self.tcp_listener() {
+            return bad("tcp_addr", &why);
         }
         if self
             .admin_key

@@ -124,6 +124,8 @@ pub struct Server {
     im: Im,
     webhooks: WebhookEngine,
     store: Arc<dyn ServerStore>,
+    /// Where the TCP gateway listens (`None` when it is off or its default port was taken).
+    tcp_addr: Option<std::net::SocketAddr>,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -141,6 +143,7 @@ impl Server {
             .context("cannot set up the admin key")?;
         let sealer = secrets::resolve(&config).context("cannot set up the secrets key")?;
         tracing::info!(fingerprint = %sealer.fingerprint(), "secrets key");
+        let tcp_listener = bind_tcp(&config)?;
         let (store, cluster) = open_store(&config).await?;
         data_dir::warn_if_open(&config.data_dir);
         tracing::info!(store = %store.describe(), "store open");
@@ -191,6 +194,10 @@ impl Server {
                 ws_addr: match config.route.ws_addr.as_str() {
                     "" => format!("ws://{}", ws_listener.local_addr()?),
                     set => set.to_string(),
+                },
+                tcp_addr: match (config.route.tcp_addr.as_str(), &tcp_listener) {
+                    ("", Some(tcp)) => tcp.local_addr()?.to_string(),
+                    (set, _) => set.to_string(),
                 },
                 ..config.route.clone()
             },
@@ -307,11 +314,21 @@ impl Server {
         let stopped = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
         };
-        tracing::info!(api = %api_listener.local_addr()?, ws = %ws_listener.local_addr()?, "chathook is serving");
+        tracing::info!(api = %api_listener.local_addr()?, ws = %ws_listener.local_addr()?,
+            tcp = %tcp_listener.as_ref().and_then(|t| t.local_addr().ok()).map_or("off".into(), |a| a.to_string()),
+            "chathook is serving");
         let limits = connection_limits(&config.listen);
         let api_task = listen::serve(api_listener, api, limits.clone(), stopped(stop_rx.clone()));
-        let ws_task =
-            chathook_im::gateway::serve(ws_listener, im.clone(), limits, stopped(stop_rx.clone()));
+        let ws_task = chathook_im::gateway::serve(
+            ws_listener,
+            im.clone(),
+            limits.clone(),
+            stopped(stop_rx.clone()),
+        );
+        let tcp_addr = match &tcp_listener {
+            Some(tcp) => Some(tcp.local_addr()?),
+            None => None,
+        };
         let mut tasks = vec![
             tokio::spawn(async move {
                 if let Err(e) = api_task.await {
@@ -325,6 +342,15 @@ impl Server {
             }),
             tokio::spawn(prune_loop(store.clone(), config.clone(), stop_rx.clone())),
         ];
+        if let Some(tcp) = tcp_listener {
+            let tcp_task =
+                chathook_im::gateway::tcp::serve(tcp, im.clone(), limits, stopped(stop_rx.clone()));
+            tasks.push(tokio::spawn(async move {
+                if let Err(e) = tcp_task.await {
+                    tracing::error!(error = %e, "the TCP gateway failed");
+                }
+            }));
+        }
         if let Some(shared) = cluster {
             tasks.push(tokio::spawn(overview::publish(
                 overview_sources,
@@ -337,9 +363,15 @@ impl Server {
             im,
             webhooks,
             store,
+            tcp_addr,
             stop: stop_tx,
             tasks,
         })
+    }
+
+    /// Where the TCP gateway listens, when it does.
+    pub fn tcp_addr(&self) -> Option<std::net::SocketAddr> {
+        self.tcp_addr
     }
 
     /// The store (the event log's consumer API is on it).
@@ -368,6 +400,22 @@ impl Server {
             let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
         }
         tracing::info!("stopped");
+    }
+}
+
+/// Binds the TCP gateway (`tcp_addr`): an address the operator set must be free; the default is
+/// skipped with a warning when another process holds it (several servers on one machine).
+fn bind_tcp(config: &Config) -> anyhow::Result<Option<TcpListener>> {
+    let Some((addr, required)) = config.tcp_listener().map_err(anyhow::Error::msg)? else {
+        return Ok(None);
+    };
+    match listen::bind(addr, config.listen.backlog) {
+        Ok(listener) => Ok(Some(listener)),
+        Err(e) if !required && e.kind() == std::io::ErrorKind::AddrInUse => {
+            tracing::warn!(%addr, "the TCP gateway's default address is taken: no TCP gateway (set tcp_addr)");
+            Ok(None)
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot listen on tcp_addr {addr}")),
     }
 }
 

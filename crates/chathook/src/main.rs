@@ -24,6 +24,9 @@ struct Cli {
     /// HTTP API address (overrides `api_addr`).
     #[arg(long, global = true)]
     api_addr: Option<String>,
+    /// TCP gateway address (overrides `tcp_addr`; `off` turns it off).
+    #[arg(long, global = true)]
+    tcp_addr: Option<String>,
     /// WebSocket address (overrides `ws_addr`).
     #[arg(long, global = true)]
     ws_addr: Option<String>,
@@ -71,6 +74,7 @@ fn main() -> std::process::ExitCode {
     let overrides = Overrides {
         api_addr: cli.api_addr,
         ws_addr: cli.ws_addr,
+        tcp_addr: cli.tcp_addr,
         data_dir: cli.data_dir,
         node_id: cli.node_id,
     };

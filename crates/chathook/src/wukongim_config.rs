@@ -69,6 +69,11 @@ const MAPPINGS: [Mapping; 15] = [
         convert: strip_scheme,
     },
     Mapping {
+        wukongim: "addr",
+        chathook: "tcp_addr",
+        convert: strip_scheme,
+    },
+    Mapping {
         wukongim: "wsAddr",
         chathook: "ws_addr",
         convert: strip_scheme,
@@ -133,11 +138,6 @@ const MAPPINGS: [Mapping; 15] = [
         chathook: "webhook.msg_notify_retry_max_count",
         convert: number,
     },
-    Mapping {
-        wukongim: "addr",
-        chathook: "",
-        convert: same,
-    },
 ];
 
 /// chathook's settings from WuKongIM's keys, and the keys it did not use.
@@ -151,12 +151,6 @@ pub struct Mapped {
 
 impl Mapped {
     fn set(&mut self, mapping: &Mapping, value: Value) -> Result<(), ConfigError> {
-        if mapping.chathook.is_empty() {
-            // `addr` is WuKongIM's TCP binary-protocol listener, which chathook does not serve.
-            self.ignored
-                .push(format!("{} (no TCP binary protocol)", mapping.wukongim));
-            return Ok(());
-        }
         let value = toml::Value::try_from((mapping.convert)(value))
             .map_err(|e| ConfigError::Invalid(format!("{}: {e}", mapping.wukongim)))?;
         let mut path: Vec<&str> = mapping.chathook.split('.').collect();
@@ -265,6 +259,7 @@ mod tests {
         let s = &m.settings;
         assert_eq!(s["api_addr"].as_str(), Some("0.0.0.0:6001"));
         assert_eq!(s["ws_addr"].as_str(), Some("0.0.0.0:6200"));
+        assert_eq!(s["tcp_addr"].as_str(), Some("0.0.0.0:5100"));
         assert_eq!(s["data_dir"].as_str(), Some("/var/wk"));
         assert_eq!(s["admin_key"].as_str(), Some("secret-token-1"));
         assert_eq!(s["route"]["wss_addr"].as_str(), Some("wss://im.example"));
@@ -275,10 +270,7 @@ mod tests {
         assert_eq!(s["webhook"]["msg_notify_max_batch"].as_integer(), Some(20));
         let mut ignored = m.ignored.clone();
         ignored.sort();
-        assert_eq!(
-            ignored,
-            vec!["addr (no TCP binary protocol)", "external.ip", "mode"]
-        );
+        assert_eq!(ignored, vec!["external.ip", "mode"]);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 use super::conn::Conn;
 
 /// A socket that knows its connection's state.
-pub(crate) struct Guarded {
+pub struct Guarded {
     pub(crate) tcp: TcpStream,
     pub(crate) conn: Arc<Conn>,
 }

@@ -4,8 +4,9 @@
 //! listeners together, per source address, unauthenticated), the accepted total stays below the
 //! process's descriptor limit by `reserved_descriptors`, and the listen backlog is the system's.
 //!
-//! It serves any axum [`Router`] (the API, the WebSocket gateway); a handler marks its connection
-//! authenticated through the [`ConnHandle`] in the request's extensions. Flow: `socket` (bind, the
+//! It serves any axum [`Router`] (the API, the WebSocket gateway), and raw streams ([`serve_streams`],
+//! the gateway's TCP port); a handler marks its connection authenticated through its [`ConnHandle`]
+//! (in a request's extensions). Flow: `socket` (bind, the
 //! descriptor limit) -> [`serve`] (accept, admit) -> `io` (the socket with its `conn` state) -> hyper,
 //! with a watchdog per connection enforcing the timeouts.
 
@@ -39,7 +40,7 @@ pub use conn::ConnHandle;
 pub use socket::{bind, descriptor_limit, system_backlog};
 
 use conn::Conn;
-use io::Guarded;
+pub use io::Guarded;
 
 /// The listeners' limits (`[listen]`); every one has a test at its edge.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -155,6 +156,44 @@ pub async fn serve(
     stop_tx.send_replace(true);
     open_tx.closed().await;
     Ok(())
+}
+
+/// Accepts raw TCP connections (no HTTP: the gateway's TCP port) under the same admission as the other
+/// listeners, and hands each admitted one to `handle` with its peer address and its [`ConnHandle`]
+/// (the handler marks it authenticated; until then a newcomer may evict it, which ends its reads).
+/// Stops accepting when `shutdown` completes; the connections are their handlers' to end.
+pub async fn serve_streams<H, F>(
+    listener: TcpListener,
+    limits: Arc<ConnLimits>,
+    shutdown: impl Future<Output = ()> + Send,
+    handle: H,
+) -> std::io::Result<()>
+where
+    H: Fn(Guarded, SocketAddr, ConnHandle) -> F,
+    F: Future<Output = ()> + Send + 'static,
+{
+    tokio::pin!(shutdown);
+    loop {
+        let (mut tcp, peer) = tokio::select! {
+            _ = &mut shutdown => return Ok(()),
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    accept_failed(e).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(conn) = limits.admission.admit(peer.ip().to_canonical()) else {
+            continue;
+        };
+        crate::no_delay(&mut tcp);
+        let io = Guarded {
+            tcp,
+            conn: conn.clone(),
+        };
+        tokio::spawn(handle(io, peer, ConnHandle(conn)));
+    }
 }
 
 /// An accept that failed: out of descriptors (logged once a second, and a pause so the loop does not

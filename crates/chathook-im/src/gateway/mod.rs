@@ -1,6 +1,7 @@
 //! The gateway: accepts connections (under the server-wide cap) and runs one session per connection.
-//! `ws` is the WebSocket link, `transport` what any link offers a session; `codec` what any wire
-//! protocol offers it, `jsonrpc` WuKongIM's JSON-RPC 2.0; `connect` is the connect phase, `session`
+//! Links: `ws` (WebSocket) and `tcp` (the same protocols on a byte stream), behind `transport`, what any
+//! link offers a session. Protocols: `jsonrpc` (WuKongIM's JSON-RPC 2.0) and `wkproto` (its binary
+//! protocol), behind `codec`, what any protocol offers it. `connect` is the connect phase, `session`
 //! the loop after it, and `close` how a connection ends.
 //!
 //! The gateway turns frames into calls on [`crate::Im`] and messages queued for a connection into
@@ -11,6 +12,7 @@ mod codec;
 mod connect;
 pub mod jsonrpc;
 mod session;
+pub mod tcp;
 mod transport;
 mod wkproto;
 mod ws;

@@ -117,7 +117,7 @@ pub(super) async fn run(
     };
     let gateway = &im.config().gateway;
     if is_json(&first) {
-        let codec = JsonRpc::new(gateway.payload_format);
+        let codec = JsonRpc::new(gateway.payload_format, max_frame_bytes);
         super::session::run(im, codec, sink, stream, first, link).await;
     } else {
         let codec = Wkproto::new(max_frame_bytes, gateway.encryption);

@@ -1,20 +1,21 @@
-//! WuKongIM's binary protocol on the WebSocket port (told apart from JSON-RPC by the first byte): the
-//! handshake by protocol version, encrypted SEND and RECV beside JSON-RPC clients in the same channels,
-//! msgKey checks, refusals and kicks as CONNACK and DISCONNECT, the byte stream, encryption off.
+//! WuKongIM's binary protocol on the WebSocket port and on the TCP port (told apart from JSON-RPC by
+//! the first byte), every scenario on both: the handshake by protocol version, encrypted SEND and RECV
+//! beside JSON-RPC clients in the same channels, msgKey checks, refusals and kicks as CONNACK and
+//! DISCONNECT, the byte stream, encryption off. And JSON-RPC on the TCP port.
 
 use std::time::Duration;
 
 use chathook_wkproto::{self as wk, Packet};
 use serde_json::json;
 
+use crate::util::Transport;
 use crate::util::*;
 
 const TEXT: &[u8] = br#"{"type":1,"content":"hi"}"#;
 
-#[tokio::test]
-async fn binary_and_json_rpc_clients_share_one_to_one_and_group_channels() {
+async fn binary_and_json_rpc_clients_share_one_to_one_and_group_channels(t: Transport) {
     let s = TestServer::start().await;
-    let mut ann = s.login_binary("ann", 1, 2).await;
+    let mut ann = s.login_binary_on(t, "ann", 1, 2).await;
     let mut ben = s.login("ben", 0).await;
     // binary to JSON-RPC
     let ack = ann.send("ben", 1, TEXT).await;
@@ -50,7 +51,7 @@ async fn binary_and_json_rpc_clients_share_one_to_one_and_group_channels() {
     );
     // a group with both kinds of member
     s.group("g1", &["ann", "ben", "cid"]).await;
-    let mut cid = s.login_binary("cid", 0, 5).await;
+    let mut cid = s.login_binary_on(t, "cid", 0, 5).await;
     let ack = ann.send("g1", 2, TEXT).await;
     assert_eq!(ack.reason, 1);
     let at_cid = cid
@@ -72,8 +73,7 @@ async fn binary_and_json_rpc_clients_share_one_to_one_and_group_channels() {
     );
 }
 
-#[tokio::test]
-async fn the_connack_follows_the_connect_version() {
+async fn the_connack_follows_the_connect_version(t: Transport) {
     let s = TestServer::start_with(|c| c.node_id = 7).await;
     for (version, server_version, node_id) in [
         (2u8, None, None),
@@ -82,7 +82,9 @@ async fn the_connack_follows_the_connect_version() {
         (5, Some(5), Some(7)),
         (9, Some(5), Some(7)),
     ] {
-        let c = s.login_binary(&format!("v{version}"), 0, version).await;
+        let c = s
+            .login_binary_on(t, &format!("v{version}"), 0, version)
+            .await;
         assert_eq!(
             c.connack.server_version, server_version,
             "version {version}"
@@ -96,11 +98,12 @@ async fn the_connack_follows_the_connect_version() {
     }
 }
 
-#[tokio::test]
-async fn a_send_whose_msg_key_does_not_match_is_answered_reason_9_and_the_connection_stays() {
+async fn a_send_whose_msg_key_does_not_match_is_answered_reason_9_and_the_connection_stays(
+    t: Transport,
+) {
     let s = TestServer::start().await;
-    let mut ann = s.login_binary("ann", 1, 2).await;
-    let mut ben = s.login_binary("ben", 1, 2).await;
+    let mut ann = s.login_binary_on(t, "ann", 1, 2).await;
+    let mut ben = s.login_binary_on(t, "ben", 1, 2).await;
     let mut packet = ann.send_of("ben", 1, TEXT);
     let Packet::Send(send) = &mut packet else {
         unreachable!()
@@ -115,41 +118,40 @@ async fn a_send_whose_msg_key_does_not_match_is_answered_reason_9_and_the_connec
     assert_eq!(ann.send("ben", 1, TEXT).await.reason, 1);
 }
 
-#[tokio::test]
-async fn a_refused_connect_gets_a_connack_with_its_reason_before_the_close() {
+async fn a_refused_connect_gets_a_connack_with_its_reason_before_the_close(t: Transport) {
     let s = TestServer::start().await;
     s.token("ann", "right", 1, 0).await;
-    let mut c = BinClient::connect(&s.ws, "ann", "wrong", 1, 2, true).await;
+    let mut c = BinClient::connect_to(s.dial(t), "ann", "wrong", 1, 2, true).await;
     assert_eq!(c.connack.reason, 2, "auth fail");
     assert!(c.connack.server_key.is_empty() && c.connack.salt.is_empty());
     let closed = c.closed(LONG).await;
-    assert!(
-        closed.reason.contains("authentication failed"),
-        "{closed:?}"
-    );
+    if t == Transport::Ws {
+        assert!(
+            closed.reason.contains("authentication failed"),
+            "{closed:?}"
+        );
+    }
     // version 5: the refusal keeps its version's layout
-    let c = BinClient::connect(&s.ws, "ann", "wrong", 1, 5, true).await;
+    let c = BinClient::connect_to(s.dial(t), "ann", "wrong", 1, 5, true).await;
     assert_eq!((c.connack.reason, c.connack.server_version), (2, Some(5)));
 }
 
-#[tokio::test]
-async fn a_primary_login_elsewhere_kicks_with_disconnect_reason_12() {
+async fn a_primary_login_elsewhere_kicks_with_disconnect_reason_12(t: Transport) {
     let s = TestServer::start().await;
     s.token("ann", "tk", 1, 1).await;
-    let mut first = BinClient::connect(&s.ws, "ann", "tk", 1, 2, true).await;
+    let mut first = BinClient::connect_to(s.dial(t), "ann", "tk", 1, 2, true).await;
     assert_eq!(first.connack.reason, 1);
-    let second = BinClient::connect(&s.ws, "ann", "tk", 1, 2, true).await;
+    let second = BinClient::connect_to(s.dial(t), "ann", "tk", 1, 2, true).await;
     assert_eq!(second.connack.reason, 1);
     let closed = first.closed(LONG).await;
     let d = closed.disconnect.expect("a DISCONNECT before the close");
     assert_eq!(d.reason, 12, "{d:?}");
 }
 
-#[tokio::test]
-async fn packets_split_across_messages_and_packed_into_one_are_both_read() {
+async fn packets_split_across_messages_and_packed_into_one_are_both_read(t: Transport) {
     let s = TestServer::start().await;
-    let mut ann = s.login_binary("ann", 1, 2).await;
-    let mut ben = s.login_binary("ben", 1, 2).await;
+    let mut ann = s.login_binary_on(t, "ann", 1, 2).await;
+    let mut ben = s.login_binary_on(t, "ben", 1, 2).await;
     // one SEND in three pieces
     let packet = ann.send_of("ben", 1, TEXT);
     let mut bytes = Vec::new();
@@ -183,13 +185,12 @@ async fn packets_split_across_messages_and_packed_into_one_are_both_read() {
     assert_eq!(ben.multi_packet_messages, 0, "each RECV its own message");
 }
 
-#[tokio::test]
-async fn with_encryption_off_payloads_travel_plain() {
+async fn with_encryption_off_payloads_travel_plain(t: Transport) {
     let s = TestServer::start_with(|c| c.gateway.encryption = false).await;
     s.token("ann", "a", 1, 0).await;
     s.token("ben", "b", 1, 0).await;
-    let mut ann = BinClient::connect(&s.ws, "ann", "a", 1, 3, false).await;
-    let mut ben = BinClient::connect(&s.ws, "ben", "b", 1, 3, false).await;
+    let mut ann = BinClient::connect_to(s.dial(t), "ann", "a", 1, 3, false).await;
+    let mut ben = BinClient::connect_to(s.dial(t), "ben", "b", 1, 3, false).await;
     assert_eq!((ann.connack.reason, ann.connack.salt.as_str()), (1, ""));
     assert_eq!(ann.send("ben", 1, TEXT).await.reason, 1);
     let got = ben.recv(LONG, true).await.expect("ben receives");
@@ -199,23 +200,141 @@ async fn with_encryption_off_payloads_travel_plain() {
     );
 }
 
-#[tokio::test]
-async fn garbage_after_connect_ends_the_connection_with_a_reason() {
+async fn garbage_after_connect_ends_the_connection_with_a_reason(t: Transport) {
     let s = TestServer::start().await;
-    let mut ann = s.login_binary("ann", 1, 2).await;
+    let mut ann = s.login_binary_on(t, "ann", 1, 2).await;
     // packet type 15 does not exist
     ann.write_raw(vec![0xf0, 0x00]).await;
     let closed = ann.closed(LONG).await;
     let d = closed.disconnect.expect("a DISCONNECT");
     assert!(d.reason_text.contains("packet type 15"), "{d:?}");
-    assert_eq!(closed.code, Some(1008));
+    if t == Transport::Ws {
+        assert_eq!(closed.code, Some(1008));
+    }
     // a length over the frame limit, before any of its bytes
     let s = TestServer::start_with(|c| c.limits.max_frame_bytes = 1024).await;
-    let mut ben = s.login_binary("ben", 1, 2).await;
+    let mut ben = s.login_binary_on(t, "ben", 1, 2).await;
     ben.write_raw(vec![0x30, 0xd0, 0x0f]).await;
     let closed = ben.closed(LONG).await;
-    assert!(
-        closed.reason.contains("over the limit of 1024"),
-        "{closed:?}"
+    let why = closed
+        .disconnect
+        .map(|d| d.reason_text)
+        .unwrap_or(closed.reason);
+    assert!(why.contains("over the limit of 1024"), "{why}");
+}
+
+/// Each scenario above, once over WebSocket and once over TCP.
+macro_rules! on_both_links {
+    ($($name:ident),* $(,)?) => {
+        mod ws {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(crate::util::Transport::Ws).await
+            })*
+        }
+        mod tcp {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(crate::util::Transport::Tcp).await
+            })*
+        }
+    };
+}
+
+on_both_links!(
+    binary_and_json_rpc_clients_share_one_to_one_and_group_channels,
+    the_connack_follows_the_connect_version,
+    a_send_whose_msg_key_does_not_match_is_answered_reason_9_and_the_connection_stays,
+    a_refused_connect_gets_a_connack_with_its_reason_before_the_close,
+    a_primary_login_elsewhere_kicks_with_disconnect_reason_12,
+    packets_split_across_messages_and_packed_into_one_are_both_read,
+    with_encryption_off_payloads_travel_plain,
+    garbage_after_connect_ends_the_connection_with_a_reason,
+);
+
+#[tokio::test]
+async fn json_rpc_over_tcp_is_values_back_to_back() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = TestServer::start().await;
+    s.token("ann", "tk", 0, 0).await;
+    let mut ben = s.login("ben", 0).await;
+    let mut tcp = tokio::net::TcpStream::connect(&s.tcp).await.unwrap();
+    // connect and a ping in one write, then a send split over two
+    tcp.write_all(br#"{"jsonrpc":"2.0","id":"1","method":"connect","params":{"uid":"ann","token":"tk","deviceFlag":0}} {"id":"2","method":"ping"}"#)
+        .await
+        .unwrap();
+    let send = format!(
+        r#"{{"id":"3","method":"send","params":{{"channelId":"ben","channelType":1,"clientMsgNo":"t-1","payload":"{}"}}}}"#,
+        b64(r#"{"type":1,"content":"over tcp"}"#)
     );
+    let (a, b) = send.as_bytes().split_at(20);
+    tcp.write_all(a).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    tcp.write_all(b).await.unwrap();
+    let mut got = Vec::new();
+    let mut answers: Vec<serde_json::Value> = Vec::new();
+    let deadline = tokio::time::Instant::now() + LONG;
+    while answers.len() < 3 {
+        let mut buf = [0u8; 4096];
+        let n = tokio::time::timeout_at(deadline, tcp.read(&mut buf))
+            .await
+            .expect("answers")
+            .unwrap();
+        assert!(n > 0, "the server closed: {answers:?}");
+        got.extend_from_slice(&buf[..n]);
+        answers = serde_json::Deserializer::from_slice(&got)
+            .into_iter::<serde_json::Value>()
+            .map_while(Result::ok)
+            .collect();
+    }
+    assert_eq!(answers[0]["result"]["reasonCode"], 1, "{answers:?}");
+    assert!(is_pong(&answers[1]), "{answers:?}");
+    assert_eq!(answers[2]["result"]["messageSeq"], 1, "{answers:?}");
+    let at_ben = ben.recv(LONG, true).await.expect("ben receives");
+    assert_eq!(
+        payload_json(&at_ben["params"]["payload"])["content"],
+        "over tcp"
+    );
+}
+
+#[tokio::test]
+async fn route_names_the_tcp_port() {
+    let s = TestServer::start().await;
+    let (st, route) = s.call("GET", "/route?uid=ann", None, Some(ADMIN)).await;
+    assert_eq!(st, 200, "{route}");
+    assert_eq!(route["tcp_addr"], s.tcp, "{route}");
+    assert_eq!(route["ws_addr"], s.ws, "{route}");
+}
+
+#[tokio::test]
+async fn the_tcp_port_closes_a_silent_connection_at_the_connect_timeout_and_holds_the_connection_cap(
+) {
+    use tokio::io::AsyncReadExt;
+    let s = TestServer::start_with(|c| {
+        c.limits.connect_timeout_ms = 300;
+        c.limits.max_connections = 1;
+    })
+    .await;
+    // silent: closed (read returns 0) after the connect timeout
+    let mut silent = tokio::net::TcpStream::connect(&s.tcp).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(LONG, silent.read(&mut buf))
+        .await
+        .expect("closed by the server")
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        started.elapsed()
+    );
+    // one session at most: a second connection is closed while the first holds its place
+    let _ann = s.login_binary_on(Transport::Tcp, "ann", 1, 2).await;
+    let mut second = tokio::net::TcpStream::connect(&s.tcp).await.unwrap();
+    let n = tokio::time::timeout(LONG, second.read(&mut buf))
+        .await
+        .expect("closed by the server")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "no room for a second connection");
 }

@@ -413,7 +413,10 @@ async fn route_answers_the_configured_addresses_bare() {
     assert_eq!(st, 200);
     assert_eq!(body["ws_addr"], s.ws, "the gateway's address by default");
     assert_eq!(body["wss_addr"], "wss://im.example.com");
-    assert_eq!(body["tcp_addr"], "", "no TCP binary protocol");
+    assert_eq!(
+        body["tcp_addr"], s.tcp,
+        "the TCP gateway's address by default"
+    );
     let (st, body) = s
         .call("GET", "/route?uid=alice&intranet=1", None, Some(ADMIN))
         .await;

@@ -72,6 +72,25 @@ pub fn parse_frames(bytes: &[u8]) -> impl Iterator<Item = Result<Incoming, Malfo
         .map(|frame| frame.map(InFrame::into_incoming).map_err(|_| Malformed))
 }
 
+/// Parses the JSON-RPC frames at the front of `bytes` (a byte stream: values back to back, as WuKongIM
+/// reads both its ports), handing each to `each`; the bytes they took, the rest being the start of a
+/// frame still to come.
+pub fn parse_stream(bytes: &[u8], mut each: impl FnMut(Incoming)) -> Result<usize, Malformed> {
+    let mut frames = serde_json::Deserializer::from_slice(bytes).into_iter::<InFrame<'_>>();
+    let mut taken = 0;
+    loop {
+        match frames.next() {
+            Some(Ok(frame)) => {
+                each(frame.into_incoming());
+                taken = frames.byte_offset();
+            }
+            Some(Err(e)) if e.is_eof() => return Ok(taken),
+            Some(Err(_)) => return Err(Malformed),
+            None => return Ok(bytes.len()),
+        }
+    }
+}
+
 impl InFrame<'_> {
     fn into_incoming(self) -> Incoming {
         let id = self.id.unwrap_or(Value::Null);

@@ -21,11 +21,20 @@ use crate::SendError;
 pub(super) struct JsonRpc {
     /// How `recv` payloads are written (`gateway.payload_format`).
     format: PayloadFormat,
+    /// The start of a frame whose end has not arrived (a TCP read, or a WebSocket message, may end
+    /// inside one); never longer than `max_frame_bytes`.
+    tail: Vec<u8>,
+    /// `limits.max_frame_bytes`.
+    max_frame_bytes: usize,
 }
 
 impl JsonRpc {
-    pub(super) fn new(format: PayloadFormat) -> JsonRpc {
-        JsonRpc { format }
+    pub(super) fn new(format: PayloadFormat, max_frame_bytes: usize) -> JsonRpc {
+        JsonRpc {
+            format,
+            tail: Vec::new(),
+            max_frame_bytes,
+        }
     }
 }
 
@@ -37,12 +46,32 @@ impl Codec for JsonRpc {
     type Tag = Value;
 
     fn decode(&mut self, bytes: &[u8], out: &mut Vec<Request<Value>>) -> Result<(), Broken> {
-        for incoming in frames::parse_frames(bytes) {
-            let incoming = incoming.map_err(|_| Broken {
-                code: close_code::POLICY,
-                why: "malformed JSON-RPC frame".into(),
-            })?;
-            out.push(request(incoming.id, incoming.request));
+        let malformed = || Broken {
+            code: close_code::POLICY,
+            why: "malformed JSON-RPC frame".into(),
+        };
+        let mut push =
+            |incoming: frames::Incoming| out.push(request(incoming.id, incoming.request));
+        if self.tail.is_empty() {
+            let taken = frames::parse_stream(bytes, &mut push).map_err(|_| malformed())?;
+            self.tail.extend_from_slice(&bytes[taken..]);
+        } else {
+            self.tail.extend_from_slice(bytes);
+            let taken = frames::parse_stream(&self.tail, &mut push).map_err(|_| malformed())?;
+            self.tail.drain(..taken);
+        }
+        // whitespace between frames is no frame
+        if self.tail.iter().all(u8::is_ascii_whitespace) {
+            self.tail.clear();
+        }
+        if self.tail.len() > self.max_frame_bytes {
+            return Err(Broken {
+                code: close_code::TOO_BIG,
+                why: format!(
+                    "frame larger than limits.max_frame_bytes ({} bytes)",
+                    self.max_frame_bytes
+                ),
+            });
         }
         Ok(())
     }

@@ -99,7 +99,7 @@ async fn start(configure: impl FnOnce(&mut ImConfig), stall: bool) -> Running {
         stall,
         ..Recorder::default()
     };
-    let codec = JsonRpc::new(PayloadFormat::Base64);
+    let codec = JsonRpc::new(PayloadFormat::Base64, 1 << 20);
     let session_sink = sink.clone();
     let session_im = im.clone();
     let ended = tokio::spawn(async move {

@@ -1,4 +1,4 @@
-//! A WuKongIM binary-protocol (wkproto) client over WebSocket, as the app SDKs speak it: a CONNECT of
+//! A WuKongIM binary-protocol (wkproto) client over WebSocket or TCP, as the app SDKs speak it: a CONNECT of
 //! the chosen version with an X25519 key, SENDs encrypted with their msgKey, RECVs checked against
 //! theirs and decrypted (then acknowledged), PING. Built on `chathook-wkproto`, as the gateway is; the
 //! SDK itself runs in `sdk_js.rs`.
@@ -8,11 +8,89 @@ use std::time::Duration;
 
 use chathook_wkproto::{self as wk, Cipher, Connack, Flags, Packet, Recv, Sendack, Setting};
 use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// The gateway's two links.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Ws,
+    Tcp,
+}
+
+/// Where a binary client connects: a WebSocket URL or a TCP `host:port`.
+#[derive(Debug, Clone, Copy)]
+pub enum Dial<'a> {
+    Ws(&'a str),
+    Tcp(&'a str),
+}
+
+/// The link under a binary client.
+enum Link {
+    Ws(Box<Ws>),
+    Tcp(TcpStream),
+}
+
+/// What a link delivered.
+enum Read {
+    /// Bytes (one WebSocket message, or what one TCP read returned).
+    Bytes(Vec<u8>),
+    /// A WebSocket text message, a ping: nothing for the protocol.
+    Other,
+    /// The end: the close frame's code and reason, when there was one.
+    Closed(Option<(u16, String)>),
+}
+
+impl Link {
+    async fn open(dial: Dial<'_>) -> Link {
+        match dial {
+            Dial::Ws(url) => Link::Ws(Box::new(
+                tokio_tungstenite::connect_async(url)
+                    .await
+                    .expect("connect")
+                    .0,
+            )),
+            Dial::Tcp(addr) => Link::Tcp(TcpStream::connect(addr).await.expect("connect")),
+        }
+    }
+
+    async fn write(&mut self, bytes: Vec<u8>) {
+        match self {
+            Link::Ws(ws) => ws
+                .send(Message::Binary(bytes.into()))
+                .await
+                .expect("ws send"),
+            Link::Tcp(tcp) => tcp.write_all(&bytes).await.expect("tcp write"),
+        }
+    }
+
+    async fn read(&mut self) -> Read {
+        match self {
+            Link::Ws(ws) => match ws.next().await {
+                Some(Ok(Message::Binary(b))) => Read::Bytes(b.to_vec()),
+                Some(Ok(Message::Close(frame))) => {
+                    Read::Closed(frame.map(|f| (f.code.into(), f.reason.to_string())))
+                }
+                Some(Ok(_)) => Read::Other,
+                Some(Err(_)) | None => Read::Closed(None),
+            },
+            Link::Tcp(tcp) => {
+                let mut buf = vec![0; 64 * 1024];
+                match tcp.read(&mut buf).await {
+                    Ok(0) | Err(_) => Read::Closed(None),
+                    Ok(n) => {
+                        buf.truncate(n);
+                        Read::Bytes(buf)
+                    }
+                }
+            }
+        }
+    }
+}
 
 /// A RECV as the client read it: the packet and its decrypted payload.
 #[derive(Debug, Clone)]
@@ -23,7 +101,7 @@ pub struct Got {
 
 /// A connected (or refused) binary client.
 pub struct BinClient {
-    ws: Ws,
+    link: Link,
     /// The protocol version it spoke in CONNECT.
     pub version: u8,
     /// The CONNACK it got.
@@ -47,7 +125,7 @@ pub struct BinClosed {
 }
 
 impl BinClient {
-    /// Connects with a CONNECT of `version` (`encrypt`: with a key, as the SDKs do).
+    /// Connects over WebSocket with a CONNECT of `version` (`encrypt`: with a key, as the SDKs do).
     pub async fn connect(
         url: &str,
         uid: &str,
@@ -56,9 +134,19 @@ impl BinClient {
         version: u8,
         encrypt: bool,
     ) -> BinClient {
-        let (ws, _) = tokio_tungstenite::connect_async(url)
-            .await
-            .expect("connect");
+        BinClient::connect_to(Dial::Ws(url), uid, token, device_flag, version, encrypt).await
+    }
+
+    /// Connects over `dial` with a CONNECT of `version` (`encrypt`: with a key, as the SDKs do).
+    pub async fn connect_to(
+        dial: Dial<'_>,
+        uid: &str,
+        token: &str,
+        device_flag: u8,
+        version: u8,
+        encrypt: bool,
+    ) -> BinClient {
+        let link = Link::open(dial).await;
         let secret: [u8; 32] = rand::random();
         let connect = Packet::Connect(wk::Connect {
             version,
@@ -74,7 +162,7 @@ impl BinClient {
             },
         });
         let mut c = BinClient {
-            ws,
+            link,
             version,
             connack: Connack::for_version(version, 0, 0, String::new(), String::new(), 0),
             cipher: None,
@@ -104,12 +192,9 @@ impl BinClient {
         self.write_raw(out).await;
     }
 
-    /// Writes raw bytes as one binary message.
+    /// Writes raw bytes (one binary message on WebSocket).
     pub async fn write_raw(&mut self, bytes: Vec<u8>) {
-        self.ws
-            .send(Message::Binary(bytes.into()))
-            .await
-            .expect("ws send");
+        self.link.write(bytes).await;
     }
 
     /// A SEND of `payload` (encrypted with its msgKey when the connection is), without waiting.
@@ -257,18 +342,19 @@ impl BinClient {
                 self.buf.drain(..used);
                 return Some(p);
             }
-            let msg = tokio::time::timeout_at(deadline, self.ws.next())
+            let read = tokio::time::timeout_at(deadline, self.link.read())
                 .await
-                .ok()??;
-            match msg.ok()? {
-                Message::Binary(b) => {
-                    if !self.buf.is_empty() || !one_packet(&b, self.version) {
+                .ok()?;
+            match read {
+                Read::Bytes(b) => {
+                    let ws = matches!(self.link, Link::Ws(_));
+                    if ws && (!self.buf.is_empty() || !one_packet(&b, self.version)) {
                         self.multi_packet_messages += 1;
                     }
                     self.buf.extend_from_slice(&b);
                 }
-                Message::Close(_) => return None,
-                _ => {}
+                Read::Closed(_) => return None,
+                Read::Other => {}
             }
         }
     }
@@ -283,11 +369,11 @@ impl BinClient {
             }
         }
         loop {
-            let Ok(Some(msg)) = tokio::time::timeout_at(deadline, self.ws.next()).await else {
+            let Ok(read) = tokio::time::timeout_at(deadline, self.link.read()).await else {
                 return out;
             };
-            match msg {
-                Ok(Message::Binary(b)) => {
+            match read {
+                Read::Bytes(b) => {
                     self.buf.extend_from_slice(&b);
                     while let Ok(Some((p, used))) = wk::decode(&self.buf, self.version, 1 << 20) {
                         self.buf.drain(..used);
@@ -296,15 +382,14 @@ impl BinClient {
                         }
                     }
                 }
-                Ok(Message::Close(frame)) => {
-                    if let Some(f) = frame {
-                        out.code = Some(f.code.into());
-                        out.reason = f.reason.to_string();
+                Read::Closed(frame) => {
+                    if let Some((code, reason)) = frame {
+                        out.code = Some(code);
+                        out.reason = reason;
                     }
                     return out;
                 }
-                Ok(_) => {}
-                Err(_) => return out,
+                Read::Other => {}
             }
         }
     }

@@ -15,6 +15,8 @@ pub struct TestServer {
     pub server: Option<Server>,
     pub api: String,
     pub ws: String,
+    /// The TCP gateway's `host:port` (empty when it is off).
+    pub tcp: String,
     pub dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
     http: reqwest::Client,
@@ -25,6 +27,7 @@ pub fn test_config(dir: &Path) -> Config {
     Config {
         data_dir: dir.to_path_buf(),
         admin_key: Some(ADMIN.into()),
+        tcp_addr: Some("127.0.0.1:0".into()),
         secrets: chathook::config::SecretsConfig {
             key: Some(SECRETS_KEY.into()),
             previous_keys: Vec::new(),
@@ -65,10 +68,12 @@ impl TestServer {
         let api_addr = api.local_addr().unwrap();
         let ws_addr = ws.local_addr().unwrap();
         let server = Server::start(config, api, ws).await.expect("server starts");
+        let tcp = server.tcp_addr().map(|a| a.to_string()).unwrap_or_default();
         TestServer {
             server: Some(server),
             api: format!("http://{api_addr}"),
             ws: format!("ws://{ws_addr}"),
+            tcp,
             dir: dir.to_path_buf(),
             _tmp: None,
             http: reqwest::Client::new(),
@@ -162,11 +167,32 @@ impl TestServer {
         c
     }
 
-    /// Registers a token and connects a binary-protocol client of `version`, encrypted as the SDKs are.
+    /// Registers a token and connects a binary-protocol client of `version` over WebSocket, encrypted
+    /// as the SDKs are.
     pub async fn login_binary(&self, uid: &str, flag: u8, version: u8) -> BinClient {
+        self.login_binary_on(Transport::Ws, uid, flag, version)
+            .await
+    }
+
+    /// Where a client of `transport` connects.
+    pub fn dial(&self, transport: Transport) -> Dial<'_> {
+        match transport {
+            Transport::Ws => Dial::Ws(&self.ws),
+            Transport::Tcp => Dial::Tcp(&self.tcp),
+        }
+    }
+
+    /// [`TestServer::login_binary`] over `transport`.
+    pub async fn login_binary_on(
+        &self,
+        transport: Transport,
+        uid: &str,
+        flag: u8,
+        version: u8,
+    ) -> BinClient {
         let token = format!("tok-{uid}-{flag}");
         self.token(uid, &token, flag, 0).await;
-        let c = BinClient::connect(&self.ws, uid, &token, flag, version, true).await;
+        let c = BinClient::connect_to(self.dial(transport), uid, &token, flag, version, true).await;
         assert_eq!(c.connack.reason, 1, "{:?}", c.connack);
         c
     }
