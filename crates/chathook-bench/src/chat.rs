@@ -10,7 +10,8 @@ use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::harness::{connect, percentile, post, token, Server};
+use crate::binary;
+use crate::harness::{connect, percentile, post, token, Server, Ws};
 use crate::Figures;
 
 /// Who sends where.
@@ -20,90 +21,89 @@ pub struct Sender {
     pub channel_type: u8,
 }
 
-/// Runs senders against receivers for `seconds`; returns (recv notifications per second, p50, p99, count).
+/// The client protocol of a load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// WuKongIM's JSON-RPC over WebSocket.
+    JsonRpc,
+    /// WuKongIM's binary protocol over WebSocket, encrypted as its SDKs do.
+    Binary,
+}
+
+/// How a load runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Load {
+    pub seconds: u64,
+    /// Sends in flight per sender.
+    pub window: usize,
+    /// The clock the payloads' timestamps count from.
+    pub epoch: Instant,
+    /// A pause between each sender's sends (unpaced: as fast as the window allows).
+    pub pace: Option<Duration>,
+    pub protocol: Protocol,
+}
+
+impl Load {
+    pub fn new(seconds: u64, window: usize) -> Load {
+        Load {
+            seconds,
+            window,
+            epoch: Instant::now(),
+            pace: None,
+            protocol: Protocol::JsonRpc,
+        }
+    }
+}
+
+/// Runs senders against receivers; returns (recv notifications per second, p50, p99, count).
 pub async fn run(
     server: &Server,
     senders: Vec<Sender>,
     receivers: Vec<String>,
-    seconds: u64,
-    window: usize,
-    epoch: Instant,
-    pace: Option<Duration>,
+    load: Load,
 ) -> anyhow::Result<(f64, Option<f64>, Option<f64>, u64)> {
     let received = Arc::new(AtomicU64::new(0));
     let mut receiving = Vec::new();
     for uid in receivers {
-        let socket = connect(&server.ws, &uid, None).await?;
         let received = received.clone();
-        receiving.push(tokio::spawn(async move {
-            let (mut tx, mut rx) = socket.split();
-            let mut latencies = Vec::new();
-            while let Ok(Some(Ok(frame))) = tokio::time::timeout(Duration::from_secs(3), rx.next()).await {
-                let Ok(text) = frame.to_text() else { continue };
-                let Ok(v) = serde_json::from_str::<Value>(text) else { continue };
-                if v["method"] != "recv" {
-                    continue;
-                }
-                let p = &v["params"];
-                if let Some(t) = payload_t(&p["payload"]) {
-                    latencies.push((epoch.elapsed().as_micros() as u64).saturating_sub(t));
-                }
-                received.fetch_add(1, Ordering::Relaxed);
-                let ack = json!({"method": "recvack", "params": {"messageId": p["messageId"], "messageSeq": p["messageSeq"]}});
-                if tx.send(Message::Text(ack.to_string().into())).await.is_err() {
-                    break;
-                }
+        receiving.push(match load.protocol {
+            Protocol::JsonRpc => {
+                let socket = connect(&server.ws, &uid, None).await?;
+                tokio::spawn(receive_json(socket, received, load.epoch))
             }
-            latencies
-        }));
+            Protocol::Binary => {
+                let socket = binary::connect(&server.ws, &uid).await?;
+                tokio::spawn(binary::receive(socket, received, load.epoch))
+            }
+        });
     }
     let start = Instant::now();
-    let deadline = start + Duration::from_secs(seconds);
+    let deadline = start + Duration::from_secs(load.seconds);
     // Client message numbers must differ between runs on one server, or they are de-duplicated.
     let run = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
     let mut sending = Vec::new();
     for (i, s) in senders.into_iter().enumerate() {
-        let socket = connect(&server.ws, &s.uid, None).await?;
-        let slots = Arc::new(Semaphore::new(window));
-        sending.push(tokio::spawn(async move {
-            let (mut tx, mut rx) = socket.split();
-            let acks = {
-                let slots = slots.clone();
-                tokio::spawn(async move {
-                    // Only responses free a slot: a sender in a group also receives the others' messages.
-                    while let Some(Ok(frame)) = rx.next().await {
-                        if !frame.to_text().is_ok_and(|t| t.contains("\"method\":\"recv\"")) {
-                            slots.add_permits(1);
-                        }
-                    }
-                })
-            };
-            let mut n = 0u64;
-            let mut ticker = pace.map(tokio::time::interval);
-            while Instant::now() < deadline {
-                if let Some(t) = ticker.as_mut() {
-                    t.tick().await;
-                }
-                let Ok(permit) = slots.acquire().await else { break };
-                permit.forget();
-                n += 1;
-                let frame = json!({"method": "send", "id": n.to_string(), "params": {
-                    "clientMsgNo": format!("{run}-{i}-{n}"), "channelId": s.channel_id, "channelType": s.channel_type,
-                    "payload": {"t": epoch.elapsed().as_micros() as u64}}});
-                if tx.send(Message::Text(frame.to_string().into())).await.is_err() {
-                    break;
-                }
+        let plan = binary::SendPlan {
+            channel_id: s.channel_id,
+            channel_type: s.channel_type,
+            prefix: format!("{run}-{i}"),
+            window: load.window,
+            deadline,
+            pace: load.pace,
+            epoch: load.epoch,
+        };
+        sending.push(match load.protocol {
+            Protocol::JsonRpc => {
+                let socket = connect(&server.ws, &s.uid, None).await?;
+                tokio::spawn(send_json(socket, plan))
             }
-            let _ = tokio::time::timeout(Duration::from_secs(2), async {
-                while slots.available_permits() < window {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-            })
-            .await;
-            acks.abort();
-        }));
+            Protocol::Binary => {
+                let socket = binary::connect(&server.ws, &s.uid).await?;
+                tokio::spawn(binary::send(socket, plan))
+            }
+        });
     }
     for s in sending {
         s.await?;
@@ -123,14 +123,92 @@ pub async fn run(
     ))
 }
 
+/// A JSON-RPC receiver: counts `recv`s, acknowledges each, returns the latencies (microseconds).
+async fn receive_json(socket: Ws, received: Arc<AtomicU64>, epoch: Instant) -> Vec<u64> {
+    let (mut tx, mut rx) = socket.split();
+    let mut latencies = Vec::new();
+    while let Ok(Some(Ok(frame))) = tokio::time::timeout(Duration::from_secs(3), rx.next()).await {
+        let Ok(text) = frame.to_text() else { continue };
+        let Ok(v) = serde_json::from_str::<Value>(text) else {
+            continue;
+        };
+        if v["method"] != "recv" {
+            continue;
+        }
+        let p = &v["params"];
+        if let Some(t) = payload_t(&p["payload"]) {
+            latencies.push((epoch.elapsed().as_micros() as u64).saturating_sub(t));
+        }
+        received.fetch_add(1, Ordering::Relaxed);
+        let ack = json!({"method": "recvack", "params": {"messageId": p["messageId"], "messageSeq": p["messageSeq"]}});
+        if tx
+            .send(Message::Text(ack.to_string().into()))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    latencies
+}
+
+/// A JSON-RPC sender: `send`s until the deadline with a window in flight (a response frees a slot).
+async fn send_json(socket: Ws, plan: binary::SendPlan) {
+    let slots = Arc::new(Semaphore::new(plan.window));
+    let (mut tx, mut rx) = socket.split();
+    let acks = {
+        let slots = slots.clone();
+        tokio::spawn(async move {
+            // Only responses free a slot: a sender in a group also receives the others' messages.
+            while let Some(Ok(frame)) = rx.next().await {
+                if !frame
+                    .to_text()
+                    .is_ok_and(|t| t.contains("\"method\":\"recv\""))
+                {
+                    slots.add_permits(1);
+                }
+            }
+        })
+    };
+    let mut n = 0u64;
+    let mut ticker = plan.pace.map(tokio::time::interval);
+    while Instant::now() < plan.deadline {
+        if let Some(t) = ticker.as_mut() {
+            t.tick().await;
+        }
+        let Ok(permit) = slots.acquire().await else {
+            break;
+        };
+        permit.forget();
+        n += 1;
+        let frame = json!({"method": "send", "id": n.to_string(), "params": {
+            "clientMsgNo": format!("{}-{n}", plan.prefix), "channelId": plan.channel_id,
+            "channelType": plan.channel_type,
+            "payload": {"t": plan.epoch.elapsed().as_micros() as u64}}});
+        if tx
+            .send(Message::Text(frame.to_string().into()))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while slots.available_permits() < plan.window {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    acks.abort();
+}
+
 /// `pairs` 1:1 pairs (`{prefix}s{i}` to `{prefix}r{i}`, registered here), each sender keeping `window`
 /// sends in flight for `seconds`; returns what [`run`] does.
 pub async fn one_to_one(
     server: &Server,
     prefix: &str,
     pairs: usize,
-    seconds: u64,
-    window: usize,
+    load: Load,
 ) -> anyhow::Result<(f64, Option<f64>, Option<f64>, u64)> {
     let http = reqwest::Client::new();
     let mut senders = Vec::new();
@@ -146,38 +224,54 @@ pub async fn one_to_one(
         });
         receivers.push(r);
     }
-    run(
-        server,
-        senders,
-        receivers,
-        seconds,
-        window,
-        Instant::now(),
-        None,
-    )
-    .await
+    run(server, senders, receivers, load).await
 }
 
-/// `fanout`: 1:1 pairs, and one 100-member group with a few senders.
+/// `fanout`: 1:1 pairs, and one 100-member group with a few senders; each with JSON-RPC clients and
+/// with binary-protocol clients (encrypted per connection, as WuKongIM's SDKs are).
 pub async fn fanout(
     bin: &std::path::Path,
     seconds: u64,
     pairs: usize,
     window: usize,
 ) -> anyhow::Result<Vec<Figures>> {
+    let mut out = Vec::new();
+    for (protocol, name) in [
+        (Protocol::JsonRpc, "JSON-RPC"),
+        (Protocol::Binary, "binary"),
+    ] {
+        let server = crate::harness::start_server(bin, &[]).await?;
+        let load = Load {
+            protocol,
+            ..Load::new(seconds, window)
+        };
+        let (rate, p50, p99, total) = one_to_one(&server, "", pairs, load).await?;
+        out.push(Figures::new(
+            format!("fanout 1:1 WebSocket to WebSocket, {name}"),
+            rate,
+            p50,
+            p99,
+            total,
+        ));
+    }
+    for (protocol, name) in [
+        (Protocol::JsonRpc, "JSON-RPC"),
+        (Protocol::Binary, "binary"),
+    ] {
+        out.extend(group(bin, seconds, protocol, name).await?);
+    }
+    Ok(out)
+}
+
+/// One 100-member group, four of them sending: as fast as they can, then paced.
+async fn group(
+    bin: &std::path::Path,
+    seconds: u64,
+    protocol: Protocol,
+    name: &str,
+) -> anyhow::Result<Vec<Figures>> {
     let server = crate::harness::start_server(bin, &[]).await?;
     let http = reqwest::Client::new();
-    let (rate, p50, p99, total) = one_to_one(&server, "", pairs, seconds, window).await?;
-    let mut out = vec![Figures::new(
-        "fanout 1:1 WebSocket to WebSocket",
-        rate,
-        p50,
-        p99,
-        total,
-    )];
-    drop(server);
-
-    let server = crate::harness::start_server(bin, &[]).await?;
     let members: Vec<String> = (0..100).map(|i| format!("m{i}")).collect();
     for m in &members {
         token(&http, &server.api, m).await?;
@@ -189,7 +283,6 @@ pub async fn fanout(
         json!({"channel_id": "big", "channel_type": 2, "subscribers": members}),
     )
     .await?;
-
     let group_senders = || -> Vec<Sender> {
         members[..4]
             .iter()
@@ -201,37 +294,27 @@ pub async fn fanout(
             .collect()
     };
     let receivers = members[4..].to_vec();
-    let (rate, _, _, total) = run(
-        &server,
-        group_senders(),
-        receivers.clone(),
-        seconds,
-        8,
-        Instant::now(),
-        None,
-    )
-    .await?;
-    out.push(Figures::new(
-        "fanout group of 100, delivered/s",
+    let load = Load {
+        protocol,
+        ..Load::new(seconds, 8)
+    };
+    let (rate, _, _, total) = run(&server, group_senders(), receivers.clone(), load).await?;
+    let mut out = vec![Figures::new(
+        format!("fanout group of 100, {name}, delivered/s"),
         rate,
         None,
         None,
         total,
-    ));
+    )];
     // Paced at 4 x 500 messages/s (192k deliveries/s) for a latency the receivers can keep up with.
-    let pace = Some(std::time::Duration::from_millis(2));
-    let (rate, p50, p99, total) = run(
-        &server,
-        group_senders(),
-        receivers,
-        seconds,
-        8,
-        Instant::now(),
-        pace,
-    )
-    .await?;
+    let load = Load {
+        pace: Some(Duration::from_millis(2)),
+        epoch: Instant::now(),
+        ..load
+    };
+    let (rate, p50, p99, total) = run(&server, group_senders(), receivers, load).await?;
     out.push(Figures::new(
-        "fanout group of 100, paced, delivered/s",
+        format!("fanout group of 100, {name}, paced, delivered/s"),
         rate,
         p50,
         p99,

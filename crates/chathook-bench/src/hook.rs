@@ -189,8 +189,13 @@ pub async fn hook(
         added(0.99)
     );
     // Throughput through the hook: 1:1 pairs, each with a window of sends in flight.
-    let (rate, p50, p99, total) =
-        chat::one_to_one(&server, "h", clients.max(1), seconds, window).await?;
+    let (rate, p50, p99, total) = chat::one_to_one(
+        &server,
+        "h",
+        clients.max(1),
+        chat::Load::new(seconds, window),
+    )
+    .await?;
     Ok(vec![
         Figures::new(
             "hook added latency (ms, p50 and p99)",

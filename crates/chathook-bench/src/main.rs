@@ -6,6 +6,7 @@
 //! uses `CHATHOOK_BINARY`); `--postgres` runs every scenario on PostgreSQL (a throwaway cluster).
 
 mod abuse;
+mod binary;
 mod chat;
 mod cluster;
 mod crash;
@@ -78,7 +79,7 @@ enum Scenario {
 
 /// One measured figure.
 pub struct Figures {
-    name: &'static str,
+    name: std::borrow::Cow<'static, str>,
     value: f64,
     p50_ms: Option<f64>,
     p99_ms: Option<f64>,
@@ -87,14 +88,14 @@ pub struct Figures {
 
 impl Figures {
     pub fn new(
-        name: &'static str,
+        name: impl Into<std::borrow::Cow<'static, str>>,
         value: f64,
         p50_ms: Option<f64>,
         p99_ms: Option<f64>,
         total: u64,
     ) -> Self {
         Figures {
-            name,
+            name: name.into(),
             value,
             p50_ms,
             p99_ms,

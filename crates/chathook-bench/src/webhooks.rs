@@ -261,7 +261,12 @@ async fn isolation_run(
         })
         .collect();
     let receivers = (0..16).map(|i| format!("r{i}")).collect();
-    let (rate, _, _, _) = chat::run(&server, senders, receivers, seconds, 16, epoch, pace).await?;
+    let load = chat::Load {
+        epoch,
+        pace,
+        ..chat::Load::new(seconds, 16)
+    };
+    let (rate, _, _, _) = chat::run(&server, senders, receivers, load).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let mut l = latencies.lock().map(|l| l.clone()).unwrap_or_default();
     l.sort_unstable();

@@ -19,23 +19,28 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for WkJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|e| ApiError {
-                status: if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    StatusCode::PAYLOAD_TOO_LARGE
-                } else {
-                    StatusCode::BAD_REQUEST
-                },
-                code: if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    "body_too_large"
-                } else {
-                    "body_unreadable"
-                },
-                message: format!("{e} (limits.max_http_body_bytes)"),
-                field: None,
-            })?;
-        parse(&bytes).map(WkJson)
+        let bytes = body(req, state).await?;
+        parse_null_as_absent(&bytes).map(WkJson)
+    }
+}
+
+/// A request's body within `limits.max_http_body_bytes`.
+async fn body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    {
+        Bytes::from_request(req, state).await.map_err(|e| ApiError {
+            status: if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                StatusCode::PAYLOAD_TOO_LARGE
+            } else {
+                StatusCode::BAD_REQUEST
+            },
+            code: if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                "body_too_large"
+            } else {
+                "body_unreadable"
+            },
+            message: format!("{e} (limits.max_http_body_bytes)"),
+            field: None,
+        })
     }
 }
 
@@ -43,10 +48,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for V1Json<T> {
     type Rejection = V1Error;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        WkJson::from_request(req, state)
-            .await
-            .map(|WkJson(v)| V1Json(v))
-            .map_err(V1Error)
+        let bytes = body(req, state).await.map_err(V1Error)?;
+        parse(&bytes).map(V1Json).map_err(V1Error)
     }
 }
 
@@ -83,6 +86,47 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for V1Query<T> {
 }
 
 /// Parses a JSON body, naming the offending field on error.
+/// [`parse`], with `null` taken as absent wherever a body has it, as a Go backend sends `null` for an
+/// empty slice or map (WuKongIM's routes accept it). The body is read as it is first; only when that
+/// fails is it read again without its null members (so the common case costs nothing more). A required
+/// field given as null is then reported missing, by name.
+pub fn parse_null_as_absent<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let first = parse(bytes);
+    let Err(e) = &first else {
+        return first;
+    };
+    if e.code == "json_invalid" || e.code == "body_missing" {
+        return first;
+    }
+    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        return first;
+    };
+    if !drop_nulls(&mut value) {
+        return first;
+    }
+    let Ok(bytes) = serde_json::to_vec(&value) else {
+        return first;
+    };
+    parse(&bytes)
+}
+
+/// Removes every `null` member of every object in `value`; whether there was one.
+fn drop_nulls(value: &mut serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::Object(map) => {
+            let before = map.len();
+            map.retain(|_, v| !v.is_null());
+            let mut dropped = map.len() != before;
+            for v in map.values_mut() {
+                dropped |= drop_nulls(v);
+            }
+            dropped
+        }
+        serde_json::Value::Array(items) => items.iter_mut().fold(false, |d, v| drop_nulls(v) | d),
+        _ => false,
+    }
+}
+
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.is_empty() {
         return Err(ApiError {

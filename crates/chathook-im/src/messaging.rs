@@ -176,15 +176,20 @@ impl Im {
                 limit,
             });
         }
-        let channel_type = ChannelType::from_u8(req.channel_type)
-            .ok_or(SendError::UnsupportedChannelType(req.channel_type))?;
+        let to_subscribers = req.channel_id.is_empty();
+        // A send to listed `subscribers` goes through a person channel whatever type it names (Go
+        // backends send WuKongIM's zero value, 0, and WuKongIM ignores it there).
+        let channel_type = match to_subscribers {
+            true => ChannelType::Person,
+            false => ChannelType::from_u8(req.channel_type)
+                .ok_or(SendError::UnsupportedChannelType(req.channel_type))?,
+        };
         // The backend (and a system uid) speaks for the sender: WuKongIM checks only bans and disbands.
         let from_client =
             matches!(req.origin, Origin::Connection(_)) && !self.is_system_uid(&req.from_uid);
         if from_client {
             self.check_sender_not_banned(&req.from_uid).await?;
         }
-        let to_subscribers = req.channel_id.is_empty();
         let (channel_key, recipients) = if to_subscribers {
             // A CMD message to listed users (REST `subscribers`): each sees it from the sender.
             let uids = req.subscribers.take().ok_or(SendError::EmptyChannelId)?;

@@ -18,6 +18,7 @@ mod lifecycle;
 mod limits;
 mod listen;
 mod messaging;
+mod nulls;
 mod ordering;
 mod postgres;
 mod sdk;

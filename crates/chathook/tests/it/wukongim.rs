@@ -605,3 +605,46 @@ async fn conn_kick_closes_one_connection_with_reason_12() {
         .await;
     assert_eq!((st, body["field"].as_str()), (400, Some("conn_id")));
 }
+
+#[tokio::test]
+async fn a_cmd_to_listed_subscribers_ignores_its_channel_type_as_wukongim_does() {
+    // A Go backend's SendCMD with `subscribers` leaves channel_type at Go's zero value.
+    let s = TestServer::start().await;
+    for channel_type in [0, 9] {
+        let (st, body) = s
+            .post(
+                "/message/send",
+                json!({"header": {"sync_once": 1}, "from_uid": "alice", "channel_id": "",
+                    "channel_type": channel_type, "subscribers": ["bob"],
+                    "payload": b64(&format!(r#"{{"cmd":"c{channel_type}"}}"#))}),
+            )
+            .await;
+        assert_eq!(st, 200, "channel_type {channel_type}: {body}");
+    }
+    let (st, body) = s
+        .post(
+            "/message/sync",
+            json!({"uid": "bob", "message_seq": 0, "limit": 10}),
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
+    let cmds: Vec<Value> = body
+        .as_array()
+        .expect("a bare array")
+        .iter()
+        .map(|m| payload_json(&m["payload"]))
+        .collect();
+    assert_eq!(cmds, [json!({"cmd": "c0"}), json!({"cmd": "c9"})]);
+    // a real channel still needs a type it knows
+    let (st, body) = s
+        .post(
+            "/message/send",
+            json!({"from_uid": "alice", "channel_id": "bob", "channel_type": 0, "payload": "e30="}),
+        )
+        .await;
+    assert_eq!(
+        (st, body["field"].as_str()),
+        (400, Some("channel_type")),
+        "{body}"
+    );
+}
