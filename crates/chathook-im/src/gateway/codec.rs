@@ -96,8 +96,9 @@ pub(super) trait Codec: Send + 'static {
     fn connect_refused(&mut self, tag: Self::Tag, reason_code: u8, why: &str) -> Frame;
     /// The answer to a send.
     fn send_result(&mut self, tag: Self::Tag, result: &Result<SendAck, SendError>) -> Frame;
-    /// A message for the client.
-    fn recv(&mut self, delivery: &Delivery) -> Frame;
+    /// A message for the client; `own` when the client is the message's sender (another of its
+    /// devices), whose copy carries no red dot, as WuKongIM's push does.
+    fn recv(&mut self, delivery: &Delivery, own: bool) -> Frame;
     fn pong(&mut self, tag: Self::Tag) -> Frame;
     /// The answer to a [`Request::Invalid`], when the protocol has one.
     fn invalid(&mut self, tag: Self::Tag, why: &str) -> Option<Frame>;

@@ -245,14 +245,14 @@ impl Codec for Wkproto {
         }
     }
 
-    fn recv(&mut self, delivery: &Delivery) -> Frame {
+    fn recv(&mut self, delivery: &Delivery, own: bool) -> Frame {
         let m = &delivery.message;
         let timestamp = m.timestamp as i32;
         let mut recv = Recv {
             flags: Flags {
                 dup: false,
                 sync_once: m.header.sync_once,
-                red_dot: m.header.red_dot,
+                red_dot: m.header.red_dot && !own,
                 no_persist: m.header.no_persist,
             },
             setting: Setting(m.setting),

@@ -338,3 +338,70 @@ async fn the_tcp_port_closes_a_silent_connection_at_the_connect_timeout_and_hold
         .unwrap_or(0);
     assert_eq!(n, 0, "no room for a second connection");
 }
+
+#[tokio::test]
+async fn binary_sends_pass_the_before_send_hook_and_reach_the_webhooks() {
+    let s = TestServer::start().await;
+    let hook = Receiver::start().await;
+    hook.set(Mode::Answer(
+        200,
+        r#"{"action":"reject","code":42,"reason":"spam"}"#,
+    ));
+    s.endpoint(json!({"url": hook.url, "events": ["message.before_send.person"]}))
+        .await;
+    let after = Receiver::start().await;
+    s.endpoint(json!({"url": after.url, "events": ["message.sent"]}))
+        .await;
+    let mut ann = s.login_binary("ann", 1, 2).await;
+    let mut ben = s.login("ben", 0).await;
+    let refused = ann.send("ben", 1, br#"{"type":1,"content":"spam"}"#).await;
+    assert_ne!(refused.reason, 1, "rejected by the hook: {refused:?}");
+    assert!(ben.recv(SHORT, true).await.is_none());
+    hook.set(Mode::Answer(200, r#"{"action":"allow"}"#));
+    let ack = ann.send("ben", 1, TEXT).await;
+    assert_eq!(ack.reason, 1);
+    assert!(ben.recv(LONG, true).await.is_some());
+    after
+        .wait("message.sent from the binary client", LONG, |reqs| {
+            reqs.iter().any(|r| {
+                let v = r.json();
+                v["type"] == "message.sent"
+                    && v["data"]["from_uid"] == "ann"
+                    && v["data"]["message_id"] == ack.message_id
+            })
+        })
+        .await;
+    let asked = hook.requests()[0].json();
+    assert_eq!(asked["data"]["from_uid"], "ann", "{asked}");
+}
+
+#[tokio::test]
+async fn the_senders_other_devices_get_a_copy_without_the_red_dot() {
+    let s = TestServer::start().await;
+    let mut ann_web = s.login_binary("ann", 1, 2).await;
+    let mut ann_pc = s.login_binary("ann", 2, 5).await;
+    let mut ann_app = s.login("ann", 0).await;
+    let mut ben = s.login_binary("ben", 1, 2).await;
+    // the SDK sets the red dot on every SEND
+    let ack = ann_web.send("ben", 1, TEXT).await;
+    let at_ben = ben.recv(LONG, true).await.expect("ben receives");
+    assert!(
+        at_ben.recv.flags.red_dot,
+        "the recipient's copy has the red dot"
+    );
+    let at_pc = ann_pc.recv(LONG, true).await.expect("ann's pc gets a copy");
+    assert_eq!(
+        (at_pc.recv.message_id, at_pc.recv.channel_id.as_str()),
+        (ack.message_id, "ben")
+    );
+    assert!(!at_pc.recv.flags.red_dot, "not on the sender's own copy");
+    let at_app = ann_app
+        .recv(LONG, true)
+        .await
+        .expect("ann's app gets a copy");
+    assert_eq!(at_app["params"]["header"].get("redDot"), None, "{at_app}");
+    assert!(
+        ann_web.recv(SHORT, true).await.is_none(),
+        "not the sending connection"
+    );
+}

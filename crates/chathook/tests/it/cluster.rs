@@ -612,3 +612,34 @@ async fn the_overview_sums_every_nodes_connections_messages_and_attempts_and_lis
         assert_eq!(per_node, [(1, 1, 2), (2, 2, 1)], "asked node {name}: {o}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_clients_on_two_nodes_exchange_messages_with_json_rpc_ones() {
+    let shared = Shared::start("binary");
+    let a = TestServer::start_with(shared.node(1)).await;
+    let b = TestServer::start_with(shared.node(2)).await;
+    let mut ann = a.login_binary("ann", 1, 2).await;
+    let mut ben = b.login_binary_on(Transport::Tcp, "ben", 1, 5).await;
+    let mut cid = b.login("cid", 0).await;
+    let ack = ann
+        .send("ben", 1, br#"{"type":1,"content":"across"}"#)
+        .await;
+    assert_eq!(ack.reason, 1);
+    let got = ben
+        .recv(LONG, true)
+        .await
+        .expect("ben on node B (TCP) receives");
+    assert_eq!(
+        (got.recv.message_id, got.recv.channel_id.as_str()),
+        (ack.message_id, "ann")
+    );
+    a.group("g", &["ann", "ben", "cid"]).await;
+    let sent = cid.send_msg("g", 2, "c-1", "to the group").await;
+    for c in [&mut ann, &mut ben] {
+        let got = c.recv(LONG, true).await.expect("a binary member receives");
+        assert_eq!(
+            got.recv.message_id.to_string(),
+            sent["result"]["messageId"].as_str().unwrap()
+        );
+    }
+}

@@ -98,8 +98,14 @@ impl Codec for JsonRpc {
         })
     }
 
-    fn recv(&mut self, delivery: &Delivery) -> Frame {
+    fn recv(&mut self, delivery: &Delivery, own: bool) -> Frame {
         let format = self.format;
+        if own && delivery.message.header.red_dot {
+            // the sender's other devices: their own copy, without the red dot (not the shared frame)
+            let mut message = (*delivery.message).clone();
+            message.header.red_dot = false;
+            return text(frames::recv_frame(&message, &delivery.channel_id, format));
+        }
         Frame::Text(
             delivery
                 .frame

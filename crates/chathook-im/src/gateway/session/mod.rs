@@ -310,7 +310,8 @@ impl<C: Codec, K: FrameSink> Session<C, K> {
                     close_code::POLICY,
                 ));
             }
-            let frame = self.codec.recv(&delivery);
+            let own = delivery.message.from_uid == self.conn.uid;
+            let frame = self.codec.recv(&delivery, own);
             let replaced = self.unacked.insert(
                 delivery.message.message_id,
                 Unacked {
