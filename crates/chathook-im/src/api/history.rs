@@ -172,6 +172,60 @@ pub(super) async fn find(
     }))
 }
 
+#[derive(Deserialize, ToSchema)]
+pub(super) struct MessageReq {
+    /// Required for a person channel (it is keyed by both users).
+    #[serde(default)]
+    login_uid: String,
+    channel_id: String,
+    channel_type: u8,
+    /// One of `message_id` and `client_msg_no`.
+    #[serde(default)]
+    message_id: i64,
+    #[serde(default)]
+    client_msg_no: String,
+}
+
+/// `POST /message`'s answer: the message bare, or WuKongIM's `{"status":404}` (HTTP 200) when there is
+/// none.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub(super) enum OneMessage {
+    Found(MessageResp),
+    Missing(super::Status),
+}
+
+/// `POST /message`: one message of a channel by its id (or else its client_msg_no).
+#[utoipa::path(post, path = "/message", tag = "messages", request_body = MessageReq,
+    responses((status = 200, body = OneMessage), (status = "4XX", body = WkErrorBody)))]
+pub(super) async fn find_one(
+    State(im): State<Im>,
+    WkJson(req): WkJson<MessageReq>,
+) -> Result<Json<OneMessage>, ApiError> {
+    let channel_key = channel_key(&req.login_uid, &req.channel_id, req.channel_type)?;
+    let (message_ids, client_msg_nos) = match (req.message_id, req.client_msg_no) {
+        (0, no) if no.is_empty() => (vec![], vec![]),
+        (0, no) => (vec![], vec![no]),
+        (id, _) => (vec![id], vec![]),
+    };
+    let found = im
+        .store()
+        .find_messages(MessageLookup {
+            channel_key,
+            channel_type: req.channel_type,
+            seqs: Vec::new(),
+            message_ids,
+            client_msg_nos,
+            max_bytes: im.config().limits.sync_max_bytes,
+        })
+        .await
+        .map_err(store_error)?;
+    Ok(Json(match found.messages.first() {
+        Some(m) => OneMessage::Found(MessageResp::of(m)),
+        None => OneMessage::Missing(super::Status { status: 404 }),
+    }))
+}
+
 /// A channel's newest seq.
 #[derive(Serialize, ToSchema)]
 pub(super) struct MaxSeq {

@@ -22,7 +22,7 @@ use crate::Im;
 use chathook_http::ApiError;
 
 /// Every route of [`router`], as (method, path), for tests that must visit each one.
-pub const ROUTES: [(&str, &str); 34] = [
+pub const ROUTES: [(&str, &str); 35] = [
     ("POST", "/user/token"),
     ("POST", "/user/device_quit"),
     ("POST", "/user/onlinestatus"),
@@ -50,6 +50,7 @@ pub const ROUTES: [(&str, &str); 34] = [
     ("POST", "/message/sendbatch"),
     ("POST", "/channel/messagesync"),
     ("POST", "/messages"),
+    ("POST", "/message"),
     ("GET", "/channel/max_message_seq"),
     ("POST", "/message/sync"),
     ("POST", "/message/syncack"),
@@ -89,6 +90,7 @@ pub fn router(im: Im) -> OpenApiRouter {
         .routes(routes!(messages::send_batch))
         .routes(routes!(history::sync))
         .routes(routes!(history::find))
+        .routes(routes!(history::find_one))
         .routes(routes!(history::max_message_seq))
         .routes(routes!(cmd::cmd_sync))
         .routes(routes!(cmd::cmd_sync_ack))

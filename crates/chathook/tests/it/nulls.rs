@@ -76,6 +76,11 @@ fn samples() -> Vec<(&'static str, Value)> {
             "message_seqs": [1], "message_ids": [], "client_msg_nos": []}),
         ),
         (
+            "/message",
+            json!({"login_uid": "alice", "channel_id": "g", "channel_type": 2, "message_id": 1,
+                "client_msg_no": ""}),
+        ),
+        (
             "/message/sync",
             json!({"uid": "bob", "message_seq": 0, "limit": 10}),
         ),

@@ -648,3 +648,60 @@ async fn a_cmd_to_listed_subscribers_ignores_its_channel_type_as_wukongim_does()
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn one_message_by_id_or_client_msg_no_answers_it_bare_or_status_404() {
+    let s = TestServer::start().await;
+    s.group("g", &["alice", "bob"]).await;
+    let (st, sent) = s
+        .post(
+            "/message/send",
+            json!({"from_uid": "alice", "channel_id": "g", "channel_type": 2,
+                "client_msg_no": "m-1", "payload": b64(r#"{"type":1,"content":"one"}"#)}),
+        )
+        .await;
+    assert_eq!(st, 200, "{sent}");
+    let id = sent["data"]["message_id"].as_i64().unwrap();
+    for by in [json!({"message_id": id}), json!({"client_msg_no": "m-1"})] {
+        let mut body = json!({"channel_id": "g", "channel_type": 2});
+        body.as_object_mut()
+            .unwrap()
+            .extend(by.as_object().unwrap().clone());
+        let (st, m) = s.post("/message", body).await;
+        assert_eq!(st, 200, "{m}");
+        assert_eq!(m["message_id"], id, "bare: {m}");
+        assert_eq!(m["client_msg_no"], "m-1");
+        assert_eq!(payload_json(&m["payload"])["content"], "one");
+    }
+    let (st, m) = s
+        .post(
+            "/message",
+            json!({"channel_id": "g", "channel_type": 2, "message_id": 1}),
+        )
+        .await;
+    assert_eq!(
+        (st, m),
+        (200, json!({"status": 404})),
+        "WuKongIM answers a miss so"
+    );
+    // a person channel is found through the user asking
+    s.rest_send("alice", "bob", 1, "hi bob").await;
+    let (st, m) = s
+        .post(
+            "/message",
+            json!({"channel_id": "bob", "channel_type": 1, "client_msg_no": "x"}),
+        )
+        .await;
+    assert_eq!((st, m["field"].as_str()), (400, Some("login_uid")), "{m}");
+    let (st, m) = s
+        .post(
+            "/message",
+            json!({"channel_id": "g", "channel_type": 0, "message_id": id}),
+        )
+        .await;
+    assert_eq!(
+        (st, m["field"].as_str()),
+        (400, Some("channel_type")),
+        "{m}"
+    );
+}
