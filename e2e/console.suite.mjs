@@ -25,7 +25,14 @@ async function eventually(what, fn, timeoutMs = 10_000) {
   for (;;) {
     const v = await fn();
     if (v) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}; the server's last lines:\n${current?.recentLog() ?? ""}`);
+    if (Date.now() > until) {
+      // what the server says of its endpoints, for a failure that is the server's
+      const endpoints = await current?.call("GET", "/v1/webhooks/endpoints").catch((e) => ({ body: String(e) }));
+      const overview = await current?.call("GET", "/v1/overview").catch((e) => ({ body: String(e) }));
+      throw new Error(
+        `timed out waiting for ${what}; endpoints: ${JSON.stringify(endpoints?.body)}; overview: ${JSON.stringify(overview?.body)}; the server's last lines:\n${current?.recentLog() ?? ""}`,
+      );
+    }
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -54,6 +61,11 @@ export function consoleSuite(engine) {
     if (engine === "chromium" && process.env.CONSOLE_DOC_SCREENSHOTS && ["overview", "endpoint", "deliveries", "events-dialog"].includes(name)) {
       mkdirSync(DOCS, { recursive: true });
       await page.setViewportSize(DOC_SIZE);
+      // an open dialog from its top, the page from its top
+      await page.evaluate(() => {
+        document.querySelector("dialog[open]")?.scrollTo(0, 0);
+        window.scrollTo(0, 0);
+      });
       await page.waitForTimeout(100);
       await page.screenshot({ path: join(DOCS, `${name}.png`) });
     }

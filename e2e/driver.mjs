@@ -206,13 +206,18 @@ export class Locator {
       await sleep(50);
     }
   }
-  /** The first match's handle, once it is `state`. */
+  /** The first match's handle, once it is `state` (looked up again when the page replaced it between
+   * the wait and the lookup, as a re-rendering page does). */
   async handle(state = "visible") {
-    await this.waitFor({ state });
-    const h = await this.page.raw.evaluateHandle(`${this.expression()}[0]`);
-    const el = h.asElement();
-    if (!el) throw new Error(`${JSON.stringify(this.steps)} is gone`);
-    return el;
+    const until = Date.now() + TIMEOUT;
+    for (;;) {
+      await this.waitFor({ state, timeout: Math.max(until - Date.now(), 1) });
+      const h = await this.page.raw.evaluateHandle(`${this.expression()}[0]`);
+      const el = h.asElement();
+      if (el) return el;
+      if (Date.now() > until) throw new Error(`${JSON.stringify(this.steps)} is gone`);
+      await sleep(50);
+    }
   }
   async textContent() {
     const el = await this.handle("attached");

@@ -51,7 +51,7 @@ export async function startServer(logFile) {
   let recent = [];
   const keep = (d) => {
     log?.write(d);
-    recent = recent.concat(String(d).split("\n").filter(Boolean)).slice(-40);
+    recent = recent.concat(String(d).split("\n").filter(Boolean)).slice(-60);
   };
   proc.stderr.on("data", (d) => {
     if (stderr.length < 100_000) stderr += d;
