@@ -95,6 +95,7 @@ fn kick_order(
         reason_code: kick.reason_code,
         reason: kick.reason,
         presence_reason: kick.presence_reason,
+        notify: kick.notify,
     }
 }
 
@@ -104,6 +105,7 @@ pub(crate) fn kicked(why: &str) -> Kick {
         reason_code: reason::CONNECT_KICK,
         reason: why.to_string(),
         presence_reason: PresenceReason::Kicked,
+        notify: true,
     }
 }
 
@@ -201,11 +203,34 @@ impl Im {
     /// `/conn/kick`: tells one connection it was kicked (reason 12) and closes it, on whichever node
     /// holds it; false when `uid` has no connection `conn_id`.
     pub fn kick_connection(&self, uid: &str, conn_id: u64) -> bool {
-        let kick = Kick {
-            reason_code: reason::CONNECT_KICK,
-            reason: "server kick".into(),
-            presence_reason: PresenceReason::Kicked,
-        };
+        self.end_connection(
+            uid,
+            conn_id,
+            Kick {
+                reason_code: reason::CONNECT_KICK,
+                reason: "server kick".into(),
+                presence_reason: PresenceReason::Kicked,
+                notify: true,
+            },
+        )
+    }
+
+    /// Closes `uid`'s connection `conn_id` without a word (`/conn/remove`), on whichever node holds it;
+    /// false when none does.
+    pub fn remove_connection(&self, uid: &str, conn_id: u64) -> bool {
+        self.end_connection(
+            uid,
+            conn_id,
+            Kick {
+                reason_code: reason::CONNECT_KICK,
+                reason: "removed by the server".into(),
+                presence_reason: PresenceReason::Kicked,
+                notify: false,
+            },
+        )
+    }
+
+    fn end_connection(&self, uid: &str, conn_id: u64, kick: Kick) -> bool {
         if !self
             .kick_here(uid, Some(conn_id), None, None, kick.clone())
             .is_empty()

@@ -210,6 +210,7 @@ impl Im {
                 reason_code: reason::BAN,
                 reason: "the user is banned".into(),
                 presence_reason: PresenceReason::Kicked,
+                notify: true,
             };
             self.kick_device(&uid, None, None, kick);
         }

@@ -498,6 +498,7 @@ impl Im {
                 reason_code: reason::SYSTEM_ERROR,
                 reason: format!("slow consumer: {what}"),
                 presence_reason: chathook_events::PresenceReason::ProtocolError,
+                notify: true,
             });
         };
         for uid in recipients {

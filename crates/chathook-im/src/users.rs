@@ -80,6 +80,7 @@ impl Im {
                 reason_code: reason::CONNECT_KICK,
                 reason: "the device was logged out".into(),
                 presence_reason: PresenceReason::Logout,
+                notify: true,
             },
         );
         Ok(())

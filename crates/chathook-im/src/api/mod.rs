@@ -22,7 +22,7 @@ use crate::Im;
 use chathook_http::ApiError;
 
 /// Every route of [`router`], as (method, path), for tests that must visit each one.
-pub const ROUTES: [(&str, &str); 35] = [
+pub const ROUTES: [(&str, &str); 36] = [
     ("POST", "/user/token"),
     ("POST", "/user/device_quit"),
     ("POST", "/user/onlinestatus"),
@@ -30,6 +30,7 @@ pub const ROUTES: [(&str, &str); 35] = [
     ("POST", "/user/systemuids_remove"),
     ("GET", "/user/systemuids"),
     ("POST", "/conn/kick"),
+    ("POST", "/conn/remove"),
     ("GET", "/route"),
     ("POST", "/route/batch"),
     ("GET", "/v1/users/{uid}/profile"),
@@ -71,6 +72,7 @@ pub fn router(im: Im) -> OpenApiRouter {
         .routes(routes!(users::system_uids_remove))
         .routes(routes!(users::system_uids))
         .routes(routes!(users::kick))
+        .routes(routes!(users::remove))
         .routes(routes!(route::route))
         .routes(routes!(route::route_batch))
         .routes(routes!(users::get_profile, users::put_profile))

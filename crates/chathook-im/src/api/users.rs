@@ -208,16 +208,36 @@ pub(super) async fn kick(
     State(im): State<Im>,
     WkJson(req): WkJson<KickReq>,
 ) -> Result<Json<Status>, ApiError> {
-    check_uid("uid", &req.uid)?;
-    if req.conn_id == 0 {
-        return Err(ApiError::field(
-            "conn_id",
-            "conn_id_zero",
-            "conn_id must not be 0",
-        ));
-    }
+    req.check()?;
     im.kick_connection(&req.uid, req.conn_id);
     Ok(ok())
+}
+
+/// `POST /conn/remove`: the connection `conn_id` of `uid` is closed without a word (no disconnect
+/// notice, unlike `/conn/kick`), as WuKongIM's is. An unknown connection is not an error.
+#[utoipa::path(post, path = "/conn/remove", tag = "users", request_body = KickReq,
+    responses((status = 200, body = Status), (status = "4XX", body = WkErrorBody)))]
+pub(super) async fn remove(
+    State(im): State<Im>,
+    WkJson(req): WkJson<KickReq>,
+) -> Result<Json<Status>, ApiError> {
+    req.check()?;
+    im.remove_connection(&req.uid, req.conn_id);
+    Ok(ok())
+}
+
+impl KickReq {
+    fn check(&self) -> Result<(), ApiError> {
+        check_uid("uid", &self.uid)?;
+        if self.conn_id == 0 {
+            return Err(ApiError::field(
+                "conn_id",
+                "conn_id_zero",
+                "conn_id must not be 0",
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -255,6 +255,7 @@ impl Relay {
                     reason_code: reason::SYSTEM_ERROR,
                     reason: "this node was taken for lost; connect again".into(),
                     presence_reason: PresenceReason::NodeLost,
+                    notify: true,
                 },
             );
         }
@@ -289,6 +290,7 @@ impl Relay {
                 reason_code,
                 reason,
                 presence_reason,
+                notify,
             } => {
                 self.im.kick_here(
                     &uid,
@@ -299,6 +301,7 @@ impl Relay {
                         reason_code,
                         reason,
                         presence_reason,
+                        notify,
                     },
                 );
             }

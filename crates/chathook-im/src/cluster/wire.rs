@@ -82,7 +82,14 @@ pub(crate) enum Order {
         reason_code: u8,
         reason: String,
         presence_reason: PresenceReason,
+        /// Whether the client hears the disconnect notice (absent from older nodes: yes).
+        #[serde(default = "yes")]
+        notify: bool,
     },
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[cfg(test)]

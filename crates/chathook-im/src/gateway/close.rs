@@ -77,6 +77,25 @@ impl End {
         }
     }
 
+    /// A kick: the disconnect notice (unless it closes without a word), then close.
+    pub(super) fn kicked(kick: crate::presence::Kick) -> End {
+        if kick.notify {
+            return End::disconnect(
+                kick.presence_reason,
+                kick.reason_code,
+                kick.reason,
+                close_code::POLICY,
+            );
+        }
+        End {
+            presence: kick.presence_reason,
+            tell: Tell::Close {
+                code: close_code::POLICY,
+                why: kick.reason,
+            },
+        }
+    }
+
     /// The link could not be read: close with `code` and `why`.
     pub(super) fn unreadable(code: u16, why: String) -> End {
         End {

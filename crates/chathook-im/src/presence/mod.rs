@@ -56,6 +56,9 @@ pub struct Kick {
     pub reason_code: u8,
     pub reason: String,
     pub presence_reason: PresenceReason,
+    /// Whether the client hears the protocol's disconnect notice before the close (not for
+    /// `/conn/remove`, which closes without a word, as WuKongIM's does).
+    pub notify: bool,
 }
 
 /// One authenticated connection as the rest of the server sees it.

@@ -23,6 +23,10 @@ fn samples() -> Vec<(&'static str, Value)> {
         ("/user/systemuids_remove", json!({"uids": ["sys1"]})),
         ("/conn/kick", json!({"uid": "alice", "conn_id": 12345})),
         (
+            "/conn/remove",
+            json!({"uid": "alice", "conn_id": 12345, "node_id": 0, "op_node_id": 0}),
+        ),
+        (
             "/channel",
             json!({"channel_id": "g", "channel_type": 2, "large": 0, "ban": 0, "disband": 0,
             "reset": 0, "live": 0, "subscribers": ["alice", "bob"]}),

@@ -705,3 +705,41 @@ async fn one_message_by_id_or_client_msg_no_answers_it_bare_or_status_404() {
         "{m}"
     );
 }
+
+#[tokio::test]
+async fn conn_remove_closes_one_connection_without_a_disconnect_notice() {
+    let s = TestServer::start().await;
+    let mut first = s.login("alice", 0).await;
+    let mut binary = s.login_binary("alice", 1, 2).await;
+    let online = s
+        .wait_event("alice's binary connection", |e| {
+            matches!(&e.event, chathook_events::Event::UserOnline(c) if c.uid == "alice" && c.device_flag == 1)
+        })
+        .await;
+    let chathook_events::Event::UserOnline(c) = online.event else {
+        unreachable!()
+    };
+    s.post_ok(
+        "/conn/remove",
+        json!({"uid": "alice", "conn_id": c.conn_id, "node_id": 1, "op_node_id": 0}),
+    )
+    .await;
+    let closed = binary.closed(LONG).await;
+    assert!(closed.disconnect.is_none(), "no DISCONNECT: {closed:?}");
+    assert_eq!(closed.code, Some(1008), "closed: {closed:?}");
+    s.wait_event(
+        "alice's binary connection offline",
+        |e| matches!(&e.event, chathook_events::Event::UserOffline(o) if o.conn_id == c.conn_id),
+    )
+    .await;
+    assert!(
+        is_pong(&first.request("ping", json!({})).await),
+        "the other connection stays"
+    );
+    s.post_ok("/conn/remove", json!({"uid": "alice", "conn_id": 999_999}))
+        .await;
+    let (st, body) = s
+        .post("/conn/remove", json!({"uid": "alice", "conn_id": 0}))
+        .await;
+    assert_eq!((st, body["field"].as_str()), (400, Some("conn_id")));
+}

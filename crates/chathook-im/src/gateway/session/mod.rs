@@ -237,8 +237,7 @@ impl<C: Codec, K: FrameSink> Session<C, K> {
                 biased;
                 _ = &mut stopping => Err(End::disconnect(PresenceReason::ServerShutdown,
                     reason::SYSTEM_ERROR, "the server is shutting down".into(), close_code::GOING_AWAY)),
-                Some(kick) = control.recv() => Err(End::disconnect(kick.presence_reason,
-                    kick.reason_code, kick.reason, close_code::POLICY)),
+                Some(kick) = control.recv() => Err(End::kicked(kick)),
                 Some(done) = inflight.next(), if !inflight.is_empty() => {
                     self.write_results(done, inflight).await
                 }

@@ -255,6 +255,7 @@ async fn a_kick_ends_the_session_with_its_reason_and_code() {
         reason_code: 12,
         reason: "login in other device".into(),
         presence_reason: PresenceReason::Kicked,
+        notify: true,
     });
     let end = ended(r).await;
     assert_eq!(end.presence, PresenceReason::Kicked);
