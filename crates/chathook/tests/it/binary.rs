@@ -405,3 +405,51 @@ async fn the_senders_other_devices_get_a_copy_without_the_red_dot() {
         "not the sending connection"
     );
 }
+
+#[tokio::test]
+async fn a_banned_user_is_told_disconnect_19_and_refused_with_connack_19() {
+    let s = TestServer::start().await;
+    let mut ann = s.login_binary("ann", 1, 2).await;
+    s.post_ok(
+        "/channel/info",
+        json!({"channel_id": "ann", "channel_type": 1, "ban": 1}),
+    )
+    .await;
+    let closed = ann.closed(LONG).await;
+    assert_eq!(closed.disconnect.as_ref().map(|d| d.reason), Some(19), "{closed:?}");
+    let again = BinClient::connect(&s.ws, "ann", "tok-ann-1", 1, 2, true).await;
+    assert_eq!(again.connack.reason, 19);
+}
+
+#[tokio::test]
+async fn a_binary_login_is_reported_to_tencent_with_the_platform_of_its_device_flag() {
+    let s = TestServer::start_with(|c| c.tencent.sdk_app_id = 1_400_000_000).await;
+    let rcv = Receiver::start().await;
+    rcv.set(Mode::Answer(
+        200,
+        r#"{"ActionStatus":"OK","ErrorCode":0,"ErrorInfo":""}"#,
+    ));
+    s.endpoint(json!({"url": rcv.url, "flavour": "tencent", "events": ["State.StateChange"]}))
+        .await;
+    let _web = s.login_binary("ann", 1, 2).await;
+    let _app = s.login_binary("ben", 0, 5).await;
+    rcv.wait("two logins", LONG, |reqs| reqs.len() >= 2).await;
+    let platform = |uid: &str| {
+        rcv.requests()
+            .iter()
+            .find(|r| r.json()["Info"]["To_Account"] == uid)
+            .map(|r| {
+                url::form_urlencoded::parse(r.query.as_bytes())
+                    .find(|(k, _)| k == "OptPlatform")
+                    .map(|(_, v)| v.to_string())
+                    .unwrap_or_default()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(platform("ann"), "Web", "device flag 1");
+    assert_eq!(
+        platform("ben"),
+        "Unknown",
+        "device flag 0 does not say which"
+    );
+}
