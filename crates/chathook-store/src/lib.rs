@@ -166,6 +166,9 @@ pub trait CmdQueueStore: Send + Sync {
     ) -> Result<Vec<Message>, StoreError>;
     /// Removes `uid`'s queued messages up to position `up_to`; returns how many.
     async fn ack_cmd_messages(&self, uid: &str, up_to: u64) -> Result<usize, StoreError>;
+    /// Removes `uid`'s queued message `message_id` (a primary device acknowledged it live, so
+    /// `/message/sync` need not hand it out again); returns how many (0 or 1).
+    async fn remove_cmd_message(&self, uid: &str, message_id: i64) -> Result<usize, StoreError>;
 }
 
 /// What conversation lists are made of: the channels a user is in (groups they subscribe to, person

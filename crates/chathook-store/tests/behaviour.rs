@@ -882,6 +882,23 @@ where
         bob_again[0].message_seq > bob[1].message_seq,
         "positions are never reused"
     );
+    // one queued message removed by its id (acknowledged live), for its user only
+    let k3 = bob_again[0].message_id;
+    assert_eq!(store.remove_cmd_message("bob", k3).await.unwrap(), 1);
+    assert_eq!(store.remove_cmd_message("bob", k3).await.unwrap(), 0);
+    assert!(store
+        .cmd_messages("bob", 0, 10, usize::MAX, 0)
+        .await
+        .unwrap()
+        .is_empty());
+    let carol: Vec<i64> = store
+        .cmd_messages("carol", 0, 10, usize::MAX, 0)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.message_id)
+        .collect();
+    assert!(carol.contains(&k3), "carol's copy stays");
 }
 
 /// Conversation lists: the groups a user subscribes to and the person channels with history, each with

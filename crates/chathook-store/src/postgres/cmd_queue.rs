@@ -87,4 +87,14 @@ impl CmdQueueStore for PgStore {
             .await?;
         Ok(n as usize)
     }
+
+    async fn remove_cmd_message(&self, uid: &str, message_id: i64) -> Result<usize, StoreError> {
+        let n = self
+            .execute(
+                "DELETE FROM cmd_queue WHERE uid = $1 AND message_id = $2",
+                vec![Box::new(uid.to_string()), Box::new(message_id)],
+            )
+            .await?;
+        Ok(n as usize)
+    }
 }

@@ -82,4 +82,15 @@ impl CmdQueueStore for SqliteStore {
         })
         .await
     }
+
+    async fn remove_cmd_message(&self, uid: &str, message_id: i64) -> Result<usize, StoreError> {
+        let uid = uid.to_string();
+        self.write(move |ctx| {
+            Ok(ctx
+                .conn
+                .prepare_cached("DELETE FROM cmd_queue WHERE uid = ?1 AND message_id = ?2")?
+                .execute(params![uid, message_id])?)
+        })
+        .await
+    }
 }

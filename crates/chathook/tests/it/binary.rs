@@ -416,7 +416,11 @@ async fn a_banned_user_is_told_disconnect_19_and_refused_with_connack_19() {
     )
     .await;
     let closed = ann.closed(LONG).await;
-    assert_eq!(closed.disconnect.as_ref().map(|d| d.reason), Some(19), "{closed:?}");
+    assert_eq!(
+        closed.disconnect.as_ref().map(|d| d.reason),
+        Some(19),
+        "{closed:?}"
+    );
     let again = BinClient::connect(&s.ws, "ann", "tok-ann-1", 1, 2, true).await;
     assert_eq!(again.connack.reason, 19);
 }

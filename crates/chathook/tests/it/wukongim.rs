@@ -743,3 +743,50 @@ async fn conn_remove_closes_one_connection_without_a_disconnect_notice() {
         .await;
     assert_eq!((st, body["field"].as_str()), (400, Some("conn_id")));
 }
+
+#[tokio::test]
+async fn a_cmd_acknowledged_live_by_a_primary_device_leaves_the_message_sync_queue() {
+    let s = TestServer::start().await;
+    let mut bob = s.login_primary("bob", 0).await;
+    let mut carl = s.login("carl", 0).await;
+    let (st, body) = s
+        .post(
+            "/message/send",
+            json!({"header": {"sync_once": 1}, "from_uid": "", "channel_id": "",
+                "channel_type": 1, "subscribers": ["bob", "carl"], "payload": b64(r#"{"cmd":"x"}"#)}),
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
+    for c in [&mut bob, &mut carl] {
+        let live = c.recv(LONG, true).await.expect("the CMD live");
+        assert_eq!(live["params"]["header"]["syncOnce"], true);
+    }
+    let queued = |uid: &'static str| {
+        let s = &s;
+        async move {
+            let (_, body) = s
+                .post(
+                    "/message/sync",
+                    json!({"uid": uid, "message_seq": 0, "limit": 10}),
+                )
+                .await;
+            body.as_array().map_or(0, |a| a.len())
+        }
+    };
+    eventually(
+        "bob's queue emptied by his primary device's recvack",
+        LONG,
+        || async {
+            match queued("bob").await {
+                0 => Ok(()),
+                n => Err(format!("{n} queued")),
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        queued("carl").await,
+        1,
+        "a secondary device's recvack leaves it queued"
+    );
+}

@@ -119,6 +119,9 @@ where
 
 /// A `recv` waiting for its `recvack`.
 struct Unacked {
+    /// A stored CMD (`sync_once`) message: a primary device's `recvack` takes it off the user's
+    /// `/message/sync` queue, as WuKongIM's moves the CMD read position.
+    cmd: bool,
     /// Its [`crate::presence::Delivery::cost`], reserved on the connection until it is acknowledged.
     cost: usize,
     frame: Frame,
@@ -314,6 +317,7 @@ impl<C: Codec, K: FrameSink> Session<C, K> {
             let replaced = self.unacked.insert(
                 delivery.message.message_id,
                 Unacked {
+                    cmd: delivery.message.header.sync_once && !delivery.message.header.no_persist,
                     cost: delivery.cost(),
                     frame: frame.clone(),
                     sent_at: Instant::now(),
@@ -416,9 +420,14 @@ impl<C: Codec, K: FrameSink> Session<C, K> {
                 Ok(())
             }
             Request::RecvAck { message_id } => {
-                let acked = message_id.and_then(|id| self.unacked.remove(&id));
-                if let Some(acked) = acked {
-                    self.conn.release(acked.cost);
+                let Some((id, acked)) =
+                    message_id.and_then(|id| Some((id, self.unacked.remove(&id)?)))
+                else {
+                    return Ok(());
+                };
+                self.conn.release(acked.cost);
+                if acked.cmd && self.conn.device_level == 1 {
+                    self.dequeue_cmd(id);
                 }
                 Ok(())
             }
@@ -439,6 +448,17 @@ impl<C: Codec, K: FrameSink> Session<C, K> {
                 Err(End::protocol(close_code::POLICY, &why))
             }
         }
+    }
+
+    /// Takes an acknowledged CMD message off this user's `/message/sync` queue (in the background: the
+    /// loop never waits on a write).
+    fn dequeue_cmd(&self, message_id: i64) {
+        let (im, uid) = (self.im.clone(), self.conn.uid.clone());
+        tokio::spawn(async move {
+            if let Err(e) = im.store().remove_cmd_message(&uid, message_id).await {
+                tracing::warn!(error = %e, "cannot take an acknowledged CMD message off its queue");
+            }
+        });
     }
 
     /// The future that sends a message; it yields the request's tag with the result.
