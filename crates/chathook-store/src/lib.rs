@@ -147,6 +147,15 @@ pub trait MessageStore: Send + Sync {
     /// in that order of the lookup; the ones not found are left out), no more of them than the lookup's
     /// `max_bytes` (the first always): `more` when found ones were left out for it.
     async fn find_messages(&self, lookup: MessageLookup) -> Result<SyncPage, StoreError>;
+    /// Deletes a channel's stored messages with seqs from `start` to `end` (both included); returns
+    /// how many. The channel's seqs go on after its newest seq ever, deleted or not.
+    async fn delete_range(
+        &self,
+        channel_key: &str,
+        channel_type: u8,
+        start: u64,
+        end: u64,
+    ) -> Result<usize, StoreError>;
 }
 
 /// Each user's queue of CMD (`sync_once`) messages, filled by [`MessageStore::append_message`] in the

@@ -882,6 +882,54 @@ where
         bob_again[0].message_seq > bob[1].message_seq,
         "positions are never reused"
     );
+    // a range deleted: the rest stays, the channel's seqs go on after its newest, even a deleted one
+    for n in 1..=5 {
+        store
+            .append_message(
+                new_message("del", "u", &format!("del{n}")),
+                3600,
+                Box::new(sent),
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.delete_range("del", 2, 2, 3).await.unwrap(), 2);
+    assert_eq!(
+        store.delete_range("del", 2, 4, 5).await.unwrap(),
+        2,
+        "the end"
+    );
+    assert_eq!(
+        store.delete_range("del", 2, 4, 5).await.unwrap(),
+        0,
+        "again: nothing"
+    );
+    let left = store
+        .find_messages(MessageLookup {
+            channel_key: "del".into(),
+            channel_type: 2,
+            seqs: (1..=5).collect(),
+            message_ids: vec![],
+            client_msg_nos: vec![],
+            max_bytes: usize::MAX,
+        })
+        .await
+        .unwrap();
+    let seqs: Vec<u64> = left.messages.iter().map(|m| m.message_seq).collect();
+    assert_eq!(seqs, [1]);
+    assert_eq!(
+        store.last_seq("del", 2).await.unwrap(),
+        5,
+        "the newest seq stays"
+    );
+    let next = stored(
+        store
+            .append_message(new_message("del", "u", "del6"), 3600, Box::new(sent))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(next.message_seq, 6, "no seq handed out twice");
+
     // one queued message removed by its id (acknowledged live), for its user only
     let k3 = bob_again[0].message_id;
     assert_eq!(store.remove_cmd_message("bob", k3).await.unwrap(), 1);

@@ -306,3 +306,28 @@ async fn message_events_refer_to_history_and_read_back_whole() {
         "{first}"
     );
 }
+
+#[tokio::test]
+async fn deleting_a_channels_newest_messages_frees_no_seq_across_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(SqliteOptions::new(dir.path())).unwrap();
+    for n in 1..=3 {
+        store
+            .append_message(new_message("u", &format!("m{n}")), 3600, Box::new(sent))
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.delete_range("g", 2, 2, 3).await.unwrap(), 2);
+    drop(store);
+    // a new process knows the channel's seqs only from the file: the newest, deleted, still counts
+    let store = SqliteStore::open(SqliteOptions::new(dir.path())).unwrap();
+    assert_eq!(store.last_seq("g", 2).await.unwrap(), 3);
+    let next = store
+        .append_message(new_message("u", "m4"), 3600, Box::new(sent))
+        .await
+        .unwrap();
+    let AppendOutcome::Stored(m) = next else {
+        panic!("stored")
+    };
+    assert_eq!(m.message_seq, 4);
+}

@@ -226,6 +226,54 @@ pub(super) async fn find_one(
     }))
 }
 
+#[derive(Deserialize, ToSchema)]
+pub(super) struct DeleteRangeReq {
+    /// Required for a person channel.
+    #[serde(default)]
+    login_uid: String,
+    channel_id: String,
+    channel_type: u8,
+    /// The first seq deleted (at least 1).
+    start_msg_seq: u64,
+    /// The last seq deleted (at least `start_msg_seq`).
+    end_msg_seq: u64,
+}
+
+/// `POST /messages/deleteRange`: deletes a channel's messages from `start_msg_seq` to `end_msg_seq`
+/// (both included) from its history, as WuKongIM does; the channel's seqs go on after its newest.
+#[utoipa::path(post, path = "/messages/deleteRange", tag = "messages", request_body = DeleteRangeReq,
+    responses((status = 200, body = super::Status), (status = "4XX", body = WkErrorBody)))]
+pub(super) async fn delete_range(
+    State(im): State<Im>,
+    WkJson(req): WkJson<DeleteRangeReq>,
+) -> Result<Json<super::Status>, ApiError> {
+    let channel_key = channel_key(&req.login_uid, &req.channel_id, req.channel_type)?;
+    if req.start_msg_seq == 0 {
+        return Err(ApiError::field(
+            "start_msg_seq",
+            "start_msg_seq_zero",
+            "start_msg_seq must be at least 1",
+        ));
+    }
+    if req.end_msg_seq < req.start_msg_seq {
+        return Err(ApiError::field(
+            "end_msg_seq",
+            "end_before_start",
+            "end_msg_seq must not be below start_msg_seq",
+        ));
+    }
+    im.store()
+        .delete_range(
+            &channel_key,
+            req.channel_type,
+            req.start_msg_seq,
+            req.end_msg_seq,
+        )
+        .await
+        .map_err(store_error)?;
+    Ok(super::ok())
+}
+
 /// A channel's newest seq.
 #[derive(Serialize, ToSchema)]
 pub(super) struct MaxSeq {

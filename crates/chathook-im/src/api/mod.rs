@@ -22,7 +22,7 @@ use crate::Im;
 use chathook_http::ApiError;
 
 /// Every route of [`router`], as (method, path), for tests that must visit each one.
-pub const ROUTES: [(&str, &str); 36] = [
+pub const ROUTES: [(&str, &str); 37] = [
     ("POST", "/user/token"),
     ("POST", "/user/device_quit"),
     ("POST", "/user/onlinestatus"),
@@ -52,6 +52,7 @@ pub const ROUTES: [(&str, &str); 36] = [
     ("POST", "/channel/messagesync"),
     ("POST", "/messages"),
     ("POST", "/message"),
+    ("POST", "/messages/deleteRange"),
     ("GET", "/channel/max_message_seq"),
     ("POST", "/message/sync"),
     ("POST", "/message/syncack"),
@@ -93,6 +94,7 @@ pub fn router(im: Im) -> OpenApiRouter {
         .routes(routes!(history::sync))
         .routes(routes!(history::find))
         .routes(routes!(history::find_one))
+        .routes(routes!(history::delete_range))
         .routes(routes!(history::max_message_seq))
         .routes(routes!(cmd::cmd_sync))
         .routes(routes!(cmd::cmd_sync_ack))

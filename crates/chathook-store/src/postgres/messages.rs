@@ -185,6 +185,29 @@ impl MessageStore for PgStore {
         }
         Ok(found.finish())
     }
+
+    async fn delete_range(
+        &self,
+        channel_key: &str,
+        channel_type: u8,
+        start: u64,
+        end: u64,
+    ) -> Result<usize, StoreError> {
+        // `channel_seqs` keeps each channel's newest seq, deleted or not.
+        let n = self
+            .execute(
+                "DELETE FROM messages WHERE channel_key = $1 AND channel_type = $2
+                 AND message_seq BETWEEN $3 AND $4",
+                vec![
+                    Box::new(channel_key.to_string()),
+                    Box::new(i16::from(channel_type)),
+                    Box::new(start as i64),
+                    Box::new(end as i64),
+                ],
+            )
+            .await?;
+        Ok(n as usize)
+    }
 }
 
 /// The message id generator of a node, shared by its writer's jobs.

@@ -32,6 +32,11 @@ pub(super) fn message_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Messag
     })
 }
 
+/// A channel's newest seq ever: of its stored messages, or the floor its deletions left.
+const LAST_SEQ: &str = "SELECT MAX(
+        (SELECT COALESCE(MAX(message_seq), 0) FROM messages WHERE channel_key = ?1 AND channel_type = ?2),
+        (SELECT COALESCE(MAX(last_seq), 0) FROM channel_seq_floors WHERE channel_key = ?1 AND channel_type = ?2))";
+
 #[async_trait]
 impl MessageStore for SqliteStore {
     async fn append_message(
@@ -53,10 +58,7 @@ impl MessageStore for SqliteStore {
                     Some(s) => *s,
                     None => ctx
                         .conn
-                        .prepare_cached(
-                            "SELECT COALESCE(MAX(message_seq), 0) FROM messages
-                             WHERE channel_key = ?1 AND channel_type = ?2",
-                        )?
+                        .prepare_cached(LAST_SEQ)?
                         .query_row(params![key.0, key.1], |r| r.get::<_, i64>(0))?
                         as u64,
                 };
@@ -223,10 +225,7 @@ impl MessageStore for SqliteStore {
         let key = channel_key.to_string();
         self.read(move |conn| {
             let seq: i64 = conn
-                .prepare_cached(
-                    "SELECT COALESCE(MAX(message_seq), 0) FROM messages
-                     WHERE channel_key = ?1 AND channel_type = ?2",
-                )?
+                .prepare_cached(LAST_SEQ)?
                 .query_row(params![key, channel_type], |r| r.get(0))?;
             Ok(seq as u64)
         })
@@ -269,6 +268,41 @@ impl MessageStore for SqliteStore {
                 );
             }
             Ok(found.finish())
+        })
+        .await
+    }
+
+    async fn delete_range(
+        &self,
+        channel_key: &str,
+        channel_type: u8,
+        start: u64,
+        end: u64,
+    ) -> Result<usize, StoreError> {
+        let key = (channel_key.to_string(), channel_type);
+        self.write(move |ctx| {
+            // The channel's newest seq stays counted, so that deleting its end frees no seq.
+            let last = match ctx.state.seqs.get(&key) {
+                Some(s) => *s as i64,
+                None => ctx
+                    .conn
+                    .prepare_cached(LAST_SEQ)?
+                    .query_row(params![key.0, key.1], |r| r.get::<_, i64>(0))?,
+            };
+            ctx.conn
+                .prepare_cached(
+                    "INSERT INTO channel_seq_floors(channel_key, channel_type, last_seq) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (channel_key, channel_type) DO UPDATE
+                     SET last_seq = MAX(last_seq, excluded.last_seq)",
+                )?
+                .execute(params![key.0, key.1, last])?;
+            Ok(ctx
+                .conn
+                .prepare_cached(
+                    "DELETE FROM messages WHERE channel_key = ?1 AND channel_type = ?2
+                     AND message_seq BETWEEN ?3 AND ?4",
+                )?
+                .execute(params![key.0, key.1, start as i64, end as i64])?)
         })
         .await
     }

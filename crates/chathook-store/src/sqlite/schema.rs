@@ -37,6 +37,10 @@ CREATE TABLE IF NOT EXISTS messages (
     channel_id TEXT NOT NULL, header INTEGER NOT NULL, setting INTEGER NOT NULL, expire INTEGER NOT NULL,
     timestamp INTEGER NOT NULL, payload BLOB NOT NULL,
     PRIMARY KEY (channel_key, channel_type, message_seq)) WITHOUT ROWID;
+-- The newest seq a channel had when messages were deleted from its end: the next seq comes after it.
+CREATE TABLE IF NOT EXISTS channel_seq_floors (
+    channel_key TEXT NOT NULL, channel_type INTEGER NOT NULL, last_seq INTEGER NOT NULL,
+    PRIMARY KEY (channel_key, channel_type)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS client_msgs (
     from_uid TEXT NOT NULL, client_msg_no TEXT NOT NULL, created_at INTEGER NOT NULL,
     message_id INTEGER NOT NULL, message_seq INTEGER NOT NULL,

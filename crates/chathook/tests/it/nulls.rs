@@ -80,6 +80,11 @@ fn samples() -> Vec<(&'static str, Value)> {
             "message_seqs": [1], "message_ids": [], "client_msg_nos": []}),
         ),
         (
+            "/messages/deleteRange",
+            json!({"login_uid": "alice", "channel_id": "g", "channel_type": 2, "start_msg_seq": 9,
+                "end_msg_seq": 9}),
+        ),
+        (
             "/message",
             json!({"login_uid": "alice", "channel_id": "g", "channel_type": 2, "message_id": 1,
                 "client_msg_no": ""}),

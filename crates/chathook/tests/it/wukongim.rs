@@ -790,3 +790,74 @@ async fn a_cmd_acknowledged_live_by_a_primary_device_leaves_the_message_sync_que
         "a secondary device's recvack leaves it queued"
     );
 }
+
+#[tokio::test]
+async fn delete_range_removes_a_span_of_history_and_seqs_go_on() {
+    let s = TestServer::start().await;
+    s.group("g", &["alice", "bob"]).await;
+    for n in 1..=4 {
+        let (st, body) = s.rest_send("alice", "g", 2, &format!("m{n}")).await;
+        assert_eq!(st, 200, "{body}");
+    }
+    let delete = |body: Value| {
+        let s = &s;
+        async move { s.post("/messages/deleteRange", body).await }
+    };
+    let (st, body) =
+        delete(json!({"channel_id": "g", "channel_type": 2, "start_msg_seq": 2, "end_msg_seq": 4}))
+            .await;
+    assert_eq!((st, body), (200, json!({"status": 200})));
+    let page = s.sync("alice", "g", 2, (0, 0), 10, 1).await;
+    assert_eq!(seqs(&page), [1]);
+    let (_, max) = s
+        .call(
+            "GET",
+            "/channel/max_message_seq?channel_id=g&channel_type=2",
+            None,
+            Some(ADMIN),
+        )
+        .await;
+    assert_eq!(max["message_seq"], 4, "the newest seq stays: {max}");
+    let (_, sent) = s.rest_send("alice", "g", 2, "m5").await;
+    assert_eq!(sent["data"]["message_seq"], 5);
+    // WuKongIM's checks, each naming its field
+    for (body, field) in [
+        (
+            json!({"channel_id": "bob", "channel_type": 1, "start_msg_seq": 1, "end_msg_seq": 1}),
+            "login_uid",
+        ),
+        (
+            json!({"channel_id": "g", "channel_type": 0, "start_msg_seq": 1, "end_msg_seq": 1}),
+            "channel_type",
+        ),
+        (
+            json!({"channel_id": "", "channel_type": 2, "start_msg_seq": 1, "end_msg_seq": 1}),
+            "channel_id",
+        ),
+        (
+            json!({"channel_id": "g", "channel_type": 2, "start_msg_seq": 0, "end_msg_seq": 1}),
+            "start_msg_seq",
+        ),
+        (
+            json!({"channel_id": "g", "channel_type": 2, "start_msg_seq": 3, "end_msg_seq": 2}),
+            "end_msg_seq",
+        ),
+    ] {
+        let (st, answer) = delete(body).await;
+        assert_eq!(
+            (st, answer["field"].as_str()),
+            (400, Some(field)),
+            "{answer}"
+        );
+    }
+    // a person channel, asked for by one of its users
+    s.rest_send("alice", "bob", 1, "p1").await;
+    let (st, _) = delete(
+        json!({"login_uid": "bob", "channel_id": "alice", "channel_type": 1,
+        "start_msg_seq": 1, "end_msg_seq": 1}),
+    )
+    .await;
+    assert_eq!(st, 200);
+    let page = s.sync("alice", "bob", 1, (0, 0), 10, 1).await;
+    assert_eq!(seqs(&page), Vec::<u64>::new());
+}
