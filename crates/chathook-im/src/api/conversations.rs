@@ -1,5 +1,5 @@
-//! `/conversation/sync` and `/conversations/setUnread|clearUnread|delete` (WuKongIM's bodies; the sync
-//! answer is a bare array).
+//! `/conversation/sync`, `/conversation/syncMessages` and `/conversations/setUnread|clearUnread|delete`
+//! (WuKongIM's bodies; the sync answers are bare arrays).
 
 use axum::extract::State;
 use axum::Json;
@@ -158,4 +158,132 @@ pub(super) async fn delete(
         .await
         .map_err(store_error)?;
     Ok(ok())
+}
+
+#[derive(Deserialize, ToSchema)]
+pub(super) struct RecentReq {
+    uid: String,
+    #[serde(default)]
+    channels: Vec<RecentChannelReq>,
+    /// Messages per channel (0: 15, as WuKongIM).
+    #[serde(default)]
+    msg_count: usize,
+    /// 1: each channel's newest messages from `last_msg_seq` on, newest first; 0: the oldest ones
+    /// from `last_msg_seq` on, oldest first.
+    #[serde(default)]
+    order_by_last: super::Flag,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub(super) struct RecentChannelReq {
+    /// As `uid` sees it (for a person channel, the other user).
+    channel_id: String,
+    channel_type: u8,
+    #[serde(default)]
+    last_msg_seq: u64,
+}
+
+/// One channel's recent messages.
+#[derive(Serialize, ToSchema)]
+pub(super) struct ChannelRecent {
+    channel_id: String,
+    channel_type: u8,
+    messages: Vec<MessageResp>,
+}
+
+/// Most channels one `/conversation/syncMessages` call may name.
+const MAX_RECENT_CHANNELS: usize = 1000;
+
+/// `POST /conversation/syncMessages`: for each named channel of `uid`, up to `msg_count` messages from
+/// its `last_msg_seq` on (the newest first with `order_by_last`, else the oldest first), under one
+/// byte budget (`limits.sync_max_bytes`: a channel gets at least one message while some is left, none
+/// after).
+#[utoipa::path(post, path = "/conversation/syncMessages", tag = "conversations", request_body = RecentReq,
+    responses((status = 200, body = Vec<ChannelRecent>), (status = "4XX", body = WkErrorBody)))]
+pub(super) async fn sync_messages(
+    State(im): State<Im>,
+    WkJson(req): WkJson<RecentReq>,
+) -> Result<Json<Vec<ChannelRecent>>, ApiError> {
+    check_uid("uid", &req.uid)?;
+    if req.channels.len() > MAX_RECENT_CHANNELS {
+        return Err(ApiError::field(
+            "channels",
+            "too_many_channels",
+            format!("at most {MAX_RECENT_CHANNELS} channels"),
+        ));
+    }
+    let limits = &im.config().limits;
+    let count = match req.msg_count {
+        0 => 15,
+        n => n.min(limits.sync_max_limit),
+    };
+    let mut budget = limits.sync_max_bytes;
+    let mut out = Vec::with_capacity(req.channels.len());
+    for (i, c) in req.channels.into_iter().enumerate() {
+        let key = super::history::channel_key(&req.uid, &c.channel_id, c.channel_type).map_err(
+            |mut e| {
+                e.field = e.field.map(|f| format!("channels[{i}].{f}"));
+                e
+            },
+        )?;
+        // once the budget is spent, the remaining channels answer no messages
+        let mut messages = match budget {
+            0 => Vec::new(),
+            left => {
+                recent(
+                    &im,
+                    key,
+                    c.channel_type,
+                    c.last_msg_seq,
+                    count,
+                    left,
+                    req.order_by_last.0,
+                )
+                .await?
+            }
+        };
+        budget = budget.saturating_sub(messages.iter().map(chathook_store::stored_bytes).sum());
+        if req.order_by_last.0 {
+            messages.sort_by(|a, b| b.message_seq.cmp(&a.message_seq));
+        }
+        out.push(ChannelRecent {
+            channel_id: c.channel_id,
+            channel_type: c.channel_type,
+            messages: messages.iter().map(MessageResp::of).collect(),
+        });
+    }
+    Ok(Json(out))
+}
+
+/// Up to `count` messages of a channel from seq `from` on: its newest (`newest`) or its oldest.
+async fn recent(
+    im: &Im,
+    channel_key: String,
+    channel_type: u8,
+    from: u64,
+    count: usize,
+    max_bytes: usize,
+    newest: bool,
+) -> Result<Vec<chathook_events::Message>, ApiError> {
+    let (start_seq, end_seq, pull_mode) = if newest {
+        // down from the newest, to `from` included (the end is excluded; 0 is no bound)
+        (0, from.saturating_sub(1), chathook_store::PullMode::Down)
+    } else {
+        (from, 0, chathook_store::PullMode::Up)
+    };
+    let page = im
+        .store()
+        .sync(chathook_store::SyncQuery {
+            channel_key,
+            channel_type,
+            start_seq,
+            end_seq,
+            limit: count,
+            max_bytes,
+            pull_mode,
+            now: super::history::unix_now(),
+        })
+        .await
+        .map_err(store_error)?;
+    Ok(page.messages)
 }

@@ -96,7 +96,11 @@ pub(super) async fn sync(
 }
 
 /// The storage key of the channel `login_uid` asks about (a person channel is keyed by both users).
-fn channel_key(login_uid: &str, channel_id: &str, channel_type: u8) -> Result<String, ApiError> {
+pub(super) fn channel_key(
+    login_uid: &str,
+    channel_id: &str,
+    channel_type: u8,
+) -> Result<String, ApiError> {
     if channel_id.is_empty() {
         return Err(ApiError::field(
             "channel_id",

@@ -22,7 +22,7 @@ use crate::Im;
 use chathook_http::ApiError;
 
 /// Every route of [`router`], as (method, path), for tests that must visit each one.
-pub const ROUTES: [(&str, &str); 37] = [
+pub const ROUTES: [(&str, &str); 38] = [
     ("POST", "/user/token"),
     ("POST", "/user/device_quit"),
     ("POST", "/user/onlinestatus"),
@@ -57,6 +57,7 @@ pub const ROUTES: [(&str, &str); 37] = [
     ("POST", "/message/sync"),
     ("POST", "/message/syncack"),
     ("POST", "/conversation/sync"),
+    ("POST", "/conversation/syncMessages"),
     ("POST", "/conversations/setUnread"),
     ("POST", "/conversations/clearUnread"),
     ("POST", "/conversations/delete"),
@@ -99,6 +100,7 @@ pub fn router(im: Im) -> OpenApiRouter {
         .routes(routes!(cmd::cmd_sync))
         .routes(routes!(cmd::cmd_sync_ack))
         .routes(routes!(conversations::sync))
+        .routes(routes!(conversations::sync_messages))
         .routes(routes!(conversations::set_unread))
         .routes(routes!(conversations::clear_unread))
         .routes(routes!(conversations::delete))

@@ -217,3 +217,68 @@ async fn client_seqs_exclusions_and_pages_shape_the_list() {
         4
     );
 }
+
+#[tokio::test]
+async fn sync_messages_answers_each_channels_recent_messages_from_a_seq() {
+    let s = TestServer::start().await;
+    s.group("g", &["alice", "bob"]).await;
+    for n in 1..=5 {
+        s.rest_send("bob", "g", 2, &format!("g{n}")).await;
+    }
+    for n in 1..=2 {
+        s.rest_send("bob", "alice", 1, &format!("p{n}")).await;
+    }
+    let contents = |c: &Value| -> Vec<String> {
+        c["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                payload_json(&m["payload"])["content"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    };
+    // newest first, down to last_msg_seq
+    let (st, body) = s
+        .post(
+            "/conversation/syncMessages",
+            json!({"uid": "alice", "msg_count": 2, "order_by_last": 1, "channels": [
+                {"channel_id": "g", "channel_type": 2, "last_msg_seq": 0},
+                {"channel_id": "bob", "channel_type": 1, "last_msg_seq": 2}]}),
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
+    let answer = body.as_array().expect("a bare array");
+    assert_eq!(
+        (answer[0]["channel_id"].as_str(), contents(&answer[0])),
+        (Some("g"), vec!["g5".to_string(), "g4".into()])
+    );
+    assert_eq!(
+        (answer[1]["channel_id"].as_str(), contents(&answer[1])),
+        (Some("bob"), vec!["p2".to_string()])
+    );
+    // oldest first, from last_msg_seq
+    let (_, body) = s
+        .post(
+            "/conversation/syncMessages",
+            json!({"uid": "alice", "msg_count": 2, "order_by_last": 0,
+                "channels": [{"channel_id": "g", "channel_type": 2, "last_msg_seq": 3}]}),
+        )
+        .await;
+    assert_eq!(contents(&body[0]), ["g3", "g4"]);
+    // a channel's fault names it
+    let (st, body) = s
+        .post(
+            "/conversation/syncMessages",
+            json!({"uid": "alice", "channels": [{"channel_id": "g", "channel_type": 2}, {"channel_id": "g", "channel_type": 0}]}),
+        )
+        .await;
+    assert_eq!(
+        (st, body["field"].as_str()),
+        (400, Some("channels[1].channel_type")),
+        "{body}"
+    );
+}

@@ -98,6 +98,11 @@ fn samples() -> Vec<(&'static str, Value)> {
             json!({"uid": "bob", "last_message_seq": 0}),
         ),
         (
+            "/conversation/syncMessages",
+            json!({"uid": "alice", "channels": [{"channel_id": "g", "channel_type": 2, "last_msg_seq": 0}],
+                "msg_count": 2, "order_by_last": 1}),
+        ),
+        (
             "/conversation/sync",
             json!({"uid": "alice", "version": 0, "last_msg_seqs": "", "msg_count": 1,
             "only_unread": 0, "exclude_channel_types": [], "page": 0, "page_size": 0}),
