@@ -244,7 +244,7 @@ pub(super) async fn sync_messages(
         };
         budget = budget.saturating_sub(messages.iter().map(chathook_store::stored_bytes).sum());
         if req.order_by_last.0 {
-            messages.sort_by(|a, b| b.message_seq.cmp(&a.message_seq));
+            messages.sort_by_key(|m| std::cmp::Reverse(m.message_seq));
         }
         out.push(ChannelRecent {
             channel_id: c.channel_id,
