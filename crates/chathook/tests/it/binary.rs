@@ -457,3 +457,19 @@ async fn a_binary_login_is_reported_to_tencent_with_the_platform_of_its_device_f
         "device flag 0 does not say which"
     );
 }
+
+#[tokio::test]
+async fn a_system_send_reaches_a_binary_client_from_uid_empty() {
+    let s = TestServer::start().await;
+    let mut ben = s.login_binary("ben", 1, 2).await;
+    let (st, body) = s
+        .post(
+            "/message/send",
+            json!({"from_uid": "", "channel_id": "ben", "channel_type": 1, "payload": b64(r#"{"type":1,"content":"sys"}"#)}),
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
+    let got = ben.recv(LONG, true).await.expect("ben receives");
+    assert_eq!(got.recv.from_uid, "", "{:?}", got.recv);
+    assert_eq!(got.payload, br#"{"type":1,"content":"sys"}"#);
+}
