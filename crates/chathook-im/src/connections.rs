@@ -14,7 +14,7 @@ use chathook_store::ConnRecord;
 use tokio::sync::mpsc;
 
 use crate::error::reason;
-use crate::presence::{ConnHandle, Counts, Kick, Outbound};
+use crate::presence::{ConnHandle, Counts, DeviceMatch, Kick, Outbound};
 use crate::{Im, DEVICE_LEVEL_PRIMARY};
 
 /// A client that proved its token.
@@ -24,6 +24,8 @@ pub struct Login {
     pub device_flag: u8,
     /// 1 primary, 0 secondary (from the token).
     pub device_level: u8,
+    /// The id the client gave its device (`deviceId`), when it gave one: the login kick follows it.
+    pub device_id: Option<String>,
     /// The client's address and platform.
     pub client: ClientInfo,
 }
@@ -96,6 +98,7 @@ fn kick_order(
         reason: kick.reason,
         presence_reason: kick.presence_reason,
         notify: kick.notify,
+        device: kick.device,
     }
 }
 
@@ -106,6 +109,7 @@ pub(crate) fn kicked(why: &str) -> Kick {
         reason: why.to_string(),
         presence_reason: PresenceReason::Kicked,
         notify: true,
+        device: None,
     }
 }
 
@@ -119,6 +123,7 @@ impl Im {
         let handle = Arc::new(ConnHandle {
             conn_id: self.next_conn_id(),
             uid: login.uid,
+            device_id: login.device_id,
             device_flag: login.device_flag,
             device_level: login.device_level,
             client: Arc::new(login.client),
@@ -145,16 +150,7 @@ impl Im {
                 }
             });
         }
-        let kicked_platforms = if handle.device_level == DEVICE_LEVEL_PRIMARY {
-            self.kick_device(
-                &handle.uid,
-                Some(handle.device_flag),
-                Some(handle.conn_id),
-                kicked("another primary login with the same device flag"),
-            )
-        } else {
-            Vec::new()
-        };
+        let kicked_platforms = self.login_kicks(&handle);
         let online = PresenceChange {
             kicked_platforms,
             ..change(&handle, counts, PresenceReason::Login)
@@ -181,6 +177,40 @@ impl Im {
             outbound: outbound_rx,
             control: control_rx,
         })
+    }
+
+    /// WuKongIM's login kick, among the connections of the new one's user and device flag: a primary
+    /// login tells every other device (reason 12) and closes an older connection of its own device
+    /// without a word; a secondary login closes only that. Without a device id, a primary login tells
+    /// every other connection and a secondary one closes none. The platforms of those told.
+    fn login_kicks(&self, conn: &ConnHandle) -> Vec<String> {
+        let kick = |device: Option<DeviceMatch>, notify: bool| Kick {
+            device,
+            notify,
+            ..kicked("another primary login with the same device flag")
+        };
+        let flag = Some(conn.device_flag);
+        let keep = Some(conn.conn_id);
+        let primary = conn.device_level == DEVICE_LEVEL_PRIMARY;
+        let same = conn.device_id.clone().map(|device_id| DeviceMatch {
+            device_id,
+            same: true,
+        });
+        let told = match (primary, &same) {
+            (true, Some(same)) => {
+                let others = DeviceMatch {
+                    same: false,
+                    ..same.clone()
+                };
+                self.kick_device(&conn.uid, flag, keep, kick(Some(others), true))
+            }
+            (true, None) => self.kick_device(&conn.uid, flag, keep, kick(None, true)),
+            (false, _) => Vec::new(),
+        };
+        if same.is_some() {
+            self.kick_device(&conn.uid, flag, keep, kick(same, false));
+        }
+        told
     }
 
     /// Unregisters a connection that ended and records it offline with its events.
@@ -211,6 +241,7 @@ impl Im {
                 reason: "server kick".into(),
                 presence_reason: PresenceReason::Kicked,
                 notify: true,
+                device: None,
             },
         )
     }
@@ -226,6 +257,7 @@ impl Im {
                 reason: "removed by the server".into(),
                 presence_reason: PresenceReason::Kicked,
                 notify: false,
+                device: None,
             },
         )
     }
@@ -280,7 +312,12 @@ impl Im {
             let chosen = match conn_id {
                 Some(id) => id == conn.conn_id,
                 None => {
-                    device_flag.is_none_or(|f| f == conn.device_flag) && Some(conn.conn_id) != keep
+                    device_flag.is_none_or(|f| f == conn.device_flag)
+                        && Some(conn.conn_id) != keep
+                        && kick
+                            .device
+                            .as_ref()
+                            .is_none_or(|d| d.picks(conn.device_id.as_deref()))
                 }
             };
             if chosen {

@@ -211,6 +211,7 @@ impl Im {
                 reason: "the user is banned".into(),
                 presence_reason: PresenceReason::Kicked,
                 notify: true,
+                device: None,
             };
             self.kick_device(&uid, None, None, kick);
         }

@@ -499,6 +499,7 @@ impl Im {
                 reason: format!("slow consumer: {what}"),
                 presence_reason: chathook_events::PresenceReason::ProtocolError,
                 notify: true,
+                device: None,
             });
         };
         for uid in recipients {

@@ -81,6 +81,7 @@ impl Im {
                 reason: "the device was logged out".into(),
                 presence_reason: PresenceReason::Logout,
                 notify: true,
+                device: None,
             },
         );
         Ok(())

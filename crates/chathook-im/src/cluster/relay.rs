@@ -256,6 +256,7 @@ impl Relay {
                     reason: "this node was taken for lost; connect again".into(),
                     presence_reason: PresenceReason::NodeLost,
                     notify: true,
+                    device: None,
                 },
             );
         }
@@ -291,6 +292,7 @@ impl Relay {
                 reason,
                 presence_reason,
                 notify,
+                device,
             } => {
                 self.im.kick_here(
                     &uid,
@@ -302,6 +304,7 @@ impl Relay {
                         reason,
                         presence_reason,
                         notify,
+                        device,
                     },
                 );
             }

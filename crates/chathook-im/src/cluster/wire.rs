@@ -85,6 +85,9 @@ pub(crate) enum Order {
         /// Whether the client hears the disconnect notice (absent from older nodes: yes).
         #[serde(default = "yes")]
         notify: bool,
+        /// Narrows the kick by device id (absent from older nodes: no narrowing).
+        #[serde(default)]
+        device: Option<crate::presence::DeviceMatch>,
     },
 }
 

@@ -27,6 +27,8 @@ pub(super) struct ConnectRequest<T> {
     pub uid: String,
     pub token: String,
     pub device_flag: u8,
+    /// The id the client gives its device (empty ones are none).
+    pub device_id: Option<String>,
     /// The client's clock, unix milliseconds.
     pub client_timestamp: Option<i64>,
     /// The client's platform in Tencent Cloud Chat's words, when it names one.

@@ -161,6 +161,7 @@ async fn login<T>(im: &Im, ip: IpAddr, params: &ConnectRequest<T>) -> Result<Log
         uid: params.uid.clone(),
         device_flag: params.device_flag,
         device_level,
+        device_id: params.device_id.clone(),
         client: ClientInfo {
             ip: ip.to_string(),
             platform: platform(params.platform.as_deref(), params.device_flag),

@@ -103,6 +103,7 @@ impl Wkproto {
             uid: c.uid,
             token: c.token,
             device_flag: c.device_flag,
+            device_id: Some(c.device_id).filter(|d| !d.is_empty()),
             client_timestamp: Some(c.client_timestamp),
             platform: None,
         })

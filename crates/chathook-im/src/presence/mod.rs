@@ -59,6 +59,25 @@ pub struct Kick {
     /// Whether the client hears the protocol's disconnect notice before the close (not for
     /// `/conn/remove`, which closes without a word, as WuKongIM's does).
     pub notify: bool,
+    /// Narrows a kick by device flag to connections with (`same`) or without this device id.
+    pub device: Option<DeviceMatch>,
+}
+
+/// A device id a kick picks connections by (WuKongIM's login kick: a primary login tells the other
+/// devices and silently closes an older connection of its own device; a secondary login closes only
+/// that).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DeviceMatch {
+    pub device_id: String,
+    /// True: connections with this device id; false: the others (those without an id included).
+    pub same: bool,
+}
+
+impl DeviceMatch {
+    /// Whether a connection with `device_id` is picked.
+    pub fn picks(&self, device_id: Option<&str>) -> bool {
+        (device_id == Some(self.device_id.as_str())) == self.same
+    }
 }
 
 /// One authenticated connection as the rest of the server sees it.
@@ -66,6 +85,8 @@ pub struct Kick {
 pub struct ConnHandle {
     pub conn_id: u64,
     pub uid: String,
+    /// The id the client gave its device (WuKongIM's `deviceId`), when it gave one.
+    pub device_id: Option<String>,
     pub device_flag: u8,
     pub device_level: u8,
     /// The client's address and platform, for the events the connection causes.
@@ -235,6 +256,7 @@ mod tests {
         Arc::new(ConnHandle {
             conn_id,
             uid: uid.into(),
+            device_id: None,
             device_flag: flag,
             device_level: 0,
             client: Arc::default(),

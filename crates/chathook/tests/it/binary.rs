@@ -473,3 +473,45 @@ async fn a_system_send_reaches_a_binary_client_from_uid_empty() {
     assert_eq!(got.recv.from_uid, "", "{:?}", got.recv);
     assert_eq!(got.payload, br#"{"type":1,"content":"sys"}"#);
 }
+
+/// Logs `uid` in on the web flag from `device`, with the token registered at `level`.
+async fn on_device(s: &TestServer, uid: &str, device: &str) -> BinClient {
+    let c = BinClient::connect_device(Dial::Ws(&s.ws), uid, "tk", 1, 2, true, device).await;
+    assert_eq!(c.connack.reason, 1, "{:?}", c.connack);
+    c
+}
+
+#[tokio::test]
+async fn a_primary_login_tells_other_devices_and_silently_replaces_its_own_older_connection() {
+    let s = TestServer::start().await;
+    s.token("ann", "tk", 1, 1).await;
+    let mut a = on_device(&s, "ann", "device-a").await;
+    let mut b = on_device(&s, "ann", "device-b").await;
+    let closed = a.closed(LONG).await;
+    assert_eq!(
+        closed.disconnect.map(|d| d.reason),
+        Some(12),
+        "another device: told"
+    );
+    // the same device again: its older connection goes without a DISCONNECT
+    let mut b_again = on_device(&s, "ann", "device-b").await;
+    let closed = b.closed(LONG).await;
+    assert!(
+        closed.disconnect.is_none(),
+        "its own device: not told: {closed:?}"
+    );
+    assert!(b_again.ping().await, "the newest stays");
+}
+
+#[tokio::test]
+async fn a_secondary_login_replaces_only_its_own_devices_older_connection() {
+    let s = TestServer::start().await;
+    s.token("ann", "tk", 1, 0).await;
+    let mut a = on_device(&s, "ann", "device-a").await;
+    let mut b = on_device(&s, "ann", "device-b").await;
+    assert!(a.ping().await && b.ping().await, "two devices side by side");
+    let _a_again = on_device(&s, "ann", "device-a").await;
+    let closed = a.closed(LONG).await;
+    assert!(closed.disconnect.is_none(), "{closed:?}");
+    assert!(b.ping().await, "the other device stays");
+}

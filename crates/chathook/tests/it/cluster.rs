@@ -643,3 +643,30 @@ async fn binary_clients_on_two_nodes_exchange_messages_with_json_rpc_ones() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_login_kick_by_device_id_crosses_nodes() {
+    let shared = Shared::start("devices");
+    let a = TestServer::start_with(shared.node(1)).await;
+    let b = TestServer::start_with(shared.node(2)).await;
+    a.token("ann", "tk", 1, 1).await;
+    let dial = |s: &TestServer| s.ws.clone();
+    let mut on_a =
+        BinClient::connect_device(Dial::Ws(&dial(&a)), "ann", "tk", 1, 2, true, "device-a").await;
+    assert_eq!(on_a.connack.reason, 1);
+    let mut on_b =
+        BinClient::connect_device(Dial::Ws(&dial(&b)), "ann", "tk", 1, 2, true, "device-b").await;
+    assert_eq!(on_b.connack.reason, 1);
+    let closed = on_a.closed(LONG).await;
+    assert_eq!(
+        closed.disconnect.map(|d| d.reason),
+        Some(12),
+        "told on node A"
+    );
+    // device B again, through node A: node B's older connection closes without a word
+    let again =
+        BinClient::connect_device(Dial::Ws(&dial(&a)), "ann", "tk", 1, 2, true, "device-b").await;
+    assert_eq!(again.connack.reason, 1);
+    let closed = on_b.closed(LONG).await;
+    assert!(closed.disconnect.is_none(), "{closed:?}");
+}

@@ -154,6 +154,7 @@ fn request(id: Value, parsed: Result<RpcRequest, RequestError>) -> Request<Value
             uid: p.uid,
             token: p.token,
             device_flag: p.device_flag,
+            device_id: p.device_id.filter(|d| !d.is_empty()),
             client_timestamp: p.client_timestamp,
             platform: p.platform,
         }),

@@ -88,6 +88,7 @@ async fn start(configure: impl FnOnce(&mut ImConfig), stall: bool) -> Running {
             uid: "ann".into(),
             device_flag: 1,
             device_level: 1,
+            device_id: None,
             client: ClientInfo::default(),
         })
         .await
@@ -256,6 +257,7 @@ async fn a_kick_ends_the_session_with_its_reason_and_code() {
         reason: "login in other device".into(),
         presence_reason: PresenceReason::Kicked,
         notify: true,
+        device: None,
     });
     let end = ended(r).await;
     assert_eq!(end.presence, PresenceReason::Kicked);

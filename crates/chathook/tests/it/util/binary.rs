@@ -137,7 +137,8 @@ impl BinClient {
         BinClient::connect_to(Dial::Ws(url), uid, token, device_flag, version, encrypt).await
     }
 
-    /// Connects over `dial` with a CONNECT of `version` (`encrypt`: with a key, as the SDKs do).
+    /// Connects over `dial` with a CONNECT of `version` (`encrypt`: with a key, as the SDKs do), from a
+    /// new device id, as SDK 1.0.4 makes one on every connect.
     pub async fn connect_to(
         dial: Dial<'_>,
         uid: &str,
@@ -146,12 +147,26 @@ impl BinClient {
         version: u8,
         encrypt: bool,
     ) -> BinClient {
+        let device_id = format!("{:032x}W", rand::random::<u128>());
+        BinClient::connect_device(dial, uid, token, device_flag, version, encrypt, &device_id).await
+    }
+
+    /// [`BinClient::connect_to`] from the device `device_id`.
+    pub async fn connect_device(
+        dial: Dial<'_>,
+        uid: &str,
+        token: &str,
+        device_flag: u8,
+        version: u8,
+        encrypt: bool,
+        device_id: &str,
+    ) -> BinClient {
         let link = Link::open(dial).await;
         let secret: [u8; 32] = rand::random();
         let connect = Packet::Connect(wk::Connect {
             version,
             device_flag,
-            device_id: format!("{:032x}W", rand::random::<u128>()),
+            device_id: device_id.into(),
             uid: uid.into(),
             token: token.into(),
             client_timestamp: 1_700_000_000_000,
