@@ -1,5 +1,5 @@
-//! `/conversation/sync`, `/conversation/syncMessages` and `/conversations/setUnread|clearUnread|delete`
-//! (WuKongIM's bodies; the sync answers are bare arrays).
+//! `/conversation/sync`, `/conversation/syncMessages`, `/conversation/channels` and
+//! `/conversations/setUnread|clearUnread|delete` (WuKongIM's bodies; the sync answers are bare arrays).
 
 use axum::extract::State;
 use axum::Json;
@@ -85,6 +85,50 @@ pub(super) async fn sync(
         })
         .collect();
     Ok(Json(out))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub(super) struct UidReq {
+    uid: String,
+}
+
+/// A conversation's channel, as its user sees it.
+#[derive(Serialize, ToSchema)]
+pub(super) struct ConversationChannel {
+    channel_id: String,
+    channel_type: u8,
+}
+
+/// `POST /conversation/channels`: the channels of the user's conversations, a bare array (what
+/// WuKongIM's plugins ask its API for).
+#[utoipa::path(post, path = "/conversation/channels", tag = "conversations", request_body = UidReq,
+    responses((status = 200, body = Vec<ConversationChannel>), (status = "4XX", body = WkErrorBody)))]
+pub(super) async fn channels(
+    State(im): State<Im>,
+    WkJson(req): WkJson<UidReq>,
+) -> Result<Json<Vec<ConversationChannel>>, ApiError> {
+    check_uid("uid", &req.uid)?;
+    let query = ConversationQuery {
+        uid: req.uid,
+        version: 0,
+        client_seqs: Default::default(),
+        // (a sync of no message answers no conversation, as WuKongIM's does: one each, unused)
+        msg_count: 1,
+        only_unread: false,
+        exclude_channel_types: Vec::new(),
+        page: 0,
+        page_size: 0,
+    };
+    let conversations = im.sync_conversations(&query).await.map_err(store_error)?;
+    Ok(Json(
+        conversations
+            .into_iter()
+            .map(|c| ConversationChannel {
+                channel_id: c.channel_id,
+                channel_type: c.channel_type,
+            })
+            .collect(),
+    ))
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -22,7 +22,7 @@ use crate::Im;
 use chathook_http::ApiError;
 
 /// Every route of [`router`], as (method, path), for tests that must visit each one.
-pub const ROUTES: [(&str, &str); 38] = [
+pub const ROUTES: [(&str, &str); 39] = [
     ("POST", "/user/token"),
     ("POST", "/user/device_quit"),
     ("POST", "/user/onlinestatus"),
@@ -58,6 +58,7 @@ pub const ROUTES: [(&str, &str); 38] = [
     ("POST", "/message/syncack"),
     ("POST", "/conversation/sync"),
     ("POST", "/conversation/syncMessages"),
+    ("POST", "/conversation/channels"),
     ("POST", "/conversations/setUnread"),
     ("POST", "/conversations/clearUnread"),
     ("POST", "/conversations/delete"),
@@ -101,6 +102,7 @@ pub fn router(im: Im) -> OpenApiRouter {
         .routes(routes!(cmd::cmd_sync_ack))
         .routes(routes!(conversations::sync))
         .routes(routes!(conversations::sync_messages))
+        .routes(routes!(conversations::channels))
         .routes(routes!(conversations::set_unread))
         .routes(routes!(conversations::clear_unread))
         .routes(routes!(conversations::delete))

@@ -282,3 +282,30 @@ async fn sync_messages_answers_each_channels_recent_messages_from_a_seq() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn conversation_channels_lists_the_channels_of_a_users_conversations() {
+    let s = TestServer::start().await;
+    s.group("g", &["alice", "bob"]).await;
+    s.rest_send("bob", "g", 2, "to the group").await;
+    s.rest_send("bob", "alice", 1, "to alice").await;
+    let (st, body) = s
+        .post("/conversation/channels", json!({"uid": "alice"}))
+        .await;
+    assert_eq!(st, 200, "{body}");
+    let mut channels: Vec<(String, u64)> = body
+        .as_array()
+        .expect("a bare array")
+        .iter()
+        .map(|c| {
+            (
+                c["channel_id"].as_str().unwrap().to_string(),
+                c["channel_type"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    channels.sort();
+    assert_eq!(channels, [("bob".to_string(), 1), ("g".to_string(), 2)]);
+    let (st, body) = s.post("/conversation/channels", json!({"uid": ""})).await;
+    assert_eq!((st, body["field"].as_str()), (400, Some("uid")));
+}

@@ -97,6 +97,7 @@ fn samples() -> Vec<(&'static str, Value)> {
             "/message/syncack",
             json!({"uid": "bob", "last_message_seq": 0}),
         ),
+        ("/conversation/channels", json!({"uid": "alice"})),
         (
             "/conversation/syncMessages",
             json!({"uid": "alice", "channels": [{"channel_id": "g", "channel_type": 2, "last_msg_seq": 0}],
