@@ -70,6 +70,9 @@ impl Default for Limits {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GatewayConfig {
+    /// The TCP port's address (WuKongIM's `addr`): unset, `127.0.0.1:5100`, skipped with a warning
+    /// when that port is taken; an address set here must be free; `"off"` turns the TCP port off.
+    pub tcp_addr: Option<String>,
     /// A connection that sends no frame for this long is closed (reason: heartbeat timeout).
     pub heartbeat_timeout_ms: u64,
     /// A `recv` not acknowledged within this time is sent again.
@@ -102,6 +105,7 @@ pub enum PayloadFormat {
 impl Default for GatewayConfig {
     fn default() -> Self {
         GatewayConfig {
+            tcp_addr: None,
             heartbeat_timeout_ms: 90_000,
             ack_timeout_ms: 10_000,
             max_resends: 3,

@@ -16,10 +16,9 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 /// Top-level keys; environment variables naming anything else are ignored with a warning.
-const TOP_LEVEL_KEYS: [&str; 20] = [
+const TOP_LEVEL_KEYS: [&str; 19] = [
     "api_addr",
     "ws_addr",
-    "tcp_addr",
     "listen",
     "data_dir",
     "admin_key",
@@ -45,11 +44,9 @@ const TOP_LEVEL_KEYS: [&str; 20] = [
 pub struct Config {
     /// HTTP API (WuKongIM's port 5001).
     pub api_addr: SocketAddr,
-    /// WebSocket gateway, JSON-RPC and binary (WuKongIM's port 5200).
+    /// WebSocket gateway, JSON-RPC and binary (WuKongIM's port 5200); the TCP gateway's address is
+    /// `gateway.tcp_addr`.
     pub ws_addr: SocketAddr,
-    /// TCP gateway, binary and JSON-RPC (WuKongIM's `addr`, port 5100): unset, `127.0.0.1:5100`, skipped
-    /// with a warning when that port is taken; an address set here must be free; `"off"` turns it off.
-    pub tcp_addr: Option<String>,
     /// Timeouts and connection caps of both listeners.
     pub listen: ListenConfig,
     /// Where the embedded store (and a generated admin key) live.
@@ -85,7 +82,6 @@ impl Default for Config {
         Config {
             api_addr: SocketAddr::from(([127, 0, 0, 1], 5001)),
             ws_addr: SocketAddr::from(([127, 0, 0, 1], 5200)),
-            tcp_addr: None,
             listen: ListenConfig::default(),
             data_dir: PathBuf::from("./chathook-data"),
             admin_key: None,
@@ -301,10 +297,10 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// The TCP gateway's address, and whether it must be free (set by the operator) or may be skipped
-    /// (the default); `None` when it is off.
+    /// The TCP gateway's address (`gateway.tcp_addr`), and whether it must be free (set by the
+    /// operator) or may be skipped (the default); `None` when it is off.
     pub fn tcp_listener(&self) -> Result<Option<(SocketAddr, bool)>, String> {
-        match self.tcp_addr.as_deref().map(str::trim) {
+        match self.gateway.tcp_addr.as_deref().map(str::trim) {
             None => Ok(Some((SocketAddr::from(([127, 0, 0, 1], 5100)), false))),
             Some("off") | Some("") => Ok(None),
             Some(addr) => addr.parse().map(|a| Some((a, true))).map_err(|_| {
@@ -364,7 +360,7 @@ impl Config {
             figment = figment.merge(("ws_addr", v));
         }
         if let Some(v) = &overrides.tcp_addr {
-            figment = figment.merge(("tcp_addr", v));
+            figment = figment.merge(("gateway.tcp_addr", v));
         }
         if let Some(v) = &overrides.data_dir {
             figment = figment.merge(("data_dir", v));
@@ -386,7 +382,7 @@ impl Config {
             return bad("node_id", "must be at most 1023");
         }
         if let Err(why) = self.tcp_listener() {
-            return bad("tcp_addr", &why);
+            return bad("gateway.tcp_addr", &why);
         }
         if self
             .admin_key

@@ -403,7 +403,7 @@ impl Server {
     }
 }
 
-/// Binds the TCP gateway (`tcp_addr`): an address the operator set must be free; the default is
+/// Binds the TCP gateway (`gateway.tcp_addr`): an address the operator set must be free; the default is
 /// skipped with a warning when another process holds it (several servers on one machine).
 fn bind_tcp(config: &Config) -> anyhow::Result<Option<TcpListener>> {
     let Some((addr, required)) = config.tcp_listener().map_err(anyhow::Error::msg)? else {
@@ -412,10 +412,10 @@ fn bind_tcp(config: &Config) -> anyhow::Result<Option<TcpListener>> {
     match listen::bind(addr, config.listen.backlog) {
         Ok(listener) => Ok(Some(listener)),
         Err(e) if !required && e.kind() == std::io::ErrorKind::AddrInUse => {
-            tracing::warn!(%addr, "the TCP gateway's default address is taken: no TCP gateway (set tcp_addr)");
+            tracing::warn!(%addr, "the TCP gateway's default address is taken: no TCP gateway (set gateway.tcp_addr)");
             Ok(None)
         }
-        Err(e) => Err(e).with_context(|| format!("cannot listen on tcp_addr {addr}")),
+        Err(e) => Err(e).with_context(|| format!("cannot listen on gateway.tcp_addr {addr}")),
     }
 }
 

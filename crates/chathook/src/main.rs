@@ -24,7 +24,7 @@ struct Cli {
     /// HTTP API address (overrides `api_addr`).
     #[arg(long, global = true)]
     api_addr: Option<String>,
-    /// TCP gateway address (overrides `tcp_addr`; `off` turns it off).
+    /// TCP gateway address (overrides `gateway.tcp_addr`; `off` turns it off).
     #[arg(long, global = true)]
     tcp_addr: Option<String>,
     /// WebSocket address (overrides `ws_addr`).

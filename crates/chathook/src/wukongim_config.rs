@@ -70,7 +70,7 @@ const MAPPINGS: [Mapping; 15] = [
     },
     Mapping {
         wukongim: "addr",
-        chathook: "tcp_addr",
+        chathook: "gateway.tcp_addr",
         convert: strip_scheme,
     },
     Mapping {
@@ -259,7 +259,7 @@ mod tests {
         let s = &m.settings;
         assert_eq!(s["api_addr"].as_str(), Some("0.0.0.0:6001"));
         assert_eq!(s["ws_addr"].as_str(), Some("0.0.0.0:6200"));
-        assert_eq!(s["tcp_addr"].as_str(), Some("0.0.0.0:5100"));
+        assert_eq!(s["gateway"]["tcp_addr"].as_str(), Some("0.0.0.0:5100"));
         assert_eq!(s["data_dir"].as_str(), Some("/var/wk"));
         assert_eq!(s["admin_key"].as_str(), Some("secret-token-1"));
         assert_eq!(s["route"]["wss_addr"].as_str(), Some("wss://im.example"));
@@ -281,6 +281,7 @@ mod tests {
             ("WK_WEBHOOK_MSGNOTIFYEVENTCOUNTPERPUSH", "7"),
             ("WK_MANAGERTOKEN", "abcdefgh"),
             ("WK_CLUSTER_NODEID", "3"),
+            ("WK_ADDR", "tcp://0.0.0.0:7100"),
             ("PATH", "/bin"),
         ]
         .map(|(k, v)| (k.to_string(), v.to_string()));
@@ -295,6 +296,11 @@ mod tests {
         );
         assert_eq!(w["msg_notify_max_batch"].as_integer(), Some(7));
         assert_eq!(m.settings["admin_key"].as_str(), Some("abcdefgh"));
+        assert_eq!(
+            m.settings["gateway"]["tcp_addr"].as_str(),
+            Some("0.0.0.0:7100"),
+            "WK_ADDR is the TCP gateway"
+        );
         assert_eq!(m.ignored, vec!["WK_CLUSTER_NODEID"]);
     }
 }

@@ -68,7 +68,7 @@ async fn launch(
         .env("CHATHOOK_ADMIN_KEY", ADMIN)
         .env("CHATHOOK_SECRETS__KEY", SECRETS_KEY)
         .env("RUST_LOG", "warn")
-        .env("CHATHOOK_TCP_ADDR", "127.0.0.1:0")
+        .env("CHATHOOK_GATEWAY__TCP_ADDR", "127.0.0.1:0")
         .envs(settings.iter().map(|(k, v)| (*k, v.as_str())))
         .env("CHATHOOK_API_ADDR", format!("127.0.0.1:{api_port}"))
         .env("CHATHOOK_WS_ADDR", format!("127.0.0.1:{ws_port}"))
