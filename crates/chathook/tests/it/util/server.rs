@@ -24,10 +24,11 @@ pub struct TestServer {
 
 /// A config for tests: a fresh data dir, the test admin key.
 pub fn test_config(dir: &Path) -> Config {
-    let mut gateway = chathook_im::GatewayConfig::default();
-    gateway.tcp_addr = Some("127.0.0.1:0".into());
     Config {
-        gateway,
+        gateway: chathook_im::GatewayConfig {
+            tcp_addr: Some("127.0.0.1:0".into()),
+            ..Default::default()
+        },
         data_dir: dir.to_path_buf(),
         admin_key: Some(ADMIN.into()),
         secrets: chathook::config::SecretsConfig {
