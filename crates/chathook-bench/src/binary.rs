@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::chat::SendPlan;
 use crate::harness::Ws;
 
 const VERSION: u8 = 2;
@@ -115,18 +116,6 @@ pub async fn receive(socket: BinSocket, received: Arc<AtomicU64>, epoch: Instant
     latencies
 }
 
-/// What one sender sends.
-pub struct SendPlan {
-    pub channel_id: String,
-    pub channel_type: u8,
-    /// Makes client message numbers unique across runs on one server.
-    pub prefix: String,
-    pub window: usize,
-    pub deadline: Instant,
-    pub pace: Option<Duration>,
-    pub epoch: Instant,
-}
-
 /// Sends until the deadline with `window` SENDs in flight (a SENDACK frees a slot).
 pub async fn send(socket: BinSocket, plan: SendPlan) {
     let (tx, rx) = socket.ws.split();
@@ -146,12 +135,7 @@ pub async fn send(socket: BinSocket, plan: SendPlan) {
         })
     };
     send_loop(tx, socket.cipher, &slots, &plan).await;
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        while slots.available_permits() < plan.window {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
+    plan.drain(&slots).await;
     acks.abort();
 }
 
@@ -165,14 +149,7 @@ async fn send_loop(
     let mut n = 0u32;
     let mut wire = Vec::new();
     let mut out = Vec::new();
-    while Instant::now() < plan.deadline {
-        if let Some(t) = ticker.as_mut() {
-            t.tick().await;
-        }
-        let Ok(permit) = slots.acquire().await else {
-            break;
-        };
-        permit.forget();
+    while plan.next(&mut ticker, slots).await {
         n += 1;
         let client_msg_no = format!("{}-{n}", plan.prefix);
         let payload = json!({"t": plan.epoch.elapsed().as_micros() as u64}).to_string();

@@ -85,7 +85,7 @@ pub async fn run(
         .map_or(0, |d| d.as_nanos());
     let mut sending = Vec::new();
     for (i, s) in senders.into_iter().enumerate() {
-        let plan = binary::SendPlan {
+        let plan = SendPlan {
             channel_id: s.channel_id,
             channel_type: s.channel_type,
             prefix: format!("{run}-{i}"),
@@ -123,6 +123,50 @@ pub async fn run(
     ))
 }
 
+/// What one sender sends.
+pub struct SendPlan {
+    pub channel_id: String,
+    pub channel_type: u8,
+    /// Makes client message numbers unique across runs on one server.
+    pub prefix: String,
+    pub window: usize,
+    pub deadline: Instant,
+    pub pace: Option<Duration>,
+    pub epoch: Instant,
+}
+
+impl SendPlan {
+    /// Waits for the next send: the pace's tick and a free slot of the window; false once the
+    /// deadline has passed (or the slots are closed).
+    pub async fn next(
+        &self,
+        ticker: &mut Option<tokio::time::Interval>,
+        slots: &Semaphore,
+    ) -> bool {
+        if Instant::now() >= self.deadline {
+            return false;
+        }
+        if let Some(t) = ticker.as_mut() {
+            t.tick().await;
+        }
+        let Ok(permit) = slots.acquire().await else {
+            return false;
+        };
+        permit.forget();
+        true
+    }
+
+    /// Waits, 2 s at most, until every send in flight has been answered.
+    pub async fn drain(&self, slots: &Semaphore) {
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while slots.available_permits() < self.window {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+    }
+}
+
 /// A JSON-RPC receiver: counts `recv`s, acknowledges each, returns the latencies (microseconds).
 async fn receive_json(socket: Ws, received: Arc<AtomicU64>, epoch: Instant) -> Vec<u64> {
     let (mut tx, mut rx) = socket.split();
@@ -153,7 +197,7 @@ async fn receive_json(socket: Ws, received: Arc<AtomicU64>, epoch: Instant) -> V
 }
 
 /// A JSON-RPC sender: `send`s until the deadline with a window in flight (a response frees a slot).
-async fn send_json(socket: Ws, plan: binary::SendPlan) {
+async fn send_json(socket: Ws, plan: SendPlan) {
     let slots = Arc::new(Semaphore::new(plan.window));
     let (mut tx, mut rx) = socket.split();
     let acks = {
@@ -172,14 +216,7 @@ async fn send_json(socket: Ws, plan: binary::SendPlan) {
     };
     let mut n = 0u64;
     let mut ticker = plan.pace.map(tokio::time::interval);
-    while Instant::now() < plan.deadline {
-        if let Some(t) = ticker.as_mut() {
-            t.tick().await;
-        }
-        let Ok(permit) = slots.acquire().await else {
-            break;
-        };
-        permit.forget();
+    while plan.next(&mut ticker, &slots).await {
         n += 1;
         let frame = json!({"method": "send", "id": n.to_string(), "params": {
             "clientMsgNo": format!("{}-{n}", plan.prefix), "channelId": plan.channel_id,
@@ -193,12 +230,7 @@ async fn send_json(socket: Ws, plan: binary::SendPlan) {
             break;
         }
     }
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        while slots.available_permits() < plan.window {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
+    plan.drain(&slots).await;
     acks.abort();
 }
 

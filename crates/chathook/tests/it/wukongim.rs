@@ -571,22 +571,28 @@ async fn system_uids_send_past_the_checks_and_persist() {
     );
 }
 
+/// The connection id of `uid`'s connection with `device_flag`, from its online event.
+async fn online_conn_id(s: &TestServer, uid: &str, device_flag: u8) -> u64 {
+    let online = s
+        .wait_event("the connection's online event", |e| {
+            matches!(&e.event, chathook_events::Event::UserOnline(c) if c.uid == uid && c.device_flag == device_flag)
+        })
+        .await;
+    match online.event {
+        chathook_events::Event::UserOnline(c) => c.conn_id,
+        _ => unreachable!(),
+    }
+}
+
 #[tokio::test]
 async fn conn_kick_closes_one_connection_with_reason_12() {
     let s = TestServer::start().await;
     let mut first = s.login("alice", 0).await;
     let mut second = s.login("alice", 1).await;
-    let online = s
-        .wait_event("alice's second connection", |e| {
-            matches!(&e.event, chathook_events::Event::UserOnline(c) if c.uid == "alice" && c.device_flag == 1)
-        })
-        .await;
-    let chathook_events::Event::UserOnline(c) = online.event else {
-        unreachable!()
-    };
+    let conn_id = online_conn_id(&s, "alice", 1).await;
     s.post_ok(
         "/conn/kick",
-        json!({"uid": "alice", "conn_id": c.conn_id, "node_id": 1}),
+        json!({"uid": "alice", "conn_id": conn_id, "node_id": 1}),
     )
     .await;
     let closed = second.closed(LONG).await;
@@ -711,17 +717,10 @@ async fn conn_remove_closes_one_connection_without_a_disconnect_notice() {
     let s = TestServer::start().await;
     let mut first = s.login("alice", 0).await;
     let mut binary = s.login_binary("alice", 1, 2).await;
-    let online = s
-        .wait_event("alice's binary connection", |e| {
-            matches!(&e.event, chathook_events::Event::UserOnline(c) if c.uid == "alice" && c.device_flag == 1)
-        })
-        .await;
-    let chathook_events::Event::UserOnline(c) = online.event else {
-        unreachable!()
-    };
+    let conn_id = online_conn_id(&s, "alice", 1).await;
     s.post_ok(
         "/conn/remove",
-        json!({"uid": "alice", "conn_id": c.conn_id, "node_id": 1, "op_node_id": 0}),
+        json!({"uid": "alice", "conn_id": conn_id, "node_id": 1, "op_node_id": 0}),
     )
     .await;
     let closed = binary.closed(LONG).await;
@@ -729,7 +728,7 @@ async fn conn_remove_closes_one_connection_without_a_disconnect_notice() {
     assert_eq!(closed.code, Some(1008), "closed: {closed:?}");
     s.wait_event(
         "alice's binary connection offline",
-        |e| matches!(&e.event, chathook_events::Event::UserOffline(o) if o.conn_id == c.conn_id),
+        |e| matches!(&e.event, chathook_events::Event::UserOffline(o) if o.conn_id == conn_id),
     )
     .await;
     assert!(
