@@ -12,7 +12,7 @@ use prometheus_client::metrics::counter::Counter;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::dispatcher::now_ms;
+use crate::clock::now_ms;
 
 /// Attempts waiting for the writer; beyond this they are counted as dropped.
 const QUEUE: usize = 65_536;

@@ -138,7 +138,7 @@ impl Endpoint {
         events: Vec<EventKind>,
         secret: String,
     ) -> Endpoint {
-        let now = crate::dispatcher::now_ms();
+        let now = crate::clock::now_ms();
         Endpoint {
             id,
             url,

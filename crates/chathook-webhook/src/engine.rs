@@ -68,7 +68,7 @@ async fn first_loaded(store: &dyn WebhookStore, id: &str) -> Result<i64, StoreEr
     if let Some(at) = store.setting(&key).await?.and_then(|v| v.parse().ok()) {
         return Ok(at);
     }
-    let now = crate::dispatcher::now_ms();
+    let now = crate::clock::now_ms();
     store.put_setting(&key, now.to_string()).await?;
     Ok(now)
 }

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use chathook_store::WebhookStore;
 use serde::{Deserialize, Serialize};
@@ -53,6 +54,28 @@ impl Health {
             return Some(endpoint.disabled_at.unwrap_or(endpoint.updated_at));
         }
         self.server_disabled.as_ref().map(|d| d.at_ms)
+    }
+
+    /// Why a failed attempt at `now_ms` disables the endpoint, if it does (the failure-to-disable
+    /// policy): a 410 Gone, or no success for `disable_after` since the first failure (this one, when
+    /// it is the first).
+    pub fn disable_reason(
+        &self,
+        gone: bool,
+        now_ms: i64,
+        disable_after: Duration,
+    ) -> Option<String> {
+        let since = self.failing_since.unwrap_or(now_ms);
+        if gone {
+            Some("the endpoint answered 410 Gone".to_string())
+        } else if now_ms - since >= disable_after.as_millis() as i64 {
+            Some(format!(
+                "failing without a success since {}",
+                crate::format::rfc3339(since)
+            ))
+        } else {
+            None
+        }
     }
 
     /// The operator enabled the endpoint: failures and the server's disable are forgotten (a gap
@@ -200,6 +223,31 @@ impl HealthBook {
 mod tests {
     use super::*;
     use chathook_store::{SqliteOptions, SqliteStore};
+
+    #[test]
+    fn a_410_disables_at_once_and_failing_disables_only_after_disable_after() {
+        let after = Duration::from_secs(60);
+        let fresh = Health::default();
+        assert!(fresh
+            .disable_reason(true, 1_000, after)
+            .unwrap()
+            .contains("410 Gone"));
+        assert_eq!(
+            fresh.disable_reason(false, 1_000, after),
+            None,
+            "a first failure"
+        );
+        let failing = Health {
+            failing_since: Some(1_000),
+            ..Health::default()
+        };
+        assert_eq!(failing.disable_reason(false, 60_999, after), None);
+        let reason = failing.disable_reason(false, 61_000, after).unwrap();
+        assert!(
+            reason.starts_with("failing without a success since 1970-"),
+            "{reason}"
+        );
+    }
 
     #[tokio::test]
     async fn concurrent_changes_all_apply_and_the_store_ends_as_memory_does() {

@@ -15,8 +15,9 @@ use serde_json::{json, Value};
 
 use crate::catalog::{Examples, FlavourNames, ListedEvent};
 use crate::client::AttemptResult;
+use crate::clock::now_ms;
 use crate::dispatcher::attempt::{self, Delivery};
-use crate::dispatcher::{now_ms, Context};
+use crate::dispatcher::Context;
 use crate::endpoint::{new_id, Endpoint, Flavour, HookKind, OnFailure};
 use crate::format::{self, tencent, Rendered};
 

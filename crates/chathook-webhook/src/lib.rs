@@ -12,6 +12,7 @@ pub mod api;
 mod attempt_log;
 mod catalog;
 pub mod client;
+mod clock;
 pub mod config;
 mod config_endpoints;
 mod dispatcher;

@@ -12,8 +12,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{bad, find, store_error, ApiResult};
 use crate::catalog;
+use crate::clock::now_ms;
 use crate::dispatcher::attempt::{latency_ms, Delivery};
-use crate::dispatcher::now_ms;
 use crate::endpoint::{new_id, HookKind};
 use crate::engine::WebhookEngine;
 use crate::format::{self, rfc3339};

@@ -13,8 +13,8 @@ use utoipa::ToSchema;
 
 use super::{bad, engine_error, find, store_error, ApiResult};
 use crate::catalog;
+use crate::clock::now_ms;
 use crate::config_endpoints::resolve_events;
-use crate::dispatcher::now_ms;
 use crate::endpoint::{
     check_secret, new_id, new_secret, Endpoint, Flavour, HookKind, OnFailure, MAX_HOOK_TIMEOUT_MS,
 };

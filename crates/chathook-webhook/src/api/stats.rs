@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{bad, find, store_error, ApiResult};
-use crate::dispatcher::now_ms;
+use crate::clock::now_ms;
 use crate::engine::WebhookEngine;
 use crate::format::rfc3339;
 

@@ -12,8 +12,8 @@ use rand::Rng;
 
 use crate::attempt_log::AttemptLog;
 use crate::client::{AttemptResult, Deliverer, Request, TencentRules};
+use crate::clock::now_ms;
 use crate::config::WebhookConfig;
-use crate::dispatcher::now_ms;
 use crate::endpoint::{Endpoint, Flavour};
 use crate::format::Rendered;
 use crate::metrics::{endpoint_label, WebhookMetrics};

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use chathook_events::{Event, LoggedEvent, Message};
 
 use super::attempt::Delivery;
-use crate::dispatcher::now_ms;
+use crate::clock::now_ms;
 use crate::format;
 
 /// When batches are flushed.

@@ -25,6 +25,7 @@ use tokio::task::JoinSet;
 use crate::attempt_log::AttemptLog;
 use crate::client::AttemptResult;
 use crate::client::Deliverer;
+use crate::clock::now_ms;
 use crate::config::WebhookConfig;
 use crate::endpoint::Endpoint;
 use crate::features::Features;
@@ -48,13 +49,6 @@ struct Done {
     delivery: Delivery,
     result: AttemptResult,
     settled: Settled,
-}
-
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// What dispatchers use, and all they may reach: the log, the store, the HTTP client, the attempt log,
@@ -624,16 +618,7 @@ impl Dispatcher {
         }
         let now = now_ms();
         let since = health.failing_since.unwrap_or(now);
-        let disable = if result.gone {
-            Some("the endpoint answered 410 Gone".to_string())
-        } else if now - since >= cfg.disable_after.as_millis() as i64 {
-            Some(format!(
-                "failing without a success since {}",
-                format::rfc3339(since)
-            ))
-        } else {
-            None
-        };
+        let disable = health.disable_reason(result.gone, now, cfg.disable_after);
         if health.failing_since.is_some() && (disable.is_none() || health.server_disabled.is_some())
         {
             return;
