@@ -1,6 +1,7 @@
 //! Before-send hooks: the endpoint that judges each channel type's messages (at most one per hook),
-//! the request (Tencent's `C2C/Group.CallbackBeforeSendMsg`, or the standard envelope of
-//! `message.before_send.person/group`), and the verdict read from the answer. A hook is never retried:
+//! the call and the failure policy. The request and the reading of the verdict are the flavour's
+//! (`format::tencent`: `C2C/Group.CallbackBeforeSendMsg`; `format::standard`: the envelope of
+//! `message.before_send.person/group`). A hook is never retried:
 //! a timeout (`hook_timeout_ms`, at most 2 s), a failed connection, an answer other than HTTP 200, a
 //! body that does not parse or a code the flavour does not define follow the endpoint's `on_failure`
 //! (`allow` by default, Tencent's fail-open). Every attempt is in the attempt log and the metrics.
@@ -8,10 +9,8 @@
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
 use chathook_events::{BeforeSend, Outgoing, Verdict};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::catalog::{Examples, FlavourNames, ListedEvent};
 use crate::client::AttemptResult;
@@ -19,11 +18,7 @@ use crate::clock::now_ms;
 use crate::dispatcher::attempt::{self, Delivery};
 use crate::dispatcher::Context;
 use crate::endpoint::{new_id, Endpoint, Flavour, HookKind, OnFailure};
-use crate::format::{self, tencent, Rendered};
-
-/// What Tencent gives a sender whose message a hook rejected with `ErrorCode` 1.
-const C2C_REJECTED: i64 = 20006;
-const GROUP_REJECTED: i64 = 10016;
+use crate::format::{standard, tencent, Rendered};
 
 /// Which endpoint answers each hook; kept by the engine as endpoints change.
 #[derive(Default)]
@@ -113,7 +108,7 @@ impl BeforeSend for Hooks {
                 match endpoint.on_failure {
                     OnFailure::Allow => Verdict::Allow { payload: None },
                     OnFailure::Reject => Verdict::Reject {
-                        code: rejected_code(kind),
+                        code: tencent::rejected_code(kind),
                         info: format!("the before-send hook failed: {why}"),
                     },
                 }
@@ -185,37 +180,11 @@ pub(crate) fn render_sample(flavour: Flavour, kind: HookKind, sdk_app_id: u64) -
     (flavour != Flavour::Wukongim).then(|| render(flavour, kind, &sample(kind), sdk_app_id))
 }
 
-fn rejected_code(kind: HookKind) -> i64 {
-    match kind {
-        HookKind::Person => C2C_REJECTED,
-        HookKind::Group => GROUP_REJECTED,
-    }
-}
-
 /// The request for `m` in `flavour`.
 fn render(flavour: Flavour, kind: HookKind, m: &Outgoing, sdk_app_id: u64) -> Rendered {
-    if flavour == Flavour::Tencent {
-        return tencent::before_send(m, sdk_app_id, now_ms());
-    }
-    let body = json!({
-        "type": kind.name(),
-        "timestamp": format::rfc3339(now_ms()),
-        "data": {
-            "from_uid": m.from_uid,
-            "channel_id": m.channel_id,
-            "channel_type": m.channel_type,
-            "client_msg_no": m.client_msg_no,
-            "header": {"no_persist": m.header.no_persist, "red_dot": m.header.red_dot,
-                       "sync_once": m.header.sync_once},
-            "payload": STANDARD.encode(&m.payload),
-            "timestamp": m.timestamp,
-            "sender": *m.sender,
-        },
-    });
-    Rendered {
-        event: kind.name().to_string(),
-        query: String::new(),
-        body: serde_json::to_vec(&body).unwrap_or_default(),
+    match flavour {
+        Flavour::Tencent => tencent::before_send(m, sdk_app_id, now_ms()),
+        _ => standard::before_send(kind, m, now_ms()),
     }
 }
 
@@ -236,64 +205,9 @@ fn read_verdict(
     let answer: Value =
         serde_json::from_slice(&result.body).map_err(|_| "the answer is not JSON".to_string())?;
     if flavour == Flavour::Tencent {
-        tencent_verdict(kind, original, &answer)
+        tencent::verdict(kind, original, &answer)
     } else {
-        standard_verdict(&answer)
-    }
-}
-
-/// Tencent's `ErrorCode`: 0 allow (a `MsgBody` or `CloudCustomData` rewrites), 1 reject (20006 or
-/// 10016), 2 drop, a code in the pass-through range rejects with that code; anything else fails.
-fn tencent_verdict(kind: HookKind, original: &[u8], answer: &Value) -> Result<Verdict, String> {
-    let code = answer
-        .get("ErrorCode")
-        .and_then(Value::as_i64)
-        .ok_or("the answer has no ErrorCode")?;
-    let info = answer["ErrorInfo"].as_str().unwrap_or_default().to_string();
-    let pass_through = match kind {
-        HookKind::Person => 120_001..=130_000,
-        HookKind::Group => 10_100..=10_200,
-    };
-    Ok(match code {
-        0 => Verdict::Allow {
-            payload: tencent::rewritten_payload(
-                original,
-                answer.get("MsgBody").filter(|b| b.is_array()),
-                answer.get("CloudCustomData").and_then(Value::as_str),
-            ),
-        },
-        1 => Verdict::Reject {
-            code: rejected_code(kind),
-            info,
-        },
-        2 => Verdict::Drop,
-        c if pass_through.contains(&c) => Verdict::Reject { code: c, info },
-        c => return Err(format!("ErrorCode {c} is not a verdict")),
-    })
-}
-
-/// The standard answer: `{"action": "allow"|"reject"|"drop", "code", "reason", "payload"}` (`payload`
-/// in base64, replacing the message's on allow; `code` defaults to 1 on reject).
-fn standard_verdict(answer: &Value) -> Result<Verdict, String> {
-    match answer.get("action").and_then(Value::as_str) {
-        Some("allow") => {
-            let payload = match answer.get("payload") {
-                None | Some(Value::Null) => None,
-                Some(Value::String(b64)) => Some(
-                    STANDARD
-                        .decode(b64)
-                        .map_err(|_| "payload is not base64".to_string())?,
-                ),
-                Some(_) => return Err("payload must be a base64 string".into()),
-            };
-            Ok(Verdict::Allow { payload })
-        }
-        Some("reject") => Ok(Verdict::Reject {
-            code: answer.get("code").and_then(Value::as_i64).unwrap_or(1),
-            info: answer["reason"].as_str().unwrap_or_default().to_string(),
-        }),
-        Some("drop") => Ok(Verdict::Drop),
-        _ => Err("action must be allow, reject or drop".into()),
+        standard::verdict(&answer)
     }
 }
 

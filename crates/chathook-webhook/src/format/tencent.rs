@@ -12,10 +12,12 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use chathook_events::{
     ClientInfo, Event, GroupChange, LoggedEvent, Message, Outgoing, PresenceChange, PresenceReason,
+    Verdict,
 };
 use serde_json::{json, Value};
 
 use super::Rendered;
+use crate::endpoint::HookKind;
 
 /// The group type every chathook group is shown as (chathook groups have no Tencent type).
 const GROUP_TYPE: &str = "Public";
@@ -346,6 +348,48 @@ fn random_of(client_msg_no: &str) -> u32 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     client_msg_no.hash(&mut h);
     h.finish() as u32
+}
+
+/// What Tencent gives a sender whose message a hook rejected with `ErrorCode` 1.
+const C2C_REJECTED: i64 = 20006;
+const GROUP_REJECTED: i64 = 10016;
+
+/// The code a sender gets whose message the hook rejected with `ErrorCode` 1.
+pub fn rejected_code(kind: HookKind) -> i64 {
+    match kind {
+        HookKind::Person => C2C_REJECTED,
+        HookKind::Group => GROUP_REJECTED,
+    }
+}
+
+/// Tencent's `ErrorCode`: 0 allow (a `MsgBody` or `CloudCustomData` rewrites), 1 reject (20006 or
+/// 10016), 2 drop, a code in the pass-through range rejects with that code; anything else fails.
+pub fn verdict(kind: HookKind, original: &[u8], answer: &Value) -> Result<Verdict, String> {
+    let code = answer
+        .get("ErrorCode")
+        .and_then(Value::as_i64)
+        .ok_or("the answer has no ErrorCode")?;
+    let info = answer["ErrorInfo"].as_str().unwrap_or_default().to_string();
+    let pass_through = match kind {
+        HookKind::Person => 120_001..=130_000,
+        HookKind::Group => 10_100..=10_200,
+    };
+    Ok(match code {
+        0 => Verdict::Allow {
+            payload: rewritten_payload(
+                original,
+                answer.get("MsgBody").filter(|b| b.is_array()),
+                answer.get("CloudCustomData").and_then(Value::as_str),
+            ),
+        },
+        1 => Verdict::Reject {
+            code: rejected_code(kind),
+            info,
+        },
+        2 => Verdict::Drop,
+        c if pass_through.contains(&c) => Verdict::Reject { code: c, info },
+        c => return Err(format!("ErrorCode {c} is not a verdict")),
+    })
 }
 
 #[cfg(test)]
