@@ -128,6 +128,8 @@ pub async fn start_server_in(
 ) -> anyhow::Result<Server> {
     let (api_port, ws_port) = free_ports()?;
     let mut cmd = Command::new(bin);
+    // the bench's own setting, no server setting (the server would warn about `BINARY`)
+    cmd.env_remove("CHATHOOK_BINARY");
     if let Some(url) = database_for(dir)? {
         cmd.env("CHATHOOK_STORAGE__BACKEND", "postgres")
             .env("CHATHOOK_SECRETS__KEY", SECRETS_KEY)
