@@ -12,7 +12,7 @@ use futures_util::{Stream, StreamExt};
 use super::close::close_code;
 use super::codec::{Codec, ConnectRequest, Frame, Request};
 use super::session::Link;
-use super::transport::{FrameSink, Inbound, LinkBroken};
+use super::transport::{write_within, FrameSink, Inbound, LinkBroken};
 use chathook_events::{ClientInfo, PresenceReason};
 use chathook_http::throttle::Verdict;
 
@@ -40,15 +40,12 @@ where
     let params = match request {
         Request::Connect(params) => params,
         Request::Invalid { tag, why } => {
-            if let Some(answer) = tag.and_then(|tag| codec.invalid(tag, &why)) {
-                let _ = write(im, sink, answer).await;
-            }
-            sink.close(close_code::POLICY, &why).await;
+            let answer = tag.and_then(|tag| codec.invalid(tag, &why));
+            refuse(im, sink, answer, &why).await;
             return None;
         }
         _ => {
-            let why = "the first request must be connect";
-            sink.close(close_code::POLICY, why).await;
+            refuse(im, sink, None, "the first request must be connect").await;
             return None;
         }
     };
@@ -57,8 +54,7 @@ where
         Ok(login) => login,
         Err((reason_code, why)) => {
             let answer = codec.connect_refused(params.tag, reason_code, &why);
-            let _ = write(im, sink, answer).await;
-            sink.close(close_code::POLICY, &why).await;
+            refuse(im, sink, Some(answer), &why).await;
             return None;
         }
     };
@@ -67,8 +63,7 @@ where
         Err(refused) => {
             let why = refused.to_string();
             let answer = codec.connect_refused(params.tag, refused.reason_code(), &why);
-            let _ = write(im, sink, answer).await;
-            sink.close(close_code::POLICY, &why).await;
+            refuse(im, sink, Some(answer), &why).await;
             return None;
         }
     };
@@ -172,11 +167,15 @@ async fn login<T>(im: &Im, ip: IpAddr, params: &ConnectRequest<T>) -> Result<Log
 /// Writes one frame within `gateway.write_timeout_ms`.
 async fn write<K: FrameSink>(im: &Im, sink: &mut K, frame: Frame) -> Result<(), LinkBroken> {
     let limit = Duration::from_millis(im.config().gateway.write_timeout_ms);
-    let written = tokio::time::timeout(limit, async {
-        sink.feed(frame).await?;
-        sink.flush().await
-    });
-    written.await.unwrap_or(Err(LinkBroken))
+    write_within(sink, frame, limit).await
+}
+
+/// Refuses the connect: its answer (when the protocol has one), then the close with `why`.
+async fn refuse<K: FrameSink>(im: &Im, sink: &mut K, answer: Option<Frame>, why: &str) {
+    if let Some(answer) = answer {
+        let _ = write(im, sink, answer).await;
+    }
+    sink.close(close_code::POLICY, why).await;
 }
 
 /// The platforms a client may name at `connect` (`platform`), in Tencent Cloud Chat's words.

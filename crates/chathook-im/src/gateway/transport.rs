@@ -3,6 +3,7 @@
 //! raw TCP connection or a test's channels can carry a session alike.
 
 use std::future::Future;
+use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -33,4 +34,17 @@ pub(super) trait FrameSink: Send {
     /// Ends the link, telling the client `code` and `why` where the transport can (a WebSocket close
     /// frame; TCP just closes).
     fn close(&mut self, code: u16, why: &str) -> impl Future<Output = ()> + Send;
+}
+
+/// Writes one frame and flushes it, all within `limit` (a slower link counts as broken).
+pub(super) async fn write_within<K: FrameSink>(
+    sink: &mut K,
+    frame: Frame,
+    limit: Duration,
+) -> Result<(), LinkBroken> {
+    let written = tokio::time::timeout(limit, async {
+        sink.feed(frame).await?;
+        sink.flush().await
+    });
+    written.await.unwrap_or(Err(LinkBroken))
 }

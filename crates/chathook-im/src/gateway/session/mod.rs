@@ -22,7 +22,7 @@ use chathook_events::PresenceReason;
 use super::close::{close_code, End};
 use super::codec::{Codec, Frame, Request, SendFields};
 use super::connect::connect;
-use super::transport::{FrameSink, Inbound, LinkBroken};
+use super::transport::{write_within, FrameSink, Inbound, LinkBroken};
 use crate::error::reason;
 use crate::messaging::{Origin, SendAck, SendRequest};
 use crate::presence::{ConnHandle, Kick, Outbound};
@@ -86,7 +86,7 @@ pub(super) async fn serve<C, K, S>(
     sink: K,
     open: crate::OpenConnection,
     mut stream: S,
-    pending: Vec<Request<C::Tag>>,
+    mut pending: Vec<Request<C::Tag>>,
 ) -> (C, K, End)
 where
     C: Codec,
@@ -105,7 +105,6 @@ where
         requests: Vec::new(),
     };
     let mut inflight = FuturesOrdered::new();
-    let mut pending = pending;
     let end = match session.on_requests(&mut pending, &mut inflight).await {
         Ok(()) => {
             session
@@ -187,15 +186,7 @@ impl<C: Codec, K: FrameSink> Session<C, K> {
     /// Writes one frame and flushes it, within the write timeout.
     async fn write(&mut self, frame: Frame) -> Result<(), End> {
         let limit = self.write_timeout();
-        let sink = &mut self.sink;
-        let written = tokio::time::timeout(limit, async {
-            sink.feed(frame).await?;
-            sink.flush().await
-        });
-        match written.await {
-            Ok(Ok(())) => Ok(()),
-            _ => Err(End::link_closed()),
-        }
+        Ok(write_within(&mut self.sink, frame, limit).await?)
     }
 
     /// Queues one frame, within the write timeout.
