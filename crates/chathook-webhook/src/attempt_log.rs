@@ -11,6 +11,7 @@ use chathook_store::{AttemptRecord, WebhookStore};
 use prometheus_client::metrics::counter::Counter;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::clock::now_ms;
 
@@ -152,7 +153,7 @@ pub(crate) async fn prune(
     store: Arc<dyn WebhookStore>,
     retention: Duration,
     interval: Duration,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) {
     loop {
         let before = now_ms() - retention.as_millis() as i64;
@@ -162,7 +163,7 @@ pub(crate) async fn prune(
             Err(e) => tracing::warn!(error = %e, "cannot prune the attempt log"),
         }
         tokio::select! {
-            _ = stop.wait_for(|s| *s) => return,
+            _ = stop.cancelled() => return,
             _ = tokio::time::sleep(interval) => {}
         }
     }

@@ -4,14 +4,20 @@
 //! this table; adding a flavour adds a column here.
 
 use chathook_events::{Event, EventKind};
-use serde::Serialize;
-use serde_json::Value;
-use utoipa::ToSchema;
 
-use crate::endpoint::Flavour;
-use crate::features::Feature;
-use crate::format::Route;
+use crate::features::{Feature, Features};
 use crate::sample;
+
+/// How the wukongim flavour sends an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// One delivery per event.
+    Single,
+    /// Batched into `msg.notify`.
+    Notify,
+    /// Batched into `user.onlinestatus`.
+    Status,
+}
 
 /// One event kind as the webhook engine knows it.
 pub struct EventType {
@@ -141,6 +147,16 @@ pub fn entry(kind: EventKind) -> &'static EventType {
     &CATALOG[kind as usize]
 }
 
+/// Every row, in the order of [`EventKind::ALL`].
+pub fn rows() -> &'static [EventType] {
+    &CATALOG
+}
+
+/// Whether events of `kind` are delivered under the switches `features`.
+pub fn allowed(features: &Features, kind: EventKind) -> bool {
+    entry(kind).feature.is_none_or(|f| features.is_on(f))
+}
+
 /// The kinds WuKongIM itself sends webhooks for: what a `webhook.httpAddr` endpoint gets when
 /// `focusEvents` is empty, as in WuKongIM.
 pub fn wukongim_own() -> Vec<EventKind> {
@@ -193,66 +209,6 @@ pub fn sample(kind: EventKind) -> chathook_events::LoggedEvent {
     }
 }
 
-/// The catalog as JSON, with example bodies in every flavour.
-pub fn listing() -> Vec<ListedEvent> {
-    CATALOG
-        .iter()
-        .map(|t| {
-            let sample = sample(t.kind);
-            let body = |flavour| {
-                crate::format::render_sample(flavour, &sample, 1_400_000_000)
-                    .and_then(|r| serde_json::from_slice::<Value>(&r.body).ok())
-            };
-            ListedEvent {
-                name: t.kind.name(),
-                description: t.description.to_string(),
-                flavours: FlavourNames {
-                    standard: t.kind.name(),
-                    wukongim: Some(t.wukongim),
-                    tencent: t.tencent.to_vec(),
-                },
-                feature: t.feature.map(Feature::name),
-                examples: Examples {
-                    standard: body(Flavour::Standard),
-                    wukongim: body(Flavour::Wukongim),
-                    tencent: body(Flavour::Tencent),
-                },
-            }
-        })
-        .collect()
-}
-
-/// An event (or a before-send hook) as `GET /v1/webhooks/event-types` lists it.
-#[derive(Serialize, ToSchema)]
-pub struct ListedEvent {
-    /// The native name (what endpoints select).
-    pub name: &'static str,
-    pub description: String,
-    pub flavours: FlavourNames,
-    /// The feature switch it needs, if any.
-    pub feature: Option<&'static str>,
-    /// An example body in each flavour that sends it.
-    pub examples: Examples,
-}
-
-/// The event's name in each flavour.
-#[derive(Serialize, ToSchema)]
-pub struct FlavourNames {
-    pub standard: &'static str,
-    /// `None` when WuKongIM has no such event.
-    pub wukongim: Option<&'static str>,
-    /// Tencent's `CallbackCommand`s (empty when Tencent has none).
-    pub tencent: Vec<&'static str>,
-}
-
-/// Example bodies, one per flavour (`None` where the flavour does not send it).
-#[derive(Serialize, ToSchema)]
-pub struct Examples {
-    pub standard: Option<Value>,
-    pub wukongim: Option<Value>,
-    pub tencent: Option<Value>,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -269,6 +225,26 @@ mod tests {
             assert_eq!(v["type"], kind.name());
             assert_eq!(serde_json::from_value::<Event>(v).unwrap(), sample);
         }
+    }
+
+    #[test]
+    fn each_switch_gates_its_events_only() {
+        let all_off = Features {
+            online_status_notify: false,
+            profile_change_subscription: false,
+            live_group_member_status: false,
+        };
+        assert!(!allowed(&all_off, EventKind::UserOnline));
+        assert!(!allowed(&all_off, EventKind::UserOffline));
+        assert!(!allowed(&all_off, EventKind::ProfileChanged));
+        assert!(!allowed(&all_off, EventKind::GroupMemberOnlineStatus));
+        assert!(allowed(&all_off, EventKind::MessageSent));
+        let profiles = Features {
+            profile_change_subscription: true,
+            ..all_off
+        };
+        assert!(allowed(&profiles, EventKind::ProfileChanged));
+        assert!(!allowed(&profiles, EventKind::UserOnline));
     }
 
     #[test]

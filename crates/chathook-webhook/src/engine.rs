@@ -13,6 +13,7 @@ use chathook_store::sealing::Sealer;
 use chathook_store::{StoreError, WebhookStore};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::attempt_log::{self, AttemptLog};
 use crate::client::{AttemptResult, Deliverer};
@@ -32,7 +33,8 @@ struct Worker {
     /// The endpoint's settings, as its dispatcher sees them.
     endpoint: watch::Sender<Arc<Endpoint>>,
     wake: Arc<Notify>,
-    stop: watch::Sender<bool>,
+    /// Cancelled to stop the dispatcher for good (a child of the engine's `stop`).
+    stop: CancellationToken,
     /// Whether this node may run the dispatcher: always when it runs alone; in a cluster, while it
     /// holds the endpoint's lease.
     leased: watch::Sender<bool>,
@@ -124,13 +126,14 @@ pub struct WebhookEngine {
     hooks: Arc<HookSlots>,
     /// Held by each create, update and delete: a before-send hook's check and claim are one step.
     changes: Arc<tokio::sync::Mutex<()>>,
-    stop: watch::Sender<bool>,
+    /// Cancelled at shutdown; each dispatcher's and background task's token is a child of it.
+    stop: CancellationToken,
     background: Arc<Mutex<Vec<JoinHandle<()>>>>,
     /// In a cluster: dispatchers run under leases.
     leasing: Option<crate::lease::Leasing>,
 }
 
-pub(crate) const FEATURES_KEY: &str = "webhook.features";
+const FEATURES_KEY: &str = "webhook.features";
 
 impl WebhookEngine {
     /// Starts the engine: loads the endpoints, their health and the features, adds the config file's
@@ -180,7 +183,7 @@ impl WebhookEngine {
             config,
             sealer,
         });
-        let (stop, _) = watch::channel(false);
+        let stop = CancellationToken::new();
         let engine = WebhookEngine {
             ctx: ctx.clone(),
             workers: Arc::new(Mutex::new(HashMap::new())),
@@ -206,17 +209,13 @@ impl WebhookEngine {
             ctx.store.clone(),
             ctx.config.attempt_retention,
             ctx.config.attempt_prune_interval,
-            stop.subscribe(),
+            stop.clone(),
         ));
         if let Ok(mut bg) = engine.background.lock() {
             bg.extend([writer, pruner]);
         }
         if let Some(leasing) = engine.leasing.clone() {
-            let holder = tokio::spawn(crate::lease::hold(
-                engine.clone(),
-                leasing,
-                stop.subscribe(),
-            ));
+            let holder = tokio::spawn(crate::lease::hold(engine.clone(), leasing, stop.clone()));
             if let Ok(mut bg) = engine.background.lock() {
                 bg.push(holder);
             }
@@ -241,10 +240,8 @@ impl WebhookEngine {
         let health = self.ctx.health.insert(&id, health);
         let (endpoint_tx, endpoint_rx) = watch::channel(Arc::new(endpoint));
         let wake = Arc::new(Notify::new());
-        let (stop_tx, stop_rx) = watch::channel(false);
+        let stop = self.stop.child_token();
         let (leased, lease) = watch::channel(self.leasing.is_none());
-        let mut global_stop = self.stop.subscribe();
-        let local_stop = stop_tx.clone();
         let run = crate::lease::Run {
             ctx: self.ctx.clone(),
             endpoint: endpoint_rx,
@@ -252,64 +249,54 @@ impl WebhookEngine {
             wake: wake.clone(),
             start,
         };
-        let task = tokio::spawn(async move {
-            let relay = tokio::spawn(async move {
-                let _ = global_stop.wait_for(|s| *s).await;
-                local_stop.send_replace(true);
-            });
-            run.while_leased(stop_rx, lease).await;
-            relay.abort();
-        });
+        let task = tokio::spawn(run.while_leased(stop.clone(), lease));
         let worker = Worker {
             endpoint: endpoint_tx,
             wake,
-            stop: stop_tx,
+            stop,
             leased,
             task,
         };
         if let Ok(mut workers) = self.workers.lock() {
             if let Some(old) = workers.insert(id, worker) {
-                old.stop.send_replace(true);
+                old.stop.cancel();
             }
         }
         self.refresh_hooks();
         Ok(())
     }
 
-    /// The ids of the endpoints in the registry, and whether this node now runs each one's dispatcher.
-    pub(crate) fn leased(&self) -> Vec<(String, bool)> {
-        self.workers
-            .lock()
-            .map(|w| {
-                w.iter()
-                    .map(|(id, w)| (id.clone(), *w.leased.borrow()))
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
     /// In a cluster: takes what other nodes changed (endpoints, health, switches) now, not at the
     /// next lease round. Alone: nothing to do.
     pub async fn catch_up(&self) -> Result<(), EngineError> {
         if self.leasing.is_some() {
-            crate::lease::follow(self).await?;
+            self.follow_others().await?;
         }
         Ok(())
     }
 
-    /// Lets (or stops) this node run `id`'s dispatcher.
-    pub(crate) fn set_leased(&self, id: &str, held: bool) {
-        if let Ok(workers) = self.workers.lock() {
-            if let Some(w) = workers.get(id) {
-                w.leased
-                    .send_if_modified(|h| std::mem::replace(h, held) != held);
+    /// Takes the endpoints, health documents and feature switches as the store has them.
+    async fn follow_others(&self) -> Result<(), EngineError> {
+        let store = self.store().clone();
+        let stored = store.endpoints().await?;
+        let mut health = HashMap::new();
+        for (id, doc) in store.endpoint_health().await? {
+            if let Ok(h) = serde_json::from_str::<Health>(&doc) {
+                health.insert(id, h);
             }
         }
+        self.follow_stored(stored, health).await?;
+        if let Some(text) = store.setting(FEATURES_KEY).await? {
+            if let Ok(features) = serde_json::from_str(&text) {
+                self.follow_features(features);
+            }
+        }
+        Ok(())
     }
 
     /// Follows another node's change of the stored endpoints: adds the new ones, takes changed
     /// settings, and stops the removed ones (their data went with them).
-    pub(crate) async fn follow_stored(
+    async fn follow_stored(
         &self,
         stored: Vec<(String, String)>,
         health: HashMap<String, Health>,
@@ -355,7 +342,7 @@ impl WebhookEngine {
             self.ctx.health.remove(&id).await;
             let worker = self.workers.lock().ok().and_then(|mut w| w.remove(&id));
             if let Some(w) = worker {
-                w.stop.send_replace(true);
+                w.stop.cancel();
             }
             self.ctx.metrics.forget_endpoint(&id);
         }
@@ -467,7 +454,7 @@ impl WebhookEngine {
         let worker = self.workers.lock().ok().and_then(|mut w| w.remove(id));
         self.refresh_hooks();
         if let Some(w) = worker {
-            w.stop.send_replace(true);
+            w.stop.cancel();
             let _ = tokio::time::timeout(Duration::from_secs(10), w.task).await;
         }
         // After the dispatcher stopped, so that no attempt makes a series again.
@@ -508,7 +495,7 @@ impl WebhookEngine {
     }
 
     /// Takes the feature switches another node stored.
-    pub(crate) fn follow_features(&self, features: Features) {
+    fn follow_features(&self, features: Features) {
         self.ctx
             .features
             .send_if_modified(|f| std::mem::replace(f, features) != features);
@@ -531,7 +518,7 @@ impl WebhookEngine {
     /// The endpoints whose dispatcher runs on this node (all of them alone; in a cluster, those whose
     /// lease it holds) and whose circuit breaker is open: this node's share of a cluster's count.
     pub fn breaker_open_here(&self) -> Vec<String> {
-        self.leased()
+        crate::lease::LeaseHolder::leased(self)
             .into_iter()
             .filter(|(id, here)| *here && self.breaker_open(id))
             .map(|(id, _)| id)
@@ -543,9 +530,9 @@ impl WebhookEngine {
         self.ctx.attempts.stored()
     }
 
-    /// Turns true when the engine shuts down (live views end then).
-    pub fn stopping(&self) -> watch::Receiver<bool> {
-        self.stop.subscribe()
+    /// Cancelled when the engine shuts down (live views end then).
+    pub fn stopping(&self) -> CancellationToken {
+        self.stop.clone()
     }
 
     pub fn metrics(&self) -> &WebhookMetrics {
@@ -569,7 +556,7 @@ impl WebhookEngine {
 
     /// Stops every dispatcher after its in-flight attempts end, and flushes the attempt log.
     pub async fn shutdown(&self) {
-        self.stop.send_replace(true);
+        self.stop.cancel();
         let tasks: Vec<JoinHandle<()>> = self
             .workers
             .lock()
@@ -591,6 +578,35 @@ impl WebhookEngine {
             .unwrap_or_default();
         for t in background {
             t.abort();
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::lease::LeaseHolder for WebhookEngine {
+    fn leased(&self) -> Vec<(String, bool)> {
+        self.workers
+            .lock()
+            .map(|w| {
+                w.iter()
+                    .map(|(id, w)| (id.clone(), *w.leased.borrow()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn set_leased(&self, id: &str, held: bool) {
+        if let Ok(workers) = self.workers.lock() {
+            if let Some(w) = workers.get(id) {
+                w.leased
+                    .send_if_modified(|h| std::mem::replace(h, held) != held);
+            }
+        }
+    }
+
+    async fn follow(&self) {
+        if let Err(e) = self.follow_others().await {
+            tracing::warn!(error = %e, "cannot read the endpoints other nodes changed");
         }
     }
 }

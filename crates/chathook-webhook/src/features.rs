@@ -2,7 +2,6 @@
 //! is off may be selected on an endpoint but is not delivered. Which event needs which switch is in the
 //! catalog.
 
-use chathook_events::EventKind;
 use serde::{Deserialize, Serialize};
 
 /// The switches, stored durably and changed by `PUT /v1/features`.
@@ -54,37 +53,5 @@ impl Features {
             Feature::ProfileChangeSubscription => self.profile_change_subscription,
             Feature::LiveGroupMemberStatus => self.live_group_member_status,
         }
-    }
-
-    /// Whether events of `kind` are delivered under these switches.
-    pub fn allows(&self, kind: EventKind) -> bool {
-        crate::catalog::entry(kind)
-            .feature
-            .is_none_or(|f| self.is_on(f))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn each_switch_gates_its_events_only() {
-        let all_off = Features {
-            online_status_notify: false,
-            profile_change_subscription: false,
-            live_group_member_status: false,
-        };
-        assert!(!all_off.allows(EventKind::UserOnline));
-        assert!(!all_off.allows(EventKind::UserOffline));
-        assert!(!all_off.allows(EventKind::ProfileChanged));
-        assert!(!all_off.allows(EventKind::GroupMemberOnlineStatus));
-        assert!(all_off.allows(EventKind::MessageSent));
-        let profiles = Features {
-            profile_change_subscription: true,
-            ..all_off
-        };
-        assert!(profiles.allows(EventKind::ProfileChanged));
-        assert!(!profiles.allows(EventKind::UserOnline));
     }
 }

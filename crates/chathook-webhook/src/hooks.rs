@@ -12,7 +12,6 @@ use async_trait::async_trait;
 use chathook_events::{BeforeSend, Outgoing, Verdict};
 use serde_json::Value;
 
-use crate::catalog::{Examples, FlavourNames, ListedEvent};
 use crate::client::AttemptResult;
 use crate::clock::now_ms;
 use crate::dispatcher::attempt::{self, Delivery};
@@ -115,42 +114,6 @@ impl BeforeSend for Hooks {
             }
         }
     }
-}
-
-/// The before-send hooks as `GET /v1/webhooks/event-types` lists them: name per flavour, description,
-/// and an example request in each flavour that has hooks.
-pub(crate) fn listing() -> Vec<ListedEvent> {
-    [HookKind::Person, HookKind::Group]
-        .into_iter()
-        .map(|kind| {
-            let what = match kind {
-                HookKind::Person => "one-to-one",
-                HookKind::Group => "group",
-            };
-            let example = |flavour| {
-                let r = render(flavour, kind, &sample(kind), 1_400_000_000);
-                serde_json::from_slice::<Value>(&r.body).ok()
-            };
-            ListedEvent {
-                name: kind.name(),
-                description: format!(
-                    "Before a {what} message is sent: the backend allows, rewrites, rejects or drops it \
-                     (synchronous, tencent and standard flavours)"
-                ),
-                flavours: FlavourNames {
-                    standard: kind.name(),
-                    wukongim: None,
-                    tencent: vec![kind.tencent_command()],
-                },
-                feature: None,
-                examples: Examples {
-                    standard: example(Flavour::Standard),
-                    wukongim: None,
-                    tencent: example(Flavour::Tencent),
-                },
-            }
-        })
-        .collect()
 }
 
 /// A message as a before-send hook of `kind` is asked about it, for examples and test requests.

@@ -281,11 +281,11 @@ pub(super) async fn attempts_stream(
     let state = (engine, query, stored, stopping, last);
     let events = futures_util::stream::unfold(
         state,
-        |(engine, query, mut stored, mut stopping, last)| async move {
+        |(engine, query, mut stored, stopping, last)| async move {
             loop {
                 tokio::select! {
                     changed = stored.changed() => changed.ok()?,
-                    _ = stopping.wait_for(|s| *s) => return None,
+                    _ = stopping.cancelled() => return None,
                 }
                 engine.endpoint(&query.endpoint_id)?;
                 let mut rows = engine

@@ -120,7 +120,7 @@ impl EndpointView {
             inactive_events: e
                 .events
                 .iter()
-                .filter(|kind| !features.allows(**kind))
+                .filter(|kind| !crate::catalog::allowed(&features, **kind))
                 .map(|kind| InactiveEvent {
                     event: *kind,
                     feature: catalog::entry(*kind).feature.map(Feature::name),

@@ -21,15 +21,17 @@ use chathook_events::{Event, EventLog};
 use chathook_store::{PendingDelivery, WebhookStore};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 use crate::attempt_log::AttemptLog;
+use crate::catalog::Route;
 use crate::client::AttemptResult;
 use crate::client::Deliverer;
 use crate::clock::now_ms;
 use crate::config::WebhookConfig;
 use crate::endpoint::Endpoint;
 use crate::features::Features;
-use crate::format::{self, Route};
+use crate::format;
 use crate::health::{Gap, Health, HealthBook, LogRelease, ServerDisable};
 use crate::metrics::{endpoint_label, WebhookMetrics};
 use attempt::{Delivery, Settled};
@@ -75,7 +77,8 @@ pub(crate) struct Dispatcher {
     /// The endpoint's health (changed through `ctx.health`, by this dispatcher or the API).
     health: watch::Receiver<Arc<Health>>,
     wake: Arc<Notify>,
-    stop: watch::Receiver<bool>,
+    /// Cancelled when the dispatcher must stop (the endpoint's worker, a lost lease, or shutdown).
+    stop: CancellationToken,
     /// The name of its cursor in the event log.
     consumer: String,
     cursor: Cursor,
@@ -108,7 +111,7 @@ impl Dispatcher {
         endpoint: watch::Receiver<Arc<Endpoint>>,
         health: watch::Receiver<Arc<Health>>,
         wake: Arc<Notify>,
-        stop: watch::Receiver<bool>,
+        stop: CancellationToken,
         start_at: chathook_events::StartAt,
     ) -> Result<Dispatcher, chathook_events::EventLogError> {
         let consumer = endpoint.borrow().consumer_name();
@@ -152,7 +155,7 @@ impl Dispatcher {
     /// Runs until stopped; in-flight attempts are awaited so their outcome is recorded.
     pub(crate) async fn run(mut self) {
         loop {
-            if *self.stop.borrow() {
+            if self.stop.is_cancelled() {
                 break;
             }
             self.ctx.metrics.dispatcher_wakeups.inc();
@@ -199,7 +202,7 @@ impl Dispatcher {
                 _ = self.endpoint.changed() => {}
                 _ = self.health.changed() => {}
                 _ = self.wake.notified() => { self.retry_due = Some(Instant::now()); }
-                _ = self.stop.changed() => {}
+                _ = self.stop.cancelled() => {}
             }
         }
         // Let in-flight attempts finish for a moment; the rest are abandoned unacknowledged, so their
@@ -292,7 +295,10 @@ impl Dispatcher {
                 }
                 _ => false,
             };
-            if !endpoint.events.contains(&kind) || !features.allows(kind) || other_channel_type {
+            if !endpoint.events.contains(&kind)
+                || !crate::catalog::allowed(&features, kind)
+                || other_channel_type
+            {
                 self.cursor.read(logged.position);
                 continue;
             }

@@ -18,7 +18,7 @@ pub use wukongim::{render_notify, render_status, status_item};
 use chathook_events::{Event, LoggedEvent};
 use serde_json::Value;
 
-use crate::catalog;
+use crate::catalog::{self, Route};
 use crate::endpoint::Flavour;
 
 /// A body ready to send.
@@ -29,17 +29,6 @@ pub struct Rendered {
     /// Query string for the URL (without `?`), possibly empty.
     pub query: String,
     pub body: Vec<u8>,
-}
-
-/// How an event travels to an endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Route {
-    /// One delivery per event.
-    Single,
-    /// Batched into `msg.notify`.
-    Notify,
-    /// Batched into `user.onlinestatus`.
-    Status,
 }
 
 /// How `event` travels to an endpoint of `flavour`; `None` when the flavour does not send it.
