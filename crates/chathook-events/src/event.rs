@@ -34,6 +34,14 @@ pub enum Event {
     /// A member of a live group went online or offline.
     #[serde(rename = "group.member_online_status")]
     GroupMemberOnlineStatus(LiveMemberStatus),
+    /// Another IM server's webhook that has no typed event here, kept as it came (relay mode; always
+    /// inside [`Event::Relayed`]).
+    #[serde(rename = "foreign")]
+    Foreign(Box<Foreign>),
+    /// An event that a relay source (another IM server's webhooks) reported, not this server's IM
+    /// core: the IM core never acts on it, the webhook engine delivers it like its own.
+    #[serde(rename = "relayed")]
+    Relayed(Box<Relayed>),
 }
 
 impl Event {
@@ -50,7 +58,33 @@ impl Event {
             Event::GroupMemberRemoved(_) => EventKind::GroupMemberRemoved,
             Event::GroupDismissed(_) => EventKind::GroupDismissed,
             Event::GroupMemberOnlineStatus(_) => EventKind::GroupMemberOnlineStatus,
+            Event::Foreign(_) => EventKind::Foreign,
+            Event::Relayed(r) => r.event.kind(),
         }
+    }
+
+    /// The event itself: a relayed event's inner one, any other as it is.
+    pub fn inner(&self) -> &Event {
+        match self {
+            Event::Relayed(r) => r.event.inner(),
+            other => other,
+        }
+    }
+
+    /// The relay source that reported it; `None` for this server's own events.
+    pub fn source(&self) -> Option<&str> {
+        match self {
+            Event::Relayed(r) => Some(&r.source),
+            _ => None,
+        }
+    }
+
+    /// Marks `event` as reported by the relay source `source`.
+    pub fn relayed(source: &str, event: Event) -> Event {
+        Event::Relayed(Box::new(Relayed {
+            source: source.to_string(),
+            event,
+        }))
     }
 
     /// The native event name (the `standard` webhook flavour's `type`).
@@ -73,11 +107,12 @@ pub enum EventKind {
     GroupMemberRemoved,
     GroupDismissed,
     GroupMemberOnlineStatus,
+    Foreign,
 }
 
 impl EventKind {
     /// Every kind, in a stable order (the order of the declaration, so `ALL[k as usize] == k`).
-    pub const ALL: [EventKind; 10] = [
+    pub const ALL: [EventKind; 11] = [
         EventKind::UserOnline,
         EventKind::UserOffline,
         EventKind::ProfileChanged,
@@ -88,6 +123,7 @@ impl EventKind {
         EventKind::GroupMemberRemoved,
         EventKind::GroupDismissed,
         EventKind::GroupMemberOnlineStatus,
+        EventKind::Foreign,
     ];
 
     /// The native name, as the event log stores it in `type` (a test holds the serde tags of
@@ -104,6 +140,7 @@ impl EventKind {
             EventKind::GroupMemberRemoved => "group.member_removed",
             EventKind::GroupDismissed => "group.dismissed",
             EventKind::GroupMemberOnlineStatus => "group.member_online_status",
+            EventKind::Foreign => "foreign",
         }
     }
 
@@ -213,6 +250,54 @@ pub struct LiveMemberStatus {
     pub online: bool,
 }
 
+/// The IM server a relayed webhook came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    Wukongim,
+    Tencent,
+}
+
+impl Origin {
+    /// `wukongim` or `tencent`: the prefix of its foreign events' names.
+    pub fn name(self) -> &'static str {
+        match self {
+            Origin::Wukongim => "wukongim",
+            Origin::Tencent => "tencent",
+        }
+    }
+}
+
+/// Another IM server's webhook that chathook has no typed event for, as it came.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Foreign {
+    pub origin: Origin,
+    /// WuKongIM's `?event=` or Tencent's `CallbackCommand`.
+    pub command: String,
+    /// The body as it came (JSON text), delivered unchanged.
+    pub body: String,
+    /// Tencent's query parameters but `Sign` and `RequestTime` (which each delivery signs anew), in
+    /// the order they came.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub query: Vec<(String, String)>,
+}
+
+impl Foreign {
+    /// The name endpoints select it by, and the `standard` flavour's `type`: `tencent.<Command>` or
+    /// `wukongim.<event>`.
+    pub fn name(&self) -> String {
+        format!("{}.{}", self.origin.name(), self.command)
+    }
+}
+
+/// An event reported by a relay source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Relayed {
+    /// The relay source's id.
+    pub source: String,
+    pub event: Event,
+}
+
 /// A user's profile after a change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProfileChange {
@@ -236,6 +321,27 @@ mod tests {
         }
         assert_eq!(EventKind::from_name("msg.offline"), None);
         assert!(serde_json::from_str::<EventKind>("\"nope\"").is_err());
+    }
+
+    #[test]
+    fn a_relayed_event_has_the_kind_of_what_it_carries_and_names_its_source() {
+        let inner = Event::GroupDismissed(GroupRef {
+            channel_id: "g".into(),
+        });
+        let e = Event::relayed("src_1", inner.clone());
+        assert_eq!(e.kind(), EventKind::GroupDismissed);
+        assert_eq!(e.inner(), &inner);
+        assert_eq!(e.source(), Some("src_1"));
+        assert_eq!(inner.source(), None);
+        let back: Event = serde_json::from_value(serde_json::to_value(&e).unwrap()).unwrap();
+        assert_eq!(back, e);
+        let foreign = Foreign {
+            origin: Origin::Tencent,
+            command: "Group.CallbackAfterRecallMsg".into(),
+            body: "{}".into(),
+            query: vec![],
+        };
+        assert_eq!(foreign.name(), "tencent.Group.CallbackAfterRecallMsg");
     }
 
     #[test]

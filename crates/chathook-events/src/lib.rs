@@ -14,8 +14,8 @@ mod message;
 
 pub use client::ClientInfo;
 pub use event::{
-    Event, EventKind, GroupChange, GroupRef, LiveMemberStatus, OfflineMessage, PresenceChange,
-    PresenceReason, ProfileChange,
+    Event, EventKind, Foreign, GroupChange, GroupRef, LiveMemberStatus, OfflineMessage, Origin,
+    PresenceChange, PresenceReason, ProfileChange, Relayed,
 };
 pub use hook::{BeforeSend, Outgoing, Verdict};
 pub use log::{EventLog, EventLogError, LoggedEvent, StartAt};

@@ -140,6 +140,19 @@ const CATALOG: [EventType; EventKind::ALL.len()] = [
         tencent: &["Group.CallbackOnMemberStateChange"],
         sample: sample::group_member_online_status,
     },
+    EventType {
+        kind: EventKind::Foreign,
+        description:
+            "Relay mode: another IM server's webhook that chathook has no typed event for, \
+                      delivered as it came (to its own flavour, and to the standard flavour as \
+                      `tencent.<CallbackCommand>` or `wukongim.<event>` with the body in `data`).",
+        feature: None,
+        wukongim: "foreign",
+        wukongim_route: Route::Single,
+        wukongim_own: false,
+        tencent: &[],
+        sample: sample::foreign,
+    },
 ];
 
 /// The catalog row of `kind`.

@@ -2,11 +2,14 @@
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use chathook_events::EventKind;
+use chathook_events::{Event, EventKind};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 use crate::url_rules::UrlError;
+
+/// The source name of this server's own IM core (relay sources have ids).
+pub const LOCAL_SOURCE: &str = "local";
 
 /// How events are rendered for an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -56,6 +59,15 @@ pub struct Endpoint {
     /// events name one of Tencent's after-send commands without the other).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub message_channel_types: Vec<u8>,
+    /// When not empty, the only sources whose events it receives: relay source ids, and `local` for
+    /// this server's own IM core.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<String>,
+    /// The foreign events (relay mode: another server's webhooks without a typed event here) it
+    /// receives, by name (`tencent.<CallbackCommand>`, `wukongim.<event>`), each exact or ending in
+    /// `*` for a prefix. Selecting the `foreign` kind in `events` takes every one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub foreign: Vec<String>,
     /// The before-send hooks it answers (at most one endpoint per hook).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub before_send: Vec<HookKind>,
@@ -157,6 +169,8 @@ impl Endpoint {
             disabled_at: None,
             sign_token: None,
             message_channel_types: Vec::new(),
+            sources: Vec::new(),
+            foreign: Vec::new(),
             before_send: Vec::new(),
             hook_timeout_ms: MAX_HOOK_TIMEOUT_MS,
             on_failure: OnFailure::Allow,
@@ -172,6 +186,34 @@ impl Endpoint {
             }
         }
         out
+    }
+
+    /// Whether it receives `event` (by kind, a message's channel type, a foreign event's name, and the
+    /// source); the feature switches and the flavour decide the rest.
+    pub fn selects(&self, event: &Event) -> bool {
+        let source = event.source().unwrap_or(LOCAL_SOURCE);
+        if !self.sources.is_empty() && !self.sources.iter().any(|s| s == source) {
+            return false;
+        }
+        match event.inner() {
+            Event::Foreign(f) => {
+                self.events.contains(&EventKind::Foreign) || {
+                    let name = f.name();
+                    self.foreign
+                        .iter()
+                        .any(|pattern| match pattern.strip_suffix('*') {
+                            Some(prefix) => name.starts_with(prefix),
+                            None => *pattern == name,
+                        })
+                }
+            }
+            Event::MessageSent(m) => {
+                self.events.contains(&EventKind::MessageSent)
+                    && (self.message_channel_types.is_empty()
+                        || self.message_channel_types.contains(&m.channel_type))
+            }
+            other => self.events.contains(&other.kind()),
+        }
     }
 
     /// The name of this endpoint's cursor in the event log.
@@ -224,5 +266,63 @@ mod tests {
         assert!(check_secret(&s).is_ok());
         assert!(check_secret("whsec_AAAA").is_err());
         assert!(check_secret("nope").is_err());
+    }
+}
+
+#[cfg(test)]
+mod selection_tests {
+    use super::*;
+    use chathook_events::{Foreign, GroupRef, Origin};
+
+    fn endpoint(events: Vec<EventKind>) -> Endpoint {
+        Endpoint::new(
+            "ep".into(),
+            "http://x".into(),
+            Flavour::Standard,
+            events,
+            "s".into(),
+        )
+    }
+
+    fn recall() -> Event {
+        Event::Foreign(Box::new(Foreign {
+            origin: Origin::Tencent,
+            command: "Group.CallbackAfterRecallMsg".into(),
+            body: "{}".into(),
+            query: vec![],
+        }))
+    }
+
+    #[test]
+    fn sources_limit_by_relay_source_and_local_names_the_im_core() {
+        let dismissed = Event::GroupDismissed(GroupRef {
+            channel_id: "g".into(),
+        });
+        let mut e = endpoint(vec![EventKind::GroupDismissed]);
+        assert!(e.selects(&dismissed));
+        assert!(e.selects(&Event::relayed("src_a", dismissed.clone())));
+        e.sources = vec!["src_a".into()];
+        assert!(!e.selects(&dismissed));
+        assert!(e.selects(&Event::relayed("src_a", dismissed.clone())));
+        assert!(!e.selects(&Event::relayed("src_b", dismissed.clone())));
+        e.sources = vec![LOCAL_SOURCE.into()];
+        assert!(e.selects(&dismissed));
+        assert!(!e.selects(&Event::relayed("src_a", dismissed)));
+    }
+
+    #[test]
+    fn foreign_events_are_selected_by_exact_name_by_prefix_or_all_by_kind() {
+        let relayed = Event::relayed("src_a", recall());
+        let mut e = endpoint(vec![EventKind::MessageSent]);
+        assert!(!e.selects(&relayed));
+        e.foreign = vec!["tencent.Group.CallbackAfterRecallMsg".into()];
+        assert!(e.selects(&relayed));
+        e.foreign = vec!["tencent.Group.*".into()];
+        assert!(e.selects(&relayed));
+        e.foreign = vec!["tencent.C2C.*".into(), "wukongim.*".into()];
+        assert!(!e.selects(&relayed));
+        e.foreign = vec![];
+        e.events.push(EventKind::Foreign);
+        assert!(e.selects(&relayed));
     }
 }

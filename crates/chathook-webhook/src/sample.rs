@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use chathook_events::{
-    ClientInfo, Event, GroupChange, GroupRef, LiveMemberStatus, Message, MessageHeader,
-    OfflineMessage, PresenceChange, PresenceReason, ProfileChange,
+    ClientInfo, Event, Foreign, GroupChange, GroupRef, LiveMemberStatus, Message, MessageHeader,
+    OfflineMessage, Origin, PresenceChange, PresenceReason, ProfileChange,
 };
 
 /// The time of every sample (unix ms).
@@ -111,4 +111,20 @@ pub fn group_member_online_status() -> Event {
         device_flag: 0,
         online: true,
     })
+}
+
+/// A Tencent app's recall callback, relayed as it came.
+pub fn foreign() -> Event {
+    Event::Foreign(Box::new(Foreign {
+        origin: Origin::Tencent,
+        command: "Group.CallbackAfterRecallMsg".into(),
+        body: r#"{"CallbackCommand":"Group.CallbackAfterRecallMsg","GroupId":"group-1","Type":"Public","Operator_Account":"alice","MsgSeqList":[{"MsgSeq":7}],"EventTime":1700000000000}"#.into(),
+        query: vec![
+            ("SdkAppid".into(), "1400000000".into()),
+            ("CallbackCommand".into(), "Group.CallbackAfterRecallMsg".into()),
+            ("contenttype".into(), "json".into()),
+            ("ClientIP".into(), "203.0.113.7".into()),
+            ("OptPlatform".into(), "RESTAPI".into()),
+        ],
+    }))
 }

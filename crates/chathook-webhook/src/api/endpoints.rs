@@ -60,6 +60,10 @@ pub(super) struct EndpointView {
     before_send: Vec<HookKind>,
     /// Message events limited to these channel types (1 person, 2 group); empty = all.
     message_channel_types: Vec<u8>,
+    /// The foreign events it receives (relay mode), by name or prefix.
+    foreign: Vec<String>,
+    /// Only events from these sources (relay source ids, `local`); empty = all.
+    sources: Vec<String>,
     hook_timeout_ms: u64,
     on_failure: OnFailure,
     /// Only on create and rotate.
@@ -149,6 +153,8 @@ impl EndpointView {
             sign_token_set: e.sign_token.is_some(),
             before_send: e.before_send.clone(),
             message_channel_types: e.message_channel_types.clone(),
+            foreign: e.foreign.clone(),
+            sources: e.sources.clone(),
             hook_timeout_ms: e.hook_timeout_ms,
             on_failure: e.on_failure,
             secret: with_secret.then(|| e.secret.clone()),
@@ -198,15 +204,45 @@ fn check_description(description: &str) -> ApiResult<()> {
     Ok(())
 }
 
-/// An endpoint's `events`: the event kinds it receives, and the before-send hooks it answers
-/// (`message.before_send.person`/`group`, or Tencent's `C2C`/`Group.CallbackBeforeSendMsg`).
-fn check_events(names: &[String], flavour: Flavour) -> ApiResult<(Vec<EventKind>, Vec<HookKind>)> {
+/// What an endpoint's `events` select.
+struct Selection {
+    kinds: Vec<EventKind>,
+    /// The before-send hooks it answers (`message.before_send.person`/`group`, or Tencent's
+    /// `C2C`/`Group.CallbackBeforeSendMsg`).
+    hooks: Vec<HookKind>,
+    /// Foreign events by name (`tencent.<Command>`, `wukongim.<event>`, or a prefix ending in `*`).
+    foreign: Vec<String>,
+}
+
+/// The longest foreign event name (or prefix) an endpoint selects, in bytes.
+const MAX_FOREIGN_NAME_BYTES: usize = 128;
+
+/// A foreign event's name or prefix: `tencent.` or `wukongim.` and letters, digits, `.`, `_`, `-`,
+/// optionally ending in `*`.
+fn foreign_name(n: &str) -> Option<String> {
+    let rest = n
+        .strip_prefix("tencent.")
+        .or_else(|| n.strip_prefix("wukongim."))?;
+    let rest = rest.strip_suffix('*').unwrap_or(rest);
+    let fine = rest
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    (fine && n.len() <= MAX_FOREIGN_NAME_BYTES).then(|| n.to_string())
+}
+
+fn check_events(names: &[String], flavour: Flavour) -> ApiResult<Selection> {
     let mut hooks: Vec<HookKind> = Vec::new();
+    let mut foreign: Vec<String> = Vec::new();
     let mut rest = Vec::new();
     for n in names {
         match HookKind::from_name(n) {
             Some(h) if !hooks.contains(&h) => hooks.push(h),
             Some(_) => {}
+            None if catalog::resolve(n).is_none() && foreign_name(n).is_some() => {
+                if !foreign.contains(n) {
+                    foreign.push(n.clone());
+                }
+            }
             None => rest.push(n.clone()),
         }
     }
@@ -224,7 +260,42 @@ fn check_events(names: &[String], flavour: Flavour) -> ApiResult<(Vec<EventKind>
             format!("unknown event {n:?}; see GET /v1/webhooks/event-types"),
         )
     })?;
-    Ok((kinds, hooks))
+    Ok(Selection {
+        kinds,
+        hooks,
+        foreign,
+    })
+}
+
+/// The longest list of `sources` an endpoint keeps.
+const MAX_SOURCES: usize = 64;
+
+/// An endpoint's `sources`: relay source ids or `local`, at most [`MAX_SOURCES`].
+fn check_sources(sources: Vec<String>) -> ApiResult<Vec<String>> {
+    if sources.len() > MAX_SOURCES {
+        return Err(bad(
+            "sources",
+            "too_many_sources",
+            format!("sources lists at most {MAX_SOURCES} sources"),
+        ));
+    }
+    let mut out: Vec<String> = Vec::new();
+    for s in sources {
+        let fine = !s.is_empty()
+            && s.len() <= 64
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !fine {
+            return Err(bad(
+                "sources",
+                "source_invalid",
+                format!("{s:?} is not a source id (relay source ids, or \"local\")"),
+            ));
+        }
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    Ok(out)
 }
 
 fn check_hook_timeout(timeout_ms: Option<u64>) -> ApiResult<()> {
@@ -298,6 +369,14 @@ pub(super) struct CreateReq {
     hook_timeout_ms: Option<u64>,
     #[serde(default)]
     on_failure: Option<OnFailure>,
+    /// Only events from these sources (relay source ids, `local` for this server's IM core); empty
+    /// or missing = all. A Go backend's `null` is empty.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    sources: Vec<String>,
+}
+
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(Option::<Vec<String>>::deserialize(d)?.unwrap_or_default())
 }
 
 fn standard() -> Flavour {
@@ -317,7 +396,8 @@ pub(super) async fn create(
     if let Some(token) = &req.sign_token {
         check_sign_token(token)?;
     }
-    let (events, hooks) = check_events(&req.events, req.flavour)?;
+    let selection = check_events(&req.events, req.flavour)?;
+    let sources = check_sources(req.sources)?;
     check_limits(req.timeout_ms, req.max_in_flight, req.rate_limit_per_s)?;
     check_hook_timeout(req.hook_timeout_ms)?;
     let secret = match req.secret {
@@ -327,7 +407,9 @@ pub(super) async fn create(
         }
         None => new_secret(),
     };
-    let mut e = Endpoint::new(new_id("ep"), req.url, req.flavour, events, secret);
+    let mut e = Endpoint::new(new_id("ep"), req.url, req.flavour, selection.kinds, secret);
+    e.foreign = selection.foreign;
+    e.sources = sources;
     e.enabled = req.enabled.unwrap_or(true);
     if !e.enabled {
         e.disabled_at = Some(e.created_at);
@@ -337,7 +419,7 @@ pub(super) async fn create(
     e.max_in_flight = req.max_in_flight.unwrap_or(e.max_in_flight);
     e.rate_limit_per_s = req.rate_limit_per_s;
     e.sign_token = req.sign_token;
-    e.before_send = hooks;
+    e.before_send = selection.hooks;
     e.message_channel_types = catalog::message_channel_types(&req.events);
     e.hook_timeout_ms = req.hook_timeout_ms.unwrap_or(e.hook_timeout_ms);
     e.on_failure = req.on_failure.unwrap_or(e.on_failure);
@@ -421,6 +503,10 @@ pub(super) struct PatchReq {
     on_failure: Option<OnFailure>,
     #[serde(default)]
     confirm_port_change: bool,
+    /// `null` or `[]`: every source.
+    #[serde(default, deserialize_with = "some_nullable")]
+    #[schema(value_type = Option<Vec<String>>)]
+    sources: Option<Option<Vec<String>>>,
 }
 
 fn some_nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
@@ -471,7 +557,9 @@ pub(super) async fn patch(
         e.sign_token = token;
     }
     if let Some(events) = req.events {
-        (e.events, e.before_send) = check_events(&events, e.flavour)?;
+        let selection = check_events(&events, e.flavour)?;
+        (e.events, e.before_send, e.foreign) =
+            (selection.kinds, selection.hooks, selection.foreign);
         e.message_channel_types = catalog::message_channel_types(&events);
     } else if !e.before_send.is_empty() && e.flavour == Flavour::Wukongim {
         return Err(bad(
@@ -479,6 +567,9 @@ pub(super) async fn patch(
             "before_send_flavour",
             "before-send hooks need the tencent or standard flavour (WuKongIM has none)",
         ));
+    }
+    if let Some(sources) = req.sources {
+        e.sources = check_sources(sources.unwrap_or_default())?;
     }
     check_hook_timeout(req.hook_timeout_ms)?;
     if let Some(t) = req.hook_timeout_ms {

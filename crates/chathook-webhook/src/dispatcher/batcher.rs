@@ -80,7 +80,7 @@ impl Batcher {
     /// Adds a `message.sent` event; returns the batches that became ready.
     pub fn add_message(&mut self, logged: LoggedEvent, limits: &Limits) -> Vec<Delivery> {
         let mut ready = Vec::new();
-        let size = match &logged.event {
+        let size = match logged.event.inner() {
             Event::MessageSent(m) => m.payload.len() * 4 / 3 + 320,
             _ => 320,
         };
@@ -137,7 +137,7 @@ impl Batcher {
         let (positions, events) = self.notify.take()?;
         let messages: Vec<&Message> = events
             .iter()
-            .filter_map(|e| match &e.event {
+            .filter_map(|e| match e.event.inner() {
                 Event::MessageSent(m) => Some(m),
                 _ => None,
             })

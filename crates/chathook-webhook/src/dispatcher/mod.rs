@@ -287,17 +287,8 @@ impl Dispatcher {
         let features = *self.ctx.features.borrow();
         let limits = self.batch_limits();
         for logged in events {
-            let kind = logged.event.kind();
-            let other_channel_type = match &logged.event {
-                Event::MessageSent(m) => {
-                    !(endpoint.message_channel_types.is_empty()
-                        || endpoint.message_channel_types.contains(&m.channel_type))
-                }
-                _ => false,
-            };
-            if !endpoint.events.contains(&kind)
-                || !crate::catalog::allowed(&features, kind)
-                || other_channel_type
+            if !endpoint.selects(&logged.event)
+                || !crate::catalog::allowed(&features, logged.event.kind())
             {
                 self.cursor.read(logged.position);
                 continue;
@@ -319,7 +310,7 @@ impl Dispatcher {
                     self.ready.extend(ready);
                 }
                 Route::Status => {
-                    let item = match &logged.event {
+                    let item = match logged.event.inner() {
                         Event::UserOnline(c) => format::status_item(c, true),
                         Event::UserOffline(c) => format::status_item(c, false),
                         _ => {

@@ -4,7 +4,7 @@
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use chathook_events::{LoggedEvent, Outgoing, Verdict};
+use chathook_events::{Event, Foreign, LoggedEvent, Outgoing, Verdict};
 use serde_json::{json, Value};
 
 use super::{event_data, rfc3339, Rendered};
@@ -12,7 +12,10 @@ use crate::endpoint::HookKind;
 
 /// The request for one event.
 pub fn render(logged: &LoggedEvent) -> Rendered {
-    let event = &logged.event;
+    let event = logged.event.inner();
+    if let Event::Foreign(f) = event {
+        return foreign(f, logged.at_ms);
+    }
     let body = json!({
         "type": event.name(),
         "timestamp": rfc3339(logged.at_ms),
@@ -22,6 +25,24 @@ pub fn render(logged: &LoggedEvent) -> Rendered {
         event: event.name().into(),
         query: String::new(),
         body: serde_json::to_vec(&body).unwrap_or_default(),
+    }
+}
+
+/// Another server's webhook: `type` is `tencent.<Command>` or `wukongim.<event>`, `data` the body as
+/// it came (valid JSON: the relay stores nothing else).
+fn foreign(f: &Foreign, at_ms: i64) -> Rendered {
+    let name = f.name();
+    let head = json!({"type": name, "timestamp": rfc3339(at_ms)}).to_string();
+    // `{"type":..,"timestamp":..}` with `,"data":<body>` spliced in before the closing brace.
+    let mut body = head.into_bytes();
+    body.pop();
+    body.extend_from_slice(b",\"data\":");
+    body.extend_from_slice(f.body.as_bytes());
+    body.push(b'}');
+    Rendered {
+        event: name,
+        query: String::new(),
+        body,
     }
 }
 

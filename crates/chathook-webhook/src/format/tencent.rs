@@ -11,8 +11,8 @@
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use chathook_events::{
-    ClientInfo, Event, GroupChange, LoggedEvent, Message, Outgoing, PresenceChange, PresenceReason,
-    Verdict,
+    ClientInfo, Event, Foreign, GroupChange, LoggedEvent, Message, Origin, Outgoing,
+    PresenceChange, PresenceReason, Verdict,
 };
 use serde_json::{json, Value};
 
@@ -102,7 +102,7 @@ fn state_change(online: bool, reason: PresenceReason) -> Option<(&'static str, &
 
 /// Whether the tencent flavour sends `event` at all.
 pub fn sends(event: &Event) -> bool {
-    match event {
+    match event.inner() {
         Event::MessageOffline(_) => false,
         Event::UserOffline(c) => state_change(false, c.reason).is_some(),
         _ => true,
@@ -112,7 +112,9 @@ pub fn sends(event: &Event) -> bool {
 /// Renders `logged` as Tencent's callback; `None` when the flavour does not send it.
 pub fn render(logged: &LoggedEvent, sdk_app_id: u64) -> Option<Rendered> {
     let at = logged.at_ms;
-    let (command, client, mut body) = match &logged.event {
+    let (command, client, mut body) = match logged.event.inner() {
+        Event::Foreign(f) => return foreign(f),
+        Event::Relayed(_) => return None, // `inner` never answers a relayed event
         Event::UserOnline(c) => state(c, true, at)?,
         Event::UserOffline(c) => state(c, false, at)?,
         Event::MessageSent(m) => sent(m, at),
@@ -177,6 +179,23 @@ pub fn render(logged: &LoggedEvent, sdk_app_id: u64) -> Option<Rendered> {
             client.as_ref().map(|(ip, p)| (ip.as_str(), p.as_str())),
         ),
         body: serde_json::to_vec(&body).unwrap_or_default(),
+    })
+}
+
+/// Another Tencent app's callback as it came: its own query (`Sign` and `RequestTime` are added per
+/// attempt, under this endpoint's token) and body. `None` for another origin's.
+fn foreign(f: &Foreign) -> Option<Rendered> {
+    if f.origin != Origin::Tencent {
+        return None;
+    }
+    let mut q = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in &f.query {
+        q.append_pair(k, v);
+    }
+    Some(Rendered {
+        event: f.command.clone(),
+        query: q.finish(),
+        body: f.body.clone().into_bytes(),
     })
 }
 

@@ -110,6 +110,13 @@ pub fn render(event: &Event) -> Rendered {
         Event::MessageSent(m) => render_notify(&[m]),
         Event::UserOnline(c) => render_status(&[status_item(c, true)]),
         Event::UserOffline(c) => render_status(&[status_item(c, false)]),
+        // Another WuKongIM's webhook as it came (`route` sends only those of WuKongIM's origin).
+        Event::Foreign(f) => Rendered {
+            event: f.command.clone(),
+            query: query(&f.command),
+            body: f.body.clone().into_bytes(),
+        },
+        Event::Relayed(r) => render(&r.event),
         other => {
             let name = catalog::entry(other.kind()).wukongim;
             Rendered {
