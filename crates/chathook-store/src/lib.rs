@@ -220,6 +220,51 @@ pub trait PresenceStore: Send + Sync {
     ) -> Result<Vec<ConnRecord>, StoreError>;
 }
 
+/// What one relay ingest stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Ingested {
+    /// Events appended to the event log.
+    pub stored: usize,
+    /// Events left out: their key was already reported within the window (or twice in the batch).
+    pub duplicates: usize,
+}
+
+/// Relay mode's durable state: relay sources (opaque JSON documents, like endpoints) and the ingest
+/// of what a source reported, with the source's de-duplication keys (message ids).
+#[async_trait]
+pub trait RelayStore: Send + Sync {
+    async fn put_relay_source(&self, id: &str, document: String) -> Result<(), StoreError>;
+    /// Removes a source with its de-duplication keys; whether it existed.
+    async fn delete_relay_source(&self, id: &str) -> Result<bool, StoreError>;
+    /// Every source document, by id.
+    async fn relay_sources(&self) -> Result<Vec<(String, String)>, StoreError>;
+    /// Appends `events` to the event log in one durable commit, each with its de-duplication key if it
+    /// has one: an event whose key `source` reported at or after `seen_since_ms` (or earlier in
+    /// `events`) is left out; the others' keys are recorded (at now) in the same commit.
+    async fn relay_ingest(
+        &self,
+        source: &str,
+        events: Vec<(Event, Option<i64>)>,
+        seen_since_ms: i64,
+    ) -> Result<Ingested, StoreError>;
+    /// Removes de-duplication keys recorded before `before_ms`; how many.
+    async fn prune_relay_keys(&self, before_ms: i64) -> Result<usize, StoreError>;
+}
+
+/// Keeps the first event of each key in `events` and counts the others.
+pub(crate) fn first_of_each_key(
+    events: Vec<(Event, Option<i64>)>,
+) -> (Vec<(Event, Option<i64>)>, usize) {
+    let mut seen = std::collections::HashSet::new();
+    let total = events.len();
+    let kept: Vec<_> = events
+        .into_iter()
+        .filter(|(_, key)| key.is_none_or(|k| seen.insert(k)))
+        .collect();
+    let dropped = total - kept.len();
+    (kept, dropped)
+}
+
 /// The webhook engine's durable state: endpoint definitions (opaque JSON documents), settings, the
 /// deliveries waiting for a retry or dead-lettered, and the attempt log.
 #[async_trait]
@@ -369,8 +414,8 @@ pub trait Maintenance: Send + Sync {
 }
 
 /// Everything a server needs from its store, whichever the backend.
-pub trait ServerStore: Store + WebhookStore + Maintenance {}
-impl<T> ServerStore for T where T: Store + WebhookStore + Maintenance {}
+pub trait ServerStore: Store + WebhookStore + RelayStore + Maintenance {}
+impl<T> ServerStore for T where T: Store + WebhookStore + RelayStore + Maintenance {}
 
 /// Everything the IM core needs from storage.
 pub trait Store:

@@ -9,10 +9,10 @@ use std::sync::Arc;
 use chathook_events::{Event, EventLog, Message, MessageHeader, ProfileChange, StartAt};
 use chathook_store::{
     person_channel_key, AppendOutcome, AttemptQuery, AttemptRecord, ChannelDiff, ChannelFlags,
-    ChannelRecord, ChannelStore, CmdQueueStore, ConnRecord, ConversationStore, ListChange,
-    Maintenance, MessageLookup, MessageStore, NewMessage, PendingDelivery, PgStore, PresenceStore,
-    Profile, PullMode, SqliteOptions, SqliteStore, SubscriberChange, SyncQuery, TokenRecord,
-    UidList, UserStore, WebhookStore,
+    ChannelRecord, ChannelStore, CmdQueueStore, ConnRecord, ConversationStore, Ingested,
+    ListChange, Maintenance, MessageLookup, MessageStore, NewMessage, PendingDelivery, PgStore,
+    PresenceStore, Profile, PullMode, RelayStore, SqliteOptions, SqliteStore, SubscriberChange,
+    SyncQuery, TokenRecord, UidList, UserStore, WebhookStore,
 };
 use chathook_testkit::Postgres;
 
@@ -1110,6 +1110,112 @@ async fn maintenance(store: &(impl Maintenance + EventLog)) {
     assert!(!store.describe().is_empty());
 }
 
+/// Relay sources as documents; an ingest appends its events with their source, leaves out message ids
+/// the source reported within the window (or twice in one batch), and takes a key again once it is
+/// older than the window; deleting a source forgets its keys.
+async fn relay(store: &(impl RelayStore + EventLog)) {
+    store
+        .put_relay_source("src_a", "{\"v\":1}".into())
+        .await
+        .unwrap();
+    store
+        .put_relay_source("src_a", "{\"v\":2}".into())
+        .await
+        .unwrap();
+    store.put_relay_source("src_b", "{}".into()).await.unwrap();
+    assert_eq!(
+        store.relay_sources().await.unwrap(),
+        [
+            ("src_a".to_string(), "{\"v\":2}".to_string()),
+            ("src_b".into(), "{}".into())
+        ]
+    );
+    let dismissed = |g: &str| {
+        Event::relayed(
+            "src_a",
+            Event::GroupDismissed(chathook_events::GroupRef {
+                channel_id: g.into(),
+            }),
+        )
+    };
+    let head = store.head();
+    let first = store
+        .relay_ingest(
+            "src_a",
+            vec![
+                (dismissed("g1"), Some(1)),
+                (dismissed("g2"), Some(2)),
+                (dismissed("g1 again"), Some(1)),
+                (dismissed("keyless"), None),
+            ],
+            0,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        first,
+        Ingested {
+            stored: 3,
+            duplicates: 1
+        }
+    );
+    let logged = store.read_after(head, 10).await.unwrap();
+    let got: Vec<Event> = logged.into_iter().map(|l| l.event).collect();
+    assert_eq!(
+        got,
+        [dismissed("g1"), dismissed("g2"), dismissed("keyless")]
+    );
+    assert_eq!(got[0].source(), Some("src_a"));
+    // the same batch re-sent with one more message: only the new one is stored
+    let again = store
+        .relay_ingest(
+            "src_a",
+            vec![(dismissed("g2"), Some(2)), (dismissed("g3"), Some(3))],
+            0,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        Ingested {
+            stored: 1,
+            duplicates: 1
+        }
+    );
+    // keys are per source
+    let other = store
+        .relay_ingest("src_b", vec![(dismissed("g2"), Some(2))], 0)
+        .await
+        .unwrap();
+    assert_eq!(other.stored, 1);
+    // a key seen before the window is new again
+    let far_future = i64::MAX / 2;
+    let later = store
+        .relay_ingest("src_a", vec![(dismissed("g2"), Some(2))], far_future)
+        .await
+        .unwrap();
+    assert_eq!(
+        later,
+        Ingested {
+            stored: 1,
+            duplicates: 0
+        }
+    );
+    assert!(store.prune_relay_keys(far_future).await.unwrap() >= 3);
+    let pruned = store
+        .relay_ingest("src_b", vec![(dismissed("g2"), Some(2))], 0)
+        .await
+        .unwrap();
+    assert_eq!(pruned.stored, 1, "a pruned key is new again");
+    assert!(store.delete_relay_source("src_b").await.unwrap());
+    assert!(!store.delete_relay_source("src_b").await.unwrap());
+    let after_delete = store
+        .relay_ingest("src_b", vec![(dismissed("g2"), Some(2))], 0)
+        .await
+        .unwrap();
+    assert_eq!(after_delete.stored, 1, "a deleted source's keys are gone");
+}
+
 #[tokio::test]
 async fn every_behaviour_in_sqlite() {
     let dir = tempfile::tempdir().unwrap();
@@ -1120,6 +1226,7 @@ async fn every_behaviour_in_sqlite() {
     attempt_log(&*store).await;
     conversations(&*store).await;
     presence(&*store).await;
+    relay(&*store).await;
     messages(store.clone()).await;
     maintenance(&*store).await;
 }
@@ -1136,6 +1243,7 @@ async fn every_behaviour_in_postgres() {
     attempt_log(&store).await;
     conversations(&store).await;
     presence(&store).await;
+    relay(&store).await;
     let store = Arc::new(store);
     messages(store.clone()).await;
     maintenance(&*store).await;

@@ -14,6 +14,7 @@ mod conversations;
 mod event_log;
 mod messages;
 mod presence;
+mod relay;
 mod schema;
 mod users;
 mod webhook;

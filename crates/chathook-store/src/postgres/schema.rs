@@ -138,6 +138,15 @@ const STEPS: &[(i32, &str, &str)] = &[
         "CREATE TABLE node_figures (
              node_id INTEGER PRIMARY KEY, at_ms BIGINT NOT NULL, figures TEXT NOT NULL);",
     ),
+    (
+        11,
+        "relay mode: relay sources, and each source's de-duplication keys (message ids) with when seen",
+        "CREATE TABLE relay_sources (id TEXT PRIMARY KEY, document TEXT NOT NULL);
+         CREATE TABLE relay_keys (
+             source TEXT NOT NULL, key BIGINT NOT NULL, at_ms BIGINT NOT NULL,
+             PRIMARY KEY (source, key));
+         CREATE INDEX relay_keys_at ON relay_keys(at_ms);",
+    ),
 ];
 
 /// The version the last step brings the schema to.

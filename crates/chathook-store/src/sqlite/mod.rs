@@ -9,6 +9,7 @@ mod event_body;
 mod event_log;
 mod messages;
 mod presence;
+mod relay;
 mod schema;
 mod users;
 mod webhook;

@@ -72,6 +72,11 @@ CREATE TABLE IF NOT EXISTS webhook_attempts (
     request TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS webhook_attempts_endpoint ON webhook_attempts(endpoint_id, id);
 CREATE INDEX IF NOT EXISTS webhook_attempts_at ON webhook_attempts(at_ms);
+CREATE TABLE IF NOT EXISTS relay_sources (id TEXT PRIMARY KEY, document TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS relay_keys (
+    source TEXT NOT NULL, key INTEGER NOT NULL, at_ms INTEGER NOT NULL,
+    PRIMARY KEY (source, key)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS relay_keys_at ON relay_keys(at_ms);
 CREATE TABLE IF NOT EXISTS connections (
     conn_id INTEGER PRIMARY KEY, uid TEXT NOT NULL, device_flag INTEGER NOT NULL,
     connected_at INTEGER NOT NULL);
