@@ -84,6 +84,12 @@ pub struct WebhookConfig {
     /// `tencent.sdk_app_id` (not a `webhook.*` key).
     #[serde(skip)]
     pub tencent_sdk_app_id: u64,
+    /// Relay mode's settings; the server sets them from `[relay]` (not `webhook.*` keys).
+    #[serde(skip)]
+    pub relay: crate::relay::RelayConfig,
+    /// The API's own base URL (`http://<api_addr>`), which ingest URLs fall back to.
+    #[serde(skip)]
+    pub api_base_url: String,
 }
 
 /// `[[webhook.endpoints]]`.
@@ -146,6 +152,8 @@ impl Default for WebhookConfig {
             grpc_addr: None,
             msg_notify_retry_max_count: None,
             tencent_sdk_app_id: 0,
+            relay: Default::default(),
+            api_base_url: String::new(),
         }
     }
 }

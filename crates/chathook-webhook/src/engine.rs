@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chathook_events::{EventLog, StartAt};
 use chathook_store::sealing::Sealer;
-use chathook_store::{StoreError, WebhookStore};
+use chathook_store::{RelayStore, StoreError, WebhookStore};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -26,6 +26,7 @@ use crate::guard::NetworkGuard;
 use crate::health::{Health, HealthBook};
 use crate::hooks::{HookSlots, Hooks};
 use crate::metrics::WebhookMetrics;
+use crate::relay::Relay;
 use crate::stored;
 
 /// An endpoint's dispatcher (running while the node may deliver to it) and the handles to reach it.
@@ -54,6 +55,8 @@ pub enum EngineError {
     /// A stored endpoint cannot be read (its secrets do not open under the secrets keys).
     #[error(transparent)]
     Stored(#[from] crate::stored::StoredError),
+    #[error(transparent)]
+    Relay(#[from] crate::relay::RelayError),
     /// Another endpoint already answers this before-send hook.
     #[error(
         "{hook} is already answered by endpoint {endpoint}; one endpoint per before-send hook"
@@ -131,6 +134,8 @@ pub struct WebhookEngine {
     background: Arc<Mutex<Vec<JoinHandle<()>>>>,
     /// In a cluster: dispatchers run under leases.
     leasing: Option<crate::lease::Leasing>,
+    /// Relay mode's sources and ingest.
+    relay: Relay,
 }
 
 const FEATURES_KEY: &str = "webhook.features";
@@ -139,9 +144,11 @@ impl WebhookEngine {
     /// Starts the engine: loads the endpoints, their health and the features, adds the config file's
     /// endpoints (read-only; `secret_seed` derives their secrets when the config gives none) and starts
     /// a dispatcher for each.
+    #[allow(clippy::too_many_arguments)]
     pub async fn start(
         log: Arc<dyn EventLog>,
         store: Arc<dyn WebhookStore>,
+        relay_store: Arc<dyn RelayStore>,
         config: WebhookConfig,
         secret_seed: &str,
         sealer: Sealer,
@@ -184,6 +191,13 @@ impl WebhookEngine {
             sealer,
         });
         let stop = CancellationToken::new();
+        let relay = Relay::start(
+            relay_store,
+            ctx.sealer.clone(),
+            ctx.config.relay.clone(),
+            ctx.config.api_base_url.clone(),
+        )
+        .await?;
         let engine = WebhookEngine {
             ctx: ctx.clone(),
             workers: Arc::new(Mutex::new(HashMap::new())),
@@ -192,6 +206,7 @@ impl WebhookEngine {
             stop: stop.clone(),
             background: Arc::new(Mutex::new(Vec::new())),
             leasing,
+            relay: relay.clone(),
         };
         let mut stored = load_stored(&ctx, &mut health).await?;
         let from_config = crate::config_endpoints::from_config(&ctx.config, secret_seed)
@@ -211,8 +226,10 @@ impl WebhookEngine {
             ctx.config.attempt_prune_interval,
             stop.clone(),
         ));
+        let relay_pruner =
+            tokio::spawn(relay.prune(ctx.config.attempt_prune_interval, stop.clone()));
         if let Ok(mut bg) = engine.background.lock() {
-            bg.extend([writer, pruner]);
+            bg.extend([writer, pruner, relay_pruner]);
         }
         if let Some(leasing) = engine.leasing.clone() {
             let holder = tokio::spawn(crate::lease::hold(engine.clone(), leasing, stop.clone()));
@@ -484,6 +501,11 @@ impl WebhookEngine {
         self.ctx.store.put_setting(FEATURES_KEY, text).await?;
         self.ctx.features.send_replace(features);
         Ok(())
+    }
+
+    /// Relay mode's sources and ingest.
+    pub fn relay(&self) -> &Relay {
+        &self.relay
     }
 
     pub fn config(&self) -> &WebhookConfig {

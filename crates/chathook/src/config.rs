@@ -73,6 +73,8 @@ pub struct Config {
     /// Several nodes: the NATS server they share, heartbeats, lost nodes, webhook leases.
     pub cluster: ClusterConfig,
     pub webhook: WebhookConfig,
+    /// Relay mode: other IM servers' webhooks in (ingest URLs, de-duplication window).
+    pub relay: chathook_webhook::RelayConfig,
     /// Tencent Cloud Chat compatibility: the app id and the key UserSigs are signed with.
     pub tencent: TencentConfig,
 }
@@ -98,6 +100,7 @@ impl Default for Config {
             storage: StorageConfig::default(),
             cluster: ClusterConfig::default(),
             webhook: WebhookConfig::default(),
+            relay: Default::default(),
             tencent: TencentConfig::default(),
         }
     }

@@ -225,8 +225,11 @@ impl Server {
         let webhooks = WebhookEngine::start(
             store.clone() as Arc<dyn EventLog>,
             store.clone() as Arc<dyn WebhookStore>,
+            store.clone() as Arc<dyn chathook_store::RelayStore>,
             chathook_webhook::WebhookConfig {
                 tencent_sdk_app_id: config.tencent.sdk_app_id,
+                relay: config.relay.clone(),
+                api_base_url: format!("http://{}", api_listener.local_addr()?),
                 ..config.webhook.clone()
             },
             &admin_key,
@@ -279,6 +282,10 @@ impl Server {
             )
             .route("/openapi.json", openapi::route(document))
             .merge(documented)
+            .merge(chathook_webhook::relay::ingest::router(
+                webhooks.relay().clone(),
+                config.limits.max_http_body_bytes,
+            ))
             .merge(console::router())
             .fallback(not_found)
             .layer(axum::middleware::from_fn_with_state(

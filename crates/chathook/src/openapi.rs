@@ -25,6 +25,7 @@ use utoipa::{Modify, OpenApi};
         (name = "webhooks", description = "Endpoints, their events and secrets"),
         (name = "deliveries", description = "Test sends, the attempt log, dead letters, statistics"),
         (name = "features", description = "Feature switches some events need"),
+        (name = "relay", description = "Relay mode: sources whose webhooks chathook takes in and delivers"),
         (name = "server", description = "The server at a glance"),
     )
 )]

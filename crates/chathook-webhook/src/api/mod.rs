@@ -1,11 +1,12 @@
 //! The webhook admin API under `/v1` (admin key required, applied by the binary): the router and the
 //! errors every handler shares. Each file beside it owns one part: `endpoints` (settings, secrets,
 //! URL rules), `deliveries` (tests, attempts, dead letters, replays), `stats`, `event_types` (the
-//! catalog and the feature switches).
+//! catalog and the feature switches), `relay` (relay sources).
 
 mod deliveries;
 mod endpoints;
 mod event_types;
+mod relay;
 mod stats;
 
 use std::sync::Arc;
@@ -22,7 +23,7 @@ use crate::engine::{EngineError, WebhookEngine};
 pub(super) type ApiResult<T> = Result<T, V1Error>;
 
 /// Every route of [`router`], as (method, path), for tests that must visit each one.
-pub const ROUTES: [(&str, &str); 18] = [
+pub const ROUTES: [(&str, &str); 24] = [
     ("POST", "/v1/webhooks/endpoints"),
     ("GET", "/v1/webhooks/endpoints"),
     ("GET", "/v1/webhooks/endpoints/{id}"),
@@ -44,6 +45,12 @@ pub const ROUTES: [(&str, &str); 18] = [
     ("GET", "/v1/webhooks/event-types"),
     ("GET", "/v1/features"),
     ("PUT", "/v1/features"),
+    ("POST", "/v1/relay/sources"),
+    ("GET", "/v1/relay/sources"),
+    ("GET", "/v1/relay/sources/{id}"),
+    ("PATCH", "/v1/relay/sources/{id}"),
+    ("DELETE", "/v1/relay/sources/{id}"),
+    ("POST", "/v1/relay/sources/{id}/rotate"),
 ];
 
 /// The webhook routes, each with its OpenAPI description (`utoipa`), so that the document the binary
@@ -71,6 +78,9 @@ pub fn router(engine: WebhookEngine) -> OpenApiRouter {
             event_types::get_features,
             event_types::put_features
         ))
+        .routes(routes!(relay::create, relay::list))
+        .routes(routes!(relay::show, relay::patch, relay::remove))
+        .routes(routes!(relay::rotate))
         .with_state(engine)
 }
 

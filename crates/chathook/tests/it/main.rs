@@ -21,6 +21,7 @@ mod messaging;
 mod nulls;
 mod ordering;
 mod postgres;
+mod relay;
 mod sdk;
 mod sdk_js;
 mod secrets;

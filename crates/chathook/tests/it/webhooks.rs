@@ -886,7 +886,12 @@ async fn test_sends_attempts_page_and_stats_summarise() {
         .await;
     assert_eq!(st, 200);
     let list = types["data"].as_array().unwrap();
-    assert_eq!(list.len(), 10);
+    assert_eq!(list.len(), 11);
+    let foreign = list.iter().find(|t| t["name"] == "foreign").unwrap();
+    assert_eq!(
+        foreign["examples"]["standard"]["type"],
+        "tencent.Group.CallbackAfterRecallMsg"
+    );
     let hooks = types["before_send"].as_array().unwrap();
     assert_eq!(
         hooks

@@ -1,0 +1,191 @@
+//! Relay mode: another IM server's webhooks in, verified, parsed into the same events chathook's own
+//! IM core produces (marked with their source) and appended to the event log, where every endpoint
+//! takes them like its own. `source` owns a source and its secrets, `ingest` the HTTP entry point;
+//! this module keeps the registry of sources and the step from a verified request to a durable
+//! commit. The answer to the sending server is given only after that commit.
+
+pub mod ingest;
+pub mod source;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use chathook_events::Event;
+use chathook_store::sealing::Sealer;
+use chathook_store::{Ingested, RelayStore, StoreError};
+use serde::{Deserialize, Serialize};
+
+use crate::clock::now_ms;
+use source::{Source, StoredSourceError};
+
+/// `[relay]`: relay mode's settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RelayConfig {
+    /// The base URL ingest URLs are built on (as the sending server reaches chathook); the API's
+    /// address when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+    /// How long a source's message ids are remembered to leave out re-sent messages (WuKongIM merges
+    /// a failed `msg.notify` batch into later ones).
+    #[serde(with = "humantime_serde")]
+    pub dedup_window: Duration,
+    /// How long a rotated-out ingest URL still works.
+    #[serde(with = "humantime_serde")]
+    pub rotation_grace: Duration,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            public_url: None,
+            dedup_window: Duration::from_secs(24 * 3600),
+            rotation_grace: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Stored(#[from] StoredSourceError),
+}
+
+/// The relay sources and their ingest. Cloning shares it.
+#[derive(Clone)]
+pub struct Relay {
+    store: Arc<dyn RelayStore>,
+    sealer: Sealer,
+    config: RelayConfig,
+    /// The base of ingest URLs (`public_url`, or the API's address).
+    base_url: String,
+    /// The sources by id, as last read from the store.
+    sources: Arc<RwLock<HashMap<String, Arc<Source>>>>,
+}
+
+impl Relay {
+    /// Loads the stored sources.
+    pub(crate) async fn start(
+        store: Arc<dyn RelayStore>,
+        sealer: Sealer,
+        config: RelayConfig,
+        api_base: String,
+    ) -> Result<Relay, RelayError> {
+        let base_url = config
+            .public_url
+            .clone()
+            .unwrap_or(api_base)
+            .trim_end_matches('/')
+            .to_string();
+        let relay = Relay {
+            store,
+            sealer,
+            config,
+            base_url,
+            sources: Arc::default(),
+        };
+        relay.reload().await?;
+        Ok(relay)
+    }
+
+    /// Reads the sources as the store has them (another node may have changed them).
+    pub async fn reload(&self) -> Result<(), RelayError> {
+        let mut fresh = HashMap::new();
+        for (id, doc) in self.store.relay_sources().await? {
+            let s = source::open(&self.sealer, &id, &doc)?;
+            fresh.insert(id, Arc::new(s));
+        }
+        if let Ok(mut sources) = self.sources.write() {
+            *sources = fresh;
+        }
+        Ok(())
+    }
+
+    pub fn config(&self) -> &RelayConfig {
+        &self.config
+    }
+
+    /// Where `s` takes its webhooks.
+    pub fn ingest_url(&self, s: &Source) -> String {
+        format!("{}/relay/{}/{}", self.base_url, s.id, s.secret)
+    }
+
+    /// Every source, by creation.
+    pub fn list(&self) -> Vec<Arc<Source>> {
+        let mut list: Vec<Arc<Source>> = self
+            .sources
+            .read()
+            .map(|s| s.values().cloned().collect())
+            .unwrap_or_default();
+        list.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        list
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<Source>> {
+        self.sources.read().ok()?.get(id).cloned()
+    }
+
+    /// Stores a new or changed source.
+    pub async fn put(&self, s: Source) -> Result<(), RelayError> {
+        self.store
+            .put_relay_source(&s.id, source::seal(&self.sealer, &s))
+            .await?;
+        if let Ok(mut sources) = self.sources.write() {
+            sources.insert(s.id.clone(), Arc::new(s));
+        }
+        Ok(())
+    }
+
+    /// Forgets a source and its de-duplication keys; whether it existed.
+    pub async fn delete(&self, id: &str) -> Result<bool, RelayError> {
+        let existed = self.store.delete_relay_source(id).await?;
+        if let Ok(mut sources) = self.sources.write() {
+            sources.remove(id);
+        }
+        Ok(existed)
+    }
+
+    /// The source `id` if `secret` is its path secret now; a miss reads the store again once (another
+    /// node may have created or rotated it).
+    pub(crate) async fn authenticate(&self, id: &str, secret: &str) -> Option<Arc<Source>> {
+        let now = now_ms();
+        if let Some(s) = self.get(id).filter(|s| s.admits_secret(secret, now)) {
+            return Some(s);
+        }
+        if let Err(e) = self.reload().await {
+            tracing::warn!(error = %e, "cannot read the relay sources");
+        }
+        self.get(id).filter(|s| s.admits_secret(secret, now))
+    }
+
+    /// Appends what `source` reported, durably, leaving out messages it re-sent within the window.
+    pub(crate) async fn commit(
+        &self,
+        source: &Source,
+        parsed: Vec<(Event, Option<i64>)>,
+    ) -> Result<Ingested, StoreError> {
+        let events = parsed
+            .into_iter()
+            .map(|(e, key)| (Event::relayed(&source.id, e), key))
+            .collect();
+        let since = now_ms() - self.config.dedup_window.as_millis() as i64;
+        self.store.relay_ingest(&source.id, events, since).await
+    }
+
+    /// Forgets de-duplication keys older than the window, every `interval`, until `stop`.
+    pub(crate) async fn prune(self, interval: Duration, stop: tokio_util::sync::CancellationToken) {
+        loop {
+            let before = now_ms() - self.config.dedup_window.as_millis() as i64;
+            if let Err(e) = self.store.prune_relay_keys(before).await {
+                tracing::warn!(error = %e, "cannot prune the relay's de-duplication keys");
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(interval) => {}
+            }
+        }
+    }
+}
