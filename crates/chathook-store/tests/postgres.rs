@@ -537,6 +537,8 @@ async fn events_stored_as_jsonb_before_step_9_stay_readable_after_it() {
         .batch_execute(
             "ALTER TABLE event_log ALTER COLUMN body TYPE JSONB USING body::JSONB;
              DROP TABLE node_figures;
+             DROP TABLE relay_sources;
+             DROP TABLE relay_keys;
              DELETE FROM chathook_migrations WHERE version >= 9;",
         )
         .await
