@@ -420,7 +420,7 @@ mod tests {
             EventKind::ProfileChanged,
         ] {
             let sample = catalog::sample(kind);
-            assert_eq!(round_trip(&sample), [sample.event.clone()], "{kind}");
+            assert_eq!(round_trip(&sample), vec![sample.event], "{kind}");
         }
         for kind in [EventKind::UserOnline, EventKind::UserOffline] {
             let sample = catalog::sample(kind);
