@@ -84,6 +84,7 @@ impl Event {
         Event::Relayed(Box::new(Relayed {
             source: source.to_string(),
             event,
+            sdk_app_id: None,
         }))
     }
 
@@ -296,6 +297,9 @@ pub struct Relayed {
     /// The relay source's id.
     pub source: String,
     pub event: Event,
+    /// The Tencent app that sent it (`SdkAppid`), named again when it is delivered in Tencent's flavour.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdk_app_id: Option<u64>,
 }
 
 /// A user's profile after a change.

@@ -191,8 +191,13 @@ impl WebhookEngine {
             sealer,
         });
         let stop = CancellationToken::new();
+        let hooks = Arc::new(HookSlots::default());
         let relay = Relay::start(
             relay_store,
+            Arc::new(Hooks {
+                ctx: ctx.clone(),
+                slots: hooks.clone(),
+            }),
             ctx.sealer.clone(),
             ctx.config.relay.clone(),
             ctx.config.api_base_url.clone(),
@@ -201,7 +206,7 @@ impl WebhookEngine {
         let engine = WebhookEngine {
             ctx: ctx.clone(),
             workers: Arc::new(Mutex::new(HashMap::new())),
-            hooks: Arc::new(HookSlots::default()),
+            hooks,
             changes: Arc::new(tokio::sync::Mutex::new(())),
             stop: stop.clone(),
             background: Arc::new(Mutex::new(Vec::new())),

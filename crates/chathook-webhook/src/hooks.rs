@@ -78,9 +78,29 @@ impl BeforeSend for Hooks {
     }
 
     async fn judge(&self, m: &Outgoing) -> Verdict {
-        let Some((kind, endpoint)) = self.judge_for(m.channel_type) else {
+        self.judge_within(m, None).await
+    }
+}
+
+impl Hooks {
+    /// The verdict on `m`, the hook's timeout cut to `cap` when given (relay mode answers another
+    /// server within its own deadline); past it, the endpoint's `on_failure` decides.
+    pub(crate) async fn judge_within(
+        &self,
+        m: &Outgoing,
+        cap: Option<std::time::Duration>,
+    ) -> Verdict {
+        let Some((kind, mut endpoint)) = self.judge_for(m.channel_type) else {
             return Verdict::Allow { payload: None };
         };
+        if let Some(cap) = cap {
+            let cap_ms = cap.as_millis() as u64;
+            if cap_ms < endpoint.hook_timeout_ms {
+                let mut capped = (*endpoint).clone();
+                capped.hook_timeout_ms = cap_ms.max(1);
+                endpoint = Arc::new(capped);
+            }
+        }
         let rendered = render(endpoint.flavour, kind, m, self.ctx.tencent_app);
         let delivery = Delivery::one_off(new_id("hook"), rendered);
         let (_, result) = attempt::send_hook(

@@ -243,6 +243,17 @@ fn check_events(names: &[String], flavour: Flavour) -> ApiResult<Selection> {
                     foreign.push(n.clone());
                 }
             }
+            // A tencent endpoint names Tencent's other commands as Tencent does (`Sns.CallbackFriendAdd`).
+            None if flavour == Flavour::Tencent
+                && catalog::resolve(n).is_none()
+                && n.contains(".Callback")
+                && foreign_name(&format!("tencent.{n}")).is_some() =>
+            {
+                let name = format!("tencent.{n}");
+                if !foreign.contains(&name) {
+                    foreign.push(name);
+                }
+            }
             None => rest.push(n.clone()),
         }
     }

@@ -13,9 +13,12 @@ use utoipa::ToSchema;
 use super::{bad, ApiResult};
 use crate::clock::now_ms;
 use crate::endpoint::new_id;
+use crate::endpoint::MAX_HOOK_TIMEOUT_MS;
 use crate::engine::WebhookEngine;
 use crate::format::rfc3339;
-use crate::relay::source::{new_secret, Source, SourceKind, DEFAULT_MAX_SKEW_S};
+use crate::relay::source::{
+    new_secret, Source, SourceKind, DEFAULT_HOOK_DEADLINE_MS, DEFAULT_MAX_SKEW_S,
+};
 use crate::relay::{Relay, RelayError};
 
 /// A source as the API shows it.
@@ -37,6 +40,7 @@ pub(super) struct SourceView {
     #[schema(value_type = Vec<String>)]
     allowed_networks: Vec<IpNet>,
     max_skew_s: u64,
+    hook_deadline_ms: u64,
     created_at: String,
     updated_at: String,
 }
@@ -58,6 +62,7 @@ impl SourceView {
             sdk_app_id: s.sdk_app_id,
             allowed_networks: s.allowed_networks.clone(),
             max_skew_s: s.max_skew_s,
+            hook_deadline_ms: s.hook_deadline_ms,
             created_at: rfc3339(s.created_at),
             updated_at: rfc3339(s.updated_at),
         }
@@ -106,6 +111,9 @@ pub(super) struct SourceSettings {
     allowed_networks: Option<Option<Vec<String>>>,
     #[serde(default)]
     max_skew_s: Option<u64>,
+    /// Tencent: how long a before-send callback waits for the hook, 1 to 2000 ms.
+    #[serde(default)]
+    hook_deadline_ms: Option<u64>,
 }
 
 fn some_nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
@@ -179,6 +187,16 @@ impl SourceSettings {
             }
             s.max_skew_s = skew;
         }
+        if let Some(d) = self.hook_deadline_ms {
+            if !(1..=MAX_HOOK_TIMEOUT_MS).contains(&d) {
+                return Err(bad(
+                    "hook_deadline_ms",
+                    "hook_deadline_out_of_range",
+                    format!("hook_deadline_ms must be between 1 and {MAX_HOOK_TIMEOUT_MS}"),
+                ));
+            }
+            s.hook_deadline_ms = d;
+        }
         Ok(())
     }
 }
@@ -201,6 +219,9 @@ pub(super) struct CreateReq {
     /// Tencent: how far `RequestTime` may be from now (default 60).
     #[serde(default)]
     max_skew_s: Option<u64>,
+    /// Tencent: how long a before-send callback waits for the hook (default 1500 ms).
+    #[serde(default)]
+    hook_deadline_ms: Option<u64>,
 }
 
 impl CreateReq {
@@ -211,6 +232,7 @@ impl CreateReq {
             sdk_app_id: self.sdk_app_id.map(Some),
             allowed_networks: self.allowed_networks.map(Some),
             max_skew_s: self.max_skew_s,
+            hook_deadline_ms: self.hook_deadline_ms,
         }
     }
 }
@@ -235,6 +257,7 @@ pub(super) async fn create(
         sdk_app_id: None,
         allowed_networks: Vec::new(),
         max_skew_s: DEFAULT_MAX_SKEW_S,
+        hook_deadline_ms: DEFAULT_HOOK_DEADLINE_MS,
         created_at: now,
         updated_at: now,
     };

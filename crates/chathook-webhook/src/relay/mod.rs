@@ -11,12 +11,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use chathook_events::Event;
+use chathook_events::{Event, Outgoing, Verdict};
 use chathook_store::sealing::Sealer;
 use chathook_store::{Ingested, RelayStore, StoreError};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::now_ms;
+use crate::hooks::Hooks;
 use source::{Source, StoredSourceError};
 
 /// `[relay]`: relay mode's settings.
@@ -58,6 +59,8 @@ pub enum RelayError {
 #[derive(Clone)]
 pub struct Relay {
     store: Arc<dyn RelayStore>,
+    /// The before-send hooks, which answer Tencent's before-send callbacks.
+    hooks: Arc<Hooks>,
     sealer: Sealer,
     config: RelayConfig,
     /// The base of ingest URLs (`public_url`, or the API's address).
@@ -70,6 +73,7 @@ impl Relay {
     /// Loads the stored sources.
     pub(crate) async fn start(
         store: Arc<dyn RelayStore>,
+        hooks: Arc<Hooks>,
         sealer: Sealer,
         config: RelayConfig,
         api_base: String,
@@ -82,6 +86,7 @@ impl Relay {
             .to_string();
         let relay = Relay {
             store,
+            hooks,
             sealer,
             config,
             base_url,
@@ -162,17 +167,32 @@ impl Relay {
     }
 
     /// Appends what `source` reported, durably, leaving out messages it re-sent within the window.
+    /// `sdk_app_id` is the Tencent app that sent them, if any.
     pub(crate) async fn commit(
         &self,
         source: &Source,
         parsed: Vec<(Event, Option<i64>)>,
+        sdk_app_id: Option<u64>,
     ) -> Result<Ingested, StoreError> {
         let events = parsed
             .into_iter()
-            .map(|(e, key)| (Event::relayed(&source.id, e), key))
+            .map(|(e, key)| {
+                let mut relayed = Event::relayed(&source.id, e);
+                if let Event::Relayed(r) = &mut relayed {
+                    r.sdk_app_id = sdk_app_id;
+                }
+                (relayed, key)
+            })
             .collect();
         let since = now_ms() - self.config.dedup_window.as_millis() as i64;
         self.store.relay_ingest(&source.id, events, since).await
+    }
+
+    /// The before-send verdict on `m`, within `source`'s deadline (past it, the hook endpoint's
+    /// `on_failure` decides; without a hook endpoint, allow).
+    pub(crate) async fn judge(&self, source: &Source, m: &Outgoing) -> Verdict {
+        let deadline = Duration::from_millis(source.hook_deadline_ms);
+        self.hooks.judge_within(m, Some(deadline)).await
     }
 
     /// Forgets de-duplication keys older than the window, every `interval`, until `stop`.

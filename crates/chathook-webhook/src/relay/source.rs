@@ -41,6 +41,9 @@ pub struct Source {
     pub allowed_networks: Vec<IpNet>,
     /// Tencent: how far `RequestTime` may be from now, in seconds.
     pub max_skew_s: u64,
+    /// Tencent: how long a before-send callback may wait for the hook's verdict (under Tencent's 2 s).
+    #[serde(default = "default_hook_deadline_ms")]
+    pub hook_deadline_ms: u64,
     /// Unix ms.
     pub created_at: i64,
     pub updated_at: i64,
@@ -48,6 +51,13 @@ pub struct Source {
 
 /// Tencent's `RequestTime` window by default, in seconds.
 pub const DEFAULT_MAX_SKEW_S: u64 = 60;
+
+/// How long a before-send callback waits for the hook by default, in milliseconds.
+pub const DEFAULT_HOOK_DEADLINE_MS: u64 = 1_500;
+
+fn default_hook_deadline_ms() -> u64 {
+    DEFAULT_HOOK_DEADLINE_MS
+}
 
 impl Source {
     /// Whether `given` is this source's path secret now (the previous one until its grace ends);
@@ -61,9 +71,61 @@ impl Source {
         current | previous
     }
 
+    /// Whether a Tencent request signed `sign` at `request_time` (unix seconds) is good now: the
+    /// source's token makes that `Sign` (compared in constant time) and the time is within
+    /// `max_skew_s`. Without a token every request is good.
+    pub fn admits_sign(
+        &self,
+        sign: Option<&str>,
+        request_time: Option<&str>,
+        now_ms: i64,
+    ) -> Result<(), SignRefusal> {
+        use subtle::ConstantTimeEq;
+        let Some(token) = &self.sign_token else {
+            return Ok(());
+        };
+        let (Some(sign), Some(time)) = (sign, request_time) else {
+            return Err(SignRefusal::Missing);
+        };
+        let time: i64 = time.parse().map_err(|_| SignRefusal::Wrong)?;
+        let expected = crate::signing::tencent_sign(token, time);
+        if !bool::from(
+            expected
+                .as_bytes()
+                .ct_eq(sign.to_ascii_lowercase().as_bytes()),
+        ) {
+            return Err(SignRefusal::Wrong);
+        }
+        if (now_ms / 1000 - time).unsigned_abs() > self.max_skew_s {
+            return Err(SignRefusal::Stale);
+        }
+        Ok(())
+    }
+
     /// Whether a request from `ip` may reach this source.
     pub fn admits_peer(&self, ip: std::net::IpAddr) -> bool {
         self.allowed_networks.is_empty() || self.allowed_networks.iter().any(|n| n.contains(&ip))
+    }
+}
+
+/// Why a Tencent request's signature is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignRefusal {
+    /// No `Sign` or no `RequestTime`.
+    Missing,
+    /// `Sign` is not the token's.
+    Wrong,
+    /// `RequestTime` is further from now than `max_skew_s`.
+    Stale,
+}
+
+impl SignRefusal {
+    pub fn reason(self) -> &'static str {
+        match self {
+            SignRefusal::Missing => "sign_missing",
+            SignRefusal::Wrong => "sign_wrong",
+            SignRefusal::Stale => "sign_stale",
+        }
     }
 }
 
@@ -144,6 +206,7 @@ mod tests {
             sdk_app_id: Some(1400000000),
             allowed_networks: vec!["10.0.0.0/8".parse().unwrap()],
             max_skew_s: DEFAULT_MAX_SKEW_S,
+            hook_deadline_ms: DEFAULT_HOOK_DEADLINE_MS,
             created_at: 1,
             updated_at: 1,
         }
@@ -173,6 +236,50 @@ mod tests {
         assert!(!s.admits_secret(&old, 1_000));
         assert!(!s.admits_secret("", 0));
         assert!(!s.admits_secret(&s.secret[..10], 0));
+    }
+
+    #[test]
+    fn a_tencent_sign_is_the_tokens_within_the_skew() {
+        let mut s = source();
+        s.sign_token = Some("xxxxyyyy".into());
+        let now_ms = 1_669_872_112_000;
+        // Tencent's documented example
+        let sign = "17773bc3b3d8bc4ef8e6ae1cdb5e8ebb4e6ba0b4b5c4e9f7ad16aeb2fb1fa4061";
+        let good = crate::signing::tencent_sign("xxxxyyyy", 1_669_872_112);
+        assert!(
+            good.starts_with("17773bc3") && good.ends_with("d484061"),
+            "{good}"
+        );
+        assert_eq!(
+            s.admits_sign(Some(&good), Some("1669872112"), now_ms),
+            Ok(())
+        );
+        assert_eq!(
+            s.admits_sign(Some(&good.to_uppercase()), Some("1669872112"), now_ms),
+            Ok(())
+        );
+        assert_eq!(
+            s.admits_sign(Some(sign), Some("1669872112"), now_ms),
+            Err(SignRefusal::Wrong)
+        );
+        assert_eq!(
+            s.admits_sign(None, Some("1669872112"), now_ms),
+            Err(SignRefusal::Missing)
+        );
+        assert_eq!(
+            s.admits_sign(Some(&good), None, now_ms),
+            Err(SignRefusal::Missing)
+        );
+        assert_eq!(
+            s.admits_sign(Some(&good), Some("1669872112"), now_ms + 61_000),
+            Err(SignRefusal::Stale)
+        );
+        assert_eq!(
+            s.admits_sign(Some(&good), Some("1669872112"), now_ms + 60_000),
+            Ok(())
+        );
+        s.sign_token = None;
+        assert_eq!(s.admits_sign(None, None, now_ms), Ok(()));
     }
 
     #[test]

@@ -290,3 +290,229 @@ async fn a_rotated_ingest_url_keeps_working_through_its_grace() {
         .wait("both", Duration::from_secs(20), |r| r.len() >= 2)
         .await;
 }
+
+/// Tencent's query for `command`, signed with `token` at `time` (unix seconds).
+fn tencent_url(ingest: &str, app: u64, command: &str, token: Option<&str>, time: i64) -> String {
+    let mut url = format!(
+        "{ingest}?SdkAppid={app}&CallbackCommand={command}&contenttype=json&ClientIP=198.51.100.9&OptPlatform=Android"
+    );
+    if let Some(t) = token {
+        let sign = sha256_hex(&format!("{t}{time}"));
+        url.push_str(&format!("&Sign={sign}&RequestTime={time}"));
+    }
+    url
+}
+
+/// Tencent's `Sign`: the SHA-256 of the token and the time, lowercase hex.
+fn sha256_hex(text: &str) -> String {
+    <sha2::Sha256 as sha2::Digest>::digest(text)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn now_s() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+async fn tencent_post(url: &str, body: &Value) -> (u16, Value) {
+    let resp = reqwest::Client::new()
+        .post(url)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+const APP: u64 = 1_400_000_000;
+
+fn c2c_after_send(key: &str) -> Value {
+    json!({"CallbackCommand": "C2C.CallbackAfterSendMsg", "From_Account": "alice", "To_Account": "bob",
+           "MsgSeq": 48374, "MsgRandom": 2837546, "MsgTime": 1557481126, "MsgKey": key,
+           "MsgId": "144115233406643804-1727580296-4026038328", "OnlineOnlyFlag": 0, "SendMsgResult": 0,
+           "ErrorInfo": "send msg succeed", "UnreadMsgNum": 7,
+           "MsgBody": [{"MsgType": "TIMTextElem", "MsgContent": {"Text": "red packet"}}],
+           "CloudCustomData": "", "EventTime": "1670574414123"})
+}
+
+#[tokio::test]
+async fn tencent_callbacks_are_checked_then_delivered_in_each_flavour_with_the_endpoints_own_sign()
+{
+    let s = TestServer::start().await;
+    let standard = Receiver::start().await;
+    let tencent = Receiver::start().await;
+    s.endpoint(json!({"url": standard.url, "flavour": "standard",
+                      "events": ["message.sent", "tencent.Sns.*"]}))
+        .await;
+    s.endpoint(
+        json!({"url": tencent.url, "flavour": "tencent", "sign_token": "downstream-token",
+                      "events": ["C2C.CallbackAfterSendMsg", "Sns.CallbackFriendAdd"]}),
+    )
+    .await;
+    let src = source(
+        &s,
+        json!({"kind": "tencent", "sign_token": "upstream-token", "sdk_app_id": APP}),
+    )
+    .await;
+    let ingest = src["ingest_url"].as_str().unwrap().to_string();
+    let ok = json!({"ActionStatus": "OK", "ErrorInfo": "", "ErrorCode": 0});
+
+    // refused: wrong, missing and stale Sign, another app; nothing of these is stored
+    let body = c2c_after_send("refused");
+    let cmd = "C2C.CallbackAfterSendMsg";
+    let wrong = tencent_url(&ingest, APP, cmd, Some("not-the-token"), now_s());
+    assert_eq!(tencent_post(&wrong, &body).await.0, 401);
+    let (st, v) = tencent_post(&tencent_url(&ingest, APP, cmd, None, now_s()), &body).await;
+    assert_eq!(
+        (st, v["error"]["code"].clone()),
+        (401, json!("sign_missing"))
+    );
+    let stale = tencent_url(&ingest, APP, cmd, Some("upstream-token"), now_s() - 120);
+    let (st, v) = tencent_post(&stale, &body).await;
+    assert_eq!((st, v["error"]["code"].clone()), (401, json!("sign_stale")));
+    let other_app = tencent_url(&ingest, APP + 1, cmd, Some("upstream-token"), now_s());
+    assert_eq!(tencent_post(&other_app, &body).await.0, 403);
+
+    // a signed after-send and a command chathook has no event for
+    let signed = tencent_url(&ingest, APP, cmd, Some("upstream-token"), now_s());
+    assert_eq!(
+        tencent_post(&signed, &c2c_after_send("48374_2837546_1557481126")).await,
+        (200, ok.clone())
+    );
+    let friend = json!({"CallbackCommand": "Sns.CallbackFriendAdd", "PairList": [{"From_Account": "alice",
+                        "To_Account": "bob", "Initiator_Account": "alice"}], "ClientCmd": "friend_add",
+                        "AdminAccount": "", "ForceFlag": 0, "EventTime": 1670574414123u64});
+    let friend_url = tencent_url(
+        &ingest,
+        APP,
+        "Sns.CallbackFriendAdd",
+        Some("upstream-token"),
+        now_s(),
+    );
+    assert_eq!(tencent_post(&friend_url, &friend).await, (200, ok));
+
+    standard
+        .wait("message and friend", Duration::from_secs(20), |r| {
+            r.len() >= 2
+        })
+        .await;
+    tencent
+        .wait("message and friend", Duration::from_secs(20), |r| {
+            r.len() >= 2
+        })
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let got = standard.requests();
+    assert_eq!(
+        got.len(),
+        2,
+        "only the accepted callbacks: {:?}",
+        got.iter().map(|r| r.json()).collect::<Vec<_>>()
+    );
+    let sent = got
+        .iter()
+        .map(|r| r.json())
+        .find(|v| v["type"] == "message.sent")
+        .unwrap();
+    assert_eq!(
+        (
+            sent["data"]["from_uid"].clone(),
+            sent["data"]["channel_id"].clone()
+        ),
+        (json!("alice"), json!("bob"))
+    );
+    let friend_std = got
+        .iter()
+        .map(|r| r.json())
+        .find(|v| v["type"] == "tencent.Sns.CallbackFriendAdd")
+        .unwrap();
+    assert_eq!(friend_std["data"], friend);
+
+    for r in tencent.requests() {
+        let q: std::collections::HashMap<String, String> =
+            url::form_urlencoded::parse(r.query.as_bytes())
+                .into_owned()
+                .collect();
+        let expected = sha256_hex(&format!("downstream-token{}", q["RequestTime"]));
+        assert_eq!(q["Sign"], expected, "signed with the endpoint's own token");
+        assert_eq!(q["SdkAppid"], APP.to_string());
+        if q["CallbackCommand"] == "Sns.CallbackFriendAdd" {
+            assert_eq!(r.json(), friend, "delivered unchanged");
+            assert_eq!(q["ClientIP"], "198.51.100.9");
+        } else {
+            assert_eq!(q["CallbackCommand"], "C2C.CallbackAfterSendMsg");
+            assert_eq!(r.json()["MsgBody"][0]["MsgContent"]["Text"], "red packet");
+        }
+    }
+}
+
+fn group_before_send() -> Value {
+    json!({"CallbackCommand": "Group.CallbackBeforeSendMsg", "GroupId": "@TGS#2C5SZEAEF", "Type": "Public",
+           "From_Account": "jared", "Operator_Account": "admin", "Random": 123456, "OnlineOnlyFlag": 0,
+           "MsgBody": [{"MsgType": "TIMTextElem", "MsgContent": {"Text": "hi"}}], "CloudCustomData": "",
+           "EventTime": 1670574414123u64})
+}
+
+#[tokio::test]
+async fn a_tencent_before_send_is_answered_by_the_hook_and_by_its_failure_policy_past_the_deadline()
+{
+    let s = TestServer::start().await;
+    let src = source(&s, json!({"kind": "tencent", "hook_deadline_ms": 300})).await;
+    let url = tencent_url(
+        src["ingest_url"].as_str().unwrap(),
+        APP,
+        "Group.CallbackBeforeSendMsg",
+        None,
+        now_s(),
+    );
+    // no hook endpoint: allow
+    let (st, v) = tencent_post(&url, &group_before_send()).await;
+    assert_eq!((st, v["ErrorCode"].clone()), (200, json!(0)));
+
+    let hook = Receiver::start().await;
+    let ep = s
+        .endpoint(json!({"url": hook.url, "flavour": "tencent", "events": ["Group.CallbackBeforeSendMsg"]}))
+        .await;
+    hook.set(Mode::Answer(
+        200,
+        r#"{"ActionStatus":"OK","ErrorCode":1,"ErrorInfo":"no"}"#,
+    ));
+    let (_, v) = tencent_post(&url, &group_before_send()).await;
+    assert_eq!(
+        (v["ErrorCode"].clone(), v["ErrorInfo"].clone()),
+        (json!(1), json!("no"))
+    );
+    assert_eq!(hook.requests()[0].json()["GroupId"], "@TGS#2C5SZEAEF");
+    hook.set(Mode::Answer(
+        200,
+        r#"{"ActionStatus":"OK","ErrorCode":0,"ErrorInfo":"","MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":"**"}}]}"#,
+    ));
+    let (_, v) = tencent_post(&url, &group_before_send()).await;
+    assert_eq!(v["ErrorCode"], 0);
+    assert_eq!(
+        v["MsgBody"][0]["MsgContent"]["Text"], "**",
+        "the rewrite goes back to Tencent: {v}"
+    );
+
+    // the hook is slower than the source's deadline: fail open, or reject under on_failure = reject
+    hook.set(Mode::Delay(Duration::from_secs(1)));
+    let (st, v) = tencent_post(&url, &group_before_send()).await;
+    assert_eq!((st, v["ErrorCode"].clone()), (200, json!(0)));
+    let id = ep["id"].as_str().unwrap();
+    let (st, _) = s
+        .call(
+            "PATCH",
+            &format!("/v1/webhooks/endpoints/{id}"),
+            Some(json!({"on_failure": "reject"})),
+            Some(ADMIN),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let (_, v) = tencent_post(&url, &group_before_send()).await;
+    assert_eq!(v["ErrorCode"], 1, "{v}");
+}

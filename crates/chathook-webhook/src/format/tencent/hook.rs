@@ -140,3 +140,77 @@ pub fn verdict(kind: HookKind, original: &[u8], answer: &Value) -> Result<Verdic
         c => return Err(format!("ErrorCode {c} is not a verdict")),
     })
 }
+
+/// Tencent's answer carrying `verdict` (relay mode answers Tencent's before-send callbacks this way):
+/// allow is `ErrorCode` 0 (with `MsgBody` and `CloudCustomData` when the payload was rewritten), a
+/// rejection with Tencent's own code for the hook is 1, one with another code passes that code, a drop
+/// is 2. What [`verdict`] reads back is `verdict` again.
+pub fn answer(kind: HookKind, verdict: &Verdict) -> Value {
+    let mut a = json!({"ActionStatus": "OK", "ErrorInfo": "", "ErrorCode": 0});
+    match verdict {
+        Verdict::Allow { payload: None } => {}
+        Verdict::Allow {
+            payload: Some(payload),
+        } => {
+            let (body, custom) = msg_body(payload);
+            a["MsgBody"] = body;
+            a["CloudCustomData"] = json!(custom);
+        }
+        Verdict::Reject { code, info } => {
+            a["ErrorCode"] = json!(if *code == rejected_code(kind) {
+                1
+            } else {
+                *code
+            });
+            a["ErrorInfo"] = json!(info);
+        }
+        Verdict::Drop => a["ErrorCode"] = json!(2),
+    }
+    a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_reads_back_as_the_verdict_it_carries() {
+        let original = br#"{"type":1,"content":"hi"}"#;
+        let rewritten = serde_json::to_vec(&json!({"content": "***", "type": 1})).unwrap();
+        for (kind, v) in [
+            (HookKind::Person, Verdict::Allow { payload: None }),
+            (
+                HookKind::Group,
+                Verdict::Allow {
+                    payload: Some(rewritten),
+                },
+            ),
+            (
+                HookKind::Person,
+                Verdict::Reject {
+                    code: C2C_REJECTED,
+                    info: "no".into(),
+                },
+            ),
+            (
+                HookKind::Person,
+                Verdict::Reject {
+                    code: 120_500,
+                    info: "banned word".into(),
+                },
+            ),
+            (
+                HookKind::Group,
+                Verdict::Reject {
+                    code: GROUP_REJECTED,
+                    info: String::new(),
+                },
+            ),
+            (HookKind::Group, Verdict::Drop),
+        ] {
+            let a = answer(kind, &v);
+            assert_eq!(a["ActionStatus"], "OK");
+            assert_eq!(verdict(kind, original, &a).unwrap(), v, "{a}");
+        }
+    }
+}

@@ -24,7 +24,7 @@ use super::Rendered;
 mod hook;
 mod parse;
 
-pub use hook::{before_send, rejected_code, rewritten_payload, verdict};
+pub use hook::{answer, before_send, rejected_code, rewritten_payload, verdict};
 pub use parse::{parse, ParseError, Parsed, Request};
 
 /// The group type every chathook group is shown as (chathook groups have no Tencent type).
@@ -120,6 +120,11 @@ pub fn sends(event: &Event) -> bool {
 /// Renders `logged` as Tencent's callback; `None` when the flavour does not send it.
 pub fn render(logged: &LoggedEvent, sdk_app_id: u64) -> Option<Rendered> {
     let at = logged.at_ms;
+    // A callback relayed from a Tencent app names that app again.
+    let sdk_app_id = match &logged.event {
+        Event::Relayed(r) => r.sdk_app_id.unwrap_or(sdk_app_id),
+        _ => sdk_app_id,
+    };
     let (command, client, mut body) = match logged.event.inner() {
         Event::Foreign(f) => return foreign(f),
         Event::Relayed(_) => return None, // `inner` never answers a relayed event
