@@ -198,6 +198,7 @@ impl WebhookEngine {
                 ctx: ctx.clone(),
                 slots: hooks.clone(),
             }),
+            ctx.metrics.clone(),
             ctx.sealer.clone(),
             ctx.config.relay.clone(),
             ctx.config.api_base_url.clone(),

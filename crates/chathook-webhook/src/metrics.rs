@@ -37,6 +37,10 @@ pub struct WebhookMetrics {
     pub succeeded: Counter,
     /// Attempts that failed (or hooks that gave no verdict), all endpoints together.
     pub failed: Counter,
+    /// Relay ingest requests by source, event and outcome.
+    pub relay_requests: Family<Labels, Counter>,
+    /// How long an ingest request took to answer (after its commit, or the hook's verdict).
+    pub relay_ingest_seconds: Histogram,
     /// The label sets each endpoint's `deliveries` series were made with, so that deleting the
     /// endpoint removes them all (added to on a series' first attempt only).
     delivery_series: Arc<Mutex<HashMap<String, Vec<Labels>>>>,
@@ -56,6 +60,8 @@ impl Default for WebhookMetrics {
             dispatcher_wakeups: Counter::default(),
             succeeded: Counter::default(),
             failed: Counter::default(),
+            relay_requests: Family::default(),
+            relay_ingest_seconds: latency_histogram(),
             delivery_series: Arc::default(),
         }
     }
@@ -98,6 +104,16 @@ impl WebhookMetrics {
             "webhook_attempt_log_dropped",
             "Attempt records dropped because the attempt log fell behind",
             self.attempt_log_dropped.clone(),
+        );
+        registry.register(
+            "relay_requests",
+            "Relay ingest requests by source, event and outcome",
+            self.relay_requests.clone(),
+        );
+        registry.register(
+            "relay_ingest_seconds",
+            "Time to answer a relay ingest request (after its commit or the hook's verdict)",
+            self.relay_ingest_seconds.clone(),
         );
         registry.register(
             "webhook_dispatcher_wakeups",

@@ -16,6 +16,7 @@ use crate::endpoint::new_id;
 use crate::endpoint::MAX_HOOK_TIMEOUT_MS;
 use crate::engine::WebhookEngine;
 use crate::format::rfc3339;
+use crate::relay::counters::CountersView;
 use crate::relay::source::{
     new_secret, Source, SourceKind, DEFAULT_HOOK_DEADLINE_MS, DEFAULT_MAX_SKEW_S,
 };
@@ -41,6 +42,8 @@ pub(super) struct SourceView {
     allowed_networks: Vec<IpNet>,
     max_skew_s: u64,
     hook_deadline_ms: u64,
+    /// What its ingest saw on the node answering (since that node started).
+    counters: CountersView,
     created_at: String,
     updated_at: String,
 }
@@ -63,6 +66,7 @@ impl SourceView {
             allowed_networks: s.allowed_networks.clone(),
             max_skew_s: s.max_skew_s,
             hook_deadline_ms: s.hook_deadline_ms,
+            counters: relay.counters().view(&s.id),
             created_at: rfc3339(s.created_at),
             updated_at: rfc3339(s.updated_at),
         }

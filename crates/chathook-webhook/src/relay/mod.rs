@@ -4,6 +4,7 @@
 //! this module keeps the registry of sources and the step from a verified request to a durable
 //! commit. The answer to the sending server is given only after that commit.
 
+pub mod counters;
 pub mod ingest;
 pub mod source;
 
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::now_ms;
 use crate::hooks::Hooks;
+use counters::Counters;
 use source::{Source, StoredSourceError};
 
 /// `[relay]`: relay mode's settings.
@@ -67,6 +69,8 @@ pub struct Relay {
     base_url: String,
     /// The sources by id, as last read from the store.
     sources: Arc<RwLock<HashMap<String, Arc<Source>>>>,
+    /// What each source's ingest saw on this node.
+    counters: Counters,
 }
 
 impl Relay {
@@ -74,6 +78,7 @@ impl Relay {
     pub(crate) async fn start(
         store: Arc<dyn RelayStore>,
         hooks: Arc<Hooks>,
+        metrics: crate::metrics::WebhookMetrics,
         sealer: Sealer,
         config: RelayConfig,
         api_base: String,
@@ -91,6 +96,7 @@ impl Relay {
             config,
             base_url,
             sources: Arc::default(),
+            counters: Counters::new(metrics),
         };
         relay.reload().await?;
         Ok(relay)
@@ -107,6 +113,11 @@ impl Relay {
             *sources = fresh;
         }
         Ok(())
+    }
+
+    /// What each source's ingest saw on this node.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
     }
 
     pub fn config(&self) -> &RelayConfig {
@@ -150,6 +161,7 @@ impl Relay {
         if let Ok(mut sources) = self.sources.write() {
             sources.remove(id);
         }
+        self.counters.forget(id);
         Ok(existed)
     }
 

@@ -181,6 +181,42 @@ async fn refused_ingest_requests_store_nothing() {
         })
         .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
+    // each refusal is counted by reason on its source, and in the metrics
+    let id = open["id"].as_str().unwrap();
+    let (_, shown) = s
+        .call("GET", &format!("/v1/relay/sources/{id}"), None, Some(ADMIN))
+        .await;
+    let c = &shown["counters"];
+    assert_eq!(
+        (
+            c["received"].clone(),
+            c["stored"].clone(),
+            c["refused"].clone()
+        ),
+        (
+            json!(4),
+            json!(1),
+            json!({"secret_wrong": 1, "body_invalid": 1, "event_missing": 1})
+        ),
+        "{shown}"
+    );
+    assert!(c["last_request_at"].is_string());
+    let fenced_id = fenced["id"].as_str().unwrap();
+    let (_, shown) = s
+        .call(
+            "GET",
+            &format!("/v1/relay/sources/{fenced_id}"),
+            None,
+            Some(ADMIN),
+        )
+        .await;
+    assert_eq!(shown["counters"]["refused"], json!({"network_refused": 1}));
+    let metrics = s.metrics().await;
+    let stored = format!(
+        "chathook_relay_requests_total{{source=\"{id}\",event=\"msg.notify\",outcome=\"stored\"}} 1"
+    );
+    assert!(metrics.contains(&stored), "{metrics}");
+    assert!(metrics.contains("chathook_relay_ingest_seconds_count"));
     let ids: Vec<Value> = receiver
         .requests()
         .iter()
