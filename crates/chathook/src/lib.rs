@@ -126,6 +126,8 @@ pub struct Server {
     store: Arc<dyn ServerStore>,
     /// Where the TCP gateway listens (`None` when it is off or its default port was taken).
     tcp_addr: Option<std::net::SocketAddr>,
+    /// Where relay ingest listens when `relay.addr` gives it its own address.
+    relay_addr: Option<std::net::SocketAddr>,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -144,6 +146,18 @@ impl Server {
         let sealer = secrets::resolve(&config).context("cannot set up the secrets key")?;
         tracing::info!(fingerprint = %sealer.fingerprint(), "secrets key");
         let tcp_listener = bind_tcp(&config)?;
+        // Relay ingest on its own listener, so that the admin API can stay private.
+        let relay_listener = match config.relay.addr {
+            Some(addr) => Some(
+                listen::bind(addr, config.listen.backlog)
+                    .with_context(|| format!("cannot listen on relay.addr {addr}"))?,
+            ),
+            None => None,
+        };
+        let ingest_base = match &relay_listener {
+            Some(l) => format!("http://{}", l.local_addr()?),
+            None => format!("http://{}", api_listener.local_addr()?),
+        };
         let (store, cluster) = open_store(&config).await?;
         data_dir::warn_if_open(&config.data_dir);
         tracing::info!(store = %store.describe(), "store open");
@@ -229,7 +243,7 @@ impl Server {
             chathook_webhook::WebhookConfig {
                 tencent_sdk_app_id: config.tencent.sdk_app_id,
                 relay: config.relay.clone(),
-                api_base_url: format!("http://{}", api_listener.local_addr()?),
+                api_base_url: ingest_base,
                 ..config.webhook.clone()
             },
             &admin_key,
@@ -258,6 +272,10 @@ impl Server {
                 )
             }),
         };
+        let ingest = chathook_webhook::relay::ingest::router(
+            webhooks.relay().clone(),
+            config.limits.max_http_body_bytes,
+        );
         // The routes described in the OpenAPI document, which is made from them.
         let (documented, document) =
             OpenApiRouter::with_openapi(<openapi::ApiDoc as utoipa::OpenApi>::openapi())
@@ -282,10 +300,10 @@ impl Server {
             )
             .route("/openapi.json", openapi::route(document))
             .merge(documented)
-            .merge(chathook_webhook::relay::ingest::router(
-                webhooks.relay().clone(),
-                config.limits.max_http_body_bytes,
-            ))
+            .merge(match relay_listener {
+                Some(_) => Router::new(),
+                None => ingest.clone(),
+            })
             .merge(console::router())
             .fallback(not_found)
             .layer(axum::middleware::from_fn_with_state(
@@ -349,6 +367,23 @@ impl Server {
             }),
             tokio::spawn(prune_loop(store.clone(), config.clone(), stop_rx.clone())),
         ];
+        let relay_addr = match relay_listener {
+            Some(listener) => {
+                let addr = listener.local_addr()?;
+                tracing::info!(relay = %addr, "relay ingest listens on its own address");
+                let app = ingest
+                    .route("/health", get(health))
+                    .layer(axum::middleware::map_response(no_sniff));
+                let task = listen::serve(listener, app, limits.clone(), stopped(stop_rx.clone()));
+                tasks.push(tokio::spawn(async move {
+                    if let Err(e) = task.await {
+                        tracing::error!(error = %e, "the relay listener failed");
+                    }
+                }));
+                Some(addr)
+            }
+            None => None,
+        };
         if let Some(tcp) = tcp_listener {
             let tcp_task =
                 chathook_im::gateway::tcp::serve(tcp, im.clone(), limits, stopped(stop_rx.clone()));
@@ -371,9 +406,15 @@ impl Server {
             webhooks,
             store,
             tcp_addr,
+            relay_addr,
             stop: stop_tx,
             tasks,
         })
+    }
+
+    /// Where relay ingest listens when it has its own address (`relay.addr`).
+    pub fn relay_addr(&self) -> Option<std::net::SocketAddr> {
+        self.relay_addr
     }
 
     /// Where the TCP gateway listens, when it does.

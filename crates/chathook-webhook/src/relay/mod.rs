@@ -26,8 +26,12 @@ use source::{Source, StoredSourceError};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RelayConfig {
-    /// The base URL ingest URLs are built on (as the sending server reaches chathook); the API's
-    /// address when unset.
+    /// Relay ingest on its own listener (only the ingest routes and `/health`), so that the admin API
+    /// can stay private; unset, ingest is served on the API's address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub addr: Option<std::net::SocketAddr>,
+    /// The base URL ingest URLs are built on (as the sending server reaches chathook); the relay's
+    /// (or else the API's) own address when unset.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub public_url: Option<String>,
     /// How long a source's message ids are remembered to leave out re-sent messages (WuKongIM merges
@@ -42,6 +46,7 @@ pub struct RelayConfig {
 impl Default for RelayConfig {
     fn default() -> Self {
         RelayConfig {
+            addr: None,
             public_url: None,
             dedup_window: Duration::from_secs(24 * 3600),
             rotation_grace: Duration::from_secs(24 * 3600),

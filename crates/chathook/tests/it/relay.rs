@@ -552,3 +552,40 @@ async fn a_tencent_before_send_is_answered_by_the_hook_and_by_its_failure_policy
     let (_, v) = tencent_post(&url, &group_before_send()).await;
     assert_eq!(v["ErrorCode"], 1, "{v}");
 }
+
+#[tokio::test]
+async fn relay_addr_serves_ingest_alone_with_the_body_limit() {
+    let s = TestServer::start_with(|c| {
+        c.relay.addr = Some("127.0.0.1:0".parse().unwrap());
+        c.limits.max_http_body_bytes = 64 * 1024;
+    })
+    .await;
+    let relay = s.server().relay_addr().unwrap();
+    let receiver = Receiver::start().await;
+    s.endpoint(json!({"url": receiver.url, "flavour": "standard", "events": ["message.sent"]}))
+        .await;
+    let src = source(&s, json!({"kind": "wukongim"})).await;
+    let url = src["ingest_url"].as_str().unwrap().to_string();
+    assert!(url.starts_with(&format!("http://{relay}/relay/")), "{url}");
+    assert_eq!(
+        wk_post(&url, "msg.notify", &json!([wk_message(41, 1, "hi")]))
+            .await
+            .0,
+        200
+    );
+    receiver
+        .wait("the message", Duration::from_secs(20), |r| !r.is_empty())
+        .await;
+    // not on the API's address, and no admin route on the relay's
+    let on_api = url.replace(&format!("http://{relay}"), &s.api);
+    assert_eq!(wk_post(&on_api, "msg.notify", &json!([])).await.0, 404);
+    let admin = reqwest::Client::new()
+        .get(format!("http://{relay}/v1/relay/sources"))
+        .header("token", ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(admin.status().as_u16(), 404);
+    let big = json!([wk_message(42, 2, &"x".repeat(70 * 1024))]);
+    assert_eq!(wk_post(&url, "msg.notify", &big).await.0, 413);
+}
