@@ -298,7 +298,7 @@ impl WebhookEngine {
         Ok(())
     }
 
-    /// Takes the endpoints, health documents and feature switches as the store has them.
+    /// Takes the endpoints, health documents, feature switches and relay sources as the store has them.
     async fn follow_others(&self) -> Result<(), EngineError> {
         let store = self.store().clone();
         let stored = store.endpoints().await?;
@@ -314,6 +314,8 @@ impl WebhookEngine {
                 self.follow_features(features);
             }
         }
+        // Relay sources created, rotated or deleted on another node.
+        self.relay.reload().await?;
         Ok(())
     }
 

@@ -589,3 +589,50 @@ async fn relay_addr_serves_ingest_alone_with_the_body_limit() {
     let big = json!([wk_message(42, 2, &"x".repeat(70 * 1024))]);
     assert_eq!(wk_post(&url, "msg.notify", &big).await.0, 413);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_cluster_any_node_takes_a_sources_requests_and_follows_its_deletion() {
+    let shared = crate::cluster::Shared::start("relay");
+    let a = TestServer::start_with(shared.node(1)).await;
+    let b = TestServer::start_with(shared.node(2)).await;
+    let receiver = Receiver::start().await;
+    a.endpoint(json!({"url": receiver.url, "flavour": "standard", "events": ["message.sent"]}))
+        .await;
+    let src = source(&a, json!({"kind": "wukongim"})).await;
+    let on_a = src["ingest_url"].as_str().unwrap().to_string();
+    let on_b = on_a.replace(&a.api, &b.api);
+    let batch = json!([wk_message(51, 1, "one"), wk_message(52, 2, "two")]);
+    assert_eq!(wk_post(&on_b, "msg.notify", &batch).await.0, 200);
+    // the same batch again through the other node: de-duplicated in the shared database
+    assert_eq!(wk_post(&on_a, "msg.notify", &batch).await.0, 200);
+    receiver
+        .wait("both messages", Duration::from_secs(20), |r| r.len() >= 2)
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(receiver.requests().len(), 2, "each message once");
+
+    let id = src["id"].as_str().unwrap();
+    let (st, _) = a
+        .call(
+            "DELETE",
+            &format!("/v1/relay/sources/{id}"),
+            None,
+            Some(ADMIN),
+        )
+        .await;
+    assert_eq!(st, 204);
+    eventually(
+        "node B refuses the deleted source",
+        Duration::from_secs(10),
+        || {
+            let on_b = on_b.clone();
+            async move {
+                match wk_post(&on_b, "msg.notify", &json!([])).await {
+                    (404, _) => Ok(()),
+                    other => Err(format!("{other:?}")),
+                }
+            }
+        },
+    )
+    .await;
+}
