@@ -1,6 +1,7 @@
 //! Relay mode: a test plays WuKongIM v2.2.5 sending its webhooks to a relay source's ingest URL, with
 //! the exact query strings and bodies, and checks what endpoints of each flavour receive.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -635,4 +636,84 @@ async fn in_a_cluster_any_node_takes_a_sources_requests_and_follows_its_deletion
         },
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_9_during_a_relay_stream_loses_no_request_that_got_its_200() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut proc = spawn_binary(dir.path()).await;
+    let receiver = Receiver::start().await;
+    admin_post(
+        &proc.api,
+        "/v1/webhooks/endpoints",
+        json!({"url": receiver.url, "flavour": "standard", "events": ["message.sent"]}),
+    )
+    .await;
+    let src = admin_post(&proc.api, "/v1/relay/sources", json!({"kind": "wukongim"})).await;
+    let url = src["ingest_url"].as_str().unwrap().to_string();
+    let path = url.strip_prefix(&proc.api).unwrap().to_string();
+
+    // a steady stream of msg.notify batches; the ids whose batch was answered 200
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<i64>::new()));
+    let stream = {
+        let (acked, url) = (acked.clone(), url.clone());
+        tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            for batch in 0..10_000i64 {
+                let ids: Vec<i64> = (0..10).map(|i| 1_000 + batch * 10 + i).collect();
+                let body: Vec<Value> = ids
+                    .iter()
+                    .map(|id| wk_message(*id, *id as u64, "m"))
+                    .collect();
+                match http
+                    .post(format!("{url}?event=msg.notify"))
+                    .json(&body)
+                    .send()
+                    .await
+                {
+                    Ok(r) if r.status().as_u16() == 200 => acked.lock().unwrap().extend(ids),
+                    _ => return,
+                }
+            }
+        })
+    };
+    eventually("some batches answered", Duration::from_secs(20), || {
+        let n = acked.lock().unwrap().len();
+        async move {
+            if n >= 200 {
+                Ok(())
+            } else {
+                Err(n.to_string())
+            }
+        }
+    })
+    .await;
+    proc.child.kill().unwrap(); // SIGKILL, mid-stream
+    let _ = proc.child.wait();
+    let _ = stream.await;
+    let acked: Vec<i64> = acked.lock().unwrap().clone();
+
+    let mut proc = spawn_binary(dir.path()).await;
+    // WuKongIM sends its failed batch again after the restart: de-duplicated, not lost
+    let again: Vec<Value> = acked[acked.len() - 10..]
+        .iter()
+        .map(|id| wk_message(*id, *id as u64, "m"))
+        .collect();
+    let (st, _) = wk_post(
+        &format!("{}{path}", proc.api),
+        "msg.notify",
+        &Value::Array(again),
+    )
+    .await;
+    assert_eq!(st, 200);
+    receiver
+        .wait("every acknowledged message", Duration::from_secs(60), |r| {
+            let got: HashSet<i64> = r
+                .iter()
+                .filter_map(|q| q.json()["data"]["message_id"].as_i64())
+                .collect();
+            acked.iter().all(|id| got.contains(id))
+        })
+        .await;
+    let _ = proc.child.kill();
 }
