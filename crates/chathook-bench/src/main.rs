@@ -14,6 +14,7 @@ mod drill;
 mod harness;
 mod hook;
 mod idle;
+mod relay;
 mod webhooks;
 
 use clap::{Parser, ValueEnum};
@@ -73,6 +74,8 @@ enum Scenario {
     Cluster,
     /// REST senders alone and beside 5,000 idle sockets and 200 slow-loris clients.
     Abuse,
+    /// WuKongIM msg.notify batches of 100 into a relay source, delivered as unbatched standard webhooks.
+    Relay,
     /// Every scenario.
     All,
 }
@@ -142,6 +145,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if want(Scenario::Abuse) {
         figures.extend(abuse::abuse(&bin, args.seconds, args.clients).await?);
+    }
+    if want(Scenario::Relay) {
+        figures.extend(relay::relay(&bin, args.seconds).await?);
     }
     if want(Scenario::Cluster) {
         figures.extend(cluster::cluster(&bin, args.crash_messages, args.lease_ms).await?);
