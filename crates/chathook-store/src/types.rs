@@ -385,6 +385,9 @@ pub struct PendingDelivery {
     pub dead: bool,
     /// Unix ms at which it was dead-lettered (0 while alive).
     pub dead_at_ms: i64,
+    /// Where its events came from: `local` (this server's IM core), a relay source's id, or several
+    /// joined with `,` (a batch); empty in rows older than relay mode.
+    pub source: String,
 }
 
 /// One HTTP attempt of a webhook delivery.
@@ -405,6 +408,8 @@ pub struct AttemptRecord {
     /// The start of the request body (at most 16 KiB). Lists of attempts leave it empty; one attempt
     /// read by its id has it.
     pub request: String,
+    /// Where the delivery's events came from (as [`PendingDelivery::source`]).
+    pub source: String,
 }
 
 /// A page request of the attempt log.

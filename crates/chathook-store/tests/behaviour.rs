@@ -132,6 +132,7 @@ async fn webhook_state(store: &(impl WebhookStore + EventLog)) {
         last_error: "HTTP 500".into(),
         dead,
         dead_at_ms,
+        source: format!("src_{id},local"),
     };
     store
         .park_deliveries(vec![
@@ -245,6 +246,11 @@ fn attempt(endpoint: &str, at_ms: i64, success: bool, event: &str) -> AttemptRec
         error: String::new(),
         response: String::new(),
         request: format!("{{\"n\":{at_ms}}}"),
+        source: if at_ms % 20 == 0 {
+            "src_a".into()
+        } else {
+            "local".into()
+        },
     }
 }
 
@@ -308,6 +314,11 @@ async fn attempt_log(store: &impl WebhookStore) {
         all.iter().all(|(_, a)| a.request.is_empty()),
         "lists leave the request out"
     );
+    assert!(
+        all.iter()
+            .all(|(_, a)| a.source == attempt("ep", a.at_ms, true, "").source),
+        "each attempt keeps its source"
+    );
     let failed = query(AttemptQuery {
         endpoint_id: "ep".into(),
         success: Some(false),
@@ -350,6 +361,7 @@ async fn attempt_log(store: &impl WebhookStore) {
     );
     let one = store.attempt("ep", newest).await.unwrap().unwrap();
     assert_eq!((one.at_ms, one.request.as_str()), (1_990, r#"{"n":1990}"#));
+    assert_eq!(one.source, "local");
     assert!(store.attempt("other", newest).await.unwrap().is_none());
     // retention removes exactly the attempts started before the cutoff
     for (cutoff, removed, left) in [

@@ -539,6 +539,8 @@ async fn events_stored_as_jsonb_before_step_9_stay_readable_after_it() {
              DROP TABLE node_figures;
              DROP TABLE relay_sources;
              DROP TABLE relay_keys;
+             ALTER TABLE webhook_pending DROP COLUMN source;
+             ALTER TABLE webhook_attempts DROP COLUMN source;
              DELETE FROM chathook_migrations WHERE version >= 9;",
         )
         .await

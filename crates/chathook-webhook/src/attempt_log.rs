@@ -186,6 +186,7 @@ mod tests {
             error: String::new(),
             response: "ok".into(),
             request: "{}".into(),
+            source: "local".into(),
         }
     }
 

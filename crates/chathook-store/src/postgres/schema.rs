@@ -147,6 +147,12 @@ const STEPS: &[(i32, &str, &str)] = &[
              PRIMARY KEY (source, key));
          CREATE INDEX relay_keys_at ON relay_keys(at_ms);",
     ),
+    (
+        12,
+        "where each delivery's events came from (relay mode): source of pending deliveries and attempts",
+        "ALTER TABLE webhook_pending ADD COLUMN source TEXT NOT NULL DEFAULT '';
+         ALTER TABLE webhook_attempts ADD COLUMN source TEXT NOT NULL DEFAULT '';",
+    ),
 ];
 
 /// The version the last step brings the schema to.

@@ -9,7 +9,7 @@ use crate::{AttemptQuery, AttemptRecord, PendingDelivery, StoreError, WebhookSto
 
 const PENDING_COLUMNS: &str =
     "delivery_id, endpoint_id, event, query, body, attempts, next_at_ms, \
-     event_at_ms, last_error, dead, dead_at_ms";
+     event_at_ms, last_error, dead, dead_at_ms, source";
 
 fn pending_from_row(r: &Row) -> PendingDelivery {
     PendingDelivery {
@@ -24,6 +24,7 @@ fn pending_from_row(r: &Row) -> PendingDelivery {
         last_error: r.get(8),
         dead: r.get(9),
         dead_at_ms: r.get(10),
+        source: r.get(11),
     }
 }
 
@@ -134,12 +135,13 @@ impl WebhookStore for PgStore {
                 let statement = tx
                     .prepare(&format!(
                         "INSERT INTO webhook_pending({PENDING_COLUMNS})
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
                          ON CONFLICT (endpoint_id, delivery_id) DO UPDATE SET
                          event = excluded.event, query = excluded.query, body = excluded.body,
                          attempts = excluded.attempts, next_at_ms = excluded.next_at_ms,
                          event_at_ms = excluded.event_at_ms, last_error = excluded.last_error,
-                         dead = excluded.dead, dead_at_ms = excluded.dead_at_ms"
+                         dead = excluded.dead, dead_at_ms = excluded.dead_at_ms,
+                         source = excluded.source"
                     ))
                     .await
                     .map_err(pg_error)?;
@@ -158,6 +160,7 @@ impl WebhookStore for PgStore {
                             &d.last_error,
                             &d.dead,
                             &d.dead_at_ms,
+                            &d.source,
                         ],
                     )
                     .await
@@ -303,11 +306,11 @@ impl WebhookStore for PgStore {
                 let latency: Vec<i64> = attempts.iter().map(|a| i64::from(a.latency_ms)).collect();
                 tx.execute(
                     "INSERT INTO webhook_attempts(endpoint_id, delivery_id, event, at_ms, success,
-                         status, latency_ms, error, response, request)
-                     SELECT e, d, v, t, s, st, l, er, r, q
+                         status, latency_ms, error, response, request, source)
+                     SELECT e, d, v, t, s, st, l, er, r, q, so
                      FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::BOOLEAN[],
-                         $6::INTEGER[], $7::BIGINT[], $8::TEXT[], $9::TEXT[], $10::TEXT[])
-                         WITH ORDINALITY AS u(e, d, v, t, s, st, l, er, r, q, n)
+                         $6::INTEGER[], $7::BIGINT[], $8::TEXT[], $9::TEXT[], $10::TEXT[], $11::TEXT[])
+                         WITH ORDINALITY AS u(e, d, v, t, s, st, l, er, r, q, so, n)
                      ORDER BY n",
                     &[
                         &column(|a| &a.endpoint_id),
@@ -320,6 +323,7 @@ impl WebhookStore for PgStore {
                         &column(|a| &a.error),
                         &column(|a| &a.response),
                         &column(|a| &a.request),
+                        &column(|a| &a.source),
                     ],
                 )
                 .await
@@ -336,7 +340,7 @@ impl WebhookStore for PgStore {
         let rows = client
             .query(
                 "SELECT id, endpoint_id, delivery_id, event, at_ms, success, status, latency_ms,
-                        error, response
+                        error, response, source
                  FROM webhook_attempts
                  WHERE endpoint_id = $1 AND ($2::BOOLEAN IS NULL OR success = $2)
                    AND ($3::TEXT IS NULL OR event = $3) AND ($4::BIGINT IS NULL OR id < $4)
@@ -356,7 +360,7 @@ impl WebhookStore for PgStore {
             .map_err(pg_error)?;
         Ok(rows
             .iter()
-            .map(|r| (r.get(0), attempt_from_row(r, 1, String::new())))
+            .map(|r| (r.get(0), attempt_from_row(r, 1, String::new(), r.get(10))))
             .collect())
     }
 
@@ -369,15 +373,15 @@ impl WebhookStore for PgStore {
         let row = client
             .query_opt(
                 "SELECT id, endpoint_id, delivery_id, event, at_ms, success, status, latency_ms,
-                        error, response, request
+                        error, response, request, source
                  FROM webhook_attempts WHERE endpoint_id = $1 AND id = $2",
                 &[&endpoint_id, &id],
             )
             .await
             .map_err(pg_error)?;
         Ok(row.map(|r| {
-            let request = r.get(10);
-            attempt_from_row(&r, 1, request)
+            let (request, source) = (r.get(10), r.get(11));
+            attempt_from_row(&r, 1, request, source)
         }))
     }
 
@@ -393,7 +397,7 @@ impl WebhookStore for PgStore {
 }
 
 /// An attempt from the columns starting at `first` (endpoint_id .. response).
-fn attempt_from_row(r: &Row, first: usize, request: String) -> AttemptRecord {
+fn attempt_from_row(r: &Row, first: usize, request: String, source: String) -> AttemptRecord {
     AttemptRecord {
         endpoint_id: r.get(first),
         delivery_id: r.get(first + 1),
@@ -405,5 +409,6 @@ fn attempt_from_row(r: &Row, first: usize, request: String) -> AttemptRecord {
         error: r.get(first + 7),
         response: r.get(first + 8),
         request,
+        source,
     }
 }

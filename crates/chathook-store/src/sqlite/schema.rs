@@ -63,13 +63,13 @@ CREATE TABLE IF NOT EXISTS webhook_pending (
     delivery_id TEXT NOT NULL, endpoint_id TEXT NOT NULL, event TEXT NOT NULL, query TEXT NOT NULL,
     body BLOB NOT NULL, attempts INTEGER NOT NULL, next_at_ms INTEGER NOT NULL, event_at_ms INTEGER NOT NULL,
     last_error TEXT NOT NULL, dead INTEGER NOT NULL, dead_at_ms INTEGER NOT NULL,
-    PRIMARY KEY (endpoint_id, delivery_id));
+    source TEXT NOT NULL DEFAULT '', PRIMARY KEY (endpoint_id, delivery_id));
 CREATE INDEX IF NOT EXISTS webhook_pending_due ON webhook_pending(endpoint_id, dead, next_at_ms);
 CREATE TABLE IF NOT EXISTS webhook_attempts (
     id INTEGER PRIMARY KEY AUTOINCREMENT, endpoint_id TEXT NOT NULL, delivery_id TEXT NOT NULL,
     event TEXT NOT NULL, at_ms INTEGER NOT NULL, success INTEGER NOT NULL, status INTEGER,
     latency_ms INTEGER NOT NULL, error TEXT NOT NULL, response TEXT NOT NULL,
-    request TEXT NOT NULL DEFAULT '');
+    request TEXT NOT NULL DEFAULT '', source TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS webhook_attempts_endpoint ON webhook_attempts(endpoint_id, id);
 CREATE INDEX IF NOT EXISTS webhook_attempts_at ON webhook_attempts(at_ms);
 CREATE TABLE IF NOT EXISTS relay_sources (id TEXT PRIMARY KEY, document TEXT NOT NULL);
@@ -83,12 +83,13 @@ CREATE TABLE IF NOT EXISTS connections (
 ";
 
 /// The schema version `PRAGMA user_version` records once the steps below ran.
-const VERSION: i64 = 4;
+const VERSION: i64 = 5;
 
 /// Creates the tables that are missing, then runs the steps a store of an older version needs: version
 /// 2 indexes the person channels that already have history, for conversation lists; version 3 lets a
 /// consumer stop holding the event log (`consumers.holds`); version 4 keeps each attempt's request body
-/// (`webhook_attempts.request`).
+/// (`webhook_attempts.request`); version 5 names where each delivery's events came from (`source` of
+/// `webhook_pending` and `webhook_attempts`, relay mode).
 pub(crate) fn migrate(conn: &Connection) -> Result<(), StoreError> {
     conn.execute_batch(SCHEMA)?;
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -113,6 +114,13 @@ pub(crate) fn migrate(conn: &Connection) -> Result<(), StoreError> {
         conn.execute_batch(
             "ALTER TABLE webhook_attempts ADD COLUMN request TEXT NOT NULL DEFAULT ''",
         )?;
+    }
+    for table in ["webhook_pending", "webhook_attempts"] {
+        if version < 5 && !has_column(conn, table, "source")? {
+            conn.execute_batch(&format!(
+                "ALTER TABLE {table} ADD COLUMN source TEXT NOT NULL DEFAULT ''"
+            ))?;
+        }
     }
     if version < VERSION {
         conn.execute_batch(&format!("PRAGMA user_version = {VERSION}"))?;

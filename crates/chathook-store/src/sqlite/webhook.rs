@@ -19,12 +19,13 @@ fn pending_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PendingDelivery> 
         last_error: r.get(8)?,
         dead: r.get(9)?,
         dead_at_ms: r.get(10)?,
+        source: r.get(11)?,
     })
 }
 
 const PENDING_COLUMNS: &str =
     "delivery_id, endpoint_id, event, query, body, attempts, next_at_ms, \
-     event_at_ms, last_error, dead, dead_at_ms";
+     event_at_ms, last_error, dead, dead_at_ms, source";
 
 /// The tables that keep one JSON document per endpoint: its settings, and its health.
 const ENDPOINTS: &str = "webhook_endpoints";
@@ -141,7 +142,7 @@ impl WebhookStore for SqliteStore {
         self.write(move |ctx| {
             let mut stmt = ctx.conn.prepare_cached(&format!(
                 "INSERT OR REPLACE INTO webhook_pending({PENDING_COLUMNS})
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
             ))?;
             for d in &deliveries {
                 stmt.execute(params![
@@ -155,7 +156,8 @@ impl WebhookStore for SqliteStore {
                     d.event_at_ms,
                     d.last_error,
                     d.dead,
-                    d.dead_at_ms
+                    d.dead_at_ms,
+                    d.source
                 ])?;
             }
             Ok(())
@@ -291,7 +293,8 @@ impl WebhookStore for SqliteStore {
         self.write(move |ctx| {
             let mut stmt = ctx.conn.prepare_cached(
                 "INSERT INTO webhook_attempts(endpoint_id, delivery_id, event, at_ms, success, status,
-                 latency_ms, error, response, request) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                 latency_ms, error, response, request, source)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )?;
             for a in &attempts {
                 stmt.execute(params![
@@ -304,7 +307,8 @@ impl WebhookStore for SqliteStore {
                     a.latency_ms,
                     a.error,
                     a.response,
-                    a.request
+                    a.request,
+                    a.source
                 ])?;
             }
             Ok(())
@@ -321,7 +325,7 @@ impl WebhookStore for SqliteStore {
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT endpoint_id, delivery_id, event, at_ms, success, status, latency_ms, error,
-                        response, request
+                        response, request, source
                  FROM webhook_attempts WHERE endpoint_id = ?1 AND id = ?2",
             )?;
             let found = stmt
@@ -337,6 +341,7 @@ impl WebhookStore for SqliteStore {
                         error: r.get(7)?,
                         response: r.get(8)?,
                         request: r.get(9)?,
+                        source: r.get(10)?,
                     })
                 })
                 .optional()?;
@@ -348,7 +353,8 @@ impl WebhookStore for SqliteStore {
     async fn attempts(&self, q: AttemptQuery) -> Result<Vec<(i64, AttemptRecord)>, StoreError> {
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT id, endpoint_id, delivery_id, event, at_ms, success, status, latency_ms, error, response
+                "SELECT id, endpoint_id, delivery_id, event, at_ms, success, status, latency_ms, error, response,
+                        source
                  FROM webhook_attempts
                  WHERE endpoint_id = ?1 AND (?2 IS NULL OR success = ?2) AND (?3 IS NULL OR event = ?3)
                    AND (?4 IS NULL OR id < ?4) AND (?5 IS NULL OR at_ms >= ?5) AND (?7 IS NULL OR id > ?7)
@@ -371,6 +377,7 @@ impl WebhookStore for SqliteStore {
                                 error: r.get(8)?,
                                 response: r.get(9)?,
                                 request: String::new(),
+                                source: r.get(10)?,
                             },
                         ))
                     },

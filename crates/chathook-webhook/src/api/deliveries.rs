@@ -40,6 +40,9 @@ pub(super) struct AttemptOutcome {
     error: String,
     /// The start of the answer's body.
     response: String,
+    /// Where the delivery's events came from: `local` (this server's IM core), a relay source's id,
+    /// or several joined with `,` (a batch); empty for attempts logged before relay mode.
+    source: String,
 }
 
 /// Sends a sample event to the endpoint now, outside its queue; the attempt is logged.
@@ -92,6 +95,7 @@ pub(super) async fn test(
         latency_ms: latency_ms(result.latency),
         error: result.error,
         response: result.response,
+        source: delivery.source,
     }))
 }
 
@@ -116,6 +120,7 @@ impl AttemptView {
                 latency_ms: a.latency_ms,
                 error: a.error.clone(),
                 response: a.response.clone(),
+                source: a.source.clone(),
             },
         }
     }
@@ -350,6 +355,8 @@ pub(super) struct DeadLetterView {
     dead_lettered_at: String,
     /// The request body it was sent with.
     body: String,
+    /// Where its events came from (as on attempts).
+    source: String,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -367,6 +374,7 @@ impl DeadLetterView {
             event_at: rfc3339(d.event_at_ms),
             dead_lettered_at: rfc3339(d.dead_at_ms),
             body: String::from_utf8_lossy(&d.body).into_owned(),
+            source: d.source.clone(),
         }
     }
 }

@@ -14,7 +14,7 @@ use crate::attempt_log::AttemptLog;
 use crate::client::{AttemptResult, Deliverer, Request, TencentRules};
 use crate::clock::now_ms;
 use crate::config::WebhookConfig;
-use crate::endpoint::{Endpoint, Flavour};
+use crate::endpoint::{Endpoint, Flavour, LOCAL_SOURCE};
 use crate::format::Rendered;
 use crate::metrics::{endpoint_label, WebhookMetrics};
 
@@ -34,6 +34,8 @@ pub(crate) struct Delivery {
     pub event_at_ms: i64,
     /// Came from the retry table.
     pub parked: bool,
+    /// Where its events came from: `local`, a relay source's id, or several joined with `,`.
+    pub source: String,
 }
 
 impl Delivery {
@@ -48,11 +50,18 @@ impl Delivery {
             attempts: 0,
             event_at_ms: logged.at_ms,
             parked: false,
+            source: logged.event.source().unwrap_or(LOCAL_SOURCE).to_string(),
         }
     }
 
     /// A batch; its id names the first and last log positions it carries.
-    pub fn batch(prefix: &str, positions: Vec<u64>, r: Rendered, event_at_ms: i64) -> Delivery {
+    pub fn batch(
+        prefix: &str,
+        positions: Vec<u64>,
+        r: Rendered,
+        event_at_ms: i64,
+        source: String,
+    ) -> Delivery {
         let first = positions.first().copied().unwrap_or(0);
         let last = positions.last().copied().unwrap_or(0);
         Delivery {
@@ -64,6 +73,7 @@ impl Delivery {
             attempts: 0,
             event_at_ms,
             parked: false,
+            source,
         }
     }
 
@@ -78,6 +88,7 @@ impl Delivery {
             attempts: p.attempts,
             event_at_ms: p.event_at_ms,
             parked: true,
+            source: p.source,
         }
     }
 
@@ -92,6 +103,7 @@ impl Delivery {
             attempts: 0,
             event_at_ms: now_ms(),
             parked: false,
+            source: LOCAL_SOURCE.to_string(),
         }
     }
 }
@@ -155,6 +167,7 @@ async fn send_as(
         error: result.error.clone(),
         response: result.response.clone(),
         request: logged_request(&delivery.body),
+        source: delivery.source.clone(),
     };
     if hook {
         attempts.record_lingering(record);
@@ -242,6 +255,7 @@ pub(crate) async fn settle(
         last_error: result.error.clone(),
         dead,
         dead_at_ms: if dead { now } else { 0 },
+        source: delivery.source.clone(),
     };
     if let Err(e) = store.park_deliveries(vec![parked]).await {
         tracing::error!(error = %e, "cannot park a failed delivery; it stays in the queue");

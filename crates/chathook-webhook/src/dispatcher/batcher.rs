@@ -10,6 +10,7 @@ use chathook_events::{Event, LoggedEvent, Message};
 
 use super::attempt::Delivery;
 use crate::clock::now_ms;
+use crate::endpoint::LOCAL_SOURCE;
 use crate::format;
 
 /// When batches are flushed.
@@ -33,6 +34,8 @@ struct Pending<T> {
     started: Option<Instant>,
     /// The estimated size of its body.
     bytes: usize,
+    /// Where its items came from (`local` or relay source ids), each once, in order of arrival.
+    sources: Vec<String>,
 }
 
 impl<T> Pending<T> {
@@ -42,19 +45,25 @@ impl<T> Pending<T> {
             items: Vec::new(),
             started: None,
             bytes: 0,
+            sources: Vec::new(),
         }
     }
 
-    fn push(&mut self, position: u64, item: T, bytes: usize) {
+    fn push(&mut self, position: u64, item: T, bytes: usize, source: &str) {
         self.started.get_or_insert_with(Instant::now);
+        if !self.sources.iter().any(|s| s == source) {
+            self.sources.push(source.to_string());
+        }
         self.positions.push(position);
         self.items.push(item);
         self.bytes += bytes;
     }
 
-    fn take(&mut self) -> Option<(Vec<u64>, Vec<T>)> {
+    /// The batch's positions, items and sources (joined with `,`), leaving it empty.
+    fn take(&mut self) -> Option<(Vec<u64>, Vec<T>, String)> {
         let taken = std::mem::replace(self, Pending::new());
-        (!taken.positions.is_empty()).then_some((taken.positions, taken.items))
+        (!taken.positions.is_empty())
+            .then(|| (taken.positions, taken.items, taken.sources.join(",")))
     }
 
     fn due(&self, interval: Duration, now: Instant) -> bool {
@@ -87,18 +96,26 @@ impl Batcher {
         if self.notify.bytes + size > limits.max_bytes && !self.notify.positions.is_empty() {
             ready.extend(self.flush_notify());
         }
-        self.notify.push(logged.position, Arc::new(logged), size);
+        let source = logged.event.source().unwrap_or(LOCAL_SOURCE).to_string();
+        self.notify
+            .push(logged.position, Arc::new(logged), size, &source);
         if self.notify.positions.len() >= limits.max_batch {
             ready.extend(self.flush_notify());
         }
         ready
     }
 
-    /// Adds a presence change (`item` is its `user.onlinestatus` string); returns the batch if it
-    /// became ready.
-    pub fn add_status(&mut self, position: u64, item: String, limits: &Limits) -> Option<Delivery> {
+    /// Adds a presence change (`item` is its `user.onlinestatus` string, `source` where it came from);
+    /// returns the batch if it became ready.
+    pub fn add_status(
+        &mut self,
+        position: u64,
+        item: String,
+        source: &str,
+        limits: &Limits,
+    ) -> Option<Delivery> {
         let bytes = item.len() + 3;
-        self.status.push(position, item, bytes);
+        self.status.push(position, item, bytes, source);
         let full = self.status.positions.len() >= limits.max_batch
             || self.status.bytes >= limits.max_bytes;
         full.then(|| self.flush_status()).flatten()
@@ -134,7 +151,7 @@ impl Batcher {
     }
 
     fn flush_notify(&mut self) -> Option<Delivery> {
-        let (positions, events) = self.notify.take()?;
+        let (positions, events, sources) = self.notify.take()?;
         let messages: Vec<&Message> = events
             .iter()
             .filter_map(|e| match e.event.inner() {
@@ -148,16 +165,18 @@ impl Batcher {
             positions,
             format::render_notify(&messages),
             at,
+            sources,
         ))
     }
 
     fn flush_status(&mut self) -> Option<Delivery> {
-        let (positions, items) = self.status.take()?;
+        let (positions, items, sources) = self.status.take()?;
         Some(Delivery::batch(
             "sts",
             positions,
             format::render_status(&items),
             now_ms(),
+            sources,
         ))
     }
 }
@@ -216,7 +235,7 @@ mod tests {
         let mut b = Batcher::new();
         b.add_message(message_at(1), &limits());
         assert!(b
-            .add_status(2, "alice-0-1-1-1-1".into(), &limits())
+            .add_status(2, "alice-0-1-1-1-1".into(), "local", &limits())
             .is_none());
         let now = Instant::now();
         assert!(b.due(now, &limits(), false).is_empty());
@@ -229,10 +248,31 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_names_each_source_of_its_events_once() {
+        let mut b = Batcher::new();
+        let relayed = |position| {
+            let mut e = message_at(position);
+            e.event = chathook_events::Event::relayed("src_a", e.event);
+            e
+        };
+        b.add_message(message_at(1), &limits());
+        b.add_message(relayed(2), &limits());
+        let ready = b.add_message(relayed(3), &limits());
+        assert_eq!(ready[0].source, "local,src_a");
+        assert_eq!(ready[0].positions, vec![1, 2, 3]);
+        let body: serde_json::Value = serde_json::from_slice(&ready[0].body).unwrap();
+        assert_eq!(
+            body.as_array().unwrap().len(),
+            3,
+            "relayed messages are in the batch too"
+        );
+    }
+
+    #[test]
     fn dropping_the_batches_gives_their_positions_back() {
         let mut b = Batcher::new();
         b.add_message(message_at(7), &limits());
-        b.add_status(8, "x".into(), &limits());
+        b.add_status(8, "x".into(), "local", &limits());
         assert_eq!(b.drop_all(), vec![7, 8]);
         assert_eq!(b.next_due(&limits()), None);
     }

@@ -29,7 +29,7 @@ use crate::client::AttemptResult;
 use crate::client::Deliverer;
 use crate::clock::now_ms;
 use crate::config::WebhookConfig;
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Endpoint, LOCAL_SOURCE};
 use crate::features::Features;
 use crate::format;
 use crate::health::{Gap, Health, HealthBook, LogRelease, ServerDisable};
@@ -318,7 +318,10 @@ impl Dispatcher {
                             continue;
                         }
                     };
-                    let ready = self.batcher.add_status(logged.position, item, &limits);
+                    let source = logged.event.source().unwrap_or(LOCAL_SOURCE);
+                    let ready = self
+                        .batcher
+                        .add_status(logged.position, item, source, &limits);
                     self.ready.extend(ready);
                 }
             }

@@ -37,7 +37,7 @@ async fn wukongim_webhooks_reach_every_flavour_once_per_message_after_a_plain_20
     let s = TestServer::start().await;
     let standard = Receiver::start().await;
     let wukongim = Receiver::start().await;
-    s.endpoint(json!({"url": standard.url, "flavour": "standard",
+    let std_ep = s.endpoint(json!({"url": standard.url, "flavour": "standard",
                       "events": ["message.sent", "user.online", "message.offline", "wukongim.msg.*"]}))
         .await;
     s.endpoint(json!({"url": wukongim.url, "flavour": "wukongim",
@@ -108,6 +108,26 @@ async fn wukongim_webhooks_reach_every_flavour_once_per_message_after_a_plain_20
         .find(|(t, _)| t == "wukongim.msg.stream")
         .unwrap();
     assert_eq!(foreign.1, json!({"any": "thing"}));
+    // the attempt log names each delivery's source
+    let (src_id, ep_id) = (src["id"].as_str().unwrap(), std_ep["id"].as_str().unwrap());
+    let (_, log) = s
+        .call(
+            "GET",
+            &format!("/v1/webhooks/endpoints/{ep_id}/attempts"),
+            None,
+            Some(ADMIN),
+        )
+        .await;
+    let sources: Vec<Value> = log["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["source"].clone())
+        .collect();
+    assert!(
+        sources.len() >= 5 && sources.iter().all(|x| x == src_id),
+        "{log}"
+    );
 
     // the WuKongIM flavour gets WuKongIM's own bodies back
     wukongim
