@@ -477,6 +477,55 @@ export function consoleSuite(engine) {
     assert.equal(req.headers["webhook-signature"].split(" ").length, 2);
   });
 
+  test(`${engine}: a relay source is created with its ingest URL, counts what it takes and refuses, names itself on deliveries, rotates and goes`, async () => {
+    await visit("#/sources");
+    await page.locator("#source-kind").selectOption("tencent");
+    assert.equal(await page.locator("#tencent-settings").isVisible(), true, "Tencent's settings for a Tencent source");
+    await page.locator("#source-kind").selectOption("wukongim");
+    await page.locator("#source-description").fill(`${engine} WuKongIM`);
+    await page.locator("#create-source").click();
+    const shown = page.locator("#created-ingest-url");
+    await shown.waitFor();
+    const url = await page.evaluate(() => document.querySelector("#created-ingest-url").value);
+    assert.match(url, /^http:\/\/127\.0\.0\.1:\d+\/relay\/src_[0-9a-f]+\/[A-Za-z0-9_-]{43}$/);
+    await page.getByRole("button", { name: "Done" }).click();
+    const id = url.split("/")[4];
+    const card = page.locator(`section.source[data-source="${id}"]`);
+    await card.waitFor();
+    // WuKongIM sends a message through it; a sender with an old URL is refused
+    const message = { header: { no_persist: 0, red_dot: 1, sync_once: 0 }, setting: 0, message_id: 7_000_001, message_idstr: "7000001",
+      client_msg_no: "relayed-1", message_seq: 1, from_uid: "wk-alice", channel_id: "wk-bob", channel_type: 1, expire: 0,
+      timestamp: 1_700_000_000, payload: Buffer.from('{"type":1,"content":"via relay"}').toString("base64") };
+    const sent = await fetch(`${url}?event=msg.notify`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify([message]) });
+    assert.equal(sent.status, 200);
+    assert.equal(await sent.text(), "");
+    const wrong = await fetch(`${url.slice(0, -4)}AAAA?event=msg.notify`, { method: "POST", body: "[]" });
+    assert.equal(wrong.status, 404);
+    await visit("#/sources");
+    await eventually("the counters", async () => /2 requests · 1 events stored/.test(await card.textContent()));
+    assert.match(await card.locator('tr[data-reason="secret_wrong"]').textContent(), /wrong path secret.*1/);
+    await shots("sources");
+    // the endpoint's deliveries name the source of the relayed message
+    await visit(`#/webhooks/${endpointId}/deliveries`);
+    await eventually("a delivery from the source", async () => (await page.locator("#attempts tbody").textContent()).includes(id));
+    // the warnings page lists the refusal
+    await visit("#/warnings");
+    const warned = page.locator(`ul.warnings li[data-source="${id}"]`);
+    await warned.waitFor();
+    assert.match(await warned.textContent(), /1 × wrong path secret/);
+    // rotated: a new URL, the old one still noted; then deleted
+    await visit("#/sources");
+    await card.locator("button.rotate").click();
+    await page.getByRole("button", { name: "Rotate", exact: true }).click();
+    await eventually("the rotated URL", async () => {
+      const now = await page.evaluate((i) => document.querySelector(`#ingest-${i}`)?.value, id);
+      return now && now !== url && /previous URL works until/.test(await card.textContent());
+    });
+    await card.locator("button.delete").click();
+    await page.getByRole("button", { name: "Delete", exact: true }).click();
+    await eventually("the card gone", async () => (await page.locator(`section.source[data-source="${id}"]`).count()) === 0);
+  });
+
   test(`${engine}: the webhook list shows each endpoint's state and last hour`, async () => {
     await visit(`#/webhooks`);
     const row = page.locator(`tr[data-endpoint="${endpointId}"]`);

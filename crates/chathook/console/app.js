@@ -8,6 +8,7 @@ import * as webhooks from "./webhooks.js";
 import * as deliveries from "./deliveries.js";
 import * as features from "./features.js";
 import * as warnings from "./warnings.js";
+import * as sources from "./sources.js";
 
 /** [pattern, page]: the first whose pattern matches the hash renders. */
 const PAGES = [
@@ -18,6 +19,7 @@ const PAGES = [
   [/^#\/webhooks\/([^/]+)$/, webhooks.renderOne],
   [/^#\/features$/, features.render],
   [/^#\/warnings$/, warnings.render],
+  [/^#\/sources$/, sources.render],
 ];
 
 /** A route parameter names one thing, never another path: letters, digits and _ . : ~ - (not . or ..). */

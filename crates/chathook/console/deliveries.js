@@ -66,6 +66,7 @@ async function renderAttempts(card, id, pageSignal) {
       h("td", { text: a.status ?? "–" }),
       h("td", { text: `${a.latency_ms} ms` }),
       h("td.mono.hide-narrow", { text: a.delivery_id }),
+      h("td.mono.hide-narrow", { text: a.source || "–" }),
     );
   };
 
@@ -99,7 +100,7 @@ async function renderAttempts(card, id, pageSignal) {
   card.append(
     h("div.row.spread", {}, h("h2", { text: "Attempts" }), live),
     h("div.row", {}, h("label.row", { for: "filter-status" }, "Outcome ", status), h("label.row", { for: "filter-event" }, "Event ", event), known),
-    h("div.table-wrap", {}, h("table", {}, h("thead", {}, h("tr", {}, ["Time", "Event", "Outcome", "HTTP", "Latency", "Delivery id"].map((t, i) => h(i === 5 ? "th.hide-narrow" : "th", { text: t })))), tbody)),
+    h("div.table-wrap", {}, h("table", {}, h("thead", {}, h("tr", {}, ["Time", "Event", "Outcome", "HTTP", "Latency", "Delivery id", "Source"].map((t, i) => h(i >= 5 ? "th.hide-narrow" : "th", { text: t })))), tbody)),
   );
   await load();
 }
@@ -119,7 +120,7 @@ async function showAttempt(id, listed) {
       "div",
       { id: "attempt-detail" },
       h("p", {}, `${a.event} · ${time(a.at)} · ${a.success ? "succeeded" : "failed"} · HTTP ${a.status ?? "none"} · ${a.latency_ms} ms`),
-      h("p.mono", { text: `delivery ${a.delivery_id}` }),
+      h("p.mono", { text: `delivery ${a.delivery_id} · source ${a.source || "unknown"}` }),
       a.error ? h("p.bad", { text: a.error }) : null,
       h("h3", { text: "Request" }),
       a.request ? jsonBlock(a.request) : h("p.muted", { text: "No request body." }),
@@ -167,7 +168,7 @@ async function renderDeadLetters(card, id, note = "") {
       h(
         "table",
         {},
-        h("thead", {}, h("tr", {}, ["Event", "Attempts", "Last error", "Dead since", ""].map((t) => h("th", { text: t })))),
+        h("thead", {}, h("tr", {}, ["Event", "Source", "Attempts", "Last error", "Dead since", ""].map((t) => h("th", { text: t })))),
         h(
           "tbody",
           {},
@@ -176,6 +177,7 @@ async function renderDeadLetters(card, id, note = "") {
               "tr",
               { "data-dead-letter": d.delivery_id },
               h("td", {}, h("span.mono", { text: d.event }), h("details", {}, h("summary", { text: "Body" }), jsonBlock(d.body))),
+              h("td.mono", { text: d.source || "–" }),
               h("td", { text: d.attempts }),
               h("td.bad", { text: d.last_error }),
               h("td", { text: time(d.dead_lettered_at) }),

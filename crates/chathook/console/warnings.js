@@ -1,12 +1,39 @@
 // Warnings: what needs the operator's eye without Grafana: endpoints failing, paused by their breaker or
 // disabled by the server, and endpoints whose attempts failed in the last hour, each with a link to its
-// deliveries.
+// deliveries; and relay sources whose ingest refused requests (a rotated URL, a wrong token, a clock).
 
 import { api } from "./api.js";
 import { h, time } from "./ui.js";
 import { stateOf } from "./webhooks.js";
+import { REFUSALS } from "./sources.js";
 
 export async function render(main) {
+  await renderEndpoints(main);
+  await renderRelay(main);
+}
+
+/** Relay sources that refused requests, with how many for each reason. */
+async function renderRelay(main) {
+  const refusing = (await api("GET", "/v1/relay/sources")).data.filter((s) => Object.keys(s.counters.refused).length);
+  if (!refusing.length) return;
+  main.append(
+    h("h2", { id: "refused-relay", text: "Refused relay requests" }),
+    h(
+      "ul.card.warnings",
+      {},
+      refusing.map((s) =>
+        h(
+          "li",
+          { "data-source": s.id },
+          h("a", { href: "#/sources", text: s.description || s.id }),
+          Object.entries(s.counters.refused).map(([reason, n]) => h("div.muted", { text: `${n} × ${REFUSALS[reason] || reason}` })),
+        ),
+      ),
+    ),
+  );
+}
+
+async function renderEndpoints(main) {
   const endpoints = (await api("GET", "/v1/webhooks/endpoints")).data;
   const stats = await Promise.all(
     endpoints.map((e) => api("GET", `/v1/webhooks/endpoints/${e.id}/stats?window=1h`).catch(() => null)),

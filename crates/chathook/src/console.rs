@@ -14,7 +14,7 @@ use axum::routing::get;
 use axum::Router;
 
 /// Each file: its name under `/console/`, its media type and its content.
-const FILES: [(&str, &str, &str); 12] = [
+const FILES: [(&str, &str, &str); 13] = [
     ("index.html", HTML, include_str!("../console/index.html")),
     ("favicon.svg", SVG, include_str!("../console/favicon.svg")),
     ("console.css", CSS, include_str!("../console/console.css")),
@@ -31,6 +31,7 @@ const FILES: [(&str, &str, &str); 12] = [
     ("charts.js", JS, include_str!("../console/charts.js")),
     ("features.js", JS, include_str!("../console/features.js")),
     ("warnings.js", JS, include_str!("../console/warnings.js")),
+    ("sources.js", JS, include_str!("../console/sources.js")),
 ];
 
 const HTML: &str = "text/html; charset=utf-8";
