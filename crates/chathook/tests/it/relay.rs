@@ -737,3 +737,91 @@ async fn a_kill_9_during_a_relay_stream_loses_no_request_that_got_its_200() {
         .await;
     let _ = proc.child.kill();
 }
+
+#[tokio::test]
+async fn relayed_events_are_retried_dead_lettered_and_replayed_with_their_source_and_sources_filter_them(
+) {
+    let s = TestServer::start_with(|c| {
+        c.webhook.retry_schedule = vec![Duration::ZERO, Duration::from_millis(50)];
+        c.webhook.retry_jitter = 0.0;
+    })
+    .await;
+    let failing = Receiver::start().await;
+    failing.set(Mode::Status(500));
+    let local_only = Receiver::start().await;
+    let ep = s
+        .endpoint(json!({"url": failing.url, "flavour": "standard", "events": ["message.sent"]}))
+        .await;
+    s.endpoint(
+        json!({"url": local_only.url, "flavour": "standard", "events": ["message.sent"],
+                      "sources": ["local"]}),
+    )
+    .await;
+    let src = source(&s, json!({"kind": "wukongim"})).await;
+    let url = src["ingest_url"].as_str().unwrap();
+    assert_eq!(
+        wk_post(url, "msg.notify", &json!([wk_message(61, 1, "r")]))
+            .await
+            .0,
+        200
+    );
+    let (st, _) = s.rest_send("alice", "bob", 1, "local one").await;
+    assert_eq!(st, 200);
+
+    // the relayed message runs out of retries: a dead letter that names its source
+    let id = ep["id"].as_str().unwrap();
+    let src_id = src["id"].as_str().unwrap();
+    let dead = s
+        .poll(&format!("/v1/webhooks/endpoints/{id}/dead-letters"), |v| {
+            v["data"].as_array().is_some_and(|d| d.len() == 2)
+        })
+        .await;
+    let sources: Vec<&str> = dead["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["source"].as_str().unwrap())
+        .collect();
+    assert!(
+        sources.contains(&src_id) && sources.contains(&"local"),
+        "{dead}"
+    );
+    let relayed = dead["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["source"] == src_id)
+        .unwrap();
+    assert_eq!(failing.requests().len(), 4, "two attempts each");
+    // replayed once the receiver heals
+    failing.set(Mode::Ok);
+    let delivery = relayed["delivery_id"].as_str().unwrap();
+    let (st, _) = s
+        .post(
+            &format!("/v1/webhooks/endpoints/{id}/dead-letters/{delivery}/replay"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(st, 202);
+    failing
+        .wait(
+            "the replayed relayed message",
+            Duration::from_secs(20),
+            |r| r.len() > 4 && r[4..].iter().any(|q| q.json()["data"]["message_id"] == 61),
+        )
+        .await;
+
+    // the endpoint limited to `local` got the local message only
+    local_only
+        .wait("the local message", Duration::from_secs(20), |r| {
+            !r.is_empty()
+        })
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let got: Vec<Value> = local_only
+        .requests()
+        .iter()
+        .map(|r| r.json()["data"]["from_uid"].clone())
+        .collect();
+    assert_eq!(got, [json!("alice")]);
+}
