@@ -16,7 +16,7 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 /// Top-level keys; environment variables naming anything else are ignored with a warning.
-const TOP_LEVEL_KEYS: [&str; 19] = [
+const TOP_LEVEL_KEYS: [&str; 20] = [
     "api_addr",
     "ws_addr",
     "listen",
@@ -35,6 +35,7 @@ const TOP_LEVEL_KEYS: [&str; 19] = [
     "storage",
     "cluster",
     "webhook",
+    "relay",
     "tencent",
 ];
 
@@ -667,6 +668,17 @@ fn expected_in_words(expected: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_top_level_setting_can_be_given_by_environment() {
+        let defaults = serde_json::to_value(Config::default()).unwrap();
+        for key in defaults.as_object().unwrap().keys() {
+            assert!(
+                TOP_LEVEL_KEYS.contains(&key.as_str()),
+                "{key} is missing from TOP_LEVEL_KEYS"
+            );
+        }
+    }
 
     #[test]
     fn defaults_are_wukongim_ports() {
