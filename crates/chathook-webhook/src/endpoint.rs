@@ -258,6 +258,7 @@ pub fn check_secret(secret: &str) -> Result<(), UrlError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chathook_events::{Foreign, GroupRef, Origin};
 
     #[test]
     fn secrets() {
@@ -267,12 +268,6 @@ mod tests {
         assert!(check_secret("whsec_AAAA").is_err());
         assert!(check_secret("nope").is_err());
     }
-}
-
-#[cfg(test)]
-mod selection_tests {
-    use super::*;
-    use chathook_events::{Foreign, GroupRef, Origin};
 
     fn endpoint(events: Vec<EventKind>) -> Endpoint {
         Endpoint::new(
