@@ -31,10 +31,11 @@ pub mod signing;
 mod stored;
 pub mod url_rules;
 
+pub use config::RelayConfig;
 pub use config::WebhookConfig;
 pub use endpoint::{Endpoint, Flavour};
 pub use engine::{EngineError, WebhookEngine};
 pub use features::Features;
 pub use lease::{share_of, Leasing};
 pub use metrics::WebhookMetrics;
-pub use relay::{Relay, RelayConfig};
+pub use relay::Relay;

@@ -15,44 +15,12 @@ use std::time::Duration;
 use chathook_events::{Event, Outgoing, Verdict};
 use chathook_store::sealing::Sealer;
 use chathook_store::{Ingested, RelayStore, StoreError};
-use serde::{Deserialize, Serialize};
 
 use crate::clock::now_ms;
+use crate::config::RelayConfig;
 use crate::hooks::Hooks;
 use counters::Counters;
 use source::{Source, StoredSourceError};
-
-/// `[relay]`: relay mode's settings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RelayConfig {
-    /// Relay ingest on its own listener (only the ingest routes and `/health`), so that the admin API
-    /// can stay private; unset, ingest is served on the API's address.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub addr: Option<std::net::SocketAddr>,
-    /// The base URL ingest URLs are built on (as the sending server reaches chathook); the relay's
-    /// (or else the API's) own address when unset.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub public_url: Option<String>,
-    /// How long a source's message ids are remembered to leave out re-sent messages (WuKongIM merges
-    /// a failed `msg.notify` batch into later ones).
-    #[serde(with = "humantime_serde")]
-    pub dedup_window: Duration,
-    /// How long a rotated-out ingest URL still works.
-    #[serde(with = "humantime_serde")]
-    pub rotation_grace: Duration,
-}
-
-impl Default for RelayConfig {
-    fn default() -> Self {
-        RelayConfig {
-            addr: None,
-            public_url: None,
-            dedup_window: Duration::from_secs(24 * 3600),
-            rotation_grace: Duration::from_secs(24 * 3600),
-        }
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
