@@ -72,6 +72,10 @@ pub struct WebhookConfig {
     pub http_addr: Option<String>,
     /// WuKongIM's event filter for `httpAddr` (WuKongIM names; empty = all).
     pub focus_events: Vec<String>,
+    /// WuKongIM's `agent.webhook.httpAddr`: a second read-only `wukongim` endpoint, filtered to agent
+    /// channels (channel types 11 and 12).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent_http_addr: Option<String>,
     /// WuKongIM's gRPC webhook target: accepted so a WuKongIM configuration loads, but chathook delivers
     /// over HTTP only (an error when it is the only target, a warning otherwise).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -110,6 +114,9 @@ pub struct ConfigEndpoint {
     /// The tencent flavour's callback token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sign_token: Option<String>,
+    /// Which messages, channels and users it takes (empty lists: all).
+    #[serde(default, skip_serializing_if = "crate::filters::Filters::is_empty")]
+    pub filters: crate::filters::Filters,
 }
 
 fn default_flavour() -> Flavour {
@@ -148,6 +155,7 @@ impl Default for WebhookConfig {
             features: Default::default(),
             endpoints: Vec::new(),
             http_addr: None,
+            agent_http_addr: None,
             focus_events: Vec::new(),
             grpc_addr: None,
             msg_notify_retry_max_count: None,

@@ -10,7 +10,12 @@ use sha2::{Digest, Sha256};
 use crate::catalog;
 use crate::config::{ConfigEndpoint, WebhookConfig};
 use crate::endpoint::{check_secret, Endpoint, Flavour};
+use crate::filters::Filters;
 use crate::url_rules::check_url;
+
+/// WuKongIM's agent channels: one-to-one with an agent, and a group with agents.
+const AGENT_CHANNEL: u8 = 11;
+const AGENT_GROUP_CHANNEL: u8 = 12;
 
 fn stable_id(url: &str, flavour: Flavour) -> String {
     let digest = Sha256::digest(format!("{url}|{flavour:?}").as_bytes());
@@ -40,27 +45,48 @@ pub fn resolve_events(names: &[String]) -> Result<Vec<EventKind>, String> {
 
 /// The config file's endpoints; `Err` names the broken setting.
 pub(crate) fn from_config(config: &WebhookConfig, seed: &str) -> Result<Vec<Endpoint>, String> {
-    let mut defs: Vec<ConfigEndpoint> = config.endpoints.clone();
-    if let Some(addr) = config.http_addr.as_ref().filter(|a| !a.is_empty()) {
-        let events = if config.focus_events.is_empty() {
+    // Each with the text its stable id is made from (its URL; WuKongIM's agent webhook's is marked, so
+    // that it may share its URL with httpAddr).
+    let mut defs: Vec<(ConfigEndpoint, String)> = config
+        .endpoints
+        .iter()
+        .map(|d| (d.clone(), d.url.clone()))
+        .collect();
+    let wukongim_events = || {
+        if config.focus_events.is_empty() {
             catalog::wukongim_own()
                 .into_iter()
                 .map(|k| k.name().to_string())
                 .collect()
         } else {
             config.focus_events.clone()
+        }
+    };
+    let wukongim = |url: &String, description: &str, filters| ConfigEndpoint {
+        url: url.clone(),
+        flavour: Flavour::Wukongim,
+        events: wukongim_events(),
+        secret: None,
+        description: description.into(),
+        sign_token: None,
+        filters,
+    };
+    if let Some(addr) = config.http_addr.as_ref().filter(|a| !a.is_empty()) {
+        defs.push((
+            wukongim(addr, "webhook.httpAddr", Filters::default()),
+            addr.clone(),
+        ));
+    }
+    if let Some(addr) = config.agent_http_addr.as_ref().filter(|a| !a.is_empty()) {
+        let agent_channels = Filters {
+            channel_types: vec![AGENT_CHANNEL, AGENT_GROUP_CHANNEL],
+            ..Filters::default()
         };
-        defs.push(ConfigEndpoint {
-            url: addr.clone(),
-            flavour: Flavour::Wukongim,
-            events,
-            secret: None,
-            description: "webhook.httpAddr".into(),
-            sign_token: None,
-        });
+        let def = wukongim(addr, "agent.webhook.httpAddr", agent_channels);
+        defs.push((def, format!("agent:{addr}")));
     }
     let mut out = Vec::new();
-    for (i, d) in defs.into_iter().enumerate() {
+    for (i, (d, id_from)) in defs.into_iter().enumerate() {
         let key = format!("webhook.endpoints[{i}]");
         check_url(&d.url).map_err(|e| format!("{key}.url: {e}"))?;
         let events =
@@ -72,8 +98,11 @@ pub(crate) fn from_config(config: &WebhookConfig, seed: &str) -> Result<Vec<Endp
             }
             None => derived_secret(seed, &d.url),
         };
+        d.filters
+            .check()
+            .map_err(|(field, message)| format!("{key}.filters.{field}: {message}"))?;
         let mut e = Endpoint::new(
-            stable_id(&d.url, d.flavour),
+            stable_id(&id_from, d.flavour),
             d.url,
             d.flavour,
             events,
@@ -81,6 +110,7 @@ pub(crate) fn from_config(config: &WebhookConfig, seed: &str) -> Result<Vec<Endp
         );
         e.description = d.description;
         e.sign_token = d.sign_token;
+        e.filters = d.filters;
         e.message_channel_types = catalog::message_channel_types(&d.events);
         // The engine sets the time it first loaded the endpoint.
         e.read_only = true;

@@ -6,6 +6,7 @@ use chathook_events::{Event, EventKind};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
+use crate::filters::Filters;
 use crate::url_rules::UrlError;
 
 /// The source name of this server's own IM core (relay sources have ids).
@@ -63,6 +64,9 @@ pub struct Endpoint {
     /// this server's own IM core.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sources: Vec<String>,
+    /// Which messages, channels and users it takes among the events it selects.
+    #[serde(default, skip_serializing_if = "Filters::is_empty")]
+    pub filters: Filters,
     /// The foreign events (relay mode: another server's webhooks without a typed event here) it
     /// receives, by name (`tencent.<CallbackCommand>`, `wukongim.<event>`), each exact or ending in
     /// `*` for a prefix. Selecting the `foreign` kind in `events` takes every one.
@@ -170,6 +174,7 @@ impl Endpoint {
             sign_token: None,
             message_channel_types: Vec::new(),
             sources: Vec::new(),
+            filters: Filters::default(),
             foreign: Vec::new(),
             before_send: Vec::new(),
             hook_timeout_ms: MAX_HOOK_TIMEOUT_MS,
@@ -188,13 +193,16 @@ impl Endpoint {
         out
     }
 
-    /// Whether it receives `event` (by kind, a message's channel type, a foreign event's name, and the
-    /// source); the feature switches and the flavour decide the rest.
-    pub fn selects(&self, event: &Event) -> bool {
+    /// Whether it takes `event`'s source and passes its filters (what it selects is [`Self::selects`]).
+    pub fn admits(&self, event: &Event) -> bool {
         let source = event.source().unwrap_or(LOCAL_SOURCE);
-        if !self.sources.is_empty() && !self.sources.iter().any(|s| s == source) {
-            return false;
-        }
+        (self.sources.is_empty() || self.sources.iter().any(|s| s == source))
+            && self.filters.matches(event)
+    }
+
+    /// Whether it selects `event` (by kind, a message's channel type for Tencent's after-send names, a
+    /// foreign event's name); the feature switches, the flavour, its sources and filters decide the rest.
+    pub fn selects(&self, event: &Event) -> bool {
         match event.inner() {
             Event::Foreign(f) => {
                 self.events.contains(&EventKind::Foreign) || {
@@ -294,15 +302,15 @@ mod tests {
             channel_id: "g".into(),
         });
         let mut e = endpoint(vec![EventKind::GroupDismissed]);
-        assert!(e.selects(&dismissed));
-        assert!(e.selects(&Event::relayed("src_a", dismissed.clone())));
+        assert!(e.admits(&dismissed));
+        assert!(e.admits(&Event::relayed("src_a", dismissed.clone())));
         e.sources = vec!["src_a".into()];
-        assert!(!e.selects(&dismissed));
-        assert!(e.selects(&Event::relayed("src_a", dismissed.clone())));
-        assert!(!e.selects(&Event::relayed("src_b", dismissed.clone())));
+        assert!(!e.admits(&dismissed));
+        assert!(e.admits(&Event::relayed("src_a", dismissed.clone())));
+        assert!(!e.admits(&Event::relayed("src_b", dismissed.clone())));
         e.sources = vec![LOCAL_SOURCE.into()];
-        assert!(e.selects(&dismissed));
-        assert!(!e.selects(&Event::relayed("src_a", dismissed)));
+        assert!(e.admits(&dismissed));
+        assert!(!e.admits(&Event::relayed("src_a", dismissed)));
     }
 
     #[test]

@@ -19,6 +19,7 @@ mod dispatcher;
 pub mod endpoint;
 mod engine;
 pub mod features;
+pub mod filters;
 pub mod format;
 pub mod guard;
 pub mod health;

@@ -37,6 +37,8 @@ pub struct WebhookMetrics {
     pub succeeded: Counter,
     /// Attempts that failed (or hooks that gave no verdict), all endpoints together.
     pub failed: Counter,
+    /// Events an endpoint selected but its sources or filters left out, by endpoint.
+    pub filtered: Family<Labels, Counter>,
     /// Relay ingest requests by source, event and outcome.
     pub relay_requests: Family<Labels, Counter>,
     /// How long an ingest request took to answer (after its commit, or the hook's verdict).
@@ -60,6 +62,7 @@ impl Default for WebhookMetrics {
             dispatcher_wakeups: Counter::default(),
             succeeded: Counter::default(),
             failed: Counter::default(),
+            filtered: Family::default(),
             relay_requests: Family::default(),
             relay_ingest_seconds: latency_histogram(),
             delivery_series: Arc::default(),
@@ -106,6 +109,11 @@ impl WebhookMetrics {
             self.attempt_log_dropped.clone(),
         );
         registry.register(
+            "webhook_filtered",
+            "Events an endpoint selected but its sources or filters left out",
+            self.filtered.clone(),
+        );
+        registry.register(
             "relay_requests",
             "Relay ingest requests by source, event and outcome",
             self.relay_requests.clone(),
@@ -120,6 +128,18 @@ impl WebhookMetrics {
             "Times a dispatcher woke up, all endpoints together",
             self.dispatcher_wakeups.clone(),
         );
+    }
+
+    /// Counts an event `endpoint` left out by its sources or filters.
+    pub fn count_filtered(&self, endpoint: &str) {
+        self.filtered.get_or_create(&endpoint_label(endpoint)).inc();
+    }
+
+    /// How many events `endpoint` left out by its sources or filters (on this node, since it started).
+    pub fn filtered_of(&self, endpoint: &str) -> u64 {
+        self.filtered
+            .get(&endpoint_label(endpoint))
+            .map_or(0, |c| c.get())
     }
 
     /// Counts one attempt of `endpoint` (`event` on the wire, `outcome`) and observes its latency.
@@ -158,6 +178,7 @@ impl WebhookMetrics {
         self.retries.remove(&labels);
         self.dead_letters.remove(&labels);
         self.breaker_open.remove(&labels);
+        self.filtered.remove(&labels);
         let series = self
             .delivery_series
             .lock()

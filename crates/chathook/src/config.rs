@@ -852,7 +852,7 @@ mod tests {
             &file,
             "httpAddr: 127.0.0.1:6001\nwsAddr: ws://127.0.0.1:6200\nmanagerToken: wk-manager-token\n\
              cluster:\n  nodeId: 1001\nwebhook:\n  httpAddr: http://127.0.0.1:9000/hook\n\
-             \x20 msgNotifyEventRetryMaxCount: 5\n",
+             \x20 msgNotifyEventRetryMaxCount: 5\nagent:\n  webhook:\n    httpAddr: http://127.0.0.1:9000/agent\n",
         )
         .unwrap();
         figment::Jail::expect_with(|jail| {
@@ -871,6 +871,10 @@ mod tests {
             );
             assert_eq!(c.webhook.msg_notify_max_batch, 9);
             assert_eq!(c.webhook.msg_notify_retry_max_count, Some(5));
+            assert_eq!(
+                c.webhook.agent_http_addr.as_deref(),
+                Some("http://127.0.0.1:9000/agent")
+            );
             assert_eq!(
                 c.webhook.warnings().len(),
                 1,

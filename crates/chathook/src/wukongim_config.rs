@@ -62,7 +62,7 @@ fn number(v: Value) -> Value {
     }
 }
 
-const MAPPINGS: [Mapping; 15] = [
+const MAPPINGS: [Mapping; 16] = [
     Mapping {
         wukongim: "httpAddr",
         chathook: "api_addr",
@@ -111,6 +111,11 @@ const MAPPINGS: [Mapping; 15] = [
     Mapping {
         wukongim: "webhook.httpAddr",
         chathook: "webhook.http_addr",
+        convert: same,
+    },
+    Mapping {
+        wukongim: "agent.webhook.httpAddr",
+        chathook: "webhook.agent_http_addr",
         convert: same,
     },
     Mapping {

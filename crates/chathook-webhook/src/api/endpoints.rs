@@ -20,6 +20,7 @@ use crate::endpoint::{
 };
 use crate::engine::WebhookEngine;
 use crate::features::Feature;
+use crate::filters::Filters;
 use crate::format::rfc3339;
 use crate::url_rules::{broken_rules, check_url, effective_port, port_prefix_conflict};
 
@@ -64,6 +65,8 @@ pub(super) struct EndpointView {
     foreign: Vec<String>,
     /// Only events from these sources (relay source ids, `local`); empty = all.
     sources: Vec<String>,
+    /// Which messages, channels and users it takes (empty lists: all).
+    filters: Filters,
     hook_timeout_ms: u64,
     on_failure: OnFailure,
     /// Only on create and rotate.
@@ -155,6 +158,7 @@ impl EndpointView {
             message_channel_types: e.message_channel_types.clone(),
             foreign: e.foreign.clone(),
             sources: e.sources.clone(),
+            filters: e.filters.clone(),
             hook_timeout_ms: e.hook_timeout_ms,
             on_failure: e.on_failure,
             secret: with_secret.then(|| e.secret.clone()),
@@ -278,6 +282,14 @@ fn check_events(names: &[String], flavour: Flavour) -> ApiResult<Selection> {
     })
 }
 
+/// An endpoint's `filters`, checked; a broken one names its field (`filters.<list>`).
+fn check_filters(filters: Filters) -> ApiResult<Filters> {
+    filters
+        .check()
+        .map_err(|(field, message)| bad(&format!("filters.{field}"), "filter_invalid", message))?;
+    Ok(filters)
+}
+
 /// The longest list of `sources` an endpoint keeps.
 const MAX_SOURCES: usize = 64;
 
@@ -384,6 +396,9 @@ pub(super) struct CreateReq {
     /// or missing = all. A Go backend's `null` is empty.
     #[serde(default, deserialize_with = "null_as_empty")]
     sources: Vec<String>,
+    /// Which messages, channels and users it takes; missing or `null`: all.
+    #[serde(default)]
+    filters: Option<Filters>,
 }
 
 fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
@@ -409,6 +424,7 @@ pub(super) async fn create(
     }
     let selection = check_events(&req.events, req.flavour)?;
     let sources = check_sources(req.sources)?;
+    let filters = check_filters(req.filters.unwrap_or_default())?;
     check_limits(req.timeout_ms, req.max_in_flight, req.rate_limit_per_s)?;
     check_hook_timeout(req.hook_timeout_ms)?;
     let secret = match req.secret {
@@ -421,6 +437,7 @@ pub(super) async fn create(
     let mut e = Endpoint::new(new_id("ep"), req.url, req.flavour, selection.kinds, secret);
     e.foreign = selection.foreign;
     e.sources = sources;
+    e.filters = filters;
     e.enabled = req.enabled.unwrap_or(true);
     if !e.enabled {
         e.disabled_at = Some(e.created_at);
@@ -518,6 +535,10 @@ pub(super) struct PatchReq {
     #[serde(default, deserialize_with = "some_nullable")]
     #[schema(value_type = Option<Vec<String>>)]
     sources: Option<Option<Vec<String>>>,
+    /// Replaces every filter; `null` removes them all.
+    #[serde(default, deserialize_with = "some_nullable")]
+    #[schema(value_type = Option<Filters>)]
+    filters: Option<Option<Filters>>,
 }
 
 fn some_nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
@@ -581,6 +602,9 @@ pub(super) async fn patch(
     }
     if let Some(sources) = req.sources {
         e.sources = check_sources(sources.unwrap_or_default())?;
+    }
+    if let Some(filters) = req.filters {
+        e.filters = check_filters(filters.unwrap_or_default())?;
     }
     check_hook_timeout(req.hook_timeout_ms)?;
     if let Some(t) = req.hook_timeout_ms {

@@ -39,6 +39,9 @@ pub(super) struct Stats {
     latency_ms: Percentiles,
     /// Minutes with attempts, oldest first.
     per_minute: Vec<Minute>,
+    /// Events the endpoint selected but its sources or filters left out (on the node answering, since
+    /// it started; not limited to the window).
+    filtered: u64,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -100,6 +103,7 @@ pub(super) async fn stats(
     }
     let until = now_ms();
     let since = until - window.as_millis() as i64;
+    let filtered = engine.metrics().filtered_of(&id);
     let rows = engine
         .store()
         .attempts(AttemptQuery {
@@ -154,5 +158,6 @@ pub(super) async fn stats(
             p99: percentile(&latencies, 0.99),
         },
         per_minute,
+        filtered,
     }))
 }

@@ -293,6 +293,12 @@ impl Dispatcher {
                 self.cursor.read(logged.position);
                 continue;
             }
+            // Left out by its sources or filters: passed over like a delivered event, and counted.
+            if !endpoint.admits(&logged.event) {
+                self.ctx.metrics.count_filtered(&endpoint.id);
+                self.cursor.read(logged.position);
+                continue;
+            }
             let Some(route) = format::route(endpoint.flavour, &logged.event) else {
                 self.cursor.read(logged.position);
                 continue;

@@ -11,6 +11,7 @@ mod conversations;
 mod credentials;
 mod drills;
 mod events;
+mod filters;
 mod garbage;
 mod gateway;
 mod hooks;
