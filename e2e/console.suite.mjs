@@ -526,6 +526,33 @@ export function consoleSuite(engine) {
     await eventually("the card gone", async () => (await page.locator(`section.source[data-source="${id}"]`).count()) === 0);
   });
 
+  test(`${engine}: an endpoint's filters are edited, refused with the field named, and cleared`, async () => {
+    await visit(`#/webhooks/${endpointId}`);
+    await page.locator("#filter-channel_ids").fill("team-*, g1");
+    await page.locator("#filter-payload_types").fill("1, 2");
+    await page.locator("#filter-sources").fill("local");
+    await page.locator("#save-filters").click();
+    await eventually("saved", async () => (await page.locator("#filters-status").textContent()) === "Saved.");
+    const stored = (await server.call("GET", `/v1/webhooks/endpoints/${endpointId}`)).body;
+    assert.deepEqual(stored.filters, { channel_ids: ["team-*", "g1"], payload_types: [1, 2] });
+    assert.deepEqual(stored.sources, ["local"]);
+    // shown again from the server
+    await visit(`#/webhooks/${endpointId}`);
+    await page.locator("#filter-channel_ids").waitFor();
+    assert.equal(await page.evaluate(() => document.querySelector("#filter-channel_ids").value), "team-*, g1");
+    // a channel type of 0 is refused, naming the filter
+    await page.locator("#filter-channel_types").fill("0");
+    await page.locator("#save-filters").click();
+    await eventually("the refusal", async () => /filters\.channel_types/.test(await page.locator("#filters-area .field-errors").textContent().catch(() => "")));
+    await shots("filters");
+    // cleared: every event again
+    for (const key of ["channel_types", "channel_ids", "payload_types", "sources"]) await page.locator(`#filter-${key}`).fill("");
+    await page.locator("#save-filters").click();
+    await eventually("cleared", async () => (await page.locator("#filters-status").textContent()) === "Saved.");
+    const cleared = (await server.call("GET", `/v1/webhooks/endpoints/${endpointId}`)).body;
+    assert.deepEqual([cleared.filters, cleared.sources], [{}, []]);
+  });
+
   test(`${engine}: the webhook list shows each endpoint's state and last hour`, async () => {
     await visit(`#/webhooks`);
     const row = page.locator(`tr[data-endpoint="${endpointId}"]`);

@@ -33,6 +33,7 @@ async function renderCharts(card, id) {
     const s = await api("GET", `/v1/webhooks/endpoints/${id}/stats?window=${select.value}`);
     body.replaceChildren(
       h("p", {}, `${s.attempts} attempt${s.attempts === 1 ? "" : "s"}, ${s.failures} failed · p50 ${s.latency_ms.p50 ?? "–"} ms · p99 ${s.latency_ms.p99 ?? "–"} ms`),
+      s.filtered ? h("p.muted", { id: "filtered-count", text: `${s.filtered} event${s.filtered === 1 ? "" : "s"} left out by the endpoint's filters (since this node started)` }) : null,
       ...deliveryCharts(s),
     );
   };

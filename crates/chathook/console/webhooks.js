@@ -3,6 +3,7 @@
 // checked as you type, by the server), the events area and its dialog of checkboxes grouped by
 // feature, the secret (shown once, rotated on confirmation), and a test event.
 
+import { filtersArea } from "./filters.js";
 import { api, ApiError } from "./api.js";
 import { banner, breakableUrl, confirm, dialog, fieldErrors, h, jsonBlock, ms, percent, time } from "./ui.js";
 import { FEATURES } from "./features.js";
@@ -167,6 +168,7 @@ export async function renderOne(main, [id]) {
     h("div.row.spread", {}, h("h1", { text: "Webhook configuration" }), h("a", { href: `#/webhooks/${e.id}/deliveries`, text: "Deliveries →" })),
     urlArea,
     eventsArea,
+    filtersArea(e, () => {}),
     secretArea,
     testArea,
     h("button.danger", {

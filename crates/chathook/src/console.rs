@@ -14,7 +14,7 @@ use axum::routing::get;
 use axum::Router;
 
 /// Each file: its name under `/console/`, its media type and its content.
-const FILES: [(&str, &str, &str); 13] = [
+const FILES: [(&str, &str, &str); 14] = [
     ("index.html", HTML, include_str!("../console/index.html")),
     ("favicon.svg", SVG, include_str!("../console/favicon.svg")),
     ("console.css", CSS, include_str!("../console/console.css")),
@@ -32,6 +32,7 @@ const FILES: [(&str, &str, &str); 13] = [
     ("features.js", JS, include_str!("../console/features.js")),
     ("warnings.js", JS, include_str!("../console/warnings.js")),
     ("sources.js", JS, include_str!("../console/sources.js")),
+    ("filters.js", JS, include_str!("../console/filters.js")),
 ];
 
 const HTML: &str = "text/html; charset=utf-8";
