@@ -45,6 +45,10 @@ struct Args {
     /// Every server on PostgreSQL (a throwaway cluster this run starts) instead of the embedded store.
     #[arg(long)]
     postgres: bool,
+    /// The webhook and notify scenarios' endpoints carry filters that every message passes (each
+    /// evaluated), to measure what filtering costs.
+    #[arg(long)]
+    filters: bool,
     /// The webhook lease (and node timeout) of the cluster drill, in milliseconds.
     #[arg(long, default_value_t = 3_000)]
     lease_ms: u64,
@@ -115,6 +119,7 @@ async fn main() -> anyhow::Result<()> {
         harness::use_postgres()?;
     }
     let want = |s: Scenario| args.scenario == s || args.scenario == Scenario::All;
+    let filters = args.filters.then(webhooks::passing_filters);
     let mut figures = Vec::new();
     if want(Scenario::Fanout) {
         figures.extend(chat::fanout(&bin, args.seconds, args.clients, args.window).await?);
@@ -123,13 +128,13 @@ async fn main() -> anyhow::Result<()> {
         figures.push(chat::rest(&bin, args.seconds, args.clients).await?);
     }
     if want(Scenario::Webhook) {
-        figures.extend(webhooks::unbatched(&bin, args.seconds, args.events).await?);
+        figures.extend(webhooks::unbatched(&bin, args.seconds, args.events, &filters).await?);
     }
     if want(Scenario::Offline) {
         figures.extend(webhooks::offline(&bin, args.seconds, args.events).await?);
     }
     if want(Scenario::Notify) {
-        figures.push(webhooks::notify(&bin, args.events * 5).await?);
+        figures.push(webhooks::notify(&bin, args.events * 5, &filters).await?);
     }
     if want(Scenario::Isolation) {
         figures.extend(webhooks::isolation(&bin, args.seconds).await?);

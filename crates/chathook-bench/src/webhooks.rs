@@ -100,13 +100,32 @@ async fn enable(server: &Server, endpoint: &Value) -> anyhow::Result<()> {
 }
 
 /// `webhook`: the bare loop, then `events` queued message.sent events drained by one standard endpoint.
-pub async fn unbatched(bin: &Path, seconds: u64, events: u64) -> anyhow::Result<Vec<Figures>> {
+/// Filters that every benchmark message passes, each still evaluated (`--filters`): the channel type,
+/// and the payload's JSON `type`, which is parsed for each message.
+pub fn passing_filters() -> Value {
+    json!({"channel_types": [1, 2], "payload_types": [1]})
+}
+
+/// `body` with `filters` when given.
+fn with_filters(mut body: Value, filters: &Option<Value>) -> Value {
+    if let Some(f) = filters {
+        body["filters"] = f.clone();
+    }
+    body
+}
+
+pub async fn unbatched(
+    bin: &Path,
+    seconds: u64,
+    events: u64,
+    filters: &Option<Value>,
+) -> anyhow::Result<Vec<Figures>> {
     let sink = start_sink().await?;
     let bare = bare_loop(&sink.url, &sink.requests, seconds).await?;
     let server = start_server(bin, &[]).await?;
     let http = reqwest::Client::new();
     let ep = post(&http, &server.api, "/v1/webhooks/endpoints",
-        json!({"url": sink.url, "flavour": "standard", "events": ["message.sent"], "enabled": false, "max_in_flight": 64})).await?;
+        with_filters(json!({"url": sink.url, "flavour": "standard", "events": ["message.sent"], "enabled": false, "max_in_flight": 64}), filters)).await?;
     let total = queue_messages(&server, events, 32).await?;
     let before = sink.requests.load(Ordering::Relaxed);
     enable(&server, &ep).await?;
@@ -181,7 +200,7 @@ pub async fn offline(bin: &Path, seconds: u64, events: u64) -> anyhow::Result<Ve
 }
 
 /// `notify`: `events` queued messages drained through msg.notify batches.
-pub async fn notify(bin: &Path, events: u64) -> anyhow::Result<Figures> {
+pub async fn notify(bin: &Path, events: u64, filters: &Option<Value>) -> anyhow::Result<Figures> {
     let sink = start_sink().await?;
     let server = start_server(bin, &[]).await?;
     let http = reqwest::Client::new();
@@ -189,7 +208,10 @@ pub async fn notify(bin: &Path, events: u64) -> anyhow::Result<Figures> {
         &http,
         &server.api,
         "/v1/webhooks/endpoints",
-        json!({"url": sink.url, "flavour": "wukongim", "events": ["msg.notify"], "enabled": false}),
+        with_filters(
+            json!({"url": sink.url, "flavour": "wukongim", "events": ["msg.notify"], "enabled": false}),
+            filters,
+        ),
     )
     .await?;
     let total = queue_messages(&server, events, 32).await?;
