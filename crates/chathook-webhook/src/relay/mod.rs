@@ -44,7 +44,12 @@ pub struct Relay {
     sources: Arc<RwLock<HashMap<String, Arc<Source>>>>,
     /// What each source's ingest saw on this node.
     counters: Counters,
+    /// When a request that matched no source last made the sources be read again.
+    miss_reloaded: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
 }
+
+/// How often a request that matches no source may make the sources be read from the store again.
+const MISS_RELOAD_INTERVAL: Duration = Duration::from_millis(250);
 
 impl Relay {
     /// Loads the stored sources.
@@ -70,6 +75,7 @@ impl Relay {
             base_url,
             sources: Arc::default(),
             counters: Counters::new(metrics),
+            miss_reloaded: Arc::default(),
         };
         relay.reload().await?;
         Ok(relay)
@@ -138,12 +144,24 @@ impl Relay {
         Ok(existed)
     }
 
-    /// The source `id` if `secret` is its path secret now; a miss reads the store again once (another
-    /// node may have created or rotated it).
+    /// The source `id` if `secret` is its path secret now. A miss reads the store again (another node
+    /// may have just created or rotated it), at most once a [`MISS_RELOAD_INTERVAL`], so that requests
+    /// with made-up URLs cannot make every request a database read.
     pub(crate) async fn authenticate(&self, id: &str, secret: &str) -> Option<Arc<Source>> {
         let now = now_ms();
         if let Some(s) = self.get(id).filter(|s| s.admits_secret(secret, now)) {
             return Some(s);
+        }
+        let due = {
+            let mut last = self.miss_reloaded.lock().unwrap_or_else(|p| p.into_inner());
+            let due = last.is_none_or(|at| at.elapsed() >= MISS_RELOAD_INTERVAL);
+            if due {
+                *last = Some(std::time::Instant::now());
+            }
+            due
+        };
+        if !due {
+            return None;
         }
         if let Err(e) = self.reload().await {
             tracing::warn!(error = %e, "cannot read the relay sources");
