@@ -57,6 +57,13 @@ pub trait EventLog: Send + Sync {
     /// Durably records that `name` has processed every event up to and including `position`.
     async fn ack(&self, name: &str, position: u64) -> Result<(), EventLogError>;
 
+    /// Moves a consumer's cursor to exactly `position`, back or forward (re-delivery, or skipping).
+    async fn seek_consumer(&self, name: &str, position: u64) -> Result<(), EventLogError>;
+
+    /// The cursor position from which a consumer reads the events appended at or after `at_ms`: the
+    /// position before the first such event (the head when there is none).
+    async fn position_before(&self, at_ms: i64) -> Result<u64, EventLogError>;
+
     /// The acknowledged position of a registered consumer.
     async fn consumer_position(&self, name: &str) -> Result<u64, EventLogError>;
 

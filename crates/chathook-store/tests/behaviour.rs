@@ -1228,6 +1228,62 @@ async fn relay(store: &(impl RelayStore + EventLog)) {
     assert_eq!(after_delete.stored, 1, "a deleted source's keys are gone");
 }
 
+/// A consumer's cursor moves back and forth on request, and a time names the position before the
+/// first event appended at or after it.
+async fn seeking(store: &impl EventLog) {
+    let dismissed = |g: &str| {
+        Event::GroupDismissed(chathook_events::GroupRef {
+            channel_id: g.into(),
+        })
+    };
+    let before = store.append(vec![dismissed("early")]).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let head = store
+        .append(vec![dismissed("late-1"), dismissed("late-2")])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.position_before(now).await.unwrap(),
+        before,
+        "the late events follow"
+    );
+    assert_eq!(
+        store.position_before(now + 60_000).await.unwrap(),
+        head,
+        "nothing that late"
+    );
+    let oldest = store.oldest().await.unwrap().unwrap().0;
+    assert_eq!(
+        store.position_before(0).await.unwrap(),
+        oldest - 1,
+        "everything"
+    );
+    store
+        .register_consumer("seeker", StartAt::Head)
+        .await
+        .unwrap();
+    store.seek_consumer("seeker", before).await.unwrap();
+    assert_eq!(
+        store.consumer_position("seeker").await.unwrap(),
+        before,
+        "back"
+    );
+    let events = store.read_after(before, 10).await.unwrap();
+    assert_eq!(events.len(), 2);
+    store.seek_consumer("seeker", head).await.unwrap();
+    assert_eq!(
+        store.consumer_position("seeker").await.unwrap(),
+        head,
+        "forward"
+    );
+    assert!(store.seek_consumer("nobody", 1).await.is_err());
+    store.remove_consumer("seeker").await.unwrap();
+}
+
 #[tokio::test]
 async fn every_behaviour_in_sqlite() {
     let dir = tempfile::tempdir().unwrap();
@@ -1239,6 +1295,7 @@ async fn every_behaviour_in_sqlite() {
     conversations(&*store).await;
     presence(&*store).await;
     relay(&*store).await;
+    seeking(&*store).await;
     messages(store.clone()).await;
     maintenance(&*store).await;
 }
@@ -1256,6 +1313,7 @@ async fn every_behaviour_in_postgres() {
     conversations(&store).await;
     presence(&store).await;
     relay(&store).await;
+    seeking(&store).await;
     let store = Arc::new(store);
     messages(store.clone()).await;
     maintenance(&*store).await;

@@ -57,6 +57,9 @@ pub enum EngineError {
     Stored(#[from] crate::stored::StoredError),
     #[error(transparent)]
     Relay(#[from] crate::relay::RelayError),
+    /// The operation is not available in this deployment.
+    #[error("{0}")]
+    Unsupported(String),
     /// Another endpoint already answers this before-send hook.
     #[error(
         "{hook} is already answered by endpoint {endpoint}; one endpoint per before-send hook"
@@ -65,6 +68,17 @@ pub enum EngineError {
         hook: &'static str,
         endpoint: String,
     },
+}
+
+/// Where a new endpoint's cursor starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartFrom {
+    /// Events appended from now on.
+    Now,
+    /// Everything the log still holds.
+    Oldest,
+    /// The events appended at or after this time (unix ms) that the log still holds.
+    Time(i64),
 }
 
 /// When an endpoint of the config file was first loaded (unix ms), remembered from its first start.
@@ -432,14 +446,62 @@ impl WebhookEngine {
 
     /// Stores a new endpoint and starts delivering events appended from now on.
     pub async fn create(&self, endpoint: Endpoint) -> Result<(), EngineError> {
+        self.create_from(endpoint, StartFrom::Now).await
+    }
+
+    /// Stores a new endpoint and starts delivering from `start`.
+    pub async fn create_from(
+        &self,
+        endpoint: Endpoint,
+        start: StartFrom,
+    ) -> Result<(), EngineError> {
         let _one_change_at_a_time = self.changes.lock().await;
         self.check_hooks_free(&endpoint)?;
         self.ctx
             .store
             .put_endpoint(&endpoint.id, stored::seal(&self.ctx.sealer, &endpoint))
             .await?;
-        self.launch(endpoint, Health::default(), StartAt::Head)
-            .await
+        let start_at = match start {
+            StartFrom::Now => StartAt::Head,
+            StartFrom::Oldest => StartAt::Beginning,
+            StartFrom::Time(at_ms) => {
+                let position = self.ctx.log.position_before(at_ms).await?;
+                let name = endpoint.consumer_name();
+                self.ctx.log.register_consumer(&name, StartAt::Head).await?;
+                self.ctx.log.seek_consumer(&name, position).await?;
+                StartAt::Head
+            }
+        };
+        self.launch(endpoint, Health::default(), start_at).await
+    }
+
+    /// Moves `id`'s cursor to `position` (back to deliver again, or forward to skip): its dispatcher
+    /// stops, letting its attempts in flight end, and starts again from there. Alone only: in a cluster
+    /// the node holding the endpoint's lease keeps its own cursor.
+    pub async fn seek(&self, id: &str, position: u64) -> Result<(), EngineError> {
+        if self.leasing.is_some() {
+            return Err(EngineError::Unsupported(
+                "seek is not available in a cluster yet".into(),
+            ));
+        }
+        let _one_change_at_a_time = self.changes.lock().await;
+        let worker = self.workers.lock().ok().and_then(|mut w| w.remove(id));
+        let Some(worker) = worker else {
+            return Ok(());
+        };
+        let endpoint = worker.endpoint.borrow().clone();
+        worker.stop.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(15), worker.task).await;
+        let result = self
+            .ctx
+            .log
+            .seek_consumer(&endpoint.consumer_name(), position)
+            .await;
+        // Started again whatever the seek did, so that the endpoint keeps delivering.
+        let health = (*self.ctx.health.get(id)).clone();
+        self.launch((*endpoint).clone(), health, StartAt::Head)
+            .await?;
+        Ok(result?)
     }
 
     /// Stores an endpoint's changed settings; its dispatcher picks the change up. `enabled_by_operator`

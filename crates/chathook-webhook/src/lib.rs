@@ -35,7 +35,7 @@ pub mod url_rules;
 pub use config::RelayConfig;
 pub use config::WebhookConfig;
 pub use endpoint::{Endpoint, Flavour};
-pub use engine::{EngineError, WebhookEngine};
+pub use engine::{EngineError, StartFrom, WebhookEngine};
 pub use features::Features;
 pub use lease::{share_of, Leasing};
 pub use metrics::WebhookMetrics;

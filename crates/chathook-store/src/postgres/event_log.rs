@@ -168,6 +168,28 @@ impl EventLog for PgStore {
         .await
     }
 
+    async fn seek_consumer(&self, name: &str, position: u64) -> Result<(), EventLogError> {
+        self.update_consumer(
+            name,
+            "UPDATE consumers SET position = $2 WHERE name = $1",
+            &(position as i64),
+        )
+        .await
+    }
+
+    async fn position_before(&self, at_ms: i64) -> Result<u64, EventLogError> {
+        let head = self.head();
+        let client = self.client().await.map_err(log_err)?;
+        let row = client
+            .query_opt(
+                "SELECT position FROM event_log WHERE at_ms >= $1 ORDER BY position LIMIT 1",
+                &[&at_ms],
+            )
+            .await
+            .map_err(pg_log_err)?;
+        Ok(row.map_or(head, |r| (r.get::<_, i64>(0) as u64).saturating_sub(1)))
+    }
+
     async fn consumer_position(&self, name: &str) -> Result<u64, EventLogError> {
         let client = self.client().await.map_err(log_err)?;
         let row = client

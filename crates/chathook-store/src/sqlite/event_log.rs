@@ -131,6 +131,33 @@ impl EventLog for SqliteStore {
         .await
     }
 
+    async fn seek_consumer(&self, name: &str, position: u64) -> Result<(), EventLogError> {
+        self.update_consumer(
+            name,
+            "UPDATE consumers SET position = ?2 WHERE name = ?1",
+            position as i64,
+        )
+        .await
+    }
+
+    async fn position_before(&self, at_ms: i64) -> Result<u64, EventLogError> {
+        let head = self.head();
+        let first: Option<i64> = self
+            .read(move |conn| {
+                // Positions follow append time: the scan stops at the first event late enough.
+                Ok(conn
+                    .query_row(
+                        "SELECT position FROM events WHERE at_ms >= ?1 ORDER BY position LIMIT 1",
+                        params![at_ms],
+                        |r| r.get(0),
+                    )
+                    .optional()?)
+            })
+            .await
+            .map_err(log_err)?;
+        Ok(first.map_or(head, |p| (p as u64).saturating_sub(1)))
+    }
+
     async fn consumer_position(&self, name: &str) -> Result<u64, EventLogError> {
         let name = name.to_string();
         let found = self

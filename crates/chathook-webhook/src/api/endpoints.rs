@@ -399,6 +399,10 @@ pub(super) struct CreateReq {
     /// Which messages, channels and users it takes; missing or `null`: all.
     #[serde(default)]
     filters: Option<Filters>,
+    /// Where it starts reading the event log: `now` (default), `oldest` (everything the log still
+    /// holds), or an RFC 3339 time.
+    #[serde(default)]
+    start_from: Option<String>,
 }
 
 fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
@@ -425,6 +429,7 @@ pub(super) async fn create(
     let selection = check_events(&req.events, req.flavour)?;
     let sources = check_sources(req.sources)?;
     let filters = check_filters(req.filters.unwrap_or_default())?;
+    let start = super::seek::start_from("start_from", req.start_from.as_deref().unwrap_or("now"))?;
     check_limits(req.timeout_ms, req.max_in_flight, req.rate_limit_per_s)?;
     check_hook_timeout(req.hook_timeout_ms)?;
     let secret = match req.secret {
@@ -451,7 +456,10 @@ pub(super) async fn create(
     e.message_channel_types = catalog::message_channel_types(&req.events);
     e.hook_timeout_ms = req.hook_timeout_ms.unwrap_or(e.hook_timeout_ms);
     e.on_failure = req.on_failure.unwrap_or(e.on_failure);
-    engine.create(e.clone()).await.map_err(engine_error)?;
+    engine
+        .create_from(e.clone(), start)
+        .await
+        .map_err(engine_error)?;
     Ok((
         StatusCode::CREATED,
         Json(EndpointView::of(&engine, &e, true)),

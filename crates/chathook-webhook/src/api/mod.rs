@@ -1,12 +1,13 @@
 //! The webhook admin API under `/v1` (admin key required, applied by the binary): the router and the
 //! errors every handler shares. Each file beside it owns one part: `endpoints` (settings, secrets,
 //! URL rules), `deliveries` (tests, attempts, dead letters, replays), `stats`, `event_types` (the
-//! catalog and the feature switches), `relay` (relay sources).
+//! catalog and the feature switches), `relay` (relay sources), `seek` (where an endpoint's cursor starts or goes).
 
 mod deliveries;
 mod endpoints;
 mod event_types;
 mod relay;
+mod seek;
 mod stats;
 
 use std::sync::Arc;
@@ -23,13 +24,14 @@ use crate::engine::{EngineError, WebhookEngine};
 pub(super) type ApiResult<T> = Result<T, V1Error>;
 
 /// Every route of [`router`], as (method, path), for tests that must visit each one.
-pub const ROUTES: [(&str, &str); 24] = [
+pub const ROUTES: [(&str, &str); 25] = [
     ("POST", "/v1/webhooks/endpoints"),
     ("GET", "/v1/webhooks/endpoints"),
     ("GET", "/v1/webhooks/endpoints/{id}"),
     ("PATCH", "/v1/webhooks/endpoints/{id}"),
     ("DELETE", "/v1/webhooks/endpoints/{id}"),
     ("POST", "/v1/webhooks/endpoints/{id}/rotate-secret"),
+    ("POST", "/v1/webhooks/endpoints/{id}/seek"),
     ("POST", "/v1/webhooks/endpoints/{id}/test"),
     ("GET", "/v1/webhooks/endpoints/{id}/attempts"),
     ("GET", "/v1/webhooks/endpoints/{id}/attempts/stream"),
@@ -64,6 +66,7 @@ pub fn router(engine: WebhookEngine) -> OpenApiRouter {
             endpoints::remove
         ))
         .routes(routes!(endpoints::rotate_secret))
+        .routes(routes!(seek::seek))
         .routes(routes!(deliveries::test))
         .routes(routes!(deliveries::attempts))
         .routes(routes!(deliveries::attempts_stream))
@@ -91,6 +94,14 @@ pub(super) fn engine_error(e: EngineError) -> V1Error {
             code: "before_send_taken",
             message: e.to_string(),
             field: Some("events".into()),
+        });
+    }
+    if let EngineError::Unsupported(why) = &e {
+        return V1Error(ApiError {
+            status: StatusCode::CONFLICT,
+            code: "unsupported",
+            message: why.clone(),
+            field: None,
         });
     }
     tracing::error!(error = %e, "webhook engine error in an API call");

@@ -26,6 +26,7 @@ mod relay;
 mod sdk;
 mod sdk_js;
 mod secrets;
+mod seek;
 mod tencent;
 mod webhooks;
 mod wukongim;

@@ -1,0 +1,124 @@
+//! Where an endpoint reads the event log from (issue 23): `start_from` at creation, and a seek later.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::util::*;
+
+fn now_rfc3339() -> String {
+    humantime_serde::re::humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}
+
+/// The contents of the messages a standard receiver got, in order.
+fn texts(r: &Receiver) -> Vec<String> {
+    r.requests()
+        .iter()
+        .filter_map(|q| {
+            let p = q.json()["data"]["payload"].as_str()?.to_string();
+            let v: Value = serde_json::from_slice(
+                &base64::Engine::decode(&base64::engine::general_purpose::STANDARD, p).ok()?,
+            )
+            .ok()?;
+            v["content"].as_str().map(str::to_string)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_new_endpoint_starts_now_from_the_oldest_event_or_from_a_time() {
+    let s = TestServer::start().await;
+    assert_eq!(s.rest_send("alice", "bob", 1, "one").await.0, 200);
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let between = now_rfc3339();
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    assert_eq!(s.rest_send("alice", "bob", 1, "two").await.0, 200);
+    let (oldest, now, from_time) = (
+        Receiver::start().await,
+        Receiver::start().await,
+        Receiver::start().await,
+    );
+    for (r, start) in [
+        (&oldest, json!("oldest")),
+        (&now, json!("now")),
+        (&from_time, json!(between)),
+    ] {
+        s.endpoint(json!({"url": r.url, "flavour": "standard", "events": ["message.sent"], "start_from": start}))
+            .await;
+    }
+    assert_eq!(s.rest_send("alice", "bob", 1, "three").await.0, 200);
+    for (r, n) in [(&oldest, 3), (&now, 1), (&from_time, 2)] {
+        r.wait("its messages", Duration::from_secs(20), |q| q.len() >= n)
+            .await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(texts(&oldest), ["one", "two", "three"]);
+    assert_eq!(texts(&now), ["three"]);
+    assert_eq!(texts(&from_time), ["two", "three"]);
+
+    let (st, bad) = s
+        .post(
+            "/v1/webhooks/endpoints",
+            json!({"url": now.url, "events": ["message.sent"], "start_from": "yesterday"}),
+        )
+        .await;
+    assert_eq!(
+        (st, bad["error"]["field"].clone()),
+        (400, json!("start_from")),
+        "{bad}"
+    );
+}
+
+#[tokio::test]
+async fn a_seek_delivers_again_from_a_time_with_the_same_ids_and_can_skip_ahead() {
+    let s = TestServer::start().await;
+    let r = Receiver::start().await;
+    let ep = s
+        .endpoint(json!({"url": r.url, "flavour": "standard", "events": ["message.sent"]}))
+        .await;
+    let id = ep["id"].as_str().unwrap();
+    assert_eq!(s.rest_send("alice", "bob", 1, "one").await.0, 200);
+    r.wait("one", Duration::from_secs(20), |q| !q.is_empty())
+        .await;
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let between = now_rfc3339();
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    assert_eq!(s.rest_send("alice", "bob", 1, "two").await.0, 200);
+    assert_eq!(s.rest_send("alice", "bob", 1, "three").await.0, 200);
+    r.wait("three", Duration::from_secs(20), |q| q.len() >= 3)
+        .await;
+    let first_ids: Vec<String> = r.requests().iter().map(|q| q.id()).collect();
+
+    let path = format!("/v1/webhooks/endpoints/{id}/seek");
+    let (st, sought) = s.post(&path, json!({"to": between})).await;
+    assert_eq!(st, 200, "{sought}");
+    assert!(sought["gap"].is_null(), "the log still holds it: {sought}");
+    r.wait("two and three again", Duration::from_secs(20), |q| {
+        q.len() >= 5
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(texts(&r), ["one", "two", "three", "two", "three"]);
+    let again: Vec<String> = r.requests()[3..].iter().map(|q| q.id()).collect();
+    assert_eq!(again, first_ids[1..], "delivered again under the same ids");
+
+    // ahead to the head: nothing old again, new events still come
+    let (st, sought) = s.post(&path, json!({"to": "now"})).await;
+    assert_eq!(st, 200, "{sought}");
+    assert_eq!(s.rest_send("alice", "bob", 1, "four").await.0, 200);
+    r.wait("four", Duration::from_secs(20), |q| q.len() >= 6)
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(texts(&r).last().map(String::as_str), Some("four"));
+    assert_eq!(r.requests().len(), 6);
+
+    let (st, bad) = s.post(&path, json!({})).await;
+    assert_eq!(st, 400, "{bad}");
+    let (st, _) = s
+        .post(
+            "/v1/webhooks/endpoints/ep_nope/seek",
+            json!({"to": "oldest"}),
+        )
+        .await;
+    assert_eq!(st, 404);
+}
