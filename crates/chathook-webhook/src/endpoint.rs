@@ -6,7 +6,7 @@ use chathook_events::{Event, EventKind};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
-use crate::filters::Filters;
+use crate::filters::{id_matches, Filters};
 use crate::url_rules::UrlError;
 
 /// The source name of this server's own IM core (relay sources have ids).
@@ -209,10 +209,7 @@ impl Endpoint {
                     let name = f.name();
                     self.foreign
                         .iter()
-                        .any(|pattern| match pattern.strip_suffix('*') {
-                            Some(prefix) => name.starts_with(prefix),
-                            None => *pattern == name,
-                        })
+                        .any(|pattern| id_matches(pattern, &name))
                 }
             }
             Event::MessageSent(m) => {

@@ -19,45 +19,36 @@ pub struct Filters {
     /// channels...).
     #[serde(
         skip_serializing_if = "Vec::is_empty",
-        deserialize_with = "null_as_empty"
+        deserialize_with = "crate::nullable::null_as_empty"
     )]
     pub channel_types: Vec<u8>,
     /// Messages and group events of these channels: an id, or a prefix ending in `*`. A person
     /// channel's id is the recipient's uid, as the sender addressed it.
     #[serde(
         skip_serializing_if = "Vec::is_empty",
-        deserialize_with = "null_as_empty"
+        deserialize_with = "crate::nullable::null_as_empty"
     )]
     pub channel_ids: Vec<String>,
     /// Messages from these senders.
     #[serde(
         skip_serializing_if = "Vec::is_empty",
-        deserialize_with = "null_as_empty"
+        deserialize_with = "crate::nullable::null_as_empty"
     )]
     pub from_uids: Vec<String>,
     /// Presence changes (online, offline, a live group member's status) and profile changes of these
     /// users.
     #[serde(
         skip_serializing_if = "Vec::is_empty",
-        deserialize_with = "null_as_empty"
+        deserialize_with = "crate::nullable::null_as_empty"
     )]
     pub uids: Vec<String>,
     /// Messages whose payload is a JSON object with one of these `type`s (WuKongIM apps' text 1,
     /// image 2...); a payload without one is left out.
     #[serde(
         skip_serializing_if = "Vec::is_empty",
-        deserialize_with = "null_as_empty"
+        deserialize_with = "crate::nullable::null_as_empty"
     )]
     pub payload_types: Vec<i64>,
-}
-
-/// A Go backend sends `null` for an empty list.
-fn null_as_empty<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
 }
 
 /// Whether `id` is `pattern`, or starts with its prefix when it ends in `*`.

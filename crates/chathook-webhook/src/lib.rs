@@ -26,6 +26,7 @@ pub mod health;
 mod hooks;
 mod lease;
 pub mod metrics;
+mod nullable;
 pub mod relay;
 mod sample;
 pub mod signing;

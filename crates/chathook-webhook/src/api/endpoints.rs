@@ -11,7 +11,7 @@ use chathook_http::{ApiError, V1Error, V1ErrorBody, V1Json};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{bad, engine_error, find, store_error, ApiResult};
+use super::{bad, check_description, check_sign_token, engine_error, find, store_error, ApiResult};
 use crate::catalog;
 use crate::clock::now_ms;
 use crate::config_endpoints::resolve_events;
@@ -177,33 +177,6 @@ fn writable(e: &Endpoint) -> ApiResult<()> {
             message: "this endpoint is defined in the config file; change it there".into(),
             field: None,
         }));
-    }
-    Ok(())
-}
-
-/// Tencent's callback token: 1 to 128 printable ASCII characters, as its console takes.
-fn check_sign_token(token: &str) -> ApiResult<()> {
-    let printable = token.bytes().all(|b| b.is_ascii_graphic());
-    if token.is_empty() || token.len() > 128 || !printable {
-        return Err(bad(
-            "sign_token",
-            "sign_token_invalid",
-            "sign_token must be 1 to 128 printable ASCII characters without spaces",
-        ));
-    }
-    Ok(())
-}
-
-/// The longest description an endpoint keeps, in bytes.
-const MAX_DESCRIPTION_BYTES: usize = 1024;
-
-fn check_description(description: &str) -> ApiResult<()> {
-    if description.len() > MAX_DESCRIPTION_BYTES {
-        return Err(bad(
-            "description",
-            "description_too_long",
-            format!("description must be at most {MAX_DESCRIPTION_BYTES} bytes"),
-        ));
     }
     Ok(())
 }
@@ -394,7 +367,7 @@ pub(super) struct CreateReq {
     on_failure: Option<OnFailure>,
     /// Only events from these sources (relay source ids, `local` for this server's IM core); empty
     /// or missing = all. A Go backend's `null` is empty.
-    #[serde(default, deserialize_with = "null_as_empty")]
+    #[serde(default, deserialize_with = "crate::nullable::null_as_empty")]
     sources: Vec<String>,
     /// Which messages, channels and users it takes; missing or `null`: all.
     #[serde(default)]
@@ -403,10 +376,6 @@ pub(super) struct CreateReq {
     /// holds), or an RFC 3339 time.
     #[serde(default)]
     start_from: Option<String>,
-}
-
-fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    Ok(Option::<Vec<String>>::deserialize(d)?.unwrap_or_default())
 }
 
 fn standard() -> Flavour {
@@ -526,11 +495,11 @@ pub(super) struct PatchReq {
     #[serde(default)]
     max_in_flight: Option<u32>,
     /// `null` removes the limit.
-    #[serde(default, deserialize_with = "some_nullable")]
+    #[serde(default, deserialize_with = "crate::nullable::some_nullable")]
     #[schema(value_type = Option<u32>)]
     rate_limit_per_s: Option<Option<u32>>,
     /// `null` removes the token.
-    #[serde(default, deserialize_with = "some_nullable")]
+    #[serde(default, deserialize_with = "crate::nullable::some_nullable")]
     #[schema(value_type = Option<String>)]
     sign_token: Option<Option<String>>,
     #[serde(default)]
@@ -540,21 +509,13 @@ pub(super) struct PatchReq {
     #[serde(default)]
     confirm_port_change: bool,
     /// `null` or `[]`: every source.
-    #[serde(default, deserialize_with = "some_nullable")]
+    #[serde(default, deserialize_with = "crate::nullable::some_nullable")]
     #[schema(value_type = Option<Vec<String>>)]
     sources: Option<Option<Vec<String>>>,
     /// Replaces every filter; `null` removes them all.
-    #[serde(default, deserialize_with = "some_nullable")]
+    #[serde(default, deserialize_with = "crate::nullable::some_nullable")]
     #[schema(value_type = Option<Filters>)]
     filters: Option<Option<Filters>>,
-}
-
-fn some_nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
 }
 
 /// Changes an endpoint's settings (only those given).

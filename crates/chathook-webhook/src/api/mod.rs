@@ -117,6 +117,33 @@ pub(super) fn engine_error(e: EngineError) -> V1Error {
     })
 }
 
+/// Tencent's callback token: 1 to 128 printable ASCII characters, as its console takes.
+pub(super) fn check_sign_token(token: &str) -> ApiResult<()> {
+    let printable = token.bytes().all(|b| b.is_ascii_graphic());
+    if token.is_empty() || token.len() > 128 || !printable {
+        return Err(bad(
+            "sign_token",
+            "sign_token_invalid",
+            "sign_token must be 1 to 128 printable ASCII characters without spaces",
+        ));
+    }
+    Ok(())
+}
+
+/// The longest description an endpoint or a relay source keeps, in bytes.
+const MAX_DESCRIPTION_BYTES: usize = 1024;
+
+pub(super) fn check_description(description: &str) -> ApiResult<()> {
+    if description.len() > MAX_DESCRIPTION_BYTES {
+        return Err(bad(
+            "description",
+            "description_too_long",
+            format!("description must be at most {MAX_DESCRIPTION_BYTES} bytes"),
+        ));
+    }
+    Ok(())
+}
+
 pub(super) fn store_error(e: StoreError) -> V1Error {
     engine_error(EngineError::Store(e))
 }

@@ -10,7 +10,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{bad, ApiResult};
+use super::{bad, check_description, check_sign_token, ApiResult};
 use crate::clock::now_ms;
 use crate::endpoint::new_id;
 use crate::endpoint::MAX_HOOK_TIMEOUT_MS;
@@ -88,8 +88,6 @@ fn relay_error(e: RelayError) -> V1Error {
     })
 }
 
-/// The longest description a source keeps, in bytes.
-const MAX_DESCRIPTION_BYTES: usize = 1024;
 /// The most networks a source lists.
 const MAX_NETWORKS: usize = 64;
 /// The largest `max_skew_s`.
@@ -102,15 +100,15 @@ pub(super) struct SourceSettings {
     #[serde(default)]
     description: Option<String>,
     /// Tencent: the callback token (`Sign`); `null` removes it.
-    #[serde(default, deserialize_with = "some_nullable")]
+    #[serde(default, deserialize_with = "crate::nullable::some_nullable")]
     #[schema(value_type = Option<String>)]
     sign_token: Option<Option<String>>,
     /// Tencent: the only `SdkAppid` taken; `null`: any.
-    #[serde(default, deserialize_with = "some_nullable")]
+    #[serde(default, deserialize_with = "crate::nullable::some_nullable")]
     #[schema(value_type = Option<u64>)]
     sdk_app_id: Option<Option<u64>>,
     /// CIDR networks ingest requests may come from; empty or `null`: any.
-    #[serde(default, deserialize_with = "some_nullable")]
+    #[serde(default, deserialize_with = "crate::nullable::some_nullable")]
     #[schema(value_type = Option<Vec<String>>)]
     allowed_networks: Option<Option<Vec<String>>>,
     #[serde(default)]
@@ -120,37 +118,16 @@ pub(super) struct SourceSettings {
     hook_deadline_ms: Option<u64>,
 }
 
-fn some_nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
-}
-
 impl SourceSettings {
     /// Applies the settings given to `s`.
     fn apply(self, s: &mut Source) -> ApiResult<()> {
         if let Some(d) = self.description {
-            if d.len() > MAX_DESCRIPTION_BYTES {
-                return Err(bad(
-                    "description",
-                    "description_too_long",
-                    format!("description must be at most {MAX_DESCRIPTION_BYTES} bytes"),
-                ));
-            }
+            check_description(&d)?;
             s.description = d;
         }
         if let Some(token) = self.sign_token {
             if let Some(t) = &token {
-                let printable = t.bytes().all(|b| b.is_ascii_graphic());
-                if t.is_empty() || t.len() > 128 || !printable {
-                    return Err(bad(
-                        "sign_token",
-                        "sign_token_invalid",
-                        "sign_token must be 1 to 128 printable ASCII characters without spaces",
-                    ));
-                }
+                check_sign_token(t)?;
             }
             s.sign_token = token;
         }
