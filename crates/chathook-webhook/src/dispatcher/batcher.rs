@@ -49,11 +49,15 @@ impl<T> Pending<T> {
         }
     }
 
-    fn push(&mut self, position: u64, item: T, bytes: usize, source: &str) {
-        self.started.get_or_insert_with(Instant::now);
+    /// Notes that an item from `source` joins the batch (allocated once per source and batch).
+    fn note_source(&mut self, source: &str) {
         if !self.sources.iter().any(|s| s == source) {
             self.sources.push(source.to_string());
         }
+    }
+
+    fn push(&mut self, position: u64, item: T, bytes: usize) {
+        self.started.get_or_insert_with(Instant::now);
         self.positions.push(position);
         self.items.push(item);
         self.bytes += bytes;
@@ -96,9 +100,9 @@ impl Batcher {
         if self.notify.bytes + size > limits.max_bytes && !self.notify.positions.is_empty() {
             ready.extend(self.flush_notify());
         }
-        let source = logged.event.source().unwrap_or(LOCAL_SOURCE).to_string();
         self.notify
-            .push(logged.position, Arc::new(logged), size, &source);
+            .note_source(logged.event.source().unwrap_or(LOCAL_SOURCE));
+        self.notify.push(logged.position, Arc::new(logged), size);
         if self.notify.positions.len() >= limits.max_batch {
             ready.extend(self.flush_notify());
         }
@@ -115,7 +119,8 @@ impl Batcher {
         limits: &Limits,
     ) -> Option<Delivery> {
         let bytes = item.len() + 3;
-        self.status.push(position, item, bytes, source);
+        self.status.note_source(source);
+        self.status.push(position, item, bytes);
         let full = self.status.positions.len() >= limits.max_batch
             || self.status.bytes >= limits.max_bytes;
         full.then(|| self.flush_status()).flatten()
