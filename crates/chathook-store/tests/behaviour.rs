@@ -615,7 +615,7 @@ where
                     .await
                     .unwrap();
                 let m = stored(m);
-                (m.message_seq, m.message_id)
+                (m.message_seq, m.message_id, i)
             })
         })
         .collect();
@@ -782,13 +782,15 @@ where
     let tiny = store.sync(budget(1, PullMode::Up)).await.unwrap();
     assert_eq!(tiny.messages.len(), 1);
     assert!(tiny.more);
-    // lookups by seq, id and client_msg_no, each found once
+    // lookups by seq, id and client_msg_no, each found once (by key: the message whose seq is 7, not
+    // the one found by seq 5; which key got which seq depends on the order the 100 appends committed)
+    let seventh = format!("c{}", results[6].2);
     let lookup = MessageLookup {
         channel_key: "g".into(),
         channel_type: 2,
         seqs: vec![5, 999],
         message_ids: vec![first.message_id],
-        client_msg_nos: vec!["c7".into(), "same".into()],
+        client_msg_nos: vec![seventh.clone(), "same".into()],
         max_bytes: usize::MAX,
     };
     let page = store.find_messages(lookup.clone()).await.unwrap();
@@ -797,7 +799,8 @@ where
     assert_eq!(found.len(), 3);
     assert_eq!(found[0].message_seq, 5);
     assert_eq!(found[1].client_msg_no, "same");
-    assert_eq!(found[2].client_msg_no, "c7");
+    assert_eq!(found[2].client_msg_no, seventh);
+    assert_eq!(found[2].message_seq, 7);
     // within a byte budget: the first ones found, and `more`
     let budget = chathook_store::stored_bytes(&found[0]) + chathook_store::stored_bytes(&found[1]);
     let page = store
