@@ -61,6 +61,12 @@ pub struct WebhookConfig {
     pub allowed_networks: Vec<IpNet>,
     /// Networks deliveries may never reach (CIDR), on top of the default link-local/metadata ranges.
     pub blocked_networks: Vec<IpNet>,
+    /// Only `https://` endpoint URLs are accepted (API and config file) and reached.
+    pub https_only: bool,
+    /// Every delivery goes through this HTTP(S) proxy (`http://user:password@host:port`), for egress
+    /// control; the proxy then decides which addresses deliveries reach (the guard sees the proxy's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<String>,
     /// Events read from the log per step.
     pub read_batch: usize,
     /// Initial feature switches (the API changes them durably).
@@ -151,6 +157,8 @@ impl Default for WebhookConfig {
             attempt_prune_interval: s(60),
             allowed_networks: Vec::new(),
             blocked_networks: Vec::new(),
+            https_only: false,
+            proxy: None,
             read_batch: 1000,
             features: Default::default(),
             endpoints: Vec::new(),
@@ -190,6 +198,26 @@ impl WebhookConfig {
         }
         if self.msg_notify_interval.is_zero() {
             return Err("webhook.msg_notify_interval: must be greater than 0".into());
+        }
+        if let Some(proxy) = &self.proxy {
+            let scheme = url::Url::parse(proxy).map(|u| u.scheme().to_string());
+            if !matches!(scheme.as_deref(), Ok("http" | "https")) {
+                return Err("webhook.proxy: must be an http:// or https:// URL".into());
+            }
+        }
+        if self.https_only {
+            let http = self
+                .endpoints
+                .iter()
+                .map(|e| e.url.as_str())
+                .chain(self.http_addr.as_deref())
+                .chain(self.agent_http_addr.as_deref())
+                .find(|url| !url.to_ascii_lowercase().starts_with("https://"));
+            if let Some(url) = http {
+                return Err(format!(
+                    "webhook.https_only: the endpoint URL {url} is not https://"
+                ));
+            }
         }
         if self.grpc_addr.is_some() && self.http_addr.is_none() && self.endpoints.is_empty() {
             return Err("webhook.grpcAddr: chathook does not deliver webhooks over gRPC; set \

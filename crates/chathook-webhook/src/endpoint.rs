@@ -1,5 +1,7 @@
 //! Webhook endpoints: the model, ids and secrets (the URL rules are in `url_rules`).
 
+use std::time::Duration;
+
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use chathook_events::{Event, EventKind};
@@ -7,6 +9,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 use crate::filters::{id_matches, Filters};
+use crate::receiver_auth::ReceiverAuth;
 use crate::url_rules::UrlError;
 
 /// The source name of this server's own IM core (relay sources have ids).
@@ -82,6 +85,13 @@ pub struct Endpoint {
     /// not parse, an unknown code) decides.
     #[serde(default)]
     pub on_failure: OnFailure,
+    /// Static headers, basic credentials and TLS settings towards the receiver.
+    #[serde(default, skip_serializing_if = "ReceiverAuth::is_empty")]
+    pub auth: ReceiverAuth,
+    /// Its own retry schedule (seconds before each attempt after the first failure); `None` follows
+    /// `webhook.retry_schedule`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_schedule: Option<Vec<u64>>,
 }
 
 /// A before-send hook: the messages of one channel type, judged before they are sent.
@@ -179,6 +189,8 @@ impl Endpoint {
             before_send: Vec::new(),
             hook_timeout_ms: MAX_HOOK_TIMEOUT_MS,
             on_failure: OnFailure::Allow,
+            auth: ReceiverAuth::default(),
+            retry_schedule: None,
         }
     }
 
@@ -218,6 +230,14 @@ impl Endpoint {
                         || self.message_channel_types.contains(&m.channel_type))
             }
             other => self.events.contains(&other.kind()),
+        }
+    }
+
+    /// The delays of its retries: its own schedule, or `default` (`webhook.retry_schedule`).
+    pub fn retry_schedule(&self, default: &[Duration]) -> Vec<Duration> {
+        match &self.retry_schedule {
+            Some(own) => own.iter().map(|s| Duration::from_secs(*s)).collect(),
+            None => default.to_vec(),
         }
     }
 

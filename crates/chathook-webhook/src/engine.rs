@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::attempt_log::{self, AttemptLog};
-use crate::client::{AttemptResult, Deliverer};
+use crate::client::{AttemptResult, ClientOptions, Deliverer};
 use crate::config::WebhookConfig;
 use crate::dispatcher::attempt::Delivery;
 use crate::dispatcher::Context;
@@ -170,10 +170,16 @@ impl WebhookEngine {
         leasing: Option<crate::lease::Leasing>,
     ) -> Result<WebhookEngine, EngineError> {
         config.validate().map_err(EngineError::Config)?;
-        let deliverer = Deliverer::new(NetworkGuard::new(
-            config.allowed_networks.clone(),
-            config.blocked_networks.clone(),
-        ))
+        let deliverer = Deliverer::new(
+            NetworkGuard::new(
+                config.allowed_networks.clone(),
+                config.blocked_networks.clone(),
+            ),
+            ClientOptions {
+                proxy: config.proxy.clone(),
+                https_only: config.https_only,
+            },
+        )
         .map_err(|e| EngineError::Client(e.to_string()))?;
         let features = match store.setting(FEATURES_KEY).await? {
             Some(text) => serde_json::from_str(&text).unwrap_or(config.features),

@@ -27,6 +27,7 @@ mod hooks;
 mod lease;
 pub mod metrics;
 mod nullable;
+pub mod receiver_auth;
 pub mod relay;
 mod sample;
 pub mod signing;

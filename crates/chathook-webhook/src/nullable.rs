@@ -3,13 +3,13 @@
 
 use serde::{Deserialize, Deserializer};
 
-/// A list that may come as `null` (empty).
-pub(crate) fn null_as_empty<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+/// A list or map that may come as `null` (empty).
+pub(crate) fn null_as_empty<'de, D, T>(d: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
-    T: Deserialize<'de>,
+    T: Deserialize<'de> + Default,
 {
-    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
 /// A field of a change: missing is `None` (unchanged), `null` is `Some(None)` (cleared).

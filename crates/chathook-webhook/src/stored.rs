@@ -1,6 +1,6 @@
 //! An endpoint as the store keeps it: its JSON document with the secrets sealed (the signing secret,
-//! the previous one during a rotation, the Tencent sign token), each bound to the endpoint and the
-//! field. Reading opens them; a document stored in clear by an older version, or sealed under an
+//! the previous one during a rotation, the Tencent sign token, and the receiver's: static header
+//! values, the basic password, the TLS client key), each bound to the endpoint and the field. Reading opens them; a document stored in clear by an older version, or sealed under an
 //! earlier secrets key, reads as stale so that the engine writes it again. Nothing else of the engine
 //! sees a sealed value.
 
@@ -22,6 +22,15 @@ pub(crate) fn seal(sealer: &Sealer, e: &Endpoint) -> String {
     }
     if let Some(token) = &e.sign_token {
         sealed.sign_token = Some(sealer.seal(&context(&e.id, "sign_token"), token));
+    }
+    for (name, value) in sealed.auth.headers.iter_mut() {
+        *value = sealer.seal(&context(&e.id, &format!("header:{name}")), value);
+    }
+    if let Some(basic) = sealed.auth.basic_auth.as_mut() {
+        basic.password = sealer.seal(&context(&e.id, "basic_password"), &basic.password);
+    }
+    if let Some(key) = sealed.auth.tls.as_mut().and_then(|t| t.client_key.as_mut()) {
+        *key = sealer.seal(&context(&e.id, "client_key"), key);
     }
     serde_json::to_string(&sealed).unwrap_or_default()
 }
@@ -70,5 +79,56 @@ pub(crate) fn open(
         stale |= opened.stale;
         e.sign_token = Some(opened.value);
     }
+    let mut open_field = |field: &str, value: &mut String| -> Result<(), StoredError> {
+        let opened = sealer.open(&context(id, field), value).map_err(sealed)?;
+        stale |= opened.stale;
+        *value = opened.value;
+        Ok(())
+    };
+    for (name, value) in e.auth.headers.iter_mut() {
+        open_field(&format!("header:{name}"), value)?;
+    }
+    if let Some(basic) = e.auth.basic_auth.as_mut() {
+        open_field("basic_password", &mut basic.password)?;
+    }
+    if let Some(key) = e.auth.tls.as_mut().and_then(|t| t.client_key.as_mut()) {
+        open_field("client_key", key)?;
+    }
     Ok((e, stale))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::receiver_auth::{BasicAuth, ClientTls};
+
+    #[test]
+    fn receiver_secrets_are_sealed_in_the_document_and_open_back() {
+        let sealer = Sealer::from_base64(&Sealer::generate_key(), &[]).unwrap();
+        let mut e = Endpoint::new(
+            "ep_1".into(),
+            "https://x".into(),
+            crate::Flavour::Standard,
+            vec![],
+            "whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0".into(),
+        );
+        e.auth
+            .headers
+            .insert("X-Api-Key".into(), "key-value-1".into());
+        e.auth.basic_auth = Some(BasicAuth {
+            username: "hook".into(),
+            password: "basic-pass-1".into(),
+        });
+        e.auth.tls = Some(ClientTls {
+            client_key: Some("client-key-pem-1".into()),
+            ..ClientTls::default()
+        });
+        let doc = seal(&sealer, &e);
+        for secret in ["key-value-1", "basic-pass-1", "client-key-pem-1"] {
+            assert!(!doc.contains(secret), "{secret} in {doc}");
+        }
+        assert!(doc.contains("X-Api-Key") && doc.contains("hook"));
+        let (opened, stale) = open(&sealer, "ep_1", &doc).unwrap();
+        assert_eq!((opened, stale), (e, false));
+    }
 }

@@ -547,6 +547,13 @@ impl Config {
         if shown.storage.postgres_url.is_some() {
             shown.storage.postgres_url = Some("********".into());
         }
+        // http://user:password@proxy: the credentials are masked, the host is shown.
+        if let Some(proxy) = shown.webhook.proxy.as_mut() {
+            if let Some((scheme_user, host)) = proxy.rsplit_once('@') {
+                let scheme = scheme_user.split("://").next().unwrap_or("http");
+                *proxy = format!("{scheme}://********@{host}");
+            }
+        }
         // nats://user:password@host: the credentials are masked, the host is shown.
         if let Some((_, host)) = shown.cluster.nats_url.rsplit_once('@') {
             shown.cluster.nats_url = format!("nats://********@{host}");

@@ -1,6 +1,6 @@
 //! The webhook admin API under `/v1` (admin key required, applied by the binary): the router and the
 //! errors every handler shares. Each file beside it owns one part: `endpoints` (settings, secrets,
-//! URL rules), `deliveries` (tests, attempts, dead letters, replays), `stats`, `event_types` (the
+//! receiver authentication, URL rules), `deliveries` (tests, attempts, dead letters, replays), `stats`, `event_types` (the
 //! catalog and the feature switches), `relay` (relay sources), `seek` (where an endpoint's cursor starts or goes).
 
 mod deliveries;

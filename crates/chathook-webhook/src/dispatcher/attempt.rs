@@ -154,6 +154,7 @@ async fn send_as(
                 sign_token: endpoint.sign_token.as_deref(),
                 error_code: !hook,
             }),
+            auth: &endpoint.auth,
         })
         .await;
     let record = AttemptRecord {
@@ -233,10 +234,10 @@ pub(crate) async fn settle(
         return Settled::Done;
     }
     let attempts = delivery.attempts + 1;
+    let schedule = endpoint.retry_schedule(&config.retry_schedule);
     let delay = result
         .retry_after
-        .map(|d| d.min(Duration::from_secs(3600)))
-        .or_else(|| retry_delay(&config.retry_schedule, config.retry_jitter, attempts));
+        .or_else(|| retry_delay(&schedule, config.retry_jitter, attempts));
     let dead = delay.is_none() && !result.gone;
     let now = now_ms();
     let parked = PendingDelivery {
@@ -349,7 +350,8 @@ mod tests {
     #[tokio::test]
     async fn a_failed_attempt_is_logged_then_parked_on_the_schedule_then_dead_lettered() {
         let f = fixture().await;
-        let deliverer = Deliverer::new(NetworkGuard::new(vec![], vec![])).unwrap();
+        let deliverer =
+            Deliverer::new(NetworkGuard::new(vec![], vec![]), Default::default()).unwrap();
         let metrics = WebhookMetrics::default();
         let mut delivery = Delivery::one_off("evt_5".into(), rendered());
         delivery.positions = vec![5];

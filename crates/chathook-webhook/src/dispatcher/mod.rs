@@ -1,17 +1,18 @@
 //! One endpoint's dispatcher: reads the event log from the endpoint's durable cursor, renders and
 //! batches what the endpoint selected, delivers with its own in-flight limit, rate limit and circuit
-//! breaker, parks failures durably for retry (or dead-letters them), and advances the cursor only past
-//! events that were delivered or parked.
+//! breaker, pauses when the receiver throttles, parks failures durably for retry (or dead-letters
+//! them), and advances the cursor only past events that were delivered or parked.
 //!
 //! Isolation: each endpoint has its own task, slots and queue; a slow endpoint fills only its own slots.
 //! The chat path never waits on this: the dispatcher only reads the log. The parts: `cursor` (positions),
-//! `batcher` (msg.notify and user.onlinestatus batches), `breaker` (the circuit breaker), `attempt` (one
-//! delivery, sent, logged and settled).
+//! `batcher` (msg.notify and user.onlinestatus batches), `breaker` (the circuit breaker), `throttle` (the
+//! pause a throttling answer asks for), `attempt` (one delivery, sent, logged and settled).
 
 pub(crate) mod attempt;
 mod batcher;
 mod breaker;
 mod cursor;
+mod throttle;
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
@@ -38,6 +39,7 @@ use attempt::{Delivery, Settled};
 use batcher::Batcher;
 use breaker::Breaker;
 use cursor::Cursor;
+use throttle::Throttle;
 
 /// How long a stopping dispatcher waits for its in-flight attempts.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
@@ -90,6 +92,8 @@ pub(crate) struct Dispatcher {
     inflight_parked: HashSet<String>,
     batcher: Batcher,
     breaker: Breaker,
+    /// The pause after a throttling answer: nothing new starts while it holds.
+    throttle: Throttle,
     /// The rate limit's token bucket: tokens left, and when it was last filled.
     tokens: f64,
     tokens_at: Instant,
@@ -129,6 +133,7 @@ impl Dispatcher {
             inflight_parked: HashSet::new(),
             batcher: Batcher::new(),
             breaker: Breaker::new(),
+            throttle: Throttle::default(),
             tokens: 0.0,
             tokens_at: Instant::now(),
             // Look once at start: deliveries parked before a restart.
@@ -228,6 +233,7 @@ impl Dispatcher {
     /// Whether there is room to take more events (whether or not any are waiting).
     fn has_room(&self, endpoint: &Endpoint) -> bool {
         !self.breaker.is_open()
+            && !self.throttle.holds(Instant::now())
             && self.ready.len() < endpoint.max_in_flight as usize
             && self.inflight.len() < endpoint.max_in_flight as usize
     }
@@ -260,6 +266,9 @@ impl Dispatcher {
         }
         if self.breaker.is_open() {
             next = next.min(self.breaker.probe_at());
+        }
+        if let Some(until) = self.throttle.until().filter(|u| *u > Instant::now()) {
+            next = next.min(until);
         }
         if !self.ready.is_empty() && endpoint.rate_limit_per_s.is_some() {
             next = next.min(Instant::now() + Duration::from_millis(5));
@@ -436,6 +445,9 @@ impl Dispatcher {
 
     /// Loads parked deliveries that are due (or one to probe an open breaker).
     async fn poll_retries(&mut self, endpoint: &Endpoint) {
+        if self.throttle.holds(Instant::now()) {
+            return;
+        }
         let due = self.retry_due.is_some_and(|d| d <= Instant::now());
         if !due && !self.breaker.is_open() {
             return;
@@ -510,6 +522,9 @@ impl Dispatcher {
     }
 
     fn start_ready(&mut self, endpoint: &Endpoint) {
+        if self.throttle.holds(Instant::now()) {
+            return;
+        }
         if self.breaker.is_open() {
             // One fresh delivery may probe when nothing parked is left to probe with.
             if self.breaker.may_probe(Instant::now()) && self.inflight.is_empty() {
@@ -587,6 +602,8 @@ impl Dispatcher {
         } else {
             self.cursor.release(&delivery.positions);
         }
+        self.throttle
+            .record(result.throttled, result.retry_after, Instant::now());
         let ctx = self.ctx.clone();
         let cfg = &ctx.config;
         let change = self.breaker.record(
