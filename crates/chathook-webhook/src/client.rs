@@ -338,7 +338,8 @@ fn failed(error: String) -> AttemptResult {
     }
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+/// An error with its causes, one line.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

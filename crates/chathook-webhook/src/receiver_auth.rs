@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 use reqwest::header::{HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
 
+use crate::client::error_chain;
+
 /// What a secret value shows as in API answers; sent back in a change, it keeps the stored value.
 pub const MASK: &str = "********";
 /// The most static headers an endpoint sends.
@@ -313,7 +315,12 @@ fn check_tls(tls: &ClientTls) -> Result<(), AuthError> {
                     "no PEM private key (-----BEGIN PRIVATE KEY-----)",
                 ));
             }
-            identity(tls).map_err(|e| error("tls.client_cert", "pem_invalid", e))?;
+            let identity = identity(tls).map_err(|e| error("tls.client_cert", "pem_invalid", e))?;
+            // What the client is built with at delivery: refused here rather than at each attempt.
+            reqwest::Client::builder()
+                .identity(identity)
+                .build()
+                .map_err(|e| error("tls.client_cert", "pem_invalid", error_chain(&e)))?;
         }
         (Some(_), None) => {
             return Err(error(
@@ -341,6 +348,12 @@ fn check_tls(tls: &ClientTls) -> Result<(), AuthError> {
                 "no PEM certificate (-----BEGIN CERTIFICATE-----)",
             ));
         }
+        let mut b = reqwest::Client::builder();
+        for root in roots {
+            b = b.add_root_certificate(root);
+        }
+        b.build()
+            .map_err(|e| error("tls.ca_cert", "pem_invalid", error_chain(&e)))?;
     }
     if tls.client_cert.is_none() && tls.ca_cert.is_none() {
         return Err(error(

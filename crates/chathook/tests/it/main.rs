@@ -22,6 +22,7 @@ mod messaging;
 mod nulls;
 mod ordering;
 mod postgres;
+mod receivers;
 mod relay;
 mod sdk;
 mod sdk_js;

@@ -165,3 +165,57 @@ fn several_nodes_on_postgresql_need_a_secrets_key_they_share() {
         first
     );
 }
+
+#[tokio::test]
+async fn receiver_headers_credentials_and_keys_are_sealed_on_disk_and_never_logged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let log = tmp.path().join("stdout.log");
+    let mut proc = spawn_binary_logging(&dir, &log, &[("RUST_LOG", "debug".into())]).await;
+    let rcv = Receiver::start().await;
+    // Failing, so that the delivery is logged as it fails and retries.
+    rcv.set(Mode::Status(500));
+    let client = TlsReceiver::start().await.client_cert();
+    let https = admin_post(
+        &proc.api,
+        "/v1/webhooks/endpoints",
+        serde_json::json!({"url": "https://receiver.example.com/hook",
+            "tls": {"client_cert": client.cert, "client_key": client.key}}),
+    )
+    .await;
+    assert!(https["id"].is_string(), "{https}");
+    let ep = admin_post(
+        &proc.api,
+        "/v1/webhooks/endpoints",
+        serde_json::json!({"url": rcv.url, "events": ["message.sent"],
+            "headers": {"X-Api-Key": "header-secret-5f1"},
+            "basic_auth": {"username": "hook", "password": "basic-secret-9c2"}}),
+    )
+    .await;
+    assert!(ep["id"].is_string(), "{ep}");
+    admin_post(
+        &proc.api,
+        "/message/send",
+        serde_json::json!({"from_uid": "alice", "channel_id": "bob", "channel_type": 1,
+            "payload": b64("{\"type\":1,\"content\":\"hi\"}")}),
+    )
+    .await;
+    rcv.wait("the failing attempt", LONG, |r| !r.is_empty())
+        .await;
+    assert_eq!(rcv.requests()[0].headers["x-api-key"], "header-secret-5f1");
+    let _ = proc.child.kill();
+    let _ = proc.child.wait();
+    let key_body = client
+        .key
+        .lines()
+        .find(|l| !l.starts_with("-----"))
+        .unwrap()
+        .to_string();
+    let logged = std::fs::read_to_string(&log).unwrap();
+    let disk = on_disk(&dir);
+    assert!(logged.contains("DEBUG"), "the log is at debug level");
+    for secret in ["header-secret-5f1", "basic-secret-9c2", key_body.as_str()] {
+        assert!(!logged.contains(secret), "{secret} in the log");
+        assert!(!disk.contains(secret), "{secret} on disk in clear");
+    }
+}

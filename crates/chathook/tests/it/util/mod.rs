@@ -1,5 +1,5 @@
 //! Test harness, one file per concept: the server in-process (`server`), the JSON-RPC client
-//! (`jsonrpc`), the binary-protocol client (`binary`), the webhook receiver (`receiver`), the real binary as a process (`process`), and
+//! (`jsonrpc`), the binary-protocol client (`binary`), the webhook receivers (`receiver`, and `tls_receiver` for mutual TLS), the real binary as a process (`process`), and
 //! [`eventually`] for every "wait until" a test needs.
 
 #![allow(dead_code)]
@@ -9,6 +9,7 @@ mod jsonrpc;
 mod process;
 mod receiver;
 mod server;
+mod tls_receiver;
 
 use std::future::Future;
 use std::time::Duration;
@@ -18,6 +19,7 @@ pub use jsonrpc::*;
 pub use process::*;
 pub use receiver::*;
 pub use server::*;
+pub use tls_receiver::*;
 
 pub const ADMIN: &str = "test-admin-key-123";
 /// The secrets key of the tests' servers (nodes of one cluster must share one).
