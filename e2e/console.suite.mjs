@@ -553,6 +553,47 @@ export function consoleSuite(engine) {
     assert.deepEqual([cleared.filters, cleared.sources], [{}, []]);
   });
 
+  test(`${engine}: an endpoint's delivery settings are edited, shown masked, kept when left masked, refused with the field named, and cleared`, async () => {
+    await visit(`#/webhooks/${endpointId}`);
+    await page.locator("#receiver-headers").fill("X-Api-Key: console-key-1");
+    await page.locator("#basic-username").fill("hook");
+    await page.locator("#basic-password").fill("console-pw-1");
+    await page.locator("#retry-schedule").fill("0, 5, 60");
+    await page.locator("#save-receiver").click();
+    await eventually("saved", async () => (await page.locator("#receiver-status").textContent()) === "Saved.");
+    let stored = (await server.call("GET", `/v1/webhooks/endpoints/${endpointId}`)).body;
+    assert.deepEqual([stored.headers, stored.basic_auth, stored.retry_schedule], [{ "X-Api-Key": "********" }, { username: "hook", password: "********" }, [0, 5, 60]]);
+    // shown again masked; saved unchanged, the stored values are kept and still sent
+    await visit(`#/webhooks/${endpointId}`);
+    await page.locator("#receiver-headers").waitFor();
+    assert.equal(await page.evaluate(() => document.querySelector("#receiver-headers").value), "X-Api-Key: ********");
+    assert.equal(await page.evaluate(() => document.querySelector("#basic-password").value), "");
+    await page.locator("#retry-schedule").fill("0, 5");
+    await page.locator("#save-receiver").click();
+    await eventually("saved again", async () => (await page.locator("#receiver-status").textContent()) === "Saved.");
+    const before = receiver.requests.length;
+    await server.sendText("alice", "bob", "with headers");
+    const req = await eventually("a delivery with the headers", async () => receiver.requests.slice(before).find((r) => r.headers["x-api-key"]));
+    assert.equal(req.headers["x-api-key"], "console-key-1");
+    assert.equal(req.headers.authorization, `Basic ${Buffer.from("hook:console-pw-1").toString("base64")}`);
+    // a reserved header is refused, naming it
+    await page.locator("#receiver-headers").fill("webhook-id: mine");
+    await page.locator("#save-receiver").click();
+    await eventually("the refusal", async () => /headers\.webhook-id/.test(await page.locator("#receiver-area .field-errors").textContent().catch(() => "")));
+    await shots("receiver");
+    // TLS needs https: named on an http:// endpoint
+    await page.locator("#receiver-headers").fill("");
+    await page.locator("#tls-ca-cert").fill("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----");
+    await page.locator("#save-receiver").click();
+    await eventually("the TLS refusal", async () => /tls: TLS settings need an https/.test(await page.locator("#receiver-area .field-errors").textContent().catch(() => "")));
+    // cleared
+    for (const id of ["receiver-headers", "basic-username", "tls-ca-cert", "retry-schedule"]) await page.locator(`#${id}`).fill("");
+    await page.locator("#save-receiver").click();
+    await eventually("cleared", async () => (await page.locator("#receiver-status").textContent()) === "Saved.");
+    stored = (await server.call("GET", `/v1/webhooks/endpoints/${endpointId}`)).body;
+    assert.deepEqual([stored.headers, stored.basic_auth, stored.tls, stored.retry_schedule], [{}, null, null, null]);
+  });
+
   test(`${engine}: the webhook list shows each endpoint's state and last hour`, async () => {
     await visit(`#/webhooks`);
     const row = page.locator(`tr[data-endpoint="${endpointId}"]`);

@@ -4,6 +4,7 @@
 // feature, the secret (shown once, rotated on confirmation), and a test event.
 
 import { filtersArea } from "./filters.js";
+import { receiverArea } from "./receiver.js";
 import { api, ApiError } from "./api.js";
 import { banner, breakableUrl, confirm, dialog, fieldErrors, h, jsonBlock, ms, percent, time } from "./ui.js";
 import { FEATURES } from "./features.js";
@@ -169,6 +170,7 @@ export async function renderOne(main, [id]) {
     urlArea,
     eventsArea,
     filtersArea(e, () => {}),
+    receiverArea(e, () => {}),
     secretArea,
     testArea,
     h("button.danger", {
