@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::operational::{EndpointNotice, ExhaustedNotice, RelayRefusalNotice};
 use crate::{ClientInfo, Message};
 
 /// A state change that the outside world may want to hear about.
@@ -42,6 +43,28 @@ pub enum Event {
     /// core: the IM core never acts on it, the webhook engine delivers it like its own.
     #[serde(rename = "relayed")]
     Relayed(Box<Relayed>),
+    /// Operational: an endpoint failed `webhook.failing_notice_after` times in a row (once per run of
+    /// failures).
+    #[serde(rename = "endpoint.failing")]
+    EndpointFailing(Box<EndpointNotice>),
+    /// Operational: the first success of an endpoint that was reported failing.
+    #[serde(rename = "endpoint.recovered")]
+    EndpointRecovered(Box<EndpointNotice>),
+    /// Operational: an endpoint's circuit breaker opened.
+    #[serde(rename = "endpoint.breaker_open")]
+    EndpointBreakerOpen(Box<EndpointNotice>),
+    /// Operational: the server disabled an endpoint (with why).
+    #[serde(rename = "endpoint.disabled")]
+    EndpointDisabled(Box<EndpointNotice>),
+    /// Operational: an endpoint that was disabled delivers again.
+    #[serde(rename = "endpoint.enabled")]
+    EndpointEnabled(Box<EndpointNotice>),
+    /// Operational: deliveries of an endpoint were dead-lettered.
+    #[serde(rename = "delivery.exhausted")]
+    DeliveryExhausted(Box<ExhaustedNotice>),
+    /// Operational: a relay source's ingest refused many requests.
+    #[serde(rename = "relay.refused")]
+    RelayRefused(Box<RelayRefusalNotice>),
 }
 
 impl Event {
@@ -60,6 +83,26 @@ impl Event {
             Event::GroupMemberOnlineStatus(_) => EventKind::GroupMemberOnlineStatus,
             Event::Foreign(_) => EventKind::Foreign,
             Event::Relayed(r) => r.event.kind(),
+            Event::EndpointFailing(_) => EventKind::EndpointFailing,
+            Event::EndpointRecovered(_) => EventKind::EndpointRecovered,
+            Event::EndpointBreakerOpen(_) => EventKind::EndpointBreakerOpen,
+            Event::EndpointDisabled(_) => EventKind::EndpointDisabled,
+            Event::EndpointEnabled(_) => EventKind::EndpointEnabled,
+            Event::DeliveryExhausted(_) => EventKind::DeliveryExhausted,
+            Event::RelayRefused(_) => EventKind::RelayRefused,
+        }
+    }
+
+    /// The endpoint an operational event is about (it is never delivered to that endpoint).
+    pub fn concerns_endpoint(&self) -> Option<&str> {
+        match self {
+            Event::EndpointFailing(n)
+            | Event::EndpointRecovered(n)
+            | Event::EndpointBreakerOpen(n)
+            | Event::EndpointDisabled(n)
+            | Event::EndpointEnabled(n) => Some(&n.endpoint_id),
+            Event::DeliveryExhausted(n) => Some(&n.endpoint_id),
+            _ => None,
         }
     }
 
@@ -109,11 +152,18 @@ pub enum EventKind {
     GroupDismissed,
     GroupMemberOnlineStatus,
     Foreign,
+    EndpointFailing,
+    EndpointRecovered,
+    EndpointBreakerOpen,
+    EndpointDisabled,
+    EndpointEnabled,
+    DeliveryExhausted,
+    RelayRefused,
 }
 
 impl EventKind {
     /// Every kind, in a stable order (the order of the declaration, so `ALL[k as usize] == k`).
-    pub const ALL: [EventKind; 11] = [
+    pub const ALL: [EventKind; 18] = [
         EventKind::UserOnline,
         EventKind::UserOffline,
         EventKind::ProfileChanged,
@@ -125,6 +175,13 @@ impl EventKind {
         EventKind::GroupDismissed,
         EventKind::GroupMemberOnlineStatus,
         EventKind::Foreign,
+        EventKind::EndpointFailing,
+        EventKind::EndpointRecovered,
+        EventKind::EndpointBreakerOpen,
+        EventKind::EndpointDisabled,
+        EventKind::EndpointEnabled,
+        EventKind::DeliveryExhausted,
+        EventKind::RelayRefused,
     ];
 
     /// The native name, as the event log stores it in `type` (a test holds the serde tags of
@@ -142,7 +199,28 @@ impl EventKind {
             EventKind::GroupDismissed => "group.dismissed",
             EventKind::GroupMemberOnlineStatus => "group.member_online_status",
             EventKind::Foreign => "foreign",
+            EventKind::EndpointFailing => "endpoint.failing",
+            EventKind::EndpointRecovered => "endpoint.recovered",
+            EventKind::EndpointBreakerOpen => "endpoint.breaker_open",
+            EventKind::EndpointDisabled => "endpoint.disabled",
+            EventKind::EndpointEnabled => "endpoint.enabled",
+            EventKind::DeliveryExhausted => "delivery.exhausted",
+            EventKind::RelayRefused => "relay.refused",
         }
+    }
+
+    /// Whether it is an operational event (about the webhook engine's own endpoints and sources).
+    pub const fn is_operational(self) -> bool {
+        matches!(
+            self,
+            EventKind::EndpointFailing
+                | EventKind::EndpointRecovered
+                | EventKind::EndpointBreakerOpen
+                | EventKind::EndpointDisabled
+                | EventKind::EndpointEnabled
+                | EventKind::DeliveryExhausted
+                | EventKind::RelayRefused
+        )
     }
 
     /// The kind a native name stands for.

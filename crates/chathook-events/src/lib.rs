@@ -1,7 +1,7 @@
 //! The domain events of chathook and the durable event log they are appended to.
 //!
 //! This crate owns the one typed [`Event`] enum (presence changes, messages, group changes, profile
-//! changes), the [`Message`] it carries, and the [`EventLog`] trait: the consumer API (read from a
+//! changes, and the webhook engine's operational events), the [`Message`] it carries, and the [`EventLog`] trait: the consumer API (read from a
 //! position, acknowledge up to a position, wait for new events) that the webhook engine reads through.
 //! It knows nothing of storage engines, gateways or webhooks: the store implements the trait, the IM core
 //! produces events, the webhook engine consumes them.
@@ -11,6 +11,7 @@ mod event;
 mod hook;
 mod log;
 mod message;
+mod operational;
 
 pub use client::ClientInfo;
 pub use event::{
@@ -20,3 +21,4 @@ pub use event::{
 pub use hook::{BeforeSend, Outgoing, Verdict};
 pub use log::{EventLog, EventLogError, LoggedEvent, StartAt};
 pub use message::{ChannelType, Message, MessageHeader};
+pub use operational::{EndpointNotice, ExhaustedNotice, RelayRefusalNotice};

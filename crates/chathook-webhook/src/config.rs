@@ -44,6 +44,11 @@ pub struct WebhookConfig {
     pub breaker_probe_delay: Duration,
     #[serde(with = "humantime_serde")]
     pub breaker_max_probe_delay: Duration,
+    /// Failed attempts in a row after which `endpoint.failing` is logged (once per run; 0: never).
+    pub failing_notice_after: u32,
+    /// `delivery.exhausted`: the first dead letter is reported at once, the rest of this window together.
+    #[serde(with = "humantime_serde")]
+    pub exhausted_notice_window: Duration,
     /// An endpoint failing without a success for this long is disabled.
     #[serde(with = "humantime_serde")]
     pub disable_after: Duration,
@@ -151,6 +156,8 @@ impl Default for WebhookConfig {
             breaker_failures: 10,
             breaker_probe_delay: s(1),
             breaker_max_probe_delay: s(60),
+            failing_notice_after: 4,
+            exhausted_notice_window: s(300),
             disable_after: s(5 * 24 * 3600),
             hold_disabled: s(7 * 24 * 3600),
             attempt_retention: s(7 * 24 * 3600),
@@ -192,6 +199,12 @@ impl WebhookConfig {
             if v == 0 {
                 return Err(format!("{key}: must be greater than 0"));
             }
+        }
+        if self.relay.refused_notice_window.is_zero() {
+            return Err("relay.refused_notice_window: must be greater than 0".into());
+        }
+        if self.exhausted_notice_window.is_zero() {
+            return Err("webhook.exhausted_notice_window: must be greater than 0".into());
         }
         if self.attempt_prune_interval.is_zero() {
             return Err("webhook.attempt_prune_interval: must be greater than 0".into());
@@ -290,6 +303,11 @@ pub struct RelayConfig {
     /// How long a rotated-out ingest URL still works.
     #[serde(with = "humantime_serde")]
     pub rotation_grace: Duration,
+    /// A source refusing at least this many requests in `refused_notice_window` is reported as
+    /// `relay.refused` (0: never).
+    pub refused_notice_after: u64,
+    #[serde(with = "humantime_serde")]
+    pub refused_notice_window: Duration,
 }
 
 impl Default for RelayConfig {
@@ -299,6 +317,8 @@ impl Default for RelayConfig {
             public_url: None,
             dedup_window: Duration::from_secs(24 * 3600),
             rotation_grace: Duration::from_secs(24 * 3600),
+            refused_notice_after: 10,
+            refused_notice_window: Duration::from_secs(60),
         }
     }
 }

@@ -213,8 +213,12 @@ impl Endpoint {
     }
 
     /// Whether it selects `event` (by kind, a message's channel type for Tencent's after-send names, a
-    /// foreign event's name); the feature switches, the flavour, its sources and filters decide the rest.
+    /// foreign event's name; never an operational event about itself); the feature switches, the flavour, its sources and filters decide the rest.
     pub fn selects(&self, event: &Event) -> bool {
+        // An operational event never goes to the endpoint it is about.
+        if event.concerns_endpoint() == Some(self.id.as_str()) {
+            return false;
+        }
         match event.inner() {
             Event::Foreign(f) => {
                 self.events.contains(&EventKind::Foreign) || {

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chathook_events::{EventLog, StartAt};
+use chathook_events::{EndpointNotice, Event, EventLog, StartAt};
 use chathook_store::sealing::Sealer;
 use chathook_store::{RelayStore, StoreError, WebhookStore};
 use tokio::sync::{watch, Notify};
@@ -26,6 +26,7 @@ use crate::guard::NetworkGuard;
 use crate::health::{Health, HealthBook};
 use crate::hooks::{HookSlots, Hooks};
 use crate::metrics::WebhookMetrics;
+use crate::notices::Notices;
 use crate::relay::Relay;
 use crate::stored;
 
@@ -199,6 +200,7 @@ impl WebhookEngine {
             }
         }
         let ctx = Arc::new(Context {
+            notices: Notices::new(log.clone(), store.clone()),
             log,
             health: HealthBook::new(store.clone()),
             store,
@@ -252,10 +254,15 @@ impl WebhookEngine {
             ctx.config.attempt_prune_interval,
             stop.clone(),
         ));
+        let refusals = tokio::spawn(crate::relay::refusals::watch(
+            relay.clone(),
+            ctx.notices.clone(),
+            stop.clone(),
+        ));
         let relay_pruner =
             tokio::spawn(relay.prune(ctx.config.attempt_prune_interval, stop.clone()));
         if let Ok(mut bg) = engine.background.lock() {
-            bg.extend([writer, pruner, relay_pruner]);
+            bg.extend([writer, pruner, relay_pruner, refusals]);
         }
         if let Some(leasing) = engine.leasing.clone() {
             let holder = tokio::spawn(crate::lease::hold(engine.clone(), leasing, stop.clone()));
@@ -520,6 +527,9 @@ impl WebhookEngine {
         let _one_change_at_a_time = self.changes.lock().await;
         let id = endpoint.id.clone();
         self.check_hooks_free(&endpoint)?;
+        let was_active = self
+            .endpoint(&id)
+            .is_some_and(|before| self.ctx.health.get(&id).active(&before));
         self.ctx
             .store
             .put_endpoint(&id, stored::seal(&self.ctx.sealer, &endpoint))
@@ -536,6 +546,16 @@ impl WebhookEngine {
                 .health
                 .update(&id, Health::enabled_by_operator)
                 .await;
+            if !was_active && endpoint.enabled {
+                let notice = EndpointNotice {
+                    reason: "enabled by the operator".into(),
+                    ..crate::notices::about(&endpoint)
+                };
+                self.ctx
+                    .notices
+                    .emit(Event::EndpointEnabled(Box::new(notice)))
+                    .await;
+            }
         }
         Ok(())
     }
@@ -580,6 +600,11 @@ impl WebhookEngine {
     }
 
     /// Relay mode's sources and ingest.
+    /// Operational events: logged, and kept for the console.
+    pub(crate) fn notices(&self) -> &Notices {
+        &self.ctx.notices
+    }
+
     pub fn relay(&self) -> &Relay {
         &self.relay
     }

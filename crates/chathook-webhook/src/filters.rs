@@ -120,7 +120,8 @@ impl Filters {
                 self.channel(2, &g.channel_id)
             }
             Event::GroupDismissed(g) => self.channel(2, &g.channel_id),
-            Event::Foreign(_) | Event::Relayed(_) => true,
+            // Another server's webhook as it came, and the engine's own reports: no filter concerns them.
+            _ => true,
         }
     }
 

@@ -20,6 +20,9 @@ use crate::endpoint::Endpoint;
 pub struct Health {
     /// Unix ms of the first failure since the last success.
     pub failing_since: Option<i64>,
+    /// `endpoint.failing` was logged for the current run of failures: its first success logs
+    /// `endpoint.recovered` and clears it.
+    pub failing_reported: bool,
     /// Set when the server disabled the endpoint (410 Gone, or failing for `webhook.disable_after`);
     /// cleared when the operator enables it.
     pub server_disabled: Option<ServerDisable>,
@@ -107,6 +110,7 @@ impl Health {
         (
             Health {
                 failing_since: legacy.failing_since,
+                failing_reported: false,
                 server_disabled,
                 log_released: legacy.log_released,
                 gap: legacy.gap,

@@ -26,6 +26,7 @@ pub mod health;
 mod hooks;
 mod lease;
 pub mod metrics;
+pub mod notices;
 mod nullable;
 pub mod receiver_auth;
 pub mod relay;

@@ -3,8 +3,9 @@
 use std::collections::BTreeMap;
 
 use chathook_events::{
-    ClientInfo, Event, Foreign, GroupChange, GroupRef, LiveMemberStatus, Message, MessageHeader,
-    OfflineMessage, Origin, PresenceChange, PresenceReason, ProfileChange,
+    ClientInfo, EndpointNotice, Event, ExhaustedNotice, Foreign, GroupChange, GroupRef,
+    LiveMemberStatus, Message, MessageHeader, OfflineMessage, Origin, PresenceChange,
+    PresenceReason, ProfileChange, RelayRefusalNotice,
 };
 
 /// The time of every sample (unix ms).
@@ -126,5 +127,69 @@ pub fn foreign() -> Event {
             ("ClientIP".into(), "203.0.113.7".into()),
             ("OptPlatform".into(), "RESTAPI".into()),
         ],
+    }))
+}
+
+fn endpoint_notice(failures: u32, error: &str, reason: &str, failing: bool) -> Box<EndpointNotice> {
+    Box::new(EndpointNotice {
+        endpoint_id: "ep_0123456789abcdef01234567".into(),
+        url: "https://push.example.com/webhooks".into(),
+        description: "offline push".into(),
+        consecutive_failures: failures,
+        last_error: error.into(),
+        reason: reason.into(),
+        failing_since_ms: failing.then_some(AT_MS - 60_000),
+    })
+}
+
+pub fn endpoint_failing() -> Event {
+    Event::EndpointFailing(endpoint_notice(4, "HTTP 503", "", true))
+}
+
+pub fn endpoint_recovered() -> Event {
+    Event::EndpointRecovered(endpoint_notice(0, "", "", true))
+}
+
+pub fn endpoint_breaker_open() -> Event {
+    Event::EndpointBreakerOpen(endpoint_notice(10, "connection failed", "", true))
+}
+
+pub fn endpoint_disabled() -> Event {
+    Event::EndpointDisabled(endpoint_notice(
+        31,
+        "HTTP 410",
+        "the endpoint answered 410 Gone",
+        true,
+    ))
+}
+
+pub fn endpoint_enabled() -> Event {
+    Event::EndpointEnabled(endpoint_notice(0, "", "operator", false))
+}
+
+pub fn delivery_exhausted() -> Event {
+    Event::DeliveryExhausted(Box::new(ExhaustedNotice {
+        endpoint_id: "ep_0123456789abcdef01234567".into(),
+        url: "https://push.example.com/webhooks".into(),
+        count: 3,
+        first_at_ms: AT_MS - 120_000,
+        last_at_ms: AT_MS,
+        last_delivery_id: "evt_1042".into(),
+        last_event: "message.offline".into(),
+        last_error: "HTTP 500".into(),
+    }))
+}
+
+pub fn relay_refused() -> Event {
+    Event::RelayRefused(Box::new(RelayRefusalNotice {
+        source_id: "src_0123456789abcdef01234567".into(),
+        description: "WuKongIM production".into(),
+        count: 42,
+        reasons: BTreeMap::from([
+            ("secret_wrong".to_string(), 40),
+            ("sign_stale".to_string(), 2),
+        ]),
+        from_ms: AT_MS - 60_000,
+        until_ms: AT_MS,
     }))
 }

@@ -1,11 +1,13 @@
 //! The webhook admin API under `/v1` (admin key required, applied by the binary): the router and the
 //! errors every handler shares. Each file beside it owns one part: `endpoints` (settings, secrets,
 //! receiver authentication, URL rules), `deliveries` (tests, attempts, dead letters, replays), `stats`, `event_types` (the
-//! catalog and the feature switches), `relay` (relay sources), `seek` (where an endpoint's cursor starts or goes).
+//! catalog and the feature switches), `relay` (relay sources), `seek` (where an endpoint's cursor starts or goes), `notices`
+//! (recent operational events).
 
 mod deliveries;
 mod endpoints;
 mod event_types;
+mod notices;
 mod relay;
 mod seek;
 mod stats;
@@ -24,7 +26,7 @@ use crate::engine::{EngineError, WebhookEngine};
 pub(super) type ApiResult<T> = Result<T, V1Error>;
 
 /// Every route of [`router`], as (method, path), for tests that must visit each one.
-pub const ROUTES: [(&str, &str); 25] = [
+pub const ROUTES: [(&str, &str); 26] = [
     ("POST", "/v1/webhooks/endpoints"),
     ("GET", "/v1/webhooks/endpoints"),
     ("GET", "/v1/webhooks/endpoints/{id}"),
@@ -45,6 +47,7 @@ pub const ROUTES: [(&str, &str); 25] = [
     ("GET", "/v1/webhooks/endpoints/{id}/stats"),
     ("POST", "/v1/webhooks/url-check"),
     ("GET", "/v1/webhooks/event-types"),
+    ("GET", "/v1/webhooks/notices"),
     ("GET", "/v1/features"),
     ("PUT", "/v1/features"),
     ("POST", "/v1/relay/sources"),
@@ -77,6 +80,7 @@ pub fn router(engine: WebhookEngine) -> OpenApiRouter {
         .routes(routes!(stats::stats))
         .routes(routes!(endpoints::url_check))
         .routes(routes!(event_types::event_types))
+        .routes(routes!(notices::notices))
         .routes(routes!(
             event_types::get_features,
             event_types::put_features

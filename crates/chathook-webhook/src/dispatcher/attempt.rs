@@ -204,8 +204,10 @@ pub(crate) fn retry_delay(schedule: &[Duration], jitter: f64, attempts: u32) -> 
 /// Where a dispatcher's attempt left its delivery.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Settled {
-    /// Delivered, or parked for later, or dead-lettered: its positions are done with.
+    /// Delivered, or parked for later: its positions are done with.
     Done,
+    /// Dead-lettered (its schedule ran out): its positions are done with.
+    Dead,
     /// Parked for a retry at this time.
     RetryAt(Instant),
     /// A failure could not be parked: its positions stay outstanding (read again after a restart),
@@ -267,7 +269,7 @@ pub(crate) async fn settle(
             .dead_letters
             .get_or_create(&endpoint_label(&endpoint.id))
             .inc();
-        return Settled::Done;
+        return Settled::Dead;
     }
     Settled::RetryAt(Instant::now() + delay.unwrap_or(Duration::ZERO))
 }
@@ -389,7 +391,7 @@ mod tests {
             &result,
         )
         .await;
-        assert_eq!(settled, Settled::Done);
+        assert_eq!(settled, Settled::Dead);
         assert!(f
             .store
             .due_deliveries("ep_1", i64::MAX, 10)

@@ -6,19 +6,21 @@
 //! Isolation: each endpoint has its own task, slots and queue; a slow endpoint fills only its own slots.
 //! The chat path never waits on this: the dispatcher only reads the log. The parts: `cursor` (positions),
 //! `batcher` (msg.notify and user.onlinestatus batches), `breaker` (the circuit breaker), `throttle` (the
-//! pause a throttling answer asks for), `attempt` (one delivery, sent, logged and settled).
+//! pause a throttling answer asks for), `exhausted` (dead letters counted into `delivery.exhausted`),
+//! `attempt` (one delivery, sent, logged and settled). Operational events go out through `notices`.
 
 pub(crate) mod attempt;
 mod batcher;
 mod breaker;
 mod cursor;
+mod exhausted;
 mod throttle;
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chathook_events::{Event, EventLog};
+use chathook_events::{EndpointNotice, Event, EventLog};
 use chathook_store::{PendingDelivery, WebhookStore};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
@@ -35,10 +37,12 @@ use crate::features::Features;
 use crate::format;
 use crate::health::{Gap, Health, HealthBook, LogRelease, ServerDisable};
 use crate::metrics::{endpoint_label, WebhookMetrics};
+use crate::notices::{self, Notices};
 use attempt::{Delivery, Settled};
 use batcher::Batcher;
 use breaker::Breaker;
 use cursor::Cursor;
+use exhausted::{DeadLetter, ExhaustedWindow};
 use throttle::Throttle;
 
 /// How long a stopping dispatcher waits for its in-flight attempts.
@@ -70,6 +74,8 @@ pub(crate) struct Context {
     pub tencent_app: u64,
     /// Seals the endpoints' secrets in the documents the store keeps (`stored`).
     pub sealer: chathook_store::sealing::Sealer,
+    /// Logs operational events (and keeps the console's recent notices).
+    pub notices: Notices,
 }
 
 pub(crate) struct Dispatcher {
@@ -94,6 +100,8 @@ pub(crate) struct Dispatcher {
     breaker: Breaker,
     /// The pause after a throttling answer: nothing new starts while it holds.
     throttle: Throttle,
+    /// Dead letters counted towards the next `delivery.exhausted`.
+    exhausted: ExhaustedWindow,
     /// The rate limit's token bucket: tokens left, and when it was last filled.
     tokens: f64,
     tokens_at: Instant,
@@ -134,6 +142,7 @@ impl Dispatcher {
             batcher: Batcher::new(),
             breaker: Breaker::new(),
             throttle: Throttle::default(),
+            exhausted: ExhaustedWindow::default(),
             tokens: 0.0,
             tokens_at: Instant::now(),
             // Look once at start: deliveries parked before a restart.
@@ -188,6 +197,7 @@ impl Dispatcher {
             if self.acked_at.elapsed() >= ACK_INTERVAL {
                 self.ack().await;
             }
+            self.report_exhausted_window().await;
             // Wake on the next commit whenever there is room for it.
             let wait_for_log = active && self.has_room(&endpoint);
             let deadline = self.next_deadline(&endpoint, &health);
@@ -269,6 +279,9 @@ impl Dispatcher {
         }
         if let Some(until) = self.throttle.until().filter(|u| *u > Instant::now()) {
             next = next.min(until);
+        }
+        if let Some(due) = self.exhausted.deadline() {
+            next = next.min(due);
         }
         if !self.ready.is_empty() && endpoint.rate_limit_per_s.is_some() {
             next = next.min(Instant::now() + Duration::from_millis(5));
@@ -592,6 +605,9 @@ impl Dispatcher {
         self.ctx
             .metrics
             .count_attempt(&endpoint.id, &delivery.event, outcome, result.latency);
+        if settled == Settled::Dead {
+            self.report_dead_letter(&endpoint, &delivery, &result).await;
+        }
         let delivery_id = delivery.id.clone();
         if settled == Settled::NotParked {
             // Keep the positions outstanding: the events are read again after a restart. Retry the
@@ -604,8 +620,7 @@ impl Dispatcher {
         }
         self.throttle
             .record(result.throttled, result.retry_after, Instant::now());
-        let ctx = self.ctx.clone();
-        let cfg = &ctx.config;
+        let cfg = &self.ctx.config;
         let change = self.breaker.record(
             &delivery_id,
             result.success,
@@ -613,7 +628,22 @@ impl Dispatcher {
             cfg.breaker_probe_delay,
             cfg.breaker_max_probe_delay,
         );
-        let breaker_gauge = ctx
+        self.breaker_changed(&endpoint, &health, &result, change)
+            .await;
+        self.record_health(&endpoint, &health, &result).await;
+    }
+
+    /// Follows a change of the breaker: its gauge, the log, `endpoint.breaker_open`, and the fresh
+    /// deliveries that go back to the log while it is open.
+    async fn breaker_changed(
+        &mut self,
+        endpoint: &Endpoint,
+        health: &Health,
+        result: &AttemptResult,
+        change: breaker::Change,
+    ) {
+        let breaker_gauge = self
+            .ctx
             .metrics
             .breaker_open
             .get_or_create(&endpoint_label(&endpoint.id))
@@ -628,30 +658,129 @@ impl Dispatcher {
                 breaker_gauge.set(1);
                 // Deliveries waiting for a slot go back to the log: they are read again once it closes.
                 self.requeue_ready();
+                let notice = self.failure_notice(endpoint, health, result);
+                self.ctx
+                    .notices
+                    .emit(Event::EndpointBreakerOpen(Box::new(notice)))
+                    .await;
             }
             breaker::Change::None => {}
         }
+    }
+
+    /// An endpoint notice of the failure `result`, with the failures in a row and since when.
+    fn failure_notice(
+        &self,
+        endpoint: &Endpoint,
+        health: &Health,
+        result: &AttemptResult,
+    ) -> EndpointNotice {
+        EndpointNotice {
+            consecutive_failures: self.breaker.consecutive_failures(),
+            last_error: result.error.clone(),
+            failing_since_ms: Some(health.failing_since.unwrap_or_else(now_ms)),
+            ..notices::about(endpoint)
+        }
+    }
+
+    /// Counts a dead letter towards `delivery.exhausted` (sent at once for the first of a window).
+    async fn report_dead_letter(
+        &mut self,
+        endpoint: &Endpoint,
+        delivery: &Delivery,
+        result: &AttemptResult,
+    ) {
+        let dead = DeadLetter {
+            delivery_id: &delivery.id,
+            event: &delivery.event,
+            error: &result.error,
+        };
+        let window = self.ctx.config.exhausted_notice_window;
+        if let Some(n) = self
+            .exhausted
+            .dead_lettered(endpoint, dead, Instant::now(), window)
+        {
+            self.ctx
+                .notices
+                .emit(Event::DeliveryExhausted(Box::new(n)))
+                .await;
+        }
+    }
+
+    /// Reports the dead letters an ended `delivery.exhausted` window counted.
+    async fn report_exhausted_window(&mut self) {
+        let window = self.ctx.config.exhausted_notice_window;
+        if let Some(n) = self.exhausted.due(Instant::now(), window) {
+            self.ctx
+                .notices
+                .emit(Event::DeliveryExhausted(Box::new(n)))
+                .await;
+        }
+    }
+
+    /// What an attempt's outcome does to the endpoint's health: a success ends a run of failures
+    /// (`endpoint.recovered` when it was reported failing); a failure starts or continues one
+    /// (`endpoint.failing` at `webhook.failing_notice_after` in a row) and may disable the endpoint
+    /// (`endpoint.disabled`).
+    async fn record_health(
+        &mut self,
+        endpoint: &Endpoint,
+        health: &Health,
+        result: &AttemptResult,
+    ) {
+        let ctx = self.ctx.clone();
         if result.success {
-            if health.failing_since.is_some() {
+            if health.failing_reported {
+                let notice = EndpointNotice {
+                    failing_since_ms: health.failing_since,
+                    ..notices::about(endpoint)
+                };
+                ctx.notices
+                    .emit(Event::EndpointRecovered(Box::new(notice)))
+                    .await;
+            }
+            if health.failing_since.is_some() || health.failing_reported {
                 ctx.health
-                    .update(&endpoint.id, |h| h.failing_since = None)
+                    .update(&endpoint.id, |h| {
+                        h.failing_since = None;
+                        h.failing_reported = false;
+                    })
                     .await;
             }
             return;
         }
+        let cfg = &ctx.config;
+        let report_failing = cfg.failing_notice_after > 0
+            && self.breaker.consecutive_failures() == cfg.failing_notice_after
+            && !health.failing_reported;
+        if report_failing {
+            let notice = self.failure_notice(endpoint, health, result);
+            ctx.notices
+                .emit(Event::EndpointFailing(Box::new(notice)))
+                .await;
+        }
         let now = now_ms();
         let since = health.failing_since.unwrap_or(now);
-        let disable = health.disable_reason(result.gone, now, cfg.disable_after);
-        if health.failing_since.is_some() && (disable.is_none() || health.server_disabled.is_some())
-        {
+        let disable = health
+            .disable_reason(result.gone, now, cfg.disable_after)
+            .filter(|_| health.server_disabled.is_none());
+        if health.failing_since.is_some() && disable.is_none() && !report_failing {
             return;
         }
         if let Some(reason) = &disable {
             tracing::warn!(endpoint = %endpoint.id, %reason, "endpoint disabled");
+            let notice = EndpointNotice {
+                reason: reason.clone(),
+                ..self.failure_notice(endpoint, health, result)
+            };
+            ctx.notices
+                .emit(Event::EndpointDisabled(Box::new(notice)))
+                .await;
         }
         ctx.health
             .update(&endpoint.id, |h| {
                 h.failing_since.get_or_insert(since);
+                h.failing_reported |= report_failing;
                 if let Some(reason) = disable {
                     h.server_disabled
                         .get_or_insert(ServerDisable { reason, at_ms: now });

@@ -6,7 +6,8 @@
 //!   `"uid-device_flag-status-conn_id-device_online_count-total_online_count"`, `msg.notify` an array of
 //!   message objects, `msg.offline` one message object plus `to_uids`. Events WuKongIM has no webhook for
 //!   (groups, profiles) go as `?event=<native name>` with the event's data object.
-//! - `standard`: `POST {url}` with `{"type": name, "timestamp": rfc3339, "data": {...}}`.
+//! - `standard`: `POST {url}` with `{"type": name, "timestamp": rfc3339, "data": {...}}`; the only
+//!   flavour of the operational events (`endpoint.*`, `delivery.exhausted`, `relay.refused`).
 //! - `tencent`: Tencent Cloud Chat's callbacks (`tencent`).
 
 pub mod standard;
@@ -35,6 +36,9 @@ pub struct Rendered {
 pub fn route(flavour: Flavour, event: &Event) -> Option<Route> {
     let event = event.inner();
     match (flavour, event) {
+        // The engine's own reports: in the standard flavour only.
+        (Flavour::Standard, e) if e.kind().is_operational() => Some(Route::Single),
+        (_, e) if e.kind().is_operational() => None,
         // Another server's webhook as it came: to its own flavour, and to the standard one.
         (Flavour::Standard, Event::Foreign(_)) => Some(Route::Single),
         (Flavour::Wukongim, Event::Foreign(f)) => {
@@ -78,6 +82,7 @@ pub fn render_single(flavour: Flavour, logged: &LoggedEvent, sdk_app_id: u64) ->
 
 /// A sample body (batches as one-element batches); `None` when the flavour does not send the event.
 pub fn render_sample(flavour: Flavour, logged: &LoggedEvent, sdk_app_id: u64) -> Option<Rendered> {
+    route(flavour, &logged.event)?;
     render_single(flavour, logged, sdk_app_id)
 }
 

@@ -1,11 +1,13 @@
 //! Relay mode: another IM server's webhooks in, verified, parsed into the same events chathook's own
 //! IM core produces (marked with their source) and appended to the event log, where every endpoint
-//! takes them like its own. `source` owns a source and its secrets, `ingest` the HTTP entry point;
+//! takes them like its own. `source` owns a source and its secrets, `ingest` the HTTP entry point,
+//! `refusals` reports refusal spikes;
 //! this module keeps the registry of sources and the step from a verified request to a durable
 //! commit. The answer to the sending server is given only after that commit.
 
 pub mod counters;
 pub mod ingest;
+pub(crate) mod refusals;
 pub mod source;
 
 use std::collections::HashMap;

@@ -20,6 +20,7 @@ mod limits;
 mod listen;
 mod messaging;
 mod nulls;
+mod operational;
 mod ordering;
 mod postgres;
 mod receivers;

@@ -217,3 +217,16 @@ pub(super) fn check_retry_schedule(schedule: &[u64]) -> ApiResult<()> {
     }
     Ok(())
 }
+
+/// Operational events (`endpoint.*`, `delivery.exhausted`, `relay.refused`) go to standard-flavour
+/// endpoints only.
+pub(super) fn check_operational(events: &[EventKind], flavour: Flavour) -> ApiResult<()> {
+    if flavour != Flavour::Standard && events.iter().any(|k| k.is_operational()) {
+        return Err(bad(
+            "events",
+            "operational_flavour",
+            "operational events (endpoint.*, delivery.exhausted, relay.refused) need the standard flavour",
+        ));
+    }
+    Ok(())
+}

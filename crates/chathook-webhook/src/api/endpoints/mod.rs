@@ -25,7 +25,7 @@ use crate::filters::Filters;
 use crate::format::rfc3339;
 use crate::receiver_auth::{BasicAuth, ClientTls, ReceiverAuth};
 use checks::{
-    check_auth, check_events, check_filters, check_hook_timeout, check_limits,
+    check_auth, check_events, check_filters, check_hook_timeout, check_limits, check_operational,
     check_retry_schedule, check_sources, url_checked,
 };
 use url_check::port_prefix_change;
@@ -123,6 +123,7 @@ pub(super) async fn create(
         check_sign_token(token)?;
     }
     let selection = check_events(&req.events, req.flavour)?;
+    check_operational(&selection.kinds, req.flavour)?;
     let sources = check_sources(req.sources)?;
     let filters = check_filters(req.filters.unwrap_or_default())?;
     let start = super::seek::start_from("start_from", req.start_from.as_deref().unwrap_or("now"))?;
@@ -315,6 +316,7 @@ pub(super) async fn patch(
             "before-send hooks need the tencent or standard flavour (WuKongIM has none)",
         ));
     }
+    check_operational(&e.events, e.flavour)?;
     if let Some(sources) = req.sources {
         e.sources = check_sources(sources.unwrap_or_default())?;
     }

@@ -110,6 +110,9 @@ fn state_change(online: bool, reason: PresenceReason) -> Option<(&'static str, &
 
 /// Whether the tencent flavour sends `event` at all.
 pub fn sends(event: &Event) -> bool {
+    if event.kind().is_operational() {
+        return false;
+    }
     match event.inner() {
         Event::MessageOffline(_) => false,
         Event::UserOffline(c) => state_change(false, c.reason).is_some(),
@@ -128,6 +131,14 @@ pub fn render(logged: &LoggedEvent, sdk_app_id: u64) -> Option<Rendered> {
     let (command, client, mut body) = match logged.event.inner() {
         Event::Foreign(f) => return foreign(f),
         Event::Relayed(_) => return None, // `inner` never answers a relayed event
+        // Operational events go to the standard flavour only.
+        Event::EndpointFailing(_)
+        | Event::EndpointRecovered(_)
+        | Event::EndpointBreakerOpen(_)
+        | Event::EndpointDisabled(_)
+        | Event::EndpointEnabled(_)
+        | Event::DeliveryExhausted(_)
+        | Event::RelayRefused(_) => return None,
         Event::UserOnline(c) => state(c, true, at)?,
         Event::UserOffline(c) => state(c, false, at)?,
         Event::MessageSent(m) => sent(m, at),
