@@ -292,7 +292,7 @@ export function consoleSuite(engine) {
     await visit(`#/webhooks/${endpointId}`);
     await page.locator("#edit-events").click();
     await page.getByRole("group", { name: "Messages" }).waitFor();
-    for (const group of ["Online status", "Messages", "Groups", "Profiles", "Before-send hooks"]) {
+    for (const group of ["Online status", "Messages", "Groups", "Profiles", "Before-send hooks", "Operations"]) {
       assert.equal(await page.getByRole("group", { name: group }).count(), 1, group);
     }
     await page.locator("#event-message-sent").check();
@@ -592,6 +592,17 @@ export function consoleSuite(engine) {
     await eventually("cleared", async () => (await page.locator("#receiver-status").textContent()) === "Saved.");
     stored = (await server.call("GET", `/v1/webhooks/endpoints/${endpointId}`)).body;
     assert.deepEqual([stored.headers, stored.basic_auth, stored.tls, stored.retry_schedule], [{}, null, null, null]);
+  });
+
+  test(`${engine}: the warnings page lists the server's notices: the dead letters, linking to the endpoint's deliveries`, async () => {
+    await visit("#/warnings");
+    const notice = page.locator(`ul.notices li[data-type="delivery.exhausted"][data-endpoint="${endpointId}"]`).first();
+    await notice.waitFor();
+    assert.match(await notice.textContent(), /Dead-lettered.*\d+ deliver(y|ies).*message\.sent \(HTTP 500\)/s);
+    assert.equal(await notice.locator("a").getAttribute("href"), `#/webhooks/${endpointId}/deliveries`);
+    const listed = (await server.call("GET", "/v1/webhooks/notices")).body.data;
+    assert.ok(listed.some((n) => n.type === "delivery.exhausted" && n.data.endpoint_id === endpointId));
+    await shots("notices");
   });
 
   test(`${engine}: the webhook list shows each endpoint's state and last hour`, async () => {

@@ -1,15 +1,18 @@
 // Warnings: what needs the operator's eye without Grafana: endpoints failing, paused by their breaker or
 // disabled by the server, and endpoints whose attempts failed in the last hour, each with a link to its
-// deliveries; and relay sources whose ingest refused requests (a rotated URL, a wrong token, a clock).
+// deliveries; relay sources whose ingest refused requests (a rotated URL, a wrong token, a clock); and the
+// server's recent operational notices (`notices`).
 
 import { api } from "./api.js";
 import { h, time } from "./ui.js";
 import { stateOf } from "./webhooks.js";
 import { REFUSALS } from "./sources.js";
+import { renderNotices } from "./notices.js";
 
 export async function render(main) {
   await renderEndpoints(main);
   await renderRelay(main);
+  await renderNotices(main);
 }
 
 /** Relay sources that refused requests, with how many for each reason. */

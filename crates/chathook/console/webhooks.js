@@ -313,9 +313,12 @@ function groupOf(native) {
   if (native.startsWith("user.")) return "Profiles";
   if (native.startsWith("message.before_send")) return "Before-send hooks";
   if (native.startsWith("message.")) return "Messages";
+  if (OPERATIONAL.some((p) => native.startsWith(p))) return "Operations";
   return "Groups";
 }
-const GROUPS = ["Online status", "Messages", "Groups", "Profiles", "Before-send hooks"];
+/** Operational events (the server's reports on its endpoints and sources): standard flavour only. */
+const OPERATIONAL = ["endpoint.", "delivery.", "relay."];
+const GROUPS = ["Online status", "Messages", "Groups", "Profiles", "Before-send hooks", "Operations"];
 
 /**
  * The events an endpoint of `flavour` can select, each {value (the name sent to the API), label,
@@ -343,6 +346,7 @@ function eventOptions(flavour, types) {
         });
       }
     } else {
+      if (flavour !== "standard" && groupOf(t.name) === "Operations") continue;
       const label = flavour === "wukongim" ? `${t.name} (${t.flavours.wukongim})` : t.name;
       options.push({
         value: t.name, label, natives: [t.name], group: groupOf(t.name), description: t.description,
