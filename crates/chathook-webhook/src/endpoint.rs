@@ -27,11 +27,26 @@ pub enum Flavour {
     Tencent,
 }
 
+/// How an endpoint gets its events.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum EndpointKind {
+    /// chathook sends them to its URL.
+    #[default]
+    Push,
+    /// It has no URL: its consumer fetches them (`GET .../poll` with its poll token).
+    Polling,
+}
+
 /// A webhook endpoint as stored and served (the secret is left out of API answers but on create and
 /// rotate).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Endpoint {
     pub id: String,
+    /// Push (the default) or polling.
+    #[serde(default, skip_serializing_if = "is_push")]
+    pub kind: EndpointKind,
+    /// Empty for a polling endpoint.
     pub url: String,
     pub flavour: Flavour,
     /// The kinds it receives (stored and shown by native name).
@@ -88,6 +103,9 @@ pub struct Endpoint {
     /// Static headers, basic credentials and TLS settings towards the receiver.
     #[serde(default, skip_serializing_if = "ReceiverAuth::is_empty")]
     pub auth: ReceiverAuth,
+    /// A polling endpoint's token (`Authorization: Bearer` on `GET .../poll`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poll_token: Option<String>,
     /// Its own retry schedule (seconds before each attempt after the first failure); `None` follows
     /// `webhook.retry_schedule`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -191,6 +209,8 @@ impl Endpoint {
             on_failure: OnFailure::Allow,
             auth: ReceiverAuth::default(),
             retry_schedule: None,
+            kind: EndpointKind::Push,
+            poll_token: None,
         }
     }
 
@@ -245,14 +265,31 @@ impl Endpoint {
         }
     }
 
+    /// Whether chathook sends its events (a polling endpoint's consumer fetches them).
+    pub fn pushes(&self) -> bool {
+        self.kind == EndpointKind::Push
+    }
+
     /// The name of this endpoint's cursor in the event log.
     pub fn consumer_name(&self) -> String {
         consumer_name(&self.id)
     }
 }
 
+fn is_push(kind: &EndpointKind) -> bool {
+    *kind == EndpointKind::Push
+}
+
 pub fn consumer_name(id: &str) -> String {
     format!("webhook:{id}")
+}
+
+/// A polling endpoint's token: `ptok_` and the hex of 32 random bytes.
+pub fn new_poll_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("ptok_{hex}")
 }
 
 /// `whsec_` and the base64 of 32 random bytes.

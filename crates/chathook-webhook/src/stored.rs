@@ -1,5 +1,6 @@
 //! An endpoint as the store keeps it: its JSON document with the secrets sealed (the signing secret,
-//! the previous one during a rotation, the Tencent sign token, and the receiver's: static header
+//! the previous one during a rotation, the Tencent sign token, a polling endpoint's token, and the
+//! receiver's: static header
 //! values, the basic password, the TLS client key), each bound to the endpoint and the field. Reading opens them; a document stored in clear by an older version, or sealed under an
 //! earlier secrets key, reads as stale so that the engine writes it again. Nothing else of the engine
 //! sees a sealed value.
@@ -22,6 +23,9 @@ pub(crate) fn seal(sealer: &Sealer, e: &Endpoint) -> String {
     }
     if let Some(token) = &e.sign_token {
         sealed.sign_token = Some(sealer.seal(&context(&e.id, "sign_token"), token));
+    }
+    if let Some(token) = sealed.poll_token.as_mut() {
+        *token = sealer.seal(&context(&e.id, "poll_token"), token);
     }
     for (name, value) in sealed.auth.headers.iter_mut() {
         *value = sealer.seal(&context(&e.id, &format!("header:{name}")), value);
@@ -85,6 +89,9 @@ pub(crate) fn open(
         *value = opened.value;
         Ok(())
     };
+    if let Some(token) = e.poll_token.as_mut() {
+        open_field("poll_token", token)?;
+    }
     for (name, value) in e.auth.headers.iter_mut() {
         open_field(&format!("header:{name}"), value)?;
     }

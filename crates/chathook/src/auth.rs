@@ -121,7 +121,8 @@ fn too_many_failures(wait: std::time::Duration) -> Response {
 pub const PUBLIC_PATHS: [&str; 3] = ["/health", "/metrics", "/openapi.json"];
 
 /// Refuses a request without the admin key with 401 and a JSON body, whatever its path (unknown paths
-/// too), except [`PUBLIC_PATHS`], the console's own files (they carry no data) and, in open mode,
+/// too), except [`PUBLIC_PATHS`], the console's own files (they carry no data), relay ingest and poll
+/// routes (their own credentials) and, in open mode,
 /// key-less calls from the open networks. A wrong key is refused in open mode too.
 pub async fn require_admin_key(
     State(key): State<AdminKey>,
@@ -129,9 +130,9 @@ pub async fn require_admin_key(
     next: Next,
 ) -> Response {
     let path = request.uri().path();
-    // Relay ingest URLs carry their own credential (the path secret).
-    let relay_ingest = path.starts_with("/relay/");
-    if PUBLIC_PATHS.contains(&path) || crate::console::is_console_path(path) || relay_ingest {
+    // Relay ingest URLs carry their own credential (the path secret), a poll its endpoint's token.
+    let own_credential = path.starts_with("/relay/") || chathook_webhook::api::is_poll_path(path);
+    if PUBLIC_PATHS.contains(&path) || crate::console::is_console_path(path) || own_credential {
         return next.run(request).await;
     }
     let given = presented(request.headers());

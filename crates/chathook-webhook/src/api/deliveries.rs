@@ -56,6 +56,14 @@ pub(super) async fn test(
     body: axum::body::Bytes,
 ) -> ApiResult<Json<AttemptOutcome>> {
     let e = find(&engine, &id).await?;
+    if !e.pushes() {
+        return Err(V1Error(chathook_http::ApiError {
+            status: axum::http::StatusCode::CONFLICT,
+            code: "polling_endpoint",
+            message: "a polling endpoint is not sent to; poll it (GET .../poll)".into(),
+            field: None,
+        }));
+    }
     let req: TestReq = if body.iter().all(u8::is_ascii_whitespace) {
         TestReq::default()
     } else {

@@ -1,13 +1,14 @@
 //! The webhook admin API under `/v1` (admin key required, applied by the binary): the router and the
 //! errors every handler shares. Each file beside it owns one part: `endpoints` (settings, secrets,
 //! receiver authentication, URL rules), `deliveries` (tests, attempts, dead letters, replays), `stats`, `event_types` (the
-//! catalog and the feature switches), `relay` (relay sources), `seek` (where an endpoint's cursor starts or goes), `notices`
+//! catalog and the feature switches), `relay` (relay sources), `seek` (where an endpoint's cursor starts or goes), `poll` (polling endpoints), `notices`
 //! (recent operational events).
 
 mod deliveries;
 mod endpoints;
 mod event_types;
 mod notices;
+mod poll;
 mod relay;
 mod seek;
 mod stats;
@@ -26,7 +27,7 @@ use crate::engine::{EngineError, WebhookEngine};
 pub(super) type ApiResult<T> = Result<T, V1Error>;
 
 /// Every route of [`router`], as (method, path), for tests that must visit each one.
-pub const ROUTES: [(&str, &str); 26] = [
+pub const ROUTES: [(&str, &str); 27] = [
     ("POST", "/v1/webhooks/endpoints"),
     ("GET", "/v1/webhooks/endpoints"),
     ("GET", "/v1/webhooks/endpoints/{id}"),
@@ -34,6 +35,7 @@ pub const ROUTES: [(&str, &str); 26] = [
     ("DELETE", "/v1/webhooks/endpoints/{id}"),
     ("POST", "/v1/webhooks/endpoints/{id}/rotate-secret"),
     ("POST", "/v1/webhooks/endpoints/{id}/seek"),
+    ("GET", "/v1/webhooks/endpoints/{id}/poll"),
     ("POST", "/v1/webhooks/endpoints/{id}/test"),
     ("GET", "/v1/webhooks/endpoints/{id}/attempts"),
     ("GET", "/v1/webhooks/endpoints/{id}/attempts/stream"),
@@ -58,6 +60,14 @@ pub const ROUTES: [(&str, &str); 26] = [
     ("POST", "/v1/relay/sources/{id}/rotate"),
 ];
 
+/// Whether `path` is a polling endpoint's poll route, which carries its own credential (the endpoint's
+/// poll token) instead of the admin key.
+pub fn is_poll_path(path: &str) -> bool {
+    path.strip_prefix("/v1/webhooks/endpoints/")
+        .and_then(|rest| rest.strip_suffix("/poll"))
+        .is_some_and(|id| !id.is_empty() && !id.contains('/'))
+}
+
 /// The webhook routes, each with its OpenAPI description (`utoipa`), so that the document the binary
 /// serves is made from the handlers themselves.
 pub fn router(engine: WebhookEngine) -> OpenApiRouter {
@@ -70,6 +80,7 @@ pub fn router(engine: WebhookEngine) -> OpenApiRouter {
         ))
         .routes(routes!(endpoints::rotate_secret))
         .routes(routes!(seek::seek))
+        .routes(routes!(poll::poll))
         .routes(routes!(deliveries::test))
         .routes(routes!(deliveries::attempts))
         .routes(routes!(deliveries::attempts_stream))

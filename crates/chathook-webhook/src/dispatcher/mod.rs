@@ -175,8 +175,9 @@ impl Dispatcher {
             self.ctx.metrics.dispatcher_wakeups.inc();
             let endpoint = self.endpoint();
             let health = self.health();
-            let active = health.active(&endpoint);
-            if !active {
+            // A polling endpoint's consumer reads for itself (`api::poll`): nothing to send.
+            let active = health.active(&endpoint) && endpoint.pushes();
+            if !health.active(&endpoint) {
                 self.release_log_when_held_too_long(&endpoint, &health)
                     .await;
             } else if health.log_released.is_some() {

@@ -22,6 +22,7 @@ mod messaging;
 mod nulls;
 mod operational;
 mod ordering;
+mod polling;
 mod postgres;
 mod receivers;
 mod relay;

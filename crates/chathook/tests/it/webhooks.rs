@@ -886,7 +886,11 @@ async fn test_sends_attempts_page_and_stats_summarise() {
         .await;
     assert_eq!(st, 200);
     let list = types["data"].as_array().unwrap();
-    assert_eq!(list.len(), 18, "eleven kinds of events and seven operational ones");
+    assert_eq!(
+        list.len(),
+        18,
+        "eleven kinds of events and seven operational ones"
+    );
     let foreign = list.iter().find(|t| t["name"] == "foreign").unwrap();
     assert_eq!(
         foreign["examples"]["standard"]["type"],

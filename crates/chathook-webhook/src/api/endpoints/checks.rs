@@ -7,7 +7,7 @@ use chathook_events::EventKind;
 use super::super::{bad, ApiResult};
 use crate::catalog;
 use crate::config_endpoints::resolve_events;
-use crate::endpoint::{Flavour, HookKind, MAX_HOOK_TIMEOUT_MS};
+use crate::endpoint::{Endpoint, Flavour, HookKind, MAX_HOOK_TIMEOUT_MS};
 use crate::filters::Filters;
 use crate::receiver_auth::{AuthError, ReceiverAuth};
 use crate::url_rules::check_url;
@@ -229,4 +229,32 @@ pub(super) fn check_operational(events: &[EventKind], flavour: Flavour) -> ApiRe
         ));
     }
     Ok(())
+}
+
+/// A polling endpoint has no URL, receiver settings, retry schedule or before-send hook: its consumer
+/// fetches its events.
+pub(super) fn check_polling(e: &Endpoint) -> ApiResult<()> {
+    if e.pushes() {
+        return Ok(());
+    }
+    let (field, what) = if !e.url.is_empty() {
+        ("url", "a URL")
+    } else if !e.before_send.is_empty() {
+        ("events", "a before-send hook")
+    } else if !e.auth.headers.is_empty() {
+        ("headers", "headers")
+    } else if e.auth.basic_auth.is_some() {
+        ("basic_auth", "basic credentials")
+    } else if e.auth.tls.is_some() {
+        ("tls", "TLS settings")
+    } else if e.retry_schedule.is_some() {
+        ("retry_schedule", "a retry schedule")
+    } else {
+        return Ok(());
+    };
+    Err(bad(
+        field,
+        "polling_endpoint",
+        format!("a polling endpoint has no {what}: its consumer fetches its events (GET .../poll)"),
+    ))
 }

@@ -19,14 +19,16 @@ use utoipa::ToSchema;
 use super::{bad, check_description, check_sign_token, engine_error, find, store_error, ApiResult};
 use crate::catalog;
 use crate::clock::now_ms;
-use crate::endpoint::{check_secret, new_id, new_secret, Endpoint, Flavour, OnFailure};
+use crate::endpoint::{
+    check_secret, new_id, new_poll_token, new_secret, Endpoint, EndpointKind, Flavour, OnFailure,
+};
 use crate::engine::WebhookEngine;
 use crate::filters::Filters;
 use crate::format::rfc3339;
 use crate::receiver_auth::{BasicAuth, ClientTls, ReceiverAuth};
 use checks::{
     check_auth, check_events, check_filters, check_hook_timeout, check_limits, check_operational,
-    check_retry_schedule, check_sources, url_checked,
+    check_polling, check_retry_schedule, check_sources, url_checked,
 };
 use url_check::port_prefix_change;
 pub(super) use url_check::{__path_url_check, url_check};
@@ -47,7 +49,12 @@ fn writable(e: &Endpoint) -> ApiResult<()> {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CreateReq {
+    /// Required for a push endpoint; none for a polling one.
+    #[serde(default)]
     url: String,
+    /// `push` (default) or `polling` (no URL: its consumer fetches its events with its poll token).
+    #[serde(default)]
+    kind: EndpointKind,
     #[serde(default = "standard")]
     flavour: Flavour,
     #[serde(default)]
@@ -108,7 +115,9 @@ pub(super) async fn create(
     State(engine): State<WebhookEngine>,
     V1Json(req): V1Json<CreateReq>,
 ) -> ApiResult<(StatusCode, Json<EndpointView>)> {
-    url_checked(&req.url, engine.config().https_only)?;
+    if req.kind == EndpointKind::Push || !req.url.is_empty() {
+        url_checked(&req.url, engine.config().https_only)?;
+    }
     check_description(&req.description)?;
     let auth = ReceiverAuth {
         headers: req.headers,
@@ -155,6 +164,11 @@ pub(super) async fn create(
     e.on_failure = req.on_failure.unwrap_or(e.on_failure);
     e.auth = auth;
     e.retry_schedule = req.retry_schedule;
+    e.kind = req.kind;
+    if !e.pushes() {
+        e.poll_token = Some(new_poll_token());
+    }
+    check_polling(&e)?;
     engine
         .create_from(e.clone(), start)
         .await
@@ -370,6 +384,7 @@ pub(super) async fn patch(
     if let Some(r) = req.rate_limit_per_s {
         e.rate_limit_per_s = r;
     }
+    check_polling(&e)?;
     e.updated_at = now_ms();
     engine
         .update(e.clone(), req.enabled == Some(true))
@@ -407,6 +422,10 @@ pub(super) async fn rotate_secret(
     let mut e = (*current).clone();
     let until = now_ms() + ROTATION_GRACE.as_millis() as i64;
     e.previous_secret = Some((std::mem::replace(&mut e.secret, new_secret()), until));
+    // A polling endpoint's token is replaced too; the old one stops at once.
+    if !e.pushes() {
+        e.poll_token = Some(new_poll_token());
+    }
     e.updated_at = now_ms();
     engine
         .update(e.clone(), false)

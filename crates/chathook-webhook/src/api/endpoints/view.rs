@@ -8,7 +8,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::catalog;
-use crate::endpoint::{Endpoint, Flavour, HookKind, OnFailure};
+use crate::endpoint::{Endpoint, EndpointKind, Flavour, HookKind, OnFailure};
 use crate::engine::WebhookEngine;
 use crate::features::Feature;
 use crate::filters::Filters;
@@ -19,6 +19,8 @@ use crate::receiver_auth::{BasicAuth, ClientTls};
 #[derive(Serialize, ToSchema)]
 pub(in crate::api) struct EndpointView {
     id: String,
+    /// `push`, or `polling` (no URL; `GET .../poll` with its `poll_token`).
+    kind: EndpointKind,
     url: String,
     flavour: Flavour,
     /// The events it receives (native names).
@@ -74,6 +76,9 @@ pub(in crate::api) struct EndpointView {
     /// Only on create, when set.
     #[serde(skip_serializing_if = "Option::is_none")]
     sign_token: Option<String>,
+    /// A polling endpoint's token: only on create and rotate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    poll_token: Option<String>,
     /// Only on rotate: until when the previous secret still signs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) previous_secret_valid_until: Option<String>,
@@ -121,6 +126,7 @@ impl EndpointView {
         let shown = e.auth.masked();
         EndpointView {
             id: e.id.clone(),
+            kind: e.kind,
             url: e.url.clone(),
             flavour: e.flavour,
             events: e.events.clone(),
@@ -167,6 +173,7 @@ impl EndpointView {
             retry_schedule: e.retry_schedule.clone(),
             secret: with_secret.then(|| e.secret.clone()),
             sign_token: e.sign_token.clone().filter(|_| with_secret),
+            poll_token: e.poll_token.clone().filter(|_| with_secret),
             previous_secret_valid_until: None,
             queue: None,
         }
