@@ -23,7 +23,7 @@ use crate::dispatcher::Context;
 use crate::endpoint::{consumer_name, Endpoint};
 use crate::features::Features;
 use crate::guard::NetworkGuard;
-use crate::health::{Health, HealthBook};
+use crate::health::{Health, HealthBook, SeekRequest};
 use crate::hooks::{HookSlots, Hooks};
 use crate::metrics::WebhookMetrics;
 use crate::notices::Notices;
@@ -58,9 +58,6 @@ pub enum EngineError {
     Stored(#[from] crate::stored::StoredError),
     #[error(transparent)]
     Relay(#[from] crate::relay::RelayError),
-    /// The operation is not available in this deployment.
-    #[error("{0}")]
-    Unsupported(String),
     /// Another endpoint already answers this before-send hook.
     #[error(
         "{hook} is already answered by endpoint {endpoint}; one endpoint per before-send hook"
@@ -488,33 +485,26 @@ impl WebhookEngine {
         self.launch(endpoint, Health::default(), start_at).await
     }
 
-    /// Moves `id`'s cursor to `position` (back to deliver again, or forward to skip): its dispatcher
-    /// stops, letting its attempts in flight end, and starts again from there. Alone only: in a cluster
-    /// the node holding the endpoint's lease keeps its own cursor.
-    pub async fn seek(&self, id: &str, position: u64) -> Result<(), EngineError> {
-        if self.leasing.is_some() {
-            return Err(EngineError::Unsupported(
-                "seek is not available in a cluster yet".into(),
-            ));
-        }
-        let _one_change_at_a_time = self.changes.lock().await;
-        let worker = self.workers.lock().ok().and_then(|mut w| w.remove(id));
-        let Some(worker) = worker else {
-            return Ok(());
+    /// Moves `id`'s cursor to `position` (back to deliver again, or forward to skip): the request is
+    /// stored in the endpoint's health, and its dispatcher, on whichever node runs it, stops (letting
+    /// its attempts in flight end) and starts again from there. Waits up to 15 s for that and answers
+    /// whether it was seen applied (the request stays until it is).
+    pub async fn seek(&self, id: &str, position: u64) -> Result<bool, EngineError> {
+        let request = SeekRequest {
+            position,
+            at_ms: crate::clock::now_ms(),
         };
-        let endpoint = worker.endpoint.borrow().clone();
-        worker.stop.cancel();
-        let _ = tokio::time::timeout(Duration::from_secs(15), worker.task).await;
-        let result = self
-            .ctx
-            .log
-            .seek_consumer(&endpoint.consumer_name(), position)
-            .await;
-        // Started again whatever the seek did, so that the endpoint keeps delivering.
-        let health = (*self.ctx.health.get(id)).clone();
-        self.launch((*endpoint).clone(), health, StartAt::Head)
-            .await?;
-        Ok(result?)
+        self.ctx.health.update(id, |h| h.seek = Some(request)).await;
+        self.wake(id);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        while tokio::time::Instant::now() < deadline {
+            self.catch_up().await?;
+            if self.ctx.health.get(id).seek != Some(request) {
+                return Ok(true);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(false)
     }
 
     /// Stores an endpoint's changed settings; its dispatcher picks the change up. `enabled_by_operator`

@@ -31,6 +31,9 @@ pub struct Health {
     pub log_released: Option<LogRelease>,
     /// Events it never received because retention removed them while it was disabled (kept visible).
     pub gap: Option<Gap>,
+    /// A seek the operator asked for and the dispatcher has not applied yet (whichever node runs it:
+    /// it stops, and starts again from there).
+    pub seek: Option<SeekRequest>,
     /// Changes stored so far: in a cluster, a node takes a stored document with a higher revision
     /// than its own (another node changed it).
     pub revision: u64,
@@ -114,6 +117,7 @@ impl Health {
                 server_disabled,
                 log_released: legacy.log_released,
                 gap: legacy.gap,
+                seek: None,
                 revision: 0,
             },
             reenable,
@@ -127,6 +131,15 @@ pub struct LogRelease {
     /// The position it had handled up to.
     pub position: u64,
     /// Unix ms of the release.
+    pub at_ms: i64,
+}
+
+/// Where an endpoint's cursor is to go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeekRequest {
+    /// The endpoint reads the events after this position.
+    pub position: u64,
+    /// Unix ms of the request (two requests for one position are told apart).
     pub at_ms: i64,
 }
 

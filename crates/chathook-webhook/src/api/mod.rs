@@ -111,14 +111,6 @@ pub(super) fn engine_error(e: EngineError) -> V1Error {
             field: Some("events".into()),
         });
     }
-    if let EngineError::Unsupported(why) = &e {
-        return V1Error(ApiError {
-            status: StatusCode::CONFLICT,
-            code: "unsupported",
-            message: why.clone(),
-            field: None,
-        });
-    }
     tracing::error!(error = %e, "webhook engine error in an API call");
     let status = match &e {
         EngineError::Store(StoreError::Unwritable(_)) => StatusCode::SERVICE_UNAVAILABLE,

@@ -44,7 +44,8 @@ pub(super) struct SeekReq {
 /// The log's part an endpoint asked for that retention already removed.
 #[derive(Serialize, ToSchema)]
 pub(super) struct SeekGap {
-    /// The oldest event the log still holds, where the endpoint reads from instead.
+    /// The oldest event the log still holds, where the endpoint reads from instead (the next to come
+    /// when the log is empty).
     oldest_position: u64,
     oldest_at: String,
 }
@@ -55,10 +56,13 @@ pub(super) struct Sought {
     position: u64,
     /// Set when what was asked is older than the log.
     gap: Option<SeekGap>,
+    /// The endpoint's dispatcher started again from there within 15 s (in a cluster, on the node
+    /// delivering it). When false, the request is stored and applied when a dispatcher next starts.
+    applied: bool,
 }
 
-/// Moves the endpoint's cursor (its dispatcher starts again from there; what was delivered after it is
-/// delivered again, with the same ids). Not available in a cluster yet (409).
+/// Moves the endpoint's cursor (its dispatcher, on whichever node runs it, starts again from there;
+/// what was delivered after it is delivered again, with the same ids).
 #[utoipa::path(post, path = "/v1/webhooks/endpoints/{id}/seek", tag = "deliveries",
     params(("id" = String, Path, description = "The endpoint's id")),
     request_body = SeekReq,
@@ -83,17 +87,22 @@ pub(super) async fn seek(
         _ => return Err(bad("to", "seek_target", "give either to or position")),
     };
     let oldest = log.oldest().await.map_err(|e| engine_error(e.into()))?;
+    // The first event still stored: the next one to come when retention emptied the log.
+    let (first, at_ms) = oldest.unwrap_or((log.head() + 1, crate::clock::now_ms()));
     // Older than the log: read from its oldest event, and say what is missing.
-    let (position, gap) = match oldest {
-        Some((first, at_ms)) if asked + 1 < first => (
-            first - 1,
-            Some(SeekGap {
-                oldest_position: first,
-                oldest_at: rfc3339(at_ms),
-            }),
-        ),
-        _ => (asked, None),
+    let (position, gap) = if asked + 1 < first {
+        let gap = SeekGap {
+            oldest_position: first,
+            oldest_at: rfc3339(at_ms),
+        };
+        (first - 1, Some(gap))
+    } else {
+        (asked, None)
     };
-    engine.seek(&e.id, position).await.map_err(engine_error)?;
-    Ok(Json(Sought { position, gap }))
+    let applied = engine.seek(&e.id, position).await.map_err(engine_error)?;
+    Ok(Json(Sought {
+        position,
+        gap,
+        applied,
+    }))
 }

@@ -126,8 +126,25 @@ impl Dispatcher {
         stop: CancellationToken,
         start_at: chathook_events::StartAt,
     ) -> Result<Dispatcher, chathook_events::EventLogError> {
-        let consumer = endpoint.borrow().consumer_name();
-        let acked = ctx.log.register_consumer(&consumer, start_at).await?;
+        let (consumer, id) = {
+            let e = endpoint.borrow();
+            (e.consumer_name(), e.id.clone())
+        };
+        let mut acked = ctx.log.register_consumer(&consumer, start_at).await?;
+        // A seek asked for (on any node) is applied before anything is read.
+        let seek = health.borrow().seek;
+        if let Some(request) = seek {
+            ctx.log.seek_consumer(&consumer, request.position).await?;
+            acked = request.position;
+            tracing::info!(endpoint = %id, position = request.position, "cursor moved by a seek");
+            ctx.health
+                .update(&id, |h| {
+                    if h.seek == Some(request) {
+                        h.seek = None;
+                    }
+                })
+                .await;
+        }
         Ok(Dispatcher {
             ctx,
             endpoint,
@@ -175,6 +192,10 @@ impl Dispatcher {
             self.ctx.metrics.dispatcher_wakeups.inc();
             let endpoint = self.endpoint();
             let health = self.health();
+            if health.seek.is_some() {
+                // Ends this run (its attempts in flight finish); the next one starts from the seek.
+                break;
+            }
             // A polling endpoint's consumer reads for itself (`api::poll`): nothing to send.
             let active = health.active(&endpoint) && endpoint.pushes();
             if !health.active(&endpoint) {

@@ -670,3 +670,43 @@ async fn the_login_kick_by_device_id_crosses_nodes() {
     let closed = on_b.closed(LONG).await;
     assert!(closed.disconnect.is_none(), "{closed:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seek_through_either_node_is_applied_by_the_node_delivering_the_endpoint() {
+    let shared = Shared::start("seek");
+    let a = TestServer::start_with(shared.node(1)).await;
+    let b = TestServer::start_with(shared.node(2)).await;
+    let rcv = Receiver::start().await;
+    let ep = a
+        .endpoint(json!({"url": rcv.url, "events": ["message.sent"]}))
+        .await;
+    let id = ep["id"].as_str().unwrap().to_string();
+    for i in 0..3 {
+        let (st, body) = a.rest_send("u1", "u2", 1, &format!("s{i}")).await;
+        assert_eq!(st, 200, "{body}");
+    }
+    rcv.wait("the three messages", LONG, |r| r.len() == 3).await;
+    let mut first: Vec<String> = rcv.requests().iter().map(Recorded::id).collect();
+    first.sort();
+    // One of the two nodes does not deliver the endpoint: both are asked in turn.
+    for (round, node) in [&a, &b].into_iter().enumerate() {
+        let (st, v) = node
+            .post(
+                &format!("/v1/webhooks/endpoints/{id}/seek"),
+                json!({"to": "oldest"}),
+            )
+            .await;
+        assert_eq!((st, &v["applied"]), (200, &json!(true)), "{v}");
+        let want = 3 * (round + 2);
+        rcv.wait("the messages again", Duration::from_secs(10), |r| {
+            r.len() >= want
+        })
+        .await;
+        let mut again: Vec<String> = rcv.requests()[want - 3..want]
+            .iter()
+            .map(Recorded::id)
+            .collect();
+        again.sort();
+        assert_eq!(again, first, "delivered again with the same ids");
+    }
+}

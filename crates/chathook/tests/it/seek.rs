@@ -122,3 +122,50 @@ async fn a_seek_delivers_again_from_a_time_with_the_same_ids_and_can_skip_ahead(
         .await;
     assert_eq!(st, 404);
 }
+
+#[tokio::test]
+async fn a_seek_older_than_the_log_reads_from_its_oldest_event_and_reports_the_gap() {
+    let s = TestServer::start_with(|c| {
+        c.events.retention_hours = 0;
+        c.events.prune_interval_secs = 1;
+    })
+    .await;
+    let rcv = Receiver::start().await;
+    let ep = s
+        .endpoint(json!({"url": rcv.url, "events": ["message.sent"]}))
+        .await;
+    let id = ep["id"].as_str().unwrap().to_string();
+    for i in 0..3 {
+        s.rest_send("alice", "bob", 1, &format!("gone{i}")).await;
+    }
+    rcv.wait("the three", LONG, |r| r.len() == 3).await;
+    // Delivered and acknowledged: retention removes them.
+    eventually("retention to empty the log", LONG, || async {
+        match s.server().store().oldest().await.unwrap() {
+            None => Ok(()),
+            Some(o) => Err(format!("{o:?}")),
+        }
+    })
+    .await;
+    let head = s.server().store().head();
+    let (st, v) = s
+        .post(
+            &format!("/v1/webhooks/endpoints/{id}/seek"),
+            json!({"position": 0}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(
+        (v["position"].as_u64(), v["gap"]["oldest_position"].as_u64()),
+        (Some(head), Some(head + 1)),
+        "{v}"
+    );
+    assert!(v["gap"]["oldest_at"].is_string());
+    // Nothing removed comes again; the next message comes once.
+    s.rest_send("alice", "bob", 1, "kept").await;
+    rcv.wait("the next", LONG, |r| r.len() == 4).await;
+    tokio::time::sleep(SHORT).await;
+    let mut got = texts(&rcv);
+    got.sort();
+    assert_eq!(got, ["gone0", "gone1", "gone2", "kept"]);
+}
