@@ -605,6 +605,41 @@ export function consoleSuite(engine) {
     await shots("notices");
   });
 
+  test(`${engine}: a new endpoint starts from the oldest stored event; a seek reads again from a time`, async () => {
+    const base = receiver.url.replace(/\/hook$/, "");
+    const mine = () => receiver.requests.filter((r) => r.url === "/from-oldest");
+    await server.sendText("alice", "bob", "before it existed");
+    await visit("#/webhooks/new");
+    await page.locator("#url").fill(`${base}/from-oldest`);
+    await eventually("no message", async () => (await page.locator("#url-errors li").count()) === 0);
+    await page.locator("#start-from").selectOption("oldest");
+    await page.getByRole("button", { name: "Save" }).click();
+    await page.locator("#reveal-secret").waitFor();
+    await page.getByRole("button", { name: "Done" }).click();
+    await page.getByRole("group", { name: "Messages" }).waitFor();
+    await page.locator("#event-message-sent").check();
+    await page.getByRole("button", { name: "Save" }).click();
+    await page.getByRole("heading", { name: "Webhook configuration" }).waitFor();
+    // what was sent before it existed arrives
+    const b64 = (text) => Buffer.from(JSON.stringify({ type: 1, content: text })).toString("base64");
+    await eventually("the message sent before it existed", async () => mine().some((r) => r.body.includes(b64("before it existed"))));
+    const created = (await server.call("GET", "/v1/webhooks/endpoints")).body.data.find((e) => e.url === `${base}/from-oldest`);
+    assert.equal(created.enabled, true);
+    // a seek back to a minute ago delivers it again, with the same id
+    const firstCount = mine().length;
+    const id = mine()[0].headers["webhook-id"];
+    const ago = new Date(Date.now() - 60_000 - new Date().getTimezoneOffset() * 60_000).toISOString().slice(0, 19);
+    await page.locator("#seek-from").selectOption("time");
+    await page.locator("#seek-at").fill(ago);
+    await page.locator("#seek").click();
+    await page.getByRole("button", { name: "Move", exact: true }).click();
+    await eventually("the seek's answer", async () => /Reading after position \d+/.test(await page.locator("#seek-result").textContent()));
+    await eventually("delivered again", async () => mine().length > firstCount);
+    assert.ok(mine().slice(firstCount).some((r) => r.headers["webhook-id"] === id));
+    await shots("position");
+    await server.call("DELETE", `/v1/webhooks/endpoints/${created.id}`);
+  });
+
   test(`${engine}: the webhook list shows each endpoint's state and last hour`, async () => {
     await visit(`#/webhooks`);
     const row = page.locator(`tr[data-endpoint="${endpointId}"]`);

@@ -56,7 +56,7 @@ pub enum Event {
     /// Operational: the server disabled an endpoint (with why).
     #[serde(rename = "endpoint.disabled")]
     EndpointDisabled(Box<EndpointNotice>),
-    /// Operational: an endpoint that was disabled delivers again.
+    /// Operational: an endpoint the server disabled was enabled again.
     #[serde(rename = "endpoint.enabled")]
     EndpointEnabled(Box<EndpointNotice>),
     /// Operational: deliveries of an endpoint were dead-lettered.

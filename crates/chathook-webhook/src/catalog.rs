@@ -195,7 +195,7 @@ const CATALOG: [EventType; EventKind::ALL.len()] = [
     },
     EventType {
         kind: EventKind::EndpointEnabled,
-        description: "An endpoint that was disabled delivers again. Operational.",
+        description: "An endpoint the server had disabled was enabled again by the operator. Operational.",
         feature: None,
         wukongim: "endpoint.enabled",
         wukongim_route: Route::Single,

@@ -517,9 +517,9 @@ impl WebhookEngine {
         let _one_change_at_a_time = self.changes.lock().await;
         let id = endpoint.id.clone();
         self.check_hooks_free(&endpoint)?;
-        let was_active = self
-            .endpoint(&id)
-            .is_some_and(|before| self.ctx.health.get(&id).active(&before));
+        // `endpoint.enabled` answers the server's `endpoint.disabled`: an operator's own switch is not
+        // reported.
+        let server_disabled = self.ctx.health.get(&id).server_disabled.is_some();
         self.ctx
             .store
             .put_endpoint(&id, stored::seal(&self.ctx.sealer, &endpoint))
@@ -536,7 +536,7 @@ impl WebhookEngine {
                 .health
                 .update(&id, Health::enabled_by_operator)
                 .await;
-            if !was_active && endpoint.enabled {
+            if server_disabled && endpoint.enabled {
                 let notice = EndpointNotice {
                     reason: "enabled by the operator".into(),
                     ..crate::notices::about(&endpoint)

@@ -5,6 +5,7 @@
 
 import { filtersArea } from "./filters.js";
 import { receiverArea } from "./receiver.js";
+import { positionArea, startFromField } from "./position.js";
 import { api, ApiError } from "./api.js";
 import { banner, breakableUrl, confirm, dialog, fieldErrors, h, jsonBlock, ms, percent, time } from "./ui.js";
 import { FEATURES } from "./features.js";
@@ -85,6 +86,8 @@ export async function renderNew(main) {
     // Its events, in the same grouped dialog as editing them.
     const [types, features] = await Promise.all([api("GET", "/v1/webhooks/event-types"), api("GET", "/v1/features")]);
     await eventsDialog(created, eventOptions(created.flavour, types), features);
+    // One that starts in the past was created paused: it reads from its start once its events are chosen.
+    if (!created.enabled) await patch(created.id, { enabled: true });
   }
   location.hash = created ? `#/webhooks/${created.id}` : "#/webhooks";
 }
@@ -171,6 +174,7 @@ export async function renderOne(main, [id]) {
     eventsArea,
     filtersArea(e, () => {}),
     receiverArea(e, () => {}),
+    positionArea(e),
     secretArea,
     testArea,
     h("button.danger", {
@@ -235,6 +239,7 @@ async function urlDialog(e) {
   const token = h("input", { type: "text", id: "sign-token", autocomplete: "off", placeholder: e && e.sign_token_set ? "set; type to replace" : "optional" });
   const tokenField = h("div", {}, h("label", { for: "sign-token", text: "Sign token (Tencent's callback token)" }), token);
   const description = h("input", { type: "text", id: "description", value: e ? e.description : "" });
+  const start = e ? null : startFromField();
   const formError = h("p.bad", { role: "alert" });
   let portChange = null;
   const showTokenField = () => (tokenField.hidden = flavour.value !== "tencent");
@@ -266,6 +271,15 @@ async function urlDialog(e) {
     if (urlErrors.textContent) return false;
     const body = { url: url.value, flavour: flavour.value, description: description.value };
     if (flavour.value === "tencent" && token.value) body.sign_token = token.value;
+    if (start) {
+      body.start_from = start.value();
+      if (!body.start_from) {
+        formError.textContent = "start_from: choose a time";
+        return false;
+      }
+      // Created paused, so that nothing is passed over before its events are chosen (renderNew).
+      if (body.start_from !== "now") body.enabled = false;
+    }
     try {
       if (!e) {
         saved = await api("POST", "/v1/webhooks/endpoints", body);
@@ -300,6 +314,7 @@ async function urlDialog(e) {
     tokenField,
     h("label", { for: "description", text: "Description" }),
     description,
+    start ? start.element : null,
     formError,
   );
   setTimeout(() => url.focus());

@@ -14,7 +14,7 @@ use axum::routing::get;
 use axum::Router;
 
 /// Each file: its name under `/console/`, its media type and its content.
-const FILES: [(&str, &str, &str); 16] = [
+const FILES: [(&str, &str, &str); 17] = [
     ("index.html", HTML, include_str!("../console/index.html")),
     ("favicon.svg", SVG, include_str!("../console/favicon.svg")),
     ("console.css", CSS, include_str!("../console/console.css")),
@@ -35,6 +35,7 @@ const FILES: [(&str, &str, &str); 16] = [
     ("filters.js", JS, include_str!("../console/filters.js")),
     ("receiver.js", JS, include_str!("../console/receiver.js")),
     ("notices.js", JS, include_str!("../console/notices.js")),
+    ("position.js", JS, include_str!("../console/position.js")),
 ];
 
 const HTML: &str = "text/html; charset=utf-8";
