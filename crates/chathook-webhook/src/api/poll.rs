@@ -80,7 +80,8 @@ pub(super) async fn poll(
     conn: Option<Extension<ConnHandle>>,
     V1Query(q): V1Query<PollQuery>,
 ) -> ApiResult<Json<PollPage>> {
-    let e = find(&engine, &id).await?;
+    // An unknown endpoint is refused like a wrong token: the route does not tell which ids exist.
+    let e = find(&engine, &id).await.map_err(|_| unauthorized())?;
     check_token(&e, &headers)?;
     // Shown a credential: the listener never closes it to make room for another (a long poll waits).
     if let Some(Extension(conn)) = conn {
@@ -149,15 +150,18 @@ fn check_token(e: &Endpoint, headers: &HeaderMap) -> ApiResult<()> {
         g.len() == token.len() && bool::from(g.as_bytes().ct_eq(token.as_bytes()))
     });
     if !right {
-        return Err(V1Error(ApiError {
-            status: StatusCode::UNAUTHORIZED,
-            code: "unauthorized",
-            message: "send the endpoint's poll token as `Authorization: Bearer <poll_token>`"
-                .into(),
-            field: None,
-        }));
+        return Err(unauthorized());
     }
     Ok(())
+}
+
+fn unauthorized() -> V1Error {
+    V1Error(ApiError {
+        status: StatusCode::UNAUTHORIZED,
+        code: "unauthorized",
+        message: "send the endpoint's poll token as `Authorization: Bearer <poll_token>`".into(),
+        field: None,
+    })
 }
 
 /// Where the poll reads from: the iterator, acknowledged first; or the endpoint's cursor.
