@@ -31,9 +31,9 @@ async fn lease_holder(db: &tokio_postgres::Client, endpoint: &str) -> Option<i32
 }
 
 pub async fn cluster(bin: &Path, n: u64, lease_ms: u64) -> anyhow::Result<Vec<Figures>> {
-    let pg = chathook_testkit::Postgres::start().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let pg = crate::services::postgres()?;
     let url = pg.database("drill").map_err(|e| anyhow::anyhow!("{e}"))?;
-    let nats = chathook_testkit::Nats::start().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let nats = crate::services::nats()?;
     let (db, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
     tokio::spawn(connection);
     let ids = Arc::new(Mutex::new(HashSet::new()));

@@ -83,7 +83,7 @@ pub async fn start_server(bin: &Path, env: &[(&str, String)]) -> anyhow::Result<
 /// With `--postgres`: the throwaway PostgreSQL every server of the run stores in, and the databases
 /// made so far (one per data dir, so that a restart finds its own).
 struct Shared {
-    postgres: chathook_testkit::Postgres,
+    postgres: std::sync::Arc<chathook_testkit::Postgres>,
     databases: std::sync::Mutex<std::collections::HashMap<PathBuf, String>>,
 }
 
@@ -91,7 +91,7 @@ static POSTGRES: std::sync::OnceLock<Shared> = std::sync::OnceLock::new();
 
 /// Runs every server of this run on PostgreSQL (a throwaway cluster, started now).
 pub fn use_postgres() -> anyhow::Result<()> {
-    let postgres = chathook_testkit::Postgres::start().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let postgres = crate::services::postgres()?;
     let _ = POSTGRES.set(Shared {
         postgres,
         databases: Default::default(),

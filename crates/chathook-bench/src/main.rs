@@ -15,6 +15,7 @@ mod harness;
 mod hook;
 mod idle;
 mod relay;
+mod services;
 mod webhooks;
 
 use clap::{Parser, ValueEnum};
@@ -114,6 +115,14 @@ impl Figures {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    services::stop_on_interrupt();
+    let result = run(args).await;
+    // Whatever the outcome: a throwaway PostgreSQL or NATS must not outlive the run.
+    services::stop_all();
+    result
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
     let bin = harness::binary()?;
     if args.postgres {
         harness::use_postgres()?;

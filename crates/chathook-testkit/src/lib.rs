@@ -118,8 +118,9 @@ impl Postgres {
     }
 }
 
-impl Drop for Postgres {
-    fn drop(&mut self) {
+impl Postgres {
+    /// Stops the cluster now (immediate shutdown); dropping it stops it too. Stopping twice does no harm.
+    pub fn stop(&self) {
         let data = self.data_dir();
         let _ = self
             .command("pg_ctl")
@@ -132,10 +133,17 @@ impl Drop for Postgres {
     }
 }
 
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 /// A running NATS server of one test (`NATS_SERVER`, else `nats-server` from the PATH, else Debian's
 /// `/usr/sbin/nats-server`), killed on drop.
 pub struct Nats {
-    child: std::process::Child,
+    /// In a mutex so that [`Nats::stop`] takes `&self` (a shared handle can stop it).
+    child: std::sync::Mutex<std::process::Child>,
     port: u16,
 }
 
@@ -155,7 +163,10 @@ impl Nats {
                     Path::new(&program).display()
                 ))
             })?;
-        let nats = Nats { child, port };
+        let nats = Nats {
+            child: std::sync::Mutex::new(child),
+            port,
+        };
         wait_for_port(port, Duration::from_secs(30))?;
         Ok(nats)
     }
@@ -166,10 +177,18 @@ impl Nats {
     }
 }
 
+impl Nats {
+    /// Kills the server now; dropping it kills it too. Stopping twice does no harm.
+    pub fn stop(&self) {
+        let mut child = self.child.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
 impl Drop for Nats {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
 }
 
