@@ -318,6 +318,20 @@ pub fn seqs(page: &Value) -> Vec<u64> {
         .collect()
 }
 
+/// `base` with the fields of `extra` added (or replaced): a request body and the part a case changes.
+pub fn merged(base: Value, extra: &Value) -> Value {
+    let mut out = base;
+    if let (Some(o), Some(e)) = (out.as_object_mut(), extra.as_object()) {
+        o.extend(e.clone());
+    }
+    out
+}
+
+/// An error answer's `(field, code)`.
+pub fn refusal(v: &Value) -> (Option<&str>, Option<&str>) {
+    (v["error"]["field"].as_str(), v["error"]["code"].as_str())
+}
+
 pub fn b64(s: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(s)
 }
