@@ -163,7 +163,7 @@ impl ChannelStore for SqliteStore {
         subscribers: SubscriberChange,
         events: EventsFor<ChannelDiff>,
     ) -> Result<ChannelDiff, StoreError> {
-        self.write(move |ctx| {
+        self.write_logged(move |ctx| {
             let before = load_channel(ctx.conn, &flags.channel_id, flags.channel_type)?;
             write_flags(ctx.conn, &flags)?;
             let (added, removed) = apply_subscribers(
@@ -175,9 +175,8 @@ impl ChannelStore for SqliteStore {
             let channel = load_channel(ctx.conn, &flags.channel_id, flags.channel_type)?
                 .ok_or_else(|| StoreError::Storage("channel vanished during upsert".into()))?;
             let diff = ChannelDiff::of_upsert(before.as_ref(), added, removed, channel);
-            let head = ctx.append_events(&events(&diff))?;
-            ctx.note_head(head);
-            Ok(diff)
+            let events = events(&diff);
+            Ok((diff, events))
         })
         .await
     }
@@ -190,17 +189,16 @@ impl ChannelStore for SqliteStore {
         events: EventsFor<ChannelDiff>,
     ) -> Result<Option<ChannelDiff>, StoreError> {
         let id = id.to_string();
-        self.write(move |ctx| {
+        self.write_logged(move |ctx| {
             if load_channel(ctx.conn, &id, channel_type)?.is_none() {
-                return Ok(None);
+                return Ok((None, Vec::new()));
             }
             let (added, removed) = apply_subscribers(ctx.conn, &id, channel_type, &change)?;
             let channel = load_channel(ctx.conn, &id, channel_type)?
                 .ok_or_else(|| StoreError::Storage("channel vanished".into()))?;
             let diff = ChannelDiff::of_subscribers(added, removed, channel);
-            let head = ctx.append_events(&events(&diff))?;
-            ctx.note_head(head);
-            Ok(Some(diff))
+            let events = events(&diff);
+            Ok((Some(diff), events))
         })
         .await
     }
@@ -256,9 +254,9 @@ impl ChannelStore for SqliteStore {
         events: EventsFor<ChannelRecord>,
     ) -> Result<bool, StoreError> {
         let id = id.to_string();
-        self.write(move |ctx| {
+        self.write_logged(move |ctx| {
             let Some(before) = load_channel(ctx.conn, &id, channel_type)? else {
-                return Ok(false);
+                return Ok((false, Vec::new()));
             };
             for table in ["subscribers", "blacklist", "whitelist"] {
                 ctx.conn.execute(
@@ -270,9 +268,8 @@ impl ChannelStore for SqliteStore {
                 "UPDATE channels SET disband = 1 WHERE channel_id = ?1 AND channel_type = ?2",
                 params![id, channel_type],
             )?;
-            let head = ctx.append_events(&events(&before))?;
-            ctx.note_head(head);
-            Ok(true)
+            let events = events(&before);
+            Ok((true, events))
         })
         .await
     }

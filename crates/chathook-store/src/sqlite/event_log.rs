@@ -34,14 +34,10 @@ fn log_err(e: StoreError) -> EventLogError {
 #[async_trait]
 impl EventLog for SqliteStore {
     async fn append(&self, events: Vec<Event>) -> Result<u64, EventLogError> {
-        self.write(move |ctx| {
-            let head = ctx.append_events(&events)?;
-            ctx.note_head(head);
-            Ok(head)
-        })
-        .await
-        .map(|h| h.unwrap_or_else(|| self.head()))
-        .map_err(log_err)
+        self.write(move |ctx| ctx.log_events(&events))
+            .await
+            .map(|h| h.unwrap_or_else(|| self.head()))
+            .map_err(log_err)
     }
 
     async fn read_after(

@@ -45,7 +45,7 @@ impl MessageStore for SqliteStore {
         dedup_window_secs: u64,
         events: EventsFor<Message>,
     ) -> Result<AppendOutcome, StoreError> {
-        self.write(move |ctx| {
+        self.write_logged(move |ctx| {
             let now = now_ms();
             let now_secs = now / 1000;
             let key = (message.channel_key.clone(), message.channel_type);
@@ -95,11 +95,12 @@ impl MessageStore for SqliteStore {
                         .query_row(params![message.from_uid, message.client_msg_no], |r| {
                             Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
                         })?;
-                    return Ok(AppendOutcome::Duplicate {
+                    let first = AppendOutcome::Duplicate {
                         message_id,
                         message_seq: seq as u64,
                         client_msg_no: message.client_msg_no,
-                    });
+                    };
+                    return Ok((first, Vec::new()));
                 }
             }
             let stored = Message {
@@ -148,12 +149,11 @@ impl MessageStore for SqliteStore {
                 index.execute(params![stored.from_uid, stored.channel_id, key.0])?;
                 index.execute(params![stored.channel_id, stored.from_uid, key.0])?;
             }
-            let head = ctx.append_events(&events(&stored))?;
-            ctx.note_head(head);
+            let events = events(&stored);
             if seq != 0 {
                 ctx.state.seqs.insert(key, seq);
             }
-            Ok(AppendOutcome::Stored(stored))
+            Ok((AppendOutcome::Stored(stored), events))
         })
         .await
     }

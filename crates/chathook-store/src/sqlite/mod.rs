@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{params, Connection};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use chathook_events::Event;
 use writer::{in_savepoint, now_ms, Job, WriteCtx, WriterState};
 
 use crate::{Maintenance, Snowflake, StoreError, WriterMetrics};
@@ -154,6 +155,20 @@ impl SqliteStore {
             .map_err(|_| StoreError::Closed)?;
         rx.await
             .map_err(|_| StoreError::Unwritable("the write transaction could not begin".into()))?
+    }
+
+    /// Runs `job` like [`Self::write`]; the events it returns go to the log in the same savepoint, so
+    /// they commit with its rows or not at all (as PostgreSQL's jobs return theirs).
+    async fn write_logged<R: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut WriteCtx<'_>) -> Result<(R, Vec<Event>), StoreError> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        self.write(move |ctx| {
+            let (result, events) = job(ctx)?;
+            ctx.log_events(&events)?;
+            Ok(result)
+        })
+        .await
     }
 
     /// Runs `f` on a pooled read connection off the async threads.

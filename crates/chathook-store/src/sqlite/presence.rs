@@ -10,7 +10,7 @@ use crate::{ConnRecord, EventsFor, PresenceStore, StoreError};
 #[async_trait]
 impl PresenceStore for SqliteStore {
     async fn record_online(&self, conn: ConnRecord, events: Vec<Event>) -> Result<(), StoreError> {
-        self.write(move |ctx| {
+        self.write_logged(move |ctx| {
             ctx.conn
                 .prepare_cached(
                     "INSERT OR REPLACE INTO connections(conn_id, uid, device_flag, connected_at)
@@ -22,21 +22,17 @@ impl PresenceStore for SqliteStore {
                     conn.device_flag,
                     conn.connected_at_ms
                 ])?;
-            let head = ctx.append_events(&events)?;
-            ctx.note_head(head);
-            Ok(())
+            Ok(((), events))
         })
         .await
     }
 
     async fn record_offline(&self, conn_id: u64, events: Vec<Event>) -> Result<(), StoreError> {
-        self.write(move |ctx| {
+        self.write_logged(move |ctx| {
             ctx.conn
                 .prepare_cached("DELETE FROM connections WHERE conn_id = ?1")?
                 .execute(params![conn_id as i64])?;
-            let head = ctx.append_events(&events)?;
-            ctx.note_head(head);
-            Ok(())
+            Ok(((), events))
         })
         .await
     }
@@ -45,7 +41,7 @@ impl PresenceStore for SqliteStore {
         &self,
         events: EventsFor<Vec<ConnRecord>>,
     ) -> Result<Vec<ConnRecord>, StoreError> {
-        self.write(move |ctx| {
+        self.write_logged(move |ctx| {
             let conns = ctx
                 .conn
                 .prepare("SELECT conn_id, uid, device_flag, connected_at FROM connections ORDER BY conn_id")?
@@ -60,9 +56,8 @@ impl PresenceStore for SqliteStore {
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
             ctx.conn.execute("DELETE FROM connections", [])?;
-            let head = ctx.append_events(&events(&conns))?;
-            ctx.note_head(head);
-            Ok(conns)
+            let events = events(&conns);
+            Ok((conns, events))
         })
         .await
     }

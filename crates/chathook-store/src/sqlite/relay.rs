@@ -55,7 +55,7 @@ impl RelayStore for SqliteStore {
     ) -> Result<Ingested, StoreError> {
         let source = source.to_string();
         let (events, twice) = first_of_each_key(events);
-        self.write(move |ctx| {
+        self.write_logged(move |ctx| {
             let now = now_ms();
             let mut keep = Vec::with_capacity(events.len());
             let mut duplicates = twice;
@@ -78,12 +78,11 @@ impl RelayStore for SqliteStore {
                     }
                 }
             }
-            let head = ctx.append_events(&keep)?;
-            ctx.note_head(head);
-            Ok(Ingested {
+            let ingested = Ingested {
                 stored: keep.len(),
                 duplicates,
-            })
+            };
+            Ok((ingested, keep))
         })
         .await
     }

@@ -124,7 +124,7 @@ impl UserStore for SqliteStore {
         profile: Profile,
         events: EventsFor<Profile>,
     ) -> Result<(), StoreError> {
-        self.write(move |ctx| {
+        self.write_logged(move |ctx| {
             let custom = serde_json::to_string(&profile.custom)
                 .map_err(|e| StoreError::Storage(e.to_string()))?;
             ctx.conn.execute(
@@ -133,9 +133,8 @@ impl UserStore for SqliteStore {
                  custom = excluded.custom",
                 params![profile.uid, profile.name, profile.avatar, custom],
             )?;
-            let head = ctx.append_events(&events(&profile))?;
-            ctx.note_head(head);
-            Ok(())
+            let events = events(&profile);
+            Ok(((), events))
         })
         .await
     }

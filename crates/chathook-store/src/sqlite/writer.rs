@@ -37,8 +37,10 @@ pub(crate) struct WriteCtx<'a> {
 }
 
 impl WriteCtx<'_> {
-    /// Appends events and returns the position of the last one.
-    pub fn append_events(&mut self, events: &[Event]) -> Result<Option<u64>, StoreError> {
+    /// Appends events to the log and notes the batch's new head; the position of the last one. A job
+    /// that fails after this rolls back in its savepoint, which restores the noted head too
+    /// (`in_savepoint`), and a commit that fails drops it: the head moves only with a durable commit.
+    pub fn log_events(&mut self, events: &[Event]) -> Result<Option<u64>, StoreError> {
         if events.is_empty() {
             return Ok(None);
         }
@@ -52,14 +54,8 @@ impl WriteCtx<'_> {
             stmt.execute(params![at_ms, body])?;
             last = self.conn.last_insert_rowid() as u64;
         }
+        self.state.pending_head = Some(self.state.pending_head.map_or(last, |h| h.max(last)));
         Ok(Some(last))
-    }
-
-    /// Notes that the batch wrote events up to `position` (call once the job's SQL succeeded).
-    pub fn note_head(&mut self, position: Option<u64>) {
-        if let Some(p) = position {
-            self.state.pending_head = Some(self.state.pending_head.map_or(p, |h| h.max(p)));
-        }
     }
 }
 
