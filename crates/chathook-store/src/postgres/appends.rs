@@ -40,6 +40,21 @@ enum Planned {
     SameAs(usize),
 }
 
+/// A CMD message (`sync_once`, persisted): it goes to its recipients' CMD queues.
+fn is_cmd(m: &NewMessage) -> bool {
+    m.header.sync_once && !m.header.no_persist
+}
+
+/// A message stored in channel history (with a seq).
+fn in_history(m: &NewMessage) -> bool {
+    !m.header.no_persist && !is_cmd(m)
+}
+
+/// Each append's plan so far (`None`: not decided yet).
+type Plans = Vec<Option<Planned>>;
+/// The next seq of each channel (key, type) with new messages in the group.
+type NextSeqs<'a> = HashMap<(&'a str, i16), i64>;
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -47,7 +62,9 @@ fn now_ms() -> i64 {
 }
 
 /// Appends `appends` inside `tx`; each one's events, in order (answers are sent once all statements
-/// ran; the caller learns of the commit from its job).
+/// ran; the caller learns of the commit from its job). The steps, each its own function: claim the
+/// `client_msg_no`s, raise the channels' seqs, plan the new messages, write history, then the outcomes
+/// and the events they cause.
 pub(super) async fn append_all(
     tx: &Transaction<'_>,
     ids: &Mutex<Snowflake>,
@@ -65,11 +82,37 @@ pub(super) async fn append_all(
         let now = now_ms();
         messages.iter().map(|_| ids.next_at(now)).collect()
     };
-    let cmd = |m: &NewMessage| m.header.sync_once && !m.header.no_persist;
-    let in_history = |m: &NewMessage| !m.header.no_persist && !cmd(m);
+    let mut plans = claim_keys(tx, &messages, &message_ids, now_secs, window).await?;
+    let mut next_seq = raise_seqs(tx, &messages, &plans).await?;
+    plan_new(&messages, &message_ids, &mut plans, &mut next_seq, now_secs)?;
+    write_history(tx, &messages, &plans).await?;
+    let outcomes = outcomes(&messages, plans)?;
+    for (message, outcome) in messages.iter().zip(&outcomes) {
+        if let (true, AppendOutcome::Stored(m)) = (is_cmd(message), outcome) {
+            super::cmd_queue::enqueue(tx, m, &message.cmd_recipients).await?;
+        }
+    }
+    let mut events = Vec::with_capacity(outcomes.len());
+    for ((caused_by, answer), outcome) in callbacks.into_iter().zip(outcomes) {
+        let caused = match &outcome {
+            AppendOutcome::Stored(m) => caused_by(m),
+            AppendOutcome::Duplicate { .. } => Vec::new(),
+        };
+        events.push(caused);
+        let _ = answer.send(outcome);
+    }
+    Ok(events)
+}
 
-    // 1. Claims of client_msg_no: the first of a key in the group claims it; a key claimed within
-    //    the window stays with its first message.
+/// 1. Claims of client_msg_no: the first of a key in the group claims it; a key claimed within the
+///    window stays with its first message. The plans of the appends that are duplicates.
+async fn claim_keys(
+    tx: &Transaction<'_>,
+    messages: &[NewMessage],
+    message_ids: &[i64],
+    now_secs: i64,
+    window: i64,
+) -> Result<Plans, StoreError> {
     let mut plans: Vec<Option<Planned>> = (0..messages.len()).map(|_| None).collect();
     let mut first_of_key: HashMap<(&str, &str), usize> = HashMap::new();
     let mut claiming = Vec::new();
@@ -121,45 +164,64 @@ pub(super) async fn append_all(
                 !claimed.contains(&(m.from_uid.clone(), m.client_msg_no.clone()))
             })
             .collect();
-        if !taken.is_empty() {
-            let from: Vec<&str> = taken
-                .iter()
-                .map(|&i| messages[i].from_uid.as_str())
-                .collect();
-            let keys: Vec<&str> = taken
-                .iter()
-                .map(|&i| messages[i].client_msg_no.as_str())
-                .collect();
-            let rows = tx
-                .query(
-                    "SELECT c.from_uid, c.client_msg_no, c.message_id, c.message_seq
-                     FROM client_msgs c JOIN UNNEST($1::TEXT[], $2::TEXT[]) AS u(f, k)
-                       ON c.from_uid = u.f AND c.client_msg_no = u.k",
-                    &[&from, &keys],
-                )
-                .await
-                .map_err(pg_error)?;
-            let firsts: HashMap<(String, String), (i64, i64)> = rows
-                .iter()
-                .map(|r| ((r.get(0), r.get(1)), (r.get(2), r.get(3))))
-                .collect();
-            for i in taken {
-                let m = &messages[i];
-                let (message_id, seq) = firsts
-                    .get(&(m.from_uid.clone(), m.client_msg_no.clone()))
-                    .copied()
-                    .ok_or_else(|| {
-                        StoreError::Storage("a claimed client_msg_no vanished".into())
-                    })?;
-                plans[i] = Some(Planned::Stored {
-                    message_id,
-                    message_seq: seq as u64,
-                });
-            }
-        }
+        take_firsts(tx, messages, &taken, &mut plans).await?;
     }
+    Ok(plans)
+}
 
-    // 2. Seqs: each channel's row raised by its count, rows locked in key order.
+/// The appends in `taken` (their key was claimed within the window) answer with the first message's id
+/// and seq.
+async fn take_firsts(
+    tx: &Transaction<'_>,
+    messages: &[NewMessage],
+    taken: &[usize],
+    plans: &mut Plans,
+) -> Result<(), StoreError> {
+    if taken.is_empty() {
+        return Ok(());
+    }
+    let from: Vec<&str> = taken
+        .iter()
+        .map(|&i| messages[i].from_uid.as_str())
+        .collect();
+    let keys: Vec<&str> = taken
+        .iter()
+        .map(|&i| messages[i].client_msg_no.as_str())
+        .collect();
+    let rows = tx
+        .query(
+            "SELECT c.from_uid, c.client_msg_no, c.message_id, c.message_seq
+             FROM client_msgs c JOIN UNNEST($1::TEXT[], $2::TEXT[]) AS u(f, k)
+               ON c.from_uid = u.f AND c.client_msg_no = u.k",
+            &[&from, &keys],
+        )
+        .await
+        .map_err(pg_error)?;
+    let firsts: HashMap<(String, String), (i64, i64)> = rows
+        .iter()
+        .map(|r| ((r.get(0), r.get(1)), (r.get(2), r.get(3))))
+        .collect();
+    for &i in taken {
+        let m = &messages[i];
+        let (message_id, seq) = firsts
+            .get(&(m.from_uid.clone(), m.client_msg_no.clone()))
+            .copied()
+            .ok_or_else(|| StoreError::Storage("a claimed client_msg_no vanished".into()))?;
+        plans[i] = Some(Planned::Stored {
+            message_id,
+            message_seq: seq as u64,
+        });
+    }
+    Ok(())
+}
+
+/// 2. Seqs: each channel's row raised by its count of new messages, rows locked in key order; the
+///    first new seq of each channel.
+async fn raise_seqs<'a>(
+    tx: &Transaction<'_>,
+    messages: &'a [NewMessage],
+    plans: &Plans,
+) -> Result<NextSeqs<'a>, StoreError> {
     let mut counts: HashMap<(&str, i16), i64> = HashMap::new();
     for (i, m) in messages.iter().enumerate() {
         if plans[i].is_none() && in_history(m) {
@@ -198,8 +260,17 @@ pub(super) async fn append_all(
             next_seq.insert((key, ty), last - n + 1);
         }
     }
+    Ok(next_seq)
+}
 
-    // 3. The new messages, with their seqs.
+/// 3. The new messages, with their seqs (history only) and ids.
+fn plan_new<'a>(
+    messages: &'a [NewMessage],
+    message_ids: &[i64],
+    plans: &mut Plans,
+    next_seq: &mut NextSeqs<'a>,
+    now_secs: i64,
+) -> Result<(), StoreError> {
     for (i, m) in messages.iter().enumerate() {
         if plans[i].is_some() {
             continue;
@@ -228,6 +299,16 @@ pub(super) async fn append_all(
             sender: Default::default(),
         }));
     }
+    Ok(())
+}
+
+/// 4. Claims learn their seqs; history and person channels are written: three statements pipelined
+///    in one round trip.
+async fn write_history(
+    tx: &Transaction<'_>,
+    messages: &[NewMessage],
+    plans: &Plans,
+) -> Result<(), StoreError> {
     let new: Vec<(usize, &Message)> = plans
         .iter()
         .enumerate()
@@ -236,28 +317,54 @@ pub(super) async fn append_all(
             _ => None,
         })
         .collect();
-
-    // 4. Claims learn their seqs; history and person channels are written: three statements
-    //    pipelined in one round trip.
-    let seqs_to_claims: Vec<&Message> = new
-        .iter()
-        .map(|(_, m)| *m)
-        .filter(|m| m.message_seq > 0 && !m.client_msg_no.is_empty())
-        .collect();
-    let claim_from: Vec<&str> = seqs_to_claims.iter().map(|m| m.from_uid.as_str()).collect();
-    let claim_keys: Vec<&str> = seqs_to_claims
-        .iter()
-        .map(|m| m.client_msg_no.as_str())
-        .collect();
-    let claim_seqs: Vec<i64> = seqs_to_claims
-        .iter()
-        .map(|m| m.message_seq as i64)
-        .collect();
     let history: Vec<(usize, &Message)> = new
         .iter()
         .copied()
         .filter(|(i, _)| in_history(&messages[*i]))
         .collect();
+    tokio::try_join!(
+        set_claim_seqs(tx, &new),
+        insert_history(tx, messages, &history),
+        index_person_channels(tx, messages, &history),
+    )
+    .map_err(pg_error)?;
+    Ok(())
+}
+
+/// The claims of new messages with a seq and a `client_msg_no` learn their seq.
+async fn set_claim_seqs(
+    tx: &Transaction<'_>,
+    new: &[(usize, &Message)],
+) -> Result<u64, tokio_postgres::Error> {
+    let claims: Vec<&Message> = new
+        .iter()
+        .map(|(_, m)| *m)
+        .filter(|m| m.message_seq > 0 && !m.client_msg_no.is_empty())
+        .collect();
+    if claims.is_empty() {
+        return Ok(0);
+    }
+    let from: Vec<&str> = claims.iter().map(|m| m.from_uid.as_str()).collect();
+    let keys: Vec<&str> = claims.iter().map(|m| m.client_msg_no.as_str()).collect();
+    let seqs: Vec<i64> = claims.iter().map(|m| m.message_seq as i64).collect();
+    tx.execute(
+        "UPDATE client_msgs c SET message_seq = u.s
+         FROM UNNEST($1::TEXT[], $2::TEXT[], $3::BIGINT[]) AS u(f, k, s)
+         WHERE c.from_uid = u.f AND c.client_msg_no = u.k",
+        &[&from, &keys, &seqs],
+    )
+    .await
+}
+
+/// The new messages of channel history, one statement for all.
+async fn insert_history(
+    tx: &Transaction<'_>,
+    messages: &[NewMessage],
+    history: &[(usize, &Message)],
+) -> Result<u64, tokio_postgres::Error> {
+    if history.is_empty() {
+        return Ok(0);
+    }
     let keys: Vec<&str> = history
         .iter()
         .map(|(i, _)| messages[*i].channel_key.as_str())
@@ -285,60 +392,50 @@ pub(super) async fn append_all(
         .iter()
         .map(|(i, _)| messages[*i].payload.as_slice())
         .collect();
-    // A new person channel: both users' conversation lists learn of it, once.
-    let (mut uids, mut peers, mut pkeys) = (Vec::new(), Vec::new(), Vec::new());
-    for (i, m) in &history {
+    tx.execute(
+        "INSERT INTO messages(channel_key, channel_type, message_seq, message_id, client_msg_no,
+             from_uid, channel_id, header, setting, expire, timestamp, payload)
+         SELECT * FROM UNNEST($1::TEXT[], $2::SMALLINT[], $3::BIGINT[], $4::BIGINT[], $5::TEXT[],
+             $6::TEXT[], $7::TEXT[], $8::SMALLINT[], $9::SMALLINT[], $10::BIGINT[], $11::BIGINT[],
+             $12::BYTEA[])",
+        &[
+            &keys, &types, &seqs, &mids, &nos, &froms, &chans, &headers, &settings, &expires,
+            &times, &payloads,
+        ],
+    )
+    .await
+}
+
+/// A new person channel: both users' conversation lists learn of it, once.
+async fn index_person_channels(
+    tx: &Transaction<'_>,
+    messages: &[NewMessage],
+    history: &[(usize, &Message)],
+) -> Result<u64, tokio_postgres::Error> {
+    let (mut uids, mut peers, mut keys) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, m) in history {
         if m.message_seq == 1 && m.channel_type == PERSON {
             for (uid, peer) in [(&m.from_uid, &m.channel_id), (&m.channel_id, &m.from_uid)] {
                 uids.push(uid.as_str());
                 peers.push(peer.as_str());
-                pkeys.push(messages[*i].channel_key.as_str());
+                keys.push(messages[*i].channel_key.as_str());
             }
         }
     }
-    let claims = async {
-        if claim_from.is_empty() {
-            return Ok(0);
-        }
-        tx.execute(
-            "UPDATE client_msgs c SET message_seq = u.s
-             FROM UNNEST($1::TEXT[], $2::TEXT[], $3::BIGINT[]) AS u(f, k, s)
-             WHERE c.from_uid = u.f AND c.client_msg_no = u.k",
-            &[&claim_from, &claim_keys, &claim_seqs],
-        )
-        .await
-    };
-    let stored = async {
-        if history.is_empty() {
-            return Ok(0);
-        }
-        tx.execute(
-            "INSERT INTO messages(channel_key, channel_type, message_seq, message_id, client_msg_no,
-                 from_uid, channel_id, header, setting, expire, timestamp, payload)
-             SELECT * FROM UNNEST($1::TEXT[], $2::SMALLINT[], $3::BIGINT[], $4::BIGINT[], $5::TEXT[],
-                 $6::TEXT[], $7::TEXT[], $8::SMALLINT[], $9::SMALLINT[], $10::BIGINT[], $11::BIGINT[],
-                 $12::BYTEA[])",
-            &[
-                &keys, &types, &seqs, &mids, &nos, &froms, &chans, &headers, &settings, &expires,
-                &times, &payloads,
-            ],
-        )
-        .await
-    };
-    let persons = async {
-        if uids.is_empty() {
-            return Ok(0);
-        }
-        tx.execute(
-            "INSERT INTO person_channels(uid, peer, channel_key)
-             SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[]) ON CONFLICT DO NOTHING",
-            &[&uids, &peers, &pkeys],
-        )
-        .await
-    };
-    tokio::try_join!(claims, stored, persons).map_err(pg_error)?;
+    if uids.is_empty() {
+        return Ok(0);
+    }
+    tx.execute(
+        "INSERT INTO person_channels(uid, peer, channel_key)
+         SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[]) ON CONFLICT DO NOTHING",
+        &[&uids, &peers, &keys],
+    )
+    .await
+}
 
-    // 5. Outcomes, in order; then the events each append causes.
+/// 5. Outcomes, in order: a new message stored (with its payload), or the first message's for a
+///    duplicate.
+fn outcomes(messages: &[NewMessage], plans: Plans) -> Result<Vec<AppendOutcome>, StoreError> {
     let mut outcomes: Vec<AppendOutcome> = Vec::with_capacity(messages.len());
     for (i, plan) in plans.into_iter().enumerate() {
         let outcome = match plan {
@@ -373,19 +470,5 @@ pub(super) async fn append_all(
         };
         outcomes.push(outcome);
     }
-    for (message, outcome) in messages.iter().zip(&outcomes) {
-        if let (true, AppendOutcome::Stored(m)) = (cmd(message), outcome) {
-            super::cmd_queue::enqueue(tx, m, &message.cmd_recipients).await?;
-        }
-    }
-    let mut events = Vec::with_capacity(outcomes.len());
-    for ((caused_by, answer), outcome) in callbacks.into_iter().zip(outcomes) {
-        let caused = match &outcome {
-            AppendOutcome::Stored(m) => caused_by(m),
-            AppendOutcome::Duplicate { .. } => Vec::new(),
-        };
-        events.push(caused);
-        let _ = answer.send(outcome);
-    }
-    Ok(events)
+    Ok(outcomes)
 }
