@@ -497,12 +497,17 @@ impl WebhookEngine {
         self.ctx.health.update(id, |h| h.seek = Some(request)).await;
         self.wake(id);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        // In a cluster each look reads the stored endpoints and health again: not more than five a second.
+        let pause = match self.leasing {
+            Some(_) => Duration::from_millis(200),
+            None => Duration::from_millis(20),
+        };
         while tokio::time::Instant::now() < deadline {
             self.catch_up().await?;
             if self.ctx.health.get(id).seek != Some(request) {
                 return Ok(true);
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(pause).await;
         }
         Ok(false)
     }
