@@ -1,5 +1,6 @@
 //! Webhook endpoints: the model, ids and secrets (the URL rules are in `url_rules`).
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD;
@@ -258,10 +259,10 @@ impl Endpoint {
     }
 
     /// The delays of its retries: its own schedule, or `default` (`webhook.retry_schedule`).
-    pub fn retry_schedule(&self, default: &[Duration]) -> Vec<Duration> {
+    pub fn retry_schedule<'a>(&self, default: &'a [Duration]) -> Cow<'a, [Duration]> {
         match &self.retry_schedule {
-            Some(own) => own.iter().map(|s| Duration::from_secs(*s)).collect(),
-            None => default.to_vec(),
+            Some(own) => Cow::Owned(own.iter().map(|s| Duration::from_secs(*s)).collect()),
+            None => Cow::Borrowed(default),
         }
     }
 

@@ -112,21 +112,16 @@ pub(super) async fn poll(
         ));
     }
     let from = start(&engine, &e, q.iterator.as_deref()).await?;
-    let mut page = read(&engine, &e, from, limit).await?;
+    let (mut page, position) = read(&engine, &e, from, limit).await?;
     if page.data.is_empty() && wait > 0 {
-        let position = page_position(&page);
         let _ = tokio::time::timeout(
             Duration::from_millis(wait),
             engine.log().wait_beyond(position),
         )
         .await;
-        page = read(&engine, &e, position, limit).await?;
+        page = read(&engine, &e, position, limit).await?.0;
     }
     Ok(Json(page))
-}
-
-fn page_position(page: &PollPage) -> u64 {
-    page.iterator.parse().unwrap_or(0)
 }
 
 /// Refuses a request without the endpoint's poll token (`Authorization: Bearer`), or to an endpoint
@@ -195,14 +190,14 @@ async fn start(engine: &WebhookEngine, e: &Endpoint, iterator: Option<&str>) -> 
     Ok(position)
 }
 
-/// Up to `limit` events after `from` that `e` takes, rendered; the iterator is the last position
-/// examined (events it does not take are passed over).
+/// Up to `limit` events after `from` that `e` takes, rendered, and the last position examined (the
+/// page's iterator: events it does not take are passed over).
 async fn read(
     engine: &WebhookEngine,
     e: &Endpoint,
     from: u64,
     limit: usize,
-) -> ApiResult<PollPage> {
+) -> ApiResult<(PollPage, u64)> {
     let log = engine.log();
     let features = engine.features();
     let batch = engine.config().read_batch.min(MAX_EXAMINED);
@@ -219,18 +214,21 @@ async fn read(
         }
         for logged in events {
             examined += 1;
-            let selected =
-                e.selects(&logged.event) && crate::catalog::allowed(&features, logged.event.kind());
-            if selected && !e.admits(&logged.event) {
-                engine.metrics().count_filtered(&e.id);
-            } else if let Some(r) = selected.then(|| render(e, &logged, engine)).flatten() {
-                data.push(PolledEvent {
-                    id: format!("evt_{}", logged.position),
-                    position: logged.position,
-                    event: r.event,
-                    query: r.query,
-                    body: serde_json::from_slice(&r.body).unwrap_or(serde_json::Value::Null),
-                });
+            match format::take(e, &logged.event, &features) {
+                format::Take::Send(route) => {
+                    if let Some(r) = render(e, &logged, route, engine) {
+                        data.push(PolledEvent {
+                            id: format!("evt_{}", logged.position),
+                            position: logged.position,
+                            event: r.event,
+                            query: r.query,
+                            body: serde_json::from_slice(&r.body)
+                                .unwrap_or(serde_json::Value::Null),
+                        });
+                    }
+                }
+                format::Take::Filtered => engine.metrics().count_filtered(&e.id),
+                format::Take::Pass => {}
             }
             position = logged.position;
             if data.len() >= limit {
@@ -238,17 +236,23 @@ async fn read(
             }
         }
     }
-    Ok(PollPage {
+    let page = PollPage {
         data,
         iterator: position.to_string(),
         done: position >= log.head(),
-    })
+    };
+    Ok((page, position))
 }
 
 /// `logged` as one delivery of `e`'s flavour would carry it (WuKongIM's batches as batches of one).
-fn render(e: &Endpoint, logged: &LoggedEvent, engine: &WebhookEngine) -> Option<Rendered> {
+fn render(
+    e: &Endpoint,
+    logged: &LoggedEvent,
+    route: Route,
+    engine: &WebhookEngine,
+) -> Option<Rendered> {
     let app = engine.config().tencent_sdk_app_id;
-    match format::route(e.flavour, &logged.event)? {
+    match route {
         Route::Single => format::render_single(e.flavour, logged, app),
         Route::Notify => match logged.event.inner() {
             Event::MessageSent(m) => Some(format::render_notify(&[m])),

@@ -331,21 +331,18 @@ impl Dispatcher {
         let features = *self.ctx.features.borrow();
         let limits = self.batch_limits();
         for logged in events {
-            if !endpoint.selects(&logged.event)
-                || !crate::catalog::allowed(&features, logged.event.kind())
-            {
-                self.cursor.read(logged.position);
-                continue;
-            }
-            // Left out by its sources or filters: passed over like a delivered event, and counted.
-            if !endpoint.admits(&logged.event) {
-                self.ctx.metrics.count_filtered(&endpoint.id);
-                self.cursor.read(logged.position);
-                continue;
-            }
-            let Some(route) = format::route(endpoint.flavour, &logged.event) else {
-                self.cursor.read(logged.position);
-                continue;
+            let route = match format::take(endpoint, &logged.event, &features) {
+                format::Take::Send(route) => route,
+                format::Take::Pass => {
+                    self.cursor.read(logged.position);
+                    continue;
+                }
+                // Left out by its sources or filters: passed over like a delivered event, and counted.
+                format::Take::Filtered => {
+                    self.ctx.metrics.count_filtered(&endpoint.id);
+                    self.cursor.read(logged.position);
+                    continue;
+                }
             };
             self.cursor.hold(logged.position);
             match route {

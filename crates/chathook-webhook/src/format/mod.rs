@@ -20,7 +20,8 @@ use chathook_events::{Event, LoggedEvent, Origin};
 use serde_json::Value;
 
 use crate::catalog::{self, Route};
-use crate::endpoint::Flavour;
+use crate::endpoint::{Endpoint, Flavour};
+use crate::features::Features;
 
 /// A body ready to send.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,6 +53,31 @@ pub fn route(flavour: Flavour, event: &Event) -> Option<Route> {
         (Flavour::Wukongim, _) => Some(catalog::entry(event.kind()).wukongim_route),
         (Flavour::Tencent, _) if !tencent::sends(event) => None,
         _ => Some(Route::Single),
+    }
+}
+
+/// What an endpoint does with a logged event: the one decision push dispatchers and polls share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Take {
+    /// Not selected, behind a switched-off feature, or not sent in the endpoint's flavour.
+    Pass,
+    /// Selected, but left out by the endpoint's sources or filters (counted as filtered).
+    Filtered,
+    /// Sent, this way.
+    Send(Route),
+}
+
+/// What `endpoint` does with `event` under the feature switches `features`.
+pub(crate) fn take(endpoint: &Endpoint, event: &Event, features: &Features) -> Take {
+    if !endpoint.selects(event) || !catalog::allowed(features, event.kind()) {
+        return Take::Pass;
+    }
+    if !endpoint.admits(event) {
+        return Take::Filtered;
+    }
+    match route(endpoint.flavour, event) {
+        Some(r) => Take::Send(r),
+        None => Take::Pass,
     }
 }
 

@@ -37,7 +37,8 @@ pub(crate) async fn watch(relay: Relay, notices: Notices, stop: CancellationToke
 fn spikes(relay: &Relay, seen: &mut Seen, from_ms: i64, until_ms: i64) -> Vec<RelayRefusalNotice> {
     let threshold = relay.config().refused_notice_after;
     let mut out = Vec::new();
-    for source in relay.list() {
+    let sources = relay.list();
+    for source in &sources {
         let now = relay.counters().view(&source.id).refused;
         let before = seen
             .insert(source.id.clone(), now.clone())
@@ -62,6 +63,6 @@ fn spikes(relay: &Relay, seen: &mut Seen, from_ms: i64, until_ms: i64) -> Vec<Re
             });
         }
     }
-    seen.retain(|id, _| relay.list().iter().any(|s| &s.id == id));
+    seen.retain(|id, _| sources.iter().any(|s| &s.id == id));
     out
 }
