@@ -336,6 +336,9 @@ pub trait WebhookStore: Send + Sync {
 pub struct Committed {
     pub first_position: u64,
     pub events: Arc<[Event]>,
+    /// The notes of the commit's stored messages ([`NewMessage::note`]), in commit order, each with
+    /// its message's id.
+    pub notes: Vec<(i64, CommitNote)>,
 }
 
 /// Called on the writer's task after each commit that appended events, in commit order; must not block.

@@ -157,7 +157,38 @@ pub struct NewMessage {
     /// A CMD (`sync_once`, persisted) message goes to these users' CMD queues instead of channel
     /// history; empty for every other message.
     pub cmd_recipients: Vec<String>,
+    /// What the commit's observer learns of the message beyond its events (a cluster node's route
+    /// for its relay): carried with the commit when the message is stored, never written (a store
+    /// without an observer drops it).
+    pub note: Option<CommitNote>,
 }
+
+/// Something a writer of the store hands, through a commit, to the commit's observer: opaque to the
+/// store, which only carries it from [`NewMessage::note`] to [`Committed::notes`] in memory.
+#[derive(Clone)]
+pub struct CommitNote(pub std::sync::Arc<dyn std::any::Any + Send + Sync>);
+
+impl CommitNote {
+    /// The note as the type its writer gave it, if it is one.
+    pub fn get<T: 'static>(&self) -> Option<&T> {
+        self.0.downcast_ref()
+    }
+}
+
+impl std::fmt::Debug for CommitNote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CommitNote")
+    }
+}
+
+/// Two notes are equal when they are the same note.
+impl PartialEq for CommitNote {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for CommitNote {}
 
 /// The store's answer to an append.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -581,6 +581,7 @@ fn new_message(channel: &str, from: &str, client_msg_no: &str) -> NewMessage {
         expire: 0,
         payload: format!("{{\"n\":\"{client_msg_no}\"}}").into_bytes(),
         cmd_recipients: Vec::new(),
+        note: None,
     }
 }
 
@@ -822,6 +823,7 @@ where
             ..Default::default()
         },
         cmd_recipients: vec!["bob".into(), "carol".into()],
+        note: None,
         ..new_message("g", "alice", n)
     };
     for n in ["k1", "k2"] {

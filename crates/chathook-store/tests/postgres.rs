@@ -237,6 +237,7 @@ async fn senders_of_one_channel_on_two_nodes_get_gap_free_seqs_and_distinct_ids(
                 expire: 0,
                 payload: b"{}".to_vec(),
                 cmd_recipients: Vec::new(),
+                note: None,
             };
             let sent = |m: &Message| vec![Event::MessageSent(m.clone())];
             match node
@@ -340,6 +341,55 @@ async fn commits_are_observed_in_order_and_other_nodes_connections_read_with_the
     assert_eq!(conns, [(2, record(1, "bob", 0)), (2, record(2, "bob", 1))]);
     let (_, conns) = b.cluster_presence().await.unwrap();
     assert_eq!(conns, [(1, record(1, "alice", 1))], "device level kept");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_messages_note_reaches_the_observer_with_its_id_and_a_duplicates_does_not() {
+    use chathook_events::{Message, MessageHeader};
+    use chathook_store::{
+        AppendOutcome, ClusterStore, CommitNote, Committed, MessageStore, NewMessage,
+    };
+    use std::sync::{Arc, Mutex};
+    let pg = Postgres::start().unwrap();
+    let url = pg.database("notes").unwrap();
+    let a = PgStore::connect(&url, 4, 1).await.unwrap();
+    let seen: Arc<Mutex<Vec<(i64, String)>>> = Arc::default();
+    let sink = seen.clone();
+    a.observe_commits(Box::new(move |c: &Committed| {
+        let mut seen = sink.lock().unwrap();
+        for (id, note) in &c.notes {
+            seen.push((*id, note.get::<String>().cloned().unwrap_or_default()));
+        }
+    }));
+    let message = |key: &str, note: Option<&str>| NewMessage {
+        channel_key: "g".into(),
+        channel_id: "g".into(),
+        channel_type: 2,
+        client_msg_no: key.into(),
+        from_uid: "u".into(),
+        header: MessageHeader::default(),
+        setting: 0,
+        expire: 0,
+        payload: b"{}".to_vec(),
+        cmd_recipients: Vec::new(),
+        note: note.map(|n| CommitNote(Arc::new(n.to_string()))),
+    };
+    let sent = |m: &Message| vec![Event::MessageSent(m.clone())];
+    let mut ids = Vec::new();
+    for (key, note) in [("k1", Some("first")), ("k2", None), ("k1", Some("again"))] {
+        let outcome = a
+            .append_message(message(key, note), 3600, Box::new(sent))
+            .await
+            .unwrap();
+        ids.push(match outcome {
+            AppendOutcome::Stored(m) => m.message_id,
+            AppendOutcome::Duplicate { message_id, .. } => message_id,
+        });
+    }
+    // the first message's note, under its id; none for the message without one, none for the
+    // duplicate (it wrote nothing)
+    assert_eq!(ids[0], ids[2]);
+    assert_eq!(*seen.lock().unwrap(), [(ids[0], "first".to_string())]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

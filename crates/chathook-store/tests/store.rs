@@ -20,6 +20,7 @@ fn new_message(from: &str, client_msg_no: &str) -> NewMessage {
         expire: 0,
         payload: b"{}".to_vec(),
         cmd_recipients: Vec::new(),
+        note: None,
     }
 }
 
@@ -115,6 +116,7 @@ async fn cmd_queue_positions_are_never_reused_across_a_reopen() {
             ..Default::default()
         },
         cmd_recipients: vec!["bob".into()],
+        note: None,
         ..new_message("alice", n)
     };
     let last = {

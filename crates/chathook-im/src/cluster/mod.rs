@@ -21,10 +21,10 @@ use std::time::Duration;
 
 use async_nats::ConnectOptions;
 use chathook_events::Event;
-use chathook_store::{ClusterStore, Committed, StoreError};
-use dashmap::DashMap;
+use chathook_store::{ClusterStore, CommitNote, Committed, StoreError};
 use tokio::sync::mpsc;
 
+use crate::messaging::Origin;
 use crate::Im;
 use wire::{CommitRecord, Order, Route, Wire};
 
@@ -50,23 +50,26 @@ pub(crate) struct Cluster {
     node_id: u16,
     /// The shared database's coordination (heartbeats; leaving at shutdown).
     store: Arc<dyn ClusterStore>,
-    /// The routes of messages being committed, by message id, until the commit's observer takes them.
-    routes: DashMap<i64, Route>,
     /// To the publisher (bounded: a full queue drops, and other nodes read the database instead).
     outgoing: mpsc::Sender<Wire>,
 }
 
+/// How a message of this node is delivered, carried with its commit (`NewMessage::note`) to the
+/// commit's record, where it becomes the message's [`Route`].
+pub(crate) struct RouteNote {
+    origin: Origin,
+    /// A CMD message to listed users: its recipients.
+    listed: Option<Vec<String>>,
+}
+
+impl RouteNote {
+    /// The note for a message from `origin` (to `listed` users, for a CMD message to them).
+    pub(crate) fn note(origin: Origin, listed: Option<Vec<String>>) -> CommitNote {
+        CommitNote(Arc::new(RouteNote { origin, listed }))
+    }
+}
+
 impl Cluster {
-    /// Notes how message `message_id` is delivered, for its commit's record.
-    pub(crate) fn route(&self, route: Route) {
-        self.routes.insert(route.message_id, route);
-    }
-
-    /// Forgets a route whose message was not committed.
-    pub(crate) fn forget(&self, message_id: i64) {
-        self.routes.remove(&message_id);
-    }
-
     /// Tells the other nodes that this one stopped, once it holds no connection: they stop counting it
     /// as live (its webhook endpoints go to their shares) at once.
     pub(crate) async fn leave(&self) {
@@ -82,14 +85,18 @@ impl Cluster {
         }
     }
 
-    /// This node's record of a commit, with the routes of its messages.
+    /// This node's record of a commit, with the routes its messages carried.
     fn record(&self, committed: &Committed) -> Arc<CommitRecord> {
         let routes = committed
-            .events
+            .notes
             .iter()
-            .filter_map(|e| match e {
-                Event::MessageSent(m) => self.routes.remove(&m.message_id).map(|(_, r)| r),
-                _ => None,
+            .filter_map(|(message_id, note)| {
+                let note = note.get::<RouteNote>()?;
+                Some(Route {
+                    message_id: *message_id,
+                    origin: note.origin,
+                    listed: note.listed.clone(),
+                })
             })
             .collect();
         Arc::new(CommitRecord {
@@ -148,7 +155,6 @@ impl Im {
         let cluster = Arc::new(Cluster {
             node_id,
             store: store.clone(),
-            routes: DashMap::new(),
             outgoing,
         });
         let (local, local_commits) = mpsc::channel(LOCAL_QUEUE);

@@ -1,6 +1,7 @@
 //! The send's third stage, append: the message and its events in one durable commit (through the
-//! [`CommitHandOff`]), de-duplicated by `client_msg_no`; a failed commit is undone (its route
-//! forgotten, its seq abandoned so that the channel's later messages are not held back).
+//! [`CommitHandOff`]), de-duplicated by `client_msg_no`; in a cluster the message's route goes with
+//! the commit to the relay (`NewMessage::note`). A failed commit is undone: its seq is abandoned so
+//! that the channel's later messages are not held back.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -8,19 +9,20 @@ use std::sync::Arc;
 use chathook_events::{ChannelType, Message};
 use chathook_store::{AppendOutcome, NewMessage};
 
-use super::commit::{CommitHandOff, RouteNote};
+use super::commit::{CommitHandOff, SeqReport};
 use super::judge::Judged;
 use super::{split_uids, Ordered, Origin, Recipients, SendAck};
-use crate::cluster::Cluster;
+use crate::cluster::RouteNote;
 use crate::error::SendError;
 use crate::Im;
 
-/// How this node delivers a stored message, as decided when the node joined a cluster or not: alone,
-/// through its sequencer and fan-out; in a cluster, through the relay (every node's messages, in log
-/// order). Read once per send.
-pub(super) enum Strategy<'a> {
+/// How this node delivers a stored message, fixed when the node joined a cluster (before it serves)
+/// or not: alone, through its sequencer and fan-out; in a cluster, through the relay (every node's
+/// messages, in log order). Read once per send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Strategy {
     Local,
-    Cluster(&'a Arc<Cluster>),
+    Cluster,
 }
 
 /// A stored message and what its delivery needs.
@@ -46,9 +48,9 @@ pub(super) enum AppendResult {
 
 impl Im {
     /// The node's delivery strategy.
-    pub(super) fn strategy(&self) -> Strategy<'_> {
+    pub(super) fn strategy(&self) -> Strategy {
         match self.cluster() {
-            Some(cluster) => Strategy::Cluster(cluster),
+            Some(_) => Strategy::Cluster,
             None => Strategy::Local,
         }
     }
@@ -57,7 +59,7 @@ impl Im {
     pub(super) async fn append(
         &self,
         judged: Judged<'_>,
-        strategy: &Strategy<'_>,
+        strategy: Strategy,
     ) -> Result<AppendResult, SendError> {
         let Judged { admitted, mut turn } = judged;
         let req = admitted.req;
@@ -77,32 +79,30 @@ impl Im {
         };
         let offline_parts = split_uids(offline, self.config().limits.offline_uids_bytes);
         let offline_events = offline_parts.len() as u64;
-        let route = match strategy {
-            Strategy::Cluster(cluster) => Some(RouteNote {
-                cluster: Arc::clone(cluster),
-                origin: req.origin,
-                listed: match &recipients {
+        let note = match strategy {
+            Strategy::Cluster => Some(RouteNote::note(
+                req.origin,
+                match &recipients {
                     Recipients::Listed(uids) if admitted.to_subscribers => Some(uids.clone()),
                     _ => None,
                 },
-                routed: Arc::default(),
-            }),
+            )),
             Strategy::Local => None,
         };
-        let routed = route.as_ref().map(|r| r.routed.clone());
         // Alone, messages with a seq (stored in channel history) reach connections in seq order.
         let ordered =
-            !req.header.no_persist && !req.header.sync_once && matches!(strategy, Strategy::Local);
+            !req.header.no_persist && !req.header.sync_once && strategy == Strategy::Local;
         let order = ordered.then(|| Ordered {
             channel: (req.channel_type, admitted.channel_key.clone()),
             seq: Arc::new(AtomicU64::new(0)),
             im: self.clone(),
         });
         let hand_off = CommitHandOff {
-            // Dropped on the writer thread once this message has its seq: the channel's next send goes.
-            next_turn: turn.as_mut().and_then(|t| t.release_handle()),
-            route,
-            announce: order.clone(),
+            report: SeqReport {
+                // Dropped on the writer thread once this message has its seq: the channel's next send goes.
+                next_turn: turn.as_mut().and_then(|t| t.release_handle()),
+                order: order.clone(),
+            },
             client: req.client,
             offline_parts,
             source_id: u64::from(self.config().node_id),
@@ -118,6 +118,7 @@ impl Im {
             expire: req.expire,
             payload: req.payload,
             cmd_recipients,
+            note,
         };
         let outcome = self
             .store()
@@ -131,7 +132,7 @@ impl Im {
         drop(turn);
         match outcome {
             Err(e) => {
-                self.undo(strategy, routed.as_ref().and_then(|r| r.get()), &order);
+                self.abandon(&order);
                 Err(e.into())
             }
             Ok(AppendOutcome::Duplicate {
@@ -154,12 +155,9 @@ impl Im {
         }
     }
 
-    /// After a failed commit: the route noted for it is forgotten, and a seq announced for it is
-    /// abandoned (the channel's later messages are delivered without it).
-    fn undo(&self, strategy: &Strategy<'_>, routed: Option<&i64>, order: &Option<Ordered>) {
-        if let (Strategy::Cluster(cluster), Some(id)) = (strategy, routed) {
-            cluster.forget(*id);
-        }
+    /// After a failed commit: a seq reported for it is abandoned (the channel's later messages are
+    /// delivered without it).
+    fn abandon(&self, order: &Option<Ordered>) {
         if let Some(order) = order {
             let seq = order.seq.load(Ordering::Acquire);
             if seq != 0 {

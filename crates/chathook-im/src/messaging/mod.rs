@@ -8,8 +8,8 @@
 //! Fan-out never blocks: each connection has a bounded queue, and a connection whose queue is full is
 //! disconnected as a slow consumer (its messages stay in history for sync). Fan-outs of a channel run
 //! in seq order (`ordering`), so every connection receives the channel's messages in seq order. In a
-//! cluster, the relay fans out every node's messages in log order instead (`cluster`): the send only
-//! notes how its message is delivered.
+//! cluster, the relay fans out every node's messages in log order instead (`cluster`): the message
+//! carries its route with its commit (`NewMessage::note`).
 
 mod admit;
 mod append;
@@ -155,8 +155,8 @@ impl Im {
             Judgement::Dropped(ack) => return Ok(ack),
         };
         let strategy = self.strategy();
-        match self.append(judged, &strategy).await? {
-            AppendResult::Stored(appended) => Ok(self.deliver(appended, &strategy)),
+        match self.append(judged, strategy).await? {
+            AppendResult::Stored(appended) => Ok(self.deliver(appended, strategy)),
             AppendResult::Duplicate(ack) => Ok(ack),
         }
     }

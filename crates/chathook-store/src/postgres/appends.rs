@@ -17,7 +17,7 @@ use tokio_postgres::Transaction;
 
 use super::pg_error;
 use crate::header::header_bits;
-use crate::{AppendOutcome, EventsFor, NewMessage, Snowflake, StoreError};
+use crate::{AppendOutcome, CommitNote, EventsFor, NewMessage, Snowflake, StoreError};
 
 /// WuKongIM's person channel type.
 const PERSON: u8 = 1;
@@ -28,6 +28,14 @@ pub(super) struct Append {
     pub dedup_window_secs: u64,
     pub events: EventsFor<Message>,
     pub answer: oneshot::Sender<AppendOutcome>,
+}
+
+/// What a group's appends leave for the commit.
+pub(super) struct AppendedAll {
+    /// Each append's events, in the group's order (none for a duplicate).
+    pub events: Vec<Vec<Event>>,
+    /// The notes of the stored messages, with their ids ([`crate::Committed::notes`]).
+    pub notes: Vec<(i64, CommitNote)>,
 }
 
 /// What became of one append before its events are built.
@@ -69,11 +77,11 @@ pub(super) async fn append_all(
     tx: &Transaction<'_>,
     ids: &Mutex<Snowflake>,
     appends: Vec<Append>,
-) -> Result<Vec<Vec<Event>>, StoreError> {
+) -> Result<AppendedAll, StoreError> {
     let now_secs = now_ms() / 1000;
     let window = appends.first().map_or(0, |a| a.dedup_window_secs as i64);
     // The messages apart from their callbacks (which are `Send` but not `Sync`).
-    let (messages, callbacks): (Vec<NewMessage>, Vec<_>) = appends
+    let (mut messages, callbacks): (Vec<NewMessage>, Vec<_>) = appends
         .into_iter()
         .map(|a| (a.message, (a.events, a.answer)))
         .unzip();
@@ -92,16 +100,25 @@ pub(super) async fn append_all(
             super::cmd_queue::enqueue(tx, m, &message.cmd_recipients).await?;
         }
     }
-    let mut events = Vec::with_capacity(outcomes.len());
-    for ((caused_by, answer), outcome) in callbacks.into_iter().zip(outcomes) {
+    let mut all = AppendedAll {
+        events: Vec::with_capacity(outcomes.len()),
+        notes: Vec::new(),
+    };
+    let each = callbacks.into_iter().zip(&mut messages).zip(outcomes);
+    for (((caused_by, answer), message), outcome) in each {
         let caused = match &outcome {
-            AppendOutcome::Stored(m) => caused_by(m),
+            AppendOutcome::Stored(m) => {
+                if let Some(note) = message.note.take() {
+                    all.notes.push((m.message_id, note));
+                }
+                caused_by(m)
+            }
             AppendOutcome::Duplicate { .. } => Vec::new(),
         };
-        events.push(caused);
+        all.events.push(caused);
         let _ = answer.send(outcome);
     }
-    Ok(events)
+    Ok(all)
 }
 
 /// 1. Claims of client_msg_no: the first of a key in the group claims it; a key claimed within the

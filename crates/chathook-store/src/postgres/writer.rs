@@ -103,6 +103,8 @@ async fn commit(
         (0..tasks.len()).map(|_| None).collect();
     let mut works = Vec::new();
     let (mut appending, mut appends) = (Vec::new(), Vec::new());
+    // The stored messages' notes, for the observer.
+    let mut notes = Vec::new();
     for (i, task) in tasks.into_iter().enumerate() {
         match task {
             Task::Work(work) => works.push((i, work)),
@@ -114,18 +116,20 @@ async fn commit(
     }
     if !appends.is_empty() && works.is_empty() {
         // Only appends: nothing else in the group to keep when they fail, so no savepoint.
-        let events = super::appends::append_all(&tx, ids, appends).await?;
-        for (i, events) in appending.into_iter().zip(events) {
+        let all = super::appends::append_all(&tx, ids, appends).await?;
+        for (i, events) in appending.into_iter().zip(all.events) {
             produced[i] = Some(Ok(events));
         }
+        notes = all.notes;
     } else if !appends.is_empty() {
         let savepoint = tx.savepoint("appends").await.map_err(pg_error)?;
         match super::appends::append_all(&savepoint, ids, appends).await {
-            Ok(events) => {
+            Ok(all) => {
                 savepoint.commit().await.map_err(pg_error)?;
-                for (i, events) in appending.into_iter().zip(events) {
+                for (i, events) in appending.into_iter().zip(all.events) {
                     produced[i] = Some(Ok(events));
                 }
+                notes = all.notes;
             }
             Err(e) => {
                 savepoint.rollback().await.map_err(pg_error)?;
@@ -209,6 +213,7 @@ async fn commit(
     let committed = (!appended.is_empty()).then(|| Committed {
         first_position: head as u64 + 1,
         events: appended.into(),
+        notes,
     });
     Ok((outcomes, committed))
 }
