@@ -15,6 +15,7 @@ pub mod postgres;
 pub mod sealing;
 mod snowflake;
 mod sqlite;
+mod tail;
 mod types;
 
 pub use postgres::{PgOptions, PgStore};

@@ -293,6 +293,11 @@ async fn message_events_refer_to_history_and_read_back_whole() {
         panic!()
     };
     assert!(t.header.no_persist && t.message_seq == 0);
+    // those came from the log's tail in memory; reopened (an empty tail), the same events are read
+    // back from the database
+    drop(store);
+    let store = SqliteStore::open(SqliteOptions::new(dir.path())).unwrap();
+    assert_eq!(store.read_after(0, 10).await.unwrap(), events);
     // stored by reference: the row is small whatever the payload
     drop(store);
     let conn = rusqlite::Connection::open(dir.path().join("chathook.db")).unwrap();

@@ -195,6 +195,10 @@ pub struct StoreConfig {
     pub max_batch: usize,
     /// Writes that may queue for the writer before callers wait.
     pub queue_capacity: usize,
+    /// Most events of the newest commits kept in memory for caught-up readers (SQLite; 0: none).
+    pub tail_events: usize,
+    /// Most bytes those events may take (each weighs its stored body and its message's payload).
+    pub tail_bytes: usize,
 }
 
 impl Default for StoreConfig {
@@ -202,6 +206,8 @@ impl Default for StoreConfig {
         StoreConfig {
             max_batch: 2048,
             queue_capacity: 16_384,
+            tail_events: 4096,
+            tail_bytes: 16 << 20,
         }
     }
 }

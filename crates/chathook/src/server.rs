@@ -492,6 +492,8 @@ async fn open_store(
             options.node_id = config.node_id;
             options.max_batch = config.store.max_batch;
             options.queue_capacity = config.store.queue_capacity;
+            options.tail_events = config.store.tail_events;
+            options.tail_bytes = config.store.tail_bytes;
             let store = SqliteStore::open(options).with_context(|| {
                 format!("cannot open the store in {}", config.data_dir.display())
             })?;

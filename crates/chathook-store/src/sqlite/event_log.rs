@@ -34,7 +34,7 @@ fn log_err(e: StoreError) -> EventLogError {
 #[async_trait]
 impl EventLog for SqliteStore {
     async fn append(&self, events: Vec<Event>) -> Result<u64, EventLogError> {
-        self.write(move |ctx| ctx.log_events(&events))
+        self.write(move |ctx| ctx.log_events(events))
             .await
             .map(|h| h.unwrap_or_else(|| self.head()))
             .map_err(log_err)
@@ -45,6 +45,10 @@ impl EventLog for SqliteStore {
         after: u64,
         limit: usize,
     ) -> Result<Vec<LoggedEvent>, EventLogError> {
+        // A caught-up reader: the events the writer just committed, without reading them back.
+        if let Some(events) = self.inner.tail.read_after(after, limit) {
+            return Ok(events);
+        }
         let rows = self
             .read(move |conn| {
                 let mut stmt = conn.prepare_cached(

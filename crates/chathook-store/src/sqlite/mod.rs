@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use chathook_events::Event;
 use writer::{in_savepoint, now_ms, Job, WriteCtx, WriterState};
 
+use crate::tail::Tail;
 use crate::{Maintenance, Snowflake, StoreError, WriterMetrics};
 
 /// Prepared statements the write connection keeps.
@@ -43,6 +44,10 @@ pub struct SqliteOptions {
     pub max_batch: usize,
     /// Jobs that may wait for the writer before callers wait for room.
     pub queue_capacity: usize,
+    /// Most events the log's tail keeps in memory for readers that are caught up (0: none).
+    pub tail_events: usize,
+    /// Most bytes the log's tail keeps (each event weighs its stored body and its message's payload).
+    pub tail_bytes: usize,
 }
 
 impl SqliteOptions {
@@ -52,6 +57,8 @@ impl SqliteOptions {
             node_id: 1,
             max_batch: 2048,
             queue_capacity: 16_384,
+            tail_events: 4096,
+            tail_bytes: 16 << 20,
         }
     }
 }
@@ -67,6 +74,8 @@ struct Inner {
     jobs: mpsc::Sender<Job>,
     head: watch::Receiver<u64>,
     readers: Mutex<Vec<Connection>>,
+    /// The newest committed events, filled by the writer (`tail`).
+    tail: Arc<Tail>,
     metrics: WriterMetrics,
 }
 
@@ -106,14 +115,26 @@ impl SqliteStore {
         let state = WriterState {
             seqs: Default::default(),
             ids: Snowflake::new(options.node_id, last_id.max(last_dedup_id)),
-            pending_head: None,
+            pending: Vec::new(),
         };
+        let tail = Arc::new(Tail::new(options.tail_events, options.tail_bytes));
+        let writer_tail = tail.clone();
         let metrics = WriterMetrics::default();
         let writer_metrics = metrics.clone();
         let max_batch = options.max_batch.max(1);
         std::thread::Builder::new()
             .name("chathook-writer".into())
-            .spawn(move || writer::run(conn, state, jobs_rx, head_tx, max_batch, writer_metrics))
+            .spawn(move || {
+                writer::run(
+                    conn,
+                    state,
+                    jobs_rx,
+                    head_tx,
+                    writer_tail,
+                    max_batch,
+                    writer_metrics,
+                )
+            })
             .map_err(|e| StoreError::Storage(format!("cannot start the writer: {e}")))?;
         Ok(SqliteStore {
             inner: Arc::new(Inner {
@@ -121,6 +142,7 @@ impl SqliteStore {
                 jobs: jobs_tx,
                 head: head_rx,
                 readers: Mutex::new(Vec::new()),
+                tail,
                 metrics,
             }),
         })
@@ -165,7 +187,7 @@ impl SqliteStore {
     ) -> Result<R, StoreError> {
         self.write(move |ctx| {
             let (result, events) = job(ctx)?;
-            ctx.log_events(&events)?;
+            ctx.log_events(events)?;
             Ok(result)
         })
         .await
@@ -207,6 +229,7 @@ impl Maintenance for SqliteStore {
         dedup_window_secs: u64,
         event_retention_ms: i64,
     ) -> Result<(usize, usize), StoreError> {
+        let tail = self.inner.tail.clone();
         self.write(move |ctx| {
             let now = now_ms();
             let keys = ctx.conn.execute(
@@ -218,10 +241,21 @@ impl Maintenance for SqliteStore {
                 [],
                 |r| r.get(0),
             )?;
+            let bounds = params![now - event_retention_ms, min_acked.unwrap_or(i64::MAX)];
+            let newest_pruned: Option<i64> = ctx.conn.query_row(
+                "SELECT MAX(position) FROM events WHERE at_ms < ?1 AND position <= ?2",
+                bounds,
+                |r| r.get(0),
+            )?;
             let events = ctx.conn.execute(
                 "DELETE FROM events WHERE at_ms < ?1 AND position <= ?2",
-                params![now - event_retention_ms, min_acked.unwrap_or(i64::MAX)],
+                bounds,
             )?;
+            // The tail answers no read the log no longer would (forgotten even if this commit
+            // fails: the tail is only a shortcut to the log).
+            if let Some(newest) = newest_pruned {
+                tail.forget_through(newest as u64);
+            }
             Ok((keys, events))
         })
         .await

@@ -3,14 +3,17 @@
 //!
 //! A job runs inside its own savepoint: a job that fails rolls back alone and the others in the batch
 //! still commit. Replies are sent only after the commit is durable. In-memory state (sequence numbers,
-//! the id generator, the event head) is changed by a job only after its SQL succeeded, and the cache is
-//! dropped when a commit fails.
+//! the id generator, the events written) is changed by a job only after its SQL succeeded, and the
+//! cache is dropped when a commit fails. A durable commit's events go to the log's tail in memory
+//! (`tail`) before the new head is announced, so a reader woken by the head finds them there.
 
+use crate::tail::{weight, Tail};
 use crate::WriterMetrics;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use chathook_events::Event;
+use chathook_events::{Event, LoggedEvent};
 use rusqlite::{params, Connection};
 use tokio::sync::{mpsc, watch};
 
@@ -26,8 +29,10 @@ pub(crate) struct WriterState {
     /// Last sequence number per (channel key, channel type), loaded on first use.
     pub seqs: HashMap<(String, u8), u64>,
     pub ids: Snowflake,
-    /// Position of the newest event written in the current batch.
-    pub pending_head: Option<u64>,
+    /// The events written in the current batch, in position order, each with its weight in the
+    /// tail: they go to the tail when the batch commits, and are dropped when it fails (a job that
+    /// fails drops its own, `in_savepoint`). The newest one's position is the batch's new head.
+    pub pending: Vec<(LoggedEvent, usize)>,
 }
 
 /// What a job may touch.
@@ -37,10 +42,11 @@ pub(crate) struct WriteCtx<'a> {
 }
 
 impl WriteCtx<'_> {
-    /// Appends events to the log and notes the batch's new head; the position of the last one. A job
-    /// that fails after this rolls back in its savepoint, which restores the noted head too
-    /// (`in_savepoint`), and a commit that fails drops it: the head moves only with a durable commit.
-    pub fn log_events(&mut self, events: &[Event]) -> Result<Option<u64>, StoreError> {
+    /// Appends events to the log and keeps them for the tail; the position of the last one. A job
+    /// that fails after this rolls back in its savepoint, which drops the kept events too
+    /// (`in_savepoint`), and a commit that fails drops them all: the head moves only with a durable
+    /// commit.
+    pub fn log_events(&mut self, events: Vec<Event>) -> Result<Option<u64>, StoreError> {
         if events.is_empty() {
             return Ok(None);
         }
@@ -50,11 +56,17 @@ impl WriteCtx<'_> {
             .prepare_cached("INSERT INTO events(at_ms, body) VALUES (?1, ?2)")?;
         let mut last = 0;
         for event in events {
-            let body = super::event_body::encode(event)?;
+            let body = super::event_body::encode(&event)?;
             stmt.execute(params![at_ms, body])?;
             last = self.conn.last_insert_rowid() as u64;
+            let weight = weight(&event, body.len());
+            let logged = LoggedEvent {
+                position: last,
+                at_ms,
+                event,
+            };
+            self.state.pending.push((logged, weight));
         }
-        self.state.pending_head = Some(self.state.pending_head.map_or(last, |h| h.max(last)));
         Ok(Some(last))
     }
 }
@@ -73,14 +85,14 @@ pub(crate) fn in_savepoint<R: Send + 'static>(
 ) -> Result<R, StoreError> {
     // Prepared once and cached like every other statement, not parsed again for each job.
     ctx.conn.prepare_cached("SAVEPOINT job")?.execute([])?;
-    let saved_head = ctx.state.pending_head;
+    let kept = ctx.state.pending.len();
     match job(ctx) {
         Ok(r) => {
             ctx.conn.prepare_cached("RELEASE job")?.execute([])?;
             Ok(r)
         }
         Err(e) => {
-            ctx.state.pending_head = saved_head;
+            ctx.state.pending.truncate(kept);
             if let Err(rollback) = ctx.conn.execute_batch("ROLLBACK TO job; RELEASE job") {
                 tracing::error!(error = %rollback, "savepoint rollback failed");
             }
@@ -95,6 +107,7 @@ pub(crate) fn run(
     mut state: WriterState,
     mut jobs: mpsc::Receiver<Job>,
     head: watch::Sender<u64>,
+    tail: Arc<Tail>,
     max_batch: usize,
     metrics: WriterMetrics,
 ) {
@@ -119,7 +132,7 @@ pub(crate) fn run(
             batch.clear();
             continue;
         }
-        state.pending_head = None;
+        state.pending.clear();
         {
             let mut ctx = WriteCtx {
                 conn: &conn,
@@ -133,8 +146,10 @@ pub(crate) fn run(
         match &committed {
             Ok(()) => {
                 metrics.commits.inc();
-                if let Some(h) = state.pending_head.take() {
-                    head.send_replace(h);
+                if let Some((newest, _)) = state.pending.last() {
+                    let newest = newest.position;
+                    tail.keep(state.pending.drain(..));
+                    head.send_replace(newest);
                 }
             }
             Err(e) => {
@@ -142,7 +157,7 @@ pub(crate) fn run(
                 metrics.failed_commits.inc();
                 let _ = conn.execute_batch("ROLLBACK");
                 state.seqs.clear();
-                state.pending_head = None;
+                state.pending.clear();
             }
         }
         for reply in replies.drain(..) {
