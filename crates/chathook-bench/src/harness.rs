@@ -175,6 +175,21 @@ impl Server {
         cpu_micros(&format!("/proc/{}/stat", self.child.id()))
     }
 
+    /// CPU time (user + system) the server's threads named `name` have used so far, in
+    /// microseconds (the store's writer is `chathook-writer`).
+    pub fn thread_cpu_micros(&self, name: &str) -> u64 {
+        let tasks = format!("/proc/{}/task", self.child.id());
+        let Ok(dir) = std::fs::read_dir(&tasks) else {
+            return 0;
+        };
+        dir.flatten()
+            .filter(|t| {
+                std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == name)
+            })
+            .map(|t| cpu_micros(&t.path().join("stat").to_string_lossy()))
+            .sum()
+    }
+
     /// Resident memory of the server process, in bytes.
     pub fn rss_bytes(&self) -> u64 {
         std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))

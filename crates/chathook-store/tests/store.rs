@@ -184,6 +184,54 @@ async fn person_channels_stored_before_conversations_existed_are_indexed_on_open
 }
 
 #[tokio::test]
+async fn dedup_keys_of_an_older_store_still_return_their_first_message() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(SqliteStore::open(SqliteOptions::new(dir.path())).unwrap());
+    // the keys as version 5 kept them (one table by sender and key, with a created_at index)
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let conn = rusqlite::Connection::open(dir.path().join("chathook.db")).unwrap();
+    conn.execute_batch(&format!(
+        "DROP TABLE client_msg_keys;
+         CREATE TABLE client_msgs (
+           from_uid TEXT NOT NULL, client_msg_no TEXT NOT NULL, created_at INTEGER NOT NULL,
+           message_id INTEGER NOT NULL, message_seq INTEGER NOT NULL,
+           PRIMARY KEY (from_uid, client_msg_no)) WITHOUT ROWID;
+         CREATE INDEX client_msgs_created ON client_msgs(created_at);
+         INSERT INTO client_msgs VALUES ('u', 'old', {now}, 4242, 9);
+         PRAGMA user_version = 5;"
+    ))
+    .unwrap();
+    drop(conn);
+    let store = SqliteStore::open(SqliteOptions::new(dir.path())).unwrap();
+    // with the default window (a day), the key sent before the upgrade is found
+    let again = store
+        .append_message(new_message("u", "old"), 86_400, Box::new(sent))
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        AppendOutcome::Duplicate {
+            message_id: 4242,
+            message_seq: 9,
+            client_msg_no: "old".into()
+        }
+    );
+    drop(store);
+    let conn = rusqlite::Connection::open(dir.path().join("chathook.db")).unwrap();
+    let old_table: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name = 'client_msgs'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(old_table, 0, "the old table is gone");
+}
+
+#[tokio::test]
 async fn consumers_of_an_older_store_gain_the_holding_switch() {
     let dir = tempfile::tempdir().unwrap();
     drop(SqliteStore::open(SqliteOptions::new(dir.path())).unwrap());

@@ -66,38 +66,19 @@ impl MessageStore for SqliteStore {
             };
             let message_id = ctx.state.ids.next_at(now);
             if !message.client_msg_no.is_empty() {
-                // Insert first: a key still inside the window is left alone (0 rows changed), and only
-                // then is the earlier message looked up. One statement per message in the common case.
-                let claimed = ctx
-                    .conn
-                    .prepare_cached(
-                        "INSERT INTO client_msgs(from_uid, client_msg_no, created_at, message_id, message_seq)
-                         VALUES (?1, ?2, ?3, ?4, ?5)
-                         ON CONFLICT(from_uid, client_msg_no) DO UPDATE SET created_at = excluded.created_at,
-                           message_id = excluded.message_id, message_seq = excluded.message_seq
-                         WHERE client_msgs.created_at < ?6",
-                    )?
-                    .execute(params![
-                        message.from_uid,
-                        message.client_msg_no,
-                        now_secs,
-                        message_id,
-                        seq as i64,
-                        now_secs - dedup_window_secs as i64
-                    ])?;
-                if claimed == 0 {
-                    let (message_id, seq) = ctx
-                        .conn
-                        .prepare_cached(
-                            "SELECT message_id, message_seq FROM client_msgs
-                             WHERE from_uid = ?1 AND client_msg_no = ?2",
-                        )?
-                        .query_row(params![message.from_uid, message.client_msg_no], |r| {
-                            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
-                        })?;
+                let found = super::client_keys::claim(
+                    ctx.conn,
+                    &message.from_uid,
+                    &message.client_msg_no,
+                    now_secs,
+                    dedup_window_secs,
+                    message_id,
+                    seq,
+                )?;
+                if let Some(found) = found {
                     let first = AppendOutcome::Duplicate {
-                        message_id,
-                        message_seq: seq as u64,
+                        message_id: found.message_id,
+                        message_seq: found.message_seq,
                         client_msg_no: message.client_msg_no,
                     };
                     return Ok((first, Vec::new()));

@@ -3,6 +3,7 @@
 //! implemented in a file of its own.
 
 mod channels;
+mod client_keys;
 mod cmd_queue;
 mod conversations;
 mod event_body;
@@ -101,7 +102,7 @@ impl SqliteStore {
             |r| r.get(0),
         )?;
         let last_dedup_id: i64 = conn.query_row(
-            "SELECT COALESCE(MAX(message_id), 0) FROM client_msgs",
+            "SELECT COALESCE(MAX(message_id), 0) FROM client_msg_keys",
             [],
             |r| r.get(0),
         )?;
@@ -232,10 +233,7 @@ impl Maintenance for SqliteStore {
         let tail = self.inner.tail.clone();
         self.write(move |ctx| {
             let now = now_ms();
-            let keys = ctx.conn.execute(
-                "DELETE FROM client_msgs WHERE created_at < ?1",
-                params![now / 1000 - dedup_window_secs as i64],
-            )?;
+            let keys = client_keys::prune(ctx.conn, now / 1000, dedup_window_secs)?;
             let min_acked: Option<i64> = ctx.conn.query_row(
                 "SELECT MIN(position) FROM consumers WHERE holds = 1",
                 [],

@@ -41,11 +41,10 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE TABLE IF NOT EXISTS channel_seq_floors (
     channel_key TEXT NOT NULL, channel_type INTEGER NOT NULL, last_seq INTEGER NOT NULL,
     PRIMARY KEY (channel_key, channel_type)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS client_msgs (
-    from_uid TEXT NOT NULL, client_msg_no TEXT NOT NULL, created_at INTEGER NOT NULL,
-    message_id INTEGER NOT NULL, message_seq INTEGER NOT NULL,
-    PRIMARY KEY (from_uid, client_msg_no)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS client_msgs_created ON client_msgs(created_at);
+CREATE TABLE IF NOT EXISTS client_msg_keys (
+    bucket INTEGER NOT NULL, from_uid TEXT NOT NULL, client_msg_no TEXT NOT NULL,
+    created_at INTEGER NOT NULL, message_id INTEGER NOT NULL, message_seq INTEGER NOT NULL,
+    PRIMARY KEY (bucket, from_uid, client_msg_no)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS cmd_queue (
     position INTEGER PRIMARY KEY AUTOINCREMENT, uid TEXT NOT NULL, message_id INTEGER NOT NULL,
     client_msg_no TEXT NOT NULL, from_uid TEXT NOT NULL, channel_id TEXT NOT NULL,
@@ -83,7 +82,7 @@ CREATE TABLE IF NOT EXISTS connections (
 ";
 
 /// The schema version `PRAGMA user_version` records once the steps below ran.
-const VERSION: i64 = 5;
+const VERSION: i64 = 6;
 
 /// Creates the tables that are missing, then runs the steps a store of an older version needs: version
 /// 2 indexes the person channels that already have history, for conversation lists; version 3 lets a
@@ -122,10 +121,34 @@ pub(crate) fn migrate(conn: &Connection) -> Result<(), StoreError> {
             ))?;
         }
     }
+    if version < 6 && has_table(conn, "client_msgs")? {
+        // The keys move to time buckets (`client_keys`). The store does not know the configured
+        // window here: the keys go to the buckets of the default window (a day), where a claim with
+        // that window finds them; with another window, a key sent before the upgrade is not found.
+        conn.execute_batch(
+            "BEGIN;
+             INSERT OR IGNORE INTO client_msg_keys(bucket, from_uid, client_msg_no, created_at, message_id, message_seq)
+               SELECT (created_at / 86400) * 86400, from_uid, client_msg_no, created_at, message_id, message_seq
+               FROM client_msgs;
+             DROP TABLE client_msgs;
+             COMMIT;",
+        )?;
+    }
     if version < VERSION {
         conn.execute_batch(&format!("PRAGMA user_version = {VERSION}"))?;
     }
     Ok(())
+}
+
+fn has_table(conn: &Connection, table: &str) -> Result<bool, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            [table],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
 }
 
 fn has_column(conn: &Connection, table: &str, column: &str) -> Result<bool, StoreError> {
