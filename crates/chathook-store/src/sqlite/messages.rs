@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chathook_events::Message;
 use rusqlite::{params, OptionalExtension};
 
-use super::writer::now_ms;
+use super::writer::{now_ms, Guard};
 use super::SqliteStore;
 use crate::header::{header_bits, header_from_bits};
 use crate::{
@@ -45,7 +45,9 @@ impl MessageStore for SqliteStore {
         dedup_window_secs: u64,
         events: EventsFor<Message>,
     ) -> Result<AppendOutcome, StoreError> {
-        self.write_logged(move |ctx| {
+        // Validated before it writes (the IM core checked the message): it can fail only when
+        // storage does, so it needs no savepoint of its own.
+        self.write_logged_guarded(Guard::Batch, move |ctx| {
             let now = now_ms();
             let now_secs = now / 1000;
             let key = (message.channel_key.clone(), message.channel_type);

@@ -23,7 +23,7 @@ use rusqlite::{params, Connection};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use chathook_events::Event;
-use writer::{in_savepoint, now_ms, Job, WriteCtx, WriterState};
+use writer::{guarded, now_ms, Guard, Job, WriteCtx, WriterState};
 
 use crate::tail::Tail;
 use crate::{Maintenance, Snowflake, StoreError, WriterMetrics};
@@ -164,9 +164,18 @@ impl SqliteStore {
         &self,
         job: impl FnOnce(&mut WriteCtx<'_>) -> Result<R, StoreError> + Send + 'static,
     ) -> Result<R, StoreError> {
+        self.write_guarded(Guard::Savepoint, job).await
+    }
+
+    /// Runs `job` on the writer as `guard` says and waits for the durable commit.
+    async fn write_guarded<R: Send + 'static>(
+        &self,
+        guard: Guard,
+        job: impl FnOnce(&mut WriteCtx<'_>) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<R, StoreError> {
         let (tx, rx) = oneshot::channel();
         let boxed: Job = Box::new(move |ctx| {
-            let result = in_savepoint(ctx, job);
+            let result = guarded(ctx, guard, job);
             Box::new(move |committed| {
                 let _ = tx.send(committed.and(result));
             })
@@ -186,7 +195,16 @@ impl SqliteStore {
         &self,
         job: impl FnOnce(&mut WriteCtx<'_>) -> Result<(R, Vec<Event>), StoreError> + Send + 'static,
     ) -> Result<R, StoreError> {
-        self.write(move |ctx| {
+        self.write_logged_guarded(Guard::Savepoint, job).await
+    }
+
+    /// [`Self::write_logged`] as `guard` says.
+    async fn write_logged_guarded<R: Send + 'static>(
+        &self,
+        guard: Guard,
+        job: impl FnOnce(&mut WriteCtx<'_>) -> Result<(R, Vec<Event>), StoreError> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        self.write_guarded(guard, move |ctx| {
             let (result, events) = job(ctx)?;
             ctx.log_events(events)?;
             Ok(result)

@@ -2,7 +2,11 @@
 //! transaction (group commit), so throughput is not capped by one fsync per write.
 //!
 //! A job runs inside its own savepoint: a job that fails rolls back alone and the others in the batch
-//! still commit. Replies are sent only after the commit is durable. In-memory state (sequence numbers,
+//! still commit. A job whose input was validated before it writes (a message append) may run without
+//! one ([`Guard::Batch`]), sparing the copy of every page it touches into the statement journal: it
+//! can then fail only when storage does, and its failure rolls the whole batch back (every job of it
+//! is answered with the error, as when the commit fails). Replies are sent only after the commit is
+//! durable. In-memory state (sequence numbers,
 //! the id generator, the events written) is changed by a job only after its SQL succeeded, and the
 //! cache is dropped when a commit fails. A durable commit's events go to the log's tail in memory
 //! (`tail`) before the new head is announced, so a reader woken by the head finds them there.
@@ -39,6 +43,18 @@ pub(crate) struct WriterState {
 pub(crate) struct WriteCtx<'a> {
     pub conn: &'a Connection,
     pub state: &'a mut WriterState,
+    /// The error of a job that ran without a savepoint and failed: its partial writes cannot be
+    /// undone alone, so the batch is rolled back instead of committed.
+    pub spoiled: Option<StoreError>,
+}
+
+/// What a failing job takes down with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Guard {
+    /// Only itself: it runs in a savepoint.
+    Savepoint,
+    /// Its whole batch: no savepoint (for jobs validated before they write).
+    Batch,
 }
 
 impl WriteCtx<'_> {
@@ -78,8 +94,26 @@ pub(crate) fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// Runs `job` as `guard` says.
+pub(crate) fn guarded<R: Send + 'static>(
+    ctx: &mut WriteCtx<'_>,
+    guard: Guard,
+    job: impl FnOnce(&mut WriteCtx<'_>) -> Result<R, StoreError>,
+) -> Result<R, StoreError> {
+    match guard {
+        Guard::Savepoint => in_savepoint(ctx, job),
+        Guard::Batch => {
+            let result = job(ctx);
+            if let Err(e) = &result {
+                ctx.spoiled.get_or_insert_with(|| e.clone());
+            }
+            result
+        }
+    }
+}
+
 /// Runs `job` in a savepoint and turns its result into a reply for after the commit.
-pub(crate) fn in_savepoint<R: Send + 'static>(
+fn in_savepoint<R: Send + 'static>(
     ctx: &mut WriteCtx<'_>,
     job: impl FnOnce(&mut WriteCtx<'_>) -> Result<R, StoreError>,
 ) -> Result<R, StoreError> {
@@ -133,16 +167,22 @@ pub(crate) fn run(
             continue;
         }
         state.pending.clear();
-        {
+        let spoiled = {
             let mut ctx = WriteCtx {
                 conn: &conn,
                 state: &mut state,
+                spoiled: None,
             };
             for job in batch.drain(..) {
                 replies.push(job(&mut ctx));
             }
-        }
-        let committed = conn.execute_batch("COMMIT").map_err(StoreError::from);
+            ctx.spoiled
+        };
+        let committed = match spoiled {
+            None => conn.execute_batch("COMMIT").map_err(StoreError::from),
+            // A job without a savepoint failed: nothing of the batch may commit.
+            Some(e) => Err(e),
+        };
         match &committed {
             Ok(()) => {
                 metrics.commits.inc();
@@ -153,7 +193,7 @@ pub(crate) fn run(
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, "commit failed; the batch is rolled back");
+                tracing::error!(error = %e, "the batch failed and is rolled back");
                 metrics.failed_commits.inc();
                 let _ = conn.execute_batch("ROLLBACK");
                 state.seqs.clear();
@@ -163,5 +203,97 @@ pub(crate) fn run(
         for reply in replies.drain(..) {
             reply(committed.clone());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `batches` through a writer (each batch queued whole before the writer starts on it);
+    /// each job's answer, and the rows of `t` at the end.
+    fn run_batches(batches: Vec<Vec<(Guard, i64, bool)>>) -> (Vec<Vec<bool>>, Vec<i64>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("CREATE TABLE t (x INTEGER NOT NULL)")
+            .unwrap();
+        let mut answers = Vec::new();
+        for batch in batches {
+            let (jobs_tx, jobs_rx) = mpsc::channel(16);
+            let (answer_tx, answer_rx) = std::sync::mpsc::channel();
+            let size = batch.len();
+            for (i, (guard, x, fails)) in batch.into_iter().enumerate() {
+                let answer = answer_tx.clone();
+                let job: Job = Box::new(move |ctx| {
+                    let result = guarded(ctx, guard, |ctx| {
+                        ctx.conn.execute("INSERT INTO t(x) VALUES (?1)", [x])?;
+                        match fails {
+                            true => Err(StoreError::Storage("the job fails".into())),
+                            false => Ok(()),
+                        }
+                    });
+                    Box::new(move |committed| {
+                        let _ = answer.send((i, committed.and(result).is_ok()));
+                    })
+                });
+                jobs_tx.try_send(job).unwrap();
+            }
+            drop(jobs_tx);
+            let conn = Connection::open(&path).unwrap();
+            let state = WriterState {
+                seqs: HashMap::new(),
+                ids: Snowflake::new(1, 0),
+                pending: Vec::new(),
+            };
+            let (head, _) = watch::channel(0);
+            let tail = Arc::new(Tail::new(0, 0));
+            run(
+                conn,
+                state,
+                jobs_rx,
+                head,
+                tail,
+                16,
+                WriterMetrics::default(),
+            );
+            let mut got: Vec<(usize, bool)> = answer_rx.try_iter().collect();
+            got.sort();
+            assert_eq!(got.len(), size);
+            answers.push(got.into_iter().map(|(_, ok)| ok).collect());
+        }
+        let conn = Connection::open(&path).unwrap();
+        let mut stmt = conn.prepare("SELECT x FROM t ORDER BY x").unwrap();
+        let rows = stmt.query_map([], |r| r.get(0)).unwrap();
+        (answers, rows.map(Result::unwrap).collect())
+    }
+
+    #[test]
+    fn a_failing_job_in_a_savepoint_fails_alone() {
+        use Guard::*;
+        let (answers, rows) = run_batches(vec![vec![
+            (Savepoint, 1, false),
+            (Savepoint, 2, true),
+            (Batch, 3, false),
+        ]]);
+        assert_eq!(answers, [[true, false, true]]);
+        assert_eq!(rows, [1, 3]);
+    }
+
+    #[test]
+    fn a_failing_job_without_a_savepoint_rolls_its_whole_batch_back() {
+        use Guard::*;
+        let (answers, rows) = run_batches(vec![
+            vec![
+                (Savepoint, 1, false),
+                (Batch, 2, true),
+                (Savepoint, 3, false),
+            ],
+            // the next batch is not touched by it
+            vec![(Batch, 4, false)],
+        ]);
+        assert_eq!(answers, [vec![false, false, false], vec![true]]);
+        assert_eq!(rows, [4]);
     }
 }
