@@ -232,6 +232,33 @@ async fn dedup_keys_of_an_older_store_still_return_their_first_message() {
 }
 
 #[tokio::test]
+async fn committed_pages_reach_the_database_file_while_the_store_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(SqliteOptions::new(dir.path())).unwrap();
+    for i in 0..20 {
+        store
+            .append_message(new_message("u", &format!("c{i}")), 3600, Box::new(sent))
+            .await
+            .unwrap();
+    }
+    // the checkpointer copies them out of the write-ahead log: the database file alone holds them
+    let copy = tempfile::tempdir().unwrap();
+    let mut stored = 0;
+    for _ in 0..100 {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        std::fs::copy(dir.path().join("chathook.db"), copy.path().join("alone.db")).unwrap();
+        let conn = rusqlite::Connection::open(copy.path().join("alone.db")).unwrap();
+        stored = conn
+            .query_row("SELECT COUNT(*) FROM messages", [], |r| r.get::<_, i64>(0))
+            .unwrap_or(0);
+        if stored == 20 {
+            break;
+        }
+    }
+    assert_eq!(stored, 20);
+}
+
+#[tokio::test]
 async fn consumers_of_an_older_store_gain_the_holding_switch() {
     let dir = tempfile::tempdir().unwrap();
     drop(SqliteStore::open(SqliteOptions::new(dir.path())).unwrap());

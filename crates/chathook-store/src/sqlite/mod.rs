@@ -3,6 +3,7 @@
 //! implemented in a file of its own.
 
 mod channels;
+mod checkpointer;
 mod client_keys;
 mod cmd_queue;
 mod conversations;
@@ -77,6 +78,8 @@ struct Inner {
     readers: Mutex<Vec<Connection>>,
     /// The newest committed events, filled by the writer (`tail`).
     tail: Arc<Tail>,
+    /// Stops with the store.
+    _checkpointer: checkpointer::Checkpointer,
     metrics: WriterMetrics,
 }
 
@@ -89,13 +92,15 @@ impl SqliteStore {
         let conn = Connection::open(&path)?;
         conn.execute_batch(
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;
-             PRAGMA busy_timeout=5000;",
+             PRAGMA busy_timeout=5000; PRAGMA wal_autocheckpoint=0;",
         )?;
         // The writer runs every job's statements; the default cache (16) would evict some each batch.
         conn.set_prepared_statement_cache_capacity(WRITER_STATEMENTS);
         schema::migrate(&conn)?;
         // A read-only file or directory opens and reads fine; find out now, not at the first send.
         conn.execute_batch("BEGIN IMMEDIATE; COMMIT;")?;
+        // Checkpoints run on their own thread, not in the writer's commits.
+        let checkpointer = checkpointer::start(&path)?;
         let last_id: i64 = conn.query_row(
             "SELECT COALESCE(MAX(message_id), 0) FROM messages",
             [],
@@ -144,6 +149,7 @@ impl SqliteStore {
                 head: head_rx,
                 readers: Mutex::new(Vec::new()),
                 tail,
+                _checkpointer: checkpointer,
                 metrics,
             }),
         })
