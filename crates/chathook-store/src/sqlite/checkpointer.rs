@@ -28,15 +28,13 @@ pub(super) fn start(path: &Path) -> Result<Checkpointer, StoreError> {
     let (stop, stopped) = mpsc::channel::<()>();
     std::thread::Builder::new()
         .name("chathook-checkpointer".into())
-        .spawn(move || loop {
-            match stopped.recv_timeout(INTERVAL) {
-                Err(RecvTimeoutError::Timeout) => {
-                    let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
-                    if let Err(e) = done {
-                        tracing::warn!(error = %e, "a checkpoint of the write-ahead log failed");
-                    }
+        .spawn(move || {
+            // Until the store drops its end.
+            while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(INTERVAL) {
+                let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                if let Err(e) = done {
+                    tracing::warn!(error = %e, "a checkpoint of the write-ahead log failed");
                 }
-                _ => break,
             }
         })
         .map_err(|e| StoreError::Storage(format!("cannot start the checkpointer: {e}")))?;
