@@ -355,10 +355,58 @@ async fn group(
     Ok(out)
 }
 
-/// `rest`: concurrent clients calling `POST /message/send`.
-pub async fn rest(bin: &std::path::Path, seconds: u64, clients: usize) -> anyhow::Result<Figures> {
+/// `rest`: concurrent clients calling `POST /message/send`. On PostgreSQL, also how long each commit
+/// held the event log's head row, and the ceiling that puts on a cluster (every node's commits queue
+/// on that row).
+pub async fn rest(
+    bin: &std::path::Path,
+    seconds: u64,
+    clients: usize,
+) -> anyhow::Result<Vec<Figures>> {
     let server = crate::harness::start_server(bin, &[]).await?;
-    rest_senders(&server.api, seconds, clients).await
+    let mut figures = vec![rest_senders(&server.api, seconds, clients).await?];
+    let metrics = reqwest::get(format!("{}/metrics", server.api))
+        .await?
+        .text()
+        .await?;
+    let read = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+            .unwrap_or(0.0)
+    };
+    let (held, locked) = (
+        read("chathook_store_log_lock_seconds_sum"),
+        read("chathook_store_log_lock_seconds_count"),
+    );
+    if locked > 0.0 {
+        let mean = held / locked;
+        let per_commit =
+            read("chathook_store_writes_total") / read("chathook_store_commits_total").max(1.0);
+        println!(
+            "event log head held {:.2} ms per commit ({locked} commits, {per_commit:.1} writes per \
+             commit): the cluster's ceiling is about {:.0} commits/s, {:.0} messages/s at this \
+             grouping",
+            mean * 1e3,
+            1.0 / mean,
+            per_commit / mean
+        );
+        figures.push(Figures::new(
+            "rest event log head held per commit (µs)",
+            (mean * 1e6).round(),
+            None,
+            None,
+            locked as u64,
+        ));
+        figures.push(Figures::new(
+            "rest cluster ceiling, messages/s at this grouping",
+            (per_commit / mean).round(),
+            None,
+            None,
+            locked as u64,
+        ));
+    }
+    Ok(figures)
 }
 
 /// `clients` REST senders, each to its own person channel, for `seconds`: their rate and latency.

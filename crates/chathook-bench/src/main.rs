@@ -134,7 +134,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         figures.extend(chat::fanout(&bin, args.seconds, args.clients, args.window).await?);
     }
     if want(Scenario::Rest) {
-        figures.push(chat::rest(&bin, args.seconds, args.clients).await?);
+        figures.extend(chat::rest(&bin, args.seconds, args.clients).await?);
     }
     if want(Scenario::Webhook) {
         figures.extend(webhooks::unbatched(&bin, args.seconds, args.events, &filters).await?);

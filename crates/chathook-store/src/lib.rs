@@ -393,13 +393,31 @@ pub trait ClusterStore: Send + Sync {
 }
 
 /// Counters of a store's writer, shared with `/metrics`.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct WriterMetrics {
     /// Durable commits.
     pub commits: prometheus_client::metrics::counter::Counter,
     /// Writes committed (several per commit).
     pub jobs: prometheus_client::metrics::counter::Counter,
     pub failed_commits: prometheus_client::metrics::counter::Counter,
+    /// PostgreSQL: how long each commit that appended events held the event log's head row (from
+    /// its lock to the end of the commit). Every node's appends queue on that row, so its mean
+    /// bounds the commits per second of the whole cluster.
+    pub log_lock_seconds: prometheus_client::metrics::histogram::Histogram,
+}
+
+impl Default for WriterMetrics {
+    fn default() -> Self {
+        WriterMetrics {
+            commits: Default::default(),
+            jobs: Default::default(),
+            failed_commits: Default::default(),
+            // 0.125 ms to about 0.5 s.
+            log_lock_seconds: prometheus_client::metrics::histogram::Histogram::new(
+                prometheus_client::metrics::histogram::exponential_buckets(0.000_125, 2.0, 13),
+            ),
+        }
+    }
 }
 
 /// What a server does to its store besides reading and writing: retention, and its writer's counters.

@@ -40,6 +40,12 @@ pub(crate) fn registry(store: &dyn ServerStore) -> (Registry, LogGauges) {
         "Commits that failed",
         writer.failed_commits,
     );
+    registry.register(
+        "store_log_lock_seconds",
+        "PostgreSQL: how long each commit that appended events held the event log's head row \
+         (its mean bounds the commits per second of the whole cluster)",
+        writer.log_lock_seconds,
+    );
     let gauges = LogGauges::default();
     registry.register(
         "event_log_head",

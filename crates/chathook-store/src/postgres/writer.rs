@@ -7,6 +7,7 @@
 //! then the callers are answered.
 
 use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use chathook_events::Event;
 use futures_util::future::BoxFuture;
@@ -14,7 +15,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_postgres::Transaction;
 
 use super::pg_error;
-use crate::{CommitObserver, Committed, StoreError, WriterMetrics};
+use crate::{CommitNote, CommitObserver, Committed, StoreError, WriterMetrics};
+use prometheus_client::metrics::histogram::Histogram;
 
 /// The channel a commit notifies with the new head.
 pub(super) const HEAD_CHANNEL: &str = "chathook_event_log";
@@ -61,7 +63,7 @@ pub(super) async fn run(
         let (tasks, answers): (Vec<Task>, Vec<_>) =
             group.drain(..).map(|j| (j.task, j.done)).unzip();
         let jobs = tasks.len() as u64;
-        match commit(&pool, tasks, &ids).await {
+        match commit(&pool, tasks, &ids, &metrics.log_lock_seconds).await {
             Ok((outcomes, committed)) => {
                 metrics.commits.inc();
                 metrics.jobs.inc_by(jobs);
@@ -88,17 +90,56 @@ pub(super) async fn run(
 }
 
 /// Runs every job in one transaction and appends their events; each job's outcome, and the events
-/// appended (when there are any).
+/// appended (when there are any). The steps: run the jobs, serialise their events, then append them
+/// under the head row's lock and commit (the lock's hold time goes to `lock_held`).
 async fn commit(
     pool: &deadpool_postgres::Pool,
     tasks: Vec<Task>,
     ids: &std::sync::Mutex<crate::Snowflake>,
+    lock_held: &Histogram,
 ) -> Result<(Vec<Result<u64, StoreError>>, Option<Committed>), StoreError> {
     let mut client = pool
         .get()
         .await
         .map_err(|e| StoreError::Storage(format!("PostgreSQL connection: {e}")))?;
     let mut tx = client.transaction().await.map_err(pg_error)?;
+    let (produced, notes) = run_jobs(&mut tx, tasks, ids).await?;
+    let logged = serialise(produced)?;
+    let at_ms = now_ms();
+    let locked = Instant::now();
+    let head = append_logged(&tx, &logged.bodies, at_ms).await?;
+    tx.commit().await.map_err(pg_error)?;
+    if !logged.bodies.is_empty() {
+        lock_held.observe(locked.elapsed().as_secs_f64());
+    }
+    let mut next = head as u64;
+    let outcomes = logged
+        .per_job
+        .into_iter()
+        .map(|made| {
+            made.map(|n| {
+                next += n as u64;
+                next
+            })
+        })
+        .collect();
+    let committed = (!logged.events.is_empty()).then(|| Committed {
+        first_position: head as u64 + 1,
+        events: logged.events.into(),
+        notes,
+    });
+    Ok((outcomes, committed))
+}
+
+/// Each job's events (or its error), in the group's order, and the stored messages' notes.
+type Produced = (Vec<Result<Vec<Event>, StoreError>>, Vec<(i64, CommitNote)>);
+
+/// 1. Runs the group's jobs: the message appends together, then each other job in a savepoint.
+async fn run_jobs(
+    tx: &mut Transaction<'_>,
+    tasks: Vec<Task>,
+    ids: &std::sync::Mutex<crate::Snowflake>,
+) -> Result<Produced, StoreError> {
     let mut produced: Vec<Option<Result<Vec<Event>, StoreError>>> =
         (0..tasks.len()).map(|_| None).collect();
     let mut works = Vec::new();
@@ -116,7 +157,7 @@ async fn commit(
     }
     if !appends.is_empty() && works.is_empty() {
         // Only appends: nothing else in the group to keep when they fail, so no savepoint.
-        let all = super::appends::append_all(&tx, ids, appends).await?;
+        let all = super::appends::append_all(&*tx, ids, appends).await?;
         for (i, events) in appending.into_iter().zip(all.events) {
             produced[i] = Some(Ok(events));
         }
@@ -154,68 +195,79 @@ async fn commit(
     }
     let produced = produced
         .into_iter()
-        .map(|p| p.unwrap_or_else(|| Err(StoreError::Storage("a job was not run".into()))));
-    let head: i64 = tx
-        .query_one(
-            "SELECT position FROM event_log_head WHERE only_row FOR UPDATE",
-            &[],
-        )
-        .await
-        .map_err(pg_error)?
-        .get(0);
-    let at_ms = now_ms();
-    let (mut positions, mut times, mut bodies) = (Vec::new(), Vec::new(), Vec::new());
-    let mut outcomes = Vec::with_capacity(produced.len());
-    let mut appended = Vec::new();
-    let mut next = head;
+        .map(|p| p.unwrap_or_else(|| Err(StoreError::Storage("a job was not run".into()))))
+        .collect();
+    Ok((produced, notes))
+}
+
+/// A group's events, serialised before the head is locked.
+struct Logged {
+    /// Each job's number of events, or its error.
+    per_job: Vec<Result<usize, StoreError>>,
+    /// Every event's stored body, in order.
+    bodies: Vec<String>,
+    /// The events themselves, for the commit's observer.
+    events: Vec<Event>,
+}
+
+/// 2. Serialises the jobs' events (outside the head's lock: the lock is held for statements only).
+fn serialise(produced: Vec<Result<Vec<Event>, StoreError>>) -> Result<Logged, StoreError> {
+    let mut logged = Logged {
+        per_job: Vec::with_capacity(produced.len()),
+        bodies: Vec::new(),
+        events: Vec::new(),
+    };
     for result in produced {
         let events = match result {
             Ok(events) => events,
             Err(e) => {
-                outcomes.push(Err(e));
+                logged.per_job.push(Err(e));
                 continue;
             }
         };
+        logged.per_job.push(Ok(events.len()));
         for event in events {
-            next += 1;
-            positions.push(next);
-            times.push(at_ms);
-            bodies.push(
-                serde_json::to_string(&event).map_err(|e| {
-                    StoreError::Storage(format!("an event does not serialise: {e}"))
-                })?,
-            );
-            appended.push(event);
+            let body = serde_json::to_string(&event)
+                .map_err(|e| StoreError::Storage(format!("an event does not serialise: {e}")))?;
+            logged.bodies.push(body);
+            logged.events.push(event);
         }
-        outcomes.push(Ok(next as u64));
     }
-    if next > head {
-        // Three statements in one round trip (the client pipelines them).
-        let next_text = next.to_string();
-        let events: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&positions, &times, &bodies];
-        let raised: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&next];
-        let notified: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&HEAD_CHANNEL, &next_text];
-        tokio::try_join!(
-            tx.execute(
-                "INSERT INTO event_log(position, at_ms, body)
-                 SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[])",
-                &events,
-            ),
-            tx.execute(
-                "UPDATE event_log_head SET position = $1 WHERE only_row",
-                &raised,
-            ),
-            tx.execute("SELECT pg_notify($1, $2)", &notified),
+    Ok(logged)
+}
+
+/// 3. Appends `bodies` after the log's head, raises the head and notifies the other nodes, in one
+///    statement that locks the head row until the commit (positions stay gap-free and committed in
+///    order across nodes); the head before them. With nothing to append, the head is only read
+///    (no lock).
+async fn append_logged(
+    tx: &Transaction<'_>,
+    bodies: &[String],
+    at_ms: i64,
+) -> Result<i64, StoreError> {
+    if bodies.is_empty() {
+        let row = tx
+            .query_one("SELECT position FROM event_log_head WHERE only_row", &[])
+            .await
+            .map_err(pg_error)?;
+        return Ok(row.get(0));
+    }
+    let count = bodies.len() as i64;
+    let row = tx
+        .query_one(
+            "WITH head AS (
+               UPDATE event_log_head SET position = position + $1 WHERE only_row
+               RETURNING position - $1 AS before),
+             appended AS (
+               INSERT INTO event_log(position, at_ms, body)
+               SELECT head.before + e.ord, $2, e.body
+               FROM head, UNNEST($3::TEXT[]) WITH ORDINALITY AS e(body, ord))
+             SELECT before, pg_notify($4, (before + $1)::TEXT) FROM head",
+            &[&count, &at_ms, &bodies, &HEAD_CHANNEL],
         )
+        .await
         .map_err(pg_error)?;
-    }
-    tx.commit().await.map_err(pg_error)?;
-    let committed = (!appended.is_empty()).then(|| Committed {
-        first_position: head as u64 + 1,
-        events: appended.into(),
-        notes,
-    });
-    Ok((outcomes, committed))
+    Ok(row.get(0))
 }
 
 /// Raises `head` to `to`; whether it moved.

@@ -197,18 +197,25 @@ async fn presence_tokens_and_kicks_are_cluster_wide() {
     );
     // connection ids carry the node id
     assert_eq!(change.conn_id >> 40, 1, "{}", change.conn_id);
-    // /user/onlinestatus through either node lists both connections
+    // /user/onlinestatus through either node lists both connections (node B once it applied
+    // node A's commit)
     for node in [&a, &b] {
-        let (st, body) = node.post("/user/onlinestatus", json!(["erin"])).await;
-        assert_eq!(st, 200);
-        let mut flags: Vec<u64> = body
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c["device_flag"].as_u64().unwrap())
-            .collect();
-        flags.sort();
-        assert_eq!(flags, [0, 1], "{body}");
+        eventually("erin's two connections", LONG, || async {
+            let (st, body) = node.post("/user/onlinestatus", json!(["erin"])).await;
+            assert_eq!(st, 200);
+            let mut flags: Vec<u64> = body
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["device_flag"].as_u64().unwrap())
+                .collect();
+            flags.sort();
+            match flags == [0, 1] {
+                true => Ok(()),
+                false => Err(body.to_string()),
+            }
+        })
+        .await;
     }
     // erin's primary device is on node B: a message to her through node A is not "offline"
     let (st, _) = a.rest_send("frank", "erin", 1, "hi").await;
