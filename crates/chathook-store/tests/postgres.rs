@@ -393,6 +393,70 @@ async fn a_stored_messages_note_reaches_the_observer_with_its_id_and_a_duplicate
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nodes_tail_in_memory_answers_what_the_database_does() {
+    use chathook_events::{ClientInfo, Message, MessageHeader, OfflineMessage};
+    use chathook_store::{MessageStore, NewMessage};
+    let pg = Postgres::start().unwrap();
+    let url = pg.database("tail").unwrap();
+    let a = PgStore::connect(&url, 4, 1).await.unwrap();
+    let before = a.head();
+    let with_offline = |m: &Message| {
+        let m = Message {
+            sender: std::sync::Arc::new(ClientInfo {
+                ip: "198.51.100.4".into(),
+                platform: "Android".into(),
+            }),
+            ..m.clone()
+        };
+        vec![
+            Event::MessageSent(m.clone()),
+            Event::MessageOffline(OfflineMessage {
+                message: m,
+                to_uids: vec!["bob".into()],
+                source_id: 1,
+            }),
+        ]
+    };
+    let message = NewMessage {
+        channel_key: "g".into(),
+        channel_id: "g".into(),
+        channel_type: 2,
+        client_msg_no: "t1".into(),
+        from_uid: "alice".into(),
+        header: MessageHeader::default(),
+        setting: 0,
+        expire: 0,
+        payload: vec![0, 255, 7],
+        cmd_recipients: Vec::new(),
+        note: None,
+    };
+    a.append_message(message, 3600, Box::new(with_offline))
+        .await
+        .unwrap();
+    a.append(vec![dismissed("after")]).await.unwrap();
+    // node A answers from its tail; a second node (an empty tail) reads the database
+    let from_tail = a.read_after(before, 10).await.unwrap();
+    assert_eq!(from_tail.len(), 3);
+    let b = PgStore::connect(&url, 4, 2).await.unwrap();
+    assert_eq!(b.read_after(before, 10).await.unwrap(), from_tail);
+    // a commit of node B comes between: node A reads it from the database
+    b.append(vec![dismissed("b")]).await.unwrap();
+    a.append(vec![dismissed("a")]).await.unwrap();
+    let names: Vec<String> = a
+        .read_after(before + 3, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| format!("{:?}", e.event))
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(
+        names[0].contains("\"b\"") && names[1].contains("\"a\""),
+        "{names:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_nodes_latest_figures_are_read_while_fresh_and_gone_when_it_leaves() {
     use chathook_store::ClusterStore;
     let pg = Postgres::start().unwrap();
