@@ -42,6 +42,7 @@ pub(super) struct Job {
     pub done: oneshot::Sender<Result<u64, StoreError>>,
 }
 
+/// Commits queued jobs, a group per transaction, until every sender is gone.
 /// Who learns of each commit, in this order: the tail keeps its events, the node's head moves, the
 /// observer sees it, then the callers are answered.
 pub(super) struct Told {
@@ -53,58 +54,6 @@ pub(super) struct Told {
     pub metrics: WriterMetrics,
 }
 
-/// Where each job of a group is answered.
-type Answers = Vec<oneshot::Sender<Result<u64, StoreError>>>;
-
-impl Told {
-    /// Tells everyone of a committed group of `jobs` jobs.
-    fn committed(&self, done: Done, answers: Answers, jobs: u64) {
-        self.metrics.commits.inc();
-        self.metrics.jobs.inc_by(jobs);
-        let Done {
-            outcomes,
-            committed,
-            at_ms,
-            weights,
-        } = done;
-        if let Some(c) = &committed {
-            let logged = c.events.iter().zip(weights).enumerate();
-            self.tail.keep(logged.map(|(i, (event, weight))| {
-                let position = c.first_position + i as u64;
-                let event = event.clone();
-                (
-                    LoggedEvent {
-                        position,
-                        at_ms,
-                        event,
-                    },
-                    weight,
-                )
-            }));
-        }
-        if let Some(newest) = outcomes.iter().flatten().max() {
-            self.head.send_if_modified(|h| raise(h, *newest));
-        }
-        // The observer first: whoever is answered finds the commit already observed.
-        if let (Some(committed), Some(observe)) = (committed, self.observer.get()) {
-            observe(&committed);
-        }
-        for (done, outcome) in answers.into_iter().zip(outcomes) {
-            let _ = done.send(outcome);
-        }
-    }
-
-    /// Tells the callers of a failed group.
-    fn failed(&self, e: StoreError, answers: Answers) {
-        self.metrics.failed_commits.inc();
-        tracing::error!(error = %e, "commit failed; the group is rolled back");
-        for done in answers {
-            let _ = done.send(Err(e.clone()));
-        }
-    }
-}
-
-/// Commits queued jobs, a group per transaction, until every sender is gone.
 pub(super) async fn run(
     pool: deadpool_postgres::Pool,
     mut queue: mpsc::Receiver<Job>,
@@ -112,6 +61,12 @@ pub(super) async fn run(
     ids: Arc<std::sync::Mutex<crate::Snowflake>>,
     max_group: usize,
 ) {
+    let Told {
+        tail,
+        head,
+        observer,
+        metrics,
+    } = told;
     let mut group = Vec::with_capacity(max_group);
     while let Some(first) = queue.recv().await {
         group.push(first);
@@ -121,12 +76,51 @@ pub(super) async fn run(
                 Err(_) => break,
             }
         }
-        let (tasks, answers): (Vec<Task>, Answers) =
+        let (tasks, answers): (Vec<Task>, Vec<_>) =
             group.drain(..).map(|j| (j.task, j.done)).unzip();
         let jobs = tasks.len() as u64;
-        match commit(&pool, tasks, &ids, &told.metrics.log_lock_seconds).await {
-            Ok(done) => told.committed(done, answers, jobs),
-            Err(e) => told.failed(e, answers),
+        match commit(&pool, tasks, &ids, &metrics.log_lock_seconds).await {
+            Ok(Done {
+                outcomes,
+                committed,
+                at_ms,
+                weights,
+            }) => {
+                metrics.commits.inc();
+                metrics.jobs.inc_by(jobs);
+                if let Some(c) = &committed {
+                    let logged = c.events.iter().zip(weights).enumerate();
+                    tail.keep(logged.map(|(i, (event, weight))| {
+                        let position = c.first_position + i as u64;
+                        let event = event.clone();
+                        (
+                            LoggedEvent {
+                                position,
+                                at_ms,
+                                event,
+                            },
+                            weight,
+                        )
+                    }));
+                }
+                if let Some(newest) = outcomes.iter().flatten().max() {
+                    head.send_if_modified(|h| raise(h, *newest));
+                }
+                // The observer first: whoever is answered finds the commit already observed.
+                if let (Some(committed), Some(observe)) = (committed, observer.get()) {
+                    observe(&committed);
+                }
+                for (done, outcome) in answers.into_iter().zip(outcomes) {
+                    let _ = done.send(outcome);
+                }
+            }
+            Err(e) => {
+                metrics.failed_commits.inc();
+                tracing::error!(error = %e, "commit failed; the group is rolled back");
+                for done in answers {
+                    let _ = done.send(Err(e.clone()));
+                }
+            }
         }
     }
 }
