@@ -195,7 +195,7 @@ pub struct StoreConfig {
     pub max_batch: usize,
     /// Writes that may queue for the writer before callers wait.
     pub queue_capacity: usize,
-    /// Most events of this node's newest commits kept in memory for caught-up readers (0: none).
+    /// Most events of the newest commits kept in memory for caught-up readers (SQLite; 0: none).
     pub tail_events: usize,
     /// Most bytes those events may take (each weighs its stored body and its message's payload).
     pub tail_bytes: usize,

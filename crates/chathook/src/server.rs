@@ -514,8 +514,6 @@ async fn open_store(
             let options = PgOptions {
                 max_batch: config.store.max_batch,
                 queue_capacity: config.store.queue_capacity,
-                tail_events: config.store.tail_events,
-                tail_bytes: config.store.tail_bytes,
                 ..PgOptions::new(config.storage.postgres_max_connections, config.node_id)
             };
             let store = PgStore::connect_with(url, options)

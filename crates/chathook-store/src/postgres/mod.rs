@@ -26,7 +26,6 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio::sync::{mpsc, watch};
 use tokio_postgres::NoTls;
 
-use crate::tail::Tail;
 use crate::{Maintenance, StoreError, WriterMetrics};
 
 pub use schema::LATEST_VERSION;
@@ -49,8 +48,6 @@ pub struct PgStore {
     described: String,
     /// Who the writer tells of each commit (the cluster's relay), once set.
     observer: Arc<std::sync::OnceLock<crate::CommitObserver>>,
-    /// This node's newest commits' events, filled by the writer (`tail`).
-    tail: Arc<Tail>,
 }
 
 /// How a node uses its PostgreSQL database.
@@ -64,11 +61,6 @@ pub struct PgOptions {
     pub max_batch: usize,
     /// Writes waiting for the writer; beyond this a write waits (`store.queue_capacity`).
     pub queue_capacity: usize,
-    /// Most events of this node's newest commits kept in memory for caught-up readers
-    /// (`store.tail_events`; 0: none). In a cluster only runs of consecutive positions are kept.
-    pub tail_events: usize,
-    /// Most bytes those events may take (`store.tail_bytes`).
-    pub tail_bytes: usize,
 }
 
 impl PgOptions {
@@ -79,8 +71,6 @@ impl PgOptions {
             node_id,
             max_batch: 2048,
             queue_capacity: 16_384,
-            tail_events: 4096,
-            tail_bytes: 16 << 20,
         }
     }
 }
@@ -103,8 +93,6 @@ impl PgStore {
             node_id,
             max_batch,
             queue_capacity,
-            tail_events,
-            tail_bytes,
         } = options;
         let config: tokio_postgres::Config = url
             .parse()
@@ -138,17 +126,12 @@ impl PgStore {
         let metrics = WriterMetrics::default();
         let observer = Arc::new(std::sync::OnceLock::new());
         let ids = messages::ids(node_id);
-        let tail = Arc::new(Tail::new(tail_events, tail_bytes));
-        let told = writer::Told {
-            tail: tail.clone(),
-            head: head.clone(),
-            observer: observer.clone(),
-            metrics: metrics.clone(),
-        };
         tokio::spawn(writer::run(
             pool.clone(),
             queue,
-            told,
+            head.clone(),
+            metrics.clone(),
+            observer.clone(),
             ids.clone(),
             max_batch.max(1),
         ));
@@ -162,7 +145,6 @@ impl PgStore {
             metrics,
             described,
             observer,
-            tail,
         })
     }
 
@@ -283,7 +265,6 @@ impl Maintenance for PgStore {
         dedup_window_secs: u64,
         event_retention_ms: i64,
     ) -> Result<(usize, usize), StoreError> {
-        let tail = self.tail.clone();
         self.write_with(move |tx| {
             Box::pin(async move {
                 let now_ms = std::time::SystemTime::now()
@@ -296,23 +277,14 @@ impl Maintenance for PgStore {
                     )
                     .await
                     .map_err(pg_error)?;
-                let pruned = tx
-                    .query_one(
-                        "WITH pruned AS (
-                           DELETE FROM event_log WHERE at_ms < $1 AND position <= COALESCE(
-                             (SELECT MIN(position) FROM consumers WHERE holds), 9223372036854775807)
-                           RETURNING position)
-                         SELECT COUNT(*), MAX(position) FROM pruned",
+                let events = tx
+                    .execute(
+                        "DELETE FROM event_log WHERE at_ms < $1 AND position <= COALESCE(
+                             (SELECT MIN(position) FROM consumers WHERE holds), 9223372036854775807)",
                         &[&(now_ms - event_retention_ms)],
                     )
                     .await
                     .map_err(pg_error)?;
-                let events = pruned.get::<_, i64>(0) as u64;
-                // The tail answers no read the log no longer would (forgotten even if this
-                // commit fails: the tail is only a shortcut to the log).
-                if let Some(newest) = pruned.get::<_, Option<i64>>(1) {
-                    tail.forget_through(newest as u64);
-                }
                 Ok(((claims as usize, events as usize), Vec::new()))
             })
         })

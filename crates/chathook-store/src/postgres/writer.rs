@@ -3,19 +3,18 @@
 //! (`appends`), then each other job in a savepoint so that a failing job fails alone. The events
 //! the jobs produce are appended at the end, under the lock of the event log's head row, so positions
 //! are gap-free and committed in order across nodes; the commit notifies the other nodes of the new
-//! head. After the commit, the log's tail in memory keeps the events (`tail`), its observer (the
-//! cluster's relay) sees them with their positions, then the callers are answered.
+//! head. After the commit, its observer (the cluster's relay) sees the events with their positions,
+//! then the callers are answered.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use chathook_events::{Event, LoggedEvent};
+use chathook_events::Event;
 use futures_util::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_postgres::Transaction;
 
 use super::pg_error;
-use crate::tail::{weight, Tail};
 use crate::{CommitNote, CommitObserver, Committed, StoreError, WriterMetrics};
 use prometheus_client::metrics::histogram::Histogram;
 
@@ -43,30 +42,15 @@ pub(super) struct Job {
 }
 
 /// Commits queued jobs, a group per transaction, until every sender is gone.
-/// Who learns of each commit, in this order: the tail keeps its events, the node's head moves, the
-/// observer sees it, then the callers are answered.
-pub(super) struct Told {
-    pub tail: Arc<Tail>,
-    /// The newest position this node knows of.
-    pub head: Arc<watch::Sender<u64>>,
-    /// The cluster's relay, once set.
-    pub observer: Arc<OnceLock<CommitObserver>>,
-    pub metrics: WriterMetrics,
-}
-
 pub(super) async fn run(
     pool: deadpool_postgres::Pool,
     mut queue: mpsc::Receiver<Job>,
-    told: Told,
+    head: Arc<watch::Sender<u64>>,
+    metrics: WriterMetrics,
+    observer: Arc<OnceLock<CommitObserver>>,
     ids: Arc<std::sync::Mutex<crate::Snowflake>>,
     max_group: usize,
 ) {
-    let Told {
-        tail,
-        head,
-        observer,
-        metrics,
-    } = told;
     let mut group = Vec::with_capacity(max_group);
     while let Some(first) = queue.recv().await {
         group.push(first);
@@ -80,29 +64,9 @@ pub(super) async fn run(
             group.drain(..).map(|j| (j.task, j.done)).unzip();
         let jobs = tasks.len() as u64;
         match commit(&pool, tasks, &ids, &metrics.log_lock_seconds).await {
-            Ok(Done {
-                outcomes,
-                committed,
-                at_ms,
-                weights,
-            }) => {
+            Ok((outcomes, committed)) => {
                 metrics.commits.inc();
                 metrics.jobs.inc_by(jobs);
-                if let Some(c) = &committed {
-                    let logged = c.events.iter().zip(weights).enumerate();
-                    tail.keep(logged.map(|(i, (event, weight))| {
-                        let position = c.first_position + i as u64;
-                        let event = event.clone();
-                        (
-                            LoggedEvent {
-                                position,
-                                at_ms,
-                                event,
-                            },
-                            weight,
-                        )
-                    }));
-                }
                 if let Some(newest) = outcomes.iter().flatten().max() {
                     head.send_if_modified(|h| raise(h, *newest));
                 }
@@ -133,7 +97,7 @@ async fn commit(
     tasks: Vec<Task>,
     ids: &std::sync::Mutex<crate::Snowflake>,
     lock_held: &Histogram,
-) -> Result<Done, StoreError> {
+) -> Result<(Vec<Result<u64, StoreError>>, Option<Committed>), StoreError> {
     let mut client = pool
         .get()
         .await
@@ -159,35 +123,12 @@ async fn commit(
             })
         })
         .collect();
-    let weights = logged
-        .events
-        .iter()
-        .zip(&logged.bodies)
-        .map(|(event, body)| weight(event, body.len()))
-        .collect();
     let committed = (!logged.events.is_empty()).then(|| Committed {
         first_position: head as u64 + 1,
         events: logged.events.into(),
         notes,
     });
-    Ok(Done {
-        outcomes,
-        committed,
-        at_ms,
-        weights,
-    })
-}
-
-/// A committed group.
-struct Done {
-    /// Each job's outcome.
-    outcomes: Vec<Result<u64, StoreError>>,
-    /// The events appended, when there are any.
-    committed: Option<Committed>,
-    /// When they were appended.
-    at_ms: i64,
-    /// Each appended event's weight in the tail.
-    weights: Vec<usize>,
+    Ok((outcomes, committed))
 }
 
 /// Each job's events (or its error), in the group's order, and the stored messages' notes.
