@@ -101,15 +101,25 @@ impl Tail {
         }
     }
 
-    /// Up to `limit` events after position `after`, when the tail holds the next one; `None` sends
-    /// the reader to the database.
-    pub(crate) fn read_after(&self, after: u64, limit: usize) -> Option<Vec<LoggedEvent>> {
+    /// Up to `limit` events after position `after`, as the database would answer them with the log's
+    /// head at `head`: when the tail holds the next one, and holds `limit` of them or every one up to
+    /// `head` (another node's newer commit is not in it). `None` sends the reader to the database.
+    pub(crate) fn read_after(
+        &self,
+        after: u64,
+        limit: usize,
+        head: u64,
+    ) -> Option<Vec<LoggedEvent>> {
         let kept = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let next = after.checked_add(1)?;
         if kept.events.is_empty() || next < kept.first || next >= kept.end() || limit == 0 {
             return None;
         }
         let from = (next - kept.first) as usize;
+        let available = kept.events.len() - from;
+        if available < limit && kept.end() <= head {
+            return None;
+        }
         let events = kept.events.range(from..).take(limit);
         Some(events.map(|(e, _)| e.clone()).collect())
     }
@@ -134,6 +144,18 @@ mod tests {
         )
     }
 
+    impl Tail {
+        /// A read with the head at the tail's end (one node, nothing newer elsewhere).
+        fn read_alone(&self, after: u64, limit: usize) -> Option<Vec<LoggedEvent>> {
+            let head = self
+                .inner
+                .lock()
+                .map(|k| k.end().saturating_sub(1))
+                .unwrap_or(0);
+            self.read_after(after, limit, head)
+        }
+    }
+
     fn positions(events: Option<Vec<LoggedEvent>>) -> Option<Vec<u64>> {
         events.map(|e| e.iter().map(|e| e.position).collect())
     }
@@ -142,8 +164,8 @@ mod tests {
     fn a_caught_up_reader_gets_the_next_events_from_the_tail() {
         let tail = Tail::new(10, 10_000);
         tail.keep((1..=5).map(event));
-        assert_eq!(positions(tail.read_after(2, 10)), Some(vec![3, 4, 5]));
-        assert_eq!(positions(tail.read_after(0, 2)), Some(vec![1, 2]));
+        assert_eq!(positions(tail.read_alone(2, 10)), Some(vec![3, 4, 5]));
+        assert_eq!(positions(tail.read_alone(0, 2)), Some(vec![1, 2]));
     }
 
     #[test]
@@ -151,24 +173,24 @@ mod tests {
         let tail = Tail::new(3, 10_000);
         tail.keep((1..=5).map(event));
         // positions 1 and 2 left the tail (three events kept)
-        assert_eq!(positions(tail.read_after(1, 10)), None);
-        assert_eq!(positions(tail.read_after(2, 10)), Some(vec![3, 4, 5]));
+        assert_eq!(positions(tail.read_alone(1, 10)), None);
+        assert_eq!(positions(tail.read_alone(2, 10)), Some(vec![3, 4, 5]));
         // nothing newer in the tail yet: the database may already hold it
-        assert_eq!(positions(tail.read_after(5, 10)), None);
-        assert_eq!(positions(tail.read_after(u64::MAX, 10)), None);
+        assert_eq!(positions(tail.read_alone(5, 10)), None);
+        assert_eq!(positions(tail.read_alone(u64::MAX, 10)), None);
     }
 
     #[test]
     fn the_oldest_events_leave_when_the_bytes_run_out_but_the_newest_stays() {
         let tail = Tail::new(100, 250);
         tail.keep((1..=4).map(event));
-        assert_eq!(positions(tail.read_after(2, 10)), Some(vec![3, 4]));
-        assert_eq!(positions(tail.read_after(1, 10)), None);
+        assert_eq!(positions(tail.read_alone(2, 10)), Some(vec![3, 4]));
+        assert_eq!(positions(tail.read_alone(1, 10)), None);
         // an event heavier than the whole budget is kept alone
         let (heavy, _) = event(5);
         tail.keep([(heavy, 1_000)]);
-        assert_eq!(positions(tail.read_after(4, 10)), Some(vec![5]));
-        assert_eq!(positions(tail.read_after(3, 10)), None);
+        assert_eq!(positions(tail.read_alone(4, 10)), Some(vec![5]));
+        assert_eq!(positions(tail.read_alone(3, 10)), None);
     }
 
     #[test]
@@ -177,8 +199,8 @@ mod tests {
         tail.keep((1..=3).map(event));
         // another node's commit took positions 4 and 5
         tail.keep((6..=7).map(event));
-        assert_eq!(positions(tail.read_after(2, 10)), None);
-        assert_eq!(positions(tail.read_after(5, 10)), Some(vec![6, 7]));
+        assert_eq!(positions(tail.read_alone(2, 10)), None);
+        assert_eq!(positions(tail.read_alone(5, 10)), Some(vec![6, 7]));
     }
 
     #[test]
@@ -186,19 +208,30 @@ mod tests {
         let tail = Tail::new(10, 10_000);
         tail.keep((1..=5).map(event));
         tail.forget_through(3);
-        assert_eq!(positions(tail.read_after(0, 10)), None);
-        assert_eq!(positions(tail.read_after(3, 10)), Some(vec![4, 5]));
+        assert_eq!(positions(tail.read_alone(0, 10)), None);
+        assert_eq!(positions(tail.read_alone(3, 10)), Some(vec![4, 5]));
         tail.forget_through(9);
-        assert_eq!(positions(tail.read_after(3, 10)), None);
+        assert_eq!(positions(tail.read_alone(3, 10)), None);
         // what follows the pruned events is kept again
         tail.keep((6..=6).map(event));
-        assert_eq!(positions(tail.read_after(5, 10)), Some(vec![6]));
+        assert_eq!(positions(tail.read_alone(5, 10)), Some(vec![6]));
+    }
+
+    #[test]
+    fn a_read_the_tail_would_cut_short_goes_to_the_database() {
+        let tail = Tail::new(10, 10_000);
+        tail.keep((1..=5).map(event));
+        // another node committed 6 and 7: the tail holds 3..=5 only
+        assert_eq!(positions(tail.read_after(2, 10, 7)), None);
+        // a read the tail answers whole is still answered
+        assert_eq!(positions(tail.read_after(2, 2, 7)), Some(vec![3, 4]));
+        assert_eq!(positions(tail.read_after(2, 10, 5)), Some(vec![3, 4, 5]));
     }
 
     #[test]
     fn an_off_tail_answers_nothing() {
         let tail = Tail::new(0, 10_000);
         tail.keep((1..=3).map(event));
-        assert_eq!(positions(tail.read_after(0, 10)), None);
+        assert_eq!(positions(tail.read_alone(0, 10)), None);
     }
 }

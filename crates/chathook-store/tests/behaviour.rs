@@ -1121,6 +1121,9 @@ async fn maintenance(store: &(impl Maintenance + EventLog)) {
     assert!(removed >= 1, "everything up to the ack may go");
     let oldest = store.oldest().await.unwrap().map(|(p, _)| p);
     assert_eq!(oldest, Some(head), "the unacknowledged event stays");
+    // nor is what retention removed read any more (SQLite also kept the events in its tail)
+    let read = store.read_after(0, 10).await.unwrap();
+    assert_eq!(read.first().map(|e| e.position), Some(head));
     store.remove_consumer("holder").await.unwrap();
     let metrics = store.writer_metrics();
     assert!(metrics.commits.get() > 0 && metrics.jobs.get() >= metrics.commits.get());

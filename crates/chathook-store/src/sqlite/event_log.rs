@@ -46,7 +46,7 @@ impl EventLog for SqliteStore {
         limit: usize,
     ) -> Result<Vec<LoggedEvent>, EventLogError> {
         // A caught-up reader: the events the writer just committed, without reading them back.
-        if let Some(events) = self.inner.tail.read_after(after, limit) {
+        if let Some(events) = self.inner.tail.read_after(after, limit, self.head()) {
             return Ok(events);
         }
         let rows = self
