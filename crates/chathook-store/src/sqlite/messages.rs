@@ -2,9 +2,9 @@
 
 use async_trait::async_trait;
 use chathook_events::Message;
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension};
 
-use super::writer::{now_ms, Guard};
+use super::writer::{now_ms, Guard, WriteCtx};
 use super::SqliteStore;
 use crate::header::{header_bits, header_from_bits};
 use crate::{
@@ -37,6 +37,56 @@ const LAST_SEQ: &str = "SELECT MAX(
         (SELECT COALESCE(MAX(message_seq), 0) FROM messages WHERE channel_key = ?1 AND channel_type = ?2),
         (SELECT COALESCE(MAX(last_seq), 0) FROM channel_seq_floors WHERE channel_key = ?1 AND channel_type = ?2))";
 
+/// The newest seq of channel `key`: the writer's cache, or the store's (loaded once).
+fn last_seq(ctx: &WriteCtx<'_>, key: &(String, u8)) -> Result<u64, StoreError> {
+    if let Some(s) = ctx.state.seqs.get(key) {
+        return Ok(*s);
+    }
+    let last = ctx
+        .conn
+        .prepare_cached(LAST_SEQ)?
+        .query_row(params![key.0, key.1], |r| r.get::<_, i64>(0))?;
+    Ok(last as u64)
+}
+
+/// Stores `m` in the history of channel `channel_key`.
+fn insert_history(conn: &Connection, channel_key: &str, m: &Message) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO messages(channel_key, channel_type, message_seq, message_id,
+         client_msg_no, from_uid, channel_id, header, setting, expire, timestamp, payload)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?
+    .execute(params![
+        channel_key,
+        m.channel_type,
+        m.message_seq as i64,
+        m.message_id,
+        m.client_msg_no,
+        m.from_uid,
+        m.channel_id,
+        header_bits(&m.header),
+        m.setting,
+        m.expire,
+        m.timestamp,
+        m.payload
+    ])?;
+    Ok(())
+}
+
+/// A new person channel (its first message `m`): both users' conversation lists learn of it, once.
+fn index_person_channel(
+    conn: &Connection,
+    channel_key: &str,
+    m: &Message,
+) -> Result<(), StoreError> {
+    let mut index = conn.prepare_cached(
+        "INSERT OR IGNORE INTO person_channels(uid, peer, channel_key) VALUES (?1, ?2, ?3)",
+    )?;
+    index.execute(params![m.from_uid, m.channel_id, channel_key])?;
+    index.execute(params![m.channel_id, m.from_uid, channel_key])?;
+    Ok(())
+}
+
 #[async_trait]
 impl MessageStore for SqliteStore {
     async fn append_message(
@@ -53,18 +103,9 @@ impl MessageStore for SqliteStore {
             let key = (message.channel_key.clone(), message.channel_type);
             // A CMD message takes no place in channel history: it goes to its recipients' CMD queues.
             let cmd = message.header.sync_once && !message.header.no_persist;
-            let seq = if message.header.no_persist || cmd {
-                0
-            } else {
-                let last = match ctx.state.seqs.get(&key) {
-                    Some(s) => *s,
-                    None => ctx
-                        .conn
-                        .prepare_cached(LAST_SEQ)?
-                        .query_row(params![key.0, key.1], |r| r.get::<_, i64>(0))?
-                        as u64,
-                };
-                last + 1
+            let seq = match message.header.no_persist || cmd {
+                true => 0,
+                false => last_seq(ctx, &key)? + 1,
             };
             let message_id = ctx.state.ids.next_at(now);
             if !message.client_msg_no.is_empty() {
@@ -103,34 +144,10 @@ impl MessageStore for SqliteStore {
             if cmd {
                 super::cmd_queue::enqueue(ctx.conn, &stored, &message.cmd_recipients)?;
             } else if !stored.header.no_persist {
-                ctx.conn
-                    .prepare_cached(
-                        "INSERT INTO messages(channel_key, channel_type, message_seq, message_id,
-                         client_msg_no, from_uid, channel_id, header, setting, expire, timestamp, payload)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-                    )?
-                    .execute(params![
-                        key.0,
-                        key.1,
-                        seq as i64,
-                        stored.message_id,
-                        stored.client_msg_no,
-                        stored.from_uid,
-                        stored.channel_id,
-                        header_bits(&stored.header),
-                        stored.setting,
-                        stored.expire,
-                        stored.timestamp,
-                        stored.payload
-                    ])?;
+                insert_history(ctx.conn, &key.0, &stored)?;
             }
             if seq == 1 && stored.channel_type == PERSON {
-                // A new person channel: both users' conversation lists learn of it, once.
-                let mut index = ctx.conn.prepare_cached(
-                    "INSERT OR IGNORE INTO person_channels(uid, peer, channel_key) VALUES (?1, ?2, ?3)",
-                )?;
-                index.execute(params![stored.from_uid, stored.channel_id, key.0])?;
-                index.execute(params![stored.channel_id, stored.from_uid, key.0])?;
+                index_person_channel(ctx.conn, &key.0, &stored)?;
             }
             let events = events(&stored);
             if seq != 0 {
