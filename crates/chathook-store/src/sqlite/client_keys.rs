@@ -23,7 +23,7 @@ fn width(window_secs: u64) -> i64 {
 }
 
 /// The start of the bucket that `now` (unix seconds) falls in.
-pub(super) fn bucket(now: i64, window_secs: u64) -> i64 {
+fn bucket(now: i64, window_secs: u64) -> i64 {
     let width = width(window_secs);
     now.div_euclid(width) * width
 }

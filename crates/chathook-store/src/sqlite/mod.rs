@@ -263,20 +263,20 @@ impl Maintenance for SqliteStore {
                 [],
                 |r| r.get(0),
             )?;
+            // One pass: each deleted position comes back, to count them and find the newest.
+            let mut delete = ctx.conn.prepare(
+                "DELETE FROM events WHERE at_ms < ?1 AND position <= ?2 RETURNING position",
+            )?;
             let bounds = params![now - event_retention_ms, min_acked.unwrap_or(i64::MAX)];
-            let newest_pruned: Option<i64> = ctx.conn.query_row(
-                "SELECT MAX(position) FROM events WHERE at_ms < ?1 AND position <= ?2",
-                bounds,
-                |r| r.get(0),
-            )?;
-            let events = ctx.conn.execute(
-                "DELETE FROM events WHERE at_ms < ?1 AND position <= ?2",
-                bounds,
-            )?;
+            let (mut events, mut newest_pruned) = (0, None);
+            for position in delete.query_map(bounds, |r| r.get::<_, i64>(0))? {
+                events += 1;
+                newest_pruned = newest_pruned.max(Some(position? as u64));
+            }
             // The tail answers no read the log no longer would (forgotten even if this commit
             // fails: the tail is only a shortcut to the log).
             if let Some(newest) = newest_pruned {
-                tail.forget_through(newest as u64);
+                tail.forget_through(newest);
             }
             Ok((keys, events))
         })

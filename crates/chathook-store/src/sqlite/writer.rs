@@ -6,9 +6,8 @@
 //! one ([`Guard::Batch`]), sparing the copy of every page it touches into the statement journal: it
 //! can then fail only when storage does, and its failure rolls the whole batch back (every job of it
 //! is answered with the error, as when the commit fails). Replies are sent only after the commit is
-//! durable. In-memory state (sequence numbers,
-//! the id generator, the events written) is changed by a job only after its SQL succeeded, and the
-//! cache is dropped when a commit fails. A durable commit's events go to the log's tail in memory
+//! durable. In-memory state (sequence numbers, the id generator, the events written) is changed by a
+//! job only after its SQL succeeded, and the cache is dropped when a commit fails. A durable commit's events go to the log's tail in memory
 //! (`tail`) before the new head is announced, so a reader woken by the head finds them there.
 
 use crate::tail::{weight, Tail};
