@@ -604,3 +604,113 @@ async fn events_stored_as_jsonb_before_step_9_stay_readable_after_it() {
         [dismissed("before"), dismissed("after")]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_nodes_overlapping_groups_keep_positions_seqs_and_observations_in_commit_order() {
+    use chathook_events::{Message, MessageHeader};
+    use chathook_store::{
+        AppendOutcome, ClusterStore, Committed, MessageStore, NewMessage, PgOptions,
+    };
+    use std::sync::{Arc, Mutex};
+    let pg = Postgres::start().unwrap();
+    let url = pg.database("overlap").unwrap();
+    // two writes a group: many small groups, each starting while the one before commits
+    let store = PgStore::connect_with(
+        &url,
+        PgOptions {
+            max_batch: 2,
+            ..PgOptions::new(4, 1)
+        },
+    )
+    .await
+    .unwrap();
+    let seen: Arc<Mutex<Vec<(u64, usize)>>> = Arc::default();
+    let sink = seen.clone();
+    store.observe_commits(Box::new(move |c: &Committed| {
+        sink.lock()
+            .unwrap()
+            .push((c.first_position, c.events.len()));
+    }));
+    let message = |i: usize| NewMessage {
+        channel_key: "g".into(),
+        channel_id: "g".into(),
+        channel_type: 2,
+        // every fifth message repeats one key: one of them is stored, the others are duplicates
+        client_msg_no: if i.is_multiple_of(5) {
+            "again".into()
+        } else {
+            format!("c{i}")
+        },
+        from_uid: "u".into(),
+        header: MessageHeader::default(),
+        setting: 0,
+        expire: 0,
+        payload: b"{}".to_vec(),
+        cmd_recipients: Vec::new(),
+        note: None,
+    };
+    let mut sends = Vec::new();
+    let mut appends = Vec::new();
+    for i in 0..60usize {
+        let store = store.clone();
+        if i.is_multiple_of(3) {
+            appends.push(tokio::spawn(async move {
+                let events = vec![dismissed(&format!("{i}-0")), dismissed(&format!("{i}-1"))];
+                (i, store.append(events).await.unwrap())
+            }));
+        } else {
+            let sent = |m: &Message| vec![Event::MessageSent(m.clone())];
+            let message = message(i);
+            sends.push(tokio::spawn(async move {
+                store
+                    .append_message(message, 3600, Box::new(sent))
+                    .await
+                    .unwrap()
+            }));
+        }
+    }
+    let (mut seqs, mut again) = (Vec::new(), Vec::new());
+    for send in sends {
+        match send.await.unwrap() {
+            AppendOutcome::Stored(m) if m.client_msg_no == "again" => {
+                seqs.push(m.message_seq);
+                again.push((m.message_id, m.message_seq));
+            }
+            AppendOutcome::Stored(m) => seqs.push(m.message_seq),
+            AppendOutcome::Duplicate {
+                message_id,
+                message_seq,
+                ..
+            } => again.push((message_id, message_seq)),
+        }
+    }
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=33).collect::<Vec<u64>>(), "gap-free seqs");
+    again.dedup();
+    assert_eq!(
+        again.len(),
+        1,
+        "duplicates answer with the first: {again:?}"
+    );
+
+    let log = store.read_after(0, 1000).await.unwrap();
+    let positions: Vec<u64> = log.iter().map(|e| e.position).collect();
+    assert_eq!(positions, (1..=73).collect::<Vec<u64>>(), "gap-free log");
+    for append in appends {
+        let (i, last) = append.await.unwrap();
+        let at = |p: u64| group_of(&log[p as usize - 1]);
+        assert_eq!(
+            (at(last - 1), at(last)),
+            (format!("{i}-0"), format!("{i}-1")),
+            "an append's answer is its last event's position"
+        );
+    }
+    // every commit observed once, in position order
+    let seen = seen.lock().unwrap().clone();
+    let mut next = 1;
+    for (first, len) in &seen {
+        assert_eq!(*first, next, "observed in order: {seen:?}");
+        next += *len as u64;
+    }
+    assert_eq!(next, 74);
+}

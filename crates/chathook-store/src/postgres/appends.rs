@@ -12,8 +12,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use chathook_events::{Event, Message};
+use deadpool_postgres::Transaction;
 use tokio::sync::oneshot;
-use tokio_postgres::Transaction;
 
 use super::pg_error;
 use crate::header::header_bits;
@@ -97,7 +97,7 @@ pub(super) async fn append_all(
     let outcomes = outcomes(&messages, plans)?;
     for (message, outcome) in messages.iter().zip(&outcomes) {
         if let (true, AppendOutcome::Stored(m)) = (is_cmd(message), outcome) {
-            super::cmd_queue::enqueue(tx, m, &message.cmd_recipients).await?;
+            super::cmd_queue::enqueue(&**tx, m, &message.cmd_recipients).await?;
         }
     }
     let mut all = AppendedAll {
@@ -158,14 +158,15 @@ async fn claim_keys(
         let mids: Vec<i64> = claiming.iter().map(|&i| message_ids[i]).collect();
         let claimed: std::collections::HashSet<(String, String)> = tx
             .query(
-                "INSERT INTO client_msgs(from_uid, client_msg_no, created_at, message_id, message_seq)
+                &tx.prepare_cached("INSERT INTO client_msgs(from_uid, client_msg_no, created_at, message_id, message_seq)
                  SELECT f, k, t, m, 0 FROM UNNEST($1::TEXT[], $2::TEXT[], $3::BIGINT[], $4::BIGINT[])
                      AS u(f, k, t, m)
                  ON CONFLICT (from_uid, client_msg_no) DO UPDATE SET
                    created_at = excluded.created_at, message_id = excluded.message_id,
                    message_seq = excluded.message_seq
                  WHERE client_msgs.created_at < $5
-                 RETURNING from_uid, client_msg_no",
+                 RETURNING from_uid, client_msg_no")
+                    .await.map_err(pg_error)?,
                 &[&from, &keys, &at, &mids, &(now_secs - window)],
             )
             .await
@@ -207,9 +208,13 @@ async fn take_firsts(
         .collect();
     let rows = tx
         .query(
-            "SELECT c.from_uid, c.client_msg_no, c.message_id, c.message_seq
+            &tx.prepare_cached(
+                "SELECT c.from_uid, c.client_msg_no, c.message_id, c.message_seq
              FROM client_msgs c JOIN UNNEST($1::TEXT[], $2::TEXT[]) AS u(f, k)
                ON c.from_uid = u.f AND c.client_msg_no = u.k",
+            )
+            .await
+            .map_err(pg_error)?,
             &[&from, &keys],
         )
         .await
@@ -256,12 +261,16 @@ async fn raise_seqs<'a>(
         let adds: Vec<i64> = channels.iter().map(|c| c.1).collect();
         let rows = tx
             .query(
-                "INSERT INTO channel_seqs(channel_key, channel_type, last_seq)
+                &tx.prepare_cached(
+                    "INSERT INTO channel_seqs(channel_key, channel_type, last_seq)
                  SELECT k, t, n FROM UNNEST($1::TEXT[], $2::SMALLINT[], $3::BIGINT[]) AS u(k, t, n)
                  ORDER BY k, t
                  ON CONFLICT (channel_key, channel_type) DO UPDATE
                    SET last_seq = channel_seqs.last_seq + excluded.last_seq
                  RETURNING channel_key, channel_type, last_seq",
+                )
+                .await
+                .map_err(pg_error)?,
                 &[&keys, &types, &adds],
             )
             .await
@@ -365,9 +374,12 @@ async fn set_claim_seqs(
     let keys: Vec<&str> = claims.iter().map(|m| m.client_msg_no.as_str()).collect();
     let seqs: Vec<i64> = claims.iter().map(|m| m.message_seq as i64).collect();
     tx.execute(
-        "UPDATE client_msgs c SET message_seq = u.s
+        &tx.prepare_cached(
+            "UPDATE client_msgs c SET message_seq = u.s
          FROM UNNEST($1::TEXT[], $2::TEXT[], $3::BIGINT[]) AS u(f, k, s)
          WHERE c.from_uid = u.f AND c.client_msg_no = u.k",
+        )
+        .await?,
         &[&from, &keys, &seqs],
     )
     .await
@@ -410,11 +422,12 @@ async fn insert_history(
         .map(|(i, _)| messages[*i].payload.as_slice())
         .collect();
     tx.execute(
-        "INSERT INTO messages(channel_key, channel_type, message_seq, message_id, client_msg_no,
+        &tx.prepare_cached("INSERT INTO messages(channel_key, channel_type, message_seq, message_id, client_msg_no,
              from_uid, channel_id, header, setting, expire, timestamp, payload)
          SELECT * FROM UNNEST($1::TEXT[], $2::SMALLINT[], $3::BIGINT[], $4::BIGINT[], $5::TEXT[],
              $6::TEXT[], $7::TEXT[], $8::SMALLINT[], $9::SMALLINT[], $10::BIGINT[], $11::BIGINT[],
-             $12::BYTEA[])",
+             $12::BYTEA[])")
+            .await?,
         &[
             &keys, &types, &seqs, &mids, &nos, &froms, &chans, &headers, &settings, &expires,
             &times, &payloads,
@@ -443,8 +456,11 @@ async fn index_person_channels(
         return Ok(0);
     }
     tx.execute(
-        "INSERT INTO person_channels(uid, peer, channel_key)
+        &tx.prepare_cached(
+            "INSERT INTO person_channels(uid, peer, channel_key)
          SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[]) ON CONFLICT DO NOTHING",
+        )
+        .await?,
         &[&uids, &peers, &keys],
     )
     .await

@@ -5,17 +5,26 @@
 //! are gap-free and committed in order across nodes; the commit notifies the other nodes of the new
 //! head. After the commit, its observer (the cluster's relay) sees the events with their positions,
 //! then the callers are answered.
+//!
+//! Two groups overlap: the next group runs its statements while the one before it appends its events
+//! and commits (a third of a group's time at `rest`'s load). The order is kept by [`Turn`]: a group starts once
+//! the one before it holds the head (so that group never waits on a lock of the next one), appends
+//! its events after it (the head row's lock orders them), commits after it, and is reported after it.
+//! A group with jobs other than appends starts only once the group before it has ended, so that those
+//! jobs read what it wrote. The hot statements are prepared once per connection (the pool's
+//! statement cache).
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use chathook_events::Event;
 use futures_util::future::BoxFuture;
+use futures_util::stream::{FuturesOrdered, StreamExt};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_postgres::Transaction;
 
 use super::pg_error;
-use crate::{CommitNote, CommitObserver, Committed, StoreError, WriterMetrics};
+use crate::{CommitNote, CommitObserver, Committed, Snowflake, StoreError, WriterMetrics};
 use prometheus_client::metrics::histogram::Histogram;
 
 /// The channel a commit notifies with the new head.
@@ -41,49 +50,154 @@ pub(super) struct Job {
     pub done: oneshot::Sender<Result<u64, StoreError>>,
 }
 
-/// Commits queued jobs, a group per transaction, until every sender is gone.
+/// What every group's commit uses.
+#[derive(Clone)]
+struct Shared {
+    pool: deadpool_postgres::Pool,
+    ids: Arc<Mutex<Snowflake>>,
+    /// How long each commit held the head row ([`WriterMetrics::log_lock_seconds`]).
+    lock_held: Histogram,
+}
+
+/// A group's place behind the group before it. A signal is given by sending or by dropping the
+/// sender (a group that fails gives both).
+struct Turn {
+    /// Ends once the group before has committed or failed; `None` when there was none.
+    before_done: Option<oneshot::Receiver<()>>,
+    /// The group has jobs other than appends: it starts only once the group before has ended.
+    start_after_before: bool,
+    /// Given once the group takes no more row locks but the head's: the next group may start.
+    settled: oneshot::Sender<()>,
+    /// Given (dropped) when the group has committed or failed.
+    done: oneshot::Sender<()>,
+}
+
+/// Waits for the signal of the group before (at once when there was none, or it was given already).
+async fn before(signal: &mut Option<oneshot::Receiver<()>>) {
+    if let Some(receiver) = signal.take() {
+        let _ = receiver.await;
+    }
+}
+
+/// What a group's commit gives back: each job's outcome, and the events appended (when there are
+/// any).
+type Outcome = Result<(Vec<Result<u64, StoreError>>, Option<Committed>), StoreError>;
+
+/// A group in flight: its callers and its commit.
+type InFlight = BoxFuture<'static, (Vec<oneshot::Sender<Result<u64, StoreError>>>, u64, Outcome)>;
+
+/// Commits queued jobs, a group per transaction, until every sender is gone. A new group is gathered
+/// once the newest one has settled; groups are reported in the order they were gathered.
 pub(super) async fn run(
     pool: deadpool_postgres::Pool,
     mut queue: mpsc::Receiver<Job>,
     head: Arc<watch::Sender<u64>>,
     metrics: WriterMetrics,
     observer: Arc<OnceLock<CommitObserver>>,
-    ids: Arc<std::sync::Mutex<crate::Snowflake>>,
+    ids: Arc<Mutex<Snowflake>>,
     max_group: usize,
 ) {
-    let mut group = Vec::with_capacity(max_group);
-    while let Some(first) = queue.recv().await {
-        group.push(first);
-        while group.len() < max_group {
-            match queue.try_recv() {
-                Ok(job) => group.push(job),
-                Err(_) => break,
+    let shared = Shared {
+        pool,
+        ids,
+        lock_held: metrics.log_lock_seconds.clone(),
+    };
+    let mut in_flight: FuturesOrdered<InFlight> = FuturesOrdered::new();
+    // The newest group's `settled`, until it is given.
+    let mut unsettled: Option<oneshot::Receiver<()>> = None;
+    // The newest group's `done`, for the next group.
+    let mut newest_done: Option<oneshot::Receiver<()>> = None;
+    let mut open = true;
+    while open || !in_flight.is_empty() {
+        tokio::select! {
+            Some((answers, jobs, outcome)) = in_flight.next(), if !in_flight.is_empty() => {
+                report(answers, jobs, outcome, &head, &metrics, &observer);
+            }
+            _ = settled(&mut unsettled), if unsettled.is_some() => unsettled = None,
+            first = queue.recv(), if open && unsettled.is_none() => {
+                let Some(first) = first else {
+                    open = false;
+                    continue;
+                };
+                let group = gather(first, &mut queue, max_group);
+                let (settled_tx, settled_rx) = oneshot::channel();
+                let (done_tx, done_rx) = oneshot::channel();
+                let turn = Turn {
+                    before_done: newest_done.replace(done_rx),
+                    start_after_before: group.iter().any(|j| matches!(j.task, Task::Work(_))),
+                    settled: settled_tx,
+                    done: done_tx,
+                };
+                unsettled = Some(settled_rx);
+                in_flight.push_back(start(shared.clone(), group, turn));
             }
         }
-        let (tasks, answers): (Vec<Task>, Vec<_>) =
-            group.drain(..).map(|j| (j.task, j.done)).unzip();
-        let jobs = tasks.len() as u64;
-        match commit(&pool, tasks, &ids, &metrics.log_lock_seconds).await {
-            Ok((outcomes, committed)) => {
-                metrics.commits.inc();
-                metrics.jobs.inc_by(jobs);
-                if let Some(newest) = outcomes.iter().flatten().max() {
-                    head.send_if_modified(|h| raise(h, *newest));
-                }
-                // The observer first: whoever is answered finds the commit already observed.
-                if let (Some(committed), Some(observe)) = (committed, observer.get()) {
-                    observe(&committed);
-                }
-                for (done, outcome) in answers.into_iter().zip(outcomes) {
-                    let _ = done.send(outcome);
-                }
+    }
+}
+
+/// Waits until the newest group has settled. Leaves the signal in place, so that it is still there
+/// when another branch of the loop wins the wait.
+async fn settled(unsettled: &mut Option<oneshot::Receiver<()>>) {
+    if let Some(receiver) = unsettled.as_mut() {
+        let _ = receiver.await;
+    }
+}
+
+/// `first` and whatever else is queued, up to `max_group` jobs.
+fn gather(first: Job, queue: &mut mpsc::Receiver<Job>, max_group: usize) -> Vec<Job> {
+    let mut group = Vec::with_capacity(max_group);
+    group.push(first);
+    while group.len() < max_group {
+        match queue.try_recv() {
+            Ok(job) => group.push(job),
+            Err(_) => break,
+        }
+    }
+    group
+}
+
+/// Starts a group's commit on its own task; the future ends with its callers and outcome.
+fn start(shared: Shared, group: Vec<Job>, turn: Turn) -> InFlight {
+    let (tasks, answers): (Vec<Task>, Vec<_>) = group.into_iter().map(|j| (j.task, j.done)).unzip();
+    let jobs = tasks.len() as u64;
+    let task = tokio::spawn(commit(shared, tasks, turn));
+    Box::pin(async move {
+        let outcome = task
+            .await
+            .unwrap_or_else(|e| Err(StoreError::Storage(format!("a commit did not finish: {e}"))));
+        (answers, jobs, outcome)
+    })
+}
+
+/// A group's end, in order: the head raised, the observer told, then the callers answered.
+fn report(
+    answers: Vec<oneshot::Sender<Result<u64, StoreError>>>,
+    jobs: u64,
+    outcome: Outcome,
+    head: &watch::Sender<u64>,
+    metrics: &WriterMetrics,
+    observer: &OnceLock<CommitObserver>,
+) {
+    match outcome {
+        Ok((outcomes, committed)) => {
+            metrics.commits.inc();
+            metrics.jobs.inc_by(jobs);
+            if let Some(newest) = outcomes.iter().flatten().max() {
+                head.send_if_modified(|h| raise(h, *newest));
             }
-            Err(e) => {
-                metrics.failed_commits.inc();
-                tracing::error!(error = %e, "commit failed; the group is rolled back");
-                for done in answers {
-                    let _ = done.send(Err(e.clone()));
-                }
+            // The observer first: whoever is answered finds the commit already observed.
+            if let (Some(committed), Some(observe)) = (committed, observer.get()) {
+                observe(&committed);
+            }
+            for (done, outcome) in answers.into_iter().zip(outcomes) {
+                let _ = done.send(outcome);
+            }
+        }
+        Err(e) => {
+            metrics.failed_commits.inc();
+            tracing::error!(error = %e, "commit failed; the group is rolled back");
+            for done in answers {
+                let _ = done.send(Err(e.clone()));
             }
         }
     }
@@ -91,26 +205,31 @@ pub(super) async fn run(
 
 /// Runs every job in one transaction and appends their events; each job's outcome, and the events
 /// appended (when there are any). The steps: run the jobs, serialise their events, then append them
-/// under the head row's lock and commit (the lock's hold time goes to `lock_held`).
-async fn commit(
-    pool: &deadpool_postgres::Pool,
-    tasks: Vec<Task>,
-    ids: &std::sync::Mutex<crate::Snowflake>,
-    lock_held: &Histogram,
-) -> Result<(Vec<Result<u64, StoreError>>, Option<Committed>), StoreError> {
-    let mut client = pool
+/// under the head row's lock and commit, in the group's turn.
+async fn commit(shared: Shared, tasks: Vec<Task>, turn: Turn) -> Outcome {
+    let Turn {
+        mut before_done,
+        start_after_before,
+        settled,
+        done: _done,
+    } = turn;
+    if start_after_before {
+        before(&mut before_done).await;
+    }
+    let mut client = shared
+        .pool
         .get()
         .await
         .map_err(|e| StoreError::Storage(format!("PostgreSQL connection: {e}")))?;
     let mut tx = client.transaction().await.map_err(pg_error)?;
-    let (produced, notes) = run_jobs(&mut tx, tasks, ids).await?;
+    let (produced, notes) = run_jobs(&mut tx, tasks, &shared.ids).await?;
     let logged = serialise(produced)?;
-    let at_ms = now_ms();
-    let locked = Instant::now();
-    let head = append_logged(&tx, &logged.bodies, at_ms).await?;
+    let (head, locked) = append_logged(&tx, &logged.bodies, now_ms(), &mut before_done).await?;
+    drop(settled);
+    before(&mut before_done).await;
     tx.commit().await.map_err(pg_error)?;
-    if !logged.bodies.is_empty() {
-        lock_held.observe(locked.elapsed().as_secs_f64());
+    if let Some(locked) = locked {
+        shared.lock_held.observe(locked.elapsed().as_secs_f64());
     }
     let mut next = head as u64;
     let outcomes = logged
@@ -136,7 +255,7 @@ type Produced = (Vec<Result<Vec<Event>, StoreError>>, Vec<(i64, CommitNote)>);
 
 /// 1. Runs the group's jobs: the message appends together, then each other job in a savepoint.
 async fn run_jobs(
-    tx: &mut Transaction<'_>,
+    tx: &mut deadpool_postgres::Transaction<'_>,
     tasks: Vec<Task>,
     ids: &std::sync::Mutex<crate::Snowflake>,
 ) -> Result<Produced, StoreError> {
@@ -238,23 +357,29 @@ fn serialise(produced: Vec<Result<Vec<Event>, StoreError>>) -> Result<Logged, St
 
 /// 3. Appends `bodies` after the log's head, raises the head and notifies the other nodes, in one
 ///    statement that locks the head row until the commit (positions stay gap-free and committed in
-///    order across nodes); the head before them. With nothing to append, the head is only read
-///    (no lock).
+///    order across nodes; the statement waits while the group before holds the row). The head before
+///    them, and when the lock was taken: when the statement was sent, or when the group before ended
+///    if that was later. With nothing to append, the head is only read (no lock), once the group
+///    before has ended, so that it counts that group's events.
 async fn append_logged(
-    tx: &Transaction<'_>,
+    tx: &deadpool_postgres::Transaction<'_>,
     bodies: &[String],
     at_ms: i64,
-) -> Result<i64, StoreError> {
+    before_done: &mut Option<oneshot::Receiver<()>>,
+) -> Result<(i64, Option<Instant>), StoreError> {
     if bodies.is_empty() {
+        before(before_done).await;
         let row = tx
             .query_one("SELECT position FROM event_log_head WHERE only_row", &[])
             .await
             .map_err(pg_error)?;
-        return Ok(row.get(0));
+        return Ok((row.get(0), None));
     }
     let count = bodies.len() as i64;
-    let row = tx
-        .query_one(
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+        [&count, &at_ms, &bodies, &HEAD_CHANNEL];
+    let statement = tx
+        .prepare_cached(
             "WITH head AS (
                UPDATE event_log_head SET position = position + $1 WHERE only_row
                RETURNING position - $1 AS before),
@@ -263,11 +388,16 @@ async fn append_logged(
                SELECT head.before + e.ord, $2, e.body
                FROM head, UNNEST($3::TEXT[]) WITH ORDINALITY AS e(body, ord))
              SELECT before, pg_notify($4, (before + $1)::TEXT) FROM head",
-            &[&count, &at_ms, &bodies, &HEAD_CHANNEL],
         )
         .await
         .map_err(pg_error)?;
-    Ok(row.get(0))
+    let sent = Instant::now();
+    let (row, before_ended) = tokio::join!(tx.query_one(&statement, &params), async {
+        before(before_done).await;
+        Instant::now()
+    });
+    let row = row.map_err(pg_error)?;
+    Ok((row.get(0), Some(sent.max(before_ended))))
 }
 
 /// Raises `head` to `to`; whether it moved.
