@@ -31,7 +31,7 @@ async fn lease_holder(db: &tokio_postgres::Client, endpoint: &str) -> Option<i32
 }
 
 pub async fn cluster(bin: &Path, n: u64, lease_ms: u64) -> anyhow::Result<Vec<Figures>> {
-    let pg = crate::services::postgres()?;
+    let pg = crate::services::postgres(false)?;
     let url = pg.database("drill").map_err(|e| anyhow::anyhow!("{e}"))?;
     let nats = crate::services::nats()?;
     let (db, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;

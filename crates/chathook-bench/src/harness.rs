@@ -89,9 +89,10 @@ struct Shared {
 
 static POSTGRES: std::sync::OnceLock<Shared> = std::sync::OnceLock::new();
 
-/// Runs every server of this run on PostgreSQL (a throwaway cluster, started now).
-pub fn use_postgres() -> anyhow::Result<()> {
-    let postgres = crate::services::postgres()?;
+/// Runs every server of this run on PostgreSQL (a throwaway cluster, started now; flushing each
+/// commit to disk when `fsync`).
+pub fn use_postgres(fsync: bool) -> anyhow::Result<()> {
+    let postgres = crate::services::postgres(fsync)?;
     let _ = POSTGRES.set(Shared {
         postgres,
         databases: Default::default(),

@@ -46,6 +46,10 @@ struct Args {
     /// Every server on PostgreSQL (a throwaway cluster this run starts) instead of the embedded store.
     #[arg(long)]
     postgres: bool,
+    /// With `--postgres`: the throwaway cluster flushes each commit to disk (`fsync=on`, as in
+    /// production; off by default, as in the tests).
+    #[arg(long)]
+    postgres_fsync: bool,
     /// The webhook and notify scenarios' endpoints carry filters that every message passes (each
     /// evaluated), to measure what filtering costs.
     #[arg(long)]
@@ -125,7 +129,7 @@ async fn main() -> anyhow::Result<()> {
 async fn run(args: Args) -> anyhow::Result<()> {
     let bin = harness::binary()?;
     if args.postgres {
-        harness::use_postgres()?;
+        harness::use_postgres(args.postgres_fsync)?;
     }
     let want = |s: Scenario| args.scenario == s || args.scenario == Scenario::All;
     let filters = args.filters.then(webhooks::passing_filters);

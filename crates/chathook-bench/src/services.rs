@@ -22,9 +22,10 @@ fn started() -> std::sync::MutexGuard<'static, Started> {
     STARTED.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Starts a throwaway PostgreSQL cluster, stopped by [`stop_all`].
-pub fn postgres() -> anyhow::Result<Arc<Postgres>> {
-    let pg = Arc::new(Postgres::start().map_err(|e| anyhow::anyhow!("{e}"))?);
+/// Starts a throwaway PostgreSQL cluster (flushing its commits to disk when `fsync`), stopped by
+/// [`stop_all`].
+pub fn postgres(fsync: bool) -> anyhow::Result<Arc<Postgres>> {
+    let pg = Arc::new(Postgres::start_with_fsync(fsync).map_err(|e| anyhow::anyhow!("{e}"))?);
     started().postgres.push(pg.clone());
     Ok(pg)
 }

@@ -30,8 +30,14 @@ pub struct Postgres {
 }
 
 impl Postgres {
-    /// Initialises and starts a cluster with trust authentication for the user `postgres`.
+    /// Initialises and starts a cluster with trust authentication for the user `postgres`, without
+    /// flushing its commits to disk (`fsync=off`: tests do not survive a power cut).
     pub fn start() -> Result<Postgres, StartError> {
+        Postgres::start_with_fsync(false)
+    }
+
+    /// [`Postgres::start`], with `fsync` on as in production when `fsync` is set (benchmarks).
+    pub fn start_with_fsync(fsync: bool) -> Result<Postgres, StartError> {
         let bin = pg_bin()?;
         let dir = tempfile::Builder::new()
             .prefix("chathook-pg-")
@@ -62,8 +68,9 @@ impl Postgres {
             ])
             .arg(&data))?;
         let options = format!(
-            "-p {port} -c listen_addresses=127.0.0.1 -k {} -c fsync=off -c max_connections=200",
-            pg.dir.path().display()
+            "-p {port} -c listen_addresses=127.0.0.1 -k {} -c fsync={} -c max_connections=200",
+            pg.dir.path().display(),
+            if fsync { "on" } else { "off" }
         );
         run(pg
             .command("pg_ctl")
