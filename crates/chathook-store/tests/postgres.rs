@@ -88,6 +88,23 @@ fn dismissed(group: &str) -> Event {
     })
 }
 
+/// A message from `from` to the group `g`.
+fn to_group_g(client_msg_no: &str, from: &str) -> chathook_store::NewMessage {
+    chathook_store::NewMessage {
+        channel_key: "g".into(),
+        channel_id: "g".into(),
+        channel_type: 2,
+        client_msg_no: client_msg_no.into(),
+        from_uid: from.into(),
+        header: chathook_events::MessageHeader::default(),
+        setting: 0,
+        expire: 0,
+        payload: b"{}".to_vec(),
+        cmd_recipients: Vec::new(),
+        note: None,
+    }
+}
+
 fn group_of(e: &LoggedEvent) -> String {
     match &e.event {
         Event::GroupDismissed(g) => g.channel_id.clone(),
@@ -216,8 +233,8 @@ async fn consumers_start_where_asked_ack_forward_only_and_hold_the_log() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn senders_of_one_channel_on_two_nodes_get_gap_free_seqs_and_distinct_ids() {
-    use chathook_events::{Message, MessageHeader};
-    use chathook_store::{AppendOutcome, MessageStore, NewMessage};
+    use chathook_events::Message;
+    use chathook_store::{AppendOutcome, MessageStore};
     let pg = Postgres::start().unwrap();
     let url = pg.database("seqs").unwrap();
     let a = PgStore::connect(&url, 4, 1).await.unwrap();
@@ -226,19 +243,7 @@ async fn senders_of_one_channel_on_two_nodes_get_gap_free_seqs_and_distinct_ids(
     for i in 0..60 {
         let node = if i % 2 == 0 { a.clone() } else { b.clone() };
         tasks.push(tokio::spawn(async move {
-            let message = NewMessage {
-                channel_key: "g".into(),
-                channel_id: "g".into(),
-                channel_type: 2,
-                client_msg_no: format!("c{i}"),
-                from_uid: format!("u{i}"),
-                header: MessageHeader::default(),
-                setting: 0,
-                expire: 0,
-                payload: b"{}".to_vec(),
-                cmd_recipients: Vec::new(),
-                note: None,
-            };
+            let message = to_group_g(&format!("c{i}"), &format!("u{i}"));
             let sent = |m: &Message| vec![Event::MessageSent(m.clone())];
             match node
                 .append_message(message, 3600, Box::new(sent))
@@ -345,7 +350,7 @@ async fn commits_are_observed_in_order_and_other_nodes_connections_read_with_the
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stored_messages_note_reaches_the_observer_with_its_id_and_a_duplicates_does_not() {
-    use chathook_events::{Message, MessageHeader};
+    use chathook_events::Message;
     use chathook_store::{
         AppendOutcome, ClusterStore, CommitNote, Committed, MessageStore, NewMessage,
     };
@@ -362,17 +367,8 @@ async fn a_stored_messages_note_reaches_the_observer_with_its_id_and_a_duplicate
         }
     }));
     let message = |key: &str, note: Option<&str>| NewMessage {
-        channel_key: "g".into(),
-        channel_id: "g".into(),
-        channel_type: 2,
-        client_msg_no: key.into(),
-        from_uid: "u".into(),
-        header: MessageHeader::default(),
-        setting: 0,
-        expire: 0,
-        payload: b"{}".to_vec(),
-        cmd_recipients: Vec::new(),
         note: note.map(|n| CommitNote(Arc::new(n.to_string()))),
+        ..to_group_g(key, "u")
     };
     let sent = |m: &Message| vec![Event::MessageSent(m.clone())];
     let mut ids = Vec::new();
@@ -607,10 +603,8 @@ async fn events_stored_as_jsonb_before_step_9_stay_readable_after_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_nodes_overlapping_groups_keep_positions_seqs_and_observations_in_commit_order() {
-    use chathook_events::{Message, MessageHeader};
-    use chathook_store::{
-        AppendOutcome, ClusterStore, Committed, MessageStore, NewMessage, PgOptions,
-    };
+    use chathook_events::Message;
+    use chathook_store::{AppendOutcome, ClusterStore, Committed, MessageStore, PgOptions};
     use std::sync::{Arc, Mutex};
     let pg = Postgres::start().unwrap();
     let url = pg.database("overlap").unwrap();
@@ -631,23 +625,14 @@ async fn one_nodes_overlapping_groups_keep_positions_seqs_and_observations_in_co
             .unwrap()
             .push((c.first_position, c.events.len()));
     }));
-    let message = |i: usize| NewMessage {
-        channel_key: "g".into(),
-        channel_id: "g".into(),
-        channel_type: 2,
-        // every fifth message repeats one key: one of them is stored, the others are duplicates
-        client_msg_no: if i.is_multiple_of(5) {
-            "again".into()
+    // every fifth message repeats one key: one of them is stored, the others are duplicates
+    let message = |i: usize| {
+        let key = if i.is_multiple_of(5) {
+            "again".to_string()
         } else {
             format!("c{i}")
-        },
-        from_uid: "u".into(),
-        header: MessageHeader::default(),
-        setting: 0,
-        expire: 0,
-        payload: b"{}".to_vec(),
-        cmd_recipients: Vec::new(),
-        note: None,
+        };
+        to_group_g(&key, "u")
     };
     let mut sends = Vec::new();
     let mut appends = Vec::new();
