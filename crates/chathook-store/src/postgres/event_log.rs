@@ -81,8 +81,9 @@ impl PgStore {
         value: &(dyn tokio_postgres::types::ToSql + Sync),
     ) -> Result<(), EventLogError> {
         let client = self.client().await.map_err(log_err)?;
+        let statement = client.prepare_cached(sql).await.map_err(pg_log_err)?;
         let updated = client
-            .execute(sql, &[&name, value])
+            .execute(&statement, &[&name, value])
             .await
             .map_err(pg_log_err)?;
         if updated == 0 {
@@ -106,12 +107,16 @@ impl EventLog for PgStore {
         limit: usize,
     ) -> Result<Vec<LoggedEvent>, EventLogError> {
         let client = self.client().await.map_err(log_err)?;
-        let rows = client
-            .query(
+        // Every dispatcher's read: prepared once per connection.
+        let statement = client
+            .prepare_cached(
                 "SELECT position, at_ms, body FROM event_log WHERE position > $1
                  ORDER BY position LIMIT $2",
-                &[&(after as i64), &(limit as i64)],
             )
+            .await
+            .map_err(pg_log_err)?;
+        let rows = client
+            .query(&statement, &[&(after as i64), &(limit as i64)])
             .await
             .map_err(pg_log_err)?;
         rows.into_iter()
