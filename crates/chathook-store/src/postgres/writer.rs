@@ -61,6 +61,11 @@ struct Shared {
 
 /// A group's place behind the group before it. A signal is given by sending or by dropping the
 /// sender (a group that fails gives both).
+///
+/// Why two groups never wait on each other: a group starts once the one before has settled, and
+/// from then on the one before only waits for its own commit (it holds the head row, or takes no
+/// lock at all); the new group may wait on the rows of the one before (a channel's seq row, a
+/// `client_msg_no` it claimed, the head row), never the other way round.
 struct Turn {
     /// Ends once the group before has committed or failed; `None` when there was none.
     before_done: Option<oneshot::Receiver<()>>,
