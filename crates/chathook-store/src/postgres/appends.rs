@@ -22,6 +22,48 @@ use crate::{AppendOutcome, CommitNote, EventsFor, NewMessage, Snowflake, StoreEr
 /// WuKongIM's person channel type.
 const PERSON: u8 = 1;
 
+/// Step 1: claims the `client_msg_no`s free in the window (returns the ones claimed).
+const CLAIM_KEYS: &str =
+    "INSERT INTO client_msgs(from_uid, client_msg_no, created_at, message_id, message_seq)
+    SELECT f, k, t, m, 0 FROM UNNEST($1::TEXT[], $2::TEXT[], $3::BIGINT[], $4::BIGINT[])
+    AS u(f, k, t, m)
+    ON CONFLICT (from_uid, client_msg_no) DO UPDATE SET
+    created_at = excluded.created_at, message_id = excluded.message_id,
+    message_seq = excluded.message_seq
+    WHERE client_msgs.created_at < $5
+    RETURNING from_uid, client_msg_no";
+
+/// Step 1: the first message of each key claimed within the window.
+const FIRST_CLAIMS: &str = "SELECT c.from_uid, c.client_msg_no, c.message_id, c.message_seq
+    FROM client_msgs c JOIN UNNEST($1::TEXT[], $2::TEXT[]) AS u(f, k)
+    ON c.from_uid = u.f AND c.client_msg_no = u.k";
+
+/// Step 2: raises each channel's seq by its count, rows locked in key order (returns the new
+/// last seqs).
+const RAISE_SEQS: &str = "INSERT INTO channel_seqs(channel_key, channel_type, last_seq)
+    SELECT k, t, n FROM UNNEST($1::TEXT[], $2::SMALLINT[], $3::BIGINT[]) AS u(k, t, n)
+    ORDER BY k, t
+    ON CONFLICT (channel_key, channel_type) DO UPDATE
+    SET last_seq = channel_seqs.last_seq + excluded.last_seq
+    RETURNING channel_key, channel_type, last_seq";
+
+/// Step 4: the claims of new messages learn their seqs.
+const SET_CLAIM_SEQS: &str = "UPDATE client_msgs c SET message_seq = u.s
+    FROM UNNEST($1::TEXT[], $2::TEXT[], $3::BIGINT[]) AS u(f, k, s)
+    WHERE c.from_uid = u.f AND c.client_msg_no = u.k";
+
+/// Step 4: the new messages of channel history.
+const INSERT_HISTORY: &str =
+    "INSERT INTO messages(channel_key, channel_type, message_seq, message_id, client_msg_no,
+    from_uid, channel_id, header, setting, expire, timestamp, payload)
+    SELECT * FROM UNNEST($1::TEXT[], $2::SMALLINT[], $3::BIGINT[], $4::BIGINT[], $5::TEXT[],
+    $6::TEXT[], $7::TEXT[], $8::SMALLINT[], $9::SMALLINT[], $10::BIGINT[], $11::BIGINT[],
+    $12::BYTEA[])";
+
+/// Step 4: a new person channel in both users' conversation lists, once.
+const INDEX_PERSON_CHANNELS: &str = "INSERT INTO person_channels(uid, peer, channel_key)
+    SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[]) ON CONFLICT DO NOTHING";
+
 /// One queued append and where its outcome goes.
 pub(super) struct Append {
     pub message: NewMessage,
@@ -158,15 +200,7 @@ async fn claim_keys(
         let mids: Vec<i64> = claiming.iter().map(|&i| message_ids[i]).collect();
         let claimed: std::collections::HashSet<(String, String)> = tx
             .query(
-                &tx.prepare_cached("INSERT INTO client_msgs(from_uid, client_msg_no, created_at, message_id, message_seq)
-                 SELECT f, k, t, m, 0 FROM UNNEST($1::TEXT[], $2::TEXT[], $3::BIGINT[], $4::BIGINT[])
-                     AS u(f, k, t, m)
-                 ON CONFLICT (from_uid, client_msg_no) DO UPDATE SET
-                   created_at = excluded.created_at, message_id = excluded.message_id,
-                   message_seq = excluded.message_seq
-                 WHERE client_msgs.created_at < $5
-                 RETURNING from_uid, client_msg_no")
-                    .await.map_err(pg_error)?,
+                &tx.prepare_cached(CLAIM_KEYS).await.map_err(pg_error)?,
                 &[&from, &keys, &at, &mids, &(now_secs - window)],
             )
             .await
@@ -208,13 +242,7 @@ async fn take_firsts(
         .collect();
     let rows = tx
         .query(
-            &tx.prepare_cached(
-                "SELECT c.from_uid, c.client_msg_no, c.message_id, c.message_seq
-             FROM client_msgs c JOIN UNNEST($1::TEXT[], $2::TEXT[]) AS u(f, k)
-               ON c.from_uid = u.f AND c.client_msg_no = u.k",
-            )
-            .await
-            .map_err(pg_error)?,
+            &tx.prepare_cached(FIRST_CLAIMS).await.map_err(pg_error)?,
             &[&from, &keys],
         )
         .await
@@ -261,16 +289,7 @@ async fn raise_seqs<'a>(
         let adds: Vec<i64> = channels.iter().map(|c| c.1).collect();
         let rows = tx
             .query(
-                &tx.prepare_cached(
-                    "INSERT INTO channel_seqs(channel_key, channel_type, last_seq)
-                 SELECT k, t, n FROM UNNEST($1::TEXT[], $2::SMALLINT[], $3::BIGINT[]) AS u(k, t, n)
-                 ORDER BY k, t
-                 ON CONFLICT (channel_key, channel_type) DO UPDATE
-                   SET last_seq = channel_seqs.last_seq + excluded.last_seq
-                 RETURNING channel_key, channel_type, last_seq",
-                )
-                .await
-                .map_err(pg_error)?,
+                &tx.prepare_cached(RAISE_SEQS).await.map_err(pg_error)?,
                 &[&keys, &types, &adds],
             )
             .await
@@ -374,12 +393,7 @@ async fn set_claim_seqs(
     let keys: Vec<&str> = claims.iter().map(|m| m.client_msg_no.as_str()).collect();
     let seqs: Vec<i64> = claims.iter().map(|m| m.message_seq as i64).collect();
     tx.execute(
-        &tx.prepare_cached(
-            "UPDATE client_msgs c SET message_seq = u.s
-         FROM UNNEST($1::TEXT[], $2::TEXT[], $3::BIGINT[]) AS u(f, k, s)
-         WHERE c.from_uid = u.f AND c.client_msg_no = u.k",
-        )
-        .await?,
+        &tx.prepare_cached(SET_CLAIM_SEQS).await?,
         &[&from, &keys, &seqs],
     )
     .await
@@ -422,12 +436,7 @@ async fn insert_history(
         .map(|(i, _)| messages[*i].payload.as_slice())
         .collect();
     tx.execute(
-        &tx.prepare_cached("INSERT INTO messages(channel_key, channel_type, message_seq, message_id, client_msg_no,
-             from_uid, channel_id, header, setting, expire, timestamp, payload)
-         SELECT * FROM UNNEST($1::TEXT[], $2::SMALLINT[], $3::BIGINT[], $4::BIGINT[], $5::TEXT[],
-             $6::TEXT[], $7::TEXT[], $8::SMALLINT[], $9::SMALLINT[], $10::BIGINT[], $11::BIGINT[],
-             $12::BYTEA[])")
-            .await?,
+        &tx.prepare_cached(INSERT_HISTORY).await?,
         &[
             &keys, &types, &seqs, &mids, &nos, &froms, &chans, &headers, &settings, &expires,
             &times, &payloads,
@@ -456,11 +465,7 @@ async fn index_person_channels(
         return Ok(0);
     }
     tx.execute(
-        &tx.prepare_cached(
-            "INSERT INTO person_channels(uid, peer, channel_key)
-         SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[]) ON CONFLICT DO NOTHING",
-        )
-        .await?,
+        &tx.prepare_cached(INDEX_PERSON_CHANNELS).await?,
         &[&uids, &peers, &keys],
     )
     .await

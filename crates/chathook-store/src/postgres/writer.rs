@@ -6,13 +6,13 @@
 //! head. After the commit, its observer (the cluster's relay) sees the events with their positions,
 //! then the callers are answered.
 //!
-//! Two groups overlap: the next group runs its statements while the one before it appends its events
-//! and commits (a third of a group's time at `rest`'s load). The order is kept by [`Turn`]: a group starts once
-//! the one before it holds the head (so that group never waits on a lock of the next one), appends
-//! its events after it (the head row's lock orders them), commits after it, and is reported after it.
-//! A group with jobs other than appends starts only once the group before it has ended, so that those
-//! jobs read what it wrote. The hot statements are prepared once per connection (the pool's
-//! statement cache).
+//! Two groups overlap: the next group runs its statements while the one before it appends its
+//! events and commits (about a third of a group's time at `rest`'s load). The order is kept by
+//! [`Turn`]: a group starts once the one before it holds the head (so that group never waits on a
+//! lock of the next one), appends its events after it (the head row's lock orders them), commits
+//! after it, and is reported after it. A group with jobs other than appends starts only once the
+//! group before it has ended, so that those jobs read what it wrote. The hot statements are
+//! prepared once per connection (the pool's statement cache).
 
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
