@@ -31,6 +31,13 @@ use chathook_events::{Event, EventLog, Message};
 /// Builds the events that a write causes, from what the write actually did.
 pub type EventsFor<T> = Box<dyn FnOnce(&T) -> Vec<Event> + Send>;
 
+/// The wall clock in unix milliseconds (0 for a clock before 1970): the time every write stamps.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 /// Errors of the storage layer.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {

@@ -63,8 +63,8 @@ impl Tail {
     }
 
     /// Keeps a commit's events (with their weights), called by the writer once the commit is durable
-    /// and before the new head is announced. Events that do not follow the kept ones (a commit of
-    /// another node came between, or an event was left out) start the tail afresh.
+    /// and before the new head is announced. Events that do not follow the kept ones (positions the
+    /// tail was not given came between) start the tail afresh.
     pub(crate) fn keep(&self, committed: impl IntoIterator<Item = (LoggedEvent, usize)>) {
         if self.max_events == 0 {
             return;
@@ -103,7 +103,8 @@ impl Tail {
 
     /// Up to `limit` events after position `after`, as the database would answer them with the log's
     /// head at `head`: when the tail holds the next one, and holds `limit` of them or every one up to
-    /// `head` (another node's newer commit is not in it). `None` sends the reader to the database.
+    /// `head` (a position past the tail's end may be in the database only). `None` sends the reader
+    /// to the database.
     pub(crate) fn read_after(
         &self,
         after: u64,

@@ -17,6 +17,7 @@ use tokio::sync::oneshot;
 
 use super::pg_error;
 use crate::header::header_bits;
+use crate::now_ms;
 use crate::{AppendOutcome, CommitNote, EventsFor, NewMessage, Snowflake, StoreError};
 
 /// WuKongIM's person channel type.
@@ -104,12 +105,6 @@ fn in_history(m: &NewMessage) -> bool {
 type Plans = Vec<Option<Planned>>;
 /// The next seq of each channel (key, type) with new messages in the group.
 type NextSeqs<'a> = HashMap<(&'a str, i16), i64>;
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
 
 /// Appends `appends` inside `tx`; each one's events, in order (answers are sent once all statements
 /// ran; the caller learns of the commit from its job). The steps, each its own function: claim the

@@ -10,6 +10,7 @@ use tokio_postgres::Row;
 
 use super::{pg_error, PgStore};
 use crate::header::header_from_bits;
+use crate::now_ms;
 use crate::{
     AppendOutcome, EventsFor, Found, MessageLookup, MessageStore, NewMessage, PageBuilder,
     PullMode, Snowflake, StoreError, SyncPage, SyncQuery,
@@ -43,12 +44,6 @@ fn next_id(ids: &Mutex<Snowflake>) -> i64 {
         Ok(mut ids) => ids.next_at(now),
         Err(poisoned) => poisoned.into_inner().next_at(now),
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 #[async_trait]

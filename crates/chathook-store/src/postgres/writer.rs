@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_postgres::Transaction;
 
 use super::pg_error;
+use crate::now_ms;
 use crate::{CommitNote, CommitObserver, Committed, Snowflake, StoreError, WriterMetrics};
 use prometheus_client::metrics::histogram::Histogram;
 
@@ -413,10 +414,4 @@ pub(super) fn raise(head: &mut u64, to: u64) -> bool {
     } else {
         false
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }

@@ -4,9 +4,10 @@ use async_trait::async_trait;
 use chathook_events::Message;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::writer::{now_ms, Guard, WriteCtx};
+use super::writer::{Guard, WriteCtx};
 use super::SqliteStore;
 use crate::header::{header_bits, header_from_bits};
+use crate::now_ms;
 use crate::{
     AppendOutcome, EventsFor, Found, MessageLookup, MessageStore, NewMessage, PageBuilder,
     PullMode, StoreError, SyncPage, SyncQuery,

@@ -24,7 +24,9 @@ use rusqlite::{params, Connection};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use chathook_events::Event;
-use writer::{guarded, now_ms, Guard, Job, WriteCtx, WriterState};
+use writer::{guarded, Guard, Job, WriteCtx, WriterState};
+
+use crate::now_ms;
 
 use crate::tail::Tail;
 use crate::{Maintenance, Snowflake, StoreError, WriterMetrics};

@@ -5,8 +5,8 @@ use async_trait::async_trait;
 use chathook_events::Event;
 use rusqlite::params;
 
-use super::writer::now_ms;
 use super::SqliteStore;
+use crate::now_ms;
 use crate::{first_of_each_key, Ingested, RelayStore, StoreError};
 
 #[async_trait]

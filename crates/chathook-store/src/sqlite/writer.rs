@@ -7,14 +7,15 @@
 //! can then fail only when storage does, and its failure rolls the whole batch back (every job of it
 //! is answered with the error, as when the commit fails). Replies are sent only after the commit is
 //! durable. In-memory state (sequence numbers, the id generator, the events written) is changed by a
-//! job only after its SQL succeeded, and the cache is dropped when a commit fails. A durable commit's events go to the log's tail in memory
-//! (`tail`) before the new head is announced, so a reader woken by the head finds them there.
+//! job only after its SQL succeeded, and the cache is dropped when a commit fails. A durable commit's
+//! events go to the log's tail in memory (`tail`) before the new head is announced, so a reader woken
+//! by the head finds them there.
 
+use crate::now_ms;
 use crate::tail::{weight, Tail};
 use crate::WriterMetrics;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use chathook_events::{Event, LoggedEvent};
 use rusqlite::{params, Connection};
@@ -84,13 +85,6 @@ impl WriteCtx<'_> {
         }
         Ok(Some(last))
     }
-}
-
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// Runs `job` as `guard` says.
